@@ -1,0 +1,3 @@
+from boxoffice.entrypoints.cli import app
+
+app()

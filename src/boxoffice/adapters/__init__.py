@@ -1,0 +1,1 @@
+"""Edges: Kafka, PostgreSQL, SMTP, the payment provider and the embedded servers."""

@@ -1,0 +1,166 @@
+"""The booking service's PostgreSQL side: decides a batch of reservation requests in one transaction.
+
+Seats are locked in one statement, in (event, seat) order, then the domain decides each request in
+the order Kafka delivered it; holds, bookings, request outcomes and outbox rows are written together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+import orjson
+
+from boxoffice.domain import errors, events
+from boxoffice.domain.commands import ReserveSeats
+from boxoffice.domain.model import Seat, SeatMap, SeatStatus
+from boxoffice.service_layer.outcomes import reservation_message, reservation_result
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    key: bytes
+    payload: bytes
+
+
+class ConcurrentHoldDetected(Exception):
+    """A seat changed under a batch even though it was locked: the batch is rolled back and retried."""
+
+
+_LOCK_SEATS = """
+    SELECT s.event_id, s.seat_id, s.status, s.price, s.booking_id
+    FROM seats s JOIN unnest($1::text[], $2::text[]) AS wanted(event_id, seat_id)
+      ON s.event_id = wanted.event_id AND s.seat_id = wanted.seat_id
+    ORDER BY s.event_id, s.seat_id
+"""
+
+_HOLD_SEATS = """
+    UPDATE seats s SET status = 'RESERVED', booking_id = h.booking_id, updated_at = now()
+    FROM unnest($1::text[], $2::text[], $3::uuid[]) AS h(event_id, seat_id, booking_id)
+    WHERE s.event_id = h.event_id AND s.seat_id = h.seat_id {condition}
+"""
+
+_INSERT_BOOKINGS = """
+    INSERT INTO bookings (booking_id, request_id, event_id, user_id, status, seat_ids, amount, currency, expires_at)
+    SELECT b.booking_id, b.request_id, b.event_id, b.user_id, 'pending',
+           string_to_array(b.seat_ids, ','), b.amount, b.currency, b.expires_at
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::text[],
+                $8::timestamptz[]) AS b(booking_id, request_id, event_id, user_id, seat_ids, amount, currency, expires_at)
+"""
+
+_INSERT_BOOKING_SEATS = """
+    INSERT INTO booking_seats (booking_id, event_id, seat_id)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
+"""
+
+_INSERT_REQUESTS = """
+    INSERT INTO booking_requests (request_id, event_id, body_hash, http_status, result, outcome_topic, outcome)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::text[], $7::bytea[])
+"""
+
+_INSERT_OUTBOX = """
+    INSERT INTO outbox (topic, key, payload)
+    SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])
+    RETURNING id, topic, key, payload
+"""
+
+
+async def insert_outbox(con: asyncpg.Connection, items: list[tuple[str, bytes, bytes]]) -> list[OutboxRow]:
+    if not items:
+        return []
+    topics, keys, payloads = (list(column) for column in zip(*items, strict=True))
+    rows = await con.fetch(_INSERT_OUTBOX, topics, keys, payloads)
+    return sorted((OutboxRow(r["id"], r["topic"], r["key"], r["payload"]) for r in rows), key=lambda r: r.id)
+
+
+class BookingStore:
+    def __init__(self, pool: asyncpg.Pool, *, seat_check: bool = True) -> None:
+        """seat_check=False drops the row locks and the conditional update: only for the control run
+        of the race tests, which must then see a double hold."""
+        self._pool = pool
+        self._seat_check = seat_check
+
+    async def reserve(
+        self, commands: list[ReserveSeats], hold: timedelta, now: datetime,
+        on_loaded: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[OutboxRow]:
+        """Decides every request not decided before; re-emits the stored outcome of those that were."""
+        unique: dict[str, ReserveSeats] = {}
+        for command in commands:
+            unique.setdefault(command.request_id, command)
+        async with self._pool.acquire() as con, con.transaction():
+            decided = await con.fetch(
+                "SELECT request_id, outcome_topic, outcome FROM booking_requests WHERE request_id = ANY($1)",
+                list(unique),
+            )
+            replays = [(r["outcome_topic"], r["outcome"]) for r in decided]
+            fresh = [c for c in unique.values() if c.request_id not in {r["request_id"] for r in decided}]
+            outcomes = await self._decide(con, fresh, hold, now, on_loaded) if fresh else []
+            outbox_items: list[tuple[str, bytes, bytes]] = []
+            request_rows = []
+            for command, outcome in zip(fresh, outcomes, strict=True):
+                topic, message = reservation_message(outcome)
+                payload = message.encode()
+                status, body = reservation_result(message)
+                outbox_items.append((topic, message.key, payload))
+                request_rows.append((command.request_id, command.event_id, command.body_hash, status,
+                                     orjson.dumps(body).decode(),
+                                     topic, payload))
+            if request_rows:
+                await con.execute(_INSERT_REQUESTS, *(list(col) for col in zip(*request_rows, strict=True)))
+            outbox_items += [(topic, _key_of(payload), payload) for topic, payload in replays]
+            return await insert_outbox(con, outbox_items)
+
+    async def _decide(
+        self, con: asyncpg.Connection, commands: list[ReserveSeats], hold: timedelta, now: datetime,
+        on_loaded: Callable[[], Awaitable[None]] | None,
+    ) -> list[events.SeatsReserved | events.ReservationFailed]:
+        currencies = dict(await con.fetch(
+            "SELECT event_id, currency FROM events WHERE event_id = ANY($1)", list({c.event_id for c in commands})))
+        wanted = sorted({(c.event_id, s) for c in commands for s in c.seat_ids})
+        lock = " FOR UPDATE OF s" if self._seat_check else ""
+        rows = await con.fetch(_LOCK_SEATS + lock, [e for e, _ in wanted], [s for _, s in wanted])
+        if on_loaded:
+            await on_loaded()
+        maps = {event_id: SeatMap(event_id, currency.strip(), {}) for event_id, currency in currencies.items()}
+        for r in rows:
+            maps[r["event_id"]].seats[r["seat_id"]] = Seat(
+                r["seat_id"], SeatStatus(r["status"]), r["price"], str(r["booking_id"]) if r["booking_id"] else None)
+
+        outcomes: list[events.SeatsReserved | events.ReservationFailed] = []
+        for command in commands:
+            seat_map = maps.get(command.event_id)
+            if seat_map is None:
+                outcomes.append(events.ReservationFailed(
+                    command.request_id, command.event_id, command.user_id, list(command.seat_ids),
+                    errors.EventNotFound.code, f"Event {command.event_id} does not exist"))
+                continue
+            outcomes.append(seat_map.hold(command.request_id, command.user_id, list(command.seat_ids),
+                                          str(uuid.uuid4()), now + hold))
+        await self._write_holds(con, [o for o in outcomes if isinstance(o, events.SeatsReserved)])
+        return outcomes
+
+    async def _write_holds(self, con: asyncpg.Connection, holds: list[events.SeatsReserved]) -> None:
+        if not holds:
+            return
+        seat_rows = sorted((h.event_id, s, h.booking_id) for h in holds for s in h.seat_ids)
+        columns = [list(col) for col in zip(*seat_rows, strict=True)]
+        condition = "AND s.status = 'AVAILABLE'" if self._seat_check else ""
+        updated = await con.execute(_HOLD_SEATS.format(condition=condition), *columns)
+        if int(updated.split()[-1]) != len(seat_rows):
+            raise ConcurrentHoldDetected(f"expected to hold {len(seat_rows)} seats, held {updated}")
+        await con.execute(_INSERT_BOOKINGS, *(list(col) for col in zip(*[
+            (h.booking_id, h.request_id, h.event_id, h.user_id, ",".join(h.seat_ids), h.amount, h.currency,
+             h.expires_at) for h in holds], strict=True)))
+        await con.execute(_INSERT_BOOKING_SEATS, columns[2], columns[0], columns[1])
+
+
+def _key_of(payload: bytes) -> bytes:
+    from boxoffice.messages import decode
+
+    return decode(payload).key

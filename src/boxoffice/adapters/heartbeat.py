@@ -1,0 +1,58 @@
+"""Each service writes a heartbeat row every second; the gateway and the CLI read them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.messages import utc_now
+
+log = logging.getLogger(__name__)
+
+InfoSource = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def beat_forever(pool: asyncpg.Pool, service: str, every: float, info: InfoSource | None = None) -> None:
+    instance = f"{socket.gethostname()}:{os.getpid()}"
+    started: datetime = utc_now()
+    while True:
+        try:
+            details = await info() if info else {}
+            await pool.execute(
+                """INSERT INTO service_heartbeats (service, instance, pid, started_at, beat_at, info)
+                   VALUES ($1, $2, $3, $4, now(), $5::jsonb)
+                   ON CONFLICT (service, instance) DO UPDATE SET beat_at = now(), info = EXCLUDED.info""",
+                service, instance, os.getpid(), started, orjson.dumps(details).decode(),
+            )
+            # Rows of earlier processes of this service stop mattering once this one beats.
+            await pool.execute(
+                "DELETE FROM service_heartbeats WHERE service = $1 AND instance <> $2 "
+                "AND beat_at < now() - interval '1 minute'", service, instance)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("heartbeat not written: %r", exc)
+        await asyncio.sleep(every)
+
+
+async def read_heartbeats(pool: asyncpg.Pool, stale_after: float) -> dict[str, dict[str, Any]]:
+    """The freshest heartbeat per service, with whether it counts as up."""
+    rows = await pool.fetch(
+        """SELECT DISTINCT ON (service) service, instance, pid, started_at, beat_at, info,
+                  extract(epoch FROM now() - beat_at) AS age
+           FROM service_heartbeats ORDER BY service, beat_at DESC""")
+    return {
+        r["service"]: {
+            "status": "up" if r["age"] <= stale_after else "down",
+            "pid": r["pid"], "instance": r["instance"], "startedAt": r["started_at"].isoformat(),
+            "lastHeartbeatSecondsAgo": round(float(r["age"]), 3), **orjson.loads(r["info"]),
+        }
+        for r in rows
+    }

@@ -1,0 +1,135 @@
+"""Kafka through aiokafka, kept to the plain protocol so that Tansu and Apache Kafka both work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from boxoffice.messages import ALL_TOPICS, Message
+from boxoffice.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The message could not be stored in Kafka."""
+
+
+async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = ALL_TOPICS,
+                        attempts: int = 30) -> None:
+    """Create missing topics up front: auto-created ones get the broker's default partition count."""
+    for attempt in range(attempts):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+                       for t in topics if t not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass
+            return
+        except KafkaError as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("broker not ready (%s); retrying", exc)
+            await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
+        finally:
+            await admin.close()
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1,
+        request_timeout_ms=10000, max_batch_size=262144,
+    )
+
+
+async def start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer, what: str, attempts: int = 60) -> None:
+    for attempt in range(attempts):
+        try:
+            await client.start()
+            return
+        except KafkaError as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("%s: broker not reachable (%s); retrying", what, exc)
+            await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
+
+
+class Publisher:
+    """Keyed by event id, so that one event's messages stay in one partition, in order."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, topic: str, message: Message) -> None:
+        await self.publish_raw(topic, message.key, message.encode())
+
+    async def publish_raw(self, topic: str, key: bytes, value: bytes) -> None:
+        try:
+            await self._producer.send_and_wait(topic, value=value, key=key)
+        except KafkaError as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+
+    async def publish_many(self, items: list[tuple[str, bytes, bytes]]) -> None:
+        """Send all, then wait for all acknowledgements: order per partition is kept by the producer."""
+        try:
+            futures = [await self._producer.send(topic, value=value, key=key) for topic, key, value in items]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+
+
+def make_group_consumer(settings: Settings, group: str, topics: Iterable[str]) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        max_poll_interval_ms=60000, max_partition_fetch_bytes=4 * 1048576,
+    )
+
+
+async def make_tail_consumer(settings: Settings, topics: Iterable[str]) -> AIOKafkaConsumer:
+    """Reads every partition from its end, without a group: no join delay, every instance sees all."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+        fetch_max_wait_ms=settings.kafka_fetch_wait_ms, auto_offset_reset="latest",
+    )
+    await start_with_retry(consumer, "tail consumer")
+    partitions = []
+    for topic in topics:
+        for _ in range(50):
+            found = consumer.partitions_for_topic(topic)
+            if found:
+                break
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh call
+            await asyncio.sleep(0.1)
+        partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    return consumer
+
+
+async def consumer_lag(consumer: AIOKafkaConsumer) -> int:
+    """Messages not yet consumed, over the partitions this consumer holds."""
+    total = 0
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except Exception:  # noqa: BLE001 - position is unknown during a rebalance
+            continue
+        total += max(0, highwater - position)
+    return total

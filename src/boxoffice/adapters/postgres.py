@@ -1,0 +1,46 @@
+"""PostgreSQL connections (asyncpg) and schema migrations (Alembic)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
+    asyncpg.AdminShutdownError, ConnectionError, asyncio.TimeoutError,
+)
+
+
+async def create_pool(dsn: str, size: int = 8, attempts: int = 100) -> asyncpg.Pool:
+    """Waits for the database with a bounded retry before the service serves."""
+    for attempt in range(attempts):
+        try:
+            return await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size, command_timeout=30)
+        except TRANSIENT_ERRORS as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("database not reachable (%s); retrying", exc)
+            await asyncio.sleep(min(0.1 * (attempt + 1), 2.0))
+    raise AssertionError("unreachable")
+
+
+def alembic_url(dsn: str) -> str:
+    scheme, rest = dsn.split("://", 1)
+    return f"postgresql+asyncpg://{rest}" if scheme in ("postgresql", "postgres") else dsn
+
+
+def migrate(dsn: str) -> None:
+    """Brings the schema to the newest revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", alembic_url(dsn).replace("%", "%%"))
+    command.upgrade(config, "head")

@@ -1,0 +1,84 @@
+"""The composition root: the one place that picks concrete adapters for each service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from boxoffice.adapters.booking_store import BookingStore
+from boxoffice.adapters.consumer_loop import BatchHandler, consume_forever
+from boxoffice.adapters.heartbeat import beat_forever
+from boxoffice.adapters.kafka import Publisher, consumer_lag, make_group_consumer, make_producer, start_with_retry
+from boxoffice.adapters.outbox import OutboxRelay
+from boxoffice.adapters.postgres import create_pool
+from boxoffice.config import Settings
+from boxoffice.messages import utc_now
+from boxoffice.service_layer.booking import ReservationHandler
+
+
+@dataclass
+class ServiceRuntime:
+    settings: Settings
+    name: str
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer | None = None
+
+    @property
+    def publisher(self) -> Publisher:
+        assert self.producer is not None
+        return Publisher(self.producer)
+
+
+@contextlib.asynccontextmanager
+async def runtime(settings: Settings, name: str, *, produces: bool, pool_size: int = 4) -> AsyncIterator[ServiceRuntime]:
+    pool = await create_pool(settings.database_url or "", size=pool_size)
+    producer = None
+    try:
+        if produces:
+            producer = make_producer(settings)
+            await start_with_retry(producer, f"{name} producer")
+        yield ServiceRuntime(settings, name, pool, producer)
+    finally:
+        if producer is not None:
+            await producer.stop()
+        await pool.close()
+
+
+async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: BatchHandler,
+                               extra: list[Awaitable[Any]] | None = None,
+                               info: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Consumes its topics in its own group and beats with its lag, until cancelled."""
+    consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics)
+    await start_with_retry(consumer, f"{rt.name} consumer")
+
+    async def heartbeat_info() -> dict[str, Any]:
+        return {"lag": await consumer_lag(consumer), **(info() if info else {})}
+
+    tasks = [asyncio.ensure_future(t) for t in (
+        consume_forever(consumer, handler),
+        beat_forever(rt.pool, rt.name, rt.settings.heartbeat_seconds, heartbeat_info),
+        *(extra or []),
+    )]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await consumer.stop()
+
+
+def booking_handler(rt: ServiceRuntime, *, seat_check: bool = True) -> tuple[ReservationHandler, OutboxRelay]:
+    relay = OutboxRelay(rt.pool, rt.publisher)
+    handler = ReservationHandler(BookingStore(rt.pool, seat_check=seat_check), relay,
+                                 timedelta(seconds=rt.settings.hold_seconds), utc_now)
+    return handler, relay

@@ -1,0 +1,44 @@
+"""The demo events that `boxoffice up` creates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow, row_labels
+
+DEMO_EVENT_ID = "taylor_swift_concert"
+
+
+def demo_events() -> list[EventSpec]:
+    labels = row_labels(20)
+    concert_rows = tuple(
+        SeatRow(label, section, category, 30)
+        for i, label in enumerate(labels)
+        for section, category in [("Floor", "floor") if i < 5 else ("Lower Bowl", "lower") if i < 12
+                                  else ("Upper Bowl", "upper")]
+    )
+    return [
+        EventSpec(
+            DEMO_EVENT_ID, "Taylor Swift | The Eras Tour", "Wembley Stadium", "London",
+            datetime(2027, 6, 21, 19, 0, tzinfo=UTC), "USD",
+            (PriceCategory("floor", "Floor", Decimal("150.00")),
+             PriceCategory("lower", "Lower Bowl", Decimal("95.00")),
+             PriceCategory("upper", "Upper Bowl", Decimal("55.00"))),
+            concert_rows,
+        ),
+        EventSpec(
+            "coldplay_world_tour", "Coldplay | Music of the Spheres", "Madison Square Garden", "New York",
+            datetime(2027, 7, 4, 20, 0, tzinfo=UTC), "USD",
+            (PriceCategory("standard", "Standard", Decimal("89.00")),
+             PriceCategory("premium", "Premium", Decimal("199.00"))),
+            tuple(SeatRow(label, "Main", "premium" if i < 4 else "standard", 25)
+                  for i, label in enumerate(row_labels(16))),
+        ),
+        EventSpec(
+            "jazz_night", "Late Night Jazz", "Blue Note", "New York",
+            datetime(2027, 5, 2, 21, 30, tzinfo=UTC), "USD",
+            (PriceCategory("table", "Table", Decimal("45.00")), PriceCategory("bar", "Bar", Decimal("25.00"))),
+            tuple(SeatRow(label, "Room", "table" if i < 6 else "bar", 12) for i, label in enumerate(row_labels(8))),
+        ),
+    ]

@@ -1,0 +1,62 @@
+"""Domain errors. Each carries a machine code; entrypoints map them to HTTP in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "domain_error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class SeatUnavailable(DomainError):
+    code = "seat_unavailable"
+
+
+class SeatNotFound(DomainError):
+    code = "seat_not_found"
+
+
+class EventNotFound(DomainError):
+    code = "event_not_found"
+
+
+class BookingNotFound(DomainError):
+    code = "booking_not_found"
+
+
+class InvalidTransition(DomainError):
+    """A state change that the state machine does not allow."""
+
+    code = "invalid_transition"
+
+
+class BookingNotPending(InvalidTransition):
+    code = "booking_not_pending"
+
+
+class BookingExpired(BookingNotPending):
+    code = "booking_expired"
+
+
+class BookingCancelled(BookingNotPending):
+    code = "booking_cancelled"
+
+
+class BookingAlreadyConfirmed(BookingNotPending):
+    code = "booking_already_confirmed"
+
+
+class BookingPaymentFailed(BookingNotPending):
+    code = "booking_payment_failed"
+
+
+class PaymentInProgress(BookingNotPending):
+    code = "payment_in_progress"
+
+
+class AmountMismatch(DomainError):
+    code = "amount_mismatch"

@@ -1,0 +1,167 @@
+"""Seats, holds and bookings: the state machine every writer goes through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from boxoffice.domain import errors, events
+
+
+class SeatStatus(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    RESERVED = "RESERVED"
+    BOOKED = "BOOKED"
+
+
+class BookingStatus(StrEnum):
+    PENDING = "pending"
+    PAYING = "paying"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    PAYMENT_FAILED = "payment_failed"
+
+    @property
+    def is_live(self) -> bool:
+        """A live booking owns its seats."""
+        return self in (BookingStatus.PENDING, BookingStatus.PAYING, BookingStatus.CONFIRMED)
+
+
+MAX_SEATS_PER_BOOKING = 10
+
+
+@dataclass
+class Seat:
+    seat_id: str
+    status: SeatStatus
+    price: Decimal
+    booking_id: str | None = None
+
+    def reserve(self, booking_id: str) -> None:
+        if self.status is not SeatStatus.AVAILABLE:
+            raise errors.SeatUnavailable(f"Seat {self.seat_id} is already {self.status.lower()}")
+        self.status, self.booking_id = SeatStatus.RESERVED, booking_id
+
+    def book(self, booking_id: str) -> None:
+        if self.status is not SeatStatus.RESERVED or self.booking_id != booking_id:
+            raise errors.InvalidTransition(f"Seat {self.seat_id} is not held by booking {booking_id}")
+        self.status = SeatStatus.BOOKED
+
+    def release(self, booking_id: str) -> None:
+        if self.status is not SeatStatus.RESERVED or self.booking_id != booking_id:
+            raise errors.InvalidTransition(f"Seat {self.seat_id} is not held by booking {booking_id}")
+        self.status, self.booking_id = SeatStatus.AVAILABLE, None
+
+
+def unavailable_message(seats: list[Seat]) -> str:
+    if len(seats) == 1:
+        return f"Seat {seats[0].seat_id} is already {seats[0].status.lower()}"
+    names = ", ".join(s.seat_id for s in seats)
+    statuses = {s.status for s in seats}
+    state = seats[0].status.lower() if len(statuses) == 1 else "taken"
+    return f"Seats {names} are already {state}"
+
+
+@dataclass
+class SeatMap:
+    """The seats of one event that a batch of requests touches, as they stand in the database."""
+
+    event_id: str
+    currency: str
+    seats: dict[str, Seat]
+
+    def hold(
+        self, request_id: str, user_id: str, seat_ids: list[str], booking_id: str, expires_at: datetime
+    ) -> events.SeatsReserved | events.ReservationFailed:
+        """All requested seats or none. Decisions made one after another see each other's holds."""
+        missing = [s for s in seat_ids if s not in self.seats]
+        if missing:
+            return events.ReservationFailed(
+                request_id=request_id, event_id=self.event_id, user_id=user_id, seat_ids=missing,
+                code=errors.SeatNotFound.code,
+                reason=f"Seat {', '.join(missing)} does not exist for event {self.event_id}",
+            )
+        taken = [self.seats[s] for s in seat_ids if self.seats[s].status is not SeatStatus.AVAILABLE]
+        if taken:
+            return events.ReservationFailed(
+                request_id=request_id, event_id=self.event_id, user_id=user_id,
+                seat_ids=[s.seat_id for s in taken], code=errors.SeatUnavailable.code,
+                reason=unavailable_message(taken),
+            )
+        for seat_id in seat_ids:
+            self.seats[seat_id].reserve(booking_id)
+        amount = sum((self.seats[s].price for s in seat_ids), Decimal("0.00"))
+        return events.SeatsReserved(
+            request_id=request_id, event_id=self.event_id, user_id=user_id, booking_id=booking_id,
+            seat_ids=list(seat_ids), amount=amount, currency=self.currency, expires_at=expires_at,
+        )
+
+
+_ENDED_ERRORS: dict[BookingStatus, type[errors.BookingNotPending]] = {
+    BookingStatus.EXPIRED: errors.BookingExpired,
+    BookingStatus.CANCELLED: errors.BookingCancelled,
+    BookingStatus.CONFIRMED: errors.BookingAlreadyConfirmed,
+    BookingStatus.PAYMENT_FAILED: errors.BookingPaymentFailed,
+    BookingStatus.PAYING: errors.PaymentInProgress,
+}
+
+
+@dataclass
+class Booking:
+    booking_id: str
+    event_id: str
+    user_id: str
+    seat_ids: list[str]
+    amount: Decimal
+    currency: str
+    status: BookingStatus
+    expires_at: datetime
+    payment_id: str | None = None
+    events: list[events.Event] = field(default_factory=list, compare=False, repr=False)
+
+    def _require(self, *allowed: BookingStatus) -> None:
+        if self.status in allowed:
+            return
+        error = _ENDED_ERRORS.get(self.status, errors.BookingNotPending)
+        raise error(f"Booking {self.booking_id} is {self.status.value}", booking_id=self.booking_id)
+
+    def start_payment(self, payment_id: str, amount: Decimal, now: datetime) -> None:
+        if self.status is BookingStatus.PENDING and now >= self.expires_at:
+            raise errors.BookingExpired(f"Booking {self.booking_id} has expired", booking_id=self.booking_id)
+        self._require(BookingStatus.PENDING)
+        if amount != self.amount:
+            raise errors.AmountMismatch(
+                f"Amount {amount} does not match the booking's price {self.amount}",
+                expected=str(self.amount),
+            )
+        self.status, self.payment_id = BookingStatus.PAYING, payment_id
+        self.events.append(events.PaymentRequested(self.booking_id, self.event_id, payment_id, amount, self.currency))
+
+    def confirm(self) -> None:
+        self._require(BookingStatus.PAYING)
+        self.status = BookingStatus.CONFIRMED
+        self.events.append(events.BookingConfirmed(self.booking_id, self.event_id, self.user_id, list(self.seat_ids),
+                                                   self.amount, self.currency, self.payment_id or ""))
+
+    def fail_payment(self) -> None:
+        self._require(BookingStatus.PAYING)
+        self._end(BookingStatus.PAYMENT_FAILED, "payment_failed")
+
+    def cancel(self) -> None:
+        self._require(BookingStatus.PENDING)
+        self._end(BookingStatus.CANCELLED, "cancelled")
+
+    def expire(self, now: datetime) -> None:
+        """A hold that ran out. A payment in flight is let finish: it decides the outcome."""
+        self._require(BookingStatus.PENDING)
+        if now < self.expires_at:
+            raise errors.InvalidTransition(f"Booking {self.booking_id} has not expired yet")
+        self._end(BookingStatus.EXPIRED, "timeout")
+
+    def _end(self, status: BookingStatus, reason: str) -> None:
+        self.status = status
+        self.events.append(events.SeatsReleased(self.booking_id, self.event_id, self.user_id,
+                                                list(self.seat_ids), reason))

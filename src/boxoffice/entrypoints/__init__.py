@@ -1,0 +1,1 @@
+"""Process entrypoints: one module per service, and the command line."""

@@ -1,0 +1,154 @@
+"""The `boxoffice` command line (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from boxoffice.config import SERVICES, get_settings
+
+app = typer.Typer(help="boxoffice: event-driven ticket booking over Kafka and PostgreSQL.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once every service is healthy")] = False
+       ) -> None:
+    """Start broker, database and the six services, with the demo events."""
+    from boxoffice import platform
+
+    settings = get_settings()
+    started = time.monotonic()
+    with console.status("Starting broker, database and services..."):
+        try:
+            runtime = platform.up(settings)
+        except platform.PlatformError as exc:
+            _fail(str(exc))
+            return
+    console.print(f"[bold green]boxoffice is up[/] in {time.monotonic() - started:.1f} s "
+                  f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
+                  f"{'embedded' if runtime.embedded_database else 'external'} PostgreSQL)")
+    table = Table(show_header=False, box=None)
+    for name, url in runtime.urls().items():
+        table.add_row(f"  {name}", f"[link={url}]{url}[/link]")
+    console.print(table)
+    console.print(f"  logs: {settings.data_path / 'logs'}")
+    console.print(f"  try:  curl -X POST {runtime.base_url}/bookings -H 'Content-Type: application/json' "
+                  "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"A1\"], \"userId\": \"user_1\"}'")
+    if detach:
+        console.print("Stop it with [bold]boxoffice down[/].")
+        return
+    console.print("Press Ctrl-C to stop.")
+    stopping = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    with console.status("Stopping..."):
+        platform.down(settings)
+    console.print("boxoffice stopped.")
+
+
+@app.command()
+def down() -> None:
+    """Stop everything started by `up --detach`."""
+    from boxoffice import platform
+
+    with console.status("Stopping services, broker and database..."):
+        stopped = platform.down(get_settings())
+    console.print("boxoffice stopped." if stopped else "boxoffice was not running.")
+
+
+@app.command()
+def status() -> None:
+    """One line per service: state, pid, uptime, consumer lag."""
+    from boxoffice import platform
+
+    settings = get_settings()
+    try:
+        supervisor = platform.require_running(settings)
+    except platform.PlatformError as exc:
+        _fail(str(exc))
+        return
+    heartbeats = _heartbeats(settings)
+    table = Table("service", "state", "pid / uptime", "lag", "last heartbeat")
+    for name, state, description in supervisor.status():
+        beat = heartbeats.get(name, {})
+        colour = "green" if state == "RUNNING" else "red"
+        lag = beat.get("lag")
+        age = beat.get("lastHeartbeatSecondsAgo")
+        table.add_row(name, f"[{colour}]{state}[/]", description, "" if lag is None else str(lag),
+                      "" if age is None else f"{age:.1f} s ago ({beat.get('status')})")
+    console.print(table)
+
+
+def _heartbeats(settings: object) -> dict[str, dict[str, object]]:
+    import asyncio
+
+    from boxoffice import platform
+    from boxoffice.adapters.heartbeat import read_heartbeats
+    from boxoffice.adapters.postgres import create_pool
+
+    runtime = platform.read_runtime(settings)  # type: ignore[arg-type]
+    if runtime is None:
+        return {}
+
+    async def fetch() -> dict[str, dict[str, object]]:
+        pool = await create_pool(runtime.database_url, size=1, attempts=3)
+        try:
+            return await read_heartbeats(pool, settings.heartbeat_stale_seconds)  # type: ignore[attr-defined]
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(fetch())
+    except Exception:  # noqa: BLE001 - status still shows the supervisor's view
+        return {}
+
+
+def _control(action: str, service: str) -> None:
+    from boxoffice import platform
+
+    try:
+        console.print(platform.control(get_settings(), action, service))
+    except platform.PlatformError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def stop(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> None:
+    """Stop one service; everything else keeps running."""
+    _control("stop", service)
+
+
+@app.command()
+def start(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> None:
+    """Start one stopped service."""
+    _control("start", service)
+
+
+@app.command()
+def service(name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> None:
+    """Run one service in this process (what the supervisor starts)."""
+    if name not in SERVICES:
+        _fail(f"unknown service {name!r}; one of: {', '.join(SERVICES)}")
+    from boxoffice.entrypoints.service import run
+
+    run(name)

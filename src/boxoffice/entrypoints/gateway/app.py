@@ -1,0 +1,85 @@
+"""The gateway process: FastAPI app, its start-up wiring, and the uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from boxoffice import messages as topics
+from boxoffice.adapters.heartbeat import beat_forever
+from boxoffice.adapters.kafka import Publisher, make_producer, make_tail_consumer, start_with_retry
+from boxoffice.adapters.postgres import create_pool
+from boxoffice.config import Settings
+from boxoffice.entrypoints.gateway import bookings, catalog, operations
+from boxoffice.entrypoints.gateway.replies import ReplyWaiter
+from boxoffice.entrypoints.gateway.request_ids import RequestIds
+from boxoffice.entrypoints.gateway.responses import error, install_error_handlers
+from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodySizeLimit:
+    """Refuses bodies announced larger than the limit before reading them."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                response = error(413, "payload_too_large", f"Request bodies are limited to {self.limit} bytes")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url or "", size=settings.db_pool_size)
+        producer = make_producer(settings)
+        await start_with_retry(producer, "gateway producer")
+        consumer = await make_tail_consumer(settings, [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED])
+        key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
+        replies = ReplyWaiter(consumer)
+        health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
+        app.state.gateway = Gateway(settings, pool, Publisher(producer), replies, RequestIds(key),
+                                    SeatDirectory(pool), health)
+        tasks = [asyncio.create_task(t) for t in (
+            replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="boxoffice", version="0.1.0", lifespan=lifespan,
+        description="Event-driven ticket booking: seats are held through Kafka and never sold twice.",
+    )
+    install_error_handlers(app)
+    app.include_router(bookings.router)
+    app.include_router(catalog.router)
+    app.include_router(operations.router)
+    app.add_middleware(BodySizeLimit)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.http_host, port=settings.http_port, loop="none",
+        http="httptools", access_log=False, log_level="warning", lifespan="on", backlog=4096,
+    )
+    await uvicorn.Server(config).serve()

@@ -1,0 +1,133 @@
+"""POST /bookings and the reads of bookings and booking requests."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path
+from starlette.responses import Response
+
+from boxoffice import views
+from boxoffice.adapters.kafka import BrokerUnavailable
+from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
+from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
+from boxoffice.entrypoints.gateway.schemas import (
+    UUID, Booking, BookingHeld, BookingRequest, ErrorBody, RequestQueued, RequestStatus, SeatsUnavailable,
+)
+from boxoffice.entrypoints.gateway.state import GatewayDep
+from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
+from boxoffice.service_layer.outcomes import reservation_result
+
+router = APIRouter(tags=["bookings"])
+
+QUEUED_MESSAGE = ("Booking service temporarily unavailable; your request is queued and will be processed "
+                  "in order")
+
+
+def _queued(request_id: str) -> JSON:
+    return JSON({"success": False, "status": "queued", "requestId": request_id,
+                 "statusUrl": f"/booking-requests/{request_id}", "error": QUEUED_MESSAGE}, status_code=202)
+
+
+def _body_hash(body: BookingRequest) -> str:
+    return hashlib.sha256(f"{body.event_id}\0{','.join(body.seat_ids)}\0{body.user_id}".encode()).hexdigest()
+
+
+@router.post(
+    "/bookings", status_code=201,
+    responses={201: {"model": BookingHeld}, 202: {"model": RequestQueued}, 404: {"model": ErrorBody},
+               409: {"model": SeatsUnavailable}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+)
+async def create_booking(
+    body: BookingRequest, gw: GatewayDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> Response:
+    """Hold seats: 201 with a pending booking, 409 when any seat is taken, 202 when the answer is late."""
+    if len(body.seat_ids) > gw.settings.max_seats_per_booking:
+        raise ApiError(422, "too_many_seats",
+                       f"At most {gw.settings.max_seats_per_booking} seats can be booked at once")
+    duplicates = sorted({s for s in body.seat_ids if body.seat_ids.count(s) > 1})
+    if duplicates:
+        raise ApiError(422, "duplicate_seats", f"Seat {', '.join(duplicates)} is listed more than once",
+                       seatIds=duplicates)
+    known = await gw.seats.seats_of(body.event_id)
+    if known is None:
+        raise ApiError(404, "event_not_found", f"Event {body.event_id} does not exist")
+    unknown = [s for s in body.seat_ids if s not in known]
+    if unknown:
+        raise ApiError(404, "seat_not_found", f"Seat {', '.join(unknown)} does not exist for event {body.event_id}",
+                       seatIds=unknown)
+
+    body_hash = _body_hash(body)
+    if idempotency_key is not None:
+        if not idempotency_key.strip():
+            raise ApiError(422, "validation_error", "Idempotency-Key must not be empty")
+        request_id = gw.request_ids.for_idempotency_key(body.user_id, idempotency_key)
+        stored = await views.request_outcome(gw.pool, request_id)
+        if stored is not None:
+            status, result, stored_hash = stored
+            if stored_hash != body_hash:
+                raise ApiError(422, "idempotency_key_reused",
+                               "This Idempotency-Key was already used with a different request body")
+            return JSON(result, status_code=status)
+    else:
+        request_id = gw.request_ids.new()
+
+    message = Message(SEAT_RESERVATION_REQUESTED, body.event_id,
+                      {"userId": body.user_id, "seatIds": body.seat_ids, "bodyHash": body_hash}, request_id)
+    if not gw.health.is_up("booking") and gw.health.refreshed_at:
+        await _publish(gw, message)
+        return _queued(request_id)
+    reply = gw.replies.expect(request_id)
+    try:
+        await _publish(gw, message)
+        outcome = await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
+    except TimeoutError:
+        return _queued(request_id)
+    finally:
+        gw.replies.forget(request_id, reply)
+    status, result = reservation_result(outcome)
+    return JSON(result, status_code=status)
+
+
+async def _publish(gw: GatewayDep, message: Message) -> None:
+    try:
+        await gw.publisher.publish(SEAT_RESERVATION_REQUESTED, message)
+    except BrokerUnavailable as exc:
+        raise ApiError(503, "queue_unavailable",
+                       "Bookings cannot be accepted right now; nothing was reserved, please try again") from exc
+
+
+@router.get("/booking-requests/{request_id}", response_model=RequestStatus,
+            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], gw: GatewayDep) -> Response:
+    """The outcome of a reservation request, or "queued" while it waits in Kafka."""
+    if not REQUEST_ID_PATTERN.match(request_id):
+        return error(422, "invalid_id", "Malformed request id")
+    stored = await views.request_outcome(gw.pool, request_id)
+    if stored is not None:
+        status, result, _ = stored
+        return JSON({"success": True, "requestId": request_id, "status": "processed", "httpStatus": status,
+                     "result": result})
+    if not gw.request_ids.issued_here(request_id):
+        return error(404, "request_not_found", f"Booking request {request_id} does not exist")
+    return JSON({"success": True, "requestId": request_id, "status": "queued", "httpStatus": None, "result": None})
+
+
+@router.get("/bookings/{booking_id}", response_model=Booking,
+            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def get_booking(booking_id: Annotated[str, Path(max_length=64)], gw: GatewayDep) -> Response:
+    if not _is_uuid(booking_id):
+        return error(422, "invalid_id", "Malformed booking id")
+    booking = await views.get_booking(gw.pool, booking_id)
+    if booking is None:
+        return error(404, "booking_not_found", f"Booking {booking_id} does not exist")
+    return JSON(booking)
+
+
+def _is_uuid(value: str) -> bool:
+    import re
+
+    return re.match(UUID, value) is not None

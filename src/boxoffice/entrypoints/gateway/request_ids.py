@@ -1,0 +1,36 @@
+"""Reservation request ids that the gateway can recognise as its own without storing them.
+
+An id is a random (or Idempotency-Key-derived) part plus a keyed tag; an id with a wrong tag was never
+issued, so its status URL answers 404 instead of "queued" forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+PATTERN = re.compile(r"^req_[0-9a-f]{48}$")
+
+
+class RequestIds:
+    def __init__(self, key: str) -> None:
+        self._key = bytes.fromhex(key)
+
+    def _tag(self, base: str) -> str:
+        return hmac.new(self._key, base.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def new(self) -> str:
+        base = secrets.token_hex(16)
+        return f"req_{base}{self._tag(base)}"
+
+    def for_idempotency_key(self, user_id: str, key: str) -> str:
+        base = hashlib.sha256(f"{user_id}\0{key}".encode()).hexdigest()[:32]
+        return f"req_{base}{self._tag(base)}"
+
+    def issued_here(self, request_id: str) -> bool:
+        if not PATTERN.match(request_id):
+            return False
+        base, tag = request_id[4:36], request_id[36:]
+        return hmac.compare_digest(tag, self._tag(base))

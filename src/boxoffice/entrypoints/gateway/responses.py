@@ -1,0 +1,82 @@
+"""JSON responses and the one place where errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from boxoffice.domain import errors
+
+log = logging.getLogger(__name__)
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSON:
+    return JSON({"success": False, "error": message, "code": code, **extra}, status_code=status, headers=headers)
+
+
+_DOMAIN_STATUS: dict[type[errors.DomainError], int] = {
+    errors.SeatUnavailable: 409, errors.SeatNotFound: 404, errors.EventNotFound: 404,
+    errors.BookingNotFound: 404, errors.BookingNotPending: 409, errors.AmountMismatch: 422,
+}
+
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
+
+
+def _describe(detail: dict[str, Any]) -> str:
+    location = ".".join(str(p) for p in detail.get("loc", ()) if p != "body")
+    return f"{location}: {detail.get('msg', 'invalid')}" if location else str(detail.get("msg", "invalid"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> Response:
+        return error(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.exception_handler(errors.DomainError)
+    async def _domain(_: Request, exc: errors.DomainError) -> Response:
+        status = next((s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls)), 409)
+        return error(status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {"field": ".".join(str(p) for p in d.get("loc", ()) if p != "body"), "message": d.get("msg", "")}
+            for d in exc.errors()
+        ]
+        message = "; ".join(_describe(d) for d in exc.errors()) or "Invalid request"
+        return error(422, "validation_error", message, details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"No such resource: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"Method {request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error(exc.status_code, _STATUS_CODES.get(exc.status_code, "http_error"), message,
+                     headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error(500, "internal_error", "Something went wrong on our side; nothing was changed by this request")

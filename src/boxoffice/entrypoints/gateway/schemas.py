@@ -1,0 +1,119 @@
+"""Request and response bodies of the public API (CONTRACT §3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+SEAT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$"
+USER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$"
+UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+EventId = Annotated[str, StringConstraints(pattern=EVENT_ID)]
+SeatId = Annotated[str, StringConstraints(pattern=SEAT_ID)]
+UserId = Annotated[str, StringConstraints(pattern=USER_ID)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+
+class BookingRequest(Strict):
+    event_id: EventId = Field(alias="eventId", examples=["taylor_swift_concert"])
+    seat_ids: list[SeatId] = Field(alias="seatIds", min_length=1, max_length=200, examples=[["A1"]])
+    user_id: UserId = Field(alias="userId", examples=["user_1"])
+
+
+class ErrorBody(BaseModel):
+    success: Literal[False] = False
+    error: str
+    code: str
+
+
+class BookingHeld(BaseModel):
+    success: Literal[True] = True
+    bookingId: str
+    status: Literal["pending"]
+    eventId: str
+    userId: str
+    seatIds: list[str]
+    amount: float
+    currency: str
+    expiresAt: str
+    requestId: str
+
+
+class SeatsUnavailable(ErrorBody):
+    seatIds: list[str]
+
+
+class RequestQueued(BaseModel):
+    success: Literal[False] = False
+    status: Literal["queued"]
+    requestId: str
+    statusUrl: str
+    error: str
+
+
+class RequestStatus(BaseModel):
+    success: bool = True
+    requestId: str
+    status: Literal["queued", "processed"]
+    httpStatus: int | None = None
+    result: dict[str, object] | None = None
+
+
+class Booking(BaseModel):
+    success: Literal[True] = True
+    bookingId: str
+    eventId: str
+    userId: str
+    status: Literal["pending", "confirmed", "cancelled", "expired", "payment_failed"]
+    seatIds: list[str]
+    amount: float
+    currency: str
+    expiresAt: str
+    paymentId: str | None
+    createdAt: str
+    updatedAt: str
+
+
+class Venue(BaseModel):
+    name: str
+    city: str
+
+
+class EventSummary(BaseModel):
+    eventId: str
+    name: str
+    venue: Venue
+    startsAt: str
+    currency: str
+    totalSeats: int
+    available: int
+    reserved: int
+    booked: int
+
+
+class PriceCategory(BaseModel):
+    categoryId: str
+    name: str
+    price: float
+    seats: int
+
+
+class EventDetail(EventSummary):
+    priceCategories: list[PriceCategory]
+    sections: list[str]
+
+
+class SeatView(BaseModel):
+    seatId: str
+    row: str
+    number: int
+    section: str
+    category: str
+    price: float
+    status: Literal["AVAILABLE", "RESERVED", "BOOKED"]

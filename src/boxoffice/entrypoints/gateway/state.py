@@ -1,0 +1,74 @@
+"""What the gateway's routes need, built once at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Request
+
+from boxoffice import views
+from boxoffice.adapters.heartbeat import read_heartbeats
+from boxoffice.adapters.kafka import Publisher
+from boxoffice.config import Settings
+from boxoffice.entrypoints.gateway.replies import ReplyWaiter
+from boxoffice.entrypoints.gateway.request_ids import RequestIds
+
+
+class SeatDirectory:
+    """Which seats each event has; seat maps do not change once an event exists, so they are cached."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._seats: dict[str, frozenset[str]] = {}
+
+    async def seats_of(self, event_id: str) -> frozenset[str] | None:
+        seats = self._seats.get(event_id)
+        if seats is None:
+            seats = await views.seat_ids(self._pool, event_id)
+            if seats:
+                self._seats[event_id] = seats
+        return seats
+
+
+@dataclass
+class ServiceHealth:
+    """Heartbeats of the services, refreshed in the background so that requests never wait for them."""
+
+    pool: asyncpg.Pool
+    stale_after: float
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refreshed_at: float = 0.0
+
+    def is_up(self, service: str) -> bool:
+        return self.services.get(service, {}).get("status") == "up"
+
+    async def refresh_forever(self, every: float = 0.5) -> None:
+        while True:
+            try:
+                self.services = await read_heartbeats(self.pool, self.stale_after)
+                self.refreshed_at = time.monotonic()
+            except Exception:  # noqa: BLE001 - the database may blink; health just goes stale
+                pass
+            await asyncio.sleep(every)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    pool: asyncpg.Pool
+    publisher: Publisher
+    replies: ReplyWaiter
+    request_ids: RequestIds
+    seats: SeatDirectory
+    health: ServiceHealth
+
+
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]

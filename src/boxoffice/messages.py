@@ -1,0 +1,72 @@
+"""The Kafka message envelope (CONTRACT §4) and the topic names."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+SEAT_RESERVATION_REQUESTED = "seat.reservation.requested"
+SEAT_RESERVED = "seat.reserved"
+SEAT_RESERVATION_FAILED = "seat.reservation.failed"
+BOOKING_CONFIRMATION_REQUESTED = "booking.confirmation.requested"
+PAYMENT_REQUESTED = "payment.requested"
+PAYMENT_SUCCEEDED = "payment.succeeded"
+PAYMENT_FAILED = "payment.failed"
+BOOKING_CONFIRMED = "booking.confirmed"
+BOOKING_CANCELLATION_REQUESTED = "booking.cancellation.requested"
+SEAT_RESERVATION_TIMEOUT = "seat.reservation.timeout"
+SEAT_RELEASED = "seat.released"
+BOOKING_CANCELLED = "booking.cancelled"
+
+ALL_TOPICS = (
+    SEAT_RESERVATION_REQUESTED, SEAT_RESERVED, SEAT_RESERVATION_FAILED, BOOKING_CONFIRMATION_REQUESTED,
+    PAYMENT_REQUESTED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, BOOKING_CONFIRMED, BOOKING_CANCELLATION_REQUESTED,
+    SEAT_RESERVATION_TIMEOUT, SEAT_RELEASED, BOOKING_CANCELLED,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Message:
+    type: str
+    event_id: str
+    data: dict[str, Any]
+    request_id: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: str = field(default_factory=lambda: iso(utc_now()))
+    version: int = 1
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "id": self.id, "type": self.type, "version": self.version, "occurredAt": self.occurred_at,
+            "eventId": self.event_id, "requestId": self.request_id, "data": self.data,
+        })
+
+    @property
+    def key(self) -> bytes:
+        return self.event_id.encode()
+
+
+class MalformedMessage(ValueError):
+    pass
+
+
+def decode(raw: bytes) -> Message:
+    try:
+        body = orjson.loads(raw)
+        return Message(type=body["type"], event_id=body["eventId"], data=body.get("data") or {},
+                       request_id=body.get("requestId"), id=body["id"], occurred_at=body["occurredAt"],
+                       version=body.get("version", 1))
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise MalformedMessage(str(exc)) from exc

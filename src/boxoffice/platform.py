@@ -1,0 +1,197 @@
+"""Brings the whole platform up and down: embedded servers, schema, topics, demo data, services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from boxoffice.adapters.embedded import EmbeddedPostgres, broker_command, create_database, free_port, \
+    pg_run_as_user, wait_for_port
+from boxoffice.adapters.supervisor import SERVICE_GROUP, Program, Supervisor
+from boxoffice.config import SERVICES, Settings
+
+
+class PlatformError(Exception):
+    pass
+
+
+@dataclass
+class Runtime:
+    """Where the running platform's parts are, written by `up` for the other commands."""
+
+    kafka_bootstrap: str
+    database_url: str
+    http_port: int
+    embedded_kafka: bool
+    embedded_database: bool
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def urls(self) -> dict[str, str]:
+        return {"gateway": self.base_url, "live monitor": f"{self.base_url}/",
+                "api docs": f"{self.base_url}/docs", "health": f"{self.base_url}/health"}
+
+
+def runtime_file(settings: Settings) -> Path:
+    return settings.data_path / "runtime.json"
+
+
+def read_runtime(settings: Settings) -> Runtime | None:
+    try:
+        return Runtime(**json.loads(runtime_file(settings).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
+    return {
+        "BOXOFFICE_KAFKA_BOOTSTRAP": runtime.kafka_bootstrap,
+        "BOXOFFICE_DATABASE_URL": runtime.database_url,
+        "BOXOFFICE_HTTP_PORT": str(runtime.http_port),
+        "BOXOFFICE_DATA_DIR": str(settings.data_path),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _programs(settings: Settings, runtime: Runtime, postgres: EmbeddedPostgres | None,
+              broker_port: int | None) -> tuple[list[Program], list[Program]]:
+    infrastructure = []
+    if postgres is not None:
+        infrastructure.append(Program("postgres", postgres.command(), 1, True, user=pg_run_as_user(),
+                                      stopsignal="INT"))
+    if broker_port is not None:
+        infrastructure.append(Program("broker", broker_command(broker_port), 2, True))
+    env = _service_env(settings, runtime)
+    services = [Program(name, [sys.executable, "-m", "boxoffice", "service", name], 10 + i, False,
+                        environment=env) for i, name in enumerate(SERVICES)]
+    return infrastructure, services
+
+
+async def prepare(runtime: Runtime, settings: Settings, postgres_port: int | None) -> None:
+    """Schema, topics and demo data: idempotent, run by every `up`."""
+    from boxoffice.adapters.catalog_store import create_event
+    from boxoffice.adapters.kafka import ensure_topics
+    from boxoffice.adapters.postgres import create_pool, migrate
+    from boxoffice.demo import demo_events
+
+    if postgres_port is not None:
+        await create_database(postgres_port)
+    await asyncio.to_thread(migrate, runtime.database_url)
+    await ensure_topics(runtime.kafka_bootstrap, settings.topic_partitions)
+    pool = await create_pool(runtime.database_url, size=2)
+    try:
+        async with pool.acquire() as con:
+            for spec in demo_events():
+                await create_event(con, spec)
+    finally:
+        await pool.close()
+
+
+def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"{runtime.base_url}/health", timeout=2).json()
+            down = [n for n, s in health["services"].items() if s["status"] != "up"]
+            if not down and health["database"] == "up":
+                return
+            last = "waiting for " + ", ".join(down)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            last = str(exc) or type(exc).__name__
+        time.sleep(0.3)
+    raise PlatformError(f"the platform did not become healthy in {timeout:.0f} s ({last}); "
+                        f"logs are in {settings.data_path / 'logs'}")
+
+
+def up(settings: Settings) -> Runtime:
+    """Starts everything under supervisord and returns once every service is healthy."""
+    data = settings.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(data)
+    if supervisor.pid() is not None:
+        runtime = read_runtime(settings)
+        if runtime is not None:
+            supervisor.ctl("start", f"{SERVICE_GROUP}:*")
+            wait_healthy(settings, runtime)
+            return runtime
+        supervisor.shutdown()
+    if not _port_is_free(settings.http_port):
+        raise PlatformError(f"port {settings.http_port} is in use: set BOXOFFICE_HTTP_PORT to a free port")
+
+    postgres = None
+    if settings.embedded_database:
+        postgres = EmbeddedPostgres(data, free_port())
+        postgres.stop_leftover()
+        postgres.init()
+    broker_port = free_port() if settings.embedded_kafka else None
+    runtime = Runtime(
+        kafka_bootstrap=settings.kafka_bootstrap or f"127.0.0.1:{broker_port}",
+        database_url=settings.database_url or (postgres.dsn if postgres else ""),
+        http_port=settings.http_port, embedded_kafka=broker_port is not None,
+        embedded_database=postgres is not None,
+    )
+    runtime_file(settings).write_text(json.dumps(asdict(runtime), indent=2))
+    supervisor.write_config(*_programs(settings, runtime, postgres, broker_port))
+    supervisor.start()
+    try:
+        if postgres is not None:
+            wait_for_port(postgres.port)
+        if broker_port is not None:
+            wait_for_port(broker_port)
+        asyncio.run(prepare(runtime, settings, postgres.port if postgres else None))
+        supervisor.ctl("start", f"{SERVICE_GROUP}:*", check=True)
+        wait_healthy(settings, runtime)
+    except BaseException:
+        supervisor.shutdown()
+        raise
+    return runtime
+
+
+def down(settings: Settings) -> bool:
+    supervisor = Supervisor(settings.data_path)
+    if supervisor.pid() is None:
+        return False
+    supervisor.shutdown()
+    return True
+
+
+def require_running(settings: Settings) -> Supervisor:
+    supervisor = Supervisor(settings.data_path)
+    if supervisor.pid() is None:
+        raise PlatformError(f"the platform is not running (no supervisor under {settings.data_path}); "
+                            "start it with `boxoffice up`")
+    return supervisor
+
+
+def control(settings: Settings, action: str, service: str) -> str:
+    if service not in SERVICES:
+        raise PlatformError(f"unknown service {service!r}; one of: {', '.join(SERVICES)}")
+    result = require_running(settings).ctl(action, f"{SERVICE_GROUP}:{service}")
+    return (result.stdout + result.stderr).strip()
+
+
+def env_for_clients(settings: Settings) -> dict[str, str]:
+    runtime = read_runtime(settings)
+    return dict(os.environ) if runtime is None else {**os.environ, **_service_env(settings, runtime)}

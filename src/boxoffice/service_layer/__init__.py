@@ -1,0 +1,1 @@
+"""Use cases: handlers that run the domain against the ports."""

@@ -1,0 +1,96 @@
+"""Read models for the gateway: plain queries, no domain objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+from boxoffice.messages import iso
+
+
+def _counts(r: asyncpg.Record) -> dict[str, int]:
+    return {"totalSeats": r["total"], "available": r["available"], "reserved": r["reserved"], "booked": r["booked"]}
+
+
+_EVENT_COLUMNS = """e.event_id, e.name, e.venue_name, e.venue_city, e.starts_at, e.currency,
+                    a.total, a.available, a.reserved, a.booked"""
+
+
+def _event(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "eventId": r["event_id"], "name": r["name"],
+        "venue": {"name": r["venue_name"], "city": r["venue_city"]},
+        "startsAt": iso(r["starts_at"]), "currency": r["currency"].strip(), **_counts(r),
+    }
+
+
+async def list_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        f"SELECT {_EVENT_COLUMNS} FROM events e JOIN event_availability a USING (event_id) ORDER BY e.starts_at")
+    return [_event(r) for r in rows]
+
+
+async def get_event(pool: asyncpg.Pool, event_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        f"SELECT {_EVENT_COLUMNS} FROM events e JOIN event_availability a USING (event_id) WHERE e.event_id = $1",
+        event_id)
+    if row is None:
+        return None
+    categories = await pool.fetch(
+        """SELECT c.category_id, c.name, c.price, count(s.seat_id) AS seats
+           FROM price_categories c LEFT JOIN seats s USING (event_id, category_id)
+           WHERE c.event_id = $1 GROUP BY c.category_id, c.name, c.price ORDER BY c.price DESC""", event_id)
+    sections = await pool.fetch(
+        "SELECT section, min(position) AS first FROM seats WHERE event_id = $1 GROUP BY section ORDER BY first",
+        event_id)
+    return {
+        **_event(row),
+        "priceCategories": [{"categoryId": c["category_id"], "name": c["name"], "price": float(c["price"]),
+                             "seats": c["seats"]} for c in categories],
+        "sections": [s["section"] for s in sections],
+    }
+
+
+async def seat_map(pool: asyncpg.Pool, event_id: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        """SELECT seat_id, row_label, seat_number, section, category_id, price, status
+           FROM seats WHERE event_id = $1 ORDER BY position""", event_id)
+    return [{"seatId": r["seat_id"], "row": r["row_label"], "number": r["seat_number"], "section": r["section"],
+             "category": r["category_id"], "price": float(r["price"]), "status": r["status"]} for r in rows]
+
+
+async def seat_ids(pool: asyncpg.Pool, event_id: str) -> frozenset[str] | None:
+    """The seats of an event, or None when the event does not exist."""
+    rows = await pool.fetch("SELECT seat_id FROM seats WHERE event_id = $1", event_id)
+    if rows:
+        return frozenset(r["seat_id"] for r in rows)
+    exists = await pool.fetchval("SELECT true FROM events WHERE event_id = $1", event_id)
+    return frozenset() if exists else None
+
+
+def _booking(r: asyncpg.Record) -> dict[str, Any]:
+    # "paying" is internal: to the buyer the booking is still pending until the payment has an answer.
+    status = "pending" if r["status"] == "paying" else r["status"]
+    return {
+        "success": True, "bookingId": str(r["booking_id"]), "eventId": r["event_id"], "userId": r["user_id"],
+        "status": status, "seatIds": list(r["seat_ids"]), "amount": float(r["amount"]),
+        "currency": r["currency"].strip(), "expiresAt": iso(r["expires_at"]), "paymentId": r["payment_id"],
+        "createdAt": iso(r["created_at"]), "updatedAt": iso(r["updated_at"]),
+    }
+
+
+async def get_booking(pool: asyncpg.Pool, booking_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow("SELECT * FROM bookings WHERE booking_id = $1", booking_id)
+    return _booking(row) if row else None
+
+
+async def request_outcome(pool: asyncpg.Pool, request_id: str) -> tuple[int, dict[str, Any], str] | None:
+    """(HTTP status, body, body hash) of a decided reservation request."""
+    row = await pool.fetchrow(
+        "SELECT http_status, result::text AS result, body_hash FROM booking_requests WHERE request_id = $1",
+        request_id)
+    if row is None:
+        return None
+    return row["http_status"], orjson.loads(row["result"]), row["body_hash"]
