@@ -53,9 +53,10 @@ async def runtime(settings: Settings, name: str, *, produces: bool, pool_size: i
 
 async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: BatchHandler,
                                extra: list[Awaitable[Any]] | None = None,
-                               info: Callable[[], dict[str, Any]] | None = None) -> None:
+                               info: Callable[[], dict[str, Any]] | None = None,
+                               latency_path: bool = True) -> None:
     """Consumes its topics in its own group and beats with its lag, until cancelled."""
-    consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics)
+    consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics, latency_path=latency_path)
     await start_with_retry(consumer, f"{rt.name} consumer")
 
     async def heartbeat_info() -> dict[str, Any]:

@@ -28,12 +28,15 @@ class Settings(BaseSettings):
     max_seats_per_booking: int = Field(10, ge=1)
     # A waiting fetch is answered after this long even if data arrived earlier: keep it low on latency paths.
     kafka_fetch_wait_ms: int = 10
+    # Consumers off the request path (counts, emails) poll less often: idle fetches cost broker CPU.
+    kafka_background_fetch_wait_ms: int = 250
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
     heartbeat_seconds: float = 1.0
     # A service whose last heartbeat is older than this is reported down.
     heartbeat_stale_seconds: float = 5.0
     db_pool_size: int = 8
+    gateway_workers: int = Field(1, ge=1)
 
     @property
     def data_path(self) -> Path:

@@ -122,3 +122,20 @@ def test_unavailable_message_wording():
         == "Seats A1, B2, C3 are already booked"
     assert unavailable_message([s("A1", SeatStatus.RESERVED), s("A2", SeatStatus.BOOKED)]) \
         == "Seats A1, A2 are already taken"
+
+
+def test_requests_that_skipped_the_gateway_checks_are_refused_not_raised() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from boxoffice.domain import events
+    from boxoffice.domain.model import MAX_SEATS_PER_BOOKING, Seat, SeatMap, SeatStatus
+
+    seats = {f"A{i}": Seat(f"A{i}", SeatStatus.AVAILABLE, Decimal("10.00")) for i in range(1, 20)}
+    seat_map = SeatMap("ev", "USD", seats)
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    too_many = [f"A{i}" for i in range(1, MAX_SEATS_PER_BOOKING + 2)]
+    for wanted in (["A1", "A1"], too_many, []):
+        outcome = seat_map.hold("r", "u", wanted, "b", when)
+        assert isinstance(outcome, events.ReservationFailed) and outcome.code == "invalid_request"
+    assert all(seat.status is SeatStatus.AVAILABLE for seat in seats.values())

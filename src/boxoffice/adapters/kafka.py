@@ -88,11 +88,12 @@ class Publisher:
             raise BrokerUnavailable(str(exc)) from exc
 
 
-def make_group_consumer(settings: Settings, group: str, topics: Iterable[str]) -> AIOKafkaConsumer:
+def make_group_consumer(settings: Settings, group: str, topics: Iterable[str], *,
+                        latency_path: bool = True) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_wait_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_wait_ms if latency_path else settings.kafka_background_fetch_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         max_poll_interval_ms=60000, max_partition_fetch_bytes=4 * 1048576,

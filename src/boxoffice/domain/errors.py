@@ -16,6 +16,10 @@ class SeatUnavailable(DomainError):
     code = "seat_unavailable"
 
 
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+
+
 class SeatNotFound(DomainError):
     code = "seat_not_found"
 

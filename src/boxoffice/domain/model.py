@@ -77,12 +77,18 @@ class SeatMap:
         self, request_id: str, user_id: str, seat_ids: list[str], booking_id: str, expires_at: datetime
     ) -> events.SeatsReserved | events.ReservationFailed:
         """All requested seats or none. Decisions made one after another see each other's holds."""
+        if not seat_ids or len(set(seat_ids)) != len(seat_ids) or len(seat_ids) > MAX_SEATS_PER_BOOKING:
+            return events.ReservationFailed(
+                request_id=request_id, event_id=self.event_id, user_id=user_id, seat_ids=list(seat_ids),
+                code=errors.InvalidRequest.code,
+                reason=f"A booking needs 1 to {MAX_SEATS_PER_BOOKING} different seats",
+            )
         missing = [s for s in seat_ids if s not in self.seats]
         if missing:
+            subject = f"Seat {missing[0]} does not" if len(missing) == 1 else f"Seats {', '.join(missing)} do not"
             return events.ReservationFailed(
                 request_id=request_id, event_id=self.event_id, user_id=user_id, seat_ids=missing,
-                code=errors.SeatNotFound.code,
-                reason=f"Seat {', '.join(missing)} does not exist for event {self.event_id}",
+                code=errors.SeatNotFound.code, reason=f"{subject} exist for event {self.event_id}",
             )
         taken = [self.seats[s] for s in seat_ids if self.seats[s].status is not SeatStatus.AVAILABLE]
         if taken:

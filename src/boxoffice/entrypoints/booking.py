@@ -12,5 +12,5 @@ async def main(settings: Settings) -> None:
         handler, relay = bootstrap.booking_handler(rt)
         await bootstrap.run_consumer_service(
             rt, [topics.SEAT_RESERVATION_REQUESTED], handler, extra=[relay.run()],
-            info=lambda: {"decided": handler.decided, "published": relay.published},
+            info=lambda: {**handler.stats(), "published": relay.published},
         )

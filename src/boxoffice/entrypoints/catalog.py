@@ -11,4 +11,5 @@ from boxoffice.service_layer.catalog import AvailabilityCounter
 async def main(settings: Settings) -> None:
     async with bootstrap.runtime(settings, "catalog", produces=False, pool_size=3) as rt:
         await bootstrap.run_consumer_service(
-            rt, [topics.SEAT_RESERVED, topics.SEAT_RELEASED, topics.BOOKING_CONFIRMED], AvailabilityCounter(rt.pool))
+            rt, [topics.SEAT_RESERVED, topics.SEAT_RELEASED, topics.BOOKING_CONFIRMED], AvailabilityCounter(rt.pool),
+            latency_path=False)

@@ -152,3 +152,21 @@ def service(name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> 
     from boxoffice.entrypoints.service import run
 
     run(name)
+
+
+bench_app = typer.Typer(help="Benchmarks: each prints its settings and figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("holds")
+def bench_holds(
+    requests: Annotated[int, typer.Option(help="reservation requests in the crowd")] = 20_000,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 500,
+    seats: Annotated[int, typer.Option(help="seats on sale")] = 2_000,
+    max_seats: Annotated[int, typer.Option(help="most seats in one request")] = 3,
+    seed: Annotated[int, typer.Option(help="random seed of the crowd")] = 1,
+) -> None:
+    """A flash crowd on one event: decisions/s and latency end to end, against raw PostgreSQL."""
+    from boxoffice.bench import holds
+
+    holds.run(requests, clients, seats, max_seats, seed, console)

@@ -35,4 +35,5 @@ class MessageCounter:
 async def main(settings: Settings, service: str) -> None:
     async with bootstrap.runtime(settings, service, produces=False, pool_size=2) as rt:
         counter = MessageCounter(service)
-        await bootstrap.run_consumer_service(rt, TOPICS[service], counter, info=lambda: {"seen": dict(counter.seen)})
+        await bootstrap.run_consumer_service(rt, TOPICS[service], counter, info=lambda: {"seen": dict(counter.seen)},
+                                             latency_path=False)

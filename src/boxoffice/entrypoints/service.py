@@ -19,11 +19,7 @@ def configure_logging(service: str) -> None:
 
 
 async def _main(service: str, settings: Settings) -> None:
-    if service == "gateway":
-        from boxoffice.entrypoints.gateway.app import serve
-
-        work = serve(settings)
-    elif service == "booking":
+    if service == "booking":
         from boxoffice.entrypoints import booking
 
         work = booking.main(settings)
@@ -37,9 +33,8 @@ async def _main(service: str, settings: Settings) -> None:
         work = observers.main(settings, service)
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
-    if service != "gateway":  # uvicorn installs its own graceful shutdown
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
     try:
         await task
     except asyncio.CancelledError:
@@ -51,6 +46,11 @@ def run(service: str) -> None:
     settings = get_settings()
     if not settings.kafka_bootstrap or not settings.database_url:
         sys.exit("BOXOFFICE_KAFKA_BOOTSTRAP and BOXOFFICE_DATABASE_URL must be set (boxoffice up sets them)")
+    if service == "gateway":  # uvicorn runs its own loop, signal handling and worker processes
+        from boxoffice.entrypoints.gateway.app import serve
+
+        serve(settings)
+        return
     try:
         import uvloop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -36,6 +37,12 @@ class ReservationHandler:
                  clock: Callable[[], datetime]) -> None:
         self._store, self._outbox, self._hold, self._clock = store, outbox, hold, clock
         self.decided = 0
+        self.batches = 0
+        self.seconds_in_store = 0.0
+
+    def stats(self) -> dict[str, float]:
+        return {"decided": self.decided, "batches": self.batches,
+                "storeSeconds": round(self.seconds_in_store, 3)}
 
     async def __call__(self, batch: list[Message]) -> None:
         commands = []
@@ -49,6 +56,9 @@ class ReservationHandler:
             commands.append(command)
         if not commands:
             return
+        started = time.perf_counter()
         rows = await self._store.reserve(commands, self._hold, self._clock())
+        self.seconds_in_store += time.perf_counter() - started
+        self.batches += 1
         self.decided += len(commands)
         self._outbox.submit(rows)

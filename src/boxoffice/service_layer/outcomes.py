@@ -12,6 +12,7 @@ _FAILURE_STATUS = {
     errors.SeatUnavailable.code: 409,
     errors.SeatNotFound.code: 404,
     errors.EventNotFound.code: 404,
+    errors.InvalidRequest.code: 422,
 }
 
 

@@ -47,8 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
         await start_with_retry(producer, "gateway producer")
         consumer = await make_tail_consumer(settings, [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED])
         key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
-        replies = ReplyWaiter(consumer)
         health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
+        replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
         app.state.gateway = Gateway(settings, pool, Publisher(producer), replies, RequestIds(key),
                                     SeatDirectory(pool), health)
         tasks = [asyncio.create_task(t) for t in (
@@ -75,11 +75,19 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def serve(settings: Settings) -> None:
+def app_from_environment() -> FastAPI:
+    from boxoffice.config import get_settings
+
+    return create_app(get_settings())
+
+
+def serve(settings: Settings) -> None:
+    """Several worker processes share the port when configured; each has its own Kafka clients."""
     import uvicorn
 
-    config = uvicorn.Config(
-        create_app(settings), host=settings.http_host, port=settings.http_port, loop="none",
-        http="httptools", access_log=False, log_level="warning", lifespan="on", backlog=4096,
+    uvicorn.run(
+        "boxoffice.entrypoints.gateway.app:app_from_environment", factory=True,
+        host=settings.http_host, port=settings.http_port, workers=settings.gateway_workers,
+        loop="uvloop", http="httptools", access_log=False, log_level="warning", lifespan="on",
+        backlog=4096, timeout_keep_alive=75,
     )
-    await uvicorn.Server(config).serve()

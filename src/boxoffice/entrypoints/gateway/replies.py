@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
@@ -13,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 class ReplyWaiter:
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, on_reply: Callable[[], None] = lambda: None) -> None:
         self._consumer = consumer
+        self._on_reply = on_reply
         self._waiting: dict[str, list[asyncio.Future[Message]]] = {}
 
     def expect(self, request_id: str) -> asyncio.Future[Message]:
@@ -33,6 +35,8 @@ class ReplyWaiter:
     async def run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=2000)
+            if batches:
+                self._on_reply()
             for records in batches.values():
                 for record in records:
                     try:

@@ -42,6 +42,10 @@ _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_
 
 
 def _describe(detail: dict[str, Any]) -> str:
+    if detail.get("type") == "json_invalid":
+        return "The request body is not valid JSON"
+    if detail.get("type") == "missing" and tuple(detail.get("loc", ())) == ("body",):
+        return "A JSON request body is required"
     location = ".".join(str(p) for p in detail.get("loc", ()) if p != "body")
     return f"{location}: {detail.get('msg', 'invalid')}" if location else str(detail.get("msg", "invalid"))
 
@@ -59,7 +63,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
         details = [
-            {"field": ".".join(str(p) for p in d.get("loc", ()) if p != "body"), "message": d.get("msg", "")}
+            {"field": ".".join(str(p) for p in d.get("loc", ()) if p != "body") or "body", "message": _describe(d)}
             for d in exc.errors()
         ]
         message = "; ".join(_describe(d) for d in exc.errors()) or "Invalid request"

@@ -24,13 +24,21 @@ class SeatDirectory:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._seats: dict[str, frozenset[str]] = {}
+        self._loading: dict[str, asyncio.Future[frozenset[str] | None]] = {}
 
     async def seats_of(self, event_id: str) -> frozenset[str] | None:
         seats = self._seats.get(event_id)
-        if seats is None:
-            seats = await views.seat_ids(self._pool, event_id)
-            if seats:
-                self._seats[event_id] = seats
+        if seats is not None:
+            return seats
+        # A crowd's first requests arrive together: one query per event, the rest wait for it.
+        loading = self._loading.get(event_id)
+        if loading is None:
+            loading = asyncio.ensure_future(views.seat_ids(self._pool, event_id))
+            self._loading[event_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(event_id, None))
+        seats = await asyncio.shield(loading)
+        if seats:
+            self._seats[event_id] = seats
         return seats
 
 
@@ -42,8 +50,15 @@ class ServiceHealth:
     stale_after: float
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     refreshed_at: float = 0.0
+    # Messages from a service prove it alive sooner than its next heartbeat is read.
+    last_seen: dict[str, float] = field(default_factory=dict)
+
+    def seen_alive(self, service: str) -> None:
+        self.last_seen[service] = time.monotonic()
 
     def is_up(self, service: str) -> bool:
+        if time.monotonic() - self.last_seen.get(service, -1e9) < self.stale_after:
+            return True
         return self.services.get(service, {}).get("status") == "up"
 
     async def refresh_forever(self, every: float = 0.5) -> None:
@@ -67,7 +82,7 @@ class Gateway:
     health: ServiceHealth
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway  # type: ignore[no-any-return]
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print figures and the settings they ran with."""

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from boxoffice.adapters.catalog_store import create_event
+from boxoffice.adapters.embedded import create_database
+from boxoffice.adapters.kafka import ensure_topics
+from boxoffice.adapters.postgres import create_pool, migrate
+from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
+from tests.servers import Servers, embedded_servers
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    with embedded_servers(tmp_path_factory.mktemp("servers")) as running:
+        yield running
+
+
+async def new_database(servers: Servers, name: str) -> str:
+    await create_database(servers.postgres_port, name)
+    dsn = servers.dsn(name)
+    await asyncio.to_thread(migrate, dsn)
+    return dsn
+
+
+@pytest.fixture(scope="session")
+async def database(servers: Servers) -> str:
+    return await new_database(servers, "boxoffice")
+
+
+@pytest.fixture(scope="session")
+async def kafka(servers: Servers) -> str:
+    await ensure_topics(servers.kafka_bootstrap, 4)
+    return servers.kafka_bootstrap
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database, size=6)
+    yield pool
+    await pool.close()
+
+
+def small_event(event_id: str | None = None, rows: int = 1, seats: int = 10) -> EventSpec:
+    """A fresh event per test, so tests never share seats."""
+    return EventSpec(
+        event_id or f"ev_{uuid.uuid4().hex[:12]}", "Test event", "Test hall", "Testville",
+        datetime(2030, 1, 1, tzinfo=UTC), "USD",
+        (PriceCategory("std", "Standard", Decimal("150.00")), PriceCategory("cheap", "Cheap", Decimal("20.00"))),
+        tuple(SeatRow(chr(ord("A") + i), "Main", "std" if i == 0 else "cheap", seats) for i in range(rows)),
+    )
+
+
+@pytest.fixture
+async def event(pool: asyncpg.Pool) -> EventSpec:
+    spec = small_event(rows=2)
+    async with pool.acquire() as con:
+        assert await create_event(con, spec)
+    return spec

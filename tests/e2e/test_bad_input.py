@@ -1,0 +1,81 @@
+"""Every bad input gets its status and a JSON error body, and changes nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.api_client import seat_statuses
+from tests.e2e.conftest import RunningPlatform
+
+EVENT = "taylor_swift_concert"
+GOOD = {"eventId": EVENT, "seatIds": ["S1"], "userId": "user_bad"}
+
+POST_CASES = [
+    pytest.param({**GOOD, "extra": True}, 422, "validation_error", id="unknown-field"),
+    pytest.param({**GOOD, "seatIds": []}, 422, "validation_error", id="empty-seats"),
+    pytest.param({**GOOD, "seatIds": ["S1", "S1"]}, 422, "duplicate_seats", id="duplicate-seats"),
+    pytest.param({**GOOD, "seatIds": [f"S{i}" for i in range(1, 12)]}, 422, "too_many_seats", id="over-limit"),
+    pytest.param({**GOOD, "seatIds": "S1"}, 422, "validation_error", id="seats-not-a-list"),
+    pytest.param({**GOOD, "seatIds": [1]}, 422, "validation_error", id="seat-not-a-string"),
+    pytest.param({**GOOD, "seatIds": ["S 1; drop"]}, 422, "validation_error", id="seat-malformed"),
+    pytest.param({"eventId": EVENT, "seatIds": ["S1"]}, 422, "validation_error", id="missing-user"),
+    pytest.param({**GOOD, "userId": ""}, 422, "validation_error", id="empty-user"),
+    pytest.param({**GOOD, "eventId": "no_such_event"}, 404, "event_not_found", id="unknown-event"),
+    pytest.param({**GOOD, "seatIds": ["S1", "ZZ99"]}, 404, "seat_not_found", id="unknown-seat"),
+    pytest.param([GOOD], 422, "validation_error", id="array-body"),
+]
+
+
+@pytest.fixture
+def client(platform: RunningPlatform) -> httpx.Client:
+    with httpx.Client(base_url=platform.base_url, timeout=30) as c:
+        yield c
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["success"] is False and body["code"] == code and body["error"]
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("body, status, code", POST_CASES)
+def test_bad_booking_requests(client: httpx.Client, body: object, status: int, code: str) -> None:
+    assert_error(client.post("/bookings", json=body), status, code)
+
+
+@pytest.mark.parametrize("raw, content_type", [
+    (b"{not json", "application/json"), (b"", "application/json"), (b"eventId=x", "text/plain")])
+def test_unparseable_bodies(client: httpx.Client, raw: bytes, content_type: str) -> None:
+    assert_error(client.post("/bookings", content=raw, headers={"Content-Type": content_type}),
+                 422, "validation_error")
+
+
+def test_oversized_body(client: httpx.Client) -> None:
+    assert_error(client.post("/bookings", content=b"x" * 100_000, headers={"Content-Type": "application/json"}),
+                 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("path, status, code", [
+    ("/events/no_such_event", 404, "event_not_found"),
+    ("/events/no_such_event/seats", 404, "event_not_found"),
+    ("/events/bad%20id!", 422, "invalid_id"),
+    ("/bookings/not-a-uuid", 422, "invalid_id"),
+    ("/bookings/00000000-0000-4000-8000-000000000000", 404, "booking_not_found"),
+    ("/booking-requests/whatever", 422, "invalid_id"),
+    ("/booking-requests/req_" + "0" * 48, 404, "request_not_found"),
+    ("/no/such/route", 404, "not_found"),
+])
+def test_bad_reads(client: httpx.Client, path: str, status: int, code: str) -> None:
+    assert_error(client.get(path), status, code)
+
+
+def test_wrong_method(client: httpx.Client) -> None:
+    assert_error(client.delete("/events"), 405, "method_not_allowed")
+
+
+async def test_bad_input_changed_nothing(platform: RunningPlatform) -> None:
+    async with httpx.AsyncClient(base_url=platform.base_url) as client:
+        statuses = await seat_statuses(client, EVENT)
+    assert all(statuses[f"S{i}"] == "AVAILABLE" for i in range(1, 31))

@@ -1,0 +1,65 @@
+"""Outcomes reach Kafka through the outbox, and the catalog applies each seat event once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from boxoffice.adapters.booking_store import BookingStore
+from boxoffice.adapters.kafka import Publisher
+from boxoffice.adapters.outbox import OutboxRelay
+from boxoffice.domain.catalog import EventSpec
+from boxoffice.domain.commands import ReserveSeats
+from boxoffice.messages import SEAT_RELEASED, SEAT_RESERVED, Message, decode
+from boxoffice.service_layer.catalog import AvailabilityCounter
+
+
+async def test_outbox_rows_are_published_in_order_then_deleted(pool: asyncpg.Pool, kafka: str,
+                                                               event: EventSpec) -> None:
+    consumer = AIOKafkaConsumer(SEAT_RESERVED, "seat.reservation.failed", bootstrap_servers=kafka,
+                                auto_offset_reset="latest", group_id=None, fetch_max_wait_ms=20)
+    await consumer.start()
+    await consumer.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    try:
+        store = BookingStore(pool)
+        commands = [ReserveSeats(f"req-{uuid.uuid4()}", event.event_id, f"user_{i}", ["A7"]) for i in range(3)]
+        rows = await store.reserve(commands, timedelta(minutes=10), datetime.now(UTC))
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in rows]) == 3
+
+        relay = OutboxRelay(pool, Publisher(producer))
+        relay_task = asyncio.create_task(relay.run())
+        received: list[Message] = []
+        async with asyncio.timeout(20):
+            while len(received) < 3:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    received += [m for m in map(decode, (r.value for r in records))
+                                 if m.request_id in {c.request_id for c in commands}]
+        relay_task.cancel()
+
+        by_request = {m.request_id: m.type for m in received}
+        assert [by_request[c.request_id] for c in commands] == [
+            SEAT_RESERVED, "seat.reservation.failed", "seat.reservation.failed"]
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in rows]) == 0
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_catalog_counts_apply_each_message_once(pool: asyncpg.Pool, event: EventSpec) -> None:
+    counter = AvailabilityCounter(pool)
+    held = Message(SEAT_RESERVED, event.event_id, {"seatIds": ["A1", "A2"]})
+    released = Message(SEAT_RELEASED, event.event_id, {"seatIds": ["A2"]})
+
+    await counter([held])
+    await counter([held, released])
+    await counter([released])
+
+    counts = await pool.fetchrow(
+        "SELECT total, available, reserved, booked FROM event_availability WHERE event_id = $1", event.event_id)
+    assert dict(counts) == {"total": 20, "available": 19, "reserved": 1, "booked": 0}
