@@ -20,7 +20,12 @@ from boxoffice.adapters.outbox import OutboxRelay
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
 from boxoffice.messages import utc_now
-from boxoffice.service_layer.booking import ReservationHandler
+from boxoffice.adapters.expiry import ExpiryScheduler
+from boxoffice.adapters.payment_provider import PaymentProvider, SimulatedProvider
+from boxoffice.adapters.payment_store import PaymentStore
+from boxoffice.service_layer.payments import PaymentHandler
+from boxoffice.adapters.lifecycle_store import LifecycleStore
+from boxoffice.service_layer.booking import BookingHandler
 
 
 @dataclass
@@ -78,8 +83,33 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
         await consumer.stop()
 
 
-def booking_handler(rt: ServiceRuntime, *, seat_check: bool = True) -> tuple[ReservationHandler, OutboxRelay]:
-    relay = OutboxRelay(rt.pool, rt.publisher)
-    handler = ReservationHandler(BookingStore(rt.pool, seat_check=seat_check), relay,
-                                 timedelta(seconds=rt.settings.hold_seconds), utc_now)
-    return handler, relay
+@dataclass
+class BookingService:
+    handler: BookingHandler
+    relay: OutboxRelay
+    expiry: ExpiryScheduler
+
+
+def booking_service(rt: ServiceRuntime) -> BookingService:
+    relay = OutboxRelay(rt.pool, rt.publisher, producer="booking")
+    expiry = ExpiryScheduler(rt.pool, rt.publisher, utc_now)
+    handler = BookingHandler(BookingStore(rt.pool), LifecycleStore(rt.pool), relay,
+                             timedelta(seconds=rt.settings.hold_seconds), utc_now, holds=expiry)
+    return BookingService(handler, relay, expiry)
+
+
+def payment_provider(rt: ServiceRuntime) -> PaymentProvider:
+    """The provider named by BOXOFFICE_PAYMENT_PROVIDER: "simulated", or "module:factory" taking the runtime."""
+    name = rt.settings.payment_provider
+    if name == "simulated":
+        return SimulatedProvider(rt.pool, rt.settings.payment_latency_ms / 1000)
+    import importlib
+
+    module, _, factory = name.partition(":")
+    return getattr(importlib.import_module(module), factory)(rt)  # type: ignore[no-any-return]
+
+
+def payment_service(rt: ServiceRuntime) -> tuple[PaymentHandler, OutboxRelay]:
+    provider = payment_provider(rt)
+    relay = OutboxRelay(rt.pool, rt.publisher, producer="payment")
+    return PaymentHandler(PaymentStore(rt.pool, provider.name), provider, relay), relay

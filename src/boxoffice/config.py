@@ -30,13 +30,18 @@ class Settings(BaseSettings):
     kafka_fetch_wait_ms: int = 10
     # Consumers off the request path (counts, emails) poll less often: idle fetches cost broker CPU.
     kafka_background_fetch_wait_ms: int = 250
-    kafka_session_timeout_ms: int = 6000
-    kafka_heartbeat_interval_ms: int = 1000
+    # The embedded broker holds a join for half the session: short sessions make restarts rejoin fast.
+    kafka_session_timeout_ms: int = 2000
+    kafka_heartbeat_interval_ms: int = 500
     heartbeat_seconds: float = 1.0
     # A service whose last heartbeat is older than this is reported down.
     heartbeat_stale_seconds: float = 5.0
     db_pool_size: int = 8
     gateway_workers: int = Field(1, ge=1)
+    payment_provider: str = "simulated"
+    payment_latency_ms: float = Field(150, ge=0)
+    # How long PUT /bookings/{id}/confirm waits for the payment's outcome before answering 202.
+    confirm_reply_seconds: float = Field(10.0, gt=0)
 
     @property
     def data_path(self) -> Path:

@@ -94,3 +94,15 @@ async def request_outcome(pool: asyncpg.Pool, request_id: str) -> tuple[int, dic
     if row is None:
         return None
     return row["http_status"], orjson.loads(row["result"]), row["body_hash"]
+
+
+async def user_bookings(pool: asyncpg.Pool, user_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT * FROM bookings WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2", user_id, limit)
+    return [_booking(r) for r in rows]
+
+
+async def booking_state(pool: asyncpg.Pool, booking_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT event_id, status, payment_id, amount, currency, seat_ids FROM bookings WHERE booking_id = $1",
+        booking_id)

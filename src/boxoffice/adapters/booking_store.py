@@ -46,11 +46,13 @@ _HOLD_SEATS = """
 """
 
 _INSERT_BOOKINGS = """
-    INSERT INTO bookings (booking_id, request_id, event_id, user_id, status, seat_ids, amount, currency, expires_at)
+    INSERT INTO bookings (booking_id, request_id, event_id, user_id, status, seat_ids, amount, currency, expires_at,
+                          email)
     SELECT b.booking_id, b.request_id, b.event_id, b.user_id, 'pending',
-           string_to_array(b.seat_ids, ','), b.amount, b.currency, b.expires_at
+           string_to_array(b.seat_ids, ','), b.amount, b.currency, b.expires_at, b.email
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::text[],
-                $8::timestamptz[]) AS b(booking_id, request_id, event_id, user_id, seat_ids, amount, currency, expires_at)
+                $8::timestamptz[], $9::text[])
+         AS b(booking_id, request_id, event_id, user_id, seat_ids, amount, currency, expires_at, email)
 """
 
 _INSERT_BOOKING_SEATS = """
@@ -64,17 +66,18 @@ _INSERT_REQUESTS = """
 """
 
 _INSERT_OUTBOX = """
-    INSERT INTO outbox (topic, key, payload)
-    SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])
+    INSERT INTO outbox (topic, key, payload, producer)
+    SELECT t.topic, t.key, t.payload, $4 FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(topic, key, payload)
     RETURNING id, topic, key, payload
 """
 
 
-async def insert_outbox(con: asyncpg.Connection, items: list[tuple[str, bytes, bytes]]) -> list[OutboxRow]:
+async def insert_outbox(con: asyncpg.Connection, items: list[tuple[str, bytes, bytes]],
+                        producer: str = "booking") -> list[OutboxRow]:
     if not items:
         return []
     topics, keys, payloads = (list(column) for column in zip(*items, strict=True))
-    rows = await con.fetch(_INSERT_OUTBOX, topics, keys, payloads)
+    rows = await con.fetch(_INSERT_OUTBOX, topics, keys, payloads, producer)
     return sorted((OutboxRow(r["id"], r["topic"], r["key"], r["payload"]) for r in rows), key=lambda r: r.id)
 
 
@@ -142,10 +145,12 @@ class BookingStore:
                 continue
             outcomes.append(seat_map.hold(command.request_id, command.user_id, list(command.seat_ids),
                                           str(uuid.uuid4()), now + hold))
-        await self._write_holds(con, [o for o in outcomes if isinstance(o, events.SeatsReserved)])
+        await self._write_holds(con, [o for o in outcomes if isinstance(o, events.SeatsReserved)],
+                                {c.request_id: c.email for c in commands})
         return outcomes
 
-    async def _write_holds(self, con: asyncpg.Connection, holds: list[events.SeatsReserved]) -> None:
+    async def _write_holds(self, con: asyncpg.Connection, holds: list[events.SeatsReserved],
+                           emails: dict[str, str]) -> None:
         if not holds:
             return
         seat_rows = sorted((h.event_id, s, h.booking_id) for h in holds for s in h.seat_ids)
@@ -156,7 +161,7 @@ class BookingStore:
             raise ConcurrentHoldDetected(f"expected to hold {len(seat_rows)} seats, held {updated}")
         await con.execute(_INSERT_BOOKINGS, *(list(col) for col in zip(*[
             (h.booking_id, h.request_id, h.event_id, h.user_id, ",".join(h.seat_ids), h.amount, h.currency,
-             h.expires_at) for h in holds], strict=True)))
+             h.expires_at, emails.get(h.request_id, "")) for h in holds], strict=True)))
         await con.execute(_INSERT_BOOKING_SEATS, columns[2], columns[0], columns[1])
 
 

@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, publisher: Publisher) -> None:
+    def __init__(self, pool: asyncpg.Pool, publisher: Publisher, producer: str = "booking") -> None:
         self._pool = pool
+        self._producer = producer
         self._publisher = publisher
         self._queue: asyncio.Queue[list[OutboxRow]] = asyncio.Queue()
         self.published = 0
@@ -38,7 +39,9 @@ class OutboxRelay:
         """Rows left by an earlier run that stopped between commit and acknowledgement."""
         while True:
             async with self._pool.acquire() as con:
-                records = await con.fetch("SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT 2000")
+                records = await con.fetch(
+                    "SELECT id, topic, key, payload FROM outbox WHERE producer = $1 ORDER BY id LIMIT 2000",
+                    self._producer)
             if not records:
                 return
             log.info("re-publishing %d outbox rows", len(records))

@@ -12,3 +12,4 @@ class ReserveSeats:
     user_id: str
     seat_ids: list[str]
     body_hash: str = ""
+    email: str = ""

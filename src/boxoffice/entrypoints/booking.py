@@ -1,16 +1,19 @@
-"""The booking service: the only writer of seats and bookings."""
+"""The booking service: the only writer of seats and bookings — holds, confirmations, releases, expiry."""
 
 from __future__ import annotations
 
 from boxoffice import bootstrap
 from boxoffice import messages as topics
+from boxoffice.adapters.lifecycle_store import LIFECYCLE_TOPICS
 from boxoffice.config import Settings
 
 
 async def main(settings: Settings) -> None:
     async with bootstrap.runtime(settings, "booking", produces=True, pool_size=4) as rt:
-        handler, relay = bootstrap.booking_handler(rt)
+        service = bootstrap.booking_service(rt)
         await bootstrap.run_consumer_service(
-            rt, [topics.SEAT_RESERVATION_REQUESTED], handler, extra=[relay.run()],
-            info=lambda: {**handler.stats(), "published": relay.published},
+            rt, [topics.SEAT_RESERVATION_REQUESTED, *LIFECYCLE_TOPICS], service.handler,
+            extra=[service.relay.run(), service.expiry.run()],
+            info=lambda: {**service.handler.stats(), "published": service.relay.published,
+                          "timeoutsPublished": service.expiry.published},
         )

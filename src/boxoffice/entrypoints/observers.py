@@ -15,7 +15,6 @@ from boxoffice.config import Settings
 from boxoffice.messages import Message
 
 TOPICS = {
-    "payment": [topics.PAYMENT_REQUESTED],
     "notification": [topics.BOOKING_CONFIRMED, topics.SEAT_RELEASED],
     "realtime": [topics.SEAT_RESERVED, topics.SEAT_RELEASED, topics.BOOKING_CONFIRMED],
 }

@@ -23,6 +23,10 @@ async def _main(service: str, settings: Settings) -> None:
         from boxoffice.entrypoints import booking
 
         work = booking.main(settings)
+    elif service == "payment":
+        from boxoffice.entrypoints import payment
+
+        work = payment.main(settings)
     elif service == "catalog":
         from boxoffice.entrypoints import catalog
 

@@ -1,4 +1,4 @@
-"""Booking service handlers: reservation requests in, decisions and outbox rows out."""
+"""Booking service handlers: reservation requests and the booking lifecycle, in partition order."""
 
 from __future__ import annotations
 
@@ -19,8 +19,16 @@ class ReservationStore(Protocol):
     async def reserve(self, commands: list[ReserveSeats], hold: timedelta, now: datetime) -> list[OutboxRow]: ...
 
 
+class LifecycleStore(Protocol):
+    async def handle(self, message: Message, now: datetime) -> list[OutboxRow]: ...
+
+
 class OutboxSink(Protocol):
     def submit(self, rows: list[OutboxRow]) -> None: ...
+
+
+class HoldWatcher(Protocol):
+    def hold_created(self, expires_at: datetime) -> None: ...
 
 
 def reserve_command(message: Message) -> ReserveSeats | None:
@@ -29,36 +37,54 @@ def reserve_command(message: Message) -> ReserveSeats | None:
     if not message.request_id or not isinstance(user_id, str) or not isinstance(seat_ids, list) or not seat_ids \
             or not all(isinstance(s, str) for s in seat_ids):
         return None
-    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, str(data.get("bodyHash", "")))
+    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, str(data.get("bodyHash", "")),
+                        str(data.get("email") or ""))
 
 
-class ReservationHandler:
-    def __init__(self, store: ReservationStore, outbox: OutboxSink, hold: timedelta,
-                 clock: Callable[[], datetime]) -> None:
-        self._store, self._outbox, self._hold, self._clock = store, outbox, hold, clock
+class BookingHandler:
+    """Runs of reservation requests are decided as one batch; every other message on its own, in order."""
+
+    def __init__(self, reservations: ReservationStore, lifecycle: LifecycleStore, outbox: OutboxSink,
+                 hold: timedelta, clock: Callable[[], datetime], holds: HoldWatcher | None = None) -> None:
+        self._reservations, self._lifecycle, self._outbox = reservations, lifecycle, outbox
+        self._hold, self._clock, self._holds = hold, clock, holds
         self.decided = 0
         self.batches = 0
+        self.lifecycle_messages = 0
         self.seconds_in_store = 0.0
 
     def stats(self) -> dict[str, float]:
-        return {"decided": self.decided, "batches": self.batches,
+        return {"decided": self.decided, "batches": self.batches, "lifecycle": self.lifecycle_messages,
                 "storeSeconds": round(self.seconds_in_store, 3)}
 
     async def __call__(self, batch: list[Message]) -> None:
-        commands = []
+        run: list[ReserveSeats] = []
         for message in batch:
-            if message.type != SEAT_RESERVATION_REQUESTED:
+            if message.type == SEAT_RESERVATION_REQUESTED:
+                command = reserve_command(message)
+                if command is None:
+                    log.error("dropping malformed reservation request %s", message.id)
+                else:
+                    run.append(command)
                 continue
-            command = reserve_command(message)
-            if command is None:
-                log.error("dropping malformed reservation request %s", message.id)
-                continue
-            commands.append(command)
+            await self._reserve(run)
+            run = []
+            started = time.perf_counter()
+            rows = await self._lifecycle.handle(message, self._clock())
+            self.seconds_in_store += time.perf_counter() - started
+            self.lifecycle_messages += 1
+            self._outbox.submit(rows)
+        await self._reserve(run)
+
+    async def _reserve(self, commands: list[ReserveSeats]) -> None:
         if not commands:
             return
         started = time.perf_counter()
-        rows = await self._store.reserve(commands, self._hold, self._clock())
+        now = self._clock()
+        rows = await self._reservations.reserve(commands, self._hold, now)
         self.seconds_in_store += time.perf_counter() - started
         self.batches += 1
         self.decided += len(commands)
         self._outbox.submit(rows)
+        if self._holds is not None:
+            self._holds.hold_created(now + self._hold)

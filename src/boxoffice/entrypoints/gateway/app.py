@@ -14,7 +14,7 @@ from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import Publisher, make_producer, make_tail_consumer, start_with_retry
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
-from boxoffice.entrypoints.gateway import bookings, catalog, operations
+from boxoffice.entrypoints.gateway import bookings, catalog, lifecycle, operations
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.responses import error, install_error_handlers
@@ -45,7 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await create_pool(settings.database_url or "", size=settings.db_pool_size)
         producer = make_producer(settings)
         await start_with_retry(producer, "gateway producer")
-        consumer = await make_tail_consumer(settings, [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED])
+        consumer = await make_tail_consumer(settings, [
+            topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED, topics.BOOKING_CANCELLED,
+            topics.BOOKING_COMMAND_REJECTED])
         key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
         health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
         replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
@@ -69,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(bookings.router)
+    app.include_router(lifecycle.router)
     app.include_router(catalog.router)
     app.include_router(operations.router)
     app.add_middleware(BodySizeLimit)

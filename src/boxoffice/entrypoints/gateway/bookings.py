@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from typing import Annotated
 
@@ -33,7 +34,8 @@ def _queued(request_id: str) -> JSON:
 
 
 def _body_hash(body: BookingRequest) -> str:
-    return hashlib.sha256(f"{body.event_id}\0{','.join(body.seat_ids)}\0{body.user_id}".encode()).hexdigest()
+    text = f"{body.event_id}\0{','.join(body.seat_ids)}\0{body.user_id}\0{body.email or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @router.post(
@@ -77,14 +79,15 @@ async def create_booking(
         request_id = gw.request_ids.new()
 
     message = Message(SEAT_RESERVATION_REQUESTED, body.event_id,
-                      {"userId": body.user_id, "seatIds": body.seat_ids, "bodyHash": body_hash}, request_id)
+                      {"userId": body.user_id, "seatIds": body.seat_ids, "bodyHash": body_hash,
+                       "email": body.email or ""}, request_id)
     if not gw.health.is_up("booking") and gw.health.refreshed_at:
-        await _publish(gw, message)
+        await publish_command(gw, message)
         return _queued(request_id)
     reply = gw.replies.expect(request_id)
     started = time.perf_counter()
     try:
-        await _publish(gw, message)
+        await publish_command(gw, message)
         published = time.perf_counter()
         outcome = await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
     except TimeoutError:
@@ -98,9 +101,9 @@ async def create_booking(
     return JSON(result, status_code=status, headers={"Server-Timing": timing})
 
 
-async def _publish(gw: GatewayDep, message: Message) -> None:
+async def publish_command(gw: GatewayDep, message: Message) -> None:
     try:
-        await gw.publisher.publish(SEAT_RESERVATION_REQUESTED, message)
+        await gw.publisher.publish(message.type, message)
     except BrokerUnavailable as exc:
         raise ApiError(503, "queue_unavailable",
                        "Bookings cannot be accepted right now; nothing was reserved, please try again") from exc
@@ -125,7 +128,7 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
 @router.get("/bookings/{booking_id}", response_model=Booking,
             responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
 async def get_booking(booking_id: Annotated[str, Path(max_length=64)], gw: GatewayDep) -> Response:
-    if not _is_uuid(booking_id):
+    if not is_uuid(booking_id):
         return error(422, "invalid_id", "Malformed booking id")
     booking = await views.get_booking(gw.pool, booking_id)
     if booking is None:
@@ -133,7 +136,8 @@ async def get_booking(booking_id: Annotated[str, Path(max_length=64)], gw: Gatew
     return JSON(booking)
 
 
-def _is_uuid(value: str) -> bool:
-    import re
+_UUID = re.compile(UUID)
 
-    return re.match(UUID, value) is not None
+
+def is_uuid(value: str) -> bool:
+    return _UUID.match(value) is not None

@@ -18,6 +18,7 @@ class ReplyWaiter:
         self._consumer = consumer
         self._on_reply = on_reply
         self._waiting: dict[str, list[asyncio.Future[Message]]] = {}
+        self._by_booking: dict[str, list[tuple[asyncio.Future[Message], Callable[[Message], bool]]]] = {}
 
     def expect(self, request_id: str) -> asyncio.Future[Message]:
         """Register before publishing, so that a fast answer cannot arrive unseen."""
@@ -31,6 +32,27 @@ class ReplyWaiter:
             futures.remove(future)
             if not futures:
                 del self._waiting[request_id]
+
+    def expect_booking(self, booking_id: str, accept: Callable[[Message], bool]) -> asyncio.Future[Message]:
+        """The next message about a booking that `accept` takes: for confirm and cancel, whose answer may
+        also come from a payment or expiry that another request started."""
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._by_booking.setdefault(booking_id, []).append((future, accept))
+        return future
+
+    def forget_booking(self, booking_id: str, future: asyncio.Future[Message]) -> None:
+        waiters = [w for w in self._by_booking.get(booking_id, []) if w[0] is not future]
+        if waiters:
+            self._by_booking[booking_id] = waiters
+        else:
+            self._by_booking.pop(booking_id, None)
+
+    def _resolve_booking(self, message: Message) -> None:
+        booking_id = message.data.get("bookingId")
+        waiters = self._by_booking.get(booking_id) if isinstance(booking_id, str) else None
+        for future, accept in waiters or ():
+            if not future.done() and accept(message):
+                future.set_result(message)
 
     async def run(self) -> None:
         while True:
@@ -46,3 +68,5 @@ class ReplyWaiter:
                     for future in self._waiting.pop(message.request_id or "", ()):
                         if not future.done():
                             future.set_result(message)
+                    if self._by_booking:
+                        self._resolve_booking(message)

@@ -29,8 +29,9 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
-def error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSON:
-    return JSON({"success": False, "error": message, "code": code, **extra}, status_code=status, headers=headers)
+def error(http_status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSON:
+    return JSON({"success": False, "error": message, "code": code, **extra}, status_code=http_status,
+                headers=headers)
 
 
 _DOMAIN_STATUS: dict[type[errors.DomainError], int] = {

@@ -20,10 +20,30 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")]
+PaymentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+
+
 class BookingRequest(Strict):
     event_id: EventId = Field(alias="eventId", examples=["taylor_swift_concert"])
     seat_ids: list[SeatId] = Field(alias="seatIds", min_length=1, max_length=200, examples=[["A1"]])
     user_id: UserId = Field(alias="userId", examples=["user_1"])
+    email: Email | None = Field(None, description="Where the confirmation goes; default <userId>@boxoffice.test")
+
+
+class ConfirmRequest(Strict):
+    payment_id: PaymentId = Field(alias="paymentId", examples=["payment_789"])
+    amount: float = Field(gt=0, lt=1_000_000, examples=[150.00])
+    card: CardNumber | None = Field(None, examples=["4242424242424242"],
+                                    description="Test card; 4000000000000002 is declined")
+
+
+class BookingAnswer(BaseModel):
+    success: bool
+    status: str
+    bookingId: str
+    paymentId: str | None = None
 
 
 class ErrorBody(BaseModel):
@@ -63,6 +83,12 @@ class RequestStatus(BaseModel):
     status: Literal["queued", "processed"]
     httpStatus: int | None = None
     result: dict[str, object] | None = None
+
+
+class BookingList(BaseModel):
+    success: Literal[True] = True
+    userId: str
+    bookings: list["Booking"]
 
 
 class Booking(BaseModel):

@@ -21,11 +21,11 @@ ALTER TABLE bookings ADD COLUMN end_reason text;
 ALTER TABLE outbox ADD COLUMN producer text NOT NULL DEFAULT 'booking';
 CREATE INDEX outbox_by_producer ON outbox (producer, id);
 
--- The payment service's record of each charge attempt: one per paymentId, the provider's answer kept
+-- The payment service's record of each charge attempt: one per (booking, paymentId), the provider's answer kept
 -- so that a redelivered request replays it instead of charging again.
 CREATE TABLE payments (
-    payment_id    text PRIMARY KEY,
     booking_id    uuid NOT NULL,
+    payment_id    text NOT NULL,
     event_id      text NOT NULL,
     amount        numeric(10, 2) NOT NULL,
     currency      char(3) NOT NULL,
@@ -36,9 +36,9 @@ CREATE TABLE payments (
     decline_code  text,
     decline_reason text,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    decided_at    timestamptz
+    decided_at    timestamptz,
+    PRIMARY KEY (booking_id, payment_id)
 );
-CREATE INDEX payments_by_booking ON payments (booking_id);
 
 -- What the built-in simulated provider charged, keyed like a real provider's idempotency key.
 CREATE TABLE simulated_provider_charges (

@@ -1,0 +1,148 @@
+"""The booking service's PostgreSQL side after a hold: confirm, pay, cancel, expire.
+
+Each message is one transaction: the booking row is locked, the domain decides, and the booking, its
+seats and the outbox rows are written together. Redelivered messages find the booking already moved on
+and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+import asyncpg
+
+from boxoffice import messages as topics
+from boxoffice.adapters.booking_store import OutboxRow, insert_outbox
+from boxoffice.domain import errors, events
+from boxoffice.domain.model import Booking, BookingStatus
+from boxoffice.messages import Message
+from boxoffice.service_layer.lifecycle_messages import messages_for, rejection
+
+log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+LIFECYCLE_TOPICS = (
+    topics.BOOKING_CONFIRMATION_REQUESTED, topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED,
+    topics.BOOKING_CANCELLATION_REQUESTED, topics.SEAT_RESERVATION_TIMEOUT,
+)
+
+_COMMANDS = {topics.BOOKING_CONFIRMATION_REQUESTED: "confirm", topics.BOOKING_CANCELLATION_REQUESTED: "cancel"}
+
+
+class SeatsOutOfStep(Exception):
+    """A booking's seats are not in the state the booking says: the transaction is rolled back."""
+
+
+def _booking(row: asyncpg.Record) -> Booking:
+    return Booking(str(row["booking_id"]), row["event_id"], row["user_id"], list(row["seat_ids"]), row["amount"],
+                   row["currency"].strip(), BookingStatus(row["status"]), row["expires_at"], row["payment_id"])
+
+
+def _amount(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if isinstance(value, (int, float, str)) else None
+    except InvalidOperation:
+        return None
+
+
+class LifecycleStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def handle(self, message: Message, now: datetime) -> list[OutboxRow]:
+        booking_id = message.data.get("bookingId")
+        if not isinstance(booking_id, str) or not _UUID.match(booking_id):
+            log.error("dropping %s %s without a valid bookingId", message.type, message.id)
+            return []
+        async with self._pool.acquire() as con, con.transaction():
+            row = await con.fetchrow("SELECT * FROM bookings WHERE booking_id = $1 FOR UPDATE", booking_id)
+            command = _COMMANDS.get(message.type)
+            if row is None:
+                if command is None:
+                    return []
+                return await insert_outbox(con, [_encode(rejection(
+                    message.event_id, booking_id, command, errors.BookingNotFound.code,
+                    f"Booking {booking_id} does not exist", message.request_id))])
+            booking = _booking(row)
+            try:
+                if not self._decide(booking, message, now):
+                    return []
+            except errors.DomainError as exc:
+                if command is None:
+                    log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
+                    return []
+                return await insert_outbox(con, [_encode(rejection(
+                    booking.event_id, booking_id, command, exc.code, exc.message, message.request_id))])
+            await self._write(con, booking)
+            card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
+            decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
+                       if message.type == topics.PAYMENT_FAILED else None)
+            return await insert_outbox(con, [_encode(m) for m in messages_for(
+                booking, row["email"], message.request_id, card if isinstance(card, str) else None, decline)])
+
+    @staticmethod
+    def _decide(booking: Booking, message: Message, now: datetime) -> bool:
+        """Applies the message to the booking; False when it is a duplicate or stale and changes nothing."""
+        data = message.data
+        if message.type == topics.BOOKING_CONFIRMATION_REQUESTED:
+            payment_id, amount = data.get("paymentId"), _amount(data.get("amount"))
+            if not isinstance(payment_id, str) or amount is None:
+                raise errors.InvalidRequest("A confirmation needs a paymentId and an amount")
+            if booking.payment_id == payment_id and booking.status is not BookingStatus.PENDING:
+                return False  # the same payment again: its first answer stands
+            booking.start_payment(payment_id, amount, now)
+        elif message.type in (topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED):
+            if booking.status is not BookingStatus.PAYING or booking.payment_id != data.get("paymentId"):
+                return False
+            booking.confirm() if message.type == topics.PAYMENT_SUCCEEDED else booking.fail_payment()
+        elif message.type == topics.BOOKING_CANCELLATION_REQUESTED:
+            booking.cancel()
+        elif message.type == topics.SEAT_RESERVATION_TIMEOUT:
+            if booking.status is not BookingStatus.PENDING or now < booking.expires_at:
+                return False
+            booking.expire(now)
+        else:
+            return False
+        return True
+
+    @staticmethod
+    async def _write(con: asyncpg.Connection, booking: Booking) -> None:
+        seats = sorted(booking.seat_ids)
+        for event in booking.events:
+            if isinstance(event, events.PaymentRequested):
+                await con.execute(
+                    "UPDATE bookings SET status = 'paying', payment_id = $2, payment_requested_at = now(), "
+                    "updated_at = now() WHERE booking_id = $1", booking.booking_id, booking.payment_id)
+            elif isinstance(event, events.BookingConfirmed):
+                booked = await con.execute(
+                    "UPDATE seats SET status = 'BOOKED', updated_at = now() WHERE event_id = $1 "
+                    "AND seat_id = ANY($2) AND booking_id = $3 AND status = 'RESERVED'",
+                    booking.event_id, seats, booking.booking_id)
+                _expect(booked, len(seats), booking)
+                await con.execute(
+                    "UPDATE bookings SET status = 'confirmed', decided_at = now(), updated_at = now() "
+                    "WHERE booking_id = $1", booking.booking_id)
+            elif isinstance(event, events.SeatsReleased):
+                released = await con.execute(
+                    "UPDATE seats SET status = 'AVAILABLE', booking_id = NULL, updated_at = now() "
+                    "WHERE event_id = $1 AND seat_id = ANY($2) AND booking_id = $3 AND status = 'RESERVED'",
+                    booking.event_id, seats, booking.booking_id)
+                _expect(released, len(seats), booking)
+                await con.execute("UPDATE booking_seats SET live = false WHERE booking_id = $1", booking.booking_id)
+                await con.execute(
+                    "UPDATE bookings SET status = $2, end_reason = $3, decided_at = now(), updated_at = now() "
+                    "WHERE booking_id = $1", booking.booking_id, booking.status.value, event.reason)
+
+
+def _expect(result: str, count: int, booking: Booking) -> None:
+    if int(result.split()[-1]) != count:
+        raise SeatsOutOfStep(f"booking {booking.booking_id}: {result}, expected {count} seats")
+
+
+def _encode(item: tuple[str, Message]) -> tuple[str, bytes, bytes]:
+    topic, message = item
+    return topic, message.key, message.encode()

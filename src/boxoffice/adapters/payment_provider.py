@@ -1,0 +1,77 @@
+"""The payment-provider port, and the built-in simulated provider.
+
+A provider needs one call: charge an amount once per idempotency key and say whether it was approved.
+A real provider (Stripe's PaymentIntents take an `Idempotency-Key` header) plugs in by implementing
+`PaymentProvider` and naming it in `BOXOFFICE_PAYMENT_PROVIDER`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+import asyncpg
+
+DECLINED_TEST_CARD = "4000000000000002"
+DEFAULT_TEST_CARD = "4242424242424242"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    approved: bool
+    reference: str
+    decline_code: str | None = None
+    decline_reason: str | None = None
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
+        """Charges at most once per idempotency key; a repeated key returns the first result."""
+        ...
+
+
+def luhn_valid(number: str) -> bool:
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for i, digit in enumerate(int(d) for d in reversed(number)):
+        if i % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+class SimulatedProvider:
+    """Declines 4000000000000002, approves other valid test numbers, after a configurable latency.
+    Its ledger is a table, so tests and benchmarks can count real charges."""
+
+    name = "simulated"
+
+    def __init__(self, pool: asyncpg.Pool, latency_seconds: float) -> None:
+        self._pool = pool
+        self._latency = latency_seconds
+
+    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
+        await asyncio.sleep(self._latency)
+        if card == DECLINED_TEST_CARD:
+            decision = (False, "card_declined", "Your card was declined")
+        elif not luhn_valid(card):
+            decision = (False, "invalid_card", "The card number is not valid")
+        else:
+            decision = (True, None, None)
+        row = await self._pool.fetchrow(
+            """WITH made AS (
+                   INSERT INTO simulated_provider_charges (idempotency_key, amount, currency, approved, reference,
+                                                           decline_code)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *)
+               SELECT * FROM made UNION ALL
+               SELECT * FROM simulated_provider_charges WHERE idempotency_key = $1 LIMIT 1""",
+            idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}", decision[1])
+        approved = row["approved"]
+        return ChargeResult(approved, row["reference"], row["decline_code"],
+                            None if approved else decision[2] if row["decline_code"] == decision[1] else "Declined")

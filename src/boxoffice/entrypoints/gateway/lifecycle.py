@@ -1,0 +1,164 @@
+"""Paying for and cancelling a booking; a user's bookings."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from starlette.responses import Response
+
+from boxoffice import messages as topics
+from boxoffice import views
+from boxoffice.adapters.payment_provider import luhn_valid
+from boxoffice.entrypoints.gateway.bookings import is_uuid, publish_command
+from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
+from boxoffice.entrypoints.gateway.schemas import USER_ID, BookingAnswer, BookingList, ConfirmRequest, ErrorBody
+from boxoffice.entrypoints.gateway.state import GatewayDep
+from boxoffice.messages import Message
+
+router = APIRouter(tags=["bookings"])
+
+BookingPath = Annotated[str, Path(max_length=64)]
+_USER_ID = re.compile(USER_ID)
+
+# A refusal's code → HTTP status (CONTRACT §3).
+_REFUSAL_STATUS = {"booking_not_found": 404, "amount_mismatch": 422, "invalid_request": 422}
+_ENDED = {
+    "expired": ("booking_expired", "has expired; its seats were released"),
+    "cancelled": ("booking_cancelled", "was cancelled"),
+    "confirmed": ("booking_already_confirmed", "is already confirmed"),
+    "payment_failed": ("booking_payment_failed", "ended with a declined payment; its seats were released"),
+    "paying": ("payment_in_progress", "has a payment in progress"),
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+def _not_live(booking_id: str, status: str) -> Response:
+    code, what = _ENDED[status]
+    return error(409, code, f"Booking {booking_id} {what}", bookingId=booking_id, status=status)
+
+
+def _processing(booking_id: str) -> Response:
+    return JSON({"success": False, "status": "processing", "bookingId": booking_id,
+                 "statusUrl": f"/bookings/{booking_id}",
+                 "error": "Your request is queued and will be processed in order; check the booking's status"},
+                status_code=202)
+
+
+async def _load(gw: GatewayDep, booking_id: str) -> Any:
+    if not is_uuid(booking_id):
+        raise ApiError(422, "invalid_id", "Malformed booking id")
+    state = await views.booking_state(gw.pool, booking_id)
+    if state is None:
+        raise ApiError(404, "booking_not_found", f"Booking {booking_id} does not exist")
+    return state
+
+
+async def _send_and_wait(gw: GatewayDep, booking_id: str, message: Message | None, command: str,
+                         timeout: float) -> Message | None:
+    """Publishes (unless the command is already under way) and waits for the booking's next outcome."""
+    def accept(reply: Message) -> bool:
+        if reply.type == topics.BOOKING_COMMAND_REJECTED:
+            return reply.data.get("command") == command and (message is None or reply.request_id == message.request_id)
+        return reply.type in (topics.BOOKING_CONFIRMED, topics.BOOKING_CANCELLED)
+
+    if message is not None and not gw.health.is_up("booking") and gw.health.refreshed_at:
+        await publish_command(gw, message)
+        return None
+    reply = gw.replies.expect_booking(booking_id, accept)
+    try:
+        if message is not None:
+            await publish_command(gw, message)
+        return await asyncio.wait_for(asyncio.shield(reply), timeout)
+    except TimeoutError:
+        return None
+    finally:
+        gw.replies.forget_booking(booking_id, reply)
+
+
+def _answer(booking_id: str, reply: Message) -> Response:
+    data = reply.data
+    if reply.type == topics.BOOKING_CONFIRMED:
+        return JSON({"success": True, "status": "confirmed", "bookingId": booking_id, "paymentId": data["paymentId"],
+                     "amount": data["amount"], "currency": data["currency"], "seatIds": data["seatIds"]})
+    if reply.type == topics.BOOKING_CANCELLED:
+        status = data.get("status")
+        if status == "cancelled":
+            return JSON({"success": True, "status": "cancelled", "bookingId": booking_id, "seatIds": data["seatIds"]})
+        if status == "payment_failed":
+            reason = data.get("declineReason") or "Payment declined"
+            return error(402, "payment_declined", f"{reason}; the seats were released",
+                         status="payment_failed", bookingId=booking_id, declineCode=data.get("declineCode"))
+        return _not_live(booking_id, str(status))
+    code = str(data.get("code"))
+    return error(_REFUSAL_STATUS.get(code, 409), code, str(data.get("reason")), bookingId=booking_id)
+
+
+@router.put("/bookings/{booking_id}/confirm", response_model=BookingAnswer,
+            responses={**_ERRORS, 402: {"model": ErrorBody}, 202: {"model": BookingAnswer}})
+async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: GatewayDep) -> Response:
+    """Pay for a pending booking: 200 confirmed (seats BOOKED), 402 declined (seats released)."""
+    amount = Decimal(str(body.amount))
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ApiError(422, "validation_error", "amount: at most two decimal places")
+    if body.card is not None and not luhn_valid(body.card):
+        raise ApiError(422, "validation_error", "card: not a valid card number")
+    state = await _load(gw, booking_id)
+    status = state["status"]
+    if state["payment_id"] == body.payment_id and status != "pending":
+        if status == "confirmed":
+            return JSON({"success": True, "status": "confirmed", "bookingId": booking_id,
+                         "paymentId": body.payment_id, "amount": float(state["amount"]),
+                         "currency": state["currency"].strip(), "seatIds": list(state["seat_ids"])})
+        if status == "payment_failed":
+            return error(402, "payment_declined", "Payment declined; the seats were released",
+                         status="payment_failed", bookingId=booking_id)
+        message = None  # this very payment is under way: wait for its outcome
+    elif status != "pending":
+        return _not_live(booking_id, status)
+    else:
+        message = Message(topics.BOOKING_CONFIRMATION_REQUESTED, state["event_id"],
+                          {"bookingId": booking_id, "paymentId": body.payment_id, "amount": float(amount),
+                           "card": body.card}, gw.request_ids.new())
+    reply = await _send_and_wait(gw, booking_id, message, "confirm", gw.settings.confirm_reply_seconds)
+    return _processing(booking_id) if reply is None else _answer(booking_id, reply)
+
+
+async def _cancel(booking_id: str, gw: GatewayDep) -> Response:
+    state = await _load(gw, booking_id)
+    if state["status"] == "cancelled":
+        return JSON({"success": True, "status": "cancelled", "bookingId": booking_id,
+                     "seatIds": list(state["seat_ids"])})
+    if state["status"] == "confirmed":
+        return error(409, "booking_already_confirmed",
+                     f"Booking {booking_id} is confirmed; refunds are not supported yet", bookingId=booking_id)
+    if state["status"] != "pending":
+        return _not_live(booking_id, state["status"])
+    message = Message(topics.BOOKING_CANCELLATION_REQUESTED, state["event_id"], {"bookingId": booking_id},
+                      gw.request_ids.new())
+    reply = await _send_and_wait(gw, booking_id, message, "cancel", gw.settings.booking_reply_seconds)
+    return _processing(booking_id) if reply is None else _answer(booking_id, reply)
+
+
+@router.delete("/bookings/{booking_id}", response_model=BookingAnswer, responses=_ERRORS)
+async def cancel_booking(booking_id: BookingPath, gw: GatewayDep) -> Response:
+    """Cancel a pending booking: its seats are AVAILABLE again."""
+    return await _cancel(booking_id, gw)
+
+
+@router.post("/bookings/{booking_id}/cancel", response_model=BookingAnswer, responses=_ERRORS)
+async def cancel_booking_post(booking_id: BookingPath, gw: GatewayDep) -> Response:
+    """The same as DELETE /bookings/{bookingId}."""
+    return await _cancel(booking_id, gw)
+
+
+@router.get("/users/{user_id}/bookings", response_model=BookingList, responses=_ERRORS)
+async def list_user_bookings(user_id: Annotated[str, Path(max_length=128)], gw: GatewayDep) -> Response:
+    """A user's bookings, newest first (at most 100)."""
+    if not _USER_ID.match(user_id):
+        return error(422, "invalid_id", "Malformed user id")
+    return JSON({"success": True, "userId": user_id, "bookings": await views.user_bookings(gw.pool, user_id)})
