@@ -1,0 +1,52 @@
+"""The expiry scheduler wakes for the next deadline and publishes each due hold's timeout, on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from boxoffice.adapters.expiry import ExpiryScheduler
+from boxoffice.adapters.kafka import Publisher
+from boxoffice.domain.catalog import EventSpec
+from boxoffice.messages import SEAT_RESERVATION_TIMEOUT, decode, utc_now
+from tests.integration.test_lifecycle import hold
+
+
+async def test_timeouts_are_published_at_the_deadline(pool: asyncpg.Pool, kafka: str, event: EventSpec) -> None:
+    consumer = AIOKafkaConsumer(SEAT_RESERVATION_TIMEOUT, bootstrap_servers=kafka, group_id=None,
+                                auto_offset_reset="latest", fetch_max_wait_ms=5)
+    await consumer.start()
+    await consumer.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    scheduler = ExpiryScheduler(pool, Publisher(producer), utc_now, resend_after=30)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await asyncio.sleep(0.2)  # the scheduler is asleep with nothing pending
+        start = datetime.now(UTC)
+        first = await hold(pool, event, ["A1"], timedelta(seconds=1.0), at=start)
+        second = await hold(pool, event, ["A2"], timedelta(seconds=1.5), at=start)
+        scheduler.hold_created(start + timedelta(seconds=1.0))
+
+        arrivals: dict[str, datetime] = {}
+        async with asyncio.timeout(10):
+            while len(arrivals) < 2:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    for record in records:
+                        message = decode(record.value)
+                        if message.data["bookingId"] in (first, second):
+                            arrivals.setdefault(message.data["bookingId"], datetime.now(UTC))
+        await asyncio.sleep(0.5)
+        repeats = sum(len(r) for r in (await consumer.getmany(timeout_ms=200)).values())
+    finally:
+        task.cancel()
+        await consumer.stop()
+        await producer.stop()
+
+    late_first = (arrivals[first] - (start + timedelta(seconds=1.0))).total_seconds()
+    late_second = (arrivals[second] - (start + timedelta(seconds=1.5))).total_seconds()
+    assert 0 <= late_first < 0.25 and 0 <= late_second < 0.25, (late_first, late_second)
+    assert repeats == 0, "a timeout was published twice within the resend window"

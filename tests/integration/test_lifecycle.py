@@ -1,0 +1,207 @@
+"""After the hold, against a real PostgreSQL: pay, decline, cancel, expire — and the races between them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from boxoffice import messages as topics
+from boxoffice.adapters.booking_store import BookingStore
+from boxoffice.adapters.catalog_store import create_event
+from boxoffice.adapters.lifecycle_store import LifecycleStore
+from boxoffice.adapters.payment_provider import SimulatedProvider
+from boxoffice.adapters.payment_store import PaymentStore
+from boxoffice.domain.catalog import EventSpec
+from boxoffice.domain.commands import ReserveSeats
+from boxoffice.messages import Message, decode
+from boxoffice.service_layer.payments import PaymentHandler
+from tests.conftest import small_event
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def hold(pool: asyncpg.Pool, event: EventSpec, seats: list[str], hold_for: timedelta = timedelta(minutes=10),
+               at: datetime | None = None) -> str:
+    rows = await BookingStore(pool).reserve(
+        [ReserveSeats(f"req-{uuid.uuid4()}", event.event_id, "buyer", seats, email="buyer@example.com")],
+        hold_for, at or now())
+    reserved = decode(rows[0].payload)
+    assert reserved.type == topics.SEAT_RESERVED
+    return str(reserved.data["bookingId"])
+
+
+def msg(event: EventSpec, topic: str, **data: object) -> Message:
+    return Message(topic, event.event_id, dict(data), request_id=f"req-{uuid.uuid4()}")
+
+
+async def state(pool: asyncpg.Pool, booking_id: str) -> tuple[str, list[str]]:
+    status = await pool.fetchval("SELECT status FROM bookings WHERE booking_id = $1", booking_id)
+    seats = await pool.fetch(
+        "SELECT s.status FROM seats s JOIN bookings b ON s.event_id = b.event_id AND s.seat_id = ANY(b.seat_ids) "
+        "WHERE b.booking_id = $1 ORDER BY s.seat_id", booking_id)
+    return status, [r["status"] for r in seats]
+
+
+def types(rows: list) -> list[str]:
+    return [decode(r.payload).type for r in rows]
+
+
+async def test_confirm_then_payment_succeeds(pool: asyncpg.Pool, event: EventSpec) -> None:
+    store = LifecycleStore(pool)
+    booking_id = await hold(pool, event, ["A1", "A2"])
+
+    asked = await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
+                                   paymentId="pay_1", amount=300.0, card="4242424242424242"), now())
+    assert types(asked) == [topics.PAYMENT_REQUESTED]
+    assert decode(asked[0].payload).data["card"] == "4242424242424242"
+    assert await state(pool, booking_id) == ("paying", ["RESERVED", "RESERVED"])
+
+    done = await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="pay_1"), now())
+    assert types(done) == [topics.BOOKING_CONFIRMED]
+    assert decode(done[0].payload).data["email"] == "buyer@example.com"
+    assert await state(pool, booking_id) == ("confirmed", ["BOOKED", "BOOKED"])
+
+    again = await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="pay_1"), now())
+    assert again == [] and await state(pool, booking_id) == ("confirmed", ["BOOKED", "BOOKED"])
+
+
+async def test_declined_payment_releases_the_seats(pool: asyncpg.Pool, event: EventSpec) -> None:
+    store = LifecycleStore(pool)
+    booking_id = await hold(pool, event, ["A3"])
+    await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="p",
+                           amount=150), now())
+    rows = await store.handle(msg(event, topics.PAYMENT_FAILED, bookingId=booking_id, paymentId="p",
+                                  declineCode="card_declined", reason="Your card was declined"), now())
+
+    assert types(rows) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert decode(rows[0].payload).data["reason"] == "payment_failed"
+    assert decode(rows[1].payload).data["declineCode"] == "card_declined"
+    assert await state(pool, booking_id) == ("payment_failed", ["AVAILABLE"])
+    assert await pool.fetchval("SELECT count(*) FROM booking_seats WHERE booking_id = $1 AND live", booking_id) == 0
+
+
+@pytest.mark.parametrize("amount", [149.99, 0.01, "abc"])
+async def test_wrong_amount_is_refused_and_the_hold_kept(pool: asyncpg.Pool, event: EventSpec, amount: object) -> None:
+    booking_id = await hold(pool, event, ["A4"])
+    rows = await LifecycleStore(pool).handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
+                                                 paymentId="p", amount=amount), now())
+
+    rejected = decode(rows[0].payload)
+    assert rejected.type == topics.BOOKING_COMMAND_REJECTED
+    assert rejected.data["code"] in ("amount_mismatch", "invalid_request")
+    assert await state(pool, booking_id) == ("pending", ["RESERVED"])
+
+
+async def test_cancel_releases_and_a_confirmed_booking_cannot_be_cancelled(pool: asyncpg.Pool,
+                                                                          event: EventSpec) -> None:
+    store = LifecycleStore(pool)
+    cancelled = await hold(pool, event, ["A5"])
+    rows = await store.handle(msg(event, topics.BOOKING_CANCELLATION_REQUESTED, bookingId=cancelled), now())
+    assert types(rows) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert await state(pool, cancelled) == ("cancelled", ["AVAILABLE"])
+
+    kept = await hold(pool, event, ["A6"])
+    await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=kept, paymentId="p",
+                           amount=150), now())
+    await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=kept, paymentId="p"), now())
+    refused = await store.handle(msg(event, topics.BOOKING_CANCELLATION_REQUESTED, bookingId=kept), now())
+    assert decode(refused[0].payload).data["code"] == "booking_already_confirmed"
+    assert await state(pool, kept) == ("confirmed", ["BOOKED"])
+
+
+async def test_timeout_expires_only_after_the_deadline(pool: asyncpg.Pool, event: EventSpec) -> None:
+    store = LifecycleStore(pool)
+    start = now()
+    booking_id = await hold(pool, event, ["A7"], timedelta(seconds=2), at=start)
+
+    early = await store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
+                               start + timedelta(seconds=1))
+    assert early == [] and await state(pool, booking_id) == ("pending", ["RESERVED"])
+
+    late = await store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
+                              start + timedelta(seconds=2))
+    assert types(late) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert decode(late[0].payload).data["reason"] == "timeout"
+    assert await state(pool, booking_id) == ("expired", ["AVAILABLE"])
+
+    confirm = await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
+                                     paymentId="p", amount=150), start + timedelta(seconds=3))
+    assert decode(confirm[0].payload).data["code"] == "booking_expired"
+
+
+async def test_confirm_racing_the_deadline_always_ends_consistently(pool: asyncpg.Pool) -> None:
+    """Confirm, timeout and payment arrive in every order around the deadline; booking and seat always agree."""
+    event = small_event(rows=3)
+    async with pool.acquire() as con:
+        await create_event(con, event)
+    store = LifecycleStore(pool)
+    outcomes: list[str] = []
+    for round_, seat in enumerate(s.seat_id for s in event.seats()):
+        start = now()
+        booking_id = await hold(pool, event, [seat], timedelta(milliseconds=50), at=start)
+        deadline = start + timedelta(milliseconds=50)
+        confirm_at = deadline + timedelta(milliseconds=(round_ % 5) * 10 - 20)
+        await asyncio.gather(
+            store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="p",
+                             amount=150), confirm_at),
+            store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id), deadline),
+        )
+        await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="p"), deadline)
+        # A paying booking is never expired: the payment decides, so a late timeout changes nothing.
+        await store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
+                           deadline + timedelta(seconds=1))
+        result = await state(pool, booking_id)
+        assert result in [("confirmed", ["BOOKED"]), ("expired", ["AVAILABLE"])], result
+        outcomes.append(result[0])
+    assert set(outcomes) == {"confirmed", "expired"}, outcomes
+
+
+async def test_the_same_payment_request_charges_once(pool: asyncpg.Pool, event: EventSpec) -> None:
+    booking_id = await hold(pool, event, ["B2"])
+    provider = SimulatedProvider(pool, latency_seconds=0.01)
+
+    class Outbox:
+        rows: list = []
+
+        def submit(self, rows: list) -> None:
+            self.rows += rows
+
+    outbox = Outbox()
+    handler = PaymentHandler(PaymentStore(pool, provider.name), provider, outbox)
+    request = msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="pay_once", amount=150.0,
+                  currency="USD", card="4242424242424242")
+
+    await handler([request, request])
+    await handler([request])
+
+    assert handler.charged == 1
+    assert [decode(r.payload).type for r in outbox.rows] == [topics.PAYMENT_SUCCEEDED] * 3
+    assert len({decode(r.payload).data["providerRef"] for r in outbox.rows}) == 1
+    assert await pool.fetchval("SELECT count(*) FROM simulated_provider_charges WHERE idempotency_key = $1",
+                               f"{booking_id}:pay_once") == 1
+    assert await pool.fetchval("SELECT status FROM payments WHERE booking_id = $1", booking_id) == "succeeded"
+
+
+async def test_declined_test_card_fails_the_payment(pool: asyncpg.Pool, event: EventSpec) -> None:
+    booking_id = await hold(pool, event, ["B3"])
+    provider = SimulatedProvider(pool, latency_seconds=0)
+
+    class Outbox:
+        rows: list = []
+
+        def submit(self, rows: list) -> None:
+            self.rows += rows
+
+    outbox = Outbox()
+    await PaymentHandler(PaymentStore(pool, provider.name), provider, outbox)(
+        [msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="p", amount=150.0,
+             card="4000000000000002")])
+
+    failed = decode(outbox.rows[0].payload)
+    assert failed.type == topics.PAYMENT_FAILED and failed.data["declineCode"] == "card_declined"
