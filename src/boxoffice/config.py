@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     payment_latency_ms: float = Field(150, ge=0)
     # How long PUT /bookings/{id}/confirm waits for the payment's outcome before answering 202.
     confirm_reply_seconds: float = Field(10.0, gt=0)
+    mail_from: str = "boxoffice <tickets@boxoffice.test>"
+    # The embedded mailbox's ports (used when smtp_url is unset); unset = free ports picked at `up`.
+    mailbox_smtp_port: int | None = None
+    mailbox_http_port: int | None = None
 
     @property
     def data_path(self) -> Path:

@@ -170,3 +170,18 @@ def bench_holds(
     from boxoffice.bench import holds
 
     holds.run(requests, clients, seats, max_seats, seed, console)
+
+
+@app.command(hidden=True)
+def mailbox(
+    smtp_port: Annotated[int, typer.Option(help="SMTP port to accept mail on (127.0.0.1)")] = 1025,
+    http_port: Annotated[int, typer.Option(help="port of the mailbox web page and JSON API")] = 8025,
+    directory: Annotated[str, typer.Option("--dir", help="where messages are kept, one .eml file each")] = "",
+    http_host: Annotated[str, typer.Option(help="address the web page listens on")] = "127.0.0.1",
+) -> None:
+    """The embedded SMTP mailbox and its web page (what the supervisor starts when no SMTP URL is set)."""
+    from pathlib import Path
+
+    from boxoffice.entrypoints.mailbox import run
+
+    run(Path(directory) if directory else get_settings().data_path / "mailbox", smtp_port, http_port, http_host)

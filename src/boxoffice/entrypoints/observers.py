@@ -1,7 +1,7 @@
-"""Payment, notification and realtime: consumers of their topics, with heartbeats.
+"""Realtime: a consumer of its topics, with heartbeats.
 
-Their work on each message (charges, emails, pushes to browsers) comes with the lifecycle and live-update
-features; until then they consume, count and acknowledge, so the topology and its health are complete.
+Its work on each message (pushes to browsers) comes with the live-update feature; until then it consumes,
+counts and acknowledges, so the topology and its health are complete.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from boxoffice.config import Settings
 from boxoffice.messages import Message
 
 TOPICS = {
-    "notification": [topics.BOOKING_CONFIRMED, topics.SEAT_RELEASED],
     "realtime": [topics.SEAT_RESERVED, topics.SEAT_RELEASED, topics.BOOKING_CONFIRMED],
 }
 

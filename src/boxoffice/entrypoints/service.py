@@ -31,6 +31,10 @@ async def _main(service: str, settings: Settings) -> None:
         from boxoffice.entrypoints import catalog
 
         work = catalog.main(settings)
+    elif service == "notification":
+        from boxoffice.entrypoints import notification
+
+        work = notification.main(settings)
     else:
         from boxoffice.entrypoints import observers
 

@@ -1,0 +1,100 @@
+"""The embedded mailbox's storage: one .eml file per accepted message, so mail survives restarts."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import secrets
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+from typing import Any, cast
+
+_ID = re.compile(r"^\d{20}-[0-9a-f]{8}$")
+
+
+class MailStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._summaries: dict[str, dict[str, Any]] = {}  # files never change once written
+
+    def save(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> str:
+        """Written to a temporary name, flushed to disk, then renamed: a reader never sees half a message."""
+        message_id = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+        trace = f"Return-Path: <{mail_from}>\r\nDelivered-To: {', '.join(rcpt_tos)}\r\n".encode()
+        tmp = self.directory / f".{message_id}.tmp"
+        with open(tmp, "wb") as out:
+            out.write(trace + raw)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.rename(self.directory / f"{message_id}.eml")
+        return message_id
+
+    def ids(self) -> list[str]:
+        """Newest first."""
+        return sorted((p.stem for p in self.directory.glob("*.eml") if _ID.match(p.stem)), reverse=True)
+
+    def raw(self, message_id: str) -> bytes | None:
+        if not _ID.match(message_id):
+            return None
+        try:
+            return (self.directory / f"{message_id}.eml").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def parsed(self, message_id: str) -> EmailMessage | None:
+        raw = self.raw(message_id)
+        return None if raw is None else email.message_from_bytes(raw, policy=email.policy.default)
+
+    def summary(self, message_id: str) -> dict[str, Any] | None:
+        if message_id not in self._summaries:
+            message = self.parsed(message_id)
+            if message is None:
+                return None
+            self._summaries[message_id] = describe(message_id, message)
+        return self._summaries[message_id]
+
+    def part(self, message_id: str, content_id: str) -> tuple[bytes, str] | None:
+        """An inline part by its Content-ID, for the HTML view's `cid:` images."""
+        message = self.parsed(message_id)
+        for part in message.walk() if message else ():
+            if str(part.get("Content-ID", "")).strip("<>") == content_id:
+                return cast(bytes, part.get_payload(decode=True) or b""), part.get_content_type()
+        return None
+
+
+def describe(message_id: str, message: EmailMessage) -> dict[str, Any]:
+    text_part, html_part = message.get_body(("plain",)), message.get_body(("html",))
+    attachments = [
+        {"filename": part.get_filename(), "contentType": part.get_content_type(),
+         "contentId": str(part["Content-ID"]).strip("<>") if part["Content-ID"] else None,
+         "inline": part.get_content_disposition() != "attachment",
+         "size": len(part.get_payload(decode=True) or b"")}
+        for part in message.walk()
+        if not part.is_multipart() and part is not text_part and part is not html_part
+    ]
+    received = datetime.fromtimestamp(int(message_id[:20]) / 1e9, UTC)
+    return {
+        "id": message_id,
+        "messageId": str(message.get("Message-ID", "")) or None,
+        "from": str(message.get("From", "")),
+        "to": [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])])],
+        "subject": str(message.get("Subject", "")),
+        "date": _header_date(message),
+        "receivedAt": received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "text": text_part.get_content() if text_part else None,
+        "html": html_part.get_content() if html_part else None,
+        "attachments": attachments,
+    }
+
+
+def _header_date(message: EmailMessage) -> str | None:
+    try:
+        return parsedate_to_datetime(str(message["Date"])).isoformat() if message["Date"] else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,73 @@
+"""The embedded mailbox's web side: a page to read the mail, and the same as JSON."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from boxoffice.adapters.mailbox_store import MailStore
+
+PAGE = Path(__file__).resolve().parent.parent / "web" / "mailbox.html"
+# The mail's own HTML may show its inline images and styles, nothing else: no scripts, no remote loads.
+HTML_POLICY = "default-src 'none'; img-src 'self' {origin} data:; style-src 'unsafe-inline'"
+
+
+def http_app(store: MailStore) -> Starlette:
+    def found(request: Request) -> dict[str, Any] | None:
+        return store.summary(request.path_params["id"])
+
+    async def page(_: Request) -> Response:
+        return FileResponse(PAGE, media_type="text/html")
+
+    async def listing(request: Request) -> Response:
+        to = request.query_params.get("to", "").lower()
+        limit = request.query_params.get("limit", "")
+        everything = [s for s in (store.summary(i) for i in store.ids()) if s]
+        chosen = [s for s in everything if not to or to in (a.lower() for a in s["to"])]
+        return JSONResponse(chosen[:int(limit) if limit.isdigit() else 500])
+
+    async def one(request: Request) -> Response:
+        summary = found(request)
+        return JSONResponse(summary) if summary else _not_found()
+
+    async def raw(request: Request) -> Response:
+        data = store.raw(request.path_params["id"])
+        return Response(data, media_type="message/rfc822") if data is not None else _not_found()
+
+    async def html(request: Request) -> Response:
+        summary = found(request)
+        if not summary or summary["html"] is None:
+            return _not_found()
+        base = f"/messages/{summary['id']}/parts/"
+        body = re.sub(r"""(["'])cid:([^"']+)\1""", lambda m: f"{m[1]}{base}{quote(m[2], safe='@')}{m[1]}",
+                      summary["html"])
+        # The page shows it in a sandboxed frame, whose own origin is opaque: name ours for the images.
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        return Response(body, media_type="text/html",
+                        headers={"Content-Security-Policy": HTML_POLICY.format(origin=origin)})
+
+    async def part(request: Request) -> Response:
+        found_part = store.part(request.path_params["id"], request.path_params["cid"])
+        if found_part is None:
+            return _not_found()
+        return Response(found_part[0], media_type=found_part[1])
+
+    async def no_route(_: Request, __: Exception) -> Response:
+        return _not_found()
+
+    return Starlette(exception_handlers={404: no_route}, routes=[
+        Route("/", page), Route("/messages", listing), Route("/messages/{id}", one),
+        Route("/messages/{id}/raw", raw), Route("/messages/{id}/html", html),
+        Route("/messages/{id}/parts/{cid:path}", part),
+    ])
+
+
+def _not_found() -> Response:
+    return JSONResponse({"success": False, "error": "No such message", "code": "message_not_found"}, 404)

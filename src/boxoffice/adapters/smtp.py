@@ -1,0 +1,72 @@
+"""Sends email over SMTP (aiosmtplib), configured by one URL; driver errors become our own."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
+
+DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+# Where `boxoffice mailbox` listens unless told otherwise: the fallback when no SMTP URL is configured.
+EMBEDDED_MAILBOX_PORT = 1025
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    implicit_tls: bool = False
+    verify_certs: bool = True
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpTarget:
+        """`smtp://user:pass@host:port` (STARTTLS when offered) or `smtps://` (TLS from the first byte);
+        `?verify=false` accepts a self-signed certificate."""
+        parts = urlsplit(url)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not an SMTP URL (smtp://user:pass@host:port or smtps://...): {url!r}")
+        verify = parse_qs(parts.query).get("verify", ["true"])[-1].lower() not in ("false", "0", "no")
+        return cls(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme],
+                   unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password else None,
+                   parts.scheme == "smtps", verify)
+
+
+class SmtpSender:
+    """Each send opens its own connection: notifications are few, and a dead connection is never reused."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0, total_timeout: float = 30.0) -> None:
+        self.target = SmtpTarget.from_url(url)
+        self._timeout = timeout
+        self._total_timeout = total_timeout
+
+    async def send(self, message: EmailMessage) -> None:
+        t = self.target
+        try:
+            async with asyncio.timeout(self._total_timeout):
+                await aiosmtplib.send(
+                    message, hostname=t.host, port=t.port, username=t.username, password=t.password,
+                    use_tls=t.implicit_tls, start_tls=False if t.implicit_tls else None,
+                    validate_certs=t.verify_certs, timeout=self._timeout)
+        except aiosmtplib.SMTPResponseException as exc:
+            error = PermanentMailError if 500 <= exc.code < 600 and not _is_auth(exc) else TransientMailError
+            raise error(f"{t.host}:{t.port} answered {exc.code} {exc.message}") from exc
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [e.code for e in exc.recipients]
+            error = PermanentMailError if all(500 <= c < 600 for c in codes) else TransientMailError
+            raise error(f"{t.host}:{t.port} refused the recipients: {exc}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
+            raise TransientMailError(f"{t.host}:{t.port}: {exc!r}") from exc
+
+
+def _is_auth(exc: aiosmtplib.SMTPResponseException) -> bool:
+    # A refused login is the operator's configuration, not this message: keep it, retry until fixed.
+    return isinstance(exc, aiosmtplib.SMTPAuthenticationError)

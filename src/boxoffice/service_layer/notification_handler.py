@@ -1,0 +1,99 @@
+"""Sends each email once per (booking, kind): a row in `notifications_sent` is written after the send,
+and a message whose row exists is skipped, also when Kafka redelivers it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+from boxoffice.messages import Message, utc_now
+from boxoffice.service_layer import notifications
+from boxoffice.service_layer.mail import MailSender, PermanentMailError, TransientMailError
+from boxoffice.service_layer.notifications import EventInfo
+
+log = logging.getLogger(__name__)
+
+
+class NotificationRecords(Protocol):
+    async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo: ...
+    async def was_sent(self, booking_id: str, kind: str) -> bool: ...
+    async def record_sent(self, booking_id: str, kind: str, recipient: str, message_id: str) -> None: ...
+
+
+class NotificationHandler:
+    """A batch handler for the consumer loop. A mail server that fails is retried with exponential back-off
+    until it takes the email: this holds up only this consumer, and the offsets wait with it."""
+
+    def __init__(self, records: NotificationRecords, sender: MailSender, mail_from: str, *,
+                 first_backoff: float = 0.5, max_backoff: float = 30.0,
+                 clock: Callable[[], datetime] = utc_now,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._records, self._sender, self._from = records, sender, mail_from
+        self._first_backoff, self._max_backoff = first_backoff, max_backoff
+        self._clock, self._sleep = clock, sleep
+        self.counts: Counter[str] = Counter()
+        self.last_error: str | None = None
+
+    def info(self) -> dict[str, Any]:
+        return {"emails": dict(self.counts), **({"lastMailError": self.last_error} if self.last_error else {})}
+
+    async def __call__(self, batch: list[Message]) -> None:
+        for message in batch:
+            await self.handle(message)
+
+    async def handle(self, message: Message) -> None:
+        kind = notifications.kind_of(message)
+        if kind is None:
+            return
+        booking_id = str(message.data.get("bookingId") or "")
+        if not _is_uuid(booking_id):
+            log.error("%s %s has no valid bookingId (%r); no email", message.type, message.id, booking_id)
+            self.counts["malformed"] += 1
+            return
+        if await self._records.was_sent(booking_id, kind):
+            self.counts["duplicate"] += 1
+            return
+        seat_ids = [str(s) for s in message.data.get("seatIds") or []]
+        event = await self._records.event_info(message.event_id, seat_ids)
+        email = notifications.render(message, event, self._from, self._clock())
+        if not await self._deliver(email, f"{kind} for booking {booking_id}"):
+            return
+        await self._records.record_sent(booking_id, kind, str(email["To"]), str(email["Message-ID"]))
+        self.counts[kind] += 1
+
+    async def _deliver(self, email: EmailMessage, what: str) -> bool:
+        """True once sent; False if the server refused it for good (then retrying cannot help)."""
+        delay = self._first_backoff
+        attempt = 1
+        while True:
+            try:
+                await self._sender.send(email)
+                if attempt > 1:
+                    log.info("%s sent after %d attempts", what, attempt)
+                self.last_error = None
+                return True
+            except PermanentMailError as exc:
+                log.error("%s to %s refused for good, not retried: %s", what, email["To"], exc)
+                self.counts["refused"] += 1
+                return False
+            except TransientMailError as exc:
+                self.last_error = str(exc)
+                self.counts["retries"] += 1
+                log.warning("%s not sent (attempt %d): %s; retrying in %.1f s", what, attempt, exc, delay)
+            await self._sleep(delay)
+            delay = min(delay * 2, self._max_backoff)
+            attempt += 1
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False

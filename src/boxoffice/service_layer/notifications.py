@@ -1,0 +1,166 @@
+"""The emails the notification service sends: ticket confirmation and release notices.
+
+Pure rendering: the handler loads the event and seats, this turns them into an `EmailMessage`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from email.utils import format_datetime
+from html import escape
+
+import segno
+
+from boxoffice import messages as topics
+from boxoffice.messages import Message
+
+CONFIRMATION = "confirmation"
+# One kind per release reason: a booking is released once, and each reason reads differently.
+RELEASE_KINDS = {"timeout": "hold-expired", "payment_failed": "payment-declined", "cancelled": "cancellation"}
+_RELEASE_WORDING = {
+    "hold-expired": ("Your hold on {event} expired", "your hold expired and the seats were released"),
+    "payment-declined": ("Payment declined for {event}", "your payment was declined, the seats were released"),
+    "cancellation": ("Your booking for {event} was cancelled", "your booking was cancelled"),
+}
+TEST_DOMAIN = "boxoffice.test"
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+@dataclass(frozen=True)
+class SeatLabel:
+    seat_id: str
+    section: str = ""
+    row: str = ""
+    number: int | None = None
+
+    def describe(self) -> str:
+        if self.number is None:
+            return f"Seat {self.seat_id}"
+        return f"{self.section}, row {self.row}, seat {self.number} ({self.seat_id})"
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    event_id: str
+    name: str
+    venue: str
+    starts_at: datetime | None
+    seats: tuple[SeatLabel, ...]
+
+    @property
+    def when(self) -> str:
+        if self.starts_at is None:
+            return "date to be announced"
+        return self.starts_at.astimezone(UTC).strftime("%A %-d %B %Y, %H:%M UTC")
+
+
+def kind_of(message: Message) -> str | None:
+    """Which email a message calls for, if any."""
+    if message.type == topics.BOOKING_CONFIRMED:
+        return CONFIRMATION
+    if message.type == topics.SEAT_RELEASED:
+        return RELEASE_KINDS.get(str(message.data.get("reason", "")))
+    return None
+
+
+def recipient(data: dict[str, object]) -> str:
+    """The buyer's email; without one, the user id if it is an address, else a mailbox on the test domain."""
+    email = str(data.get("email") or "").strip()
+    if _ADDRESS.match(email):
+        return email
+    user = str(data.get("userId") or "").strip()
+    if _ADDRESS.match(user):
+        return user
+    local = re.sub(r"[^A-Za-z0-9._+-]", "_", user).strip(".") or "unknown"
+    return f"{local}@{TEST_DOMAIN}"
+
+
+def message_id(kind: str, booking_id: str) -> str:
+    """The same per (booking, kind), so a mail system can recognise a resend as a duplicate."""
+    return f"<{kind}.{booking_id}@boxoffice>"
+
+
+def ticket_payload(booking_id: str, seat_id: str) -> str:
+    return f"boxoffice:ticket:{booking_id}:{seat_id}"
+
+
+def qr_png(payload: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(payload, error="m").save(out, kind="png", scale=5, border=2)
+    return out.getvalue()
+
+
+def money(amount: object, currency: str) -> str:
+    return f"{Decimal(str(amount)).quantize(Decimal('0.01')):,} {currency}"
+
+
+def _envelope(kind: str, booking_id: str, to: str, sender: str, subject: str, now: datetime) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(now.astimezone(UTC))
+    mail["Message-ID"] = message_id(kind, booking_id)
+    mail["X-Boxoffice-Booking"] = booking_id
+    return mail
+
+
+def confirmation_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+    data = message.data
+    booking_id, payment_id = str(data["bookingId"]), str(data.get("paymentId") or "")
+    total = money(data.get("amount", 0), str(data.get("currency") or "USD"))
+    mail = _envelope(CONFIRMATION, booking_id, recipient(data), sender, f"Your tickets for {event.name}", now)
+    seat_lines = "\n".join(f"  - {s.describe()}" for s in event.seats)
+    mail.set_content(
+        f"Your booking is confirmed.\n\n{event.name}\n{event.venue}\n{event.when}\n\n"
+        f"Seats:\n{seat_lines}\n\nAmount paid: {total}\nBooking: {booking_id}\nPayment: {payment_id}\n\n"
+        "Show the QR code of each ticket at the entrance (one per seat, in the HTML version of this email).\n")
+    cids = [f"ticket{i}.{booking_id}@boxoffice" for i in range(len(event.seats))]
+    tickets = "".join(
+        f'<tr><td style="padding:8px"><img src="cid:{cid}" width="145" height="145" alt="QR code for seat '
+        f'{escape(s.seat_id)}"></td><td style="padding:8px">{escape(s.describe())}</td></tr>'
+        for s, cid in zip(event.seats, cids, strict=True))
+    mail.add_alternative(
+        f"<html><body style=\"font-family:sans-serif\"><h2>Your booking is confirmed</h2>"
+        f"<p><strong>{escape(event.name)}</strong><br>{escape(event.venue)}<br>{escape(event.when)}</p>"
+        f"<table>{tickets}</table>"
+        f"<p>Amount paid: <strong>{escape(total)}</strong><br>Booking: <code>{escape(booking_id)}</code><br>"
+        f"Payment: <code>{escape(payment_id)}</code></p>"
+        "<p>Show the QR code of each ticket at the entrance.</p></body></html>", subtype="html")
+    html_part = mail.get_body(("html",))
+    assert html_part is not None
+    for seat, cid in zip(event.seats, cids, strict=True):
+        html_part.add_related(qr_png(ticket_payload(booking_id, seat.seat_id)), "image", "png", cid=f"<{cid}>",
+                              filename=f"ticket-{seat.seat_id}.png", disposition="inline")
+    return mail
+
+
+def release_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+    data = message.data
+    booking_id = str(data["bookingId"])
+    kind = RELEASE_KINDS[str(data["reason"])]
+    subject, sentence = _RELEASE_WORDING[kind]
+    mail = _envelope(kind, booking_id, recipient(data), sender, subject.format(event=event.name), now)
+    seats = ", ".join(s.seat_id for s in event.seats)
+    mail.set_content(
+        f"Hello,\n\nfor {event.name} ({event.venue}, {event.when}) {sentence}.\n\n"
+        f"Seats: {seats}\nBooking: {booking_id}\n\nNothing was charged for these seats. "
+        "You are welcome to book again while seats are available.\n")
+    mail.add_alternative(
+        f"<html><body style=\"font-family:sans-serif\"><p>Hello,</p><p>for <strong>{escape(event.name)}</strong> "
+        f"({escape(event.venue)}, {escape(event.when)}) {escape(sentence)}.</p>"
+        f"<p>Seats: {escape(seats)}<br>Booking: <code>{escape(booking_id)}</code></p>"
+        "<p>Nothing was charged for these seats. You are welcome to book again while seats are available.</p>"
+        "</body></html>", subtype="html")
+    return mail
+
+
+def render(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+    if message.type == topics.BOOKING_CONFIRMED:
+        return confirmation_email(message, event, sender, now)
+    return release_email(message, event, sender, now)

@@ -1,0 +1,102 @@
+"""The embedded mailbox: what it accepts over SMTP is listed over HTTP and kept across restarts; and the
+SMTP sender's errors, against real SMTP servers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from boxoffice.adapters.embedded import free_port
+from boxoffice.adapters.smtp import SmtpSender
+from boxoffice.messages import BOOKING_CONFIRMED, Message
+from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
+from boxoffice.service_layer.notifications import EventInfo, SeatLabel, confirmation_email
+from tests.mailboxes import running_mailbox
+
+BOOKING = str(uuid.uuid4())
+
+
+def ticket_email() -> EmailMessage:
+    event = EventInfo("ev", "Test event", "Test hall", datetime(2030, 1, 1, tzinfo=UTC),
+                      (SeatLabel("A1", "Main", "A", 1), SeatLabel("A2", "Main", "A", 2)))
+    message = Message(BOOKING_CONFIRMED, "ev", {"bookingId": BOOKING, "userId": "user_1", "seatIds": ["A1", "A2"],
+                                                "amount": 300, "currency": "USD", "paymentId": "pay_1"})
+    return confirmation_email(message, event, "boxoffice <tickets@boxoffice.test>", datetime.now(UTC))
+
+
+def plain_email(to: str) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "a@example.com", to, "Just text"
+    mail.set_content("hello")
+    return mail
+
+
+async def test_mail_is_listed_as_json_served_with_its_images_and_kept(tmp_path: Path) -> None:
+    async with running_mailbox(tmp_path) as mailbox:
+        sender = SmtpSender(f"smtp://user:s%40cret@127.0.0.1:{mailbox.smtp_port}")  # credentials are accepted
+        await sender.send(ticket_email())
+        await sender.send(plain_email("other@example.com"))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{mailbox.http_port}") as http:
+            listed = (await http.get("/messages")).json()
+            assert [m["subject"] for m in listed] == ["Just text", "Your tickets for Test event"]  # newest first
+            tickets = listed[1]
+            assert tickets["to"] == ["user_1@boxoffice.test"]
+            assert tickets["from"] == "boxoffice <tickets@boxoffice.test>"
+            assert tickets["messageId"] == f"<confirmation.{BOOKING}@boxoffice>"
+            assert tickets["date"] and tickets["receivedAt"].endswith("Z")
+            assert BOOKING in tickets["text"] and BOOKING in tickets["html"]
+            assert [(a["filename"], a["contentType"]) for a in tickets["attachments"]] == [
+                ("ticket-A1.png", "image/png"), ("ticket-A2.png", "image/png")]
+            assert listed[0]["html"] is None and listed[0]["attachments"] == []
+
+            assert [m["id"] for m in (await http.get("/messages", params={"to": "OTHER@example.com"})).json()] \
+                == [listed[0]["id"]]
+            assert (await http.get(f"/messages/{tickets['id']}")).json() == tickets
+
+            raw = await http.get(f"/messages/{tickets['id']}/raw")
+            assert raw.headers["content-type"] == "message/rfc822"
+            assert raw.content.startswith(b"Return-Path: <tickets@boxoffice.test>")
+
+            html = await http.get(f"/messages/{tickets['id']}/html")
+            assert "cid:" not in html.text and "script-src" not in html.headers["content-security-policy"]
+            image_url = f"/messages/{tickets['id']}/parts/{tickets['attachments'][0]['contentId']}"
+            assert image_url in html.text
+            image = await http.get(image_url)
+            assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
+
+            page = await http.get("/")
+            assert page.status_code == 200 and "boxoffice mailbox" in page.text
+            for missing in ("/messages/00000000000000000000-00000000", "/messages/..%2Fx/raw"):
+                answer = await http.get(missing)
+                assert answer.status_code == 404 and answer.json()["code"] == "message_not_found"
+
+    async with running_mailbox(tmp_path) as restarted, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{restarted.http_port}") as http:
+        assert (await http.get("/messages")).json() == listed
+
+
+class RefuseEveryone:
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,  # noqa: N802
+                          options: list[str]) -> str:
+        return "550 5.1.1 no such mailbox"
+
+
+async def test_sender_errors_say_whether_a_retry_can_help() -> None:
+    with pytest.raises(TransientMailError):
+        await SmtpSender(f"smtp://127.0.0.1:{free_port()}", timeout=2).send(plain_email("x@example.com"))
+
+    port = free_port()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(RefuseEveryone()), "127.0.0.1", port)
+    try:
+        with pytest.raises(PermanentMailError):
+            await SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2).send(plain_email("x@example.com"))
+    finally:
+        server.close()
+        await server.wait_closed()
