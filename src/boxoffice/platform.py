@@ -12,6 +12,7 @@ from pathlib import Path
 
 from boxoffice.adapters.embedded import EmbeddedPostgres, broker_command, create_database, free_port, \
     pg_run_as_user, wait_for_port
+from boxoffice.adapters.mailbox import MailboxProgram, mailbox_program
 from boxoffice.adapters.supervisor import SERVICE_GROUP, Program, Supervisor
 from boxoffice.config import SERVICES, Settings
 
@@ -29,14 +30,18 @@ class Runtime:
     http_port: int
     embedded_kafka: bool
     embedded_database: bool
+    smtp_url: str = ""
+    mailbox_url: str | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def urls(self) -> dict[str, str]:
-        return {"gateway": self.base_url, "live monitor": f"{self.base_url}/",
-                "api docs": f"{self.base_url}/docs", "health": f"{self.base_url}/health"}
+        urls = {"gateway": self.base_url, "api docs": f"{self.base_url}/docs", "health": f"{self.base_url}/health"}
+        if self.mailbox_url:
+            urls["mailbox"] = self.mailbox_url
+        return urls
 
 
 def runtime_file(settings: Settings) -> Path:
@@ -68,13 +73,16 @@ def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
         "BOXOFFICE_DATABASE_URL": runtime.database_url,
         "BOXOFFICE_HTTP_PORT": str(runtime.http_port),
         "BOXOFFICE_DATA_DIR": str(settings.data_path),
+        "BOXOFFICE_SMTP_URL": runtime.smtp_url,
         "PYTHONUNBUFFERED": "1",
     }
 
 
 def _programs(settings: Settings, runtime: Runtime, postgres: EmbeddedPostgres | None,
-              broker_port: int | None) -> tuple[list[Program], list[Program]]:
+              broker_port: int | None, mailbox: MailboxProgram | None) -> tuple[list[Program], list[Program]]:
     infrastructure = []
+    if mailbox is not None:
+        infrastructure.append(Program("mailbox", mailbox.command, 3, True))
     if postgres is not None:
         infrastructure.append(Program("postgres", postgres.command(), 1, True, user=pg_run_as_user(),
                                       stopsignal="INT"))
@@ -146,20 +154,25 @@ def up(settings: Settings) -> Runtime:
         postgres.stop_leftover()
         postgres.init()
     broker_port = free_port() if settings.embedded_kafka else None
+    mailbox = None if settings.smtp_url else mailbox_program(settings, data)
     runtime = Runtime(
         kafka_bootstrap=settings.kafka_bootstrap or f"127.0.0.1:{broker_port}",
         database_url=settings.database_url or (postgres.dsn if postgres else ""),
         http_port=settings.http_port, embedded_kafka=broker_port is not None,
         embedded_database=postgres is not None,
+        smtp_url=settings.smtp_url or (mailbox.smtp_url if mailbox else ""),
+        mailbox_url=mailbox.web_url.rstrip("/") if mailbox else None,
     )
     runtime_file(settings).write_text(json.dumps(asdict(runtime), indent=2))
-    supervisor.write_config(*_programs(settings, runtime, postgres, broker_port))
+    supervisor.write_config(*_programs(settings, runtime, postgres, broker_port, mailbox))
     supervisor.start()
     try:
         if postgres is not None:
             wait_for_port(postgres.port)
         if broker_port is not None:
             wait_for_port(broker_port)
+        if mailbox is not None:
+            wait_for_port(mailbox.smtp_port)
         asyncio.run(prepare(runtime, settings, postgres.port if postgres else None))
         supervisor.ctl("start", f"{SERVICE_GROUP}:*", check=True)
         wait_healthy(settings, runtime)
@@ -188,7 +201,15 @@ def require_running(settings: Settings) -> Supervisor:
 def control(settings: Settings, action: str, service: str) -> str:
     if service not in SERVICES:
         raise PlatformError(f"unknown service {service!r}; one of: {', '.join(SERVICES)}")
-    result = require_running(settings).ctl(action, f"{SERVICE_GROUP}:{service}")
+    supervisor = require_running(settings)
+    if action == "stop":
+        # A process the supervisor has only just spawned can lose a stop signal before it runs Python
+        # (it still has the supervisor's handlers): let it reach RUNNING first.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+                name == service and state in ("STARTING", "BACKOFF") for name, state, _ in supervisor.status()):
+            time.sleep(0.1)
+    result = supervisor.ctl(action, f"{SERVICE_GROUP}:{service}")
     return (result.stdout + result.stderr).strip()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,18 +21,29 @@ class RunningPlatform:
     env: dict[str, str]
     data_dir: Path
 
+    @property
+    def runtime(self) -> dict[str, object]:
+        """Where `up` put the broker, the database and the mailbox."""
+        return json.loads((self.data_dir / "runtime.json").read_text())
+
+    def pid(self, service: str) -> int:
+        from boxoffice.adapters.supervisor import Supervisor
+
+        for name, state, description in Supervisor(self.data_dir).status():
+            if name == service and state == "RUNNING":
+                return int(description.split()[1].rstrip(","))
+        raise LookupError(f"{service} is not running")
+
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "boxoffice", *args], env=self.env, capture_output=True,
                               text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    data_dir = tmp_path_factory.mktemp("platform")
+def start_platform(data_dir: Path, **settings: str) -> Iterator[RunningPlatform]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
     env |= {"BOXOFFICE_DATA_DIR": str(data_dir), "BOXOFFICE_HTTP_PORT": str(port),
-            "BOXOFFICE_BOOKING_REPLY_SECONDS": "5"}
+            "BOXOFFICE_BOOKING_REPLY_SECONDS": "5", **settings}
     running = RunningPlatform(f"http://127.0.0.1:{port}", env, data_dir)
     started = running.cli("up", "--detach", timeout=180)
     if started.returncode != 0:
@@ -43,3 +55,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
     finally:
         stopped = running.cli("down")
         assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    yield from start_platform(tmp_path_factory.mktemp("platform"))
+
+
+@pytest.fixture(scope="session")
+def short_hold_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """Holds of 2 seconds and a quick simulated provider, for the lifecycle tests."""
+    yield from start_platform(tmp_path_factory.mktemp("short_hold"), BOXOFFICE_HOLD_SECONDS="2",
+                              BOXOFFICE_PAYMENT_LATENCY_MS="20")

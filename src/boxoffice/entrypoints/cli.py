@@ -154,6 +154,24 @@ def service(name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> 
     run(name)
 
 
+@app.command()
+def demo() -> None:
+    """Run the five demo scenarios against the running platform."""
+    from boxoffice import platform
+    from boxoffice.demo_run import Demo
+
+    settings = get_settings()
+    runtime = platform.read_runtime(settings)
+    try:
+        platform.require_running(settings)
+    except platform.PlatformError as exc:
+        _fail(str(exc))
+        return
+    assert runtime is not None
+    Demo(runtime.base_url, console, lambda action, name: platform.control(settings, action, name),
+         runtime.mailbox_url).run()
+
+
 bench_app = typer.Typer(help="Benchmarks: each prints its settings and figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -41,12 +42,31 @@ async def _main(service: str, settings: Settings) -> None:
         work = observers.main(settings, service)
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if task.cancelling():
+            os._exit(1)  # a second signal: stop now
+        task.cancel()
+        # Clean-up talks to the broker and the database; a blinked dependency must not keep us alive.
+        loop.call_later(STOP_GRACE_SECONDS, _give_up, task)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     try:
         await task
     except asyncio.CancelledError:
         pass
+
+
+STOP_GRACE_SECONDS = 5.0
+
+
+def _give_up(task: asyncio.Task[None]) -> None:
+    log = logging.getLogger("boxoffice.service")
+    log.error("clean stop took longer than %.0f s; exiting. Pending work:", STOP_GRACE_SECONDS)
+    for pending in asyncio.all_tasks():
+        pending.print_stack(limit=8, file=sys.stderr)
+    os._exit(1)
 
 
 def run(service: str) -> None:

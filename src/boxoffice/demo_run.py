@@ -1,0 +1,139 @@
+"""`boxoffice demo`: the five scenarios of SCENARIOS.md against the running platform, shown with Rich."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from boxoffice.demo import DEMO_EVENT_ID
+
+CARD = "4242424242424242"
+LONGEST_WAIT_FOR_EXPIRY = 45.0
+
+
+class Demo:
+    def __init__(self, base_url: str, console: Console, control: Any, mailbox_url: str | None) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.console = console
+        self.control = control  # (action, service) -> str: stops and starts one service
+        self.mailbox_url = mailbox_url
+        self.base_url = base_url
+
+    def step(self, text: str) -> None:
+        self.console.print(f"  [cyan]→[/] {text}")
+
+    def seats(self) -> dict[str, str]:
+        return {s["seatId"]: s["status"] for s in self.http.get(f"/events/{DEMO_EVENT_ID}/seats").json()}
+
+    def free_seats(self, count: int) -> list[str]:
+        free = [seat for seat, status in self.seats().items() if status == "AVAILABLE"]
+        if len(free) < count:
+            raise RuntimeError("the demo event is sold out; restart with a fresh BOXOFFICE_DATA_DIR")
+        return free[:count]
+
+    def book(self, seat: str, user: str) -> httpx.Response:
+        return self.http.post("/bookings", json={"eventId": DEMO_EVENT_ID, "seatIds": [seat], "userId": user})
+
+    def run(self) -> None:
+        seats = self.free_seats(5)
+        for number, (title, scenario) in enumerate([
+            ("Three users click “Book” on the same seat at the same moment", self.race),
+            ("Book, then pay", self.pay),
+            ("Book and walk away: the hold runs out", self.abandon),
+            ("The booking service goes down mid-rush", self.outage),
+            ("Every browser sees every change", self.live),
+        ], start=1):
+            self.console.rule(f"[bold]Scenario {number}[/]: {title}")
+            scenario(seats[number - 1])
+        self.console.rule("[bold green]All five scenarios done")
+
+    def race(self, seat: str) -> None:
+        import concurrent.futures
+
+        self.step(f"user_1, user_2 and user_3 POST /bookings for seat {seat} at once")
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda u: self.book(seat, f"user_{u}"), (1, 2, 3)))
+        table = Table("user", "HTTP", "answer")
+        for user, answer in zip((1, 2, 3), answers, strict=True):
+            body = answer.json()
+            text = f"booking {body['bookingId'][:8]}… pending" if answer.status_code == 201 else body.get("error")
+            table.add_row(f"user_{user}", str(answer.status_code), text)
+        self.console.print(table)
+        self.step(f"seat {seat} is now [bold]{self.seats()[seat]}[/]: exactly one hold, the others got a conflict")
+
+    def pay(self, seat: str) -> None:
+        booking = self.book(seat, "user_pay").json()
+        self.step(f"booked {seat}: status [bold]{booking['status']}[/], seat {self.seats()[seat]}, "
+                  f"{booking['amount']:.2f} {booking['currency']} due before {booking['expiresAt']}")
+        paid = self.http.put(f"/bookings/{booking['bookingId']}/confirm",
+                             json={"paymentId": f"demo_{booking['bookingId'][:8]}", "amount": booking["amount"],
+                                   "card": CARD})
+        self.step(f"PUT /bookings/…/confirm → {paid.status_code} [bold]{paid.json().get('status')}[/]; "
+                  f"seat {seat} is {self.seats()[seat]}")
+        if self.mailbox_url:
+            subject = self._email_for(booking["bookingId"])
+            self.step(f"confirmation email: [bold]{subject or 'not arrived yet'}[/] — {self.mailbox_url}")
+
+    def _email_for(self, booking_id: str) -> str | None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                messages = httpx.get(f"{self.mailbox_url}/messages", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
+                return None
+            for message in messages:
+                if booking_id in (message.get("text") or ""):
+                    return str(message.get("subject"))
+            time.sleep(0.3)
+        return None
+
+    def abandon(self, seat: str) -> None:
+        booking = self.book(seat, "user_walks_away").json()
+        expires = datetime.fromisoformat(booking["expiresAt"].replace("Z", "+00:00"))
+        left = (expires - datetime.now(UTC)).total_seconds()
+        self.step(f"booked {seat} and did not pay: seat {self.seats()[seat]}, hold ends in {left:.0f} s")
+        if left > LONGEST_WAIT_FOR_EXPIRY:
+            self.step(f"the hold is {left:.0f} s (start the platform with BOXOFFICE_HOLD_SECONDS=20 to watch it "
+                      "run out); cancelling instead, which releases the seat the same way")
+            answer = self.http.delete(f"/bookings/{booking['bookingId']}")
+            self.step(f"DELETE /bookings/… → {answer.status_code}; seat {seat} is [bold]{self.seats()[seat]}[/]")
+            return
+        with self.console.status("waiting for the hold to run out...") as status:
+            while self.seats()[seat] != "AVAILABLE":
+                status.update(f"seat {seat} RESERVED; "
+                              f"{(expires - datetime.now(UTC)).total_seconds():.1f} s left")
+                time.sleep(0.1)
+        late = (datetime.now(UTC) - expires).total_seconds()
+        state = self.http.get(f"/bookings/{booking['bookingId']}").json()["status"]
+        self.step(f"seat {seat} is [bold]AVAILABLE[/] again {late:.2f} s after the deadline; booking {state}")
+
+    def outage(self, seat: str) -> None:
+        self.step(self.control("stop", "booking") or "booking service stopped")
+        deadline = time.monotonic() + 15
+        while self.http.get("/health").json()["services"]["booking"]["status"] != "down":
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        queued = self.book(seat, "user_patient")
+        body = queued.json()
+        self.step(f"POST /bookings → {queued.status_code}: {body.get('error')}")
+        self.step(f"the request waits in Kafka; {body.get('statusUrl')} says "
+                  f"[bold]{self.http.get(body['statusUrl']).json()['status']}[/]")
+        self.step(self.control("start", "booking") or "booking service started")
+        with self.console.status("waiting for the booking service to catch up..."):
+            while (result := self.http.get(body["statusUrl"]).json())["status"] != "processed":
+                time.sleep(0.2)
+        self.step(f"processed in order: HTTP {result['httpStatus']}, seat {seat} is {self.seats()[seat]}")
+
+    def live(self, seat: str) -> None:
+        self.console.print(Panel(
+            f"Open {self.base_url}/ in three browser windows, then book seats with curl:\n"
+            f"curl -X POST {self.base_url}/bookings -H 'Content-Type: application/json' "
+            f"-d '{{\"eventId\": \"{DEMO_EVENT_ID}\", \"seatIds\": [\"{seat}\"], \"userId\": \"user_5\"}}'",
+            title="live monitor"))
