@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +25,8 @@ from boxoffice.adapters.expiry import ExpiryScheduler
 from boxoffice.adapters.payment_provider import PaymentProvider, SimulatedProvider
 from boxoffice.adapters.payment_store import PaymentStore
 from boxoffice.service_layer.payments import PaymentHandler
+
+log = logging.getLogger("boxoffice")
 from boxoffice.adapters.lifecycle_store import LifecycleStore
 from boxoffice.service_layer.booking import BookingHandler
 
@@ -63,6 +66,7 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
     """Consumes its topics in its own group and beats with its lag, until cancelled."""
     consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics, latency_path=latency_path)
     await start_with_retry(consumer, f"{rt.name} consumer")
+    log.info("%s consuming %s as group %s from %s", rt.name, ", ".join(topics), rt.name, rt.settings.kafka_bootstrap)
 
     async def heartbeat_info() -> dict[str, Any]:
         return {"lag": await consumer_lag(consumer), **(info() if info else {})}
@@ -77,6 +81,7 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
         for task in done:
             task.result()
     finally:
+        log.info("%s stopping", rt.name)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

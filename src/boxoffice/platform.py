@@ -68,7 +68,11 @@ def _port_is_free(port: int) -> bool:
 
 
 def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
+    """Every setting `up` ran with (from the environment, .env or code), then where the parts are."""
+    configured = {f"BOXOFFICE_{name.upper()}": str(value)
+                  for name, value in settings.model_dump().items() if value is not None}
     return {
+        **configured,
         "BOXOFFICE_KAFKA_BOOTSTRAP": runtime.kafka_bootstrap,
         "BOXOFFICE_DATABASE_URL": runtime.database_url,
         "BOXOFFICE_HTTP_PORT": str(runtime.http_port),

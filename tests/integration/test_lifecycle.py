@@ -205,3 +205,26 @@ async def test_declined_test_card_fails_the_payment(pool: asyncpg.Pool, event: E
 
     failed = decode(outbox.rows[0].payload)
     assert failed.type == topics.PAYMENT_FAILED and failed.data["declineCode"] == "card_declined"
+
+
+async def test_many_timeouts_expire_in_one_transaction_and_spare_the_rest(pool: asyncpg.Pool) -> None:
+    event = small_event(rows=3)
+    async with pool.acquire() as con:
+        await create_event(con, event)
+    start = now()
+    seats = [s.seat_id for s in event.seats()]
+    due = [await hold(pool, event, [seat], timedelta(seconds=1), at=start) for seat in seats[:20]]
+    not_yet = await hold(pool, event, [seats[20]], timedelta(minutes=5), at=start)
+    paying = await hold(pool, event, [seats[21]], timedelta(seconds=1), at=start)
+    store = LifecycleStore(pool)
+    await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=paying, paymentId="p",
+                           amount=20), start)
+
+    rows = await store.expire([*due, not_yet, paying, "not-a-uuid"], start + timedelta(seconds=1))
+
+    assert types(rows) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED] * 20
+    for booking_id in due:
+        assert await state(pool, booking_id) == ("expired", ["AVAILABLE"])
+    assert await state(pool, not_yet) == ("pending", ["RESERVED"])
+    assert await state(pool, paying) == ("paying", ["RESERVED"])
+    assert await store.expire(due, start + timedelta(seconds=2)) == []

@@ -54,35 +54,82 @@ class LifecycleStore:
         self._pool = pool
 
     async def handle(self, message: Message, now: datetime) -> list[OutboxRow]:
+        return await self.handle_many([message], now)
+
+    async def handle_many(self, batch: list[Message], now: datetime) -> list[OutboxRow]:
+        """One commit for the whole run, one savepoint per message, in order."""
+        rows: list[OutboxRow] = []
+        async with self._pool.acquire() as con, con.transaction():
+            for message in batch:
+                try:
+                    async with con.transaction():
+                        rows += await self._handle(con, message, now)
+                except SeatsOutOfStep:
+                    log.exception("%s %s left unapplied: the booking and its seats disagree", message.type,
+                                  message.id)
+        return rows
+
+    async def _handle(self, con: asyncpg.Connection, message: Message, now: datetime) -> list[OutboxRow]:
         booking_id = message.data.get("bookingId")
         if not isinstance(booking_id, str) or not _UUID.match(booking_id):
             log.error("dropping %s %s without a valid bookingId", message.type, message.id)
             return []
+        row = await con.fetchrow("SELECT * FROM bookings WHERE booking_id = $1 FOR UPDATE", booking_id)
+        command = _COMMANDS.get(message.type)
+        if row is None:
+            if command is None:
+                return []
+            return await insert_outbox(con, [_encode(rejection(
+                message.event_id, booking_id, command, errors.BookingNotFound.code,
+                f"Booking {booking_id} does not exist", message.request_id))])
+        booking = _booking(row)
+        try:
+            if not self._decide(booking, message, now):
+                return []
+        except errors.DomainError as exc:
+            if command is None:
+                log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
+                return []
+            return await insert_outbox(con, [_encode(rejection(
+                booking.event_id, booking_id, command, exc.code, exc.message, message.request_id))])
+        await self._write(con, booking)
+        card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
+        decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
+                   if message.type == topics.PAYMENT_FAILED else None)
+        return await insert_outbox(con, [_encode(m) for m in messages_for(
+            booking, row["email"], message.request_id, card if isinstance(card, str) else None, decline)])
+
+    async def expire(self, booking_ids: list[str], now: datetime) -> list[OutboxRow]:
+        """Many timeouts in one transaction: at the end of a big on-sale's hold, thousands fall due together.
+        Bookings no longer pending (paid, cancelled, already expired) or not yet due are left alone."""
+        ids = sorted({b for b in booking_ids if _UUID.match(b)})
+        if not ids:
+            return []
         async with self._pool.acquire() as con, con.transaction():
-            row = await con.fetchrow("SELECT * FROM bookings WHERE booking_id = $1 FOR UPDATE", booking_id)
-            command = _COMMANDS.get(message.type)
-            if row is None:
-                if command is None:
-                    return []
-                return await insert_outbox(con, [_encode(rejection(
-                    message.event_id, booking_id, command, errors.BookingNotFound.code,
-                    f"Booking {booking_id} does not exist", message.request_id))])
-            booking = _booking(row)
-            try:
-                if not self._decide(booking, message, now):
-                    return []
-            except errors.DomainError as exc:
-                if command is None:
-                    log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
-                    return []
-                return await insert_outbox(con, [_encode(rejection(
-                    booking.event_id, booking_id, command, exc.code, exc.message, message.request_id))])
-            await self._write(con, booking)
-            card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
-            decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
-                       if message.type == topics.PAYMENT_FAILED else None)
-            return await insert_outbox(con, [_encode(m) for m in messages_for(
-                booking, row["email"], message.request_id, card if isinstance(card, str) else None, decline)])
+            rows = await con.fetch(
+                "SELECT * FROM bookings WHERE booking_id = ANY($1::uuid[]) AND status = 'pending' "
+                "AND expires_at <= $2 ORDER BY booking_id FOR UPDATE", ids, now)
+            if not rows:
+                return []
+            bookings = [_booking(r) for r in rows]
+            for booking in bookings:
+                booking.expire(now)
+            seats = sorted((b.event_id, s, b.booking_id) for b in bookings for s in b.seat_ids)
+            released = await con.execute(
+                """UPDATE seats s SET status = 'AVAILABLE', booking_id = NULL, updated_at = now()
+                   FROM unnest($1::text[], $2::text[], $3::uuid[]) AS r(event_id, seat_id, booking_id)
+                   WHERE s.event_id = r.event_id AND s.seat_id = r.seat_id AND s.booking_id = r.booking_id
+                     AND s.status = 'RESERVED'""", *(list(c) for c in zip(*seats, strict=True)))
+            if int(released.split()[-1]) != len(seats):
+                raise SeatsOutOfStep(f"expiring {len(bookings)} bookings: {released}, expected {len(seats)} seats")
+            expired = [b.booking_id for b in bookings]
+            await con.execute("UPDATE booking_seats SET live = false WHERE booking_id = ANY($1::uuid[])", expired)
+            await con.execute(
+                "UPDATE bookings SET status = 'expired', end_reason = 'timeout', decided_at = now(), "
+                "updated_at = now() WHERE booking_id = ANY($1::uuid[])", expired)
+            emails = {str(r["booking_id"]): r["email"] for r in rows}
+            return await insert_outbox(con, [_encode(m) for b in bookings
+                                             for m in messages_for(b, emails[b.booking_id], None, None)])
 
     @staticmethod
     def _decide(booking: Booking, message: Message, now: datetime) -> bool:

@@ -203,3 +203,16 @@ def mailbox(
     from boxoffice.entrypoints.mailbox import run
 
     run(Path(directory) if directory else get_settings().data_path / "mailbox", smtp_port, http_port, http_host)
+
+
+@bench_app.command("lifecycle")
+def bench_lifecycle(
+    holds: Annotated[int, typer.Option(help="holds left to expire")] = 10_000,
+    hold_seconds: Annotated[float, typer.Option(help="hold time T")] = 30.0,
+    confirms: Annotated[int, typer.Option(help="holds confirmed through the payment service")] = 1_000,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 200,
+) -> None:
+    """Holds expiring together (lateness p50/p99/max) and confirmations per second end to end."""
+    from boxoffice.bench import lifecycle
+
+    lifecycle.run(holds, hold_seconds, confirms, clients, console)

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from boxoffice.adapters.booking_store import OutboxRow
 from boxoffice.domain.commands import ReserveSeats
-from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
+from boxoffice.messages import SEAT_RESERVATION_REQUESTED, SEAT_RESERVATION_TIMEOUT, Message
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,9 @@ class ReservationStore(Protocol):
 
 
 class LifecycleStore(Protocol):
-    async def handle(self, message: Message, now: datetime) -> list[OutboxRow]: ...
+    async def handle_many(self, batch: list[Message], now: datetime) -> list[OutboxRow]: ...
+
+    async def expire(self, booking_ids: list[str], now: datetime) -> list[OutboxRow]: ...
 
 
 class OutboxSink(Protocol):
@@ -41,8 +43,28 @@ def reserve_command(message: Message) -> ReserveSeats | None:
                         str(data.get("email") or ""))
 
 
+def _reserve_or_log(message: Message) -> ReserveSeats | None:
+    command = reserve_command(message)
+    if command is None:
+        log.error("dropping malformed reservation request %s", message.id)
+    return command
+
+
+def _runs(batch: list[Message]) -> list[tuple[str, list[Message]]]:
+    """Consecutive messages handled alike: reservation requests, timeouts, or other lifecycle messages."""
+    runs: list[tuple[str, list[Message]]] = []
+    for message in batch:
+        kind = message.type if message.type in (SEAT_RESERVATION_REQUESTED, SEAT_RESERVATION_TIMEOUT) else "other"
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(message)
+        else:
+            runs.append((kind, [message]))
+    return runs
+
+
 class BookingHandler:
-    """Runs of reservation requests are decided as one batch; every other message on its own, in order."""
+    """Each run of consecutive messages is one transaction: reservation requests decided as a batch,
+    timeouts expired as a batch, other lifecycle messages one savepoint each; runs in partition order."""
 
     def __init__(self, reservations: ReservationStore, lifecycle: LifecycleStore, outbox: OutboxSink,
                  hold: timedelta, clock: Callable[[], datetime], holds: HoldWatcher | None = None) -> None:
@@ -58,29 +80,24 @@ class BookingHandler:
                 "storeSeconds": round(self.seconds_in_store, 3)}
 
     async def __call__(self, batch: list[Message]) -> None:
-        run: list[ReserveSeats] = []
-        for message in batch:
-            if message.type == SEAT_RESERVATION_REQUESTED:
-                command = reserve_command(message)
-                if command is None:
-                    log.error("dropping malformed reservation request %s", message.id)
-                else:
-                    run.append(command)
-                continue
-            await self._reserve(run)
-            run = []
+        for kind, run in _runs(batch):
             started = time.perf_counter()
-            rows = await self._lifecycle.handle(message, self._clock())
+            now = self._clock()
+            if kind == SEAT_RESERVATION_REQUESTED:
+                await self._reserve([c for c in map(_reserve_or_log, run) if c is not None], now)
+                continue
+            if kind == SEAT_RESERVATION_TIMEOUT:
+                rows = await self._lifecycle.expire([str(m.data.get("bookingId", "")) for m in run], now)
+            else:
+                rows = await self._lifecycle.handle_many(run, now)
             self.seconds_in_store += time.perf_counter() - started
-            self.lifecycle_messages += 1
+            self.lifecycle_messages += len(run)
             self._outbox.submit(rows)
-        await self._reserve(run)
 
-    async def _reserve(self, commands: list[ReserveSeats]) -> None:
+    async def _reserve(self, commands: list[ReserveSeats], now: datetime) -> None:
         if not commands:
             return
         started = time.perf_counter()
-        now = self._clock()
         rows = await self._reservations.reserve(commands, self._hold, now)
         self.seconds_in_store += time.perf_counter() - started
         self.batches += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -53,6 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
         replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
         app.state.gateway = Gateway(settings, pool, Publisher(producer), replies, RequestIds(key),
                                     SeatDirectory(pool), health)
+        logging.getLogger("boxoffice.gateway").info(
+            "gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port, settings.kafka_bootstrap)
         tasks = [asyncio.create_task(t) for t in (
             replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds))]
         try:

@@ -1,0 +1,124 @@
+"""`boxoffice bench lifecycle`: holds that run out together, and payments end to end.
+
+Starts its own platform with a hold of T seconds, places N single-seat holds as fast as the clients can,
+confirms C more holds through the payment service, then waits for the N holds to expire and prints how
+late each release was (release commit − deadline) and the confirmation rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+from boxoffice.adapters.catalog_store import create_event
+from boxoffice.adapters.embedded import free_port
+from boxoffice.adapters.postgres import create_pool
+from boxoffice.bench.holds import _pct, bench_event
+from boxoffice.config import Settings
+
+CARD = "4242424242424242"
+
+
+async def _each(items: list, clients: int, work) -> tuple[list, float]:  # noqa: ANN001
+    results: list = [None] * len(items)
+    pending = iter(range(len(items)))
+
+    async def client() -> None:
+        for i in pending:
+            results[i] = await work(items[i])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return results, time.perf_counter() - started
+
+
+def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: Console) -> None:
+    from boxoffice import platform
+
+    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    settings = Settings(data_dir=data_dir, http_port=free_port(), hold_seconds=hold_seconds,
+                        booking_reply_seconds=10, confirm_reply_seconds=30)
+    console.print(f"[bold]bench lifecycle[/]: {holds:,} holds of {hold_seconds:g} s left to expire, {confirms:,} "
+                  f"holds confirmed, {clients} concurrent clients, simulated payment latency "
+                  f"{settings.payment_latency_ms:g} ms; platform in {data_dir}")
+    with console.status("starting the platform..."):
+        runtime = platform.up(settings)
+    try:
+        asyncio.run(_measure(runtime, holds, confirms, clients, console))
+    finally:
+        with console.status("stopping the platform..."):
+            platform.down(settings)
+
+
+async def _measure(runtime: object, holds: int, confirms: int, clients: int, console: Console) -> None:
+    pool = await create_pool(runtime.database_url, size=4)  # type: ignore[attr-defined]
+    spec = bench_event(holds + confirms)
+    async with pool.acquire() as con:
+        await create_event(con, spec)
+    seats = [s.seat_id for s in spec.seats()]
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(runtime.base_url, connector=connector,  # type: ignore[attr-defined]
+                                     timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async def hold(seat: str) -> dict | None:
+            body = {"eventId": spec.event_id, "seatIds": [seat], "userId": f"fan_{seat}"}
+            async with http.post("/bookings", json=body) as response:
+                return await response.json() if response.status == 201 else None
+
+        async def pay(booking: dict) -> tuple[int, float]:
+            started = time.perf_counter()
+            body = {"paymentId": f"pay_{booking['bookingId'][:12]}", "amount": booking["amount"], "card": CARD}
+            async with http.put(f"/bookings/{booking['bookingId']}/confirm", json=body) as response:
+                await response.read()
+                return response.status, time.perf_counter() - started
+
+        with console.status(f"placing {holds:,} holds..."):
+            expiring, hold_wall = await _each(seats[:holds], clients, hold)
+        with console.status(f"placing and paying {confirms:,} holds..."):
+            to_pay, _ = await _each(seats[holds:], clients, hold)
+            paid, pay_wall = await _each([b for b in to_pay if b], clients, pay)
+
+    booking_ids = [b["bookingId"] for b in expiring if b]
+    last_deadline = await pool.fetchval("SELECT max(expires_at) FROM bookings WHERE booking_id = ANY($1::uuid[])",
+                                        booking_ids)
+    with console.status("waiting for the holds to run out..."):
+        while await pool.fetchval("SELECT count(*) FROM bookings WHERE booking_id = ANY($1::uuid[]) "
+                                  "AND status = 'pending'", booking_ids):
+            await asyncio.sleep(0.5)
+    rows = await pool.fetch(
+        "SELECT status, extract(epoch FROM decided_at - expires_at) * 1000 AS late_ms, expires_at "
+        "FROM bookings WHERE booking_id = ANY($1::uuid[])", booking_ids)
+    first_deadline = min(r["expires_at"] for r in rows)
+    still_held = await pool.fetchval(
+        "SELECT count(*) FROM seats WHERE event_id = $1 AND seat_id = ANY($2) AND status <> 'AVAILABLE'",
+        spec.event_id, seats[:holds])
+    booked = await pool.fetchval("SELECT count(*) FROM seats WHERE event_id = $1 AND status = 'BOOKED'",
+                                 spec.event_id)
+    await pool.close()
+
+    late = [float(r["late_ms"]) for r in rows if r["status"] == "expired"]
+    table = Table(title="hold expiry: release commit − deadline", title_justify="left")
+    for column in ("holds", "expired", "deadlines spread over", "p50 ms", "p99 ms", "max ms", "early"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{len(booking_ids):,}", f"{len(late):,}",
+                  f"{(last_deadline - first_deadline).total_seconds():.1f} s ({len(booking_ids) / hold_wall:,.0f}/s)",
+                  f"{_pct(late, .5):.1f}", f"{_pct(late, .99):.1f}", f"{max(late):.1f}",
+                  str(sum(1 for v in late if v < 0)))
+    console.print(table)
+
+    ok = [seconds for status, seconds in paid if status == 200]
+    ms = [s * 1000 for s in ok]
+    pay_table = Table(title="confirmations end to end (HTTP → booking → payment → booking → HTTP)",
+                      title_justify="left")
+    for column in ("confirms", "200", "other", "per second", "p50 ms", "p99 ms"):
+        pay_table.add_column(column, justify="right")
+    pay_table.add_row(f"{len(paid):,}", f"{len(ok):,}", str(len(paid) - len(ok)), f"{len(ok) / pay_wall:,.0f}",
+                      f"{_pct(ms, .5):.1f}", f"{_pct(ms, .99):.1f}")
+    console.print(pay_table)
+    console.print(f"seats still held after expiry: {still_held} (must be 0); seats BOOKED: {booked} "
+                  f"(must be {len(ok)})")
