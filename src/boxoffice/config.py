@@ -27,9 +27,9 @@ class Settings(BaseSettings):
     booking_reply_seconds: float = Field(3.0, gt=0)
     max_seats_per_booking: int = Field(10, ge=1)
     # A waiting fetch is answered after this long even if data arrived earlier: keep it low on latency paths.
-    kafka_fetch_wait_ms: int = 10
+    kafka_fetch_wait_ms: int = 25
     # Consumers off the request path (counts, emails) poll less often: idle fetches cost broker CPU.
-    kafka_background_fetch_wait_ms: int = 250
+    kafka_background_fetch_wait_ms: int = 500
     # The embedded broker holds a join for half the session: short sessions make restarts rejoin fast.
     kafka_session_timeout_ms: int = 2000
     kafka_heartbeat_interval_ms: int = 500
