@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     heartbeat_stale_seconds: float = 5.0
     db_pool_size: int = 8
     gateway_workers: int = Field(1, ge=1)
+    # The realtime service's own port (0: `up` picks one) and where the gateway finds it.
+    realtime_port: int = 0
+    realtime_url: str | None = None
     payment_provider: str = "simulated"
     payment_latency_ms: float = Field(150, ge=0)
     # How long PUT /bookings/{id}/confirm waits for the payment's outcome before answering 202.

@@ -32,13 +32,15 @@ class Runtime:
     embedded_database: bool
     smtp_url: str = ""
     mailbox_url: str | None = None
+    realtime_port: int = 0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def urls(self) -> dict[str, str]:
-        urls = {"gateway": self.base_url, "api docs": f"{self.base_url}/docs", "health": f"{self.base_url}/health"}
+        urls = {"gateway": self.base_url, "live monitor": f"{self.base_url}/", "api docs": f"{self.base_url}/docs",
+                "health": f"{self.base_url}/health"}
         if self.mailbox_url:
             urls["mailbox"] = self.mailbox_url
         return urls
@@ -78,6 +80,8 @@ def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
         "BOXOFFICE_HTTP_PORT": str(runtime.http_port),
         "BOXOFFICE_DATA_DIR": str(settings.data_path),
         "BOXOFFICE_SMTP_URL": runtime.smtp_url,
+        "BOXOFFICE_REALTIME_PORT": str(runtime.realtime_port),
+        "BOXOFFICE_REALTIME_URL": settings.realtime_url or f"http://127.0.0.1:{runtime.realtime_port}",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -166,6 +170,7 @@ def up(settings: Settings) -> Runtime:
         embedded_database=postgres is not None,
         smtp_url=settings.smtp_url or (mailbox.smtp_url if mailbox else ""),
         mailbox_url=mailbox.web_url.rstrip("/") if mailbox else None,
+        realtime_port=settings.realtime_port or free_port(),
     )
     runtime_file(settings).write_text(json.dumps(asdict(runtime), indent=2))
     supervisor.write_config(*_programs(settings, runtime, postgres, broker_port, mailbox))

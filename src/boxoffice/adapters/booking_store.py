@@ -17,6 +17,7 @@ import orjson
 from boxoffice.domain import errors, events
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.domain.model import Seat, SeatMap, SeatStatus
+from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.service_layer.outcomes import reservation_message, reservation_result
 
 
@@ -104,16 +105,16 @@ class BookingStore:
             replays = [(r["outcome_topic"], r["outcome"]) for r in decided]
             fresh = [c for c in unique.values() if c.request_id not in {r["request_id"] for r in decided}]
             outcomes = await self._decide(con, fresh, hold, now, on_loaded) if fresh else []
+            outgoing = [reservation_message(outcome) for outcome in outcomes]
+            await stamp_sequence(con, outgoing)
             outbox_items: list[tuple[str, bytes, bytes]] = []
             request_rows = []
-            for command, outcome in zip(fresh, outcomes, strict=True):
-                topic, message = reservation_message(outcome)
+            for command, (topic, message) in zip(fresh, outgoing, strict=True):
                 payload = message.encode()
                 status, body = reservation_result(message)
                 outbox_items.append((topic, message.key, payload))
                 request_rows.append((command.request_id, command.event_id, command.body_hash, status,
-                                     orjson.dumps(body).decode(),
-                                     topic, payload))
+                                     orjson.dumps(body).decode(), topic, payload))
             if request_rows:
                 await con.execute(_INSERT_REQUESTS, *(list(col) for col in zip(*request_rows, strict=True)))
             outbox_items += [(topic, _key_of(payload), payload) for topic, payload in replays]

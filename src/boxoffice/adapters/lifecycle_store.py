@@ -16,6 +16,7 @@ import asyncpg
 
 from boxoffice import messages as topics
 from boxoffice.adapters.booking_store import OutboxRow, insert_outbox
+from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus
 from boxoffice.messages import Message
@@ -96,8 +97,10 @@ class LifecycleStore:
         card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
         decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
                    if message.type == topics.PAYMENT_FAILED else None)
-        return await insert_outbox(con, [_encode(m) for m in messages_for(
-            booking, row["email"], message.request_id, card if isinstance(card, str) else None, decline)])
+        outgoing = messages_for(booking, row["email"], message.request_id, card if isinstance(card, str) else None,
+                                decline)
+        await stamp_sequence(con, outgoing)
+        return await insert_outbox(con, [_encode(m) for m in outgoing])
 
     async def expire(self, booking_ids: list[str], now: datetime) -> list[OutboxRow]:
         """Many timeouts in one transaction: at the end of a big on-sale's hold, thousands fall due together.
@@ -128,8 +131,9 @@ class LifecycleStore:
                 "UPDATE bookings SET status = 'expired', end_reason = 'timeout', decided_at = now(), "
                 "updated_at = now() WHERE booking_id = ANY($1::uuid[])", expired)
             emails = {str(r["booking_id"]): r["email"] for r in rows}
-            return await insert_outbox(con, [_encode(m) for b in bookings
-                                             for m in messages_for(b, emails[b.booking_id], None, None)])
+            outgoing = [m for b in bookings for m in messages_for(b, emails[b.booking_id], None, None)]
+            await stamp_sequence(con, outgoing)
+            return await insert_outbox(con, [_encode(m) for m in outgoing])
 
     @staticmethod
     def _decide(booking: Booking, message: Message, now: datetime) -> bool:

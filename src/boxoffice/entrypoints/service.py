@@ -20,26 +20,10 @@ def configure_logging(service: str) -> None:
 
 
 async def _main(service: str, settings: Settings) -> None:
-    if service == "booking":
-        from boxoffice.entrypoints import booking
+    import importlib
 
-        work = booking.main(settings)
-    elif service == "payment":
-        from boxoffice.entrypoints import payment
-
-        work = payment.main(settings)
-    elif service == "catalog":
-        from boxoffice.entrypoints import catalog
-
-        work = catalog.main(settings)
-    elif service == "notification":
-        from boxoffice.entrypoints import notification
-
-        work = notification.main(settings)
-    else:
-        from boxoffice.entrypoints import observers
-
-        work = observers.main(settings, service)
+    # Each service is a module of its own under entrypoints with `main(settings)`.
+    work = importlib.import_module(f"boxoffice.entrypoints.{service}").main(settings)
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
 

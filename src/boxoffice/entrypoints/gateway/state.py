@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import asyncpg
+import httpx
 from fastapi import Depends, Request
 
 from boxoffice import views
@@ -80,6 +81,7 @@ class Gateway:
     request_ids: RequestIds
     seats: SeatDirectory
     health: ServiceHealth
+    upstream: httpx.AsyncClient
 
 
 async def get_gateway(request: Request) -> Gateway:

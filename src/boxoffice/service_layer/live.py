@@ -1,0 +1,86 @@
+"""The live seat map of one event, as browsers see it: a snapshot, then one change per seat message.
+
+Seat messages carry the event's change sequence number (`seq`). Messages arrive on three topics, so they
+can come out of order: a change is applied only when its predecessor has been, and a gap that does not
+close is reported so that the map can be reloaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from boxoffice import messages as topics
+from boxoffice.messages import Message
+
+LIVE_TYPES = {
+    topics.SEAT_RESERVED: ("seat.reserved", "RESERVED"),
+    topics.SEAT_RELEASED: ("seat.released", "AVAILABLE"),
+    topics.BOOKING_CONFIRMED: ("seat.booked", "BOOKED"),
+}
+_COUNTED = {"AVAILABLE": "available", "RESERVED": "reserved", "BOOKED": "booked"}
+
+
+@dataclass
+class LiveSeatMap:
+    event_id: str
+    seq: int
+    seats: list[dict[str, Any]]
+    history: int = 10_000
+    _by_id: dict[str, dict[str, Any]] = field(init=False, repr=False)
+    counts: dict[str, int] = field(init=False)
+    recent: deque[dict[str, Any]] = field(init=False, repr=False)
+    _early: dict[int, Message] = field(init=False, repr=False)
+    gap_since: float | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._by_id = {s["seatId"]: s for s in self.seats}
+        self.counts = {"available": 0, "reserved": 0, "booked": 0}
+        for seat in self.seats:
+            self.counts[_COUNTED[seat["status"]]] += 1
+        self.recent = deque(maxlen=self.history)
+        self._early = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"type": "snapshot", "eventId": self.event_id, "seq": self.seq, "total": len(self.seats),
+                **self.counts, "seats": self.seats}
+
+    def offer(self, message: Message) -> list[dict[str, Any]]:
+        """Takes a seat message; returns the changes that became applicable, in sequence order."""
+        seq = message.data.get("seq")
+        if not isinstance(seq, int) or seq <= self.seq:
+            return []  # not sequenced, or already in the map (redelivered, or older than the snapshot)
+        self._early[seq] = message
+        applied = []
+        while self.seq + 1 in self._early:
+            applied.append(self._apply(self._early.pop(self.seq + 1)))
+        self.gap_since = (self.gap_since or time.monotonic()) if self._early else None
+        return applied
+
+    def _apply(self, message: Message) -> dict[str, Any]:
+        kind, status = LIVE_TYPES[message.type]
+        seat_ids = [s for s in message.data.get("seatIds", []) if s in self._by_id]
+        for seat_id in seat_ids:
+            seat = self._by_id[seat_id]
+            self.counts[_COUNTED[seat["status"]]] -= 1
+            seat["status"] = status
+            self.counts[_COUNTED[status]] += 1
+        self.seq = message.data["seq"]
+        change = {"type": kind, "eventId": self.event_id, "seq": self.seq, "seatIds": seat_ids,
+                  "bookingId": message.data.get("bookingId"), **self.counts, "at": message.occurred_at}
+        if kind == "seat.released":
+            change["reason"] = message.data.get("reason")
+        self.recent.append(change)
+        return change
+
+    def since(self, last_seen: int) -> list[dict[str, Any]] | None:
+        """The changes after `last_seen`, or None when they are no longer all kept (send a snapshot)."""
+        if last_seen > self.seq:
+            return None
+        if last_seen == self.seq:
+            return []
+        if not self.recent or self.recent[0]["seq"] > last_seen + 1:
+            return None
+        return [c for c in self.recent if c["seq"] > last_seen]

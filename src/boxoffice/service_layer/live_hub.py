@@ -1,0 +1,136 @@
+"""Fans every seat change out to every open live connection of its event.
+
+Each connection has a bounded queue of ready-made SSE frames (encoded once per change, not per client).
+A client whose queue fills up is dropped, so a slow browser never slows the others; it reconnects with
+its last event id and resumes where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from boxoffice.messages import Message
+from boxoffice.service_layer.live import LIVE_TYPES, LiveSeatMap
+
+log = logging.getLogger(__name__)
+
+SnapshotLoader = Callable[[str], Awaitable[tuple[int, list[dict[str, Any]]] | None]]
+GAP_RESYNC_SECONDS = 2.0
+
+
+def sse_frame(payload: dict[str, Any]) -> bytes:
+    return b"id: %d\ndata: %s\n\n" % (payload["seq"], orjson.dumps(payload))
+
+
+@dataclass(eq=False)
+class Subscriber:
+    event_id: str
+    queue: asyncio.Queue[bytes | None]
+    opened_at: float = field(default_factory=time.monotonic)
+
+
+class LiveHub:
+    def __init__(self, load: SnapshotLoader, queue_size: int = 1000) -> None:
+        self._load = load
+        self._queue_size = queue_size
+        self.maps: dict[str, LiveSeatMap] = {}
+        self._loading: dict[str, asyncio.Future[LiveSeatMap | None]] = {}
+        self._arrived_while_loading: dict[str, list[Message]] = {}
+        self.subscribers: dict[str, set[Subscriber]] = {}
+        self.delivered = 0
+        self.dropped = 0
+
+    @property
+    def connections(self) -> int:
+        return sum(len(s) for s in self.subscribers.values())
+
+    async def seat_map(self, event_id: str) -> LiveSeatMap | None:
+        """The event's live map, loaded from the database once and kept current from then on."""
+        if event_id in self.maps:
+            return self.maps[event_id]
+        loading = self._loading.get(event_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_map(event_id))
+            self._loading[event_id] = loading
+        return await asyncio.shield(loading)
+
+    async def _load_map(self, event_id: str) -> LiveSeatMap | None:
+        self._arrived_while_loading[event_id] = []
+        try:
+            loaded = await self._load(event_id)
+        finally:
+            self._loading.pop(event_id, None)
+            arrived = self._arrived_while_loading.pop(event_id, [])
+        if loaded is None:
+            return None
+        seat_map = LiveSeatMap(event_id, *loaded)
+        for message in arrived:
+            seat_map.offer(message)  # nobody watches yet: changes need no broadcast
+        self.maps[event_id] = seat_map
+        return seat_map
+
+    def on_message(self, message: Message) -> None:
+        if message.type not in LIVE_TYPES:
+            return
+        seat_map = self.maps.get(message.event_id)
+        if seat_map is None:
+            if message.event_id in self._arrived_while_loading:
+                self._arrived_while_loading[message.event_id].append(message)
+            return
+        for change in seat_map.offer(message):
+            self._broadcast(message.event_id, sse_frame(change))
+
+    def subscribe(self, seat_map: LiveSeatMap, last_seen: int | None) -> tuple[Subscriber, list[bytes]]:
+        """Registers a connection and returns what it must be sent first. No await in between: nothing
+        can happen between the snapshot (or the replay) and the stream that follows it."""
+        missed = seat_map.since(last_seen) if last_seen is not None else None
+        first = [sse_frame(c) for c in missed] if missed is not None else [sse_frame(seat_map.snapshot())]
+        subscriber = Subscriber(seat_map.event_id, asyncio.Queue(self._queue_size))
+        self.subscribers.setdefault(seat_map.event_id, set()).add(subscriber)
+        return subscriber, first
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        watchers = self.subscribers.get(subscriber.event_id)
+        if watchers is not None:
+            watchers.discard(subscriber)
+
+    def _broadcast(self, event_id: str, frame: bytes) -> None:
+        for subscriber in list(self.subscribers.get(event_id, ())):
+            try:
+                subscriber.queue.put_nowait(frame)
+                self.delivered += 1
+            except asyncio.QueueFull:
+                self._drop(subscriber)
+
+    def _drop(self, subscriber: Subscriber) -> None:
+        self.unsubscribe(subscriber)
+        self.dropped += 1
+        while not subscriber.queue.empty():
+            subscriber.queue.get_nowait()
+        subscriber.queue.put_nowait(None)  # ends its stream; the browser reconnects and resumes
+
+    async def resync_gaps_forever(self, every: float = 0.5) -> None:
+        """A change that never arrives (a broker restart can lose one) would stall a map: reload it."""
+        while True:
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            for event_id, seat_map in list(self.maps.items()):
+                if seat_map.gap_since is not None and now - seat_map.gap_since > GAP_RESYNC_SECONDS:
+                    log.warning("event %s: change %d never arrived; reloading its seat map", event_id,
+                                seat_map.seq + 1)
+                    await self.reload(event_id)
+
+    async def reload(self, event_id: str) -> None:
+        loaded = await self._load(event_id)
+        if loaded is None:
+            return
+        fresh = LiveSeatMap(event_id, *loaded)
+        self.maps[event_id] = fresh
+        self._broadcast(event_id, sse_frame(fresh.snapshot()))
