@@ -1,0 +1,76 @@
+"""Every open browser sees every seat change: SSE through the gateway, with resume after a disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.e2e.api_client import book, seat_statuses
+from tests.e2e.conftest import RunningPlatform
+from tests.e2e.sse import LiveStream
+
+EVENT = "coldplay_world_tour"
+
+
+@pytest.fixture
+async def client(platform: RunningPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=httpx.Timeout(30, read=None)) as c:
+        yield c
+
+
+async def test_three_windows_see_each_booking(client: httpx.AsyncClient) -> None:
+    async with LiveStream(client, EVENT) as one, LiveStream(client, EVENT) as two, LiveStream(client, EVENT) as three:
+        snapshot = one.messages[0]
+        assert snapshot["type"] == "snapshot" and snapshot["available"] == snapshot["total"] - snapshot["reserved"] \
+            - snapshot["booked"]
+        for seat in ("A1", "A2", "A3"):
+            assert (await book(client, EVENT, [seat], f"fan_{seat}")).status_code == 201
+        for window in (one, two, three):
+            messages = await window.wait_for(lambda ms: len(ms) >= 4)
+            changes = messages[1:4]
+            assert [c["type"] for c in changes] == ["seat.reserved"] * 3
+            assert [c["seatIds"] for c in changes] == [["A1"], ["A2"], ["A3"]]
+            assert changes[-1]["available"] == snapshot["available"] - 3
+            assert changes[-1]["reserved"] == snapshot["reserved"] + 3
+            assert [c["seq"] for c in changes] == [snapshot["seq"] + 1, snapshot["seq"] + 2, snapshot["seq"] + 3]
+
+
+async def test_a_reconnect_with_the_last_id_gets_exactly_the_missed_changes(client: httpx.AsyncClient) -> None:
+    async with LiveStream(client, EVENT) as window:
+        last_seen = window.messages[-1]["seq"]
+    for seat in ("B1", "B2"):
+        assert (await book(client, EVENT, [seat], "while_away")).status_code == 201
+    async with LiveStream(client, EVENT, last_event_id=last_seen) as resumed:
+        missed = await resumed.wait_for(lambda ms: len(ms) >= 2)
+        await asyncio.sleep(0.3)
+        assert [m["type"] for m in resumed.messages] == ["seat.reserved", "seat.reserved"]
+        assert [m["seq"] for m in missed] == [last_seen + 1, last_seen + 2]
+        assert [m["seatIds"] for m in missed] == [["B1"], ["B2"]]
+
+
+async def test_windows_opened_mid_rush_converge_on_the_seat_map(client: httpx.AsyncClient) -> None:
+    seats = [f"{row}{n}" for row in "CDEF" for n in range(1, 26)]
+    rng = random.Random(7)
+
+    async def rush() -> None:
+        await asyncio.gather(*(book(client, EVENT, rng.sample(seats, 2), f"rush_{i}") for i in range(150)))
+
+    windows = [LiveStream(client, EVENT) for _ in range(4)]
+    rushing = asyncio.create_task(rush())
+    for window in windows:  # open while bookings commit
+        await window.__aenter__()
+        await asyncio.sleep(0.05)
+    await rushing
+    truth = await seat_statuses(client, EVENT)
+    try:
+        for window in windows:
+            await window.wait_for(lambda ms, w=window: w.seat_map() == truth, timeout=10)
+            seqs = [m["seq"] for m in window.messages]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a change was skipped or repeated"
+    finally:
+        for window in windows:
+            await window.__aexit__()
