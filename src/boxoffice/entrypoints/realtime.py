@@ -40,16 +40,18 @@ def _last_seen(request: Request) -> int | None:
 
 async def _stream(hub: LiveHub, subscriber: Subscriber, first: list[bytes]) -> AsyncIterator[bytes]:
     try:
-        for frame in first:
-            yield frame
+        yield b"".join(first)
         while True:
-            try:
-                frame = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                yield b": keepalive\n\n"
-                continue
+            frame = await subscriber.queue.get()
             if frame is None:
                 return
+            # Whatever queued up meanwhile goes out in the same write.
+            while not subscriber.queue.empty():
+                more = subscriber.queue.get_nowait()
+                if more is None:
+                    yield frame
+                    return
+                frame += more
             yield frame
     finally:
         hub.unsubscribe(subscriber)
@@ -102,7 +104,8 @@ async def main(settings: Settings) -> None:
             access_log=False, log_level="warning", backlog=8192, timeout_keep_alive=75))
         server.install_signal_handlers = lambda: None  # the service runner owns the signals
         tasks = [asyncio.ensure_future(t) for t in (
-            _consume(consumer, hub), hub.resync_gaps_forever(), server.serve(),
+            _consume(consumer, hub), hub.resync_gaps_forever(), hub.keep_alive_forever(KEEPALIVE_SECONDS),
+            server.serve(),
             beat_forever(rt.pool, "realtime", settings.heartbeat_seconds, info))]
         log.info("realtime serving live updates on %s:%d", settings.http_host, settings.realtime_port)
         try:

@@ -101,13 +101,17 @@ class LiveHub:
         if watchers is not None:
             watchers.discard(subscriber)
 
-    def _broadcast(self, event_id: str, frame: bytes) -> None:
-        for subscriber in list(self.subscribers.get(event_id, ())):
+    def _broadcast(self, event_id: str, frame: bytes, count: bool = True) -> None:
+        subscribers = self.subscribers.get(event_id)
+        if not subscribers:
+            return
+        for subscriber in list(subscribers):
             try:
                 subscriber.queue.put_nowait(frame)
-                self.delivered += 1
             except asyncio.QueueFull:
                 self._drop(subscriber)
+        if count:
+            self.delivered += len(subscribers)
 
     def _drop(self, subscriber: Subscriber) -> None:
         self.unsubscribe(subscriber)
@@ -115,6 +119,13 @@ class LiveHub:
         while not subscriber.queue.empty():
             subscriber.queue.get_nowait()
         subscriber.queue.put_nowait(None)  # ends its stream; the browser reconnects and resumes
+
+    async def keep_alive_forever(self, every: float) -> None:
+        """A comment line now and then keeps idle connections open through proxies and finds dead ones."""
+        while True:
+            await asyncio.sleep(every)
+            for event_id in list(self.subscribers):
+                self._broadcast(event_id, b": keepalive\n\n", count=False)
 
     async def resync_gaps_forever(self, every: float = 0.5) -> None:
         """A change that never arrives (a broker restart can lose one) would stall a map: reload it."""
