@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.e2e.api_client import seat_statuses
-from tests.e2e.conftest import RunningPlatform
+from tests.platforms import RunningPlatform
 
 EVENT = "taylor_swift_concert"
 GOOD = {"eventId": EVENT, "seatIds": ["S1"], "userId": "user_bad"}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.api_client import book, seat_statuses, wait_for
-from tests.e2e.conftest import RunningPlatform
+from tests.platforms import RunningPlatform
 
 EVENT = "taylor_swift_concert"
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from boxoffice.messages import PAYMENT_REQUESTED, Message
 from tests.e2e.api_client import book, seat_statuses, wait_for
-from tests.e2e.conftest import RunningPlatform
+from tests.platforms import RunningPlatform
 
 EVENT = "taylor_swift_concert"
 CARD = "4242424242424242"

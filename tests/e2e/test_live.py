@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.api_client import book, seat_statuses
-from tests.e2e.conftest import RunningPlatform
+from tests.platforms import RunningPlatform
 from tests.e2e.sse import LiveStream
 
 EVENT = "coldplay_world_tour"

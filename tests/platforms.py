@@ -1,4 +1,7 @@
-"""The platform started as processes, exactly as a user starts it: `boxoffice up --detach`."""
+"""The platform started as processes, exactly as a user starts it: `boxoffice up --detach`.
+
+Imported by tests/conftest.py, so the end-to-end and browser tests share one platform per session.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,76 @@
+"""The live monitor in real browsers: three windows follow bookings made elsewhere; a buyer books and pays
+from the page; a hold runs out on screen."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from tests.platforms import RunningPlatform
+
+EVENT = "coldplay_world_tour"
+
+
+async def open_monitor(browser, base_url: str, event: str = EVENT):  # noqa: ANN001, ANN201
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(f"{base_url}/?event={event}")
+    await page.wait_for_selector("#connection-status:has-text('Live')", timeout=15_000)
+    return page
+
+
+async def seat_status(page, seat: str) -> str:  # noqa: ANN001
+    return await page.get_attribute(f"[data-seat-id='{seat}']", "data-status")
+
+
+async def test_three_windows_update_without_refresh(browser, platform: RunningPlatform, artifacts: Path) -> None:  # noqa: ANN001
+    pages = [await open_monitor(browser, platform.base_url) for _ in range(3)]
+    before = int(await pages[0].text_content("#available-count"))
+    async with httpx.AsyncClient(base_url=platform.base_url) as api:
+        for seat in ("P1", "P2", "P3"):
+            answer = await api.post("/bookings", json={"eventId": EVENT, "seatIds": [seat], "userId": "postman"})
+            assert answer.status_code == 201
+
+    for page in pages:
+        for seat in ("P1", "P2", "P3"):
+            await page.wait_for_selector(f"[data-seat-id='{seat}'][data-status='RESERVED']", timeout=5_000)
+        await page.wait_for_function(
+            f"document.querySelector('#available-count').textContent.trim() === '{before - 3}'", timeout=5_000)
+        log = await page.locator("#activity-log li").all_text_contents()
+        assert any("P3" in entry for entry in log), log
+    await pages[0].screenshot(path=str(artifacts / "monitor.png"), full_page=True)
+    for page in pages:
+        await page.close()
+
+
+async def test_book_and_pay_from_the_page(browser, platform: RunningPlatform) -> None:  # noqa: ANN001
+    page = await open_monitor(browser, platform.base_url)
+    await page.fill("#user-id", "page_buyer")
+    await page.click("[data-seat-id='O1']")
+    await page.click("[data-seat-id='O2']")
+    await page.click("#hold-button")
+    await page.wait_for_selector("#hold-panel:visible", timeout=10_000)
+    assert (await page.text_content("#countdown")).strip()
+    await page.fill("#card-number", "4242424242424242")
+    await page.click("#pay-button")
+    await page.wait_for_function("document.querySelector('#booking-result').textContent.toLowerCase()"
+                                 ".includes('confirmed')", timeout=15_000)
+    for seat in ("O1", "O2"):
+        await page.wait_for_selector(f"[data-seat-id='{seat}'][data-status='BOOKED']", timeout=5_000)
+    async with httpx.AsyncClient(base_url=platform.base_url) as api:
+        seats = {s["seatId"]: s["status"] for s in (await api.get(f"/events/{EVENT}/seats")).json()}
+    assert seats["O1"] == seats["O2"] == "BOOKED"
+    await page.close()
+
+
+async def test_a_hold_runs_out_on_screen(browser, short_hold_platform: RunningPlatform) -> None:  # noqa: ANN001
+    page = await open_monitor(browser, short_hold_platform.base_url)
+    await page.click("[data-seat-id='N1']")
+    await page.click("#hold-button")
+    await page.wait_for_selector("[data-seat-id='N1'][data-status='RESERVED']", timeout=10_000)
+    await page.wait_for_selector("[data-seat-id='N1'][data-status='AVAILABLE']", timeout=10_000)
+    await page.wait_for_function("document.querySelector('#booking-result').textContent.toLowerCase()"
+                                 ".includes('expired')", timeout=10_000)
+    await asyncio.sleep(0.2)
+    await page.close()
