@@ -48,6 +48,16 @@ async def state(pool: asyncpg.Pool, booking_id: str) -> tuple[str, list[str]]:
     return status, [r["status"] for r in seats]
 
 
+class CollectingOutbox:
+    """Keeps what a handler submits for publishing."""
+
+    def __init__(self) -> None:
+        self.rows: list = []
+
+    def submit(self, rows: list) -> None:
+        self.rows += rows
+
+
 def types(rows: list) -> list[str]:
     return [decode(r.payload).type for r in rows]
 
@@ -166,13 +176,7 @@ async def test_the_same_payment_request_charges_once(pool: asyncpg.Pool, event: 
     booking_id = await hold(pool, event, ["B2"])
     provider = SimulatedProvider(pool, latency_seconds=0.01)
 
-    class Outbox:
-        rows: list = []
-
-        def submit(self, rows: list) -> None:
-            self.rows += rows
-
-    outbox = Outbox()
+    outbox = CollectingOutbox()
     handler = PaymentHandler(PaymentStore(pool, provider.name), provider, outbox)
     request = msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="pay_once", amount=150.0,
                   currency="USD", card="4242424242424242")
@@ -192,13 +196,7 @@ async def test_declined_test_card_fails_the_payment(pool: asyncpg.Pool, event: E
     booking_id = await hold(pool, event, ["B3"])
     provider = SimulatedProvider(pool, latency_seconds=0)
 
-    class Outbox:
-        rows: list = []
-
-        def submit(self, rows: list) -> None:
-            self.rows += rows
-
-    outbox = Outbox()
+    outbox = CollectingOutbox()
     await PaymentHandler(PaymentStore(pool, provider.name), provider, outbox)(
         [msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="p", amount=150.0,
              card="4000000000000002")])
