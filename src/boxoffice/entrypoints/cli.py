@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from typing import Annotated
 
@@ -14,7 +15,8 @@ from boxoffice.config import SERVICES, get_settings
 
 app = typer.Typer(help="boxoffice: event-driven ticket booking over Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
+# Piped or captured output gets wide tables instead of truncated 80-column ones.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _fail(message: str) -> None:
