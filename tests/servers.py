@@ -8,7 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from boxoffice.adapters.embedded import EmbeddedPostgres, broker_command, free_port, pg_run_as_user, wait_for_port
+from boxoffice.adapters.embedded import (
+    EmbeddedPostgres,
+    broker_command,
+    free_port,
+    pg_run_as_user,
+    wait_for_port,
+)
 
 
 @dataclass(frozen=True)

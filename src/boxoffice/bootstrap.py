@@ -15,20 +15,26 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from boxoffice.adapters.booking_store import BookingStore
 from boxoffice.adapters.consumer_loop import BatchHandler, consume_forever
+from boxoffice.adapters.expiry import ExpiryScheduler
 from boxoffice.adapters.heartbeat import beat_forever
-from boxoffice.adapters.kafka import Publisher, consumer_lag, make_group_consumer, make_producer, start_with_retry
+from boxoffice.adapters.kafka import (
+    Publisher,
+    consumer_lag,
+    make_group_consumer,
+    make_producer,
+    start_with_retry,
+)
+from boxoffice.adapters.lifecycle_store import LifecycleStore
 from boxoffice.adapters.outbox import OutboxRelay
+from boxoffice.adapters.payment_provider import PaymentProvider, SimulatedProvider
+from boxoffice.adapters.payment_store import PaymentStore
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
 from boxoffice.messages import utc_now
-from boxoffice.adapters.expiry import ExpiryScheduler
-from boxoffice.adapters.payment_provider import PaymentProvider, SimulatedProvider
-from boxoffice.adapters.payment_store import PaymentStore
+from boxoffice.service_layer.booking import BookingHandler
 from boxoffice.service_layer.payments import PaymentHandler
 
 log = logging.getLogger("boxoffice")
-from boxoffice.adapters.lifecycle_store import LifecycleStore
-from boxoffice.service_layer.booking import BookingHandler
 
 
 @dataclass

@@ -10,8 +10,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from boxoffice.adapters.embedded import EmbeddedPostgres, broker_command, create_database, free_port, \
-    pg_run_as_user, wait_for_port
+from boxoffice.adapters.embedded import (
+    EmbeddedPostgres,
+    broker_command,
+    create_database,
+    free_port,
+    pg_run_as_user,
+    wait_for_port,
+)
 from boxoffice.adapters.mailbox import MailboxProgram, mailbox_program
 from boxoffice.adapters.supervisor import SERVICE_GROUP, Program, Supervisor
 from boxoffice.config import SERVICES, Settings

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.e2e.api_client import book, seat_statuses
-from tests.platforms import RunningPlatform
 from tests.e2e.sse import LiveStream
+from tests.platforms import RunningPlatform
 
 EVENT = "coldplay_world_tour"
 

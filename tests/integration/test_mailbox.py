@@ -17,7 +17,11 @@ from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.smtp import SmtpSender
 from boxoffice.messages import BOOKING_CONFIRMED, Message
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
-from boxoffice.service_layer.notifications import EventInfo, SeatLabel, confirmation_email
+from boxoffice.service_layer.notifications import (
+    EventInfo,
+    SeatLabel,
+    confirmation_email,
+)
 from tests.mailboxes import running_mailbox
 
 BOOKING = str(uuid.uuid4())

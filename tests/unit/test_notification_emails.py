@@ -11,7 +11,13 @@ from boxoffice.adapters.smtp import SmtpTarget
 from boxoffice.messages import BOOKING_CONFIRMED, SEAT_RELEASED, SEAT_RESERVED, Message
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
 from boxoffice.service_layer.notification_handler import NotificationHandler
-from boxoffice.service_layer.notifications import EventInfo, SeatLabel, kind_of, recipient, render
+from boxoffice.service_layer.notifications import (
+    EventInfo,
+    SeatLabel,
+    kind_of,
+    recipient,
+    render,
+)
 
 BOOKING = "6f1c1f7e-6d3a-4c59-9f39-0d3f2b8f1a11"
 NOW = datetime(2029, 6, 1, 12, 0, tzinfo=UTC)

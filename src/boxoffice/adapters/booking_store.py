@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 import asyncpg
 import orjson
 
+from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.domain import errors, events
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.domain.model import Seat, SeatMap, SeatStatus
-from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.service_layer.outcomes import reservation_message, reservation_result
 
 

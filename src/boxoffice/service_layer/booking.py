@@ -10,7 +10,11 @@ from typing import Protocol
 
 from boxoffice.adapters.booking_store import OutboxRow
 from boxoffice.domain.commands import ReserveSeats
-from boxoffice.messages import SEAT_RESERVATION_REQUESTED, SEAT_RESERVATION_TIMEOUT, Message
+from boxoffice.messages import (
+    SEAT_RESERVATION_REQUESTED,
+    SEAT_RESERVATION_TIMEOUT,
+    Message,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Fans every seat change out to every open live connection of its event.
 
-Each connection has a bounded queue of ready-made SSE frames (encoded once per change, not per client).
-A client whose queue fills up is dropped, so a slow browser never slows the others; it reconnects with
-its last event id and resumes where it was.
+A change is encoded into an SSE frame once and handed to every subscriber of its event, which writes it
+without waiting. A subscriber that cannot take more (its backlog is full) is dropped, so a slow browser
+never slows the others; it reconnects with its last event id and resumes where it was.
 """
 
 from __future__ import annotations
@@ -29,11 +29,37 @@ def sse_frame(payload: dict[str, Any]) -> bytes:
     return b"id: %d\ndata: %s\n\n" % (payload["seq"], orjson.dumps(payload))
 
 
-@dataclass(eq=False)
 class Subscriber:
+    """One open connection. `deliver` must not block: False means it is too far behind to keep."""
+
+    event_id: str
+
+    def deliver(self, frame: bytes) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class QueueSubscriber(Subscriber):
+    """Frames wait in a bounded queue for a reader task; None in the queue ends the stream."""
+
     event_id: str
     queue: asyncio.Queue[bytes | None]
     opened_at: float = field(default_factory=time.monotonic)
+
+    def deliver(self, frame: bytes) -> bool:
+        try:
+            self.queue.put_nowait(frame)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def close(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class LiveHub:
@@ -87,12 +113,14 @@ class LiveHub:
         for change in seat_map.offer(message):
             self._broadcast(message.event_id, sse_frame(change))
 
-    def subscribe(self, seat_map: LiveSeatMap, last_seen: int | None) -> tuple[Subscriber, list[bytes]]:
+    def subscribe(self, seat_map: LiveSeatMap, last_seen: int | None,
+                  subscriber: Subscriber | None = None) -> tuple[Subscriber, list[bytes]]:
         """Registers a connection and returns what it must be sent first. No await in between: nothing
         can happen between the snapshot (or the replay) and the stream that follows it."""
         missed = seat_map.since(last_seen) if last_seen is not None else None
         first = [sse_frame(c) for c in missed] if missed is not None else [sse_frame(seat_map.snapshot())]
-        subscriber = Subscriber(seat_map.event_id, asyncio.Queue(self._queue_size))
+        if subscriber is None:
+            subscriber = QueueSubscriber(seat_map.event_id, asyncio.Queue(self._queue_size))
         self.subscribers.setdefault(seat_map.event_id, set()).add(subscriber)
         return subscriber, first
 
@@ -106,9 +134,7 @@ class LiveHub:
         if not subscribers:
             return
         for subscriber in list(subscribers):
-            try:
-                subscriber.queue.put_nowait(frame)
-            except asyncio.QueueFull:
+            if not subscriber.deliver(frame):
                 self._drop(subscriber)
         if count:
             self.delivered += len(subscribers)
@@ -116,9 +142,7 @@ class LiveHub:
     def _drop(self, subscriber: Subscriber) -> None:
         self.unsubscribe(subscriber)
         self.dropped += 1
-        while not subscriber.queue.empty():
-            subscriber.queue.get_nowait()
-        subscriber.queue.put_nowait(None)  # ends its stream; the browser reconnects and resumes
+        subscriber.close()  # ends its stream; the browser reconnects and resumes
 
     async def keep_alive_forever(self, every: float) -> None:
         """A comment line now and then keeps idle connections open through proxies and finds dead ones."""

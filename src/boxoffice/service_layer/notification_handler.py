@@ -14,7 +14,11 @@ from typing import Any, Protocol
 
 from boxoffice.messages import Message, utc_now
 from boxoffice.service_layer import notifications
-from boxoffice.service_layer.mail import MailSender, PermanentMailError, TransientMailError
+from boxoffice.service_layer.mail import (
+    MailSender,
+    PermanentMailError,
+    TransientMailError,
+)
 from boxoffice.service_layer.notifications import EventInfo
 
 log = logging.getLogger(__name__)

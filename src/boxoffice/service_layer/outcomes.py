@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from boxoffice import messages as topics
-from boxoffice.messages import Message, iso
 from boxoffice.domain import errors, events
+from boxoffice.messages import Message, iso
 
 _FAILURE_STATUS = {
     errors.SeatUnavailable.code: 409,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-import httpx
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -15,7 +13,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from boxoffice import messages as topics
 from boxoffice.adapters.heartbeat import beat_forever
-from boxoffice.adapters.kafka import Publisher, make_producer, make_tail_consumer, start_with_retry
+from boxoffice.adapters.kafka import (
+    Publisher,
+    make_producer,
+    make_tail_consumer,
+    start_with_retry,
+)
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway import bookings, catalog, lifecycle, live, operations
@@ -55,10 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
         key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
         health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
         replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
-        upstream = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None),
-                                     limits=httpx.Limits(max_connections=None, max_keepalive_connections=100))
         app.state.gateway = Gateway(settings, pool, Publisher(producer), replies, RequestIds(key),
-                                    SeatDirectory(pool), health, upstream)
+                                    SeatDirectory(pool), health)
         logging.getLogger("boxoffice.gateway").info(
             "gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port, settings.kafka_bootstrap)
         tasks = [asyncio.create_task(t) for t in (
@@ -69,7 +70,6 @@ def create_app(settings: Settings) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await upstream.aclose()
             await consumer.stop()
             await producer.stop()
             await pool.close()

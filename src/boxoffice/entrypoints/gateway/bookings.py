@@ -16,7 +16,14 @@ from boxoffice.adapters.kafka import BrokerUnavailable
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
-    UUID, Booking, BookingHeld, BookingRequest, ErrorBody, RequestQueued, RequestStatus, SeatsUnavailable,
+    UUID,
+    Booking,
+    BookingHeld,
+    BookingRequest,
+    ErrorBody,
+    RequestQueued,
+    RequestStatus,
+    SeatsUnavailable,
 )
 from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message

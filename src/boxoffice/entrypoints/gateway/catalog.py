@@ -10,7 +10,13 @@ from starlette.responses import Response
 
 from boxoffice import views
 from boxoffice.entrypoints.gateway.responses import JSON, error
-from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, EventDetail, EventSummary, SeatView
+from boxoffice.entrypoints.gateway.schemas import (
+    EVENT_ID,
+    ErrorBody,
+    EventDetail,
+    EventSummary,
+    SeatView,
+)
 from boxoffice.entrypoints.gateway.state import GatewayDep
 
 router = APIRouter(tags=["catalog"])

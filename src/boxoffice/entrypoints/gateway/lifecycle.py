@@ -15,7 +15,13 @@ from boxoffice import views
 from boxoffice.adapters.payment_provider import luhn_valid
 from boxoffice.entrypoints.gateway.bookings import is_uuid, publish_command
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
-from boxoffice.entrypoints.gateway.schemas import USER_ID, BookingAnswer, BookingList, ConfirmRequest, ErrorBody
+from boxoffice.entrypoints.gateway.schemas import (
+    USER_ID,
+    BookingAnswer,
+    BookingList,
+    ConfirmRequest,
+    ErrorBody,
+)
 from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.messages import Message
 

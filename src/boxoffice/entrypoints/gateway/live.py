@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-import httpx
-from fastapi import APIRouter, Path as PathParam, Request
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from boxoffice.entrypoints.gateway.responses import error
@@ -35,28 +37,36 @@ async def live(event_id: Annotated[str, PathParam(max_length=64)], request: Requ
     """Server-Sent Events from the realtime service. Send `Last-Event-ID` to resume after a disconnect."""
     if not _EVENT_ID.match(event_id):
         return error(422, "invalid_id", "Malformed event id")
-    headers = {}
-    if last := request.headers.get("last-event-id") or request.query_params.get("lastEventId"):
-        headers["Last-Event-ID"] = last
-    target = f"{(gw.settings.realtime_url or '').rstrip('/')}/events/{event_id}/live"
+    last = request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
+    target = urlsplit(gw.settings.realtime_url or "")
     try:
-        upstream = await gw.upstream.send(gw.upstream.build_request("GET", target, headers=headers), stream=True)
-    except httpx.HTTPError:
+        reader, writer = await asyncio.open_connection(target.hostname, target.port)
+    except OSError:
         return error(503, "live_unavailable", "Live updates are unavailable right now; retry in a moment",
                      headers={"Retry-After": "2"})
-    if upstream.status_code != 200:
-        body = await upstream.aread()
-        await upstream.aclose()
-        return Response(body, status_code=upstream.status_code, media_type="application/json")
+    resume = f"Last-Event-ID: {last}\r\n" if last.isdigit() else ""
+    writer.write(f"GET /events/{event_id}/live HTTP/1.1\r\nHost: realtime\r\n{resume}\r\n".encode())
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        writer.close()
+        return error(503, "live_unavailable", "Live updates are unavailable right now; retry in a moment",
+                     headers={"Retry-After": "2"})
+    status = int(head.split(b" ", 2)[1])
+    if status != 200:
+        body = await reader.read()
+        writer.close()
+        return Response(body, status_code=status, media_type="application/json")
 
     async def relay() -> AsyncIterator[bytes]:
+        # Raw bytes through: no HTTP client parses every frame again on its way to the browser.
         try:
-            async for chunk in upstream.aiter_raw():
+            while chunk := await reader.read(65536):
                 yield chunk
-        except httpx.HTTPError:
+        except OSError:
             return  # the realtime service went away: the browser reconnects with its last id
         finally:
-            await upstream.aclose()
+            writer.close()
 
     return StreamingResponse(relay(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import asyncpg
-import httpx
 from fastapi import Depends, Request
 
 from boxoffice import views
@@ -81,7 +80,6 @@ class Gateway:
     request_ids: RequestIds
     seats: SeatDirectory
     health: ServiceHealth
-    upstream: httpx.AsyncClient
 
 
 async def get_gateway(request: Request) -> Gateway:
