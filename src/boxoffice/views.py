@@ -22,7 +22,7 @@ def _event(r: asyncpg.Record) -> dict[str, Any]:
     return {
         "eventId": r["event_id"], "name": r["name"],
         "venue": {"name": r["venue_name"], "city": r["venue_city"]},
-        "startsAt": iso(r["starts_at"]), "currency": r["currency"].strip(), **_counts(r),
+        "startsAt": iso(r["starts_at"]), "date": iso(r["starts_at"]), "currency": r["currency"].strip(), **_counts(r),
     }
 
 

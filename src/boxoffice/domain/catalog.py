@@ -43,9 +43,14 @@ class EventSpec:
     currency: str
     categories: tuple[PriceCategory, ...]
     rows: tuple[SeatRow, ...]
+    # Seats named one by one (row, number, section, category), when the venue is not rows × seats.
+    listed_seats: tuple[tuple[str, str, int, str, str], ...] = ()
 
     def seats(self) -> list[SeatSpec]:
         prices = {c.category_id: c.price for c in self.categories}
+        if self.listed_seats:
+            return [SeatSpec(seat_id, section, row, number, category, prices[category], i)
+                    for i, (seat_id, row, number, section, category) in enumerate(self.listed_seats)]
         out: list[SeatSpec] = []
         for row in self.rows:
             for number in range(1, row.seats + 1):

@@ -1,13 +1,18 @@
-"""Catalog handlers: live availability counts kept from the seat events, each message applied once."""
+"""Catalog handlers: organisers' new events, and live availability counts kept from the seat events."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 
 import asyncpg
 
 from boxoffice import messages as topics
+from boxoffice.adapters.catalog_store import create_event
 from boxoffice.messages import Message
+from boxoffice.service_layer.event_creation import event_from_data
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "catalog.availability"
 
@@ -17,6 +22,30 @@ _DELTAS = {
     topics.SEAT_RELEASED: (1, -1, 0),
     topics.BOOKING_CONFIRMED: (0, -1, 1),
 }
+
+
+class CatalogHandler:
+    """New events are created; seat events move the availability counts."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._counts = AvailabilityCounter(pool)
+
+    async def __call__(self, batch: list[Message]) -> None:
+        for message in batch:
+            if message.type == topics.EVENT_CREATION_REQUESTED:
+                await self._create(message)
+        await self._counts(batch)
+
+    async def _create(self, message: Message) -> None:
+        try:
+            spec = event_from_data(message.data)
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            log.error("dropping malformed event creation %s", message.id)
+            return
+        async with self._pool.acquire() as con:
+            if await create_event(con, spec):
+                log.info("created event %s with %d seats", spec.event_id, len(spec.seats()))
 
 
 class AvailabilityCounter:

@@ -21,7 +21,14 @@ from boxoffice.adapters.kafka import (
 )
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
-from boxoffice.entrypoints.gateway import bookings, catalog, lifecycle, live, operations
+from boxoffice.entrypoints.gateway import (
+    bookings,
+    catalog,
+    events,
+    lifecycle,
+    live,
+    operations,
+)
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.responses import error, install_error_handlers
@@ -82,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bookings.router)
     app.include_router(lifecycle.router)
     app.include_router(catalog.router)
+    app.include_router(events.router)
     app.include_router(operations.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")

@@ -116,6 +116,7 @@ class EventSummary(BaseModel):
     name: str
     venue: Venue
     startsAt: str
+    date: str
     currency: str
     totalSeats: int
     available: int
@@ -143,3 +144,47 @@ class SeatView(BaseModel):
     category: str
     price: float
     status: Literal["AVAILABLE", "RESERVED", "BOOKED"]
+
+
+CategoryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+RowLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,4}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class NewVenue(Strict):
+    name: Text
+    city: Annotated[str, StringConstraints(max_length=100)] = ""
+
+
+class NewPriceCategory(Strict):
+    category_id: CategoryId = Field(alias="categoryId")
+    name: Text
+    price: float = Field(ge=0, lt=1_000_000)
+
+
+class NewRow(Strict):
+    row: RowLabel
+    seats: int = Field(ge=1, le=1000)
+    section: Text = "Main"
+    category_id: CategoryId = Field(alias="categoryId")
+
+
+class NewSeat(Strict):
+    seat_id: SeatId = Field(alias="seatId")
+    row: RowLabel
+    number: int = Field(ge=0, le=100_000)
+    section: Text = "Main"
+    category_id: CategoryId = Field(alias="categoryId")
+
+
+class NewEvent(Strict):
+    """A seat map is rows × seats per row (`rows`), or every seat named (`seats`)."""
+
+    event_id: EventId = Field(alias="eventId", examples=["summer_gala"])
+    name: Text
+    venue: NewVenue
+    starts_at: str = Field(alias="startsAt", examples=["2027-08-01T19:30:00Z"])
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    price_categories: list[NewPriceCategory] = Field(alias="priceCategories", min_length=1, max_length=50)
+    rows: list[NewRow] = Field(default_factory=list, max_length=1000)
+    seats: list[NewSeat] = Field(default_factory=list, max_length=100_000)

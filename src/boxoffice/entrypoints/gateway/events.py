@@ -1,0 +1,86 @@
+"""POST /events: an organiser's new event with its seat map, created by the catalog service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from boxoffice import views
+from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
+from boxoffice.entrypoints.gateway.bookings import publish_command
+from boxoffice.entrypoints.gateway.responses import JSON, ApiError
+from boxoffice.entrypoints.gateway.schemas import ErrorBody, EventDetail, NewEvent
+from boxoffice.entrypoints.gateway.state import GatewayDep
+from boxoffice.messages import EVENT_CREATION_REQUESTED, Message
+from boxoffice.service_layer.event_creation import event_to_data
+
+router = APIRouter(tags=["catalog"])
+
+MAX_SEATS_PER_EVENT = 100_000
+
+
+def _spec(body: NewEvent) -> EventSpec:
+    if bool(body.rows) == bool(body.seats):
+        raise ApiError(422, "validation_error", "Give the seat map as either rows or seats, not both or neither")
+    categories = {c.category_id for c in body.price_categories}
+    if len(categories) != len(body.price_categories):
+        raise ApiError(422, "validation_error", "priceCategories: categoryId values must be unique")
+    used = {r.category_id for r in body.rows} | {s.category_id for s in body.seats}
+    if unknown := sorted(used - categories):
+        raise ApiError(422, "validation_error", f"Unknown categoryId: {', '.join(unknown)}")
+    if any(Decimal(str(c.price)) != Decimal(str(c.price)).quantize(Decimal("0.01")) for c in body.price_categories):
+        raise ApiError(422, "validation_error", "priceCategories.price: at most two decimal places")
+    try:
+        starts_at = datetime.fromisoformat(body.starts_at.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, "validation_error", "startsAt: not an ISO-8601 date and time") from None
+    if starts_at.tzinfo is None:
+        raise ApiError(422, "validation_error", "startsAt: give a time zone (e.g. Z)")
+    spec = EventSpec(
+        body.event_id, body.name, body.venue.name, body.venue.city, starts_at, body.currency,
+        tuple(PriceCategory(c.category_id, c.name, Decimal(str(c.price))) for c in body.price_categories),
+        tuple(SeatRow(r.row, r.section, r.category_id, r.seats) for r in body.rows),
+        tuple((s.seat_id, s.row, s.number, s.section, s.category_id) for s in body.seats),
+    )
+    seat_ids = [s.seat_id for s in spec.seats()]
+    if len(seat_ids) > MAX_SEATS_PER_EVENT:
+        raise ApiError(422, "validation_error", f"An event has at most {MAX_SEATS_PER_EVENT} seats")
+    if len(set(seat_ids)) != len(seat_ids):
+        raise ApiError(422, "validation_error", "Seat ids must be unique (rows repeated, or seats listed twice)")
+    if len({r.row for r in body.rows}) != len(body.rows):
+        raise ApiError(422, "validation_error", "rows: each row label once")
+    return spec
+
+
+@router.post("/events", status_code=201, response_model=EventDetail,
+             responses={202: {"description": "Accepted; the catalog service creates it shortly"},
+                        409: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def create_event(body: NewEvent, gw: GatewayDep) -> Response:
+    """Create an event with its seat map (rows × seats, or an explicit list) and price categories."""
+    spec = _spec(body)
+    if await views.get_event(gw.pool, spec.event_id) is not None:
+        raise ApiError(409, "event_exists", f"Event {spec.event_id} already exists")
+    await publish_command(gw, Message(EVENT_CREATION_REQUESTED, spec.event_id, event_to_data(spec),
+                                      gw.request_ids.new()))
+    created = await _wait_for_event(gw, spec.event_id, gw.settings.booking_reply_seconds)
+    if created is None:
+        return JSON({"success": False, "status": "queued", "eventId": spec.event_id,
+                     "statusUrl": f"/events/{spec.event_id}",
+                     "error": "The catalog service has not created the event yet; it will shortly"}, status_code=202)
+    return JSON(created, status_code=201)
+
+
+async def _wait_for_event(gw: GatewayDep, event_id: str, timeout: float) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = await views.get_event(gw.pool, event_id)
+        if event is not None:
+            return event
+        await asyncio.sleep(0.05)
+    return None

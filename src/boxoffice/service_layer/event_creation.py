@@ -1,0 +1,32 @@
+"""Organisers' new events, as they travel from the gateway to the catalog service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
+
+
+def event_to_data(spec: EventSpec) -> dict[str, Any]:
+    return {
+        "eventId": spec.event_id, "name": spec.name, "venue": {"name": spec.venue_name, "city": spec.venue_city},
+        "startsAt": spec.starts_at.isoformat(), "currency": spec.currency,
+        "priceCategories": [{"categoryId": c.category_id, "name": c.name, "price": str(c.price)}
+                            for c in spec.categories],
+        "rows": [{"row": r.label, "section": r.section, "categoryId": r.category_id, "seats": r.seats}
+                 for r in spec.rows],
+        "seats": [{"seatId": s, "row": r, "number": n, "section": sec, "categoryId": c}
+                  for s, r, n, sec, c in spec.listed_seats],
+    }
+
+
+def event_from_data(data: dict[str, Any]) -> EventSpec:
+    return EventSpec(
+        data["eventId"], data["name"], data["venue"]["name"], data["venue"].get("city", ""),
+        datetime.fromisoformat(data["startsAt"]), data["currency"],
+        tuple(PriceCategory(c["categoryId"], c["name"], Decimal(c["price"])) for c in data["priceCategories"]),
+        tuple(SeatRow(r["row"], r["section"], r["categoryId"], int(r["seats"])) for r in data.get("rows", [])),
+        tuple((s["seatId"], s["row"], int(s["number"]), s["section"], s["categoryId"]) for s in data.get("seats", [])),
+    )

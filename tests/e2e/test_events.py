@@ -1,0 +1,75 @@
+"""POST /events: an organiser creates an event with its seat map; the catalog service makes it bookable."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.platforms import RunningPlatform
+
+
+def new_event(**overrides: object) -> dict:
+    return {
+        "eventId": f"gala_{uuid.uuid4().hex[:8]}", "name": "Summer Gala", "venue": {"name": "Town Hall", "city": "Bath"},
+        "startsAt": "2027-08-01T19:30:00Z", "currency": "EUR",
+        "priceCategories": [{"categoryId": "front", "name": "Front", "price": 80.0},
+                            {"categoryId": "back", "name": "Back", "price": 40.5}],
+        "rows": [{"row": "A", "seats": 10, "section": "Stalls", "categoryId": "front"},
+                 {"row": "B", "seats": 12, "section": "Stalls", "categoryId": "back"}],
+        **overrides,
+    }
+
+
+@pytest.fixture
+def client(platform: RunningPlatform) -> httpx.Client:
+    with httpx.Client(base_url=platform.base_url, timeout=30) as c:
+        yield c
+
+
+def test_a_created_event_is_listed_and_bookable(client: httpx.Client) -> None:
+    body = new_event()
+    created = client.post("/events", json=body)
+
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert event["eventId"] == body["eventId"] and event["totalSeats"] == 22 and event["available"] == 22
+    assert {c["categoryId"]: c["price"] for c in event["priceCategories"]} == {"front": 80.0, "back": 40.5}
+    seats = client.get(f"/events/{body['eventId']}/seats").json()
+    assert [s["seatId"] for s in seats[:2]] == ["A1", "A2"] and seats[-1]["seatId"] == "B12"
+    assert {s["status"] for s in seats} == {"AVAILABLE"}
+    held = client.post("/bookings", json={"eventId": body["eventId"], "seatIds": ["B3"], "userId": "organiser_fan"})
+    assert held.status_code == 201 and held.json()["amount"] == 40.5 and held.json()["currency"] == "EUR"
+    assert client.post("/events", json=body).status_code == 409
+
+
+def test_an_explicit_seat_list(client: httpx.Client) -> None:
+    body = new_event(rows=[], seats=[{"seatId": "BOX1", "row": "X", "number": 1, "section": "Boxes", "categoryId": "front"},
+                                     {"seatId": "BOX2", "row": "X", "number": 2, "section": "Boxes", "categoryId": "front"}])
+    created = client.post("/events", json=body)
+    assert created.status_code == 201, created.text
+    assert [s["seatId"] for s in client.get(f"/events/{body['eventId']}/seats").json()] == ["BOX1", "BOX2"]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"rows": [], "seats": []},
+    {"seats": [{"seatId": "Z1", "row": "Z", "number": 1, "categoryId": "front"}]},
+    {"rows": [{"row": "A", "seats": 5, "categoryId": "nope"}]},
+    {"rows": [{"row": "A", "seats": 5, "categoryId": "front"}, {"row": "A", "seats": 5, "categoryId": "back"}]},
+    {"startsAt": "next tuesday"},
+    {"startsAt": "2027-08-01T19:30:00"},
+    {"priceCategories": []},
+    {"priceCategories": [{"categoryId": "front", "name": "F", "price": -1}]},
+    {"priceCategories": [{"categoryId": "front", "name": "F", "price": 1.234}]},
+    {"eventId": "bad id"},
+    {"currency": "euro"},
+    {"unexpected": 1},
+])
+def test_bad_events_are_refused_and_nothing_is_created(client: httpx.Client, overrides: dict) -> None:
+    body = new_event(**overrides)
+    answer = client.post("/events", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["success"] is False and answer.json()["code"] == "validation_error"
+    if isinstance(body.get("eventId"), str) and " " not in body["eventId"]:
+        assert client.get(f"/events/{body['eventId']}").status_code == 404
