@@ -239,3 +239,15 @@ def bench_live(
     from boxoffice.bench import live
 
     live.run([int(c) for c in connections.split(",")], rate, seconds, direct, console)
+
+
+@bench_app.command("chaos")
+def bench_chaos(
+    seconds: Annotated[float, typer.Option(help="how long the crowd runs while services are killed")] = 180.0,
+    seed: Annotated[int | None, typer.Option(help="random seed; printed, so that a run can be replayed")] = None,
+) -> None:
+    """SIGKILL services at random moments during a mixed crowd, then check nothing was lost or sold twice."""
+    from boxoffice.bench import chaos
+
+    if not chaos.run(seconds, seed, console):
+        raise typer.Exit(1)
