@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.domain import errors
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,15 @@ def install_error_handlers(app: FastAPI) -> None:
             message = str(exc.detail)
         return error(exc.status_code, _STATUS_CODES.get(exc.status_code, "http_error"), message,
                      headers=getattr(exc, "headers", None))
+
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return error(503, "database_unavailable", "The database is unavailable for a moment; please retry",
+                     headers={"Retry-After": "2"})
+
+    for transient in TRANSIENT_ERRORS:
+        if transient is not asyncio.TimeoutError:
+            app.add_exception_handler(transient, _database_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
