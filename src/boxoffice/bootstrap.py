@@ -20,6 +20,7 @@ from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import (
     Publisher,
     consumer_lag,
+    ensure_topics,
     make_group_consumer,
     make_producer,
     start_with_retry,
@@ -70,6 +71,8 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
                                info: Callable[[], dict[str, Any]] | None = None,
                                latency_path: bool = True) -> None:
     """Consumes its topics in its own group and beats with its lag, until cancelled."""
+    # Topics a restarted embedded broker forgot are made again, with the configured partitions.
+    await ensure_topics(rt.settings.kafka_bootstrap or "", rt.settings.topic_partitions)
     consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics, latency_path=latency_path)
     await start_with_retry(consumer, f"{rt.name} consumer")
     log.info("%s consuming %s as group %s from %s", rt.name, ", ".join(topics), rt.name, rt.settings.kafka_bootstrap)

@@ -43,3 +43,30 @@ def test_status_shows_every_service_running(platform: RunningPlatform) -> None:
     for service in ("gateway", "booking", "payment", "catalog", "notification", "realtime", "broker", "postgres"):
         assert any(line.split("│")[1].strip() == service and "RUNNING" in line
                    for line in shown.stdout.splitlines() if line.count("│") > 2), (service, shown.stdout)
+
+
+def test_an_embedded_broker_restart_is_survived(platform: RunningPlatform) -> None:
+    """The embedded broker forgets topics, messages and groups when it restarts: services notice, start
+    afresh, and bookings work again; PostgreSQL stays the truth."""
+    supervisor = Supervisor(platform.data_dir)
+    with httpx.Client(base_url=platform.base_url, timeout=30) as client:
+        assert wait_healthy(client)["status"] == "ok"
+        supervisor.ctl("restart", "broker", check=True)
+        accepted: list[dict] = []
+        deadline = time.monotonic() + 60
+        while True:
+            answer = client.post("/bookings", json={"eventId": "jazz_night", "seatIds": [f"H{len(accepted) + 1}"],
+                                                    "userId": "after_broker_restart"})
+            assert answer.status_code in (201, 202, 503), answer.text
+            if answer.status_code in (201, 202):
+                accepted.append(answer.json())
+            if answer.status_code == 201 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert accepted and accepted[-1].get("status") == "pending", accepted
+        for queued in accepted[:-1]:  # a 202 still reaches its outcome
+            outcome_deadline = time.monotonic() + 30
+            while client.get(queued["statusUrl"]).json()["status"] != "processed":
+                assert time.monotonic() < outcome_deadline, queued
+                time.sleep(0.5)
+        assert wait_healthy(client, timeout=60)["status"] == "ok"

@@ -16,9 +16,19 @@ log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[Message]], Awaitable[None]]
 
+# Commits that keep failing mean the broker lost the group (the embedded broker forgets everything when it
+# restarts): the process exits, the supervisor starts it again, and the new consumer joins afresh.
+MAX_FAILED_COMMITS = 30
+COMMIT_TIMEOUT_SECONDS = 10.0  # the client retries some commit errors forever on its own
+
+
+class ConsumerStuck(Exception):
+    pass
+
 
 async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, max_records: int = 500) -> None:
     """Offsets are committed only after the handler has made the batch's outcome durable."""
+    failed_commits = 0
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
         if not batches:
@@ -32,10 +42,17 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, max_
                     log.error("skipping malformed message at %s offset %d: %s", tp, record.offset, exc)
         await handle_with_retry(handle, batch)
         try:
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+            await asyncio.wait_for(consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()}),
+                                   COMMIT_TIMEOUT_SECONDS)
+            failed_commits = 0
+        except TimeoutError as exc:
+            raise ConsumerStuck(f"an offset commit did not finish in {COMMIT_TIMEOUT_SECONDS:.0f} s") from exc
         except (CommitFailedError, KafkaError) as exc:
             # The partitions moved or the broker blinked: the batch is redelivered and handled idempotently.
+            failed_commits += 1
             log.warning("offset commit failed (%s); the batch will be redelivered", exc)
+            if failed_commits >= MAX_FAILED_COMMITS:
+                raise ConsumerStuck(f"{failed_commits} offset commits failed in a row") from exc
 
 
 async def handle_with_retry(handle: BatchHandler, batch: list[Message]) -> None:
