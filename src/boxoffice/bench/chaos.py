@@ -32,6 +32,8 @@ class Journal:
     answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     unanswered: int = 0
     kills: list[tuple[float, list[str]]] = field(default_factory=list)
+    # Seconds from a SIGKILL to the service's new process beating with consumer lag 0.
+    recoveries: list[tuple[str, float]] = field(default_factory=list)
 
 
 async def _crowd(base_url: str, event_id: str, seats: list[str], rng: random.Random, until: float,
@@ -62,20 +64,39 @@ async def _crowd(base_url: str, event_id: str, seats: list[str], rng: random.Ran
             await asyncio.sleep(rng.uniform(0.0, 0.05))
 
 
-async def _killer(data_dir: Any, rng: random.Random, started: float, until: float, journal: Journal) -> None:
+async def _recovered(database_url: str, service: str, old_pid: int, killed_at: float, journal: Journal) -> None:
+    con = await asyncpg.connect(database_url)
+    try:
+        while time.monotonic() - killed_at < 60:
+            rows = await con.fetch("SELECT pid, info FROM service_heartbeats WHERE service = $1 "
+                                   "AND beat_at > now() - interval '2 seconds'", service)
+            if any(r["pid"] != old_pid and not orjson.loads(r["info"]).get("lag", 0) for r in rows):
+                journal.recoveries.append((service, time.monotonic() - killed_at))
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await con.close()
+
+
+async def _killer(data_dir: Any, database_url: str, rng: random.Random, started: float, until: float,
+                  journal: Journal) -> None:
     supervisor = Supervisor(data_dir)
+    watchers: list[asyncio.Task[None]] = []
     while True:
         await asyncio.sleep(rng.uniform(2.0, 6.0))
         if time.monotonic() >= until:
+            await asyncio.gather(*watchers, return_exceptions=True)
             return
         victims = rng.sample(VICTIMS, 2 if rng.random() < 0.3 else 1)
         pids = {name: description for name, state, description in supervisor.status()
                 if name in victims and state == "RUNNING"}
-        for description in pids.values():
+        for name, description in pids.items():
             try:
-                os.kill(int(description.split()[1].rstrip(",")), signal.SIGKILL)
+                pid = int(description.split()[1].rstrip(","))
+                os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, ValueError, IndexError):
                 continue
+            watchers.append(asyncio.create_task(_recovered(database_url, name, pid, time.monotonic(), journal)))
         journal.kills.append((time.monotonic() - started, sorted(pids)))
 
 
@@ -177,7 +198,7 @@ async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: st
         started = time.monotonic()
         until = started + seconds
         await asyncio.gather(
-            _killer(data_dir, random.Random(rng.random()), started, until, journal),
+            _killer(data_dir, database_url, random.Random(rng.random()), started, until, journal),
             *(_crowd(base_url, spec.event_id, seats, random.Random(rng.random()), until, journal)
               for _ in range(clients)))
         settle_started = time.monotonic()
@@ -192,7 +213,11 @@ async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: st
         stats = {"settled in s": round(time.monotonic() - settle_started, 1), "bookings": outcomes,
                  "answers": len(journal.answers), "unanswered (gateway killed)": journal.unanswered,
                  "by status": {s: sum(1 for a, _ in journal.answers if a == s)
-                               for s in sorted({a for a, _ in journal.answers})}}
+                               for s in sorted({a for a, _ in journal.answers})},
+                 "kill to lag 0, s (median / max)": {
+                     service: (round(sorted(times)[len(times) // 2], 1), round(max(times), 1))
+                     for service in sorted({name for name, _ in journal.recoveries})
+                     for times in [[t for n, t in journal.recoveries if n == service]]}}
         return await invariants(con, base_url, spec.event_id, journal, mailbox_url), journal, stats
     finally:
         await con.close()
