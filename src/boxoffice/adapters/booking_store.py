@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -19,14 +18,7 @@ from boxoffice.domain import errors, events
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.domain.model import Seat, SeatMap, SeatStatus
 from boxoffice.service_layer.outcomes import reservation_message, reservation_result
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    topic: str
-    key: bytes
-    payload: bytes
+from boxoffice.service_layer.ports import OutboxRow
 
 
 class ConcurrentHoldDetected(Exception):

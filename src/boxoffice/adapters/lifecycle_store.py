@@ -15,12 +15,13 @@ from decimal import Decimal, InvalidOperation
 import asyncpg
 
 from boxoffice import messages as topics
-from boxoffice.adapters.booking_store import OutboxRow, insert_outbox
+from boxoffice.adapters.booking_store import insert_outbox
 from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus
 from boxoffice.messages import Message
 from boxoffice.service_layer.lifecycle_messages import messages_for, rejection
+from boxoffice.service_layer.ports import OutboxRow
 
 log = logging.getLogger(__name__)
 

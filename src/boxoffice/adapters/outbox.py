@@ -7,9 +7,9 @@ import logging
 
 import asyncpg
 
-from boxoffice.adapters.booking_store import OutboxRow
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.service_layer.ports import OutboxRow
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ from decimal import Decimal
 import asyncpg
 
 from boxoffice import messages as topics
-from boxoffice.adapters.booking_store import OutboxRow, insert_outbox
+from boxoffice.adapters.booking_store import insert_outbox
 from boxoffice.adapters.payment_provider import ChargeResult
 from boxoffice.messages import Message
+from boxoffice.service_layer.ports import OutboxRow
 
 log = logging.getLogger(__name__)
 

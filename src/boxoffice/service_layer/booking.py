@@ -8,13 +8,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from boxoffice.adapters.booking_store import OutboxRow
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import (
     SEAT_RESERVATION_REQUESTED,
     SEAT_RESERVATION_TIMEOUT,
     Message,
 )
+from boxoffice.service_layer.ports import OutboxRow, OutboxSink
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ class LifecycleStore(Protocol):
     async def handle_many(self, batch: list[Message], now: datetime) -> list[OutboxRow]: ...
 
     async def expire(self, booking_ids: list[str], now: datetime) -> list[OutboxRow]: ...
-
-
-class OutboxSink(Protocol):
-    def submit(self, rows: list[OutboxRow]) -> None: ...
 
 
 class HoldWatcher(Protocol):

@@ -6,11 +6,10 @@ import asyncio
 import logging
 from decimal import Decimal, InvalidOperation
 
-from boxoffice.adapters.booking_store import OutboxRow
 from boxoffice.adapters.payment_provider import DEFAULT_TEST_CARD, PaymentProvider
 from boxoffice.adapters.payment_store import ChargeRequest, PaymentStore
 from boxoffice.messages import PAYMENT_REQUESTED, Message
-from boxoffice.service_layer.booking import OutboxSink
+from boxoffice.service_layer.ports import OutboxRow, OutboxSink
 
 log = logging.getLogger(__name__)
 
