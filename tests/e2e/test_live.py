@@ -74,3 +74,16 @@ async def test_windows_opened_mid_rush_converge_on_the_seat_map(client: httpx.As
     finally:
         for window in windows:
             await window.__aexit__()
+
+
+async def test_live_is_refused_cleanly_while_the_realtime_service_is_down(client: httpx.AsyncClient,
+                                                                         platform: RunningPlatform) -> None:
+    assert platform.cli("stop", "realtime").returncode == 0
+    try:
+        refused = await client.get(f"/events/{EVENT}/live")
+        assert refused.status_code == 503 and refused.json()["code"] == "live_unavailable"
+        assert refused.headers["retry-after"] == "2"
+    finally:
+        assert platform.cli("start", "realtime").returncode == 0
+    async with LiveStream(client, EVENT) as window:
+        assert window.messages[0]["type"] == "snapshot"

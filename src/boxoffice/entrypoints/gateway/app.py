@@ -107,9 +107,11 @@ def serve(settings: Settings) -> None:
     """Several worker processes share the port when configured; each has its own Kafka clients."""
     import uvicorn
 
+    from boxoffice.entrypoints.gateway.live_splice import LiveSplicingProtocol
+
     uvicorn.run(
         "boxoffice.entrypoints.gateway.app:app_from_environment", factory=True,
         host=settings.http_host, port=settings.http_port, workers=settings.gateway_workers,
-        loop="uvloop", http="httptools", access_log=False, log_level="warning", lifespan="on",
+        loop="uvloop", http=LiveSplicingProtocol, access_log=False, log_level="warning", lifespan="on",
         backlog=4096, timeout_keep_alive=75,
     )
