@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -226,8 +225,3 @@ def control(settings: Settings, action: str, service: str) -> str:
             time.sleep(0.1)
     result = supervisor.ctl(action, f"{SERVICE_GROUP}:{service}")
     return (result.stdout + result.stderr).strip()
-
-
-def env_for_clients(settings: Settings) -> dict[str, str]:
-    runtime = read_runtime(settings)
-    return dict(os.environ) if runtime is None else {**os.environ, **_service_env(settings, runtime)}

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -47,7 +47,6 @@ class QueueSubscriber(Subscriber):
 
     event_id: str
     queue: asyncio.Queue[bytes | None]
-    opened_at: float = field(default_factory=time.monotonic)
 
     def deliver(self, frame: bytes) -> bool:
         try:
