@@ -109,20 +109,28 @@ def _programs(settings: Settings, runtime: Runtime, postgres: EmbeddedPostgres |
 
 async def prepare(runtime: Runtime, settings: Settings, postgres_port: int | None) -> None:
     """Schema, topics and demo data: idempotent, run by every `up`."""
+    if postgres_port is not None:
+        await create_database(postgres_port)
+    await initialise(runtime.database_url, runtime.kafka_bootstrap, settings.topic_partitions)
+
+
+async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *, demo: bool = True) -> None:
+    """Schema migrations (with the platform's secrets), topics and the demo events, on a database and broker
+    that already exist: what `up` does for the embedded ones and `boxoffice init` for external ones. Idempotent."""
     from boxoffice.adapters.catalog_store import create_event
     from boxoffice.adapters.kafka import ensure_topics
     from boxoffice.adapters.postgres import create_pool, migrate
     from boxoffice.demo import demo_events
 
-    if postgres_port is not None:
-        await create_database(postgres_port)
-    await asyncio.to_thread(migrate, runtime.database_url)
-    await ensure_topics(runtime.kafka_bootstrap, settings.topic_partitions)
-    pool = await create_pool(runtime.database_url, size=2)
+    # The pool waits (bounded) for a database that is still starting; the migration then finds it up.
+    pool = await create_pool(database_url, size=2)
     try:
-        async with pool.acquire() as con:
-            for spec in demo_events():
-                await create_event(con, spec)
+        await asyncio.to_thread(migrate, database_url)
+        await ensure_topics(kafka_bootstrap, partitions)
+        if demo:
+            async with pool.acquire() as con:
+                for spec in demo_events():
+                    await create_event(con, spec)
     finally:
         await pool.close()
 

@@ -56,3 +56,12 @@ async def read_heartbeats(pool: asyncpg.Pool, stale_after: float) -> dict[str, d
         }
         for r in rows
     }
+
+
+async def heartbeat_age(con: asyncpg.Connection, service: str, host: str | None = None) -> float | None:
+    """Seconds since the service's freshest heartbeat, only counting processes on `host` when given
+    (a container's health check asks about its own process); None when none was ever written."""
+    age = await con.fetchval(
+        """SELECT extract(epoch FROM now() - max(beat_at)) FROM service_heartbeats
+           WHERE service = $1 AND ($2::text IS NULL OR split_part(instance, ':', 1) = $2)""", service, host)
+    return None if age is None else float(age)

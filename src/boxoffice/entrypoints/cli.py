@@ -157,6 +157,72 @@ def service(name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> 
 
 
 @app.command()
+def init(demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Create the demo events too")] = True) -> None:
+    """Prepare an external database and broker: schema migrations, topics, the demo events.
+
+    Needs BOXOFFICE_DATABASE_URL and BOXOFFICE_KAFKA_BOOTSTRAP; idempotent, so it can run at every deployment
+    (`up` does the same for the embedded servers itself)."""
+    import asyncio
+
+    from boxoffice import platform
+
+    settings = get_settings()
+    if not settings.database_url or not settings.kafka_bootstrap:
+        _fail("BOXOFFICE_DATABASE_URL and BOXOFFICE_KAFKA_BOOTSTRAP must be set "
+              "(`boxoffice up` prepares its embedded database and broker itself)")
+        return
+    started = time.monotonic()
+    asyncio.run(platform.initialise(settings.database_url, settings.kafka_bootstrap, settings.topic_partitions,
+                                    demo=demo))
+    console.print(f"boxoffice initialised in {time.monotonic() - started:.1f} s: schema migrated, "
+                  f"topics with {settings.topic_partitions} partitions{', demo events' if demo else ''}")
+
+
+@app.command()
+def health(
+    name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))],
+    this_host: Annotated[bool, typer.Option(
+        "--this-host", help="Only count heartbeats of processes on this host (a container's own process)")] = False,
+) -> None:
+    """Exit 0 when the service's heartbeat in PostgreSQL is fresh, 1 otherwise (a container health check)."""
+    import asyncio
+    import socket
+
+    from boxoffice import platform
+
+    if name not in SERVICES:
+        _fail(f"unknown service {name!r}; one of: {', '.join(SERVICES)}")
+    settings = get_settings()
+    runtime = platform.read_runtime(settings)
+    database_url = settings.database_url or (runtime.database_url if runtime else None)
+    if not database_url:
+        _fail("BOXOFFICE_DATABASE_URL is not set and no platform started by `boxoffice up` was found")
+        return
+
+    async def age() -> float | None:
+        import asyncpg
+
+        from boxoffice.adapters.heartbeat import heartbeat_age
+
+        con = await asyncpg.connect(database_url, timeout=5)
+        try:
+            return await heartbeat_age(con, name, socket.gethostname() if this_host else None)
+        finally:
+            await con.close()
+
+    try:
+        seconds = asyncio.run(age())
+    except Exception as exc:  # noqa: BLE001 - any failure to read the heartbeat means "not healthy"
+        _fail(f"{name}: heartbeat not readable ({exc!r})")
+        return
+    if seconds is None:
+        _fail(f"{name}: no heartbeat yet")
+    elif seconds > settings.heartbeat_stale_seconds:
+        _fail(f"{name}: down, last heartbeat {seconds:.1f} s ago")
+    console.print(f"{name}: up, last heartbeat {seconds:.1f} s ago")
+
+
+@app.command()
 def demo() -> None:
     """Run the five demo scenarios against the running platform."""
     from boxoffice import platform
