@@ -14,7 +14,7 @@ from boxoffice.adapters.embedded import create_database
 from boxoffice.adapters.kafka import ensure_topics
 from boxoffice.adapters.postgres import create_pool, migrate
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
-from tests.platforms import RunningPlatform, platform, short_hold_platform  # noqa: F401 - shared fixtures
+from tests.platforms import RunningPlatform, auth_platform, platform, short_hold_platform  # noqa: F401 - shared fixtures
 from tests.servers import Servers, embedded_servers
 
 

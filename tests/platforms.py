@@ -70,3 +70,15 @@ def short_hold_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     """Holds of 2 seconds and a quick simulated provider, for the lifecycle tests."""
     yield from start_platform(tmp_path_factory.mktemp("short_hold"), BOXOFFICE_HOLD_SECONDS="2",
                               BOXOFFICE_PAYMENT_LATENCY_MS="20")
+
+
+ADMIN = ("admin@boxoffice.test", "admin-password-1")
+
+
+@pytest.fixture(scope="session")
+def auth_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """Accounts on, with an admin, a low per-account rate limit and a small per-buyer seat cap."""
+    yield from start_platform(
+        tmp_path_factory.mktemp("auth"), BOXOFFICE_AUTH="on", BOXOFFICE_ADMIN_EMAIL=ADMIN[0],
+        BOXOFFICE_ADMIN_PASSWORD=ADMIN[1], BOXOFFICE_RATE_LIMIT_USER_BURST="6",
+        BOXOFFICE_RATE_LIMIT_USER_PER_MINUTE="30", BOXOFFICE_MAX_SEATS_PER_USER="4")

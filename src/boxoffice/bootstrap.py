@@ -107,7 +107,8 @@ class BookingService:
 def booking_service(rt: ServiceRuntime) -> BookingService:
     relay = OutboxRelay(rt.pool, rt.publisher, producer="booking")
     expiry = ExpiryScheduler(rt.pool, rt.publisher, utc_now)
-    handler = BookingHandler(BookingStore(rt.pool), LifecycleStore(rt.pool), relay,
+    handler = BookingHandler(BookingStore(rt.pool, seats_per_user=rt.settings.seats_per_user_limit),
+                             LifecycleStore(rt.pool), relay,
                              timedelta(seconds=rt.settings.hold_seconds), utc_now, holds=expiry)
     return BookingService(handler, relay, expiry)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SEATS_PER_USER = 20
 
 SERVICES = ("gateway", "booking", "payment", "catalog", "notification", "realtime")
 
@@ -21,7 +24,23 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     hold_seconds: float = Field(600, gt=0)
     data_dir: Path = Path(".boxoffice")
-    auth: str = "off"
+    auth: Literal["on", "off"] = "off"
+    # Accounts: access tokens live this long; signed with this secret (unset: a key kept in PostgreSQL).
+    token_seconds: int = Field(900, ge=30, le=86_400)
+    auth_secret: str | None = None
+    # An admin account ensured at start-up when both are set (admins grant the organiser role).
+    admin_email: str | None = None
+    admin_password: str | None = None
+    # Abuse limits. "auto": on when auth is on, off for the open demo (whose user ids are not proven).
+    rate_limits: Literal["auto", "on", "off"] = "auto"
+    rate_limit_user_per_minute: int = Field(60, ge=1)
+    rate_limit_user_burst: int = Field(10, ge=1)
+    rate_limit_ip_per_minute: int = Field(1200, ge=1)
+    rate_limit_ip_burst: int = Field(100, ge=1)
+    # Seats one buyer may hold or own per event; unset: 20 when auth is on, no cap in the demo.
+    max_seats_per_user: int | None = Field(None, ge=1)
+    # Origins allowed to call the API from other sites' pages (comma-separated); unset: same origin only.
+    cors_origins: str = ""
 
     topic_partitions: int = Field(12, ge=1)
     booking_reply_seconds: float = Field(3.0, gt=0)
@@ -36,8 +55,12 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 1.0
     # A service whose last heartbeat is older than this is reported down.
     heartbeat_stale_seconds: float = 5.0
+    # "text" lines, or "json": one object per line with the request's ids (docs/operations.md).
+    log_format: str = Field("text", pattern="^(text|json)$")
     db_pool_size: int = 8
     gateway_workers: int = Field(1, ge=1)
+    # Booking processes in the one `booking` consumer group: the partitions are split between them.
+    booking_processes: int = Field(1, ge=1, le=16)
     # The realtime service's own port (0: `up` picks one) and where the gateway finds it.
     realtime_port: int = 0
     realtime_url: str | None = None
@@ -50,9 +73,28 @@ class Settings(BaseSettings):
     mailbox_smtp_port: int | None = None
     mailbox_http_port: int | None = None
 
+    @field_validator("auth", "rate_limits", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @property
     def data_path(self) -> Path:
         return self.data_dir.resolve()
+
+    @property
+    def auth_on(self) -> bool:
+        return self.auth == "on"
+
+    @property
+    def rate_limits_on(self) -> bool:
+        return self.rate_limits == "on" or (self.rate_limits == "auto" and self.auth_on)
+
+    @property
+    def seats_per_user_limit(self) -> int | None:
+        if self.max_seats_per_user is not None:
+            return self.max_seats_per_user
+        return DEFAULT_SEATS_PER_USER if self.auth_on else None
 
     @property
     def embedded_kafka(self) -> bool:

@@ -139,3 +139,24 @@ def test_requests_that_skipped_the_gateway_checks_are_refused_not_raised() -> No
         outcome = seat_map.hold("r", "u", wanted, "b", when)
         assert isinstance(outcome, events.ReservationFailed) and outcome.code == "invalid_request"
     assert all(seat.status is SeatStatus.AVAILABLE for seat in seats.values())
+
+
+def test_a_buyer_cannot_hold_more_than_the_per_buyer_limit():
+    m = seat_map()
+    m.per_user_limit = 3
+    m.seats_per_user = {"user_1": 1}  # already holds one seat of this event
+    too_many = hold(m, ["A1", "A2", "A3"])
+    assert isinstance(too_many, events.ReservationFailed) and too_many.code == "seat_limit_reached"
+    assert all(m.seats[s].status is SeatStatus.AVAILABLE for s in ("A1", "A2", "A3"))
+
+    assert isinstance(hold(m, ["A1", "A2"], 2), events.SeatsReserved)
+    # The batch's own holds count too.
+    assert hold(m, ["A3"], 3).code == "seat_limit_reached"
+    other = m.hold("req_4", "user_2", ["A3"], "bk_4", EXPIRES)
+    assert isinstance(other, events.SeatsReserved)
+
+
+def test_no_limit_unless_set():
+    m = seat_map()
+    m.seats_per_user = {"user_1": 100}
+    assert isinstance(hold(m, ["A1", "A2", "A3"]), events.SeatsReserved)

@@ -25,6 +25,14 @@ class ConcurrentHoldDetected(Exception):
     """A seat changed under a batch even though it was locked: the batch is rolled back and retried."""
 
 
+_SEATS_PER_USER = """
+    SELECT b.event_id, b.user_id, sum(cardinality(b.seat_ids))::int AS seats
+    FROM bookings b JOIN unnest($1::text[], $2::text[]) AS asking(event_id, user_id)
+         ON b.user_id = asking.user_id AND b.event_id = asking.event_id
+    WHERE b.status IN ('pending', 'paying', 'confirmed')
+    GROUP BY b.event_id, b.user_id
+"""
+
 _LOCK_SEATS = """
     SELECT s.event_id, s.seat_id, s.status, s.price, s.booking_id
     FROM seats s JOIN unnest($1::text[], $2::text[]) AS wanted(event_id, seat_id)
@@ -75,11 +83,13 @@ async def insert_outbox(con: asyncpg.Connection, items: list[tuple[str, bytes, b
 
 
 class BookingStore:
-    def __init__(self, pool: asyncpg.Pool, *, seat_check: bool = True) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, seat_check: bool = True, seats_per_user: int | None = None) -> None:
         """seat_check=False drops the row locks and the conditional update: only for the control run
-        of the race tests, which must then see a double hold."""
+        of the race tests, which must then see a double hold. seats_per_user caps the seats one buyer
+        holds or owns per event (None: no cap)."""
         self._pool = pool
         self._seat_check = seat_check
+        self._seats_per_user = seats_per_user
 
     async def reserve(
         self, commands: list[ReserveSeats], hold: timedelta, now: datetime,
@@ -127,6 +137,14 @@ class BookingStore:
         for r in rows:
             maps[r["event_id"]].seats[r["seat_id"]] = Seat(
                 r["seat_id"], SeatStatus(r["status"]), r["price"], str(r["booking_id"]) if r["booking_id"] else None)
+
+        if self._seats_per_user is not None:
+            for seat_map in maps.values():
+                seat_map.per_user_limit = self._seats_per_user
+            pairs = sorted({(c.event_id, c.user_id) for c in commands})
+            for r in await con.fetch(_SEATS_PER_USER, [e for e, _ in pairs], [u for _, u in pairs]):
+                if r["event_id"] in maps:
+                    maps[r["event_id"]].seats_per_user[r["user_id"]] = r["seats"]
 
         outcomes: list[events.SeatsReserved | events.ReservationFailed] = []
         for command in commands:

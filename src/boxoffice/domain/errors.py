@@ -16,6 +16,12 @@ class SeatUnavailable(DomainError):
     code = "seat_unavailable"
 
 
+class SeatLimitReached(DomainError):
+    """A buyer asked for more seats of one event than one buyer may hold or own."""
+
+    code = "seat_limit_reached"
+
+
 class InvalidRequest(DomainError):
     code = "invalid_request"
 

@@ -73,6 +73,10 @@ class SeatMap:
     currency: str
     seats: dict[str, Seat]
 
+    # Seats each buyer holds or owns in this event, for the per-buyer limit; None: no limit.
+    seats_per_user: dict[str, int] = field(default_factory=dict)
+    per_user_limit: int | None = None
+
     def hold(
         self, request_id: str, user_id: str, seat_ids: list[str], booking_id: str, expires_at: datetime
     ) -> events.SeatsReserved | events.ReservationFailed:
@@ -97,8 +101,16 @@ class SeatMap:
                 seat_ids=[s.seat_id for s in taken], code=errors.SeatUnavailable.code,
                 reason=unavailable_message(taken),
             )
+        owned = self.seats_per_user.get(user_id, 0)
+        if self.per_user_limit is not None and owned + len(seat_ids) > self.per_user_limit:
+            return events.ReservationFailed(
+                request_id=request_id, event_id=self.event_id, user_id=user_id, seat_ids=list(seat_ids),
+                code=errors.SeatLimitReached.code,
+                reason=f"At most {self.per_user_limit} seats per buyer for this event; you hold {owned}",
+            )
         for seat_id in seat_ids:
             self.seats[seat_id].reserve(booking_id)
+        self.seats_per_user[user_id] = owned + len(seat_ids)
         amount = sum((self.seats[s].price for s in seat_ids), Decimal("0.00"))
         return events.SeatsReserved(
             request_id=request_id, event_id=self.event_id, user_id=user_id, booking_id=booking_id,

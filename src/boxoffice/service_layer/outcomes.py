@@ -13,6 +13,7 @@ _FAILURE_STATUS = {
     errors.SeatNotFound.code: 404,
     errors.EventNotFound.code: 404,
     errors.InvalidRequest.code: 422,
+    errors.SeatLimitReached.code: 409,
 }
 
 

@@ -7,11 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from boxoffice import messages as topics
+from boxoffice.adapters.accounts import AccountStore, TokenSigner
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import (
     Publisher,
@@ -22,6 +24,7 @@ from boxoffice.adapters.kafka import (
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway import (
+    accounts,
     bookings,
     catalog,
     events,
@@ -29,6 +32,7 @@ from boxoffice.entrypoints.gateway import (
     live,
     operations,
 )
+from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.responses import error, install_error_handlers
@@ -53,6 +57,15 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
+async def _access(settings: Settings, pool: asyncpg.Pool) -> Access:
+    signing_key = settings.auth_secret or await pool.fetchval(
+        "SELECT value FROM platform_secrets WHERE name = 'token_signing_key'")
+    accounts = AccountStore(pool)
+    if settings.admin_email and settings.admin_password:
+        await accounts.ensure_admin(settings.admin_email, settings.admin_password)
+    return Access(settings, accounts, TokenSigner(signing_key, settings.token_seconds))
+
+
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
         replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
         app.state.gateway = Gateway(settings, pool, Publisher(producer), replies, RequestIds(key),
-                                    SeatDirectory(pool), health)
+                                    SeatDirectory(pool), health, await _access(settings, pool))
         logging.getLogger("boxoffice.gateway").info(
             "gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port, settings.kafka_bootstrap)
         tasks = [asyncio.create_task(t) for t in (
@@ -86,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Event-driven ticket booking: seats are held through Kafka and never sold twice.",
     )
     install_error_handlers(app)
+    app.include_router(accounts.router)
     app.include_router(bookings.router)
     app.include_router(lifecycle.router)
     app.include_router(catalog.router)

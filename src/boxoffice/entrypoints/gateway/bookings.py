@@ -13,6 +13,8 @@ from starlette.responses import Response
 
 from boxoffice import views
 from boxoffice.adapters.kafka import BrokerUnavailable
+from boxoffice.domain.accounts import Principal
+from boxoffice.entrypoints.gateway.access import LIMITED, OWNED, Caller, LimitedCaller, require_owner
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -40,21 +42,35 @@ def _queued(request_id: str) -> JSON:
                  "statusUrl": f"/booking-requests/{request_id}", "error": QUEUED_MESSAGE}, status_code=202)
 
 
-def _body_hash(body: BookingRequest) -> str:
-    text = f"{body.event_id}\0{','.join(body.seat_ids)}\0{body.user_id}\0{body.email or ''}"
+def _body_hash(body: BookingRequest, user_id: str, email: str) -> str:
+    text = f"{body.event_id}\0{','.join(body.seat_ids)}\0{user_id}\0{email}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _buyer(body: BookingRequest, caller: Principal | None, gw: GatewayDep) -> tuple[str, str]:
+    """Who books and where their email goes: the token's account when accounts are on."""
+    if caller is None:
+        if body.user_id is None:
+            raise ApiError(422, "validation_error", "userId: Field required", details=[
+                {"field": "userId", "message": "userId: Field required"}])
+        gw.access.limit_user(body.user_id)
+        return body.user_id, body.email or ""
+    if body.user_id is not None and body.user_id != caller.user_id:
+        raise ApiError(403, "user_mismatch", f"userId must be your own ({caller.user_id}) or left out")
+    return caller.user_id, body.email or caller.email
 
 
 @router.post(
     "/bookings", status_code=201,
     responses={201: {"model": BookingHeld}, 202: {"model": RequestQueued}, 404: {"model": ErrorBody},
-               409: {"model": SeatsUnavailable}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+               409: {"model": SeatsUnavailable}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}, **LIMITED},
 )
 async def create_booking(
-    body: BookingRequest, gw: GatewayDep,
+    body: BookingRequest, gw: GatewayDep, caller: LimitedCaller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Response:
     """Hold seats: 201 with a pending booking, 409 when any seat is taken, 202 when the answer is late."""
+    user_id, email = _buyer(body, caller, gw)
     if len(body.seat_ids) > gw.settings.max_seats_per_booking:
         raise ApiError(422, "too_many_seats",
                        f"At most {gw.settings.max_seats_per_booking} seats can be booked at once")
@@ -70,11 +86,11 @@ async def create_booking(
         subject = f"Seat {unknown[0]} does not" if len(unknown) == 1 else f"Seats {', '.join(unknown)} do not"
         raise ApiError(404, "seat_not_found", f"{subject} exist for event {body.event_id}", seatIds=unknown)
 
-    body_hash = _body_hash(body)
+    body_hash = _body_hash(body, user_id, email)
     if idempotency_key is not None:
         if not idempotency_key.strip():
             raise ApiError(422, "validation_error", "Idempotency-Key must not be empty")
-        request_id = gw.request_ids.for_idempotency_key(body.user_id, idempotency_key)
+        request_id = gw.request_ids.for_idempotency_key(user_id, idempotency_key)
         stored = await views.request_outcome(gw.pool, request_id)
         if stored is not None:
             status, result, stored_hash = stored
@@ -86,8 +102,8 @@ async def create_booking(
         request_id = gw.request_ids.new()
 
     message = Message(SEAT_RESERVATION_REQUESTED, body.event_id,
-                      {"userId": body.user_id, "seatIds": body.seat_ids, "bodyHash": body_hash,
-                       "email": body.email or ""}, request_id)
+                      {"userId": user_id, "seatIds": body.seat_ids, "bodyHash": body_hash, "email": email},
+                      request_id)
     if not gw.health.is_up("booking") and gw.health.refreshed_at:
         await publish_command(gw, message)
         return _queued(request_id)
@@ -117,14 +133,17 @@ async def publish_command(gw: GatewayDep, message: Message) -> None:
 
 
 @router.get("/booking-requests/{request_id}", response_model=RequestStatus,
-            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], gw: GatewayDep) -> Response:
+            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
+async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], gw: GatewayDep,
+                              caller: Caller) -> Response:
     """The outcome of a reservation request, or "queued" while it waits in Kafka."""
     if not REQUEST_ID_PATTERN.match(request_id):
         return error(422, "invalid_id", "Malformed request id")
     stored = await views.request_outcome(gw.pool, request_id)
     if stored is not None:
         status, result, _ = stored
+        if "userId" in result:
+            require_owner(caller, str(result["userId"]), "booking request")
         return JSON({"success": True, "requestId": request_id, "status": "processed", "httpStatus": status,
                      "result": result})
     if not gw.request_ids.issued_here(request_id):
@@ -133,13 +152,14 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
 
 
 @router.get("/bookings/{booking_id}", response_model=Booking,
-            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-async def get_booking(booking_id: Annotated[str, Path(max_length=64)], gw: GatewayDep) -> Response:
+            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
+async def get_booking(booking_id: Annotated[str, Path(max_length=64)], gw: GatewayDep, caller: Caller) -> Response:
     if not is_uuid(booking_id):
         return error(422, "invalid_id", "Malformed booking id")
     booking = await views.get_booking(gw.pool, booking_id)
     if booking is None:
         return error(404, "booking_not_found", f"Booking {booking_id} does not exist")
+    require_owner(caller, booking["userId"], "booking")
     return JSON(booking)
 
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from boxoffice import views
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
+from boxoffice.entrypoints.gateway.access import OWNED, Caller
 from boxoffice.entrypoints.gateway.bookings import publish_command
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import ErrorBody, EventDetail, NewEvent
@@ -60,9 +61,12 @@ def _spec(body: NewEvent) -> EventSpec:
 
 @router.post("/events", status_code=201, response_model=EventDetail,
              responses={202: {"description": "Accepted; the catalog service creates it shortly"},
-                        409: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-async def create_event(body: NewEvent, gw: GatewayDep) -> Response:
-    """Create an event with its seat map (rows × seats, or an explicit list) and price categories."""
+                        409: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
+async def create_event(body: NewEvent, gw: GatewayDep, caller: Caller) -> Response:
+    """Create an event with its seat map (rows × seats, or an explicit list) and price categories.
+    With accounts on, organisers and admins only."""
+    if caller is not None and not caller.may_create_events:
+        raise ApiError(403, "forbidden", "Creating events needs the organiser role")
     spec = _spec(body)
     if await views.get_event(gw.pool, spec.event_id) is not None:
         raise ApiError(409, "event_exists", f"Event {spec.event_id} already exists")

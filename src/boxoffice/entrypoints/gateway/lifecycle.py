@@ -13,6 +13,8 @@ from starlette.responses import Response
 from boxoffice import messages as topics
 from boxoffice import views
 from boxoffice.adapters.payment_provider import luhn_valid
+from boxoffice.domain.accounts import Principal
+from boxoffice.entrypoints.gateway.access import LIMITED, OWNED, Caller, LimitedCaller, require_owner
 from boxoffice.entrypoints.gateway.bookings import is_uuid, publish_command
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -55,12 +57,13 @@ def _processing(booking_id: str) -> Response:
                 status_code=202)
 
 
-async def _load(gw: GatewayDep, booking_id: str) -> Any:
+async def _load(gw: GatewayDep, booking_id: str, caller: Principal | None) -> Any:
     if not is_uuid(booking_id):
         raise ApiError(422, "invalid_id", "Malformed booking id")
     state = await views.booking_state(gw.pool, booking_id)
     if state is None:
         raise ApiError(404, "booking_not_found", f"Booking {booking_id} does not exist")
+    require_owner(caller, state["user_id"], "booking")
     return state
 
 
@@ -105,15 +108,16 @@ def _answer(booking_id: str, reply: Message) -> Response:
 
 
 @router.put("/bookings/{booking_id}/confirm", response_model=BookingAnswer,
-            responses={**_ERRORS, 402: {"model": ErrorBody}, 202: {"model": BookingAnswer}})
-async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: GatewayDep) -> Response:
+            responses={**_ERRORS, 402: {"model": ErrorBody}, 202: {"model": BookingAnswer}, **LIMITED})
+async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: GatewayDep,
+                          caller: LimitedCaller) -> Response:
     """Pay for a pending booking: 200 confirmed (seats BOOKED), 402 declined (seats released)."""
     amount = Decimal(str(body.amount))
     if amount != amount.quantize(Decimal("0.01")):
         raise ApiError(422, "validation_error", "amount: at most two decimal places")
     if body.card is not None and not luhn_valid(body.card):
         raise ApiError(422, "validation_error", "card: not a valid card number")
-    state = await _load(gw, booking_id)
+    state = await _load(gw, booking_id, caller)
     status = state["status"]
     if state["payment_id"] == body.payment_id and status != "pending":
         if status == "confirmed":
@@ -134,8 +138,8 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
     return _processing(booking_id) if reply is None else _answer(booking_id, reply)
 
 
-async def _cancel(booking_id: str, gw: GatewayDep) -> Response:
-    state = await _load(gw, booking_id)
+async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None) -> Response:
+    state = await _load(gw, booking_id, caller)
     if state["status"] == "cancelled":
         return JSON({"success": True, "status": "cancelled", "bookingId": booking_id,
                      "seatIds": list(state["seat_ids"])})
@@ -150,21 +154,23 @@ async def _cancel(booking_id: str, gw: GatewayDep) -> Response:
     return _processing(booking_id) if reply is None else _answer(booking_id, reply)
 
 
-@router.delete("/bookings/{booking_id}", response_model=BookingAnswer, responses=_ERRORS)
-async def cancel_booking(booking_id: BookingPath, gw: GatewayDep) -> Response:
+@router.delete("/bookings/{booking_id}", response_model=BookingAnswer, responses={**_ERRORS, **LIMITED})
+async def cancel_booking(booking_id: BookingPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
     """Cancel a pending booking: its seats are AVAILABLE again."""
-    return await _cancel(booking_id, gw)
+    return await _cancel(booking_id, gw, caller)
 
 
-@router.post("/bookings/{booking_id}/cancel", response_model=BookingAnswer, responses=_ERRORS)
-async def cancel_booking_post(booking_id: BookingPath, gw: GatewayDep) -> Response:
+@router.post("/bookings/{booking_id}/cancel", response_model=BookingAnswer, responses={**_ERRORS, **LIMITED})
+async def cancel_booking_post(booking_id: BookingPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
     """The same as DELETE /bookings/{bookingId}."""
-    return await _cancel(booking_id, gw)
+    return await _cancel(booking_id, gw, caller)
 
 
-@router.get("/users/{user_id}/bookings", response_model=BookingList, responses=_ERRORS)
-async def list_user_bookings(user_id: Annotated[str, Path(max_length=128)], gw: GatewayDep) -> Response:
+@router.get("/users/{user_id}/bookings", response_model=BookingList, responses={**_ERRORS, **OWNED})
+async def list_user_bookings(user_id: Annotated[str, Path(max_length=128)], gw: GatewayDep,
+                             caller: Caller) -> Response:
     """A user's bookings, newest first (at most 100)."""
     if not _USER_ID.match(user_id):
         return error(422, "invalid_id", "Malformed user id")
+    require_owner(caller, user_id, "list of bookings")
     return JSON({"success": True, "userId": user_id, "bookings": await views.user_bookings(gw.pool, user_id)})

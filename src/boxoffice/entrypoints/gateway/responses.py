@@ -26,9 +26,10 @@ class JSON(Response):
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.status, self.code, self.message, self.extra, self.headers = status, code, message, extra, headers
 
 
 def error(http_status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSON:
@@ -56,7 +57,7 @@ def _describe(detail: dict[str, Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> Response:
-        return error(exc.status, exc.code, exc.message, **exc.extra)
+        return error(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(errors.DomainError)
     async def _domain(_: Request, exc: errors.DomainError) -> Response:

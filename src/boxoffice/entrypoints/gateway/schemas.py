@@ -28,8 +28,11 @@ CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
 class BookingRequest(Strict):
     event_id: EventId = Field(alias="eventId", examples=["taylor_swift_concert"])
     seat_ids: list[SeatId] = Field(alias="seatIds", min_length=1, max_length=200, examples=[["A1"]])
-    user_id: UserId = Field(alias="userId", examples=["user_1"])
-    email: Email | None = Field(None, description="Where the confirmation goes; default <userId>@boxoffice.test")
+    user_id: UserId | None = Field(None, alias="userId", examples=["user_1"],
+                                   description="Who books: required in the open demo; with accounts on it comes "
+                                               "from the token and, if given, must be the token's user")
+    email: Email | None = Field(None, description="Where the confirmation goes; default the account's email, or "
+                                                  "<userId>@boxoffice.test in the demo")
 
 
 class ConfirmRequest(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
@@ -16,6 +16,9 @@ from boxoffice.adapters.kafka import Publisher
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
+
+if TYPE_CHECKING:
+    from boxoffice.entrypoints.gateway.access import Access
 
 
 class SeatDirectory:
@@ -80,6 +83,7 @@ class Gateway:
     request_ids: RequestIds
     seats: SeatDirectory
     health: ServiceHealth
+    access: Access
 
 
 async def get_gateway(request: Request) -> Gateway:

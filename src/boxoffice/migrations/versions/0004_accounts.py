@@ -12,8 +12,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.execute("""
+SCHEMA = """
 CREATE TABLE accounts (
     user_id       text PRIMARY KEY,
     email         text NOT NULL,
@@ -24,8 +23,16 @@ CREATE TABLE accounts (
 CREATE UNIQUE INDEX accounts_email ON accounts (lower(email));
 INSERT INTO platform_secrets (name, value)
 VALUES ('token_signing_key', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
-""")
+"""
+
+
+def upgrade() -> None:
+    # asyncpg prepares each statement: run them one at a time.
+    for statement in SCHEMA.split(";\n"):
+        if statement.strip():
+            op.execute(statement)
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE accounts; DELETE FROM platform_secrets WHERE name = 'token_signing_key'")
+    op.execute("DROP TABLE accounts")
+    op.execute("DELETE FROM platform_secrets WHERE name = 'token_signing_key'")

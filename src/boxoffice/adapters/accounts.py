@@ -1,0 +1,129 @@
+"""Accounts in PostgreSQL, argon2 password hashes and signed access tokens (JWT, HS256)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+
+import asyncpg
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from boxoffice.domain.accounts import Principal, Role
+
+_hasher = PasswordHasher()
+# Verifying against this when the email is unknown keeps both answers equally slow.
+_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+async def hash_password(password: str) -> str:
+    # argon2 is deliberately slow (tens of ms): off the event loop.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash or _UNKNOWN_USER_HASH, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    email: str
+    role: Role
+    password_hash: str
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.user_id, self.email, self.role)
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class AccountStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, email: str, password_hash: str, role: Role = Role.BUYER) -> Account:
+        user_id = "user_" + secrets.token_hex(8)
+        try:
+            await self._pool.execute(
+                "INSERT INTO accounts (user_id, email, password_hash, role) VALUES ($1, $2, $3, $4)",
+                user_id, email, password_hash, role.value)
+        except asyncpg.UniqueViolationError:
+            raise EmailTaken(email) from None
+        return Account(user_id, email, role, password_hash)
+
+    async def by_email(self, email: str) -> Account | None:
+        row = await self._pool.fetchrow(
+            "SELECT user_id, email, role, password_hash FROM accounts WHERE lower(email) = lower($1)", email)
+        return _account(row)
+
+    async def by_user_id(self, user_id: str) -> Account | None:
+        row = await self._pool.fetchrow(
+            "SELECT user_id, email, role, password_hash FROM accounts WHERE user_id = $1", user_id)
+        return _account(row)
+
+    async def set_role(self, user_id: str, role: Role) -> bool:
+        done = await self._pool.execute("UPDATE accounts SET role = $2 WHERE user_id = $1", user_id, role.value)
+        return done.endswith(" 1")
+
+    async def ensure_admin(self, email: str, password: str) -> Account:
+        """The configured admin exists with this password and the admin role."""
+        account = await self.by_email(email)
+        if account is None:
+            try:
+                return await self.create(email, await hash_password(password), Role.ADMIN)
+            except EmailTaken:  # another gateway worker created it meanwhile
+                account = await self.by_email(email)
+                assert account is not None
+        if account.role is not Role.ADMIN or not await verify_password(account.password_hash, password):
+            await self._pool.execute("UPDATE accounts SET role = 'admin', password_hash = $2 WHERE user_id = $1",
+                                     account.user_id, await hash_password(password))
+        return Account(account.user_id, account.email, Role.ADMIN, account.password_hash)
+
+
+def _account(row: asyncpg.Record | None) -> Account | None:
+    if row is None:
+        return None
+    return Account(row["user_id"], row["email"], Role(row["role"]), row["password_hash"])
+
+
+class InvalidToken(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class TokenSigner:
+    ISSUER = "boxoffice"
+
+    def __init__(self, key: str, lifetime_seconds: int) -> None:
+        self._key, self.lifetime = key, lifetime_seconds
+
+    def issue(self, principal: Principal, now: float | None = None) -> str:
+        issued = int(now if now is not None else time.time())
+        return jwt.encode({"sub": principal.user_id, "email": principal.email, "role": principal.role.value,
+                           "iss": self.ISSUER, "iat": issued, "exp": issued + self.lifetime},
+                          self._key, algorithm="HS256")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, self._key, algorithms=["HS256"], issuer=self.ISSUER,
+                                options={"require": ["sub", "exp", "iat", "role"]})
+            return Principal(str(claims["sub"]), str(claims.get("email", "")), Role(claims["role"]))
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token_expired", "The access token has expired; get a new one at POST /auth/token") \
+                from None
+        except (jwt.InvalidTokenError, ValueError):
+            raise InvalidToken("invalid_token", "The access token is not valid") from None

@@ -1,0 +1,109 @@
+"""Who is calling (bearer tokens when BOXOFFICE_AUTH=on) and how often they may call (rate limits)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from boxoffice.adapters.accounts import AccountStore, InvalidToken, TokenSigner
+from boxoffice.config import Settings
+from boxoffice.domain.accounts import Principal
+from boxoffice.entrypoints.gateway.responses import ApiError
+from boxoffice.entrypoints.gateway.state import GatewayDep
+from boxoffice.service_layer.rate_limits import TokenBuckets
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/token (when BOXOFFICE_AUTH=on)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@dataclass
+class Access:
+    settings: Settings
+    accounts: AccountStore
+    tokens: TokenSigner
+    per_user: TokenBuckets = field(init=False)
+    per_ip: TokenBuckets = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.per_user = TokenBuckets(s.rate_limit_user_per_minute, s.rate_limit_user_burst)
+        self.per_ip = TokenBuckets(s.rate_limit_ip_per_minute, s.rate_limit_ip_burst)
+
+    def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+        if credentials is None:
+            raise ApiError(401, "not_authenticated",
+                           "Log in first: send Authorization: Bearer <token> (get one at POST /auth/token)",
+                           headers=_CHALLENGE)
+        try:
+            return self.tokens.verify(credentials.credentials)
+        except InvalidToken as exc:
+            raise ApiError(401, exc.code, exc.message, headers=_CHALLENGE) from None
+
+    def limit_ip(self, request: Request) -> None:
+        if self.settings.rate_limits_on:
+            client = request.client.host if request.client else "unknown"
+            _refuse_if_late(self.per_ip.take(client), "from your address")
+
+    def limit_user(self, user_id: str) -> None:
+        if self.settings.rate_limits_on:
+            _refuse_if_late(self.per_user.take(user_id), "for your account")
+
+
+def _refuse_if_late(wait: float | None, whose: str) -> None:
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(429, "rate_limited", f"Too many requests {whose}; retry in {seconds} s",
+                       headers={"Retry-After": str(seconds)}, retryAfterSeconds=seconds)
+
+
+def access_of(gw: GatewayDep) -> Access:
+    return gw.access  # type: ignore[no-any-return]
+
+
+async def optional_caller(gw: GatewayDep, credentials: Credentials) -> Principal | None:
+    """The caller when accounts are on (401 without a valid token); None in the open demo mode."""
+    if not gw.settings.auth_on:
+        return None
+    return access_of(gw).principal(credentials)
+
+
+async def limited_caller(request: Request, gw: GatewayDep, credentials: Credentials) -> Principal | None:
+    """For booking and payment calls: the address's rate limit, then the caller, then the account's limit."""
+    access = access_of(gw)
+    access.limit_ip(request)
+    principal = await optional_caller(gw, credentials)
+    if principal is not None:
+        access.limit_user(principal.user_id)
+    return principal
+
+
+async def signed_in(gw: GatewayDep, credentials: Credentials) -> Principal:
+    """A valid token, whether or not accounts are required for booking."""
+    return access_of(gw).principal(credentials)
+
+
+Caller = Annotated[Principal | None, Depends(optional_caller)]
+LimitedCaller = Annotated[Principal | None, Depends(limited_caller)]
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
+def require_owner(caller: Principal | None, owner_id: str, what: str) -> None:
+    if caller is not None and not caller.may_act_for(owner_id):
+        raise ApiError(403, "forbidden", f"This {what} belongs to another user")
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, object]]:
+    from boxoffice.entrypoints.gateway.schemas import ErrorBody
+
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+# OpenAPI `responses` of the calls that need a caller (401/403) and of those that are rate limited (429).
+OWNED = _documented(401, 403)
+LIMITED = _documented(401, 403, 429)

@@ -1,0 +1,105 @@
+"""Accounts: register, get an access token (OAuth2 password flow), who am I, and granting roles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path, Request
+from pydantic import Field
+from starlette.responses import Response
+
+from boxoffice.adapters.accounts import EmailTaken, hash_password, verify_password
+from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
+from boxoffice.entrypoints.gateway.access import SignedIn, access_of
+from boxoffice.entrypoints.gateway.responses import JSON, ApiError
+from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
+from boxoffice.entrypoints.gateway.state import GatewayDep
+
+router = APIRouter(tags=["accounts"])
+
+
+class Registration(Strict):
+    email: Email = Field(examples=["fan@example.com"])
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH, examples=["correct horse battery"])
+
+
+class AccountBody(Strict):
+    success: Literal[True] = True
+    userId: str
+    email: str
+    role: RoleName
+
+
+class TokenBody(Strict):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    userId: str
+    role: RoleName
+
+
+RoleName = Literal["buyer", "organiser", "admin"]
+
+
+class RoleChange(Strict):
+    role: RoleName
+
+
+def _account(user_id: str, email: str, role: Role, status: int = 200) -> Response:
+    return JSON({"success": True, "userId": user_id, "email": email, "role": role.value}, status_code=status)
+
+
+@router.post("/auth/register", status_code=201, response_model=AccountBody,
+             responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}})
+async def register(body: Registration, request: Request, gw: GatewayDep) -> Response:
+    """Create a buyer account. Organisers and admins are made by an admin (PUT /users/{userId}/role)."""
+    access = access_of(gw)
+    access.limit_ip(request)
+    if problem := password_problem(body.password):
+        raise ApiError(422, "validation_error", problem)
+    try:
+        account = await access.accounts.create(body.email, await hash_password(body.password))
+    except EmailTaken:
+        raise ApiError(409, "email_taken", "An account with this email already exists") from None
+    return _account(account.user_id, account.email, account.role, status=201)
+
+
+@router.post("/auth/token", response_model=TokenBody,
+             responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}})
+async def token(
+    request: Request, gw: GatewayDep,
+    username: Annotated[str, Form(max_length=320, description="The account's email")],
+    password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)],
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+) -> Response:
+    """OAuth2 password flow: form fields username (the email) and password → a bearer access token."""
+    access = access_of(gw)
+    access.limit_ip(request)
+    account = await access.accounts.by_email(username)
+    if not await verify_password(account.password_hash if account else None, password) or account is None:
+        raise ApiError(401, "invalid_credentials", "Wrong email or password", headers={"WWW-Authenticate": "Bearer"})
+    return JSON({"access_token": access.tokens.issue(account.principal), "token_type": "bearer",
+                 "expires_in": access.tokens.lifetime, "userId": account.user_id, "role": account.role.value},
+                headers={"Cache-Control": "no-store"})
+
+
+@router.get("/auth/me", response_model=AccountBody, responses={401: {"model": ErrorBody}})
+async def me(caller: SignedIn) -> Response:
+    """The account the bearer token speaks for."""
+    return _account(caller.user_id, caller.email, caller.role)
+
+
+@router.put("/users/{user_id}/role", response_model=AccountBody,
+            responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
+                       422: {"model": ErrorBody}})
+async def set_role(user_id: Annotated[str, Path(max_length=128, pattern=USER_ID)], body: RoleChange,
+                   caller: SignedIn, gw: GatewayDep) -> Response:
+    """Admins only: make an account a buyer, an organiser or an admin (takes effect with its next token)."""
+    if not caller.may_grant_roles:
+        raise ApiError(403, "forbidden", "Only an admin can change roles")
+    accounts = access_of(gw).accounts
+    if not await accounts.set_role(user_id, Role(body.role)):
+        raise ApiError(404, "user_not_found", f"User {user_id} does not exist")
+    account = await accounts.by_user_id(user_id)
+    assert account is not None
+    return _account(account.user_id, account.email, account.role)

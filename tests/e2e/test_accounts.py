@@ -1,0 +1,151 @@
+"""Accounts on (BOXOFFICE_AUTH=on): tokens, ownership, roles, rate limits and the per-buyer seat cap."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.e2e.api_client import seat_statuses
+from tests.platforms import ADMIN, RunningPlatform
+
+EVENT = "taylor_swift_concert"
+
+
+@pytest.fixture
+async def client(auth_platform: RunningPlatform):  # noqa: ANN201
+    async with httpx.AsyncClient(base_url=auth_platform.base_url, timeout=30) as c:
+        yield c
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
+    answer = await client.post("/auth/token", data={"username": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["token_type"] == "bearer"
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+async def new_buyer(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    email, password = f"fan-{uuid.uuid4().hex[:10]}@example.com", "a long enough password"
+    registered = await client.post("/auth/register", json={"email": email, "password": password})
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["role"] == "buyer"
+    return registered.json()["userId"], await login(client, email, password)
+
+
+async def test_register_and_log_in(client: httpx.AsyncClient) -> None:
+    user_id, auth = await new_buyer(client)
+    me = await client.get("/auth/me", headers=auth)
+    assert me.status_code == 200 and me.json()["userId"] == user_id
+
+    email = me.json()["email"]
+    again = await client.post("/auth/register", json={"email": email.upper(), "password": "another password"})
+    assert again.status_code == 409 and again.json()["code"] == "email_taken"
+    wrong = await client.post("/auth/token", data={"username": email, "password": "not the password"})
+    assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_credentials"
+    assert wrong.headers["WWW-Authenticate"] == "Bearer"
+    unknown = await client.post("/auth/token", data={"username": "nobody@example.com", "password": "whatever1"})
+    assert unknown.status_code == 401
+    short = await client.post("/auth/register", json={"email": "short@example.com", "password": "short"})
+    assert short.status_code == 422 and short.json()["code"] == "validation_error"
+
+
+async def test_booking_needs_a_valid_token(client: httpx.AsyncClient) -> None:
+    body = {"eventId": EVENT, "seatIds": ["Q1"]}
+    anonymous = await client.post("/bookings", json=body)
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "not_authenticated"
+    forged = await client.post("/bookings", json=body, headers={"Authorization": "Bearer not.a.token"})
+    assert forged.status_code == 401 and forged.json()["code"] == "invalid_token"
+    assert (await seat_statuses(client, EVENT))["Q1"] == "AVAILABLE"
+    assert (await client.get("/users/someone/bookings")).status_code == 401
+
+
+async def test_the_booking_belongs_to_the_tokens_user(client: httpx.AsyncClient) -> None:
+    owner_id, owner = await new_buyer(client)
+    _, stranger = await new_buyer(client)
+
+    other_user = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["Q2"], "userId": "someone_else"},
+                                   headers=owner)
+    assert other_user.status_code == 403 and other_user.json()["code"] == "user_mismatch"
+    held = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["Q2"]}, headers=owner)
+    assert held.status_code == 201, held.text
+    booking = held.json()
+    assert booking["userId"] == owner_id
+    path = f"/bookings/{booking['bookingId']}"
+
+    assert (await client.get(path, headers=stranger)).status_code == 403
+    assert (await client.get(f"/users/{owner_id}/bookings", headers=stranger)).status_code == 403
+    assert (await client.get(f"/booking-requests/{booking['requestId']}", headers=stranger)).status_code == 403
+    pay = {"paymentId": "stolen", "amount": booking["amount"]}
+    assert (await client.put(f"{path}/confirm", json=pay, headers=stranger)).status_code == 403
+    assert (await client.delete(path, headers=stranger)).status_code == 403
+    assert (await client.post(f"{path}/cancel", headers=stranger)).status_code == 403
+    # Nothing the stranger tried changed the booking.
+    mine = await client.get(path, headers=owner)
+    assert mine.status_code == 200 and mine.json()["status"] == "pending"
+    assert (await seat_statuses(client, EVENT))["Q2"] == "RESERVED"
+
+    listed = await client.get(f"/users/{owner_id}/bookings", headers=owner)
+    assert [b["bookingId"] for b in listed.json()["bookings"]] == [booking["bookingId"]]
+    cancelled = await client.delete(path, headers=owner)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+    admin = await login(client, *ADMIN)
+    assert (await client.get(path, headers=admin)).json()["status"] == "cancelled"
+
+
+async def test_only_organisers_create_events(client: httpx.AsyncClient) -> None:
+    buyer_id, buyer = await new_buyer(client)
+    event_id = f"gala_{uuid.uuid4().hex[:8]}"
+    event = {"eventId": event_id, "name": "Gala", "venue": {"name": "Hall", "city": "Oslo"},
+             "startsAt": "2027-05-01T19:00:00Z", "currency": "EUR",
+             "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 20}],
+             "rows": [{"row": "A", "section": "Floor", "categoryId": "std", "seats": 4}]}
+    refused = await client.post("/events", json=event, headers=buyer)
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert (await client.get(f"/events/{event_id}")).status_code == 404
+
+    admin = await login(client, *ADMIN)
+    promote = {"role": "organiser"}
+    assert (await client.put(f"/users/{buyer_id}/role", json=promote, headers=buyer)).status_code == 403
+    granted = await client.put(f"/users/{buyer_id}/role", json=promote, headers=admin)
+    assert granted.status_code == 200 and granted.json()["role"] == "organiser"
+
+    me = await client.get("/auth/me", headers=buyer)
+    organiser = await login(client, me.json()["email"], "a long enough password")
+    created = await client.post("/events", json=event, headers=organiser)
+    assert created.status_code == 201, created.text
+    assert (await client.get(f"/events/{event_id}")).status_code == 200
+
+
+async def test_rate_limit_answers_429_with_retry_after(client: httpx.AsyncClient) -> None:
+    _, buyer = await new_buyer(client)
+    bogus = {"eventId": EVENT, "seatIds": ["NOPE1"]}  # 404s: counted, and nothing is held
+    statuses = [(await client.post("/bookings", json=bogus, headers=buyer)).status_code for _ in range(8)]
+    assert statuses[:6] == [404] * 6
+    assert statuses[6:] == [429, 429]
+    limited = await client.post("/bookings", json=bogus, headers=buyer)
+    assert limited.json()["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 2
+    # Another account is not slowed down by this one.
+    _, other = await new_buyer(client)
+    assert (await client.post("/bookings", json=bogus, headers=other)).status_code == 404
+
+
+async def test_a_buyer_holds_at_most_the_seat_cap_per_event(client: httpx.AsyncClient) -> None:
+    _, buyer = await new_buyer(client)
+    first = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["R1", "R2", "R3"]}, headers=buyer)
+    assert first.status_code == 201, first.text
+    over = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["R4", "R5"]}, headers=buyer)
+    assert over.status_code == 409 and over.json()["code"] == "seat_limit_reached", over.text
+    fits = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["R4"]}, headers=buyer)
+    assert fits.status_code == 201
+    seats = await seat_statuses(client, EVENT)
+    assert [seats[s] for s in ("R1", "R2", "R3", "R4", "R5")] == ["RESERVED"] * 4 + ["AVAILABLE"]
+
+    # Cancelling gives the allowance back.
+    assert (await client.delete(f"/bookings/{first.json()['bookingId']}", headers=buyer)).status_code == 200
+    again = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["R5", "R6"]}, headers=buyer)
+    assert again.status_code == 201, again.text
