@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -55,6 +57,32 @@ def test_unparseable_bodies(client: httpx.Client, raw: bytes, content_type: str)
 def test_oversized_body(client: httpx.Client) -> None:
     assert_error(client.post("/bookings", content=b"x" * 100_000, headers={"Content-Type": "application/json"}),
                  413, "payload_too_large")
+
+
+def test_oversized_chunked_body(client: httpx.Client) -> None:
+    def chunks():  # noqa: ANN202 - no Content-Length: the body arrives chunked
+        for _ in range(20):
+            yield b"x" * 8192
+
+    assert_error(client.post("/bookings", content=chunks(), headers={"Content-Type": "application/json"}),
+                 413, "payload_too_large")
+
+
+def test_small_chunked_body_is_read(client: httpx.Client) -> None:
+    body = json.dumps({**GOOD, "seatIds": ["ZZ98"]}).encode()
+    answer = client.post("/bookings", content=iter([body[:10], body[10:]]), headers={"Content-Type": "application/json"})
+    assert_error(answer, 404, "seat_not_found")
+
+
+def test_security_headers(client: httpx.Client) -> None:
+    page = client.get("/")
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    api = client.get("/events")
+    assert api.headers["X-Content-Type-Options"] == "nosniff" and api.headers["X-Frame-Options"] == "DENY"
+    # Only same-origin pages may call the API unless BOXOFFICE_CORS_ORIGINS says otherwise.
+    preflight = client.options("/bookings", headers={"Origin": "https://elsewhere.example",
+                                                     "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
 
 
 @pytest.mark.parametrize("path, status, code", [

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from boxoffice import messages as topics
 from boxoffice.adapters.accounts import AccountStore, TokenSigner
@@ -33,29 +33,11 @@ from boxoffice.entrypoints.gateway import (
     operations,
 )
 from boxoffice.entrypoints.gateway.access import Access
+from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, SecurityHeaders
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
-from boxoffice.entrypoints.gateway.responses import error, install_error_handlers
+from boxoffice.entrypoints.gateway.responses import install_error_handlers
 from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
-
-MAX_BODY_BYTES = 64 * 1024
-
-
-class BodySizeLimit:
-    """Refuses bodies announced larger than the limit before reading them."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.limit):
-                response = error(413, "payload_too_large", f"Request bodies are limited to {self.limit} bytes")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
 
 async def _access(settings: Settings, pool: asyncpg.Pool) -> Access:
     signing_key = settings.auth_secret or await pool.fetchval(
@@ -108,6 +90,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
     app.add_middleware(BodySizeLimit)
+    if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+                           expose_headers=["Retry-After", "Server-Timing"], max_age=600)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

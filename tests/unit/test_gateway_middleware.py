@@ -1,0 +1,35 @@
+"""Gateway middleware without the platform: CORS when configured, headers, body limits."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from boxoffice.config import Settings
+from boxoffice.entrypoints.gateway.app import create_app
+
+
+def test_cors_preflight_allows_only_configured_origins():
+    client = TestClient(create_app(Settings(cors_origins="https://tickets.example, https://b.example")))
+    allowed = client.options("/bookings", headers={"Origin": "https://tickets.example",
+                                                   "Access-Control-Request-Method": "POST",
+                                                   "Access-Control-Request-Headers": "Authorization"})
+    assert allowed.status_code == 200
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://tickets.example"
+    refused = client.options("/bookings", headers={"Origin": "https://evil.example",
+                                                   "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_every_answer_has_the_security_headers_even_errors():
+    client = TestClient(create_app(Settings()))
+    missing = client.get("/no/such/thing")
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert missing.headers["X-Content-Type-Options"] == "nosniff"
+    assert missing.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_a_declared_length_over_the_limit_is_refused_unread():
+    client = TestClient(create_app(Settings()))
+    answer = client.post("/bookings", content=b"{}", headers={"Content-Length": str(10**6),
+                                                                "Content-Type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["code"] == "payload_too_large"
