@@ -175,3 +175,13 @@ def test_the_configuration_doc_documents_every_setting() -> None:
         stale = sorted(set(re.findall(r"\bBOXOFFICE_[A-Z0-9_]+", (ROOT / "docs" / name).read_text()))
                        - SETTING_VARIABLES)
         assert not stale, f"docs/{name} names variables that are not settings: {stale}"
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "gateway"])
+def test_the_connection_budget_in_the_deployment_doc_matches_each_services_pool(service: str) -> None:
+    source = (ROOT / "src" / "boxoffice" / "entrypoints" / f"{service}.py").read_text()
+    pool = re.search(r"bootstrap\.runtime\(.*pool_size=(\d+)", source)
+    assert pool, f"{service}: no pool size found in its entrypoint"
+    doc = (ROOT / "docs" / "deployment.md").read_text()
+    assert re.search(rf"^\| {service} \| {pool[1]}\b", doc, re.MULTILINE), \
+        f"docs/deployment.md: the {service} row of the connection table should say {pool[1]}"
