@@ -8,15 +8,13 @@ import os
 import signal
 import sys
 
+from boxoffice import logs
 from boxoffice.config import Settings, get_settings
 
 
-def configure_logging(service: str) -> None:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format=f"%(asctime)s {service}[%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+def configure_logging(service: str, log_format: str = "text") -> None:
+    """Text lines by default; one JSON object per line with BOXOFFICE_LOG_FORMAT=json (boxoffice/logs.py)."""
+    logs.configure(service, log_format)
 
 
 async def _main(service: str, settings: Settings) -> None:
@@ -59,8 +57,8 @@ def run(service: str) -> None:
     # Services allocate many short-lived objects per message; the default collector thresholds made the
     # realtime fan-out spend a quarter of its time in garbage collection.
     gc.set_threshold(50_000, 20, 100)
-    configure_logging(service)
     settings = get_settings()
+    configure_logging(service, settings.log_format)
     if not settings.kafka_bootstrap or not settings.database_url:
         sys.exit("BOXOFFICE_KAFKA_BOOTSTRAP and BOXOFFICE_DATABASE_URL must be set (boxoffice up sets them)")
     if service == "gateway":  # uvicorn runs its own loop, signal handling and worker processes

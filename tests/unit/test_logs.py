@@ -1,0 +1,85 @@
+"""JSON log lines, and the request ids they carry from the context of the message or request being handled."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import orjson
+import pytest
+
+from boxoffice import logs
+from boxoffice.logs import CORRELATION_ID, REQUEST_ID, JsonFormatter
+
+
+@pytest.fixture
+def captured():  # noqa: ANN201
+    """A logger writing JSON lines into a buffer."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter("booking"))
+    logger = logging.getLogger("tests.json_lines")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield logger, lambda: [orjson.loads(line) for line in buffer.getvalue().splitlines()]
+    logger.removeHandler(handler)
+
+
+def test_a_line_has_the_fields_and_no_ids_outside_a_request(captured) -> None:  # noqa: ANN001
+    logger, lines = captured
+    logger.info("booking %s confirmed", "b-1")
+
+    (line,) = lines()
+    assert line["message"] == "booking b-1 confirmed"
+    assert line["level"] == "INFO" and line["service"] == "booking" and line["logger"] == "tests.json_lines"
+    assert isinstance(line["pid"], int) and line["time"].endswith("Z") and "T" in line["time"]
+    assert "requestId" not in line and "correlationId" not in line
+
+
+async def test_ids_come_from_the_context_of_each_concurrent_handler(captured) -> None:  # noqa: ANN001
+    logger, lines = captured
+
+    async def handle(request_id: str) -> None:
+        REQUEST_ID.set(request_id)
+        await asyncio.sleep(0)
+        logger.warning("handling")
+
+    CORRELATION_ID.set("corr-1")
+    try:
+        await asyncio.gather(handle("req_a"), handle("req_b"))
+        logger.info("explicit", extra={"requestId": "req_c", "bookingId": "b-9"})
+    finally:
+        CORRELATION_ID.set(None)
+
+    first, second, explicit = lines()
+    assert {first["requestId"], second["requestId"]} == {"req_a", "req_b"}
+    assert first["correlationId"] == second["correlationId"] == "corr-1"
+    assert explicit["requestId"] == "req_c" and explicit["bookingId"] == "b-9"
+    assert REQUEST_ID.get() is None  # the handlers' tasks did not leak their ids
+
+
+def test_exceptions_and_odd_values_stay_one_valid_line(captured) -> None:  # noqa: ANN001
+    logger, lines = captured
+    try:
+        raise ValueError("quote \" and\nnewline")
+    except ValueError:
+        logger.exception("failed", extra={"thing": object()})
+
+    (line,) = lines()
+    assert line["level"] == "ERROR" and "ValueError: quote" in line["exception"]
+    assert line["thing"].startswith("<object object")
+
+
+def test_configure_switches_the_root_format() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("payment", "json")
+        assert isinstance(root.handlers[0].formatter, JsonFormatter)
+        logs.configure("payment", "text")
+        assert "payment[%(process)d]" in root.handlers[0].formatter._fmt  # noqa: SLF001
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
