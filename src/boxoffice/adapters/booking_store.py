@@ -6,6 +6,7 @@ the order Kafka delivered it; holds, bookings, request outcomes and outbox rows 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -13,12 +14,15 @@ from datetime import datetime, timedelta
 import asyncpg
 import orjson
 
+from boxoffice import metrics
 from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.domain import errors, events
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.domain.model import Seat, SeatMap, SeatStatus
 from boxoffice.service_layer.outcomes import reservation_message, reservation_result
 from boxoffice.service_layer.ports import OutboxRow
+
+log = logging.getLogger(__name__)
 
 
 class ConcurrentHoldDetected(Exception):
@@ -120,7 +124,9 @@ class BookingStore:
             if request_rows:
                 await con.execute(_INSERT_REQUESTS, *(list(col) for col in zip(*request_rows, strict=True)))
             outbox_items += [(topic, _key_of(payload), payload) for topic, payload in replays]
-            return await insert_outbox(con, outbox_items)
+            rows = await insert_outbox(con, outbox_items)
+        _count_decisions(outcomes)  # once committed: a batch rolled back and retried counts once
+        return rows
 
     async def _decide(
         self, con: asyncpg.Connection, commands: list[ReserveSeats], hold: timedelta, now: datetime,
@@ -180,3 +186,19 @@ def _key_of(payload: bytes) -> bytes:
     from boxoffice.messages import decode
 
     return decode(payload).key
+
+
+def _count_decisions(outcomes: list[events.SeatsReserved | events.ReservationFailed]) -> None:
+    """A dict increment per decision; the per-decision log lines are DEBUG, so the hold path writes none."""
+    debug = log.isEnabledFor(logging.DEBUG)
+    for outcome in outcomes:
+        if isinstance(outcome, events.SeatsReserved):
+            metrics.HOLDS_GRANTED.inc()
+            if debug:
+                log.debug("hold granted: booking %s, seats %s", outcome.booking_id, ",".join(outcome.seat_ids),
+                          extra={"requestId": outcome.request_id})
+        else:
+            metrics.HOLDS_REFUSED.inc(outcome.code)
+            if debug:
+                log.debug("hold refused (%s): %s", outcome.code, outcome.reason,
+                          extra={"requestId": outcome.request_id})

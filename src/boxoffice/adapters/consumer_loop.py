@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from boxoffice import metrics
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import MalformedMessage, Message, decode
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,15 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, max_
             continue
         batch: list[Message] = []
         for tp, records in batches.items():
+            metrics.MESSAGES_CONSUMED.inc(tp.topic, by=len(records))
             for record in records:
                 try:
                     batch.append(decode(record.value))
                 except MalformedMessage as exc:
                     log.error("skipping malformed message at %s offset %d: %s", tp, record.offset, exc)
+        # A batch of one is one request: its id goes on what is logged about it (handlers of larger
+        # batches set it per message).
+        REQUEST_ID.set(batch[0].request_id if len(batch) == 1 else None)
         await handle_with_retry(handle, batch)
         try:
             await asyncio.wait_for(consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()}),
@@ -65,5 +71,6 @@ async def handle_with_retry(handle: BatchHandler, batch: list[Message]) -> None:
             log.warning("transient failure (%r); retrying in %.2f s", exc, delay)
         except Exception:
             log.exception("handler failed; retrying in %.2f s", delay)
+        metrics.HANDLER_RETRIES.inc()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)

@@ -1,4 +1,7 @@
-"""Each service writes a heartbeat row every second; the gateway and the CLI read them."""
+"""Each service instance writes a heartbeat row every second; the gateway and the CLI read them.
+
+The row's `info` carries the instance's figures (consumer lag, ...) and, under "metrics", its counters
+(boxoffice/metrics.py), which the gateway exposes at GET /metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from boxoffice import metrics
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.messages import utc_now
 
@@ -21,12 +25,17 @@ log = logging.getLogger(__name__)
 InfoSource = Callable[[], Awaitable[dict[str, Any]]]
 
 
+def instance_name() -> str:
+    """This process: a restarted service is a new instance, whose counters start from zero."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 async def beat_forever(pool: asyncpg.Pool, service: str, every: float, info: InfoSource | None = None) -> None:
-    instance = f"{socket.gethostname()}:{os.getpid()}"
+    instance = instance_name()
     started: datetime = utc_now()
     while True:
         try:
-            details = await info() if info else {}
+            details = {**(await info() if info else {}), "metrics": metrics.snapshot()}
             await pool.execute(
                 """INSERT INTO service_heartbeats (service, instance, pid, started_at, beat_at, info)
                    VALUES ($1, $2, $3, $4, now(), $5::jsonb)
@@ -43,9 +52,9 @@ async def beat_forever(pool: asyncpg.Pool, service: str, every: float, info: Inf
 
 
 async def read_heartbeats(pool: asyncpg.Pool, stale_after: float) -> dict[str, dict[str, Any]]:
-    """The freshest heartbeat per service, with whether it counts as up."""
+    """The freshest heartbeat per service, with whether it counts as up (without the counters)."""
     rows = await pool.fetch(
-        """SELECT DISTINCT ON (service) service, instance, pid, started_at, beat_at, info,
+        """SELECT DISTINCT ON (service) service, instance, pid, started_at, beat_at, info - 'metrics' AS info,
                   extract(epoch FROM now() - beat_at) AS age
            FROM service_heartbeats ORDER BY service, beat_at DESC""")
     return {
@@ -65,3 +74,12 @@ async def heartbeat_age(con: asyncpg.Connection, service: str, host: str | None 
         """SELECT extract(epoch FROM now() - max(beat_at)) FROM service_heartbeats
            WHERE service = $1 AND ($2::text IS NULL OR split_part(instance, ':', 1) = $2)""", service, host)
     return None if age is None else float(age)
+
+
+async def read_instances(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Every instance's last heartbeat, with its counters: what GET /metrics renders."""
+    rows = await pool.fetch(
+        """SELECT service, instance, started_at, info, extract(epoch FROM now() - beat_at) AS age
+           FROM service_heartbeats ORDER BY service, instance""")
+    return [{"service": r["service"], "instance": r["instance"], "startedAt": r["started_at"].timestamp(),
+             "age": float(r["age"]), "info": orjson.loads(r["info"])} for r in rows]

@@ -15,10 +15,12 @@ from decimal import Decimal, InvalidOperation
 import asyncpg
 
 from boxoffice import messages as topics
+from boxoffice import metrics
 from boxoffice.adapters.booking_store import insert_outbox
 from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus
+from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
 from boxoffice.service_layer.lifecycle_messages import messages_for, rejection
 from boxoffice.service_layer.ports import OutboxRow
@@ -33,6 +35,10 @@ LIFECYCLE_TOPICS = (
 )
 
 _COMMANDS = {topics.BOOKING_CONFIRMATION_REQUESTED: "confirm", topics.BOOKING_CANCELLATION_REQUESTED: "cancel"}
+
+# What a handled message did, counted and logged once its transaction has committed:
+# (booking status or "rejected", booking id, the refused command and its code, request id).
+Outcome = tuple[str, str, tuple[str, str] | None, str | None]
 
 
 class SeatsOutOfStep(Exception):
@@ -61,17 +67,23 @@ class LifecycleStore:
     async def handle_many(self, batch: list[Message], now: datetime) -> list[OutboxRow]:
         """One commit for the whole run, one savepoint per message, in order."""
         rows: list[OutboxRow] = []
+        outcomes: list[Outcome] = []
         async with self._pool.acquire() as con, con.transaction():
             for message in batch:
+                token = REQUEST_ID.set(message.request_id)  # for the lines logged while it is handled
                 try:
                     async with con.transaction():
-                        rows += await self._handle(con, message, now)
+                        rows += await self._handle(con, message, now, outcomes)
                 except SeatsOutOfStep:
                     log.exception("%s %s left unapplied: the booking and its seats disagree", message.type,
                                   message.id)
+                finally:
+                    REQUEST_ID.reset(token)
+        _record(outcomes)
         return rows
 
-    async def _handle(self, con: asyncpg.Connection, message: Message, now: datetime) -> list[OutboxRow]:
+    async def _handle(self, con: asyncpg.Connection, message: Message, now: datetime,
+                      outcomes: list[Outcome]) -> list[OutboxRow]:
         booking_id = message.data.get("bookingId")
         if not isinstance(booking_id, str) or not _UUID.match(booking_id):
             log.error("dropping %s %s without a valid bookingId", message.type, message.id)
@@ -81,6 +93,7 @@ class LifecycleStore:
         if row is None:
             if command is None:
                 return []
+            outcomes.append(("rejected", booking_id, (command, errors.BookingNotFound.code), message.request_id))
             return await insert_outbox(con, [_encode(rejection(
                 message.event_id, booking_id, command, errors.BookingNotFound.code,
                 f"Booking {booking_id} does not exist", message.request_id))])
@@ -92,6 +105,7 @@ class LifecycleStore:
             if command is None:
                 log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
                 return []
+            outcomes.append(("rejected", booking_id, (command, exc.code), message.request_id))
             return await insert_outbox(con, [_encode(rejection(
                 booking.event_id, booking_id, command, exc.code, exc.message, message.request_id))])
         await self._write(con, booking)
@@ -101,7 +115,9 @@ class LifecycleStore:
         outgoing = messages_for(booking, row["email"], message.request_id, card if isinstance(card, str) else None,
                                 decline)
         await stamp_sequence(con, outgoing)
-        return await insert_outbox(con, [_encode(m) for m in outgoing])
+        rows = await insert_outbox(con, [_encode(m) for m in outgoing])
+        outcomes.append((booking.status.value, booking_id, None, message.request_id))
+        return rows
 
     async def expire(self, booking_ids: list[str], now: datetime) -> list[OutboxRow]:
         """Many timeouts in one transaction: at the end of a big on-sale's hold, thousands fall due together.
@@ -134,7 +150,12 @@ class LifecycleStore:
             emails = {str(r["booking_id"]): r["email"] for r in rows}
             outgoing = [m for b in bookings for m in messages_for(b, emails[b.booking_id], None, None)]
             await stamp_sequence(con, outgoing)
-            return await insert_outbox(con, [_encode(m) for m in outgoing])
+            outbox = await insert_outbox(con, [_encode(m) for m in outgoing])
+        metrics.HOLDS_EXPIRED.inc(by=len(expired))
+        log.info("%d holds expired; their seats are available again", len(expired))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("expired bookings: %s", ", ".join(expired))
+        return outbox
 
     @staticmethod
     def _decide(booking: Booking, message: Message, now: datetime) -> bool:
@@ -188,6 +209,30 @@ class LifecycleStore:
                 await con.execute(
                     "UPDATE bookings SET status = $2, end_reason = $3, decided_at = now(), updated_at = now() "
                     "WHERE booking_id = $1", booking.booking_id, booking.status.value, event.reason)
+
+
+_DONE = {
+    BookingStatus.CONFIRMED.value: (metrics.BOOKINGS_CONFIRMED, "booking %s confirmed; its seats are booked"),
+    BookingStatus.CANCELLED.value: (metrics.BOOKINGS_CANCELLED, "booking %s cancelled; its seats are available"),
+    BookingStatus.EXPIRED.value: (metrics.HOLDS_EXPIRED, "booking %s expired; its seats are available"),
+    BookingStatus.PAYMENT_FAILED.value: (None, "booking %s: payment declined; its seats are available"),
+}
+
+
+def _record(outcomes: list[Outcome]) -> None:
+    """Counts and logs what committed: one line per booking that changed, never per reservation request."""
+    for status, booking_id, refused, request_id in outcomes:
+        extra = {"requestId": request_id} if request_id else None
+        if refused is not None:
+            metrics.BOOKING_COMMANDS_REJECTED.inc(*refused)
+            log.info("%s of booking %s refused: %s", refused[0], booking_id, refused[1], extra=extra)
+        elif status in _DONE:
+            counter, line = _DONE[status]
+            if counter is not None:
+                counter.inc()
+            log.info(line, booking_id, extra=extra)
+        else:
+            log.debug("booking %s is %s", booking_id, status, extra=extra)
 
 
 def _expect(result: str, count: int, booking: Booking) -> None:

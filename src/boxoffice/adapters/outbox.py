@@ -7,6 +7,7 @@ import logging
 
 import asyncpg
 
+from boxoffice import metrics
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.service_layer.ports import OutboxRow
@@ -55,6 +56,7 @@ class OutboxRelay:
                 async with self._pool.acquire() as con:
                     await con.execute("DELETE FROM outbox WHERE id = ANY($1)", [r.id for r in rows])
                 self.published += len(rows)
+                metrics.OUTBOX_PUBLISHED.inc(by=len(rows))
                 return
             except (BrokerUnavailable, *TRANSIENT_ERRORS) as exc:
                 log.warning("outbox publish failed (%s); retrying in %.2f s", exc, delay)

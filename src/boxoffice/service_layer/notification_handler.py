@@ -12,6 +12,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
+from boxoffice import metrics
+from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message, utc_now
 from boxoffice.service_layer import notifications
 from boxoffice.service_layer.mail import (
@@ -49,7 +51,11 @@ class NotificationHandler:
 
     async def __call__(self, batch: list[Message]) -> None:
         for message in batch:
-            await self.handle(message)
+            token = REQUEST_ID.set(message.request_id)
+            try:
+                await self.handle(message)
+            finally:
+                REQUEST_ID.reset(token)
 
     async def handle(self, message: Message) -> None:
         kind = notifications.kind_of(message)
@@ -70,6 +76,7 @@ class NotificationHandler:
             return
         await self._records.record_sent(booking_id, kind, str(email["To"]), str(email["Message-ID"]))
         self.counts[kind] += 1
+        metrics.EMAILS_SENT.inc(kind)
 
     async def _deliver(self, email: EmailMessage, what: str) -> bool:
         """True once sent; False if the server refused it for good (then retrying cannot help)."""

@@ -6,8 +6,10 @@ import asyncio
 import logging
 from decimal import Decimal, InvalidOperation
 
+from boxoffice import metrics
 from boxoffice.adapters.payment_provider import DEFAULT_TEST_CARD, PaymentProvider
 from boxoffice.adapters.payment_store import ChargeRequest, PaymentStore
+from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import PAYMENT_REQUESTED, Message
 from boxoffice.service_layer.ports import OutboxRow, OutboxSink
 
@@ -45,6 +47,7 @@ class PaymentHandler:
 
     async def _charge_all(self, charges: list[ChargeRequest]) -> None:
         for charge in charges:
+            REQUEST_ID.set(charge.request_id)  # each payment runs in a task of its own (gather)
             self._outbox.submit(await self._charge(charge))
 
     async def _charge(self, charge: ChargeRequest) -> list[OutboxRow]:
@@ -54,4 +57,12 @@ class PaymentHandler:
         result = await self._provider.charge(f"{charge.booking_id}:{charge.payment_id}", charge.amount,
                                              charge.currency, charge.card)
         self.charged += 1
-        return await self._store.finish(charge, result)
+        rows = await self._store.finish(charge, result)
+        if result.approved:
+            metrics.PAYMENTS.inc("succeeded")
+            log.info("payment %s for booking %s succeeded", charge.payment_id, charge.booking_id)
+        else:
+            metrics.PAYMENTS.inc("failed")
+            log.info("payment %s for booking %s declined: %s", charge.payment_id, charge.booking_id,
+                     result.decline_code)
+        return rows

@@ -31,6 +31,7 @@ from boxoffice.entrypoints.gateway import (
     lifecycle,
     live,
     operations,
+    telemetry,
 )
 from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, SecurityHeaders
@@ -87,9 +88,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(events.router)
     app.include_router(operations.router)
+    app.include_router(telemetry.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(telemetry.RequestTelemetry)
     if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
@@ -100,8 +103,11 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     from boxoffice.config import get_settings
+    from boxoffice.logs import configure
 
-    return create_app(get_settings())
+    settings = get_settings()
+    configure("gateway", settings.log_format)  # worker processes are spawned without the parent's logging
+    return create_app(settings)
 
 
 def serve(settings: Settings) -> None:
@@ -114,5 +120,6 @@ def serve(settings: Settings) -> None:
         "boxoffice.entrypoints.gateway.app:app_from_environment", factory=True,
         host=settings.http_host, port=settings.http_port, workers=settings.gateway_workers,
         loop="uvloop", http=LiveSplicingProtocol, access_log=False, log_level="warning", lifespan="on",
+        log_config=None,  # uvicorn's lines go through our handler: the same format (text or JSON)
         backlog=4096, timeout_keep_alive=75,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from typing import Annotated
@@ -28,8 +29,11 @@ from boxoffice.entrypoints.gateway.schemas import (
     SeatsUnavailable,
 )
 from boxoffice.entrypoints.gateway.state import GatewayDep
+from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
 from boxoffice.service_layer.outcomes import reservation_result
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["bookings"])
 
@@ -125,6 +129,9 @@ async def create_booking(
 
 
 async def publish_command(gw: GatewayDep, message: Message) -> None:
+    # From here on this HTTP request's lines carry the id that every service logs the command under.
+    REQUEST_ID.set(message.request_id)
+    log.debug("publishing %s for event %s", message.type, message.event_id)
     try:
         await gw.publisher.publish(message.type, message)
     except BrokerUnavailable as exc:

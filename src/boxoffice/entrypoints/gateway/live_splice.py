@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from boxoffice import metrics
 from boxoffice.config import get_settings
 
 _LIVE = re.compile(rb"^/events/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/live(\?[^ ]*)?$")
@@ -76,6 +77,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
             upstream.close()
             return
         self._upstream = upstream  # type: ignore[assignment]
+        metrics.LIVE_SPLICED.inc()
         resume = b"Last-Event-ID: " + last_event_id + b"\r\n" if last_event_id else b""
         upstream.write(b"GET " + target + b" HTTP/1.1\r\nHost: realtime\r\n" + resume + b"\r\n")
 
