@@ -10,12 +10,12 @@ from starlette.responses import Response
 
 from boxoffice.adapters.accounts import EmailTaken, hash_password, verify_password
 from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
-from boxoffice.entrypoints.gateway.access import SignedIn, access_of
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, SignedIn, access_of
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
 from boxoffice.entrypoints.gateway.state import GatewayDep
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], responses=BODY_TOO_LARGE)
 
 
 class Registration(Strict):

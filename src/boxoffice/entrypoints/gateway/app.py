@@ -33,12 +33,13 @@ from boxoffice.entrypoints.gateway import (
     operations,
     telemetry,
 )
-from boxoffice.entrypoints.gateway.access import Access
+from boxoffice.entrypoints.gateway.access import Access, document_bearer
 from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, SecurityHeaders
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.responses import install_error_handlers
 from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
+
 
 async def _access(settings: Settings, pool: asyncpg.Pool) -> Access:
     signing_key = settings.auth_secret or await pool.fetchval(
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Event-driven ticket booking: seats are held through Kafka and never sold twice.",
     )
     install_error_handlers(app)
+    document_bearer(app, settings)
     app.include_router(accounts.router)
     app.include_router(bookings.router)
     app.include_router(lifecycle.router)
@@ -92,12 +94,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
     app.add_middleware(BodySizeLimit)
-    app.add_middleware(telemetry.RequestTelemetry)
     if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
                            expose_headers=["Retry-After", "Server-Timing"], max_age=600)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(telemetry.RequestTelemetry)
     return app
 
 

@@ -15,7 +15,14 @@ from starlette.responses import Response
 from boxoffice import views
 from boxoffice.adapters.kafka import BrokerUnavailable
 from boxoffice.domain.accounts import Principal
-from boxoffice.entrypoints.gateway.access import LIMITED, OWNED, Caller, LimitedCaller, require_owner
+from boxoffice.entrypoints.gateway.access import (
+    BODY_TOO_LARGE,
+    LIMITED,
+    OWNED,
+    Caller,
+    LimitedCaller,
+    require_owner,
+)
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -35,7 +42,7 @@ from boxoffice.service_layer.outcomes import reservation_result
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["bookings"])
+router = APIRouter(tags=["bookings"], responses=BODY_TOO_LARGE)
 
 QUEUED_MESSAGE = ("Booking service temporarily unavailable; your request is queued and will be processed "
                   "in order")

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from boxoffice import views
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
-from boxoffice.entrypoints.gateway.access import OWNED, Caller
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED, Caller
 from boxoffice.entrypoints.gateway.bookings import publish_command
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import ErrorBody, EventDetail, NewEvent
@@ -21,7 +21,7 @@ from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.messages import EVENT_CREATION_REQUESTED, Message
 from boxoffice.service_layer.event_creation import event_to_data
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], responses=BODY_TOO_LARGE)
 
 MAX_SEATS_PER_EVENT = 100_000
 

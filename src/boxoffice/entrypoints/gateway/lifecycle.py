@@ -14,7 +14,14 @@ from boxoffice import messages as topics
 from boxoffice import views
 from boxoffice.adapters.payment_provider import luhn_valid
 from boxoffice.domain.accounts import Principal
-from boxoffice.entrypoints.gateway.access import LIMITED, OWNED, Caller, LimitedCaller, require_owner
+from boxoffice.entrypoints.gateway.access import (
+    BODY_TOO_LARGE,
+    LIMITED,
+    OWNED,
+    Caller,
+    LimitedCaller,
+    require_owner,
+)
 from boxoffice.entrypoints.gateway.bookings import is_uuid, publish_command
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -27,7 +34,7 @@ from boxoffice.entrypoints.gateway.schemas import (
 from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.messages import Message
 
-router = APIRouter(tags=["bookings"])
+router = APIRouter(tags=["bookings"], responses=BODY_TOO_LARGE)
 
 BookingPath = Annotated[str, Path(max_length=64)]
 _USER_ID = re.compile(USER_ID)

@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from boxoffice.entrypoints.gateway.responses import error
-from boxoffice.entrypoints.gateway.schemas import EVENT_ID
+from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody
 from boxoffice.entrypoints.gateway.state import GatewayDep
 
 router = APIRouter(tags=["live"])
@@ -32,7 +32,8 @@ async def monitor() -> Response:
 @router.get("/events/{event_id}/live", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "A snapshot of the seat map, then one message per seat change; "
-                                            "each message's SSE id is the event's change sequence number"}})
+                                            "each message's SSE id is the event's change sequence number"},
+                       404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
 async def live(event_id: Annotated[str, PathParam(max_length=64)], request: Request, gw: GatewayDep) -> Response:
     """Server-Sent Events from the realtime service. Send `Last-Event-ID` to resume after a disconnect."""
     if not _EVENT_ID.match(event_id):

@@ -75,6 +75,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body that is not UTF-8 or not a form: malformed like any other
+            return error(422, "validation_error", "The request body could not be parsed (not UTF-8 JSON or form)")
         if exc.status_code == 404 and exc.detail == "Not Found":
             message = f"No such resource: {request.method} {request.url.path}"
         elif exc.status_code == 405:
