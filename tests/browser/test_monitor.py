@@ -36,7 +36,7 @@ async def test_three_windows_update_without_refresh(browser, platform: RunningPl
         for seat in ("P1", "P2", "P3"):
             await page.wait_for_selector(f"[data-seat-id='{seat}'][data-status='RESERVED']", timeout=5_000)
         await page.wait_for_function(
-            f"document.querySelector('#available-count').textContent.trim() === '{before - 3}'", timeout=5_000)
+            f"() => document.querySelector('#available-count').textContent.trim() === '{before - 3}'", timeout=5_000)
         log = await page.locator("#activity-log li").all_text_contents()
         assert any("P3" in entry for entry in log), log
     await pages[0].screenshot(path=str(artifacts / "monitor.png"), full_page=True)
@@ -54,7 +54,7 @@ async def test_book_and_pay_from_the_page(browser, platform: RunningPlatform) ->
     assert (await page.text_content("#countdown")).strip()
     await page.fill("#card-number", "4242424242424242")
     await page.click("#pay-button")
-    await page.wait_for_function("document.querySelector('#booking-result').textContent.toLowerCase()"
+    await page.wait_for_function("() => document.querySelector('#booking-result').textContent.toLowerCase()"
                                  ".includes('confirmed')", timeout=15_000)
     for seat in ("O1", "O2"):
         await page.wait_for_selector(f"[data-seat-id='{seat}'][data-status='BOOKED']", timeout=5_000)
@@ -70,7 +70,7 @@ async def test_a_hold_runs_out_on_screen(browser, short_hold_platform: RunningPl
     await page.click("#hold-button")
     await page.wait_for_selector("[data-seat-id='N1'][data-status='RESERVED']", timeout=10_000)
     await page.wait_for_selector("[data-seat-id='N1'][data-status='AVAILABLE']", timeout=10_000)
-    await page.wait_for_function("document.querySelector('#booking-result').textContent.toLowerCase()"
+    await page.wait_for_function("() => document.querySelector('#booking-result').textContent.toLowerCase()"
                                  ".includes('expired')", timeout=10_000)
     await asyncio.sleep(0.2)
     await page.close()

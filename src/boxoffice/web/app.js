@@ -24,6 +24,8 @@ const RELEASE_REASON = { timeout: "hold expired", cancelled: "cancelled", paymen
 const OUTCOME_OF_RELEASE = { timeout: "expired", cancelled: "cancelled", payment_failed: "declined" };
 
 const state = {
+  accountsRequired: false,  // BOXOFFICE_AUTH=on: bookings need a signed-in account
+  account: null,            // {email, userId, token} once signed in
   events: [],
   event: null,              // GET /events/{id} body of the event on screen
   eventId: null,
@@ -52,6 +54,7 @@ document.addEventListener("DOMContentLoaded", start);
 
 function start() {
   initUserId();
+  initAccounts();
   $("event-select").addEventListener("change", (e) => selectEvent(e.target.value, true));
   $("seat-map").addEventListener("click", onMapClick);
   $("seat-map").addEventListener("keydown", onMapKeydown);
@@ -601,17 +604,75 @@ function saveUserId(userId) {
   try { localStorage.setItem("boxoffice.userId", userId); } catch { /* storage blocked */ }
 }
 
+// ---------------------------------------------------------------- accounts (when BOXOFFICE_AUTH=on)
+
+// The token stays in this tab only; it is short-lived and the page asks again when it runs out.
+async function initAccounts() {
+  const answer = await api("GET", "/auth/config");
+  state.accountsRequired = answer.status === 200 && answer.body.accountsRequired === true;
+  if (!state.accountsRequired) return;
+  $("user-id-field").hidden = true;
+  try { state.account = JSON.parse(sessionStorage.getItem("boxoffice.account") || "null"); } catch { /* blocked */ }
+  $("sign-in").addEventListener("submit", (e) => { e.preventDefault(); signIn(); });
+  $("register-button").addEventListener("click", register);
+  $("sign-out-button").addEventListener("click", () => setAccount(null));
+  setAccount(state.account);
+}
+
+function setAccount(account) {
+  state.account = account;
+  try { sessionStorage.setItem("boxoffice.account", JSON.stringify(account)); } catch { /* blocked */ }
+  $("sign-in").hidden = Boolean(account);
+  $("signed-in").hidden = !account;
+  $("signed-in-email").textContent = account ? account.email : "";
+}
+
+async function signIn() {
+  const email = $("sign-in-email").value.trim();
+  const password = $("sign-in-password").value;
+  if (!$("sign-in").reportValidity()) return;
+  const response = await fetch("/auth/token", {
+    method: "POST", headers: { Accept: "application/json" },
+    body: new URLSearchParams({ username: email, password }),
+  }).catch(() => null);
+  const body = response ? await response.json().catch(() => ({})) : { error: "The server could not be reached" };
+  if (!response || response.status !== 200) {
+    showResult(`Sign-in failed: ${body.error || describeFailure({ status: response ? response.status : 0 })}`, "error");
+    return;
+  }
+  $("sign-in-password").value = "";
+  setAccount({ email, userId: body.userId, token: body.access_token });
+  showResult(`Signed in as ${email}.`, "success");
+}
+
+async function register() {
+  const email = $("sign-in-email").value.trim();
+  const password = $("sign-in-password").value;
+  if (!$("sign-in").reportValidity()) return;
+  const answer = await api("POST", "/auth/register", { email, password });
+  if (answer.status !== 201) {
+    showResult(`Could not create the account: ${answer.body.error || describeFailure(answer)}`, "error");
+    return;
+  }
+  await signIn();
+}
+
 async function holdSelected() {
   const seatIds = selectedSeats();
   const userId = $("user-id").value.trim();
   if (!seatIds.length || state.holding || state.hold) return;
-  if (!$("user-id").checkValidity() || !userId) {
+  if (state.accountsRequired && !state.account) {
+    showResult("Sign in (or create an account) to hold seats.", "error");
+    $("sign-in-email").focus();
+    return;
+  }
+  if (!state.accountsRequired && (!$("user-id").checkValidity() || !userId)) {
     showResult("Enter a user id: letters, digits and _ . @ + - (starting with a letter or digit).", "error");
     $("user-id").focus();
     return;
   }
   const eventId = state.eventId;
-  const body = { eventId, seatIds, userId };
+  const body = state.accountsRequired ? { eventId, seatIds } : { eventId, seatIds, userId };
   state.holding = seatIds;
   updateSelection();
   showResult(`Holding ${seatList(seatIds)}…`, "info");
@@ -814,12 +875,17 @@ function showResult(text, kind) {
 async function api(method, url, body, headers = {}) {
   try {
     const options = { method, headers: { Accept: "application/json", ...headers } };
+    if (state.account?.token) options.headers.Authorization = `Bearer ${state.account.token}`;
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
     const response = await fetch(url, options);
     noteServerClock(response);
+    if (response.status === 401 && state.account) {
+      setAccount(null);
+      showResult("Your sign-in has run out; please sign in again.", "error");
+    }
     let data = {};
     try { data = await response.json(); } catch { /* an empty or non-JSON body */ }
     return { status: response.status, body: data && typeof data === "object" ? data : {} };

@@ -49,6 +49,20 @@ def _account(user_id: str, email: str, role: Role, status: int = 200) -> Respons
     return JSON({"success": True, "userId": user_id, "email": email, "role": role.value}, status_code=status)
 
 
+class AccessRules(Strict):
+    accountsRequired: bool
+    rateLimits: bool
+    seatsPerBuyerPerEvent: int | None
+
+
+@router.get("/auth/config", response_model=AccessRules)
+async def access_rules(gw: GatewayDep) -> Response:
+    """Whether booking needs an account here (BOXOFFICE_AUTH), and the abuse limits in force."""
+    s = gw.settings
+    return JSON({"accountsRequired": s.auth_on, "rateLimits": s.rate_limits_on,
+                 "seatsPerBuyerPerEvent": s.seats_per_user_limit})
+
+
 @router.post("/auth/register", status_code=201, response_model=AccountBody,
              responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}})
 async def register(body: Registration, request: Request, gw: GatewayDep) -> Response:

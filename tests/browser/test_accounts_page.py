@@ -1,0 +1,44 @@
+"""With accounts on, the monitor asks the buyer to sign in, and the hold belongs to that account."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from tests.browser.test_monitor import open_monitor
+from tests.platforms import RunningPlatform
+
+EVENT = "coldplay_world_tour"
+
+
+async def test_create_an_account_sign_in_and_hold_from_the_page(browser, auth_platform: RunningPlatform) -> None:  # noqa: ANN001
+    page = await open_monitor(browser, auth_platform.base_url)
+    await page.wait_for_selector("#sign-in:visible", timeout=5_000)
+    assert not await page.is_visible("#user-id")
+
+    await page.click("[data-seat-id='M1']")
+    await page.click("#hold-button")
+    await page.wait_for_function("() => document.querySelector('#booking-result').textContent.includes('Sign in')",
+                                 timeout=5_000)
+    assert await page.get_attribute("[data-seat-id='M1']", "data-status") == "AVAILABLE"
+
+    email = f"page-{uuid.uuid4().hex[:8]}@example.com"
+    await page.fill("#sign-in-email", email)
+    await page.fill("#sign-in-password", "page password 1")
+    await page.click("#register-button")
+    await page.wait_for_selector("#signed-in:visible", timeout=10_000)
+    assert (await page.text_content("#signed-in-email")).strip() == email
+
+    await page.click("#hold-button")
+    await page.wait_for_selector("#hold-panel:visible", timeout=10_000)
+    await page.wait_for_selector("[data-seat-id='M1'][data-status='RESERVED']", timeout=5_000)
+    booking_id = (await page.text_content("#hold-booking-id")).strip()
+
+    async with httpx.AsyncClient(base_url=auth_platform.base_url) as api:
+        token = (await api.post("/auth/token", data={"username": email, "password": "page password 1"})).json()
+        booking = await api.get(f"/bookings/{booking_id}",
+                                headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert booking.status_code == 200 and booking.json()["userId"] == token["userId"]
+    assert booking.json()["seatIds"] == ["M1"]
+    await page.close()
