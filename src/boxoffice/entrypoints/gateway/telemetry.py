@@ -43,7 +43,8 @@ READ_TIMEOUT_SECONDS = 2.0
 _last_read: list[dict[str, Any]] = []  # the heartbeats of the last scrape, should the database blink
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def prometheus_metrics(gw: GatewayDep) -> Response:
     """Counters and gauges of every service instance, in the Prometheus text format."""
     global _last_read
