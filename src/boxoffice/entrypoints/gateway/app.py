@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-                           expose_headers=["Retry-After", "Server-Timing"], max_age=600)
+                           expose_headers=["Retry-After", "Server-Timing", "X-Request-ID"], max_age=600)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(telemetry.RequestTelemetry)
     return app
