@@ -106,7 +106,7 @@ class BookingService:
 
 def booking_service(rt: ServiceRuntime) -> BookingService:
     relay = OutboxRelay(rt.pool, rt.publisher, producer="booking")
-    expiry = ExpiryScheduler(rt.pool, rt.publisher, utc_now)
+    expiry = ExpiryScheduler(rt.pool, rt.publisher, utc_now, longest_sleep=rt.settings.hold_seconds)
     handler = BookingHandler(BookingStore(rt.pool, seats_per_user=rt.settings.seats_per_user_limit),
                              LifecycleStore(rt.pool), relay,
                              timedelta(seconds=rt.settings.hold_seconds), utc_now, holds=expiry)

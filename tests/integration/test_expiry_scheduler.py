@@ -50,3 +50,54 @@ async def test_timeouts_are_published_at_the_deadline(pool: asyncpg.Pool, kafka:
     late_second = (arrivals[second] - (start + timedelta(seconds=1.5))).total_seconds()
     assert 0 <= late_first < 0.25 and 0 <= late_second < 0.25, (late_first, late_second)
     assert repeats == 0, "a timeout was published twice within the resend window"
+
+
+async def test_one_of_several_schedulers_publishes_and_another_takes_over(pool: asyncpg.Pool, kafka: str,
+                                                                          event: EventSpec) -> None:
+    """Every booking process runs a scheduler; one publishes each timeout, and when its process goes, another
+    takes over."""
+    consumer = AIOKafkaConsumer(SEAT_RESERVATION_TIMEOUT, bootstrap_servers=kafka, group_id=None,
+                                auto_offset_reset="latest", fetch_max_wait_ms=5)
+    await consumer.start()
+    await consumer.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    schedulers = [ExpiryScheduler(pool, Publisher(producer), utc_now, resend_after=30, longest_sleep=0.5)
+                  for _ in range(3)]
+    tasks = [asyncio.create_task(s.run()) for s in schedulers]
+
+    async def timeouts_of(bookings: set[str], settle: float) -> list[str]:
+        seen: list[str] = []
+        async with asyncio.timeout(10):
+            while not bookings <= set(seen):
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    seen += [b for b in (decode(r.value).data["bookingId"] for r in records) if b in bookings]
+        await asyncio.sleep(settle)  # anything published twice would arrive meanwhile
+        for records in (await consumer.getmany(timeout_ms=200)).values():
+            seen += [b for b in (decode(r.value).data["bookingId"] for r in records) if b in bookings]
+        return seen
+
+    try:
+        async with asyncio.timeout(5):
+            while sum(s.leading for s in schedulers) != 1:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # standbys keep trying the lock meanwhile
+        assert sum(s.leading for s in schedulers) == 1
+        # Holds made "elsewhere": no scheduler is woken for them, the leader finds them in its next pass.
+        first = {await hold(pool, event, [seat], timedelta(seconds=0.3)) for seat in ("A1", "A2")}
+        assert sorted(await timeouts_of(first, settle=1.0)) == sorted(first)
+
+        leader = next(i for i, s in enumerate(schedulers) if s.leading)
+        tasks[leader].cancel()  # its process stops: the lock goes with its connection
+        await asyncio.gather(tasks[leader], return_exceptions=True)
+        async with asyncio.timeout(5):
+            while sum(s.leading for s in schedulers) != 1:
+                await asyncio.sleep(0.05)
+        second = {await hold(pool, event, ["A3"], timedelta(seconds=0.3))}
+        assert await timeouts_of(second, settle=1.0) == list(second)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await consumer.stop()
+        await producer.stop()

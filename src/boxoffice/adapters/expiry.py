@@ -3,6 +3,10 @@
 It sleeps until the next deadline (not a fixed poll), publishes `seat.reservation.timeout` for every
 hold that is due, and lets the booking handler expire them in partition order. A timeout that was lost
 (or whose booking is still pending a while later) is published again.
+
+Every booking process runs one, but only the process holding a PostgreSQL advisory lock publishes; the
+others stand by and take over when its connection ends (PostgreSQL releases the lock then, also when
+the process was killed). Expiring is idempotent anyway: this only spares duplicate timeouts.
 """
 
 from __future__ import annotations
@@ -22,17 +26,23 @@ from boxoffice.messages import SEAT_RESERVATION_TIMEOUT, Message, iso
 log = logging.getLogger(__name__)
 
 IDLE_RECHECK = 30.0
+LEADER_LOCK = 0x626F_7865_7870  # the advisory lock key of the expiry scheduler
+TAKE_OVER_EVERY = 0.5  # how often a standby scheduler tries the lock
 
 
 class ExpiryScheduler:
     def __init__(self, pool: asyncpg.Pool, publisher: Publisher, clock: Callable[[], datetime],
-                 resend_after: float = 5.0) -> None:
+                 resend_after: float = 5.0, longest_sleep: float = IDLE_RECHECK) -> None:
+        """longest_sleep: at most the hold time, so that the scheduling process also sees in time the
+        holds that other booking processes made (only its own wake it up)."""
         self._pool, self._publisher, self._clock = pool, publisher, clock
         self._resend_after = resend_after
+        self._longest_sleep = min(longest_sleep, IDLE_RECHECK)
         self._sent: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._next: datetime | None = None
         self.published = 0
+        self.leading = False
 
     def hold_created(self, expires_at: datetime) -> None:
         """Wakes the scheduler when a new hold is due before the deadline it sleeps towards."""
@@ -42,8 +52,27 @@ class ExpiryScheduler:
     async def run(self) -> None:
         while True:
             try:
-                delay = await self._tick()
-            except (BrokerUnavailable, *TRANSIENT_ERRORS) as exc:
+                # The lock belongs to this connection's session: it is held for as long as the connection
+                # is, and released when it goes back to the pool (the pool's reset unlocks) or breaks.
+                async with self._pool.acquire() as con:
+                    if await con.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+                        log.info("this process schedules hold expiry")
+                        self.leading = True
+                        try:
+                            await self._lead(con)
+                        finally:
+                            self.leading = False
+            except TRANSIENT_ERRORS as exc:
+                log.warning("expiry scheduling stopped (%r); retrying", exc)
+            await asyncio.sleep(TAKE_OVER_EVERY)
+
+    async def _lead(self, con: asyncpg.Connection) -> None:
+        """Passes over the due holds until the connection (and with it the lock) is lost."""
+        self._sent.clear()
+        while True:
+            try:
+                delay = await self._tick(con)
+            except BrokerUnavailable as exc:
                 log.warning("expiry pass failed (%r); retrying", exc)
                 delay = 0.5
             self._wake.clear()
@@ -52,9 +81,9 @@ class ExpiryScheduler:
             except TimeoutError:
                 pass
 
-    async def _tick(self) -> float:
+    async def _tick(self, con: asyncpg.Connection) -> float:
         now = self._clock()
-        due = await self._pool.fetch(
+        due = await con.fetch(
             "SELECT booking_id::text, event_id, expires_at FROM bookings "
             "WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT 5000", now)
         fresh = time.monotonic()
@@ -72,10 +101,10 @@ class ExpiryScheduler:
             self.published += len(timeouts)
         if len(due) >= 5000:
             return 0.0
-        upcoming = await self._pool.fetchval(
+        upcoming = await con.fetchval(
             "SELECT min(expires_at) FROM bookings WHERE status = 'pending' AND expires_at > $1", now)
         self._next = upcoming
-        waits = [IDLE_RECHECK]
+        waits = [self._longest_sleep]
         if upcoming is not None:
             waits.append((upcoming - self._clock()).total_seconds())
         if self._sent:
