@@ -14,7 +14,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from boxoffice.adapters.booking_store import BookingStore
-from boxoffice.adapters.consumer_loop import BatchHandler, consume_forever
+from boxoffice.adapters.consumer_loop import BatchHandler, PartitionGate, consume_forever
 from boxoffice.adapters.expiry import ExpiryScheduler
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import (
@@ -73,15 +73,19 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
     """Consumes its topics in its own group and beats with its lag, until cancelled."""
     # Topics a restarted embedded broker forgot are made again, with the configured partitions.
     await ensure_topics(rt.settings.kafka_bootstrap or "", rt.settings.topic_partitions)
-    consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics, latency_path=latency_path)
+    # Every process of a service joins the service's group (booking may run several): they split the partitions.
+    gate = PartitionGate()
+    consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics, latency_path=latency_path,
+                                                     listener=gate)
     await start_with_retry(consumer, f"{rt.name} consumer")
     log.info("%s consuming %s as group %s from %s", rt.name, ", ".join(topics), rt.name, rt.settings.kafka_bootstrap)
 
     async def heartbeat_info() -> dict[str, Any]:
-        return {"lag": await consumer_lag(consumer), **(info() if info else {})}
+        return {"lag": await consumer_lag(consumer), "partitions": len(gate.assigned),
+                "rebalances": gate.rebalances, **(info() if info else {})}
 
     tasks = [asyncio.ensure_future(t) for t in (
-        consume_forever(consumer, handler),
+        consume_forever(consumer, handler, gate=gate),
         beat_forever(rt.pool, rt.name, rt.settings.heartbeat_seconds, heartbeat_info),
         *(extra or []),
     )]

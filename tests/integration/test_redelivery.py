@@ -3,6 +3,7 @@ Kafka: the second pass must change nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from boxoffice import messages as topics
 from boxoffice.adapters.booking_store import BookingStore
+from boxoffice.adapters.consumer_loop import handle_with_retry
 from boxoffice.adapters.lifecycle_store import LifecycleStore
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.messages import Message, decode
@@ -59,3 +61,37 @@ async def test_a_batch_handled_twice_changes_nothing_twice(pool: asyncpg.Pool, k
     assert await pool.fetchval("SELECT count(*) FROM booking_seats WHERE event_id = $1 AND live",
                                event.event_id) == 2
     assert await pool.fetchval("SELECT change_seq FROM events WHERE event_id = $1", event.event_id) == 1
+
+
+async def test_two_processes_on_one_batch_at_once_decide_it_once(pool: asyncpg.Pool, event: EventSpec) -> None:
+    """A partition changed hands while its old owner still held a batch (past the rebalance wait): the new
+    owner reads the same messages while the old one decides them. One transaction wins; the other is refused
+    by the stored outcomes' key, retried, and replays them."""
+    requests = [Message(topics.SEAT_RESERVATION_REQUESTED, event.event_id,
+                        {"userId": f"u{i}", "seatIds": ["A1", f"B{i + 1}"]}, f"req-{uuid.uuid4()}") for i in range(3)]
+    old_owner, new_owner = CollectingOutbox(), CollectingOutbox()
+    loaded = asyncio.Event()
+
+    class SlowStore(BookingStore):
+        async def reserve(self, commands, hold, now, on_loaded=None):  # noqa: ANN001, ANN202
+            async def pause() -> None:
+                loaded.set()
+                await asyncio.sleep(0.3)  # holds the seat locks while the new owner starts on the same batch
+
+            return await super().reserve(commands, hold, now, on_loaded=pause)
+
+    def handler(store: BookingStore, outbox: CollectingOutbox) -> BookingHandler:
+        return BookingHandler(store, LifecycleStore(pool), outbox, timedelta(minutes=5), lambda: datetime.now(UTC))
+
+    first = asyncio.create_task(handle_with_retry(handler(SlowStore(pool), old_owner), requests))
+    await loaded.wait()
+    await handle_with_retry(handler(BookingStore(pool), new_owner), requests)
+    await first
+
+    decided = [decode(r.payload) for r in old_owner.rows]
+    replayed = [decode(r.payload) for r in new_owner.rows]
+    assert [m.type for m in decided] == [topics.SEAT_RESERVED] + [topics.SEAT_RESERVATION_FAILED] * 2
+    assert [(m.id, m.data) for m in replayed] == [(m.id, m.data) for m in decided]
+    assert await pool.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event.event_id) == 1
+    assert await pool.fetchval("SELECT count(*) FROM booking_requests WHERE request_id = ANY($1)",
+                               [m.request_id for m in requests]) == 3

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -89,15 +89,18 @@ class Publisher:
 
 
 def make_group_consumer(settings: Settings, group: str, topics: Iterable[str], *,
-                        latency_path: bool = True) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *topics, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+                        latency_path: bool = True,
+                        listener: ConsumerRebalanceListener | None = None) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_wait_ms if latency_path else settings.kafka_background_fetch_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         max_poll_interval_ms=60000, max_partition_fetch_bytes=4 * 1048576,
     )
+    consumer.subscribe(list(topics), listener=listener)
+    return consumer
 
 
 async def make_tail_consumer(settings: Settings, topics: Iterable[str]) -> AIOKafkaConsumer:

@@ -1,0 +1,69 @@
+"""Two processes of one service in one consumer group, on a real broker: when the second joins while the
+first holds a batch, the first finishes and commits it before giving partitions up, so nothing is handled
+by both."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+from aiokafka import AIOKafkaProducer
+
+from boxoffice.adapters.consumer_loop import PartitionGate, consume_forever
+from boxoffice.adapters.kafka import ensure_topics, make_group_consumer, start_with_retry
+from boxoffice.config import Settings
+from boxoffice.messages import Message
+
+
+async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) -> None:
+    topic, group = f"group.{uuid.uuid4().hex[:8]}", f"service-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(kafka, 4, [topic])
+    sent = [Message(topic, f"event_{i % 8}", {"n": i}) for i in range(40)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    for message in sent:
+        await producer.send_and_wait(topic, message.encode(), key=message.key)
+    await producer.stop()
+
+    # A longer session than the platform's: the broker holds a join for half of it, and the batch in hand
+    # must outlast that hold (without the gate, the join would complete while the batch is still handled).
+    settings = Settings(kafka_bootstrap=kafka, kafka_session_timeout_ms=6000)
+    handled: Counter[str] = Counter()
+    in_hand = asyncio.Event()
+
+    def process(slow_first_batch: bool):  # noqa: ANN202
+        gate = PartitionGate()
+        consumer = make_group_consumer(settings, group, [topic], listener=gate)
+
+        async def handle(batch: list[Message]) -> None:
+            if slow_first_batch and not in_hand.is_set():
+                in_hand.set()
+                await asyncio.sleep(4.0)  # the other process joins meanwhile
+            handled.update(m.id for m in batch)
+
+        async def run() -> None:
+            await start_with_retry(consumer, "consumer")
+            try:
+                await consume_forever(consumer, handle, max_records=10, gate=gate)
+            finally:
+                await consumer.stop()
+
+        return gate, asyncio.create_task(run())
+
+    first_gate, first = process(slow_first_batch=True)
+    await in_hand.wait()
+    second_gate, second = process(slow_first_batch=False)
+    try:
+        async with asyncio.timeout(30):
+            while len(handled) < len(sent) or not (first_gate.assigned and second_gate.assigned):
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # a message handled twice would show up meanwhile
+    finally:
+        first.cancel()
+        second.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+
+    assert set(handled) == {m.id for m in sent}
+    assert [m for m, times in handled.items() if times > 1] == [], "handled by both processes"
+    assert first_gate.rebalances >= 2 and second_gate.rebalances >= 1
