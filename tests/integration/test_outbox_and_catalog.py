@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from boxoffice.adapters.booking_store import BookingStore
+from boxoffice.adapters.booking_store import BookingStore, insert_outbox
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.adapters.outbox import OutboxRelay
 from boxoffice.domain.catalog import EventSpec
@@ -64,3 +64,44 @@ async def test_catalog_counts_apply_each_message_once(pool: asyncpg.Pool, event:
     counts = await pool.fetchrow(
         "SELECT total, available, reserved, booked FROM event_availability WHERE event_id = $1", event.event_id)
     assert dict(counts) == {"total": 20, "available": 19, "reserved": 1, "booked": 0}
+
+
+async def test_rows_left_behind_are_swept_up_once_by_several_relays(pool: asyncpg.Pool, kafka: str) -> None:
+    """A process stopped before Kafka acknowledged its rows: every other process of the producer sweeps, and
+    each row still goes out exactly once; young rows are left to the process that wrote them."""
+    topic, producer_name = f"sweep.{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as con:
+        left = await insert_outbox(con, [(topic, b"k", b"left-%d" % i) for i in range(2500)], producer_name)
+        await con.execute("UPDATE outbox SET created_at = now() - interval '1 minute' WHERE id = ANY($1)",
+                          [r.id for r in left])
+        young = await insert_outbox(con, [(topic, b"k", b"young")], producer_name)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    relays = [OutboxRelay(pool, Publisher(producer), producer=producer_name, abandoned_after=30) for _ in range(3)]
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        async with asyncio.timeout(20):
+            while await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in left]):
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = $1", young[0].id) == 1
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await producer.stop()
+        await pool.execute("DELETE FROM outbox WHERE producer = $1", producer_name)
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        received: list[bytes] = []
+        async with asyncio.timeout(20):
+            while len(received) < len(left):
+                received += [r.value for records in (await consumer.getmany(timeout_ms=200)).values()
+                             for r in records]
+        received += [r.value for records in (await consumer.getmany(timeout_ms=500)).values() for r in records]
+    finally:
+        await consumer.stop()
+    assert sorted(received) == sorted(b"left-%d" % i for i in range(2500))
+    assert sum(relay.published for relay in relays) == len(left)

@@ -1,4 +1,10 @@
-"""Publishes committed outbox rows in order and deletes them once Kafka has acknowledged them."""
+"""Publishes committed outbox rows in order and deletes them once Kafka has acknowledged them.
+
+Each process publishes the rows it wrote as soon as they commit. Rows whose process stopped before
+Kafka acknowledged them (a crash, or a stop while other processes of the service carry on) are swept up
+by any process of the same producer once they are a little old; a sweep locks the rows it takes
+(SKIP LOCKED), so two sweeping processes never take the same rows.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +21,20 @@ from boxoffice.service_layer.ports import OutboxRow
 log = logging.getLogger(__name__)
 
 
+# A row older than this is no longer on its way out through the process that wrote it (which publishes
+# within milliseconds); a process that is merely slow gets its rows published twice, which consumers absorb.
+ABANDONED_AFTER_SECONDS = 2.0
+SWEEP_EVERY_SECONDS = 1.0
+SWEEP_BATCH = 2000
+
+
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, publisher: Publisher, producer: str = "booking") -> None:
+    def __init__(self, pool: asyncpg.Pool, publisher: Publisher, producer: str = "booking",
+                 abandoned_after: float = ABANDONED_AFTER_SECONDS) -> None:
         self._pool = pool
         self._producer = producer
         self._publisher = publisher
+        self._abandoned_after = abandoned_after
         self._queue: asyncio.Queue[list[OutboxRow]] = asyncio.Queue()
         self.published = 0
 
@@ -29,24 +44,38 @@ class OutboxRelay:
             self._queue.put_nowait(rows)
 
     async def run(self) -> None:
-        await self._drain_table()
-        while True:
-            rows = await self._queue.get()
-            while not self._queue.empty():
-                rows += self._queue.get_nowait()
-            await self._publish(rows)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._sweep_forever())
+            while True:
+                rows = await self._queue.get()
+                while not self._queue.empty():
+                    rows += self._queue.get_nowait()
+                await self._publish(rows)
 
-    async def _drain_table(self) -> None:
-        """Rows left by an earlier run that stopped between commit and acknowledgement."""
+    async def _sweep_forever(self) -> None:
         while True:
-            async with self._pool.acquire() as con:
-                records = await con.fetch(
-                    "SELECT id, topic, key, payload FROM outbox WHERE producer = $1 ORDER BY id LIMIT 2000",
-                    self._producer)
+            try:
+                while await self._sweep() == SWEEP_BATCH:
+                    pass
+            except (BrokerUnavailable, *TRANSIENT_ERRORS) as exc:
+                log.warning("outbox sweep failed (%s); retrying", exc)
+            await asyncio.sleep(SWEEP_EVERY_SECONDS)
+
+    async def _sweep(self) -> int:
+        """Publishes a batch of rows left behind, holding their row locks until they are deleted."""
+        async with self._pool.acquire() as con, con.transaction():
+            records = await con.fetch(
+                "SELECT id, topic, key, payload FROM outbox WHERE producer = $1 "
+                "AND created_at < now() - make_interval(secs => $2) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                self._producer, self._abandoned_after, SWEEP_BATCH)
             if not records:
-                return
-            log.info("re-publishing %d outbox rows", len(records))
-            await self._publish([OutboxRow(r["id"], r["topic"], r["key"], r["payload"]) for r in records])
+                return 0
+            log.info("re-publishing %d outbox rows left behind", len(records))
+            await self._publisher.publish_many([(r["topic"], r["key"], r["payload"]) for r in records])
+            await con.execute("DELETE FROM outbox WHERE id = ANY($1)", [r["id"] for r in records])
+        self.published += len(records)
+        metrics.OUTBOX_PUBLISHED.inc(by=len(records))
+        return len(records)
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         delay = 0.05
