@@ -102,9 +102,16 @@ def _programs(settings: Settings, runtime: Runtime, postgres: EmbeddedPostgres |
     if broker_port is not None:
         infrastructure.append(Program("broker", broker_command(broker_port), 2, True))
     env = _service_env(settings, runtime)
-    services = [Program(name, [sys.executable, "-m", "boxoffice", "service", name], 10 + i, False,
-                        environment=env) for i, name in enumerate(SERVICES)]
+    services = [Program(program, [sys.executable, "-m", "boxoffice", "service", name], 10 + i, False,
+                        environment=env)
+                for i, name in enumerate(SERVICES) for program in service_programs(name, settings)]
     return infrastructure, services
+
+
+def service_programs(service: str, settings: Settings) -> list[str]:
+    """The supervisor programs of one service: booking runs as `booking`, `booking-2`, ... in one group."""
+    count = settings.booking_processes if service == "booking" else 1
+    return [service] + [f"{service}-{n}" for n in range(2, count + 1)]
 
 
 async def prepare(runtime: Runtime, settings: Settings, postgres_port: int | None) -> None:
@@ -140,10 +147,16 @@ def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) ->
 
     deadline = time.monotonic() + timeout
     last = "no answer"
+    # As many booking processes as the running configuration has (an `up` of a running platform keeps it).
+    processes = sum(1 for name, _, _ in Supervisor(settings.data_path).status()
+                    if name == "booking" or _is_instance_of(name, "booking")) or 1
     while time.monotonic() < deadline:
         try:
             health = httpx.get(f"{runtime.base_url}/health", timeout=2).json()
             down = [n for n, s in health["services"].items() if s["status"] != "up"]
+            booking = health["services"].get("booking", {})
+            if not down and booking.get("instances", 1) < processes:
+                down = [f"booking ({booking.get('instances')} of {processes} processes)"]
             if not down and health["database"] == "up":
                 return
             last = "waiting for " + ", ".join(down)
@@ -220,16 +233,31 @@ def require_running(settings: Settings) -> Supervisor:
     return supervisor
 
 
+def _is_instance_of(program: str, service: str) -> bool:
+    """`booking-2` is the second process of the booking service."""
+    base, _, number = program.rpartition("-")
+    return base == service and number.isdigit()
+
+
 def control(settings: Settings, action: str, service: str) -> str:
-    if service not in SERVICES:
-        raise PlatformError(f"unknown service {service!r}; one of: {', '.join(SERVICES)}")
+    """Stops or starts a service (every process of it), or one process of it by program name (`booking-2`)."""
+    if service not in SERVICES and not any(_is_instance_of(service, s) for s in SERVICES):
+        raise PlatformError(f"unknown service {service!r}; one of: {', '.join(SERVICES)} "
+                            "(or one process of it, e.g. booking-2)")
     supervisor = require_running(settings)
+    states = {name: state for name, state, _ in supervisor.status()
+              if name == service or _is_instance_of(name, service)}
+    if not states:
+        raise PlatformError(f"no program {service!r} runs under the supervisor")
+    # Of a service's processes, only those not already stopped (started) are addressed.
+    settled = ("STOPPED", "EXITED", "FATAL") if action == "stop" else ("RUNNING", "STARTING")
+    programs = [name for name, state in states.items() if state not in settled] or list(states)
     if action == "stop":
         # A process the supervisor has only just spawned can lose a stop signal before it runs Python
         # (it still has the supervisor's handlers): let it reach RUNNING first.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(
-                name == service and state in ("STARTING", "BACKOFF") for name, state, _ in supervisor.status()):
+                name in programs and state in ("STARTING", "BACKOFF") for name, state, _ in supervisor.status()):
             time.sleep(0.1)
-    result = supervisor.ctl(action, f"{SERVICE_GROUP}:{service}")
+    result = supervisor.ctl(action, *(f"{SERVICE_GROUP}:{name}" for name in programs))
     return (result.stdout + result.stderr).strip()

@@ -52,16 +52,20 @@ async def beat_forever(pool: asyncpg.Pool, service: str, every: float, info: Inf
 
 
 async def read_heartbeats(pool: asyncpg.Pool, stale_after: float) -> dict[str, dict[str, Any]]:
-    """The freshest heartbeat per service, with whether it counts as up (without the counters)."""
+    """The freshest heartbeat per service, with whether it counts as up (without the counters), and how
+    many of its processes beat recently (several booking processes share its work)."""
     rows = await pool.fetch(
         """SELECT DISTINCT ON (service) service, instance, pid, started_at, beat_at, info - 'metrics' AS info,
-                  extract(epoch FROM now() - beat_at) AS age
-           FROM service_heartbeats ORDER BY service, beat_at DESC""")
+                  extract(epoch FROM now() - beat_at) AS age,
+                  count(*) FILTER (WHERE beat_at >= now() - make_interval(secs => $1)) OVER (PARTITION BY service)
+                      AS instances
+           FROM service_heartbeats ORDER BY service, beat_at DESC""", stale_after)
     return {
         r["service"]: {
             "status": "up" if r["age"] <= stale_after else "down",
             "pid": r["pid"], "instance": r["instance"], "startedAt": r["started_at"].isoformat(),
-            "lastHeartbeatSecondsAgo": round(float(r["age"]), 3), **orjson.loads(r["info"]),
+            "lastHeartbeatSecondsAgo": round(float(r["age"]), 3), "instances": r["instances"],
+            **orjson.loads(r["info"]),
         }
         for r in rows
     }

@@ -89,10 +89,16 @@ def status() -> None:
     except platform.PlatformError as exc:
         _fail(str(exc))
         return
-    heartbeats = _heartbeats(settings)
+    heartbeats, by_pid = _heartbeats(settings)
     table = Table("service", "state", "pid / uptime", "lag", "last heartbeat")
-    for name, state, description in supervisor.status():
-        beat = heartbeats.get(name, {})
+    programs = supervisor.status()
+    pids = {name: int(d.split()[1].rstrip(",")) for name, _, d in programs if d.startswith("pid ")}
+    for name, state, description in programs:
+        # Each process shows its own heartbeat (booking may run as booking, booking-2, ...); a stopped one
+        # its service's last, unless that is another running process's.
+        beat = by_pid.get(pids[name], {}) if name in pids else heartbeats.get(name, {})
+        if name not in pids and beat.get("pid") in pids.values():
+            beat = {}
         colour = "green" if state == "RUNNING" else "red"
         lag = beat.get("lag")
         age = beat.get("lastHeartbeatSecondsAgo")
@@ -101,28 +107,37 @@ def status() -> None:
     console.print(table)
 
 
-def _heartbeats(settings: object) -> dict[str, dict[str, object]]:
+Beats = dict[str, dict[str, object]]
+
+
+def _heartbeats(settings: object) -> tuple[Beats, dict[int, dict[str, object]]]:
+    """The freshest heartbeat per service, and each process's own by pid."""
     import asyncio
 
     from boxoffice import platform
-    from boxoffice.adapters.heartbeat import read_heartbeats
+    from boxoffice.adapters.heartbeat import read_heartbeats, read_instances
     from boxoffice.adapters.postgres import create_pool
 
     runtime = platform.read_runtime(settings)  # type: ignore[arg-type]
     if runtime is None:
-        return {}
+        return {}, {}
+    stale = settings.heartbeat_stale_seconds  # type: ignore[attr-defined]
 
-    async def fetch() -> dict[str, dict[str, object]]:
+    async def fetch() -> tuple[Beats, dict[int, dict[str, object]]]:
         pool = await create_pool(runtime.database_url, size=1, attempts=3)
         try:
-            return await read_heartbeats(pool, settings.heartbeat_stale_seconds)  # type: ignore[attr-defined]
+            by_pid = {int(i["instance"].rpartition(":")[2]): {
+                **i["info"], "lastHeartbeatSecondsAgo": round(max(i["age"], 0.0), 3),
+                "status": "up" if i["age"] <= stale else "down"} for i in await read_instances(pool)
+                if i["instance"].rpartition(":")[2].isdigit()}
+            return await read_heartbeats(pool, stale), by_pid
         finally:
             await pool.close()
 
     try:
         return asyncio.run(fetch())
     except Exception:  # noqa: BLE001 - status still shows the supervisor's view
-        return {}
+        return {}, {}
 
 
 def _control(action: str, service: str) -> None:
@@ -135,14 +150,16 @@ def _control(action: str, service: str) -> None:
 
 
 @app.command()
-def stop(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> None:
-    """Stop one service; everything else keeps running."""
+def stop(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES) + " | one process, e.g. booking-2")]
+         ) -> None:
+    """Stop one service (all its processes) or one process of it; everything else keeps running."""
     _control("stop", service)
 
 
 @app.command()
-def start(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> None:
-    """Start one stopped service."""
+def start(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES) + " | one process, e.g. booking-2")]
+          ) -> None:
+    """Start one stopped service (all its processes) or one process of it."""
     _control("start", service)
 
 
