@@ -108,8 +108,10 @@ class BookingStore:
                 "SELECT request_id, outcome_topic, outcome FROM booking_requests WHERE request_id = ANY($1)",
                 list(unique),
             )
-            replays = [(r["outcome_topic"], r["outcome"]) for r in decided]
-            fresh = [c for c in unique.values() if c.request_id not in {r["request_id"] for r in decided}]
+            stored = {r["request_id"]: (r["outcome_topic"], r["outcome"]) for r in decided}
+            # Replayed in the order the requests came, like the first time.
+            replays = [stored[request_id] for request_id in unique if request_id in stored]
+            fresh = [c for c in unique.values() if c.request_id not in stored]
             outcomes = await self._decide(con, fresh, hold, now, on_loaded) if fresh else []
             outgoing = [reservation_message(outcome) for outcome in outcomes]
             await stamp_sequence(con, outgoing)
