@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # The realtime service's own port (0: `up` picks one) and where the gateway finds it.
     realtime_port: int = 0
     realtime_url: str | None = None
+    # On one machine the gateway hands each live connection's socket to the realtime service through this
+    # Unix socket (unset: <data dir>/realtime.sock; "off": always relay through the gateway).
+    realtime_handoff_socket: str | None = None
     payment_provider: str = "simulated"
     payment_latency_ms: float = Field(150, ge=0)
     # How long PUT /bookings/{id}/confirm waits for the payment's outcome before answering 202.
@@ -95,6 +98,12 @@ class Settings(BaseSettings):
         if self.max_seats_per_user is not None:
             return self.max_seats_per_user
         return DEFAULT_SEATS_PER_USER if self.auth_on else None
+
+    @property
+    def handoff_path(self) -> Path | None:
+        if self.realtime_handoff_socket == "off":
+            return None
+        return Path(self.realtime_handoff_socket) if self.realtime_handoff_socket else self.data_path / "realtime.sock"
 
     @property
     def embedded_kafka(self) -> bool:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.e2e.api_client import book, seat_statuses
+from tests.e2e.api_client import book, seat_statuses, wait_for
 from tests.e2e.sse import LiveStream
 from tests.platforms import RunningPlatform
 
@@ -87,3 +89,38 @@ async def test_live_is_refused_cleanly_while_the_realtime_service_is_down(client
         assert platform.cli("start", "realtime").returncode == 0
     async with LiveStream(client, EVENT) as window:
         assert window.messages[0]["type"] == "snapshot"
+
+
+async def _gateway_restarted(client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    os.kill(platform.pid("gateway"), signal.SIGKILL)
+
+    async def serving() -> bool:
+        try:
+            return (await client.get("/health")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    assert await wait_for(serving, timeout=30)
+
+
+async def test_open_pages_outlive_a_gateway_restart(client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    """On one machine the gateway hands each live socket to the realtime service, which writes to it
+    directly: killing the gateway leaves open pages connected and updating."""
+    async with LiveStream(client, EVENT) as window:
+        await _gateway_restarted(client, platform)
+        assert (await book(client, EVENT, ["J9"], "after_gateway_restart")).status_code == 201
+        await window.wait_for(lambda ms: any("J9" in m.get("seatIds", ()) for m in ms))
+        assert [m["type"] for m in window.messages].count("snapshot") == 1  # the same connection all along
+
+
+async def test_without_the_handoff_socket_the_gateway_relays(client: httpx.AsyncClient,
+                                                             platform: RunningPlatform) -> None:
+    handoff = platform.data_dir / "realtime.sock"
+    aside = handoff.with_name("realtime.sock.aside")
+    handoff.rename(aside)
+    try:
+        async with LiveStream(client, EVENT) as window:
+            assert (await book(client, EVENT, ["J10"], "relayed")).status_code == 201
+            await window.wait_for(lambda ms: any("J10" in m.get("seatIds", ()) for m in ms))
+    finally:
+        aside.rename(handoff)

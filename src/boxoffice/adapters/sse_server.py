@@ -3,15 +3,20 @@
 Measured on two cores, an ASGI stack spent most of the fan-out's time per frame and per connection; here
 a change is one `transport.write` per connection. It speaks just enough HTTP/1.1 for its two routes:
 `GET /events/{eventId}/live` (Server-Sent Events, the body ends when the connection closes) and
-`GET /health`.
+`GET /health`. On one machine the gateway hands browsers' sockets over (`serve_handoffs`), so frames skip
+the gateway entirely.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -117,3 +122,50 @@ async def serve(hub: LiveHub, host: str, port: int, health: Callable[[], dict[st
         lambda: LiveConnection(hub, health), host, port, backlog=8192, reuse_address=True)
     async with server:
         await server.serve_forever()
+
+
+async def serve_handoffs(hub: LiveHub, path: Path, health: Callable[[], dict[str, object]]) -> None:
+    """Adopts live connections whose sockets a gateway on this machine passes over a Unix socket, each with
+    the request to answer: from then on frames go from here straight to the browser."""
+    loop = asyncio.get_running_loop()
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    try:
+        receiver.bind(str(path))
+    except OSError as exc:  # e.g. a path too long for a Unix socket: the gateway relays instead
+        log.warning("no socket handoff at %s (%s): the gateway relays live connections", path, exc)
+        receiver.close()
+        await asyncio.Event().wait()  # the service runs on without it
+    os.chmod(path, 0o600)
+    receiver.setblocking(False)
+
+    async def adopt(fd: int, request: bytes) -> None:
+        browser = socket.socket(fileno=fd)
+        try:
+            browser.setblocking(False)
+            _, protocol = await loop.connect_accepted_socket(lambda: LiveConnection(hub, health), browser)
+        except OSError:
+            browser.close()
+            return
+        protocol.data_received(request)
+
+    def receive() -> None:
+        while True:
+            try:
+                request, fds, _, _ = socket.recv_fds(receiver, MAX_REQUEST_BYTES, 4)
+            except (BlockingIOError, InterruptedError):
+                return
+            for extra in fds[1:]:
+                os.close(extra)
+            if fds:
+                asyncio.ensure_future(adopt(fds[0], request))
+
+    loop.add_reader(receiver.fileno(), receive)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        loop.remove_reader(receiver.fileno())
+        receiver.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -16,7 +16,7 @@ from boxoffice import messages as topics
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import consumer_lag, make_tail_consumer
 from boxoffice.adapters.live_store import load_seat_map
-from boxoffice.adapters.sse_server import serve
+from boxoffice.adapters.sse_server import serve, serve_handoffs
 from boxoffice.config import Settings
 from boxoffice.messages import MalformedMessage, decode
 from boxoffice.service_layer.live_hub import LiveHub
@@ -47,11 +47,15 @@ async def main(settings: Settings) -> None:
             return {"lag": await consumer_lag(consumer), "connections": hub.connections, "events": len(hub.maps),
                     "delivered": hub.delivered, "dropped": hub.dropped, "port": settings.realtime_port}
 
+        def health() -> dict[str, object]:
+            return {"connections": hub.connections, "events": len(hub.maps)}
+
+        handoff = settings.handoff_path
         tasks = [asyncio.ensure_future(t) for t in (
             _consume(consumer, hub), hub.resync_gaps_forever(), hub.keep_alive_forever(KEEPALIVE_SECONDS),
-            serve(hub, settings.http_host, settings.realtime_port,
-                  lambda: {"connections": hub.connections, "events": len(hub.maps)}),
-            beat_forever(rt.pool, "realtime", settings.heartbeat_seconds, info))]
+            serve(hub, settings.http_host, settings.realtime_port, health),
+            beat_forever(rt.pool, "realtime", settings.heartbeat_seconds, info),
+            *([serve_handoffs(hub, handoff, health)] if handoff else []))]
         log.info("realtime serving live updates on %s:%d", settings.http_host, settings.realtime_port)
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
