@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     heartbeat_stale_seconds: float = 5.0
     # "text" lines, or "json": one object per line with the request's ids (docs/operations.md).
     log_format: str = Field("text", pattern="^(text|json)$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     db_pool_size: int = 8
     gateway_workers: int = Field(1, ge=1)
     # Booking processes in the one `booking` consumer group: the partitions are split between them.
@@ -80,6 +81,11 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def data_path(self) -> Path:

@@ -83,3 +83,20 @@ def test_configure_switches_the_root_format() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_the_log_level_setting_reaches_the_root_logger():
+    import logging
+
+    from boxoffice.config import Settings
+    from boxoffice.entrypoints.service import configure_logging
+
+    settings = Settings(log_level="debug")
+    assert settings.log_level == "DEBUG"
+    try:
+        configure_logging("booking", "json", settings.log_level)
+        assert logging.getLogger().level == logging.DEBUG
+        configure_logging("booking", "text", "WARNING")
+        assert logging.getLogger().level == logging.WARNING
+    finally:
+        configure_logging("booking", "text", "INFO")

@@ -12,9 +12,9 @@ from boxoffice import logs
 from boxoffice.config import Settings, get_settings
 
 
-def configure_logging(service: str, log_format: str = "text") -> None:
+def configure_logging(service: str, log_format: str = "text", level: str = "INFO") -> None:
     """Text lines by default; one JSON object per line with BOXOFFICE_LOG_FORMAT=json (boxoffice/logs.py)."""
-    logs.configure(service, log_format)
+    logs.configure(service, log_format, logging.getLevelName(level))
 
 
 async def _main(service: str, settings: Settings) -> None:
@@ -58,7 +58,7 @@ def run(service: str) -> None:
     # realtime fan-out spend a quarter of its time in garbage collection.
     gc.set_threshold(50_000, 20, 100)
     settings = get_settings()
-    configure_logging(service, settings.log_format)
+    configure_logging(service, settings.log_format, settings.log_level)
     if not settings.kafka_bootstrap or not settings.database_url:
         sys.exit("BOXOFFICE_KAFKA_BOOTSTRAP and BOXOFFICE_DATABASE_URL must be set (boxoffice up sets them)")
     if service == "gateway":  # uvicorn runs its own loop, signal handling and worker processes

@@ -108,7 +108,8 @@ def app_from_environment() -> FastAPI:
     from boxoffice.logs import configure
 
     settings = get_settings()
-    configure("gateway", settings.log_format)  # worker processes are spawned without the parent's logging
+    # Worker processes are spawned without the parent's logging.
+    configure("gateway", settings.log_format, logging.getLevelName(settings.log_level))
     return create_app(settings)
 
 
