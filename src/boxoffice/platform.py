@@ -45,7 +45,7 @@ class Runtime:
 
     def urls(self) -> dict[str, str]:
         urls = {"gateway": self.base_url, "live monitor": f"{self.base_url}/", "api docs": f"{self.base_url}/docs",
-                "health": f"{self.base_url}/health"}
+                "health": f"{self.base_url}/health", "metrics": f"{self.base_url}/metrics"}
         if self.mailbox_url:
             urls["mailbox"] = self.mailbox_url
         return urls
