@@ -65,9 +65,12 @@ class Settings(BaseSettings):
     # The realtime service's own port (0: `up` picks one) and where the gateway finds it.
     realtime_port: int = 0
     realtime_url: str | None = None
-    # On one machine the gateway hands each live connection's socket to the realtime service through this
-    # Unix socket (unset: <data dir>/realtime.sock; "off": always relay through the gateway).
-    realtime_handoff_socket: str | None = None
+    # On one machine the gateway hands each live connection's socket to a realtime process through the Unix
+    # sockets in this directory (unset: <data dir>/handoff; "off": always relay through the gateway).
+    realtime_handoff_dir: str | None = None
+    # Realtime processes `up` runs (realtime, realtime-2, ...): each tails every change and serves its share.
+    # Two by default: the fan-out to open pages is most of the live path's work, and it then uses two cores.
+    realtime_processes: int = Field(2, ge=1, le=16)
     payment_provider: str = "simulated"
     payment_latency_ms: float = Field(150, ge=0)
     # How long PUT /bookings/{id}/confirm waits for the payment's outcome before answering 202.
@@ -106,10 +109,10 @@ class Settings(BaseSettings):
         return DEFAULT_SEATS_PER_USER if self.auth_on else None
 
     @property
-    def handoff_path(self) -> Path | None:
-        if self.realtime_handoff_socket == "off":
+    def handoff_dir(self) -> Path | None:
+        if self.realtime_handoff_dir == "off":
             return None
-        return Path(self.realtime_handoff_socket) if self.realtime_handoff_socket else self.data_path / "realtime.sock"
+        return Path(self.realtime_handoff_dir) if self.realtime_handoff_dir else self.data_path / "handoff"
 
     @property
     def embedded_kafka(self) -> bool:

@@ -109,8 +109,9 @@ def _programs(settings: Settings, runtime: Runtime, postgres: EmbeddedPostgres |
 
 
 def service_programs(service: str, settings: Settings) -> list[str]:
-    """The supervisor programs of one service: booking runs as `booking`, `booking-2`, ... in one group."""
-    count = settings.booking_processes if service == "booking" else 1
+    """The supervisor programs of one service: booking runs as `booking`, `booking-2`, ... in one group;
+    realtime as `realtime`, `realtime-2`, ..., each serving its share of the live connections."""
+    count = {"booking": settings.booking_processes, "realtime": settings.realtime_processes}.get(service, 1)
     return [service] + [f"{service}-{n}" for n in range(2, count + 1)]
 
 
@@ -147,16 +148,18 @@ def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) ->
 
     deadline = time.monotonic() + timeout
     last = "no answer"
-    # As many booking processes as the running configuration has (an `up` of a running platform keeps it).
-    processes = sum(1 for name, _, _ in Supervisor(settings.data_path).status()
-                    if name == "booking" or _is_instance_of(name, "booking")) or 1
+    # As many processes per service as the running configuration has (an `up` of a running platform keeps it).
+    programs = [name for name, _, _ in Supervisor(settings.data_path).status()]
+    processes = {service: sum(1 for name in programs if name == service or _is_instance_of(name, service)) or 1
+                 for service in ("booking", "realtime")}
     while time.monotonic() < deadline:
         try:
             health = httpx.get(f"{runtime.base_url}/health", timeout=2).json()
             down = [n for n, s in health["services"].items() if s["status"] != "up"]
-            booking = health["services"].get("booking", {})
-            if not down and booking.get("instances", 1) < processes:
-                down = [f"booking ({booking.get('instances')} of {processes} processes)"]
+            for service, count in processes.items():
+                beating = health["services"].get(service, {}).get("instances", 1)
+                if not down and beating < count:
+                    down = [f"{service} ({beating} of {count} processes)"]
             if not down and health["database"] == "up":
                 return
             last = "waiting for " + ", ".join(down)

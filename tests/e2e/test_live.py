@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -115,12 +116,41 @@ async def test_open_pages_outlive_a_gateway_restart(client: httpx.AsyncClient, p
 
 async def test_without_the_handoff_socket_the_gateway_relays(client: httpx.AsyncClient,
                                                              platform: RunningPlatform) -> None:
-    handoff = platform.data_dir / "realtime.sock"
-    aside = handoff.with_name("realtime.sock.aside")
+    handoff = platform.data_dir / "handoff"
+    aside = handoff.with_name("handoff.aside")
     handoff.rename(aside)
     try:
+        await asyncio.sleep(1.5)  # the gateway looks for handoff sockets once a second
         async with LiveStream(client, EVENT) as window:
             assert (await book(client, EVENT, ["J10"], "relayed")).status_code == 201
             await window.wait_for(lambda ms: any("J10" in m.get("seatIds", ()) for m in ms))
     finally:
         aside.rename(handoff)
+
+
+async def test_live_connections_are_shared_between_the_realtime_processes(client: httpx.AsyncClient,
+                                                                          platform: RunningPlatform) -> None:
+    import asyncpg
+    import orjson
+
+    async def connections_per_process() -> dict[int, int]:
+        con = await asyncpg.connect(str(platform.runtime["database_url"]))
+        try:
+            rows = await con.fetch("SELECT pid, info FROM service_heartbeats WHERE service = 'realtime' "
+                                   "AND beat_at > now() - interval '3 seconds'")
+        finally:
+            await con.close()
+        return {r["pid"]: orjson.loads(r["info"]).get("connections", 0) for r in rows}
+
+    async with contextlib.AsyncExitStack() as stack:
+        windows = [await stack.enter_async_context(LiveStream(client, EVENT)) for _ in range(4)]
+        shared = await wait_for(lambda: _all_serving(connections_per_process, expected=2), timeout=10)
+        assert shared, await connections_per_process()
+        assert (await book(client, EVENT, ["J12"], "shared")).status_code == 201
+        for window in windows:
+            await window.wait_for(lambda ms: any("J12" in m.get("seatIds", ()) for m in ms))
+
+
+async def _all_serving(read, expected: int) -> bool:  # noqa: ANN001
+    counts = await read()
+    return len(counts) == expected and all(n >= 1 for n in counts.values())

@@ -13,7 +13,8 @@ RUNTIME = Runtime("127.0.0.1:9092", "postgresql://db", 8000, True, True, realtim
 
 
 def test_booking_runs_as_several_programs_of_one_service(tmp_path: Path) -> None:
-    settings = Settings(booking_processes=3, kafka_bootstrap="127.0.0.1:9092", database_url="postgresql://db")
+    settings = Settings(booking_processes=3, realtime_processes=1, kafka_bootstrap="127.0.0.1:9092",
+                        database_url="postgresql://db")
     _, services = _programs(settings, RUNTIME, None, None, None)
 
     names = [p.name for p in services]
@@ -24,8 +25,8 @@ def test_booking_runs_as_several_programs_of_one_service(tmp_path: Path) -> None
     assert "programs=gateway,booking,booking-2,booking-3,payment" in (tmp_path / "supervisord.conf").read_text()
 
 
-def test_one_process_each_by_default() -> None:
-    assert [p for s in SERVICES for p in service_programs(s, Settings())] == list(SERVICES)
+def test_one_process_each_by_default_but_two_realtime_processes() -> None:
+    assert [p for s in SERVICES for p in service_programs(s, Settings())] == [*SERVICES, "realtime-2"]
 
 
 def test_a_process_is_addressed_by_its_program_name() -> None:

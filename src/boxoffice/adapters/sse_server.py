@@ -118,8 +118,9 @@ class LiveConnection(asyncio.Protocol):
 
 
 async def serve(hub: LiveHub, host: str, port: int, health: Callable[[], dict[str, object]]) -> None:
+    # Several realtime processes share the port (the kernel spreads relayed connections between them).
     server = await asyncio.get_running_loop().create_server(
-        lambda: LiveConnection(hub, health), host, port, backlog=8192, reuse_address=True)
+        lambda: LiveConnection(hub, health), host, port, backlog=8192, reuse_address=True, reuse_port=True)
     async with server:
         await server.serve_forever()
 
@@ -129,6 +130,7 @@ async def serve_handoffs(hub: LiveHub, path: Path, health: Callable[[], dict[str
     the request to answer: from then on frames go from here straight to the browser."""
     loop = asyncio.get_running_loop()
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from boxoffice import bootstrap
 from boxoffice import messages as topics
@@ -50,7 +51,9 @@ async def main(settings: Settings) -> None:
         def health() -> dict[str, object]:
             return {"connections": hub.connections, "events": len(hub.maps)}
 
-        handoff = settings.handoff_path
+        # Each process has its own handoff socket, named after its supervisor program (realtime-2.sock).
+        handoff_dir = settings.handoff_dir
+        handoff = handoff_dir / f"{os.environ.get('SUPERVISOR_PROCESS_NAME', 'realtime')}.sock" if handoff_dir else None
         tasks = [asyncio.ensure_future(t) for t in (
             _consume(consumer, hub), hub.resync_gaps_forever(), hub.keep_alive_forever(KEEPALIVE_SECONDS),
             serve(hub, settings.http_host, settings.realtime_port, health),

@@ -16,6 +16,7 @@ import array
 import asyncio
 import re
 import socket
+import time
 from urllib.parse import urlsplit
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -31,29 +32,50 @@ _UNAVAILABLE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/
                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_UNAVAILABLE_BODY), _UNAVAILABLE_BODY))
 
 
-_handoff: socket.socket | None = None
+class _Handoff:
+    """The realtime processes' handoff sockets on this machine, taken in turn."""
 
+    RESCAN_SECONDS = 1.0
 
-def _hand_over(browser: asyncio.Transport, request: bytes) -> bool:
-    """Passes the browser's socket and its request to the realtime service on this machine, which then
-    writes to it directly. False (relay instead) when there is none or it cannot take more right now."""
-    global _handoff
-    path = get_settings().handoff_path
-    connection = browser.get_extra_info("socket")
-    if path is None or connection is None or not path.exists():
-        return False
-    if _handoff is None:
-        _handoff = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        _handoff.setblocking(False)
-    try:
+    def __init__(self) -> None:
+        self._sender: socket.socket | None = None
+        self._targets: list[str] = []
+        self._scanned = -1e9
+        self._turn = 0
+
+    def _scan(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._scanned > self.RESCAN_SECONDS:
+            directory = get_settings().handoff_dir
+            self._targets = sorted(str(p) for p in directory.glob("*.sock")) if directory and directory.is_dir() else []
+            self._scanned = now
+        return self._targets
+
+    def give(self, browser: asyncio.Transport, request: bytes) -> bool:
+        """Passes the browser's socket and its request to a realtime process, which then writes to it
+        directly. False (relay instead) when none is there or none can take more right now."""
+        connection = browser.get_extra_info("socket")
+        targets = self._scan()
+        if connection is None or not targets:
+            return False
+        if self._sender is None:
+            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sender.setblocking(False)
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [connection.fileno()]))]
         browser.pause_reading()
-        # sendmsg itself: socket.send_fds drops its address argument before Python 3.12.
-        _handoff.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [connection.fileno()]))],
-                         0, str(path))
-        return True
-    except OSError:  # not listening (restarting), queue full, path too long: relay this one
+        for _ in range(len(targets)):
+            self._turn = (self._turn + 1) % len(targets)
+            try:
+                # sendmsg itself: socket.send_fds drops its address argument before Python 3.12.
+                self._sender.sendmsg([request], rights, 0, targets[self._turn])
+                return True
+            except OSError:  # that process is restarting or full: the next one
+                continue
         browser.resume_reading()
         return False
+
+
+_handoff = _Handoff()
 
 
 class _Upstream(asyncio.Protocol):
@@ -97,7 +119,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
     async def _splice(self, target: bytes, last_event_id: bytes) -> None:
         resume = b"Last-Event-ID: " + last_event_id + b"\r\n" if last_event_id else b""
         request = b"GET " + target + b" HTTP/1.1\r\nHost: realtime\r\n" + resume + b"\r\n"
-        if _hand_over(self.transport, request):
+        if _handoff.give(self.transport, request):
             metrics.LIVE_SPLICED.inc()
             self.transport.close()  # only this process's descriptor: the realtime service holds its own
             return
