@@ -23,7 +23,9 @@ def frames(subscriber_queue: asyncio.Queue, first: list[bytes]) -> list[dict]:
         item = subscriber_queue.get_nowait()
         if item is not None:
             out.append(item)
-    return [orjson.loads(f.split(b"data: ", 1)[1]) for f in out]
+    # A write may carry several SSE messages (changes that arrived together).
+    messages = [m for f in out for m in f.split(b"\n\n") if b"data: " in m]
+    return [orjson.loads(m.split(b"data: ", 1)[1]) for m in messages]
 
 
 async def test_snapshot_then_stream_misses_nothing_while_changes_commit(pool: asyncpg.Pool, event: EventSpec) -> None:

@@ -68,3 +68,36 @@ def test_a_reconnecting_browser_gets_exactly_what_it_missed() -> None:
     assert seat_map.since(9) is None  # from the future (an older broker life): a new snapshot
     snapshot = seat_map.snapshot()
     assert snapshot["seq"] == 3 and snapshot["reserved"] == 3 and snapshot["total"] == 3
+
+
+class RecordingSubscriber:
+    def __init__(self, event_id: str) -> None:
+        self.event_id, self.writes = event_id, []
+
+    def deliver(self, frame: bytes) -> bool:
+        self.writes.append(frame)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+async def test_changes_that_arrive_together_go_out_in_one_write_per_connection() -> None:
+    from boxoffice.service_layer.live_hub import LiveHub
+
+    async def load(event_id: str):  # noqa: ANN202
+        return 0, seats("A1", "A2", "A3") if event_id == "ev" else None
+
+    hub = LiveHub(load)
+    seat_map = await hub.seat_map("ev")
+    watchers = [hub.subscribe(seat_map, None, RecordingSubscriber("ev"))[0] for _ in range(3)]
+    # Out of order within the batch, and one for an event nobody watches.
+    hub.on_messages([change(topics.SEAT_RESERVED, 2, "A2"), change(topics.SEAT_RESERVED, 1, "A1"),
+                     Message(topics.SEAT_RESERVED, "other", {"seq": 1, "seatIds": ["X1"], "bookingId": "b"}),
+                     change(topics.SEAT_RELEASED, 3, "A1", reason="cancelled")])
+
+    for watcher in watchers:
+        assert len(watcher.writes) == 1
+        ids = [line for line in watcher.writes[0].split(b"\n") if line.startswith(b"id: ")]
+        assert ids == [b"id: 1", b"id: 2", b"id: 3"]
+    assert hub.delivered == 9

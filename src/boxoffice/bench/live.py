@@ -27,17 +27,16 @@ from boxoffice.bench.holds import _pct, bench_event
 from boxoffice.config import Settings
 
 
-def _process(data_dir: Path, name: str) -> psutil.Process | None:
-    for program, _state, description in Supervisor(data_dir).status():
-        if program == name and description.startswith("pid "):
-            return psutil.Process(int(description.split()[1].rstrip(",")))
-    return None
+def _processes(data_dir: Path, name: str) -> list[psutil.Process]:
+    """Every process of a service: `realtime`, `realtime-2`, ..."""
+    return [psutil.Process(int(description.split()[1].rstrip(",")))
+            for program, _state, description in Supervisor(data_dir).status()
+            if (program == name or program.startswith(name + "-")) and description.startswith("pid ")]
 
 
-def _rss(process: psutil.Process | None) -> int:
-    if process is None:
-        return 0
-    return process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))
+def _rss(processes: list[psutil.Process]) -> int:
+    return sum(p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+               for p in processes)
 
 
 class Listener:
@@ -109,7 +108,7 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
     async with pool.acquire() as con:
         await create_event(con, spec)
     await pool.close()
-    realtime, gateway = _process(settings.data_path, "realtime"), _process(settings.data_path, "gateway")
+    realtime, gateway = _processes(settings.data_path, "realtime"), _processes(settings.data_path, "gateway")
     memory_before = (_rss(realtime), _rss(gateway))
     listener = Listener()
     host = "127.0.0.1"

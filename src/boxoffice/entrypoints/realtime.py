@@ -30,12 +30,14 @@ KEEPALIVE_SECONDS = 15.0
 async def _consume(consumer, hub: LiveHub) -> None:  # noqa: ANN001
     while True:
         batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+        messages = []
         for records in batches.values():
             for record in records:
                 try:
-                    hub.on_message(decode(record.value))
+                    messages.append(decode(record.value))
                 except MalformedMessage:
                     continue
+        hub.on_messages(messages)
 
 
 async def main(settings: Settings) -> None:

@@ -102,15 +102,24 @@ class LiveHub:
         return seat_map
 
     def on_message(self, message: Message) -> None:
-        if message.type not in LIVE_TYPES:
-            return
-        seat_map = self.maps.get(message.event_id)
-        if seat_map is None:
-            if message.event_id in self._arrived_while_loading:
-                self._arrived_while_loading[message.event_id].append(message)
-            return
-        for change in seat_map.offer(message):
-            self._broadcast(message.event_id, sse_frame(change))
+        self.on_messages([message])
+
+    def on_messages(self, messages: list[Message]) -> None:
+        """Changes that arrived together go out together: one write per connection and event, so a backlog
+        costs fewer writes per change, not more."""
+        frames: dict[str, list[bytes]] = {}
+        for message in messages:
+            if message.type not in LIVE_TYPES:
+                continue
+            seat_map = self.maps.get(message.event_id)
+            if seat_map is None:
+                if message.event_id in self._arrived_while_loading:
+                    self._arrived_while_loading[message.event_id].append(message)
+                continue
+            for change in seat_map.offer(message):
+                frames.setdefault(message.event_id, []).append(sse_frame(change))
+        for event_id, event_frames in frames.items():
+            self._broadcast(event_id, b"".join(event_frames), messages=len(event_frames))
 
     def subscribe(self, seat_map: LiveSeatMap, last_seen: int | None,
                   subscriber: Subscriber | None = None) -> tuple[Subscriber, list[bytes]]:
@@ -128,15 +137,14 @@ class LiveHub:
         if watchers is not None:
             watchers.discard(subscriber)
 
-    def _broadcast(self, event_id: str, frame: bytes, count: bool = True) -> None:
+    def _broadcast(self, event_id: str, frame: bytes, messages: int = 1) -> None:
         subscribers = self.subscribers.get(event_id)
         if not subscribers:
             return
         for subscriber in list(subscribers):
             if not subscriber.deliver(frame):
                 self._drop(subscriber)
-        if count:
-            self.delivered += len(subscribers)
+        self.delivered += len(subscribers) * messages
 
     def _drop(self, subscriber: Subscriber) -> None:
         self.unsubscribe(subscriber)
@@ -148,7 +156,7 @@ class LiveHub:
         while True:
             await asyncio.sleep(every)
             for event_id in list(self.subscribers):
-                self._broadcast(event_id, b": keepalive\n\n", count=False)
+                self._broadcast(event_id, b": keepalive\n\n", messages=0)
 
     async def resync_gaps_forever(self, every: float = 0.5) -> None:
         """A change that never arrives (a broker restart can lose one) would stall a map: reload it."""
