@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -15,13 +17,29 @@ from boxoffice.messages import SEAT_RESERVATION_TIMEOUT, decode, utc_now
 from tests.integration.test_lifecycle import hold
 
 
-async def test_timeouts_are_published_at_the_deadline(pool: asyncpg.Pool, kafka: str, event: EventSpec) -> None:
+@contextlib.asynccontextmanager
+async def timeout_topic(kafka: str) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer]]:
+    """A producer for the schedulers and a consumer reading the timeouts they publish from now on."""
     consumer = AIOKafkaConsumer(SEAT_RESERVATION_TIMEOUT, bootstrap_servers=kafka, group_id=None,
                                 auto_offset_reset="latest", fetch_max_wait_ms=5)
     await consumer.start()
     await consumer.seek_to_end()
     producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
     await producer.start()
+    try:
+        yield consumer, producer
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_timeouts_are_published_at_the_deadline(pool: asyncpg.Pool, kafka: str, event: EventSpec) -> None:
+    async with timeout_topic(kafka) as (consumer, producer):
+        await _published_at_the_deadline(pool, event, consumer, producer)
+
+
+async def _published_at_the_deadline(pool: asyncpg.Pool, event: EventSpec, consumer: AIOKafkaConsumer,
+                                     producer: AIOKafkaProducer) -> None:
     scheduler = ExpiryScheduler(pool, Publisher(producer), utc_now, resend_after=30)
     task = asyncio.create_task(scheduler.run())
     try:
@@ -43,8 +61,6 @@ async def test_timeouts_are_published_at_the_deadline(pool: asyncpg.Pool, kafka:
         repeats = sum(len(r) for r in (await consumer.getmany(timeout_ms=200)).values())
     finally:
         task.cancel()
-        await consumer.stop()
-        await producer.stop()
 
     late_first = (arrivals[first] - (start + timedelta(seconds=1.0))).total_seconds()
     late_second = (arrivals[second] - (start + timedelta(seconds=1.5))).total_seconds()
@@ -56,12 +72,12 @@ async def test_one_of_several_schedulers_publishes_and_another_takes_over(pool: 
                                                                           event: EventSpec) -> None:
     """Every booking process runs a scheduler; one publishes each timeout, and when its process goes, another
     takes over."""
-    consumer = AIOKafkaConsumer(SEAT_RESERVATION_TIMEOUT, bootstrap_servers=kafka, group_id=None,
-                                auto_offset_reset="latest", fetch_max_wait_ms=5)
-    await consumer.start()
-    await consumer.seek_to_end()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
-    await producer.start()
+    async with timeout_topic(kafka) as (consumer, producer):
+        await _one_publishes_another_takes_over(pool, event, consumer, producer)
+
+
+async def _one_publishes_another_takes_over(pool: asyncpg.Pool, event: EventSpec, consumer: AIOKafkaConsumer,
+                                            producer: AIOKafkaProducer) -> None:
     schedulers = [ExpiryScheduler(pool, Publisher(producer), utc_now, resend_after=30, longest_sleep=0.5)
                   for _ in range(3)]
     tasks = [asyncio.create_task(s.run()) for s in schedulers]
@@ -99,5 +115,3 @@ async def test_one_of_several_schedulers_publishes_and_another_takes_over(pool: 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await consumer.stop()
-        await producer.stop()
