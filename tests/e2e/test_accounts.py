@@ -50,6 +50,10 @@ async def test_register_and_log_in(client: httpx.AsyncClient) -> None:
     assert unknown.status_code == 401
     short = await client.post("/auth/register", json={"email": "short@example.com", "password": "short"})
     assert short.status_code == 422 and short.json()["code"] == "validation_error"
+    nul = await client.post("/auth/register", json={"email": "n\u0000l@example.com", "password": "long enough"})
+    assert nul.status_code == 422
+    nul_login = await client.post("/auth/token", data={"username": "n\u0000l@example.com", "password": "whatever1"})
+    assert nul_login.status_code == 401 and nul_login.json()["code"] == "invalid_credentials"
 
 
 async def test_booking_needs_a_valid_token(client: httpx.AsyncClient) -> None:

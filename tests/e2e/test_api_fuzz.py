@@ -8,22 +8,25 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+import httpx
 import schemathesis
-from schemathesis.config import SchemathesisConfig
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
+    ignored_auth,
     negative_data_rejection,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.config import SchemathesisConfig
 
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.app import create_app
 from tests.platforms import RunningPlatform, start_platform
 
 EXAMPLES_PER_OPERATION = 25
+ACCOUNTS_EXAMPLES_PER_OPERATION = 12
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 
@@ -70,19 +73,61 @@ def probe(fuzzed_platform: RunningPlatform) -> Iterator[StateProbe]:
 
 # The schema the gateway serves at /openapi.json, built from the same code without starting it.
 # A body over the size limit is refused with 413 whatever else is wrong with it.
-schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi(), config=SchemathesisConfig.from_dict(
-    {"checks": {"negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "409", "413",
-                                                                  "415", "422", "429"]}}}))
+FUZZ_CONFIG = {"checks": {"negative_data_rejection": {"expected-statuses": [
+    "400", "401", "403", "404", "405", "409", "413", "415", "422", "429"]}}}
+open_schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi(),
+                                             config=SchemathesisConfig.from_dict(FUZZ_CONFIG))
+accounts_schema = schemathesis.openapi.from_dict(create_app(Settings(auth="on")).openapi(),
+                                                 config=SchemathesisConfig.from_dict(FUZZ_CONFIG))
 
 
-@schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=list(HealthCheck), derandomize=True)
-def test_api_answers_as_documented(case: schemathesis.Case, fuzzed_platform: RunningPlatform,
-                                   probe: StateProbe) -> None:
+def call_and_check(case: schemathesis.Case, platform: RunningPlatform, probe: StateProbe,
+                   checks: list, headers: dict[str, str] | None = None) -> None:  # type: ignore[type-arg]
     before = probe.read()
-    response = case.call_and_validate(base_url=fuzzed_platform.base_url, checks=CHECKS, timeout=30)
+    response = case.call_and_validate(base_url=platform.base_url, checks=checks, headers=headers, timeout=30)
     # 402 is a declined payment: it releases the seats by design.
     if 400 <= response.status_code < 500 and response.status_code != 402:
         assert probe.read() == before, f"{case.method} {case.formatted_path} answered " \
                                        f"{response.status_code} but changed the state"
+
+
+@open_schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
+          suppress_health_check=list(HealthCheck), derandomize=True)
+def test_api_answers_as_documented(case: schemathesis.Case, fuzzed_platform: RunningPlatform,
+                                   probe: StateProbe) -> None:
+    call_and_check(case, fuzzed_platform, probe, CHECKS)
+
+
+@pytest.fixture(scope="module")
+def accounts_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """Accounts on; rate limits off so that the fuzzer meets every other answer too."""
+    yield from start_platform(tmp_path_factory.mktemp("fuzz_accounts"), BOXOFFICE_AUTH="on",
+                              BOXOFFICE_RATE_LIMITS="off", BOXOFFICE_PAYMENT_LATENCY_MS="5")
+
+
+@pytest.fixture(scope="module")
+def accounts_probe(accounts_platform: RunningPlatform) -> Iterator[StateProbe]:
+    state = StateProbe(str(accounts_platform.runtime["database_url"]))
+    yield state
+    state.close()
+
+
+@pytest.fixture(scope="module")
+def buyer_token(accounts_platform: RunningPlatform) -> str:
+    with httpx.Client(base_url=accounts_platform.base_url) as client:
+        account = {"email": "fuzzing-buyer@example.com", "password": "fuzzing password"}
+        assert client.post("/auth/register", json=account).status_code == 201
+        answer = client.post("/auth/token", data={"username": account["email"], "password": account["password"]})
+        return str(answer.json()["access_token"])
+
+
+@accounts_schema.parametrize()
+@settings(max_examples=ACCOUNTS_EXAMPLES_PER_OPERATION, deadline=None,
+          suppress_health_check=list(HealthCheck), derandomize=True)
+def test_api_with_accounts_answers_as_documented(case: schemathesis.Case, accounts_platform: RunningPlatform,
+                                                 accounts_probe: StateProbe, buyer_token: str) -> None:
+    """As a signed-in buyer: organiser and admin calls are refused (403) and change nothing; a call without
+    the token is refused too (ignored_auth)."""
+    call_and_check(case, accounts_platform, accounts_probe, [*CHECKS, ignored_auth],
+                   headers={"Authorization": f"Bearer {buyer_token}"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Request
@@ -16,6 +18,8 @@ from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Str
 from boxoffice.entrypoints.gateway.state import GatewayDep
 
 router = APIRouter(tags=["accounts"], responses=BODY_TOO_LARGE)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Registration(Strict):
@@ -89,7 +93,8 @@ async def token(
     """OAuth2 password flow: form fields username (the email) and password → a bearer access token."""
     access = access_of(gw)
     access.limit_ip(request)
-    account = await access.accounts.by_email(username)
+    # An email with control characters cannot belong to an account (and PostgreSQL text cannot hold NUL).
+    account = None if _CONTROL.search(username) else await access.accounts.by_email(username)
     if not await verify_password(account.password_hash if account else None, password) or account is None:
         raise ApiError(401, "invalid_credentials", "Wrong email or password", headers={"WWW-Authenticate": "Bearer"})
     return JSON({"access_token": access.tokens.issue(account.principal), "token_type": "bearer",

@@ -20,7 +20,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")]
+Email = Annotated[str, StringConstraints(
+    pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}\.[^@\s\x00-\x1f\x7f]{1,63}$")]
 PaymentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
 
@@ -151,12 +152,14 @@ class SeatView(BaseModel):
 
 CategoryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
 RowLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,4}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# Names shown on pages and stored as text: no control characters (PostgreSQL text cannot hold NUL at all).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=PRINTABLE)]
 
 
 class NewVenue(Strict):
     name: Text
-    city: Annotated[str, StringConstraints(max_length=100)] = ""
+    city: Annotated[str, StringConstraints(max_length=100, pattern=PRINTABLE)] = ""
 
 
 class NewPriceCategory(Strict):
