@@ -154,3 +154,31 @@ async def test_live_connections_are_shared_between_the_realtime_processes(client
 async def _all_serving(read, expected: int) -> bool:  # noqa: ANN001
     counts = await read()
     return len(counts) == expected and all(n >= 1 for n in counts.values())
+
+
+async def test_the_same_stream_over_a_websocket(client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    import orjson
+    import websockets
+
+    url = platform.base_url.replace("http://", "ws://") + f"/ws/events/{EVENT}"
+    async with websockets.connect(url) as socket:
+        snapshot = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert snapshot["type"] == "snapshot" and {"available", "reserved", "booked", "seats"} <= set(snapshot)
+        assert (await book(client, EVENT, ["K1"], "websocket_fan")).status_code == 201
+        while True:
+            message = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+            if "K1" in message.get("seatIds", ()):
+                break
+        assert message["type"] == "seat.reserved" and message["seq"] > snapshot["seq"]
+
+    # Resuming from the snapshot's sequence number replays exactly what came after it.
+    async with websockets.connect(f"{url}?lastEventId={snapshot['seq']}") as socket:
+        replayed = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert replayed["seq"] == snapshot["seq"] + 1
+
+    async with websockets.connect(url.replace(EVENT, "no_such_event")) as socket:
+        refused = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert refused == {"type": "error", "code": "event_not_found", "error": "Event no_such_event does not exist"}
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+        assert closed.value.rcvd.code == 1008

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Request, WebSocket
 from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from boxoffice.entrypoints.gateway.responses import error
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody
-from boxoffice.entrypoints.gateway.state import GatewayDep
+from boxoffice.entrypoints.gateway.state import Gateway, GatewayDep
 
 router = APIRouter(tags=["live"])
 
@@ -29,6 +31,80 @@ async def monitor() -> Response:
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+_UNAVAILABLE = "Live updates are unavailable right now; retry in a moment"
+
+
+async def _open_stream(gw: Gateway, event_id: str,
+                       last: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | Response:
+    """The event's stream from the realtime service, past its HTTP head; or the error to answer."""
+    target = urlsplit(gw.settings.realtime_url or "")
+    try:
+        reader, writer = await asyncio.open_connection(target.hostname, target.port)
+    except OSError:
+        return error(503, "live_unavailable", _UNAVAILABLE, headers={"Retry-After": "2"})
+    resume = f"Last-Event-ID: {last}\r\n" if last.isdigit() else ""
+    writer.write(f"GET /events/{event_id}/live HTTP/1.1\r\nHost: realtime\r\n{resume}\r\n".encode())
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        writer.close()
+        return error(503, "live_unavailable", _UNAVAILABLE, headers={"Retry-After": "2"})
+    status = int(head.split(b" ", 2)[1])
+    if status != 200:
+        body = await reader.read()
+        writer.close()
+        return Response(body, status_code=status, media_type="application/json")
+    return reader, writer
+
+
+@router.websocket("/ws/events/{event_id}")
+async def live_websocket(websocket: WebSocket, event_id: str) -> None:
+    """The same stream as GET /events/{eventId}/live, one JSON text message per SSE message (snapshot, then
+    changes; each carries its `seq`). Resume with `?lastEventId=N`. On an error the socket gets one
+    `{"type": "error", "code", "error"}` message and closes (1008 unknown event, 1013 try again later)."""
+    gw = websocket.app.state.gateway
+    await websocket.accept()
+    if not _EVENT_ID.match(event_id):
+        await _refuse(websocket, 1008, {"code": "invalid_id", "error": "Malformed event id"})
+        return
+    opened = await _open_stream(gw, event_id, websocket.query_params.get("lastEventId", ""))
+    if isinstance(opened, Response):
+        body = orjson.loads(opened.body)
+        await _refuse(websocket, 1008 if opened.status_code == 404 else 1013,
+                      {"code": body.get("code"), "error": body.get("error")})
+        return
+    reader, writer = opened
+
+    async def forward() -> None:
+        buffered = b""
+        while chunk := await reader.read(65536):
+            buffered += chunk
+            *messages, buffered = buffered.split(b"\n\n")
+            for message in messages:
+                data = [line[6:] for line in message.split(b"\n") if line.startswith(b"data: ")]
+                if data:
+                    await websocket.send_text(b"\n".join(data).decode())
+
+    async def until_closed() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # a client has nothing to say here
+
+    tasks = [asyncio.ensure_future(forward()), asyncio.ensure_future(until_closed())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        writer.close()
+    with contextlib.suppress(RuntimeError, OSError):
+        await websocket.close(1013)  # the realtime service went away: reconnect with the last seq
+
+
+async def _refuse(websocket: WebSocket, code: int, body: dict[str, object]) -> None:
+    await websocket.send_text(orjson.dumps({"type": "error", **body}).decode())
+    await websocket.close(code)
+
+
 @router.get("/events/{event_id}/live", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "A snapshot of the seat map, then one message per seat change; "
@@ -39,25 +115,10 @@ async def live(event_id: Annotated[str, PathParam(max_length=64)], request: Requ
     if not _EVENT_ID.match(event_id):
         return error(422, "invalid_id", "Malformed event id")
     last = request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
-    target = urlsplit(gw.settings.realtime_url or "")
-    try:
-        reader, writer = await asyncio.open_connection(target.hostname, target.port)
-    except OSError:
-        return error(503, "live_unavailable", "Live updates are unavailable right now; retry in a moment",
-                     headers={"Retry-After": "2"})
-    resume = f"Last-Event-ID: {last}\r\n" if last.isdigit() else ""
-    writer.write(f"GET /events/{event_id}/live HTTP/1.1\r\nHost: realtime\r\n{resume}\r\n".encode())
-    try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-        writer.close()
-        return error(503, "live_unavailable", "Live updates are unavailable right now; retry in a moment",
-                     headers={"Retry-After": "2"})
-    status = int(head.split(b" ", 2)[1])
-    if status != 200:
-        body = await reader.read()
-        writer.close()
-        return Response(body, status_code=status, media_type="application/json")
+    opened = await _open_stream(gw, event_id, last)
+    if isinstance(opened, Response):
+        return opened
+    reader, writer = opened
 
     async def relay() -> AsyncIterator[bytes]:
         # Raw bytes through: no HTTP client parses every frame again on its way to the browser.
