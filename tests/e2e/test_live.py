@@ -126,6 +126,7 @@ async def test_without_the_handoff_socket_the_gateway_relays(client: httpx.Async
             await window.wait_for(lambda ms: any("J10" in m.get("seatIds", ()) for m in ms))
     finally:
         aside.rename(handoff)
+        await asyncio.sleep(1.5)  # so that later tests find the handoff sockets again
 
 
 async def test_live_connections_are_shared_between_the_realtime_processes(client: httpx.AsyncClient,
