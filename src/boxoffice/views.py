@@ -104,5 +104,6 @@ async def user_bookings(pool: asyncpg.Pool, user_id: str, limit: int = 100) -> l
 
 async def booking_state(pool: asyncpg.Pool, booking_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT event_id, user_id, status, payment_id, amount, currency, seat_ids FROM bookings WHERE booking_id = $1",
+        "SELECT event_id, user_id AS \"userId\", status, payment_id, amount, currency, seat_ids FROM bookings "
+        "WHERE booking_id = $1",
         booking_id)

@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Iterator
 
 import asyncpg
-import pytest
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (

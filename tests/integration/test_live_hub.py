@@ -47,9 +47,9 @@ async def test_snapshot_then_stream_misses_nothing_while_changes_commit(pool: as
     assert seat_map is not None
     subscriber, first = hub.subscribe(seat_map, None)
     for message in reversed(published):
-        hub.on_message(message)
+        hub.on_messages([message])
     await book(99, seats[12])
-    hub.on_message(published[-1])
+    hub.on_messages([published[-1]])
 
     received = frames(subscriber.queue, first)
     snapshot, changes = received[0], received[1:]
@@ -76,7 +76,7 @@ async def test_a_stalled_client_is_dropped_and_the_others_get_every_change(pool:
         rows = await store.reserve([ReserveSeats(f"req-stall-{event.event_id}-{i}", event.event_id, "u", [seat])],
                                    timedelta(minutes=5), datetime.now(UTC))
         for row in rows:
-            hub.on_message(decode(row.payload))
+            hub.on_messages([decode(row.payload)])
         while not reader.queue.empty():  # this client keeps up
             received.append(reader.queue.get_nowait())
 

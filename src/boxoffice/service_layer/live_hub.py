@@ -101,9 +101,6 @@ class LiveHub:
         self.maps[event_id] = seat_map
         return seat_map
 
-    def on_message(self, message: Message) -> None:
-        self.on_messages([message])
-
     def on_messages(self, messages: list[Message]) -> None:
         """Changes that arrived together go out together: one write per connection and event, so a backlog
         costs fewer writes per change, not more."""

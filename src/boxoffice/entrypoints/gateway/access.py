@@ -13,6 +13,7 @@ from boxoffice.adapters.accounts import AccountStore, InvalidToken, TokenSigner
 from boxoffice.config import Settings
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.responses import ApiError
+from boxoffice.entrypoints.gateway.schemas import ErrorBody
 from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.service_layer.rate_limits import TokenBuckets
 
@@ -62,20 +63,16 @@ def _refuse_if_late(wait: float | None, whose: str) -> None:
                        headers={"Retry-After": str(seconds)}, retryAfterSeconds=seconds)
 
 
-def access_of(gw: GatewayDep) -> Access:
-    return gw.access  # type: ignore[no-any-return]
-
-
 async def optional_caller(gw: GatewayDep, credentials: Credentials) -> Principal | None:
     """The caller when accounts are on (401 without a valid token); None in the open demo mode."""
     if not gw.settings.auth_on:
         return None
-    return access_of(gw).principal(credentials)
+    return gw.access.principal(credentials)
 
 
 async def limited_caller(request: Request, gw: GatewayDep, credentials: Credentials) -> Principal | None:
     """For booking and payment calls: the address's rate limit, then the caller, then the account's limit."""
-    access = access_of(gw)
+    access = gw.access
     access.limit_ip(request)
     principal = await optional_caller(gw, credentials)
     if principal is not None:
@@ -85,7 +82,7 @@ async def limited_caller(request: Request, gw: GatewayDep, credentials: Credenti
 
 async def signed_in(gw: GatewayDep, credentials: Credentials) -> Principal:
     """A valid token, whether or not accounts are required for booking."""
-    return access_of(gw).principal(credentials)
+    return gw.access.principal(credentials)
 
 
 Caller = Annotated[Principal | None, Depends(optional_caller)]
@@ -99,8 +96,6 @@ def require_owner(caller: Principal | None, owner_id: str, what: str) -> None:
 
 
 def _documented(*statuses: int) -> dict[int | str, dict[str, object]]:
-    from boxoffice.entrypoints.gateway.schemas import ErrorBody
-
     return {status: {"model": ErrorBody} for status in statuses}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Request
@@ -12,7 +11,7 @@ from starlette.responses import Response
 
 from boxoffice.adapters.accounts import EmailTaken, hash_password, verify_password
 from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
-from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, SignedIn, access_of
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, SignedIn
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
 from boxoffice.entrypoints.gateway.state import GatewayDep
@@ -71,7 +70,7 @@ async def access_rules(gw: GatewayDep) -> Response:
              responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}})
 async def register(body: Registration, request: Request, gw: GatewayDep) -> Response:
     """Create a buyer account. Organisers and admins are made by an admin (PUT /users/{userId}/role)."""
-    access = access_of(gw)
+    access = gw.access
     access.limit_ip(request)
     if problem := password_problem(body.password):
         raise ApiError(422, "validation_error", problem)
@@ -91,7 +90,7 @@ async def token(
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> Response:
     """OAuth2 password flow: form fields username (the email) and password → a bearer access token."""
-    access = access_of(gw)
+    access = gw.access
     access.limit_ip(request)
     # An email with control characters cannot belong to an account (and PostgreSQL text cannot hold NUL).
     account = None if _CONTROL.search(username) else await access.accounts.by_email(username)
@@ -116,7 +115,7 @@ async def set_role(user_id: Annotated[str, Path(max_length=128, pattern=USER_ID)
     """Admins only: make an account a buyer, an organiser or an admin (takes effect with its next token)."""
     if not caller.may_grant_roles:
         raise ApiError(403, "forbidden", "Only an admin can change roles")
-    accounts = access_of(gw).accounts
+    accounts = gw.access.accounts
     if not await accounts.set_role(user_id, Role(body.role)):
         raise ApiError(404, "user_not_found", f"User {user_id} does not exist")
     account = await accounts.by_user_id(user_id)

@@ -7,8 +7,10 @@ import hashlib
 import logging
 import re
 import time
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Header, Path
 from starlette.responses import Response
 
@@ -168,13 +170,22 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
 @router.get("/bookings/{booking_id}", response_model=Booking,
             responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
 async def get_booking(booking_id: Annotated[str, Path(max_length=64)], gw: GatewayDep, caller: Caller) -> Response:
+    return JSON(await owned_booking(gw, booking_id, caller))
+
+
+async def owned_booking(gw: GatewayDep, booking_id: str, caller: Principal | None,
+                        read: BookingRead = views.get_booking) -> Any:
+    """The booking as `read` gives it (422 for a malformed id, 404 if unknown, 403 if another user's)."""
     if not is_uuid(booking_id):
-        return error(422, "invalid_id", "Malformed booking id")
-    booking = await views.get_booking(gw.pool, booking_id)
+        raise ApiError(422, "invalid_id", "Malformed booking id")
+    booking = await read(gw.pool, booking_id)
     if booking is None:
-        return error(404, "booking_not_found", f"Booking {booking_id} does not exist")
+        raise ApiError(404, "booking_not_found", f"Booking {booking_id} does not exist")
     require_owner(caller, booking["userId"], "booking")
-    return JSON(booking)
+    return booking
+
+
+BookingRead = Callable[[asyncpg.Pool, str], Awaitable[Any]]
 
 
 _UUID = re.compile(UUID)

@@ -22,7 +22,7 @@ from boxoffice.entrypoints.gateway.access import (
     LimitedCaller,
     require_owner,
 )
-from boxoffice.entrypoints.gateway.bookings import is_uuid, publish_command
+from boxoffice.entrypoints.gateway.bookings import owned_booking, publish_command
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
     USER_ID,
@@ -65,13 +65,7 @@ def _processing(booking_id: str) -> Response:
 
 
 async def _load(gw: GatewayDep, booking_id: str, caller: Principal | None) -> Any:
-    if not is_uuid(booking_id):
-        raise ApiError(422, "invalid_id", "Malformed booking id")
-    state = await views.booking_state(gw.pool, booking_id)
-    if state is None:
-        raise ApiError(404, "booking_not_found", f"Booking {booking_id} does not exist")
-    require_owner(caller, state["user_id"], "booking")
-    return state
+    return await owned_booking(gw, booking_id, caller, views.booking_state)
 
 
 async def _send_and_wait(gw: GatewayDep, booking_id: str, message: Message | None, command: str,
