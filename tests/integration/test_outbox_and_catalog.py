@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from boxoffice.adapters.booking_store import BookingStore, insert_outbox
+from boxoffice.adapters.booking_store import BookingStore
+from boxoffice.adapters.outbox import insert_outbox
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.adapters.outbox import OutboxRelay
 from boxoffice.domain.catalog import EventSpec

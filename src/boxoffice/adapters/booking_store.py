@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 
 from boxoffice import metrics
+from boxoffice.adapters.outbox import insert_outbox
 from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.domain import errors, events
 from boxoffice.domain.commands import ReserveSeats
@@ -69,22 +70,6 @@ _INSERT_REQUESTS = """
     INSERT INTO booking_requests (request_id, event_id, body_hash, http_status, result, outcome_topic, outcome)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::text[], $7::bytea[])
 """
-
-_INSERT_OUTBOX = """
-    INSERT INTO outbox (topic, key, payload, producer)
-    SELECT t.topic, t.key, t.payload, $4 FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(topic, key, payload)
-    RETURNING id, topic, key, payload
-"""
-
-
-async def insert_outbox(con: asyncpg.Connection, items: list[tuple[str, bytes, bytes]],
-                        producer: str = "booking") -> list[OutboxRow]:
-    if not items:
-        return []
-    topics, keys, payloads = (list(column) for column in zip(*items, strict=True))
-    rows = await con.fetch(_INSERT_OUTBOX, topics, keys, payloads, producer)
-    return sorted((OutboxRow(r["id"], r["topic"], r["key"], r["payload"]) for r in rows), key=lambda r: r.id)
-
 
 class BookingStore:
     def __init__(self, pool: asyncpg.Pool, *, seat_check: bool = True, seats_per_user: int | None = None) -> None:

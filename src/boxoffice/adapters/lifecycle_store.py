@@ -16,7 +16,7 @@ import asyncpg
 
 from boxoffice import messages as topics
 from boxoffice import metrics
-from boxoffice.adapters.booking_store import insert_outbox
+from boxoffice.adapters.outbox import insert_outbox
 from boxoffice.adapters.sequence import stamp_sequence
 from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus

@@ -20,6 +20,21 @@ from boxoffice.service_layer.ports import OutboxRow
 
 log = logging.getLogger(__name__)
 
+_INSERT_OUTBOX = """
+    INSERT INTO outbox (topic, key, payload, producer)
+    SELECT t.topic, t.key, t.payload, $4 FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(topic, key, payload)
+    RETURNING id, topic, key, payload
+"""
+
+
+async def insert_outbox(con: asyncpg.Connection, items: list[tuple[str, bytes, bytes]],
+                        producer: str = "booking") -> list[OutboxRow]:
+    if not items:
+        return []
+    topics, keys, payloads = (list(column) for column in zip(*items, strict=True))
+    rows = await con.fetch(_INSERT_OUTBOX, topics, keys, payloads, producer)
+    return sorted((OutboxRow(r["id"], r["topic"], r["key"], r["payload"]) for r in rows), key=lambda r: r.id)
+
 
 # A row older than this is no longer on its way out through the process that wrote it (which publishes
 # within milliseconds); a process that is merely slow gets its rows published twice, which consumers absorb.

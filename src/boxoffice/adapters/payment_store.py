@@ -9,7 +9,7 @@ from decimal import Decimal
 import asyncpg
 
 from boxoffice import messages as topics
-from boxoffice.adapters.booking_store import insert_outbox
+from boxoffice.adapters.outbox import insert_outbox
 from boxoffice.adapters.payment_provider import ChargeResult
 from boxoffice.messages import Message
 from boxoffice.service_layer.ports import OutboxRow
