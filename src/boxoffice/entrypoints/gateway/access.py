@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
 from boxoffice.adapters.accounts import AccountStore, InvalidToken, TokenSigner
 from boxoffice.config import Settings
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.responses import ApiError
 from boxoffice.entrypoints.gateway.schemas import ErrorBody
-from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.service_layer.rate_limits import TokenBuckets
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/token (when BOXOFFICE_AUTH=on)")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 @dataclass
@@ -61,33 +57,6 @@ def _refuse_if_late(wait: float | None, whose: str) -> None:
         seconds = max(1, math.ceil(wait))
         raise ApiError(429, "rate_limited", f"Too many requests {whose}; retry in {seconds} s",
                        headers={"Retry-After": str(seconds)}, retryAfterSeconds=seconds)
-
-
-async def optional_caller(gw: GatewayDep, credentials: Credentials) -> Principal | None:
-    """The caller when accounts are on (401 without a valid token); None in the open demo mode."""
-    if not gw.settings.auth_on:
-        return None
-    return gw.access.principal(credentials)
-
-
-async def limited_caller(request: Request, gw: GatewayDep, credentials: Credentials) -> Principal | None:
-    """For booking and payment calls: the address's rate limit, then the caller, then the account's limit."""
-    access = gw.access
-    access.limit_ip(request)
-    principal = await optional_caller(gw, credentials)
-    if principal is not None:
-        access.limit_user(principal.user_id)
-    return principal
-
-
-async def signed_in(gw: GatewayDep, credentials: Credentials) -> Principal:
-    """A valid token, whether or not accounts are required for booking."""
-    return gw.access.principal(credentials)
-
-
-Caller = Annotated[Principal | None, Depends(optional_caller)]
-LimitedCaller = Annotated[Principal | None, Depends(limited_caller)]
-SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 def require_owner(caller: Principal | None, owner_id: str, what: str) -> None:

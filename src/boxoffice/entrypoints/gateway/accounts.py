@@ -11,10 +11,10 @@ from starlette.responses import Response
 
 from boxoffice.adapters.accounts import EmailTaken, hash_password, verify_password
 from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
-from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, SignedIn
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE
+from boxoffice.entrypoints.gateway.deps import GatewayDep, SignedIn
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
-from boxoffice.entrypoints.gateway.state import GatewayDep
 
 router = APIRouter(tags=["accounts"], responses=BODY_TOO_LARGE)
 

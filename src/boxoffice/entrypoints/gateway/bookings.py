@@ -21,10 +21,9 @@ from boxoffice.entrypoints.gateway.access import (
     BODY_TOO_LARGE,
     LIMITED,
     OWNED,
-    Caller,
-    LimitedCaller,
     require_owner,
 )
+from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -37,7 +36,6 @@ from boxoffice.entrypoints.gateway.schemas import (
     RequestStatus,
     SeatsUnavailable,
 )
-from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
 from boxoffice.service_layer.outcomes import reservation_result

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from boxoffice import views
+from boxoffice.entrypoints.gateway.deps import GatewayDep
 from boxoffice.entrypoints.gateway.responses import JSON, error
 from boxoffice.entrypoints.gateway.schemas import (
     EVENT_ID,
@@ -17,7 +18,6 @@ from boxoffice.entrypoints.gateway.schemas import (
     EventSummary,
     SeatView,
 )
-from boxoffice.entrypoints.gateway.state import GatewayDep
 
 router = APIRouter(tags=["catalog"])
 

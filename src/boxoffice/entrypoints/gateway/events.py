@@ -13,11 +13,11 @@ from starlette.responses import Response
 
 from boxoffice import views
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
-from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED, Caller
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED
 from boxoffice.entrypoints.gateway.bookings import publish_command
+from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import ErrorBody, EventDetail, NewEvent
-from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.messages import EVENT_CREATION_REQUESTED, Message
 from boxoffice.service_layer.event_creation import event_to_data
 

@@ -18,11 +18,10 @@ from boxoffice.entrypoints.gateway.access import (
     BODY_TOO_LARGE,
     LIMITED,
     OWNED,
-    Caller,
-    LimitedCaller,
     require_owner,
 )
 from boxoffice.entrypoints.gateway.bookings import owned_booking, publish_command
+from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
     USER_ID,
@@ -31,7 +30,6 @@ from boxoffice.entrypoints.gateway.schemas import (
     ConfirmRequest,
     ErrorBody,
 )
-from boxoffice.entrypoints.gateway.state import GatewayDep
 from boxoffice.messages import Message
 
 router = APIRouter(tags=["bookings"], responses=BODY_TOO_LARGE)

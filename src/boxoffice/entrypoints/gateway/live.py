@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from boxoffice.entrypoints.gateway.deps import GatewayDep
 from boxoffice.entrypoints.gateway.responses import error
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody
-from boxoffice.entrypoints.gateway.state import Gateway, GatewayDep
+from boxoffice.entrypoints.gateway.state import Gateway
 
 router = APIRouter(tags=["live"])
 

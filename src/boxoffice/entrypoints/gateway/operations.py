@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from boxoffice.config import SERVICES
+from boxoffice.entrypoints.gateway.deps import GatewayDep
 from boxoffice.entrypoints.gateway.responses import JSON
-from boxoffice.entrypoints.gateway.state import GatewayDep
 
 router = APIRouter(tags=["operations"])
 

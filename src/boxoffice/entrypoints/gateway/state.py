@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import Depends, Request
 
 from boxoffice import views
 from boxoffice.adapters.heartbeat import read_heartbeats
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.config import Settings
+from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
-
-if TYPE_CHECKING:
-    from boxoffice.entrypoints.gateway.access import Access
 
 
 class SeatDirectory:
@@ -84,10 +81,3 @@ class Gateway:
     seats: SeatDirectory
     health: ServiceHealth
     access: Access
-
-
-async def get_gateway(request: Request) -> Gateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
-
-
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]

@@ -31,7 +31,8 @@ from starlette.types import Message, Receive, Scope, Send
 from boxoffice import metrics
 from boxoffice.adapters.heartbeat import instance_name, read_instances
 from boxoffice.config import SERVICES
-from boxoffice.entrypoints.gateway.state import GatewayDep, ServiceHealth
+from boxoffice.entrypoints.gateway.deps import GatewayDep
+from boxoffice.entrypoints.gateway.state import ServiceHealth
 from boxoffice.logs import CORRELATION_ID
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,48 @@
+"""The FastAPI dependencies of the gateway's routes: the gateway itself and who is calling."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from boxoffice.domain.accounts import Principal
+from boxoffice.entrypoints.gateway.state import Gateway
+
+
+async def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+bearer = HTTPBearer(auto_error=False, description="An access token from POST /auth/token (when BOXOFFICE_AUTH=on)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def optional_caller(gw: GatewayDep, credentials: Credentials) -> Principal | None:
+    """The caller when accounts are on (401 without a valid token); None in the open demo mode."""
+    if not gw.settings.auth_on:
+        return None
+    return gw.access.principal(credentials)
+
+
+async def limited_caller(request: Request, gw: GatewayDep, credentials: Credentials) -> Principal | None:
+    """For booking and payment calls: the address's rate limit, then the caller, then the account's limit."""
+    access = gw.access
+    access.limit_ip(request)
+    principal = await optional_caller(gw, credentials)
+    if principal is not None:
+        access.limit_user(principal.user_id)
+    return principal
+
+
+async def signed_in(gw: GatewayDep, credentials: Credentials) -> Principal:
+    """A valid token, whether or not accounts are required for booking."""
+    return gw.access.principal(credentials)
+
+
+Caller = Annotated[Principal | None, Depends(optional_caller)]
+LimitedCaller = Annotated[Principal | None, Depends(limited_caller)]
+SignedIn = Annotated[Principal, Depends(signed_in)]
