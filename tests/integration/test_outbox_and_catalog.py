@@ -10,13 +10,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from boxoffice.adapters.booking_store import BookingStore
-from boxoffice.adapters.outbox import insert_outbox
 from boxoffice.adapters.kafka import Publisher
-from boxoffice.adapters.outbox import OutboxRelay
+from boxoffice.adapters.outbox import OutboxRelay, insert_outbox
+from boxoffice.bootstrap.catalog import catalog_handler
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import SEAT_RELEASED, SEAT_RESERVED, Message, decode
-from boxoffice.service_layer.catalog import AvailabilityCounter
 
 
 async def test_outbox_rows_are_published_in_order_then_deleted(pool: asyncpg.Pool, kafka: str,
@@ -54,12 +53,12 @@ async def test_outbox_rows_are_published_in_order_then_deleted(pool: asyncpg.Poo
 
 
 async def test_catalog_counts_apply_each_message_once(pool: asyncpg.Pool, event: EventSpec) -> None:
-    counter = AvailabilityCounter(pool)
+    counter = catalog_handler(pool)
     held = Message(SEAT_RESERVED, event.event_id, {"seatIds": ["A1", "A2"]})
     released = Message(SEAT_RELEASED, event.event_id, {"seatIds": ["A2"]})
 
     await counter([held])
-    await counter([held, released])
+    await counter([held, released, released])
     await counter([released])
 
     counts = await pool.fetchrow(

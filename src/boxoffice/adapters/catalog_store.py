@@ -1,10 +1,17 @@
-"""Creates events with their seat maps and availability row."""
+"""The catalog's records in PostgreSQL: events with their seat maps, and live availability counts."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from boxoffice.adapters.postgres_uow import PostgresTransaction
 from boxoffice.domain.catalog import EventSpec
+from boxoffice.service_layer.catalog_ports import (
+    AvailabilityCounts,
+    EventRepository,
+    ProcessedMessages,
+    SeatCounts,
+)
 
 
 async def create_event(con: asyncpg.Connection, spec: EventSpec) -> bool:
@@ -29,3 +36,54 @@ async def create_event(con: asyncpg.Connection, spec: EventSpec) -> bool:
             "INSERT INTO event_availability (event_id, total, available, reserved, booked) VALUES ($1, $2, $2, 0, 0)",
             spec.event_id, len(seats))
         return True
+
+
+class PostgresEvents:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def create(self, spec: EventSpec) -> bool:
+        return await create_event(self._con, spec)
+
+
+class PostgresProcessedMessages:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def first_seen(self, consumer: str, message_ids: list[str]) -> set[str]:
+        if not message_ids:
+            return set()
+        return {r["message_id"] for r in await self._con.fetch(
+            """INSERT INTO processed_messages (consumer, message_id)
+               SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING message_id::text""",
+            consumer, message_ids)}
+
+
+class PostgresAvailability:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def add(self, changes: dict[str, SeatCounts]) -> None:
+        if not changes:
+            return
+        event_ids = sorted(changes)  # rows locked in one order by every writer
+        await self._con.execute(
+            """UPDATE event_availability a
+               SET available = a.available + d.available, reserved = a.reserved + d.reserved,
+                   booked = a.booked + d.booked, updated_at = now()
+               FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS d(event_id, available, reserved, booked)
+               WHERE a.event_id = d.event_id""",
+            event_ids, [changes[e].available for e in event_ids], [changes[e].reserved for e in event_ids],
+            [changes[e].booked for e in event_ids])
+
+
+class PostgresCatalogUnitOfWork(PostgresTransaction):
+    events: EventRepository
+    processed: ProcessedMessages
+    availability: AvailabilityCounts
+
+    def _bind(self, con: asyncpg.Connection) -> None:
+        super()._bind(con)
+        self.events = PostgresEvents(con)
+        self.processed = PostgresProcessedMessages(con)
+        self.availability = PostgresAvailability(con)

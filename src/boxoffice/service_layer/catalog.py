@@ -1,80 +1,84 @@
-"""Catalog handlers: organisers' new events, and live availability counts kept from the seat events."""
+"""The catalog service's decisions: organisers' new events are created, and each seat event moves the
+live availability counts once."""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-
-import asyncpg
+from collections.abc import Awaitable, Callable
 
 from boxoffice import messages as topics
-from boxoffice.adapters.catalog_store import create_event
 from boxoffice.messages import Message
+from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, SeatCounts
 from boxoffice.service_layer.event_creation import event_from_data
 
 log = logging.getLogger(__name__)
 
+# The consumer name its processed messages are recorded under.
 CONSUMER = "catalog.availability"
 
-# (available, reserved, booked) change per seat.
-_DELTAS = {
-    topics.SEAT_RESERVED: (-1, 1, 0),
-    topics.SEAT_RELEASED: (1, -1, 0),
-    topics.BOOKING_CONFIRMED: (0, -1, 1),
+# How the counts move per seat of each seat event.
+SEAT_CHANGES = {
+    topics.SEAT_RESERVED: SeatCounts(available=-1, reserved=1),
+    topics.SEAT_RELEASED: SeatCounts(available=1, reserved=-1),
+    topics.BOOKING_CONFIRMED: SeatCounts(reserved=-1, booked=1),
 }
 
+# A handler takes the batch's messages of its topics, in order.
+Handler = Callable[[list[Message], CatalogUnitOfWork], Awaitable[None]]
 
-class CatalogHandler:
-    """New events are created; seat events move the availability counts."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._counts = AvailabilityCounter(pool)
-
-    async def __call__(self, batch: list[Message]) -> None:
-        for message in batch:
-            if message.type == topics.EVENT_CREATION_REQUESTED:
-                await self._create(message)
-        await self._counts(batch)
-
-    async def _create(self, message: Message) -> None:
+async def create_events(messages: list[Message], uow: CatalogUnitOfWork) -> None:
+    """Creating is idempotent: a redelivered request finds its event and changes nothing."""
+    for message in messages:
         try:
             spec = event_from_data(message.data)
         except (KeyError, TypeError, ValueError, ArithmeticError):
             log.error("dropping malformed event creation %s", message.id)
-            return
-        async with self._pool.acquire() as con:
-            if await create_event(con, spec):
-                log.info("created event %s with %d seats", spec.event_id, len(spec.seats()))
+            continue
+        async with uow:
+            created = await uow.events.create(spec)
+            await uow.commit()
+        if created:
+            log.info("created event %s with %d seats", spec.event_id, len(spec.seats()))
 
 
-class AvailabilityCounter:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+async def count_seats(messages: list[Message], uow: CatalogUnitOfWork) -> None:
+    """Messages processed before (a redelivery) change nothing; the batch's changes go in one write."""
+    async with uow:
+        fresh = await uow.processed.first_seen(CONSUMER, [m.id for m in messages])
+        changes: dict[str, SeatCounts] = {}
+        for message in messages:
+            if message.id not in fresh:
+                continue
+            fresh.discard(message.id)  # a copy later in the same batch is a redelivery too
+            seats = len(message.data.get("seatIds") or [])
+            change = SEAT_CHANGES[message.type].times(seats)
+            changes[message.event_id] = changes.get(message.event_id, SeatCounts()) + change
+        if changes:
+            await uow.availability.add(changes)
+        await uow.commit()
+
+
+HANDLERS: dict[str, Handler] = {
+    topics.EVENT_CREATION_REQUESTED: create_events,
+    **dict.fromkeys(SEAT_CHANGES, count_seats),
+}
+TOPICS = list(HANDLERS)
+
+
+class CatalogHandler:
+    """A batch handler for the consumer loop: each handler gets its messages of the batch, in the table's
+    order (new events before seat changes: a seat event for an event of the same batch then finds it)."""
+
+    def __init__(self, uow: Callable[[], CatalogUnitOfWork]) -> None:
+        self._uow = uow
 
     async def __call__(self, batch: list[Message]) -> None:
-        relevant = [m for m in batch if m.type in _DELTAS]
-        if not relevant:
-            return
-        async with self._pool.acquire() as con, con.transaction():
-            fresh = {r["message_id"] for r in await con.fetch(
-                """INSERT INTO processed_messages (consumer, message_id)
-                   SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING message_id::text""",
-                CONSUMER, [m.id for m in relevant])}
-            totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-            for message in relevant:
-                if message.id not in fresh:
-                    continue
-                seats = len(message.data.get("seatIds") or [])
-                for i, delta in enumerate(_DELTAS[message.type]):
-                    totals[message.event_id][i] += delta * seats
-            if not totals:
-                return
-            event_ids = sorted(totals)
-            await con.execute(
-                """UPDATE event_availability a
-                   SET available = a.available + d.available, reserved = a.reserved + d.reserved,
-                       booked = a.booked + d.booked, updated_at = now()
-                   FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS d(event_id, available, reserved, booked)
-                   WHERE a.event_id = d.event_id""",
-                event_ids, *([totals[e][i] for e in event_ids] for i in range(3)))
+        by_handler: dict[Handler, list[Message]] = {handler: [] for handler in HANDLERS.values()}
+        for message in batch:
+            handler = HANDLERS.get(message.type)
+            if handler is not None:
+                by_handler[handler].append(message)
+        for handler, messages in by_handler.items():
+            if messages:
+                await handler(messages, self._uow())
