@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from boxoffice.adapters.booking_store import BookingStore
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import decode
+from tests.booking_service import reserve
 from tests.conftest import new_database, small_event
 from tests.servers import Servers
 
@@ -35,22 +35,23 @@ async def live_holders(pool: asyncpg.Pool, event_id: str, seat_id: str) -> list[
     return sorted(r["user_id"] for r in rows)
 
 
-async def race(store: BookingStore, event: EventSpec, barrier: asyncio.Barrier | None = None,
-               ) -> list[BaseException | list]:
+async def race(pool: asyncpg.Pool, event: EventSpec, barrier: asyncio.Barrier | None = None,
+               seat_check: bool = True) -> list[BaseException | list]:
     async def one(user: str, pause: float) -> list:
         async def loaded() -> None:
             if barrier is not None:
                 await barrier.wait()
             await asyncio.sleep(pause)  # hold the row locks a while, so the other really waits
 
-        rows = await store.reserve([request(event, user, "A1")], HOLD, now(), on_loaded=loaded)
+        rows = await reserve(pool, [request(event, user, "A1")], HOLD, now(), after_lock=loaded,
+                             seat_check=seat_check)
         return [decode(r.payload).type for r in rows]
 
     return await asyncio.gather(one("user_1", 0.2), one("user_2", 0.0), return_exceptions=True)
 
 
 async def test_two_transactions_on_one_seat_one_wins(pool: asyncpg.Pool, event: EventSpec) -> None:
-    results = await race(BookingStore(pool), event)
+    results = await race(pool, event)
 
     assert sorted(r[0] for r in results) == ["seat.reservation.failed", "seat.reserved"]
     holders = await live_holders(pool, event.event_id, "A1")
@@ -70,7 +71,7 @@ async def test_control_without_seat_check_or_constraint_double_holds(servers: Se
         spec = small_event()
         async with pool.acquire() as con:
             await create_event(con, spec)
-        results = await race(BookingStore(pool, seat_check=False), spec, asyncio.Barrier(2))
+        results = await race(pool, spec, asyncio.Barrier(2), seat_check=False)
 
         assert [r[0] for r in results] == ["seat.reserved", "seat.reserved"]
         assert await live_holders(pool, spec.event_id, "A1") == ["user_1", "user_2"]
@@ -80,7 +81,7 @@ async def test_control_without_seat_check_or_constraint_double_holds(servers: Se
 
 async def test_database_refuses_a_double_hold_when_the_code_does_not_check(pool: asyncpg.Pool,
                                                                              event: EventSpec) -> None:
-    results = await race(BookingStore(pool, seat_check=False), event, asyncio.Barrier(2))
+    results = await race(pool, event, asyncio.Barrier(2), seat_check=False)
 
     failures = [r for r in results if isinstance(r, BaseException)]
     assert len(failures) == 1 and isinstance(failures[0], asyncpg.UniqueViolationError)
@@ -88,9 +89,8 @@ async def test_database_refuses_a_double_hold_when_the_code_does_not_check(pool:
 
 
 async def test_multi_seat_request_is_all_or_nothing(pool: asyncpg.Pool, event: EventSpec) -> None:
-    store = BookingStore(pool)
-    await store.reserve([request(event, "first", "A2")], HOLD, now())
-    rows = await store.reserve([request(event, "second", "A1", "A2", "A3")], HOLD, now())
+    await reserve(pool, [request(event, "first", "A2")], HOLD, now())
+    rows = await reserve(pool, [request(event, "second", "A1", "A2", "A3")], HOLD, now())
 
     failed = decode(rows[0].payload)
     assert failed.type == "seat.reservation.failed" and failed.data["seatIds"] == ["A2"]
@@ -101,9 +101,8 @@ async def test_multi_seat_request_is_all_or_nothing(pool: asyncpg.Pool, event: E
 
 
 async def test_requests_in_one_batch_are_decided_in_order(pool: asyncpg.Pool, event: EventSpec) -> None:
-    store = BookingStore(pool)
     batch = [request(event, f"user_{i}", "B1", f"B{i + 2}") for i in range(3)]
-    rows = await store.reserve(batch, HOLD, now())
+    rows = await reserve(pool, batch, HOLD, now())
 
     outcomes = [decode(r.payload) for r in rows]
     assert [(m.type, m.data["userId"]) for m in outcomes] == [
@@ -113,11 +112,10 @@ async def test_requests_in_one_batch_are_decided_in_order(pool: asyncpg.Pool, ev
 
 
 async def test_redelivered_request_changes_nothing_twice(pool: asyncpg.Pool, event: EventSpec) -> None:
-    store = BookingStore(pool)
     command = request(event, "user_1", "A4", "A5")
-    first = await store.reserve([command], HOLD, now())
-    again = await store.reserve([command], HOLD, now())
-    in_one_batch = await store.reserve([command, command], HOLD, now())
+    first = await reserve(pool, [command], HOLD, now())
+    again = await reserve(pool, [command], HOLD, now())
+    in_one_batch = await reserve(pool, [command, command], HOLD, now())
 
     assert again[0].payload == first[0].payload and again[0].topic == first[0].topic
     assert len(in_one_batch) == 1 and in_one_batch[0].payload == first[0].payload
@@ -125,12 +123,11 @@ async def test_redelivered_request_changes_nothing_twice(pool: asyncpg.Pool, eve
     assert await pool.fetchval(
         "SELECT count(*) FROM booking_seats WHERE event_id = $1 AND live", event.event_id) == 2
     assert await pool.fetchval(
-        "SELECT http_status FROM booking_requests WHERE request_id = $1", command.request_id) == 201
+        "SELECT outcome_topic FROM booking_requests WHERE request_id = $1", command.request_id) == "seat.reserved"
 
 
 async def test_unknown_event_and_seat_are_refused_without_changes(pool: asyncpg.Pool, event: EventSpec) -> None:
-    store = BookingStore(pool)
-    rows = await store.reserve([
+    rows = await reserve(pool, [
         ReserveSeats("req-unknown-event", "no_such_event", "u", ["A1"]),
         ReserveSeats("req-unknown-seat", event.event_id, "u", ["A1", "Z9"]),
     ], HOLD, now())

@@ -10,15 +10,13 @@ import asyncpg
 import pytest
 
 from boxoffice import messages as topics
-from boxoffice.adapters.booking_store import BookingStore
 from boxoffice.adapters.catalog_store import create_event
-from boxoffice.adapters.lifecycle_store import LifecycleStore
 from boxoffice.adapters.payment_provider import SimulatedProvider
-from boxoffice.adapters.payment_store import PaymentStore
+from boxoffice.bootstrap.payment import payment_handler
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import Message, decode
-from boxoffice.service_layer.payments import PaymentHandler
+from tests.booking_service import CollectingOutbox, expire, handle, reserve
 from tests.conftest import small_event
 
 
@@ -28,8 +26,8 @@ def now() -> datetime:
 
 async def hold(pool: asyncpg.Pool, event: EventSpec, seats: list[str], hold_for: timedelta = timedelta(minutes=10),
                at: datetime | None = None) -> str:
-    rows = await BookingStore(pool).reserve(
-        [ReserveSeats(f"req-{uuid.uuid4()}", event.event_id, "buyer", seats, email="buyer@example.com")],
+    rows = await reserve(
+        pool, [ReserveSeats(f"req-{uuid.uuid4()}", event.event_id, "buyer", seats, email="buyer@example.com")],
         hold_for, at or now())
     reserved = decode(rows[0].payload)
     assert reserved.type == topics.SEAT_RESERVED
@@ -48,45 +46,33 @@ async def state(pool: asyncpg.Pool, booking_id: str) -> tuple[str, list[str]]:
     return status, [r["status"] for r in seats]
 
 
-class CollectingOutbox:
-    """Keeps what a handler submits for publishing."""
-
-    def __init__(self) -> None:
-        self.rows: list = []
-
-    def submit(self, rows: list) -> None:
-        self.rows += rows
-
-
 def types(rows: list) -> list[str]:
     return [decode(r.payload).type for r in rows]
 
 
 async def test_confirm_then_payment_succeeds(pool: asyncpg.Pool, event: EventSpec) -> None:
-    store = LifecycleStore(pool)
     booking_id = await hold(pool, event, ["A1", "A2"])
 
-    asked = await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
+    asked = await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
                                    paymentId="pay_1", amount=300.0, card="4242424242424242"), now())
     assert types(asked) == [topics.PAYMENT_REQUESTED]
     assert decode(asked[0].payload).data["card"] == "4242424242424242"
     assert await state(pool, booking_id) == ("paying", ["RESERVED", "RESERVED"])
 
-    done = await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="pay_1"), now())
+    done = await handle(pool, msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="pay_1"), now())
     assert types(done) == [topics.BOOKING_CONFIRMED]
     assert decode(done[0].payload).data["email"] == "buyer@example.com"
     assert await state(pool, booking_id) == ("confirmed", ["BOOKED", "BOOKED"])
 
-    again = await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="pay_1"), now())
+    again = await handle(pool, msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="pay_1"), now())
     assert again == [] and await state(pool, booking_id) == ("confirmed", ["BOOKED", "BOOKED"])
 
 
 async def test_declined_payment_releases_the_seats(pool: asyncpg.Pool, event: EventSpec) -> None:
-    store = LifecycleStore(pool)
     booking_id = await hold(pool, event, ["A3"])
-    await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="p",
+    await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="p",
                            amount=150), now())
-    rows = await store.handle(msg(event, topics.PAYMENT_FAILED, bookingId=booking_id, paymentId="p",
+    rows = await handle(pool, msg(event, topics.PAYMENT_FAILED, bookingId=booking_id, paymentId="p",
                                   declineCode="card_declined", reason="Your card was declined"), now())
 
     assert types(rows) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
@@ -99,7 +85,7 @@ async def test_declined_payment_releases_the_seats(pool: asyncpg.Pool, event: Ev
 @pytest.mark.parametrize("amount", [149.99, 0.01, "abc"])
 async def test_wrong_amount_is_refused_and_the_hold_kept(pool: asyncpg.Pool, event: EventSpec, amount: object) -> None:
     booking_id = await hold(pool, event, ["A4"])
-    rows = await LifecycleStore(pool).handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
+    rows = await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
                                                  paymentId="p", amount=amount), now())
 
     rejected = decode(rows[0].payload)
@@ -110,37 +96,35 @@ async def test_wrong_amount_is_refused_and_the_hold_kept(pool: asyncpg.Pool, eve
 
 async def test_cancel_releases_and_a_confirmed_booking_cannot_be_cancelled(pool: asyncpg.Pool,
                                                                           event: EventSpec) -> None:
-    store = LifecycleStore(pool)
     cancelled = await hold(pool, event, ["A5"])
-    rows = await store.handle(msg(event, topics.BOOKING_CANCELLATION_REQUESTED, bookingId=cancelled), now())
+    rows = await handle(pool, msg(event, topics.BOOKING_CANCELLATION_REQUESTED, bookingId=cancelled), now())
     assert types(rows) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
     assert await state(pool, cancelled) == ("cancelled", ["AVAILABLE"])
 
     kept = await hold(pool, event, ["A6"])
-    await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=kept, paymentId="p",
+    await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=kept, paymentId="p",
                            amount=150), now())
-    await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=kept, paymentId="p"), now())
-    refused = await store.handle(msg(event, topics.BOOKING_CANCELLATION_REQUESTED, bookingId=kept), now())
+    await handle(pool, msg(event, topics.PAYMENT_SUCCEEDED, bookingId=kept, paymentId="p"), now())
+    refused = await handle(pool, msg(event, topics.BOOKING_CANCELLATION_REQUESTED, bookingId=kept), now())
     assert decode(refused[0].payload).data["code"] == "booking_already_confirmed"
     assert await state(pool, kept) == ("confirmed", ["BOOKED"])
 
 
 async def test_timeout_expires_only_after_the_deadline(pool: asyncpg.Pool, event: EventSpec) -> None:
-    store = LifecycleStore(pool)
     start = now()
     booking_id = await hold(pool, event, ["A7"], timedelta(seconds=2), at=start)
 
-    early = await store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
+    early = await handle(pool, msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
                                start + timedelta(seconds=1))
     assert early == [] and await state(pool, booking_id) == ("pending", ["RESERVED"])
 
-    late = await store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
+    late = await handle(pool, msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
                               start + timedelta(seconds=2))
     assert types(late) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
     assert decode(late[0].payload).data["reason"] == "timeout"
     assert await state(pool, booking_id) == ("expired", ["AVAILABLE"])
 
-    confirm = await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
+    confirm = await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
                                      paymentId="p", amount=150), start + timedelta(seconds=3))
     assert decode(confirm[0].payload).data["code"] == "booking_expired"
 
@@ -150,7 +134,6 @@ async def test_confirm_racing_the_deadline_always_ends_consistently(pool: asyncp
     event = small_event(rows=3)
     async with pool.acquire() as con:
         await create_event(con, event)
-    store = LifecycleStore(pool)
     outcomes: list[str] = []
     for round_, seat in enumerate(s.seat_id for s in event.seats()):
         start = now()
@@ -158,13 +141,13 @@ async def test_confirm_racing_the_deadline_always_ends_consistently(pool: asyncp
         deadline = start + timedelta(milliseconds=50)
         confirm_at = deadline + timedelta(milliseconds=(round_ % 5) * 10 - 20)
         await asyncio.gather(
-            store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="p",
+            handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="p",
                              amount=150), confirm_at),
-            store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id), deadline),
+            handle(pool, msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id), deadline),
         )
-        await store.handle(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="p"), deadline)
+        await handle(pool, msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="p"), deadline)
         # A paying booking is never expired: the payment decides, so a late timeout changes nothing.
-        await store.handle(msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
+        await handle(pool, msg(event, topics.SEAT_RESERVATION_TIMEOUT, bookingId=booking_id),
                            deadline + timedelta(seconds=1))
         result = await state(pool, booking_id)
         assert result in [("confirmed", ["BOOKED"]), ("expired", ["AVAILABLE"])], result
@@ -177,7 +160,7 @@ async def test_the_same_payment_request_charges_once(pool: asyncpg.Pool, event: 
     provider = SimulatedProvider(pool, latency_seconds=0.01)
 
     outbox = CollectingOutbox()
-    handler = PaymentHandler(PaymentStore(pool, provider.name), provider, outbox)
+    handler = payment_handler(pool, provider, outbox)
     request = msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="pay_once", amount=150.0,
                   currency="USD", card="4242424242424242")
 
@@ -197,7 +180,7 @@ async def test_declined_test_card_fails_the_payment(pool: asyncpg.Pool, event: E
     provider = SimulatedProvider(pool, latency_seconds=0)
 
     outbox = CollectingOutbox()
-    await PaymentHandler(PaymentStore(pool, provider.name), provider, outbox)(
+    await payment_handler(pool, provider, outbox)(
         [msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="p", amount=150.0,
              card="4000000000000002")])
 
@@ -214,15 +197,14 @@ async def test_many_timeouts_expire_in_one_transaction_and_spare_the_rest(pool: 
     due = [await hold(pool, event, [seat], timedelta(seconds=1), at=start) for seat in seats[:20]]
     not_yet = await hold(pool, event, [seats[20]], timedelta(minutes=5), at=start)
     paying = await hold(pool, event, [seats[21]], timedelta(seconds=1), at=start)
-    store = LifecycleStore(pool)
-    await store.handle(msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=paying, paymentId="p",
+    await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=paying, paymentId="p",
                            amount=20), start)
 
-    rows = await store.expire([*due, not_yet, paying, "not-a-uuid"], start + timedelta(seconds=1))
+    rows = await expire(pool, event.event_id, [*due, not_yet, paying, "not-a-uuid"], start + timedelta(seconds=1))
 
     assert types(rows) == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED] * 20
     for booking_id in due:
         assert await state(pool, booking_id) == ("expired", ["AVAILABLE"])
     assert await state(pool, not_yet) == ("pending", ["RESERVED"])
     assert await state(pool, paying) == ("paying", ["RESERVED"])
-    assert await store.expire(due, start + timedelta(seconds=2)) == []
+    assert await expire(pool, event.event_id, due, start + timedelta(seconds=2)) == []

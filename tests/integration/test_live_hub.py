@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from boxoffice.adapters.booking_store import BookingStore
 from boxoffice.adapters.live_store import load_seat_map
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import decode
 from boxoffice.service_layer.live_hub import LiveHub
+from tests.booking_service import reserve
 
 
 def frames(subscriber_queue: asyncio.Queue, first: list[bytes]) -> list[dict]:
@@ -30,11 +30,10 @@ def frames(subscriber_queue: asyncio.Queue, first: list[bytes]) -> list[dict]:
 
 async def test_snapshot_then_stream_misses_nothing_while_changes_commit(pool: asyncpg.Pool, event: EventSpec) -> None:
     hub = LiveHub(lambda event_id: load_seat_map(pool, event_id))
-    store = BookingStore(pool)
     published = []
 
     async def book(i: int, seat: str) -> None:
-        rows = await store.reserve([ReserveSeats(f"req-live-{event.event_id}-{i}", event.event_id, f"u{i}",
+        rows = await reserve(pool, [ReserveSeats(f"req-live-{event.event_id}-{i}", event.event_id, f"u{i}",
                                                  [seat])], timedelta(minutes=5), datetime.now(UTC))
         published.extend(decode(r.payload) for r in rows)
 
@@ -69,11 +68,10 @@ async def test_a_stalled_client_is_dropped_and_the_others_get_every_change(pool:
     assert seat_map is not None
     stalled, _ = hub.subscribe(seat_map, None)
     reader, first = hub.subscribe(seat_map, None)
-    store = BookingStore(pool)
     received: list[bytes] = []
 
     for i, seat in enumerate(s.seat_id for s in event.seats()):
-        rows = await store.reserve([ReserveSeats(f"req-stall-{event.event_id}-{i}", event.event_id, "u", [seat])],
+        rows = await reserve(pool, [ReserveSeats(f"req-stall-{event.event_id}-{i}", event.event_id, "u", [seat])],
                                    timedelta(minutes=5), datetime.now(UTC))
         for row in rows:
             hub.on_messages([decode(row.payload)])

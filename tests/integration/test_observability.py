@@ -15,15 +15,13 @@ import pytest
 
 from boxoffice import messages as topics
 from boxoffice import metrics
-from boxoffice.adapters.booking_store import BookingStore
-from boxoffice.adapters.lifecycle_store import LifecycleStore
 from boxoffice.adapters.payment_provider import SimulatedProvider
-from boxoffice.adapters.payment_store import PaymentStore
+from boxoffice.bootstrap.payment import payment_handler
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.logs import JsonFormatter
 from boxoffice.messages import Message, decode
-from boxoffice.service_layer.payments import PaymentHandler
+from tests.booking_service import decide, expire, reserve
 
 
 class Outbox:
@@ -64,25 +62,25 @@ async def test_holds_refusals_payments_and_confirmations_are_counted_and_logged_
     rejected = count(metrics.BOOKING_COMMANDS_REJECTED, "confirm", "booking_not_found")
     now = datetime.now(UTC)
 
-    rows = await BookingStore(pool).reserve(
-        [ReserveSeats("req_obs_1", event.event_id, "fan_1", ["A1"]),
+    rows = await reserve(
+        pool, [ReserveSeats("req_obs_1", event.event_id, "fan_1", ["A1"]),
          ReserveSeats("req_obs_2", event.event_id, "fan_2", ["A1"])], timedelta(minutes=10), now)
     booking_id = str(decode(rows[0].payload).data["bookingId"])
     # A redelivered request replays its stored outcome: not a second decision.
-    await BookingStore(pool).reserve([ReserveSeats("req_obs_1", event.event_id, "fan_1", ["A1"])],
-                                     timedelta(minutes=10), now)
+    await reserve(pool, [ReserveSeats("req_obs_1", event.event_id, "fan_1", ["A1"])],
+                  timedelta(minutes=10), now)
     assert count(metrics.HOLDS_GRANTED) == granted + 1
     assert count(metrics.HOLDS_REFUSED, "seat_unavailable") == refused + 1
 
-    store, outbox = LifecycleStore(pool), Outbox()
+    outbox = Outbox()
     confirm = Message(topics.BOOKING_CONFIRMATION_REQUESTED, event.event_id,
                       {"bookingId": booking_id, "paymentId": "pay_obs", "amount": 150.0}, "req_obs_confirm")
-    payment_requested = decode((await store.handle_many([confirm], now))[0].payload)
+    payment_requested = decode((await decide(pool, [confirm], now))[0].payload)
     provider = SimulatedProvider(pool, latency_seconds=0)
-    await PaymentHandler(PaymentStore(pool, provider.name), provider, outbox)([payment_requested])
-    await store.handle_many([decode(outbox.rows[0].payload)], now)
+    await payment_handler(pool, provider, outbox)([payment_requested])
+    await decide(pool, [decode(outbox.rows[0].payload)], now)
     unknown = str(uuid.uuid4())
-    await store.handle_many([
+    await decide(pool, [
         Message(topics.BOOKING_CONFIRMATION_REQUESTED, event.event_id,
                 {"bookingId": unknown, "paymentId": "p", "amount": 1.0}, "req_obs_unknown"),
         Message(topics.PAYMENT_SUCCEEDED, event.event_id, {"bookingId": "not-a-uuid"}, "req_obs_malformed"),
@@ -106,12 +104,12 @@ async def test_expiries_are_counted_once_committed(pool: asyncpg.Pool, event: Ev
                                                    json_lines: io.StringIO) -> None:
     expired = count(metrics.HOLDS_EXPIRED)
     start = datetime.now(UTC)
-    rows = await BookingStore(pool).reserve(
-        [ReserveSeats(f"req_exp_{n}", event.event_id, "fan", [f"B{n}"]) for n in (1, 2)], timedelta(seconds=1), start)
+    rows = await reserve(
+        pool, [ReserveSeats(f"req_exp_{n}", event.event_id, "fan", [f"B{n}"]) for n in (1, 2)], timedelta(seconds=1), start)
     bookings = [str(decode(r.payload).data["bookingId"]) for r in rows]
 
-    await LifecycleStore(pool).expire(bookings, start + timedelta(seconds=2))
-    await LifecycleStore(pool).expire(bookings, start + timedelta(seconds=3))  # already expired: nothing
+    await expire(pool, event.event_id, bookings, start + timedelta(seconds=2))
+    await expire(pool, event.event_id, bookings, start + timedelta(seconds=3))  # already expired: nothing
 
     assert count(metrics.HOLDS_EXPIRED) == expired + 2
     assert [line["message"] for line in lines_of(json_lines)] == ["2 holds expired; their seats are available again"]

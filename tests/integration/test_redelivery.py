@@ -11,16 +11,14 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from boxoffice import messages as topics
-from boxoffice.adapters.booking_store import BookingStore
 from boxoffice.adapters.consumer_loop import handle_with_retry
-from boxoffice.adapters.lifecycle_store import LifecycleStore
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.messages import Message, decode
-from boxoffice.service_layer.booking import BookingHandler
-from tests.integration.test_lifecycle import CollectingOutbox
+from boxoffice.service_layer.booking import BookingService
+from tests.booking_service import CollectingOutbox, booking_service
 
 
-async def consume_once(kafka: str, group: str, topic: str, handler: BookingHandler, expected: int) -> None:
+async def consume_once(kafka: str, group: str, topic: str, handler: BookingService, expected: int) -> None:
     """Reads the group's next messages and handles them, then stops without committing offsets: a crash."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest", session_timeout_ms=2000, heartbeat_interval_ms=500)
@@ -45,8 +43,7 @@ async def test_a_batch_handled_twice_changes_nothing_twice(pool: asyncpg.Pool, k
         await producer.send_and_wait(topic, message.encode(), key=message.key)
     await producer.stop()
     outbox = CollectingOutbox()
-    handler = BookingHandler(BookingStore(pool), LifecycleStore(pool), outbox, timedelta(minutes=5),
-                             lambda: datetime.now(UTC))
+    handler = booking_service(pool, outbox, hold=timedelta(minutes=5))
     group = f"booking-{uuid.uuid4().hex[:6]}"
 
     await consume_once(kafka, group, topic, handler, expected=3)
@@ -72,20 +69,14 @@ async def test_two_processes_on_one_batch_at_once_decide_it_once(pool: asyncpg.P
     old_owner, new_owner = CollectingOutbox(), CollectingOutbox()
     loaded = asyncio.Event()
 
-    class SlowStore(BookingStore):
-        async def reserve(self, commands, hold, now, on_loaded=None):  # noqa: ANN001, ANN202
-            async def pause() -> None:
-                loaded.set()
-                await asyncio.sleep(0.3)  # holds the seat locks while the new owner starts on the same batch
+    async def pause() -> None:
+        loaded.set()
+        await asyncio.sleep(0.3)  # holds the seat locks while the new owner starts on the same batch
 
-            return await super().reserve(commands, hold, now, on_loaded=pause)
-
-    def handler(store: BookingStore, outbox: CollectingOutbox) -> BookingHandler:
-        return BookingHandler(store, LifecycleStore(pool), outbox, timedelta(minutes=5), lambda: datetime.now(UTC))
-
-    first = asyncio.create_task(handle_with_retry(handler(SlowStore(pool), old_owner), requests))
+    slow = booking_service(pool, old_owner, hold=timedelta(minutes=5), after_lock=pause)
+    first = asyncio.create_task(handle_with_retry(slow, requests))
     await loaded.wait()
-    await handle_with_retry(handler(BookingStore(pool), new_owner), requests)
+    await handle_with_retry(booking_service(pool, new_owner, hold=timedelta(minutes=5)), requests)
     await first
 
     decided = [decode(r.payload) for r in old_owner.rows]

@@ -129,12 +129,12 @@ def test_requests_that_skipped_the_gateway_checks_are_refused_not_raised() -> No
     from decimal import Decimal
 
     from boxoffice.domain import events
-    from boxoffice.domain.model import MAX_SEATS_PER_BOOKING, Seat, SeatMap, SeatStatus
+    from boxoffice.domain.model import Seat, SeatMap, SeatStatus
 
     seats = {f"A{i}": Seat(f"A{i}", SeatStatus.AVAILABLE, Decimal("10.00")) for i in range(1, 20)}
-    seat_map = SeatMap("ev", "USD", seats)
+    seat_map = SeatMap("ev", "USD", seats, per_booking_limit=10)
     when = datetime(2030, 1, 1, tzinfo=UTC)
-    too_many = [f"A{i}" for i in range(1, MAX_SEATS_PER_BOOKING + 2)]
+    too_many = [f"A{i}" for i in range(1, 12)]
     for wanted in (["A1", "A1"], too_many, []):
         outcome = seat_map.hold("r", "u", wanted, "b", when)
         assert isinstance(outcome, events.ReservationFailed) and outcome.code == "invalid_request"
@@ -160,3 +160,12 @@ def test_no_limit_unless_set():
     m = seat_map()
     m.seats_per_user = {"user_1": 100}
     assert isinstance(hold(m, ["A1", "A2", "A3"]), events.SeatsReserved)
+
+
+def test_the_per_booking_limit_is_the_one_it_is_given():
+    m = seat_map()
+    m.per_booking_limit = 2
+    refused = hold(m, ["A1", "A2", "A3"])
+    assert isinstance(refused, events.ReservationFailed) and refused.code == "invalid_request"
+    assert refused.reason == "A booking needs 1 to 2 different seats"
+    assert isinstance(hold(m, ["A1", "A2"], 2), events.SeatsReserved)

@@ -7,15 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from boxoffice.adapters.booking_store import BookingStore
 from boxoffice.adapters.consumer_loop import BatchHandler, PartitionGate, consume_forever
-from boxoffice.adapters.expiry import ExpiryScheduler
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import (
     Publisher,
@@ -25,15 +22,9 @@ from boxoffice.adapters.kafka import (
     make_producer,
     start_with_retry,
 )
-from boxoffice.adapters.lifecycle_store import LifecycleStore
-from boxoffice.adapters.outbox import OutboxRelay
-from boxoffice.adapters.payment_provider import PaymentProvider, SimulatedProvider
-from boxoffice.adapters.payment_store import PaymentStore
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
 from boxoffice.messages import utc_now
-from boxoffice.service_layer.booking import BookingHandler
-from boxoffice.service_layer.payments import PaymentHandler
 
 log = logging.getLogger("boxoffice")
 
@@ -99,36 +90,3 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await consumer.stop()
-
-
-@dataclass
-class BookingService:
-    handler: BookingHandler
-    relay: OutboxRelay
-    expiry: ExpiryScheduler
-
-
-def booking_service(rt: ServiceRuntime) -> BookingService:
-    relay = OutboxRelay(rt.pool, rt.publisher, producer="booking")
-    expiry = ExpiryScheduler(rt.pool, rt.publisher, utc_now, longest_sleep=rt.settings.hold_seconds)
-    handler = BookingHandler(BookingStore(rt.pool, seats_per_user=rt.settings.seats_per_user_limit),
-                             LifecycleStore(rt.pool), relay,
-                             timedelta(seconds=rt.settings.hold_seconds), utc_now, holds=expiry)
-    return BookingService(handler, relay, expiry)
-
-
-def payment_provider(rt: ServiceRuntime) -> PaymentProvider:
-    """The provider named by BOXOFFICE_PAYMENT_PROVIDER: "simulated", or "module:factory" taking the runtime."""
-    name = rt.settings.payment_provider
-    if name == "simulated":
-        return SimulatedProvider(rt.pool, rt.settings.payment_latency_ms / 1000)
-    import importlib
-
-    module, _, factory = name.partition(":")
-    return getattr(importlib.import_module(module), factory)(rt)  # type: ignore[no-any-return]
-
-
-def payment_service(rt: ServiceRuntime) -> tuple[PaymentHandler, OutboxRelay]:
-    provider = payment_provider(rt)
-    relay = OutboxRelay(rt.pool, rt.publisher, producer="payment")
-    return PaymentHandler(PaymentStore(rt.pool, provider.name), provider, relay), relay

@@ -61,3 +61,14 @@ class SeatsReleased(Event):
     user_id: str
     seat_ids: list[str]
     reason: str
+
+
+@dataclass(frozen=True)
+class CommandRejected(Event):
+    """A buyer's confirm or cancel that the booking's state refused (code: a domain error's code)."""
+
+    booking_id: str
+    event_id: str
+    command: str
+    code: str
+    reason: str

@@ -30,9 +30,6 @@ class BookingStatus(StrEnum):
         return self in (BookingStatus.PENDING, BookingStatus.PAYING, BookingStatus.CONFIRMED)
 
 
-MAX_SEATS_PER_BOOKING = 10
-
-
 @dataclass
 class Seat:
     seat_id: str
@@ -76,16 +73,19 @@ class SeatMap:
     # Seats each buyer holds or owns in this event, for the per-buyer limit; None: no limit.
     seats_per_user: dict[str, int] = field(default_factory=dict)
     per_user_limit: int | None = None
+    # Most seats in one booking (BOXOFFICE_MAX_SEATS_PER_BOOKING, set by the service layer); None: no limit.
+    per_booking_limit: int | None = None
 
     def hold(
         self, request_id: str, user_id: str, seat_ids: list[str], booking_id: str, expires_at: datetime
     ) -> events.SeatsReserved | events.ReservationFailed:
         """All requested seats or none. Decisions made one after another see each other's holds."""
-        if not seat_ids or len(set(seat_ids)) != len(seat_ids) or len(seat_ids) > MAX_SEATS_PER_BOOKING:
+        too_many = self.per_booking_limit is not None and len(seat_ids) > self.per_booking_limit
+        if not seat_ids or len(set(seat_ids)) != len(seat_ids) or too_many:
+            most = f"1 to {self.per_booking_limit}" if self.per_booking_limit is not None else "at least 1"
             return events.ReservationFailed(
                 request_id=request_id, event_id=self.event_id, user_id=user_id, seat_ids=list(seat_ids),
-                code=errors.InvalidRequest.code,
-                reason=f"A booking needs 1 to {MAX_SEATS_PER_BOOKING} different seats",
+                code=errors.InvalidRequest.code, reason=f"A booking needs {most} different seats",
             )
         missing = [s for s in seat_ids if s not in self.seats]
         if missing:
@@ -138,6 +138,7 @@ class Booking:
     status: BookingStatus
     expires_at: datetime
     payment_id: str | None = None
+    email: str = ""
     events: list[events.Event] = field(default_factory=list, compare=False, repr=False)
 
     def _require(self, *allowed: BookingStatus) -> None:

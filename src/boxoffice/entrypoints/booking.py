@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from boxoffice import bootstrap
-from boxoffice import messages as topics
-from boxoffice.adapters.lifecycle_store import LIFECYCLE_TOPICS
+from boxoffice.bootstrap.booking import booking_process
 from boxoffice.config import Settings
+from boxoffice.service_layer.booking import TOPICS
 
 
 async def main(settings: Settings) -> None:
     # One connection stays with the expiry scheduler while this process is the one that schedules.
     async with bootstrap.runtime(settings, "booking", produces=True, pool_size=5) as rt:
-        service = bootstrap.booking_service(rt)
+        process = booking_process(rt)
         await bootstrap.run_consumer_service(
-            rt, [topics.SEAT_RESERVATION_REQUESTED, *LIFECYCLE_TOPICS], service.handler,
-            extra=[service.relay.run(), service.expiry.run()],
-            info=lambda: {**service.handler.stats(), "published": service.relay.published,
-                          "timeoutsPublished": service.expiry.published, "schedulesExpiry": service.expiry.leading},
+            rt, TOPICS, process.service, extra=[process.relay.run(), process.expiry.run()],
+            info=lambda: {**process.service.stats(), "published": process.relay.published,
+                          "timeoutsPublished": process.expiry.published, "schedulesExpiry": process.expiry.leading},
         )

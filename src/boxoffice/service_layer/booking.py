@@ -1,60 +1,68 @@
-"""Booking service handlers: reservation requests and the booking lifecycle, in partition order."""
+"""The booking service: which handler decides each topic, and the transactions they run in.
+
+A batch from Kafka is split into runs of consecutive messages, kept in partition order. A run of a batched
+topic (reservation requests, timeouts) is decided as a whole in one transaction; a run of other messages
+shares one transaction, each message in a savepoint of its own. Counters and log lines follow the commit,
+and the outbox rows written go to the relay only once they are durable.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from boxoffice.domain.commands import ReserveSeats
-from boxoffice.messages import (
-    SEAT_RESERVATION_REQUESTED,
-    SEAT_RESERVATION_TIMEOUT,
-    Message,
-)
-from boxoffice.service_layer.ports import OutboxRow, OutboxSink
+from boxoffice import messages as topics
+from boxoffice.logs import REQUEST_ID
+from boxoffice.messages import Message
+from boxoffice.service_layer import booking_lifecycle as lifecycle
+from boxoffice.service_layer import holds
+from boxoffice.service_layer.booking_ports import BookingUnitOfWork, SeatsOutOfStep
+from boxoffice.service_layer.booking_report import report
+from boxoffice.service_layer.decisions import BookingRules, Decide, Decision
+from boxoffice.service_layer.ports import OutboxSink
 
 log = logging.getLogger(__name__)
 
+BatchHandler = Callable[[BookingUnitOfWork, list[Message], Decide], Awaitable[list[Decision]]]
+MessageHandler = Callable[[BookingUnitOfWork, Message, Decide], Awaitable[list[Decision]]]
 
-class ReservationStore(Protocol):
-    async def reserve(self, commands: list[ReserveSeats], hold: timedelta, now: datetime) -> list[OutboxRow]: ...
+
+@dataclass(frozen=True)
+class Route:
+    batch: BatchHandler | None = None  # decides a run of its topic's messages at once
+    each: MessageHandler | None = None  # decides one message, in a savepoint of its own
 
 
-class LifecycleStore(Protocol):
-    async def handle_many(self, batch: list[Message], now: datetime) -> list[OutboxRow]: ...
+TOPIC_HANDLERS: dict[str, Route] = {
+    topics.SEAT_RESERVATION_REQUESTED: Route(batch=holds.reserve_seats),
+    topics.SEAT_RESERVATION_TIMEOUT: Route(batch=lifecycle.expire_holds),
+    topics.BOOKING_CONFIRMATION_REQUESTED: Route(each=lifecycle.request_payment),
+    topics.PAYMENT_SUCCEEDED: Route(each=lifecycle.payment_succeeded),
+    topics.PAYMENT_FAILED: Route(each=lifecycle.payment_failed),
+    topics.BOOKING_CANCELLATION_REQUESTED: Route(each=lifecycle.cancel_booking),
+}
 
-    async def expire(self, booking_ids: list[str], now: datetime) -> list[OutboxRow]: ...
+TOPICS = list(TOPIC_HANDLERS)
 
 
 class HoldWatcher(Protocol):
     def hold_created(self, expires_at: datetime) -> None: ...
 
 
-def reserve_command(message: Message) -> ReserveSeats | None:
-    data = message.data
-    user_id, seat_ids = data.get("userId"), data.get("seatIds")
-    if not message.request_id or not isinstance(user_id, str) or not isinstance(seat_ids, list) or not seat_ids \
-            or not all(isinstance(s, str) for s in seat_ids):
-        return None
-    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, str(data.get("bodyHash", "")),
-                        str(data.get("email") or ""))
-
-
-def _reserve_or_log(message: Message) -> ReserveSeats | None:
-    command = reserve_command(message)
-    if command is None:
-        log.error("dropping malformed reservation request %s", message.id)
-    return command
-
-
 def _runs(batch: list[Message]) -> list[tuple[str, list[Message]]]:
-    """Consecutive messages handled alike: reservation requests, timeouts, or other lifecycle messages."""
+    """Consecutive messages of one batched topic, or consecutive messages decided one by one ("each")."""
     runs: list[tuple[str, list[Message]]] = []
     for message in batch:
-        kind = message.type if message.type in (SEAT_RESERVATION_REQUESTED, SEAT_RESERVATION_TIMEOUT) else "other"
+        route = TOPIC_HANDLERS.get(message.type)
+        if route is None:
+            log.warning("ignoring %s %s: not a booking service topic", message.type, message.id)
+            continue
+        kind = message.type if route.batch is not None else "each"
         if runs and runs[-1][0] == kind:
             runs[-1][1].append(message)
         else:
@@ -62,14 +70,14 @@ def _runs(batch: list[Message]) -> list[tuple[str, list[Message]]]:
     return runs
 
 
-class BookingHandler:
-    """Each run of consecutive messages is one transaction: reservation requests decided as a batch,
-    timeouts expired as a batch, other lifecycle messages one savepoint each; runs in partition order."""
+class BookingService:
+    """The booking service's batch handler for the consumer loop."""
 
-    def __init__(self, reservations: ReservationStore, lifecycle: LifecycleStore, outbox: OutboxSink,
-                 hold: timedelta, clock: Callable[[], datetime], holds: HoldWatcher | None = None) -> None:
-        self._reservations, self._lifecycle, self._outbox = reservations, lifecycle, outbox
-        self._hold, self._clock, self._holds = hold, clock, holds
+    def __init__(self, unit_of_work: Callable[[], BookingUnitOfWork], relay: OutboxSink, rules: BookingRules,
+                 clock: Callable[[], datetime], holds: HoldWatcher | None = None,
+                 new_booking_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+        self._unit_of_work, self._relay, self._rules = unit_of_work, relay, rules
+        self._clock, self._holds, self._new_booking_id = clock, holds, new_booking_id
         self.decided = 0
         self.batches = 0
         self.lifecycle_messages = 0
@@ -82,26 +90,46 @@ class BookingHandler:
     async def __call__(self, batch: list[Message]) -> None:
         for kind, run in _runs(batch):
             started = time.perf_counter()
-            now = self._clock()
-            if kind == SEAT_RESERVATION_REQUESTED:
-                await self._reserve([c for c in map(_reserve_or_log, run) if c is not None], now)
-                continue
-            if kind == SEAT_RESERVATION_TIMEOUT:
-                rows = await self._lifecycle.expire([str(m.data.get("bookingId", "")) for m in run], now)
+            decide = Decide(self._rules, self._clock(), self._new_booking_id)
+            if kind == "each":
+                decisions = await self._one_by_one(run, decide)
             else:
-                rows = await self._lifecycle.handle_many(run, now)
+                batch_handler = TOPIC_HANDLERS[kind].batch
+                assert batch_handler is not None
+                decisions = await self._in_one_transaction(batch_handler, run, decide)
             self.seconds_in_store += time.perf_counter() - started
-            self.lifecycle_messages += len(run)
-            self._outbox.submit(rows)
+            report(decisions)
+            if kind == topics.SEAT_RESERVATION_REQUESTED:
+                self.batches += 1
+                self.decided += len(run)
+                if self._holds is not None:
+                    self._holds.hold_created(decide.now + self._rules.hold)
+            else:
+                self.lifecycle_messages += len(run)
 
-    async def _reserve(self, commands: list[ReserveSeats], now: datetime) -> None:
-        if not commands:
-            return
-        started = time.perf_counter()
-        rows = await self._reservations.reserve(commands, self._hold, now)
-        self.seconds_in_store += time.perf_counter() - started
-        self.batches += 1
-        self.decided += len(commands)
-        self._outbox.submit(rows)
-        if self._holds is not None:
-            self._holds.hold_created(now + self._hold)
+    async def _in_one_transaction(self, handler: BatchHandler, run: list[Message], decide: Decide) -> list[Decision]:
+        async with self._unit_of_work() as uow:
+            decisions = await handler(uow, run, decide)
+            await uow.commit()
+        self._relay.submit(uow.outbox.written)
+        return decisions
+
+    async def _one_by_one(self, run: list[Message], decide: Decide) -> list[Decision]:
+        decisions: list[Decision] = []
+        async with self._unit_of_work() as uow:
+            for message in run:
+                route = TOPIC_HANDLERS[message.type]
+                assert route.each is not None
+                token = REQUEST_ID.set(message.request_id)  # for the lines logged while it is handled
+                try:
+                    async with uow.savepoint():
+                        decided = await route.each(uow, message, decide)
+                    decisions += decided
+                except SeatsOutOfStep:
+                    log.exception("%s %s left unapplied: the booking and its seats disagree", message.type,
+                                  message.id)
+                finally:
+                    REQUEST_ID.reset(token)
+            await uow.commit()
+        self._relay.submit(uow.outbox.written)
+        return decisions

@@ -6,40 +6,37 @@ from typing import Any
 
 from boxoffice import messages as topics
 from boxoffice.domain import events
-from boxoffice.domain.model import Booking, BookingStatus
+from boxoffice.domain.model import Booking
 from boxoffice.messages import Message
 
 
-def _booking_data(booking: Booking, email: str) -> dict[str, Any]:
-    return {"bookingId": booking.booking_id, "userId": booking.user_id, "email": email,
+def _booking_data(booking: Booking) -> dict[str, Any]:
+    return {"bookingId": booking.booking_id, "userId": booking.user_id, "email": booking.email,
             "seatIds": list(booking.seat_ids)}
 
 
-def messages_for(booking: Booking, email: str, request_id: str | None, card: str | None,
-                 decline: dict[str, Any] | None = None) -> list[tuple[str, Message]]:
+def messages_for(booking: Booking, request_id: str | None, card: str | None = None,
+                 decline: dict[str, Any] | None = None) -> list[Message]:
     """The messages for the events the booking recorded, in order."""
-    out: list[tuple[str, Message]] = []
+    out: list[Message] = []
     for event in booking.events:
         if isinstance(event, events.PaymentRequested):
-            data = {"bookingId": event.booking_id, "paymentId": event.payment_id, "amount": float(event.amount),
-                    "currency": event.currency, "card": card}
-            out.append((topics.PAYMENT_REQUESTED, Message(topics.PAYMENT_REQUESTED, booking.event_id, data, request_id)))
+            data: dict[str, Any] = {"bookingId": event.booking_id, "paymentId": event.payment_id,
+                                    "amount": float(event.amount), "currency": event.currency, "card": card}
+            out.append(Message(topics.PAYMENT_REQUESTED, booking.event_id, data, request_id))
         elif isinstance(event, events.BookingConfirmed):
-            data = {**_booking_data(booking, email), "amount": float(event.amount), "currency": event.currency,
+            data = {**_booking_data(booking), "amount": float(event.amount), "currency": event.currency,
                     "paymentId": event.payment_id}
-            out.append((topics.BOOKING_CONFIRMED, Message(topics.BOOKING_CONFIRMED, booking.event_id, data, request_id)))
+            out.append(Message(topics.BOOKING_CONFIRMED, booking.event_id, data, request_id))
         elif isinstance(event, events.SeatsReleased):
-            released = {**_booking_data(booking, email), "reason": event.reason}
-            out.append((topics.SEAT_RELEASED, Message(topics.SEAT_RELEASED, booking.event_id, released, request_id)))
+            released = {**_booking_data(booking), "reason": event.reason}
+            out.append(Message(topics.SEAT_RELEASED, booking.event_id, released, request_id))
             ended = {**released, "status": booking.status.value, **(decline or {})}
-            out.append((topics.BOOKING_CANCELLED, Message(topics.BOOKING_CANCELLED, booking.event_id, ended, request_id)))
+            out.append(Message(topics.BOOKING_CANCELLED, booking.event_id, ended, request_id))
     return out
 
 
-def rejection(event_id: str, booking_id: str, command: str, code: str, reason: str,
-              request_id: str | None) -> tuple[str, Message]:
-    data = {"bookingId": booking_id, "command": command, "code": code, "reason": reason}
-    return topics.BOOKING_COMMAND_REJECTED, Message(topics.BOOKING_COMMAND_REJECTED, event_id, data, request_id)
-
-
-ENDED_STATUSES = {BookingStatus.CANCELLED, BookingStatus.EXPIRED, BookingStatus.PAYMENT_FAILED}
+def rejection(refused: events.CommandRejected, request_id: str | None) -> Message:
+    data = {"bookingId": refused.booking_id, "command": refused.command, "code": refused.code,
+            "reason": refused.reason}
+    return Message(topics.BOOKING_COMMAND_REJECTED, refused.event_id, data, request_id)

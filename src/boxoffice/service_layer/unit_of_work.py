@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from boxoffice.messages import Message
 from boxoffice.service_layer.ports import OutboxRow
 
 
@@ -22,6 +23,10 @@ class Outgoing:
     topic: str
     key: bytes
     payload: bytes
+
+    @classmethod
+    def of(cls, message: Message) -> Outgoing:
+        return cls(message.type, message.key, message.encode())
 
 
 class Outbox(Protocol):

@@ -1,0 +1,239 @@
+"""The booking service's unit of work on PostgreSQL: one connection, one transaction, its repositories.
+
+Every write is a set-based statement over arrays (one round trip per kind of row, whatever the batch size),
+and every write that takes or gives back seats carries its own guard: seats are locked in (event, seat)
+order, a hold only updates seats still AVAILABLE, a release or confirmation only seats RESERVED for that
+booking. A guard that refuses raises, and the transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
+from boxoffice.domain import events
+from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
+from boxoffice.service_layer.booking_ports import (
+    ConcurrentHoldDetected,
+    SeatsOutOfStep,
+    StoredOutcome,
+)
+
+_LOCK_SEATS = """
+    SELECT s.event_id, s.seat_id, s.status, s.price, s.booking_id
+    FROM seats s JOIN unnest($1::text[], $2::text[]) AS wanted(event_id, seat_id)
+      ON s.event_id = wanted.event_id AND s.seat_id = wanted.seat_id
+    ORDER BY s.event_id, s.seat_id
+"""
+
+_HOLD_SEATS = """
+    UPDATE seats s SET status = 'RESERVED', booking_id = h.booking_id, updated_at = now()
+    FROM unnest($1::text[], $2::text[], $3::uuid[]) AS h(event_id, seat_id, booking_id)
+    WHERE s.event_id = h.event_id AND s.seat_id = h.seat_id {condition}
+"""
+
+_SEATS_PER_USER = """
+    SELECT b.event_id, b.user_id, sum(cardinality(b.seat_ids))::int AS seats
+    FROM bookings b JOIN unnest($1::text[], $2::text[]) AS asking(event_id, user_id)
+         ON b.user_id = asking.user_id AND b.event_id = asking.event_id
+    WHERE b.status IN ('pending', 'paying', 'confirmed')
+    GROUP BY b.event_id, b.user_id
+"""
+
+_INSERT_BOOKINGS = """
+    INSERT INTO bookings (booking_id, request_id, event_id, user_id, status, seat_ids, amount, currency, expires_at,
+                          email)
+    SELECT b.booking_id, b.request_id, b.event_id, b.user_id, 'pending',
+           string_to_array(b.seat_ids, ','), b.amount, b.currency, b.expires_at, b.email
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[], $7::text[],
+                $8::timestamptz[], $9::text[])
+         AS b(booking_id, request_id, event_id, user_id, seat_ids, amount, currency, expires_at, email)
+"""
+
+_INSERT_BOOKING_SEATS = """
+    INSERT INTO booking_seats (booking_id, event_id, seat_id)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
+"""
+
+_RELEASE_SEATS = """
+    UPDATE seats s SET status = 'AVAILABLE', booking_id = NULL, updated_at = now()
+    FROM unnest($1::text[], $2::text[], $3::uuid[]) AS r(event_id, seat_id, booking_id)
+    WHERE s.event_id = r.event_id AND s.seat_id = r.seat_id AND s.booking_id = r.booking_id
+      AND s.status = 'RESERVED'
+"""
+
+_BOOK_SEATS = """
+    UPDATE seats SET status = 'BOOKED', updated_at = now()
+    WHERE event_id = $1 AND seat_id = ANY($2) AND booking_id = $3 AND status = 'RESERVED'
+"""
+
+_END_BOOKINGS = """
+    UPDATE bookings b SET status = e.status, end_reason = e.reason, decided_at = now(), updated_at = now()
+    FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(booking_id, status, reason)
+    WHERE b.booking_id = e.booking_id
+"""
+
+_FIND_REQUESTS = """
+    SELECT request_id, event_id, body_hash, outcome_topic, outcome FROM booking_requests
+    WHERE request_id = ANY($1)
+"""
+
+_INSERT_REQUESTS = """
+    INSERT INTO booking_requests (request_id, event_id, body_hash, outcome_topic, outcome)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+"""
+
+_ADVANCE_SEQUENCE = """
+    UPDATE events e SET change_seq = e.change_seq + d.n
+    FROM unnest($1::text[], $2::int[]) AS d(event_id, n)
+    WHERE e.event_id = d.event_id RETURNING e.event_id, e.change_seq
+"""
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _changed(status: str) -> int:
+    return int(status.split()[-1])
+
+
+class PostgresSeats:
+    def __init__(self, con: asyncpg.Connection, seat_check: bool,
+                 after_lock: Callable[[], Awaitable[None]] | None) -> None:
+        self._con, self._seat_check, self._after_lock = con, seat_check, after_lock
+
+    async def lock(self, event_ids: list[str], seats: list[tuple[str, str]]) -> dict[str, SeatMap]:
+        currencies = await self._con.fetch("SELECT event_id, currency FROM events WHERE event_id = ANY($1)",
+                                           event_ids)
+        lock = " FOR UPDATE OF s" if self._seat_check else ""
+        rows = await self._con.fetch(_LOCK_SEATS + lock, [e for e, _ in seats], [s for _, s in seats])
+        if self._after_lock is not None:
+            await self._after_lock()
+        maps = {r["event_id"]: SeatMap(r["event_id"], r["currency"].strip(), {}) for r in currencies}
+        for r in rows:
+            maps[r["event_id"]].seats[r["seat_id"]] = Seat(
+                r["seat_id"], SeatStatus(r["status"]), r["price"], str(r["booking_id"]) if r["booking_id"] else None)
+        return maps
+
+    async def hold(self, holds: list[events.SeatsReserved]) -> None:
+        if not holds:
+            return
+        seat_rows = sorted((h.event_id, s, h.booking_id) for h in holds for s in h.seat_ids)
+        condition = "AND s.status = 'AVAILABLE'" if self._seat_check else ""
+        updated = await self._con.execute(_HOLD_SEATS.format(condition=condition), *_columns(seat_rows))
+        if _changed(updated) != len(seat_rows):
+            raise ConcurrentHoldDetected(f"expected to hold {len(seat_rows)} seats, held {updated}")
+
+
+class PostgresBookings:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def add(self, holds: list[events.SeatsReserved], emails: dict[str, str]) -> None:
+        if not holds:
+            return
+        await self._con.execute(_INSERT_BOOKINGS, *_columns([
+            (h.booking_id, h.request_id, h.event_id, h.user_id, ",".join(h.seat_ids), h.amount, h.currency,
+             h.expires_at, emails.get(h.request_id, "")) for h in holds]))
+        event_ids, seat_ids, booking_ids = _columns(sorted(
+            (h.event_id, s, h.booking_id) for h in holds for s in h.seat_ids))
+        await self._con.execute(_INSERT_BOOKING_SEATS, booking_ids, event_ids, seat_ids)
+
+    async def seats_per_buyer(self, buyers: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        if not buyers:
+            return {}
+        rows = await self._con.fetch(_SEATS_PER_USER, [e for e, _ in buyers], [u for _, u in buyers])
+        return {(r["event_id"], r["user_id"]): r["seats"] for r in rows}
+
+    async def lock(self, booking_ids: list[str]) -> list[Booking]:
+        rows = await self._con.fetch(
+            "SELECT * FROM bookings WHERE booking_id = ANY($1::uuid[]) ORDER BY booking_id FOR UPDATE",
+            sorted(set(booking_ids)))
+        return [Booking(str(r["booking_id"]), r["event_id"], r["user_id"], list(r["seat_ids"]), r["amount"],
+                        r["currency"].strip(), BookingStatus(r["status"]), r["expires_at"], r["payment_id"],
+                        r["email"]) for r in rows]
+
+    async def save(self, bookings: list[Booking]) -> None:
+        released: list[tuple[Booking, events.SeatsReleased]] = []
+        for booking in bookings:
+            for event in booking.events:
+                if isinstance(event, events.PaymentRequested):
+                    await self._con.execute(
+                        "UPDATE bookings SET status = 'paying', payment_id = $2, payment_requested_at = now(), "
+                        "updated_at = now() WHERE booking_id = $1", booking.booking_id, event.payment_id)
+                elif isinstance(event, events.BookingConfirmed):
+                    await self._book(booking)
+                elif isinstance(event, events.SeatsReleased):
+                    released.append((booking, event))
+        if released:
+            await self._release(released)
+
+    async def _book(self, booking: Booking) -> None:
+        seats = sorted(booking.seat_ids)
+        booked = await self._con.execute(_BOOK_SEATS, booking.event_id, seats, booking.booking_id)
+        if _changed(booked) != len(seats):
+            raise SeatsOutOfStep(f"booking {booking.booking_id}: {booked}, expected {len(seats)} seats")
+        await self._con.execute(
+            "UPDATE bookings SET status = 'confirmed', decided_at = now(), updated_at = now() "
+            "WHERE booking_id = $1", booking.booking_id)
+
+    async def _release(self, released: list[tuple[Booking, events.SeatsReleased]]) -> None:
+        seats = sorted((b.event_id, s, b.booking_id) for b, _ in released for s in b.seat_ids)
+        done = await self._con.execute(_RELEASE_SEATS, *_columns(seats))
+        if _changed(done) != len(seats):
+            raise SeatsOutOfStep(f"releasing {len(released)} bookings: {done}, expected {len(seats)} seats")
+        ids = [b.booking_id for b, _ in released]
+        await self._con.execute("UPDATE booking_seats SET live = false WHERE booking_id = ANY($1::uuid[])", ids)
+        await self._con.execute(_END_BOOKINGS, ids, [b.status.value for b, _ in released],
+                                [e.reason for _, e in released])
+
+
+class PostgresRequestOutcomes:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def find(self, request_ids: list[str]) -> dict[str, StoredOutcome]:
+        rows = await self._con.fetch(_FIND_REQUESTS, request_ids)
+        return {r["request_id"]: StoredOutcome(r["request_id"], r["event_id"], r["body_hash"], r["outcome_topic"],
+                                               r["outcome"]) for r in rows}
+
+    async def add(self, outcomes: list[StoredOutcome]) -> None:
+        if outcomes:
+            await self._con.execute(_INSERT_REQUESTS, *_columns([
+                (o.request_id, o.event_id, o.body_hash, o.topic, o.payload) for o in outcomes]))
+
+
+class PostgresChangeSequence:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def advance(self, counts: dict[str, int]) -> dict[str, int]:
+        event_ids = sorted(counts)
+        rows = await self._con.fetch(_ADVANCE_SEQUENCE, event_ids, [counts[e] for e in event_ids])
+        return {r["event_id"]: r["change_seq"] for r in rows}
+
+
+class PostgresBookingUnitOfWork(PostgresUnitOfWork):
+    """seat_check=False drops the row locks and the conditional update: only for the control run of the race
+    tests, which must then see a double hold. after_lock runs once the seats are locked (race tests pause
+    there, holding the locks)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, seat_check: bool = True,
+                 after_lock: Callable[[], Awaitable[None]] | None = None) -> None:
+        super().__init__(pool, producer="booking")
+        self._seat_check, self._after_lock = seat_check, after_lock
+        self.seats: PostgresSeats
+        self.bookings: PostgresBookings
+        self.requests: PostgresRequestOutcomes
+        self.sequence: PostgresChangeSequence
+
+    def _bind(self, con: asyncpg.Connection) -> None:
+        super()._bind(con)
+        self.seats = PostgresSeats(con, self._seat_check, self._after_lock)
+        self.bookings = PostgresBookings(con)
+        self.requests = PostgresRequestOutcomes(con)
+        self.sequence = PostgresChangeSequence(con)

@@ -1,0 +1,146 @@
+"""A booking after its hold: paying, the payment's outcome, cancelling, and holds that ran out.
+
+Each handler locks the booking, lets the domain decide, and writes the booking, its seats and the messages
+together. A redelivered message finds the booking already moved on and changes nothing; a buyer's command
+that the booking's state refuses is answered with booking.command.rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from boxoffice import messages as topics
+from boxoffice.domain import errors, events
+from boxoffice.domain.model import Booking, BookingStatus
+from boxoffice.messages import Message
+from boxoffice.service_layer.booking_ports import BookingUnitOfWork
+from boxoffice.service_layer.change_numbers import number_seat_changes
+from boxoffice.service_layer.decisions import Decide, Decision
+from boxoffice.service_layer.lifecycle_messages import messages_for, rejection
+from boxoffice.service_layer.unit_of_work import Outgoing
+
+log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+# Applies a message to its booking; False when the message is a duplicate or stale and changes nothing.
+Apply = Callable[[Booking, Message, datetime], bool]
+
+
+def _amount(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if isinstance(value, (int, float, str)) else None
+    except InvalidOperation:
+        return None
+
+
+def _start_payment(booking: Booking, message: Message, now: datetime) -> bool:
+    payment_id, amount = message.data.get("paymentId"), _amount(message.data.get("amount"))
+    if not isinstance(payment_id, str) or amount is None:
+        raise errors.InvalidRequest("A confirmation needs a paymentId and an amount")
+    if booking.payment_id == payment_id and booking.status is not BookingStatus.PENDING:
+        return False  # the same payment again: its first answer stands
+    booking.start_payment(payment_id, amount, now)
+    return True
+
+
+def _is_current_payment(booking: Booking, message: Message) -> bool:
+    return booking.status is BookingStatus.PAYING and booking.payment_id == message.data.get("paymentId")
+
+
+def _confirm_paid(booking: Booking, message: Message, now: datetime) -> bool:
+    if not _is_current_payment(booking, message):
+        return False
+    booking.confirm()
+    return True
+
+
+def _release_declined(booking: Booking, message: Message, now: datetime) -> bool:
+    if not _is_current_payment(booking, message):
+        return False
+    booking.fail_payment()
+    return True
+
+
+def _cancel(booking: Booking, message: Message, now: datetime) -> bool:
+    booking.cancel()
+    return True
+
+
+async def request_payment(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+    return await _apply(uow, message, decide, _start_payment, command="confirm")
+
+
+async def payment_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+    return await _apply(uow, message, decide, _confirm_paid)
+
+
+async def payment_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+    return await _apply(uow, message, decide, _release_declined)
+
+
+async def cancel_booking(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+    return await _apply(uow, message, decide, _cancel, command="cancel")
+
+
+async def expire_holds(uow: BookingUnitOfWork, batch: list[Message], decide: Decide) -> list[Decision]:
+    """Many timeouts in one transaction: at the end of a big on-sale's hold, thousands fall due together.
+    Bookings no longer pending (paid, cancelled, already expired) or not yet due are left alone."""
+    ids = sorted({b for m in batch if isinstance(b := m.data.get("bookingId"), str) and _UUID.match(b)})
+    if not ids:
+        return []
+    due = [b for b in await uow.bookings.lock(ids)
+           if b.status is BookingStatus.PENDING and decide.now >= b.expires_at]
+    for booking in due:
+        booking.expire(decide.now)
+    if not due:
+        return []
+    await uow.bookings.save(due)
+    await _publish(uow, [m for b in due for m in messages_for(b, None)])
+    return [(event, None) for b in due for event in b.events]
+
+
+async def _apply(uow: BookingUnitOfWork, message: Message, decide: Decide, apply: Apply,
+                 command: str | None = None) -> list[Decision]:
+    """`command` names a buyer's command, which is answered even when refused; other messages are not."""
+    booking_id = message.data.get("bookingId")
+    if not isinstance(booking_id, str) or not _UUID.match(booking_id):
+        log.error("dropping %s %s without a valid bookingId", message.type, message.id)
+        return []
+    found = await uow.bookings.lock([booking_id])
+    if not found:
+        if command is None:
+            return []
+        missing = errors.BookingNotFound(f"Booking {booking_id} does not exist")
+        return await _refuse(uow, message, message.event_id, booking_id, command, missing)
+    booking = found[0]
+    try:
+        if not apply(booking, message, decide.now):
+            return []
+    except errors.DomainError as exc:
+        if command is None:
+            log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
+            return []
+        return await _refuse(uow, message, booking.event_id, booking_id, command, exc)
+    await uow.bookings.save([booking])
+    card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
+    decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
+               if message.type == topics.PAYMENT_FAILED else None)
+    await _publish(uow, messages_for(booking, message.request_id, card if isinstance(card, str) else None, decline))
+    return [(event, message.request_id) for event in booking.events]
+
+
+async def _refuse(uow: BookingUnitOfWork, message: Message, event_id: str, booking_id: str, command: str,
+                  error: errors.DomainError) -> list[Decision]:
+    refused = events.CommandRejected(booking_id, event_id, command, error.code, error.message)
+    await uow.outbox.add([Outgoing.of(rejection(refused, message.request_id))])
+    return [(refused, message.request_id)]
+
+
+async def _publish(uow: BookingUnitOfWork, outgoing: list[Message]) -> None:
+    await number_seat_changes(uow.sequence, outgoing)
+    await uow.outbox.add([Outgoing.of(m) for m in outgoing])

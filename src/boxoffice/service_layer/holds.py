@@ -1,0 +1,87 @@
+"""Holding seats: a batch of reservation requests decided in one transaction, in the order Kafka holds them.
+
+The seats the batch asks for are locked in one statement, then the domain decides each request in turn
+(later requests see earlier holds); a request decided before (a redelivery, or a retry after another
+process took the partition) gets its stored outcome again instead of a second decision.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from boxoffice.domain import errors, events
+from boxoffice.domain.commands import ReserveSeats
+from boxoffice.messages import Message
+from boxoffice.service_layer.booking_ports import BookingUnitOfWork, StoredOutcome
+from boxoffice.service_layer.change_numbers import number_seat_changes
+from boxoffice.service_layer.decisions import Decide, Decision
+from boxoffice.service_layer.outcomes import reservation_message
+from boxoffice.service_layer.unit_of_work import Outgoing
+
+log = logging.getLogger(__name__)
+
+
+def reserve_command(message: Message) -> ReserveSeats | None:
+    data = message.data
+    user_id, seat_ids = data.get("userId"), data.get("seatIds")
+    if not message.request_id or not isinstance(user_id, str) or not isinstance(seat_ids, list) or not seat_ids \
+            or not all(isinstance(s, str) for s in seat_ids):
+        return None
+    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, str(data.get("bodyHash", "")),
+                        str(data.get("email") or ""))
+
+
+async def reserve_seats(uow: BookingUnitOfWork, batch: list[Message], decide: Decide) -> list[Decision]:
+    """Decides every request not decided before; the stored outcome of those that were goes out again."""
+    unique: dict[str, ReserveSeats] = {}
+    for message in batch:
+        command = reserve_command(message)
+        if command is None:
+            log.error("dropping malformed reservation request %s", message.id)
+            continue
+        unique.setdefault(command.request_id, command)
+    if not unique:
+        return []
+    stored = await uow.requests.find(list(unique))
+    fresh = [c for c in unique.values() if c.request_id not in stored]
+    outcomes = await _decide(uow, fresh, decide) if fresh else []
+    outgoing = [reservation_message(outcome) for outcome in outcomes]
+    await number_seat_changes(uow.sequence, outgoing)
+    answers = [StoredOutcome(c.request_id, c.event_id, c.body_hash, m.type, m.encode())
+               for c, m in zip(fresh, outgoing, strict=True)]
+    await uow.requests.add(answers)
+    # Replays go out in the order their requests came, like the first time.
+    replays = [stored[request_id] for request_id in unique if request_id in stored]
+    await uow.outbox.add([Outgoing(a.topic, a.event_id.encode(), a.payload) for a in (*answers, *replays)])
+    return [(outcome, outcome.request_id) for outcome in outcomes]
+
+
+async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
+                  decide: Decide) -> list[events.SeatsReserved | events.ReservationFailed]:
+    rules = decide.rules
+    wanted = sorted({(c.event_id, s) for c in commands for s in c.seat_ids})
+    maps = await uow.seats.lock(sorted({c.event_id for c in commands}), wanted)
+    for seat_map in maps.values():
+        seat_map.per_booking_limit = rules.max_seats_per_booking
+        seat_map.per_user_limit = rules.seats_per_user
+    if rules.seats_per_user is not None:
+        owned = await uow.bookings.seats_per_buyer(sorted({(c.event_id, c.user_id) for c in commands}))
+        for (event_id, user_id), seats in owned.items():
+            if event_id in maps:
+                maps[event_id].seats_per_user[user_id] = seats
+
+    outcomes: list[events.SeatsReserved | events.ReservationFailed] = []
+    for command in commands:
+        seat_map = maps.get(command.event_id)
+        if seat_map is None:
+            outcomes.append(events.ReservationFailed(
+                command.request_id, command.event_id, command.user_id, list(command.seat_ids),
+                errors.EventNotFound.code, f"Event {command.event_id} does not exist"))
+            continue
+        outcomes.append(seat_map.hold(command.request_id, command.user_id, list(command.seat_ids),
+                                      decide.new_booking_id(), decide.now + rules.hold))
+    holds = [o for o in outcomes if isinstance(o, events.SeatsReserved)]
+    if holds:
+        await uow.seats.hold(holds)
+        await uow.bookings.add(holds, {c.request_id: c.email for c in commands})
+    return outcomes

@@ -1,0 +1,184 @@
+"""An in-memory booking database behind the booking service's ports, for unit tests of its handlers.
+
+It keeps the guards of the PostgreSQL adapter (a hold takes only AVAILABLE seats, a release or a
+confirmation only seats RESERVED for that booking), and the contract tests in
+tests/integration/test_booking_repositories.py run the same checks on both, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+
+from boxoffice.domain import events
+from boxoffice.domain.catalog import EventSpec
+from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
+from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SeatsOutOfStep, StoredOutcome
+from boxoffice.service_layer.ports import OutboxRow
+from boxoffice.service_layer.unit_of_work import Outgoing
+
+
+@dataclass
+class BookingTables:
+    currencies: dict[str, str] = field(default_factory=dict)
+    seats: dict[tuple[str, str], Seat] = field(default_factory=dict)
+    bookings: dict[str, Booking] = field(default_factory=dict)
+    end_reasons: dict[str, str] = field(default_factory=dict)
+    requests: dict[str, StoredOutcome] = field(default_factory=dict)
+    change_seq: dict[str, int] = field(default_factory=dict)
+    outbox: list[OutboxRow] = field(default_factory=list)
+
+    def add_event(self, spec: EventSpec) -> None:
+        self.currencies[spec.event_id] = spec.currency
+        self.change_seq[spec.event_id] = 0
+        for seat in spec.seats():
+            self.seats[(spec.event_id, seat.seat_id)] = Seat(seat.seat_id, SeatStatus.AVAILABLE, seat.price)
+
+
+class FakeSeats:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def lock(self, event_ids: list[str], seats: list[tuple[str, str]]) -> dict[str, SeatMap]:
+        maps = {e: SeatMap(e, self._t.currencies[e], {}) for e in event_ids if e in self._t.currencies}
+        for event_id, seat_id in seats:
+            seat = self._t.seats.get((event_id, seat_id))
+            if seat is not None and event_id in maps:
+                maps[event_id].seats[seat_id] = replace(seat)
+        return maps
+
+    async def hold(self, holds: list[events.SeatsReserved]) -> None:
+        for hold in holds:
+            for seat_id in hold.seat_ids:
+                seat = self._t.seats[(hold.event_id, seat_id)]
+                if seat.status is not SeatStatus.AVAILABLE:
+                    raise ConcurrentHoldDetected(f"seat {seat_id} is {seat.status}")
+                seat.status, seat.booking_id = SeatStatus.RESERVED, hold.booking_id
+
+
+class FakeBookings:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def add(self, holds: list[events.SeatsReserved], emails: dict[str, str]) -> None:
+        for h in holds:
+            self._t.bookings[h.booking_id] = Booking(
+                h.booking_id, h.event_id, h.user_id, list(h.seat_ids), h.amount, h.currency, BookingStatus.PENDING,
+                h.expires_at, email=emails.get(h.request_id, ""))
+
+    async def seats_per_buyer(self, buyers: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for b in self._t.bookings.values():
+            if (b.event_id, b.user_id) in buyers and b.status.is_live:
+                counts[(b.event_id, b.user_id)] = counts.get((b.event_id, b.user_id), 0) + len(b.seat_ids)
+        return counts
+
+    async def lock(self, booking_ids: list[str]) -> list[Booking]:
+        return [replace(self._t.bookings[b], seat_ids=list(self._t.bookings[b].seat_ids), events=[])
+                for b in sorted(set(booking_ids)) if b in self._t.bookings]
+
+    async def save(self, bookings: list[Booking]) -> None:
+        for booking in bookings:
+            stored = self._t.bookings[booking.booking_id]
+            for event in booking.events:
+                if isinstance(event, events.PaymentRequested):
+                    stored.status, stored.payment_id = BookingStatus.PAYING, event.payment_id
+                elif isinstance(event, events.BookingConfirmed):
+                    for seat in self._reserved_seats(booking):
+                        seat.status = SeatStatus.BOOKED
+                    stored.status = BookingStatus.CONFIRMED
+                elif isinstance(event, events.SeatsReleased):
+                    for seat in self._reserved_seats(booking):
+                        seat.status, seat.booking_id = SeatStatus.AVAILABLE, None
+                    stored.status = booking.status
+                    self._t.end_reasons[booking.booking_id] = event.reason
+
+    def _reserved_seats(self, booking: Booking) -> list[Seat]:
+        seats = [self._t.seats[(booking.event_id, s)] for s in booking.seat_ids]
+        if any(s.status is not SeatStatus.RESERVED or s.booking_id != booking.booking_id for s in seats):
+            raise SeatsOutOfStep(f"booking {booking.booking_id}: its seats are not reserved for it")
+        return seats
+
+
+class FakeRequestOutcomes:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def find(self, request_ids: list[str]) -> dict[str, StoredOutcome]:
+        return {r: self._t.requests[r] for r in request_ids if r in self._t.requests}
+
+    async def add(self, outcomes: list[StoredOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.request_id in self._t.requests:
+                raise KeyError(f"request {outcome.request_id} was decided already")
+            self._t.requests[outcome.request_id] = outcome
+
+
+class FakeChangeSequence:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def advance(self, counts: dict[str, int]) -> dict[str, int]:
+        for event_id, n in counts.items():
+            if event_id in self._t.change_seq:
+                self._t.change_seq[event_id] += n
+        return {e: self._t.change_seq[e] for e in counts if e in self._t.change_seq}
+
+
+_outbox_ids = itertools.count(1)
+
+
+class FakeOutbox:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+        self.pending: list[OutboxRow] = []
+        self.written: list[OutboxRow] = []
+
+    async def add(self, messages: list[Outgoing]) -> None:
+        self.pending += [OutboxRow(next(_outbox_ids), m.topic, m.key, m.payload) for m in messages]
+
+
+class FakeBookingUnitOfWork:
+    """Every `async with` works on a copy of the tables, kept only on commit."""
+
+    def __init__(self, tables: BookingTables) -> None:
+        self.tables = tables
+        self.committed = False
+
+    async def __aenter__(self) -> FakeBookingUnitOfWork:
+        self._work = copy.deepcopy(self.tables)
+        self.seats = FakeSeats(self._work)
+        self.bookings = FakeBookings(self._work)
+        self.requests = FakeRequestOutcomes(self._work)
+        self.sequence = FakeChangeSequence(self._work)
+        self.outbox = FakeOutbox(self._work)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.outbox.pending = []
+
+    async def commit(self) -> None:
+        self._work.outbox += self.outbox.pending
+        self.outbox.written += self.outbox.pending
+        self.outbox.pending = []
+        for name in vars(self.tables):
+            setattr(self.tables, name, getattr(self._work, name))
+        self.committed = True
+
+    async def rollback(self) -> None:
+        self.outbox.pending = []
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        kept, pending = copy.deepcopy(self._work), len(self.outbox.pending)
+        try:
+            yield
+        except BaseException:
+            for name in vars(kept):
+                setattr(self._work, name, getattr(kept, name))
+            del self.outbox.pending[pending:]
+            raise
+

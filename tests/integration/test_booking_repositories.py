@@ -1,0 +1,183 @@
+"""One contract, two implementations: the booking service's repositories on PostgreSQL and the in-memory fake
+that the handlers' unit tests use must behave alike, guards included."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from boxoffice.adapters.booking_uow import PostgresBookingUnitOfWork
+from boxoffice.adapters.catalog_store import create_event
+from boxoffice.domain import events
+from boxoffice.domain.model import Booking, BookingStatus, SeatStatus
+from boxoffice.service_layer.booking_ports import (
+    BookingUnitOfWork,
+    ConcurrentHoldDetected,
+    SeatsOutOfStep,
+    StoredOutcome,
+)
+from boxoffice.service_layer.unit_of_work import Outgoing
+from tests.conftest import small_event
+from tests.fake_booking import BookingTables, FakeBookingUnitOfWork
+
+EXPIRES = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(minutes=10)
+UnitOfWorkFactory = Callable[[], BookingUnitOfWork]
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def setting(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> tuple[str, UnitOfWorkFactory]:
+    spec = small_event(rows=2)
+    if request.param == "fake":
+        tables = BookingTables()
+        tables.add_event(spec)
+        return spec.event_id, lambda: FakeBookingUnitOfWork(tables)
+    async with pool.acquire() as con:
+        await create_event(con, spec)
+    return spec.event_id, lambda: PostgresBookingUnitOfWork(pool)
+
+
+def a_hold(event_id: str, *seats: str, user: str = "fan") -> events.SeatsReserved:
+    return events.SeatsReserved(f"req-{uuid.uuid4()}", event_id, user, str(uuid.uuid4()), list(seats),
+                                Decimal("150.00") * len(seats), "USD", EXPIRES)
+
+
+async def committed_hold(unit_of_work: UnitOfWorkFactory, hold: events.SeatsReserved, email: str = "") -> None:
+    async with unit_of_work() as uow:
+        await uow.seats.hold([hold])
+        await uow.bookings.add([hold], {hold.request_id: email})
+        await uow.commit()
+
+
+async def seat_states(unit_of_work: UnitOfWorkFactory, event_id: str, *seats: str) -> dict[str, tuple[str, str | None]]:
+    async with unit_of_work() as uow:
+        maps = await uow.seats.lock([event_id], [(event_id, s) for s in seats])
+    return {s.seat_id: (s.status.value, s.booking_id) for s in maps[event_id].seats.values()}
+
+
+async def stored_booking(unit_of_work: UnitOfWorkFactory, booking_id: str) -> Booking:
+    async with unit_of_work() as uow:
+        [booking] = await uow.bookings.lock([booking_id])
+    return booking
+
+
+async def test_lock_gives_the_maps_of_events_that_exist_with_the_asked_seats(
+        setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    async with unit_of_work() as uow:
+        maps = await uow.seats.lock([event_id, "no_such_event"], [(event_id, "A1"), (event_id, "B2"), (event_id, "Z9")])
+    assert list(maps) == [event_id]
+    seat_map = maps[event_id]
+    assert seat_map.currency == "USD" and sorted(seat_map.seats) == ["A1", "B2"]
+    assert (seat_map.seats["A1"].price, seat_map.seats["B2"].price) == (Decimal("150.00"), Decimal("20.00"))
+    assert seat_map.seats["A1"].status is SeatStatus.AVAILABLE and seat_map.seats["A1"].booking_id is None
+
+
+async def test_a_hold_reserves_its_seats_and_adds_a_pending_booking(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    hold = a_hold(event_id, "A1", "A2")
+    await committed_hold(unit_of_work, hold, "fan@example.com")
+
+    assert await seat_states(unit_of_work, event_id, "A1", "A2", "A3") == {
+        "A1": ("RESERVED", hold.booking_id), "A2": ("RESERVED", hold.booking_id), "A3": ("AVAILABLE", None)}
+    booking = await stored_booking(unit_of_work, hold.booking_id)
+    assert (booking.status, booking.seat_ids, booking.amount, booking.expires_at, booking.email, booking.user_id) == (
+        BookingStatus.PENDING, ["A1", "A2"], Decimal("300.00"), EXPIRES, "fan@example.com", "fan")
+    async with unit_of_work() as uow:
+        assert await uow.bookings.seats_per_buyer([(event_id, "fan"), (event_id, "nobody")]) == {(event_id, "fan"): 2}
+
+
+async def test_holding_a_seat_that_is_not_available_is_refused(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    first = a_hold(event_id, "A1")
+    await committed_hold(unit_of_work, first)
+    with pytest.raises(ConcurrentHoldDetected):
+        async with unit_of_work() as uow:
+            await uow.seats.hold([a_hold(event_id, "A2", "A1")])
+    assert await seat_states(unit_of_work, event_id, "A1", "A2") == {
+        "A1": ("RESERVED", first.booking_id), "A2": ("AVAILABLE", None)}
+
+
+async def test_without_commit_nothing_is_kept(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    hold = a_hold(event_id, "A3")
+    async with unit_of_work() as uow:
+        await uow.seats.hold([hold])
+        await uow.bookings.add([hold], {})
+        await uow.outbox.add([Outgoing("seat.reserved", event_id.encode(), b"{}")])
+    assert uow.outbox.written == []
+    assert await seat_states(unit_of_work, event_id, "A3") == {"A3": ("AVAILABLE", None)}
+    async with unit_of_work() as uow:
+        assert await uow.bookings.lock([hold.booking_id]) == []
+
+
+async def test_a_savepoint_undoes_only_its_own_writes(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    kept, undone = a_hold(event_id, "A4"), a_hold(event_id, "A5")
+    async with unit_of_work() as uow:
+        await uow.seats.hold([kept])
+        await uow.outbox.add([Outgoing("seat.reserved", event_id.encode(), b"kept")])
+        with pytest.raises(SeatsOutOfStep):
+            async with uow.savepoint():
+                await uow.seats.hold([undone])
+                await uow.outbox.add([Outgoing("seat.reserved", event_id.encode(), b"undone")])
+                raise SeatsOutOfStep("stop here")
+        await uow.commit()
+    assert [r.payload for r in uow.outbox.written] == [b"kept"]
+    assert await seat_states(unit_of_work, event_id, "A4", "A5") == {
+        "A4": ("RESERVED", kept.booking_id), "A5": ("AVAILABLE", None)}
+
+
+async def test_saving_a_booking_writes_what_it_recorded(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    confirmed, released = a_hold(event_id, "B1"), a_hold(event_id, "B2", "B3")
+    for hold in (confirmed, released):
+        await committed_hold(unit_of_work, hold)
+    async with unit_of_work() as uow:
+        locked = {b.booking_id: b for b in await uow.bookings.lock([released.booking_id, confirmed.booking_id])}
+        paid, dropped = locked[confirmed.booking_id], locked[released.booking_id]
+        paid.start_payment("pay_1", Decimal("150.00"), EXPIRES - timedelta(minutes=1))
+        paid.confirm()
+        dropped.cancel()
+        await uow.bookings.save([paid, dropped])
+        await uow.commit()
+
+    assert await seat_states(unit_of_work, event_id, "B1", "B2", "B3") == {
+        "B1": ("BOOKED", confirmed.booking_id), "B2": ("AVAILABLE", None), "B3": ("AVAILABLE", None)}
+    paid_now, dropped_now = (await stored_booking(unit_of_work, confirmed.booking_id),
+                             await stored_booking(unit_of_work, released.booking_id))
+    assert (paid_now.status, paid_now.payment_id) == (BookingStatus.CONFIRMED, "pay_1")
+    assert dropped_now.status is BookingStatus.CANCELLED
+    async with unit_of_work() as uow:  # released seats no longer count against the buyer
+        assert await uow.bookings.seats_per_buyer([(event_id, "fan")]) == {(event_id, "fan"): 1}
+
+
+async def test_releasing_seats_the_booking_does_not_hold_is_refused(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    hold = a_hold(event_id, "B4")
+    await committed_hold(unit_of_work, hold)
+    async with unit_of_work() as uow:
+        [booking] = await uow.bookings.lock([hold.booking_id])
+    impostor = Booking(booking.booking_id, event_id, "fan", ["B5"], booking.amount, "USD", BookingStatus.PENDING,
+                       EXPIRES)
+    impostor.cancel()
+    with pytest.raises(SeatsOutOfStep):
+        async with unit_of_work() as uow:
+            await uow.bookings.save([impostor])
+    assert (await stored_booking(unit_of_work, hold.booking_id)).status is BookingStatus.PENDING
+
+
+async def test_request_outcomes_and_change_numbers(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    outcome = StoredOutcome(f"req-{uuid.uuid4()}", event_id, "hash", "seat.reserved", b'{"answer": 1}')
+    async with unit_of_work() as uow:
+        await uow.requests.add([outcome])
+        assert await uow.sequence.advance({event_id: 3, "no_such_event": 1}) == {event_id: 3}
+        assert await uow.sequence.advance({event_id: 2}) == {event_id: 5}
+        await uow.commit()
+    async with unit_of_work() as uow:
+        assert await uow.requests.find([outcome.request_id, "req-unknown"]) == {outcome.request_id: outcome}

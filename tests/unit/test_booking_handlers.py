@@ -1,0 +1,306 @@
+"""The booking service's handlers over an in-memory unit of work: who gets the seats, what the booking
+says, what goes to the outbox and when it reaches the relay."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from boxoffice import messages as topics
+from boxoffice import metrics
+from boxoffice.domain.model import BookingStatus, SeatStatus
+from boxoffice.messages import Message, decode
+from boxoffice.service_layer.booking import TOPIC_HANDLERS, BookingService
+from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected
+from boxoffice.service_layer.decisions import BookingRules
+from boxoffice.service_layer.ports import OutboxRow
+from tests.conftest import small_event
+from tests.fake_booking import BookingTables, FakeBookingUnitOfWork
+
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+HOLD = timedelta(minutes=10)
+EVENT = small_event("ev_unit", rows=2)  # A1-A10 at 150.00, B1-B10 at 20.00
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.rows: list[OutboxRow] = []
+
+    def submit(self, rows: list[OutboxRow]) -> None:
+        self.rows += rows
+
+    def messages(self) -> list[Message]:
+        return [decode(r.payload) for r in self.rows]
+
+    def take(self) -> list[Message]:
+        taken = self.messages()
+        self.rows.clear()
+        return taken
+
+
+class Platform:
+    """A booking service over fresh in-memory tables, with a clock the test moves."""
+
+    def __init__(self, rules: BookingRules | None = None) -> None:
+        self.tables = BookingTables()
+        self.tables.add_event(EVENT)
+        self.relay = Relay()
+        self.now = NOW
+        self.units: list[FakeBookingUnitOfWork] = []
+        self.service = BookingService(self._unit, self.relay, rules or BookingRules(HOLD, 10), lambda: self.now)
+
+    def _unit(self) -> FakeBookingUnitOfWork:
+        self.units.append(FakeBookingUnitOfWork(self.tables))
+        return self.units[-1]
+
+    async def handle(self, *batch: Message) -> list[Message]:
+        await self.service(list(batch))
+        return self.relay.take()
+
+    def seat(self, seat_id: str) -> SeatStatus:
+        return self.tables.seats[(EVENT.event_id, seat_id)].status
+
+    def booking(self, booking_id: str) -> BookingStatus:
+        return self.tables.bookings[booking_id].status
+
+
+def hold_request(user: str, *seats: str, request_id: str | None = None, event_id: str = EVENT.event_id) -> Message:
+    return Message(topics.SEAT_RESERVATION_REQUESTED, event_id,
+                   {"userId": user, "seatIds": list(seats), "email": f"{user}@example.com"},
+                   request_id or f"req-{uuid.uuid4()}")
+
+
+def on_booking(topic: str, booking_id: str, **data: object) -> Message:
+    return Message(topic, EVENT.event_id, {"bookingId": booking_id, **data}, f"req-{uuid.uuid4()}")
+
+
+async def held(platform: Platform, *seats: str, user: str = "fan") -> str:
+    [reserved] = await platform.handle(hold_request(user, *seats))
+    assert reserved.type == topics.SEAT_RESERVED
+    return str(reserved.data["bookingId"])
+
+
+async def paying(platform: Platform, booking_id: str, amount: float = 150.0) -> None:
+    [asked] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
+                                               paymentId="pay_1", amount=amount, card="4242424242424242"))
+    assert asked.type == topics.PAYMENT_REQUESTED
+
+
+def test_every_booking_topic_has_exactly_one_kind_of_handler() -> None:
+    assert set(TOPIC_HANDLERS) == {
+        topics.SEAT_RESERVATION_REQUESTED, topics.SEAT_RESERVATION_TIMEOUT, topics.BOOKING_CONFIRMATION_REQUESTED,
+        topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED, topics.BOOKING_CANCELLATION_REQUESTED}
+    assert all((route.batch is None) != (route.each is None) for route in TOPIC_HANDLERS.values())
+
+
+async def test_three_buyers_of_one_seat_in_one_batch_first_one_wins() -> None:
+    platform = Platform()
+    out = await platform.handle(hold_request("u1", "A1"), hold_request("u2", "A1"), hold_request("u3", "A1", "A2"))
+
+    assert [(m.type, m.data["userId"]) for m in out] == [
+        (topics.SEAT_RESERVED, "u1"), (topics.SEAT_RESERVATION_FAILED, "u2"), (topics.SEAT_RESERVATION_FAILED, "u3")]
+    assert out[1].data["code"] == "seat_unavailable" and out[2].data["seatIds"] == ["A1"]
+    assert out[0].data["seq"] == 1 and "seq" not in out[1].data
+    booking_id = str(out[0].data["bookingId"])
+    assert platform.seat("A1") is SeatStatus.RESERVED and platform.seat("A2") is SeatStatus.AVAILABLE
+    booking = platform.tables.bookings[booking_id]
+    assert (booking.user_id, booking.amount, booking.expires_at, booking.email) == (
+        "u1", Decimal("150.00"), NOW + HOLD, "u1@example.com")
+    assert len(platform.units) == 1  # one transaction for the batch
+
+
+async def test_a_redelivered_request_gets_its_first_answer_again_and_nothing_twice() -> None:
+    platform = Platform()
+    first = await platform.handle(hold_request("u1", "A1", request_id="req-once"))
+    again = await platform.handle(hold_request("u1", "A1", request_id="req-once"),
+                                  hold_request("u1", "A1", request_id="req-once"))
+
+    assert [(m.id, m.data) for m in again] == [(m.id, m.data) for m in first]
+    assert len(platform.tables.bookings) == 1 and platform.tables.change_seq[EVENT.event_id] == 1
+
+
+async def test_refusals_name_what_was_wrong_and_hold_nothing() -> None:
+    platform = Platform(BookingRules(HOLD, max_seats_per_booking=2))
+    out = await platform.handle(hold_request("u", "A1", "A2", "A3"), hold_request("u", "A1", "Z9"),
+                                hold_request("u", "A1", event_id="no_such_event"))
+
+    assert [m.data["code"] for m in out] == ["invalid_request", "seat_not_found", "event_not_found"]
+    assert out[0].data["reason"] == "A booking needs 1 to 2 different seats"
+    assert out[1].data["seatIds"] == ["Z9"]
+    assert platform.tables.bookings == {} and platform.seat("A1") is SeatStatus.AVAILABLE
+
+
+async def test_the_per_buyer_cap_counts_what_the_buyer_already_holds() -> None:
+    platform = Platform(BookingRules(HOLD, 10, seats_per_user=3))
+    await held(platform, "A1", "A2", user="fan")
+    out = await platform.handle(hold_request("fan", "A3", "A4"), hold_request("fan", "A3"),
+                                hold_request("other", "A4", "A5"))
+
+    assert [m.data.get("code") for m in out] == ["seat_limit_reached", None, None]
+
+
+async def test_a_malformed_request_is_dropped_and_the_rest_decided() -> None:
+    platform = Platform()
+    bad = Message(topics.SEAT_RESERVATION_REQUESTED, EVENT.event_id, {"userId": 7, "seatIds": "A1"}, "req-bad")
+    out = await platform.handle(bad, hold_request("u", "A1"))
+
+    assert [m.type for m in out] == [topics.SEAT_RESERVED]
+
+
+async def test_a_seat_taken_under_the_lock_rolls_the_whole_batch_back() -> None:
+    """The database's guard, not the domain, refuses: nothing of the batch is kept or published."""
+    platform = Platform()
+    taken = platform.tables.seats[(EVENT.event_id, "A2")]
+    original_lock = FakeBookingUnitOfWork.__aenter__
+
+    async def stale_lock(self: FakeBookingUnitOfWork) -> FakeBookingUnitOfWork:
+        unit = await original_lock(self)
+        lock = unit.seats.lock
+
+        async def lock_then_lose_a2(event_ids: list[str], seats: list[tuple[str, str]]):  # noqa: ANN202
+            maps = await lock(event_ids, seats)
+            self._work.seats[(EVENT.event_id, "A2")].status = SeatStatus.BOOKED
+            return maps
+
+        unit.seats.lock = lock_then_lose_a2  # type: ignore[method-assign]
+        return unit
+
+    FakeBookingUnitOfWork.__aenter__ = stale_lock  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ConcurrentHoldDetected):
+            await platform.handle(hold_request("u1", "A1"), hold_request("u2", "A2"))
+    finally:
+        FakeBookingUnitOfWork.__aenter__ = original_lock  # type: ignore[method-assign]
+
+    assert platform.relay.rows == [] and platform.tables.bookings == {} and platform.tables.requests == {}
+    assert taken.status is SeatStatus.AVAILABLE and platform.seat("A1") is SeatStatus.AVAILABLE
+
+
+async def test_pay_then_confirm_books_the_seats_once() -> None:
+    platform = Platform()
+    booking_id = await held(platform, "A1")
+    [asked] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
+                                               paymentId="pay_1", amount=150.0, card="4242424242424242"))
+    assert (asked.type, asked.data["card"], asked.data["amount"]) == (topics.PAYMENT_REQUESTED, "4242424242424242",
+                                                                      150.0)
+    assert platform.booking(booking_id) is BookingStatus.PAYING
+
+    [confirmed] = await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_1"))
+    assert confirmed.type == topics.BOOKING_CONFIRMED and confirmed.data["email"] == "fan@example.com"
+    assert confirmed.data["seq"] == 2
+    assert platform.booking(booking_id) is BookingStatus.CONFIRMED and platform.seat("A1") is SeatStatus.BOOKED
+
+    assert await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_1")) == []
+    # The same payment asked for again: its first answer stands, nothing is charged twice.
+    assert await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
+                                            paymentId="pay_1", amount=150.0)) == []
+
+
+async def test_a_declined_payment_releases_the_seats_and_says_why() -> None:
+    platform = Platform()
+    booking_id = await held(platform, "A1")
+    await paying(platform, booking_id)
+    out = await platform.handle(on_booking(topics.PAYMENT_FAILED, booking_id, paymentId="pay_1",
+                                           declineCode="card_declined", reason="Your card was declined"))
+
+    assert [m.type for m in out] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert out[0].data["reason"] == "payment_failed" and out[1].data["declineCode"] == "card_declined"
+    assert platform.booking(booking_id) is BookingStatus.PAYMENT_FAILED and platform.seat("A1") is SeatStatus.AVAILABLE
+
+
+async def test_an_outcome_for_another_payment_changes_nothing() -> None:
+    platform = Platform()
+    booking_id = await held(platform, "A1")
+    await paying(platform, booking_id)
+    assert await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_other")) == []
+    assert platform.booking(booking_id) is BookingStatus.PAYING
+
+
+@pytest.mark.parametrize("amount, code", [(149.99, "amount_mismatch"), ("abc", "invalid_request")])
+async def test_a_wrong_amount_is_refused_and_the_hold_kept(amount: object, code: str) -> None:
+    platform = Platform()
+    booking_id = await held(platform, "A1")
+    [refused] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
+                                                 paymentId="p", amount=amount))
+    assert (refused.type, refused.data["command"], refused.data["code"]) == (
+        topics.BOOKING_COMMAND_REJECTED, "confirm", code)
+    assert platform.booking(booking_id) is BookingStatus.PENDING
+
+
+async def test_cancel_releases_a_pending_booking_but_not_a_confirmed_one() -> None:
+    platform = Platform()
+    pending = await held(platform, "A1")
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, pending))
+    assert [m.type for m in out] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert out[1].data["status"] == "cancelled" and platform.tables.end_reasons[pending] == "cancelled"
+    assert platform.seat("A1") is SeatStatus.AVAILABLE
+
+    confirmed = await held(platform, "A2")
+    await paying(platform, confirmed)
+    await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, confirmed, paymentId="pay_1"))
+    [refused] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, confirmed))
+    assert refused.data["code"] == "booking_already_confirmed" and platform.seat("A2") is SeatStatus.BOOKED
+
+
+async def test_commands_for_unknown_bookings_are_answered_other_messages_are_not() -> None:
+    platform = Platform()
+    unknown = str(uuid.uuid4())
+    out = await platform.handle(
+        on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, unknown, paymentId="p", amount=1.0),
+        on_booking(topics.PAYMENT_SUCCEEDED, unknown, paymentId="p"),
+        on_booking(topics.BOOKING_CANCELLATION_REQUESTED, "not-a-uuid"))
+
+    assert [(m.type, m.data["code"]) for m in out] == [(topics.BOOKING_COMMAND_REJECTED, "booking_not_found")]
+
+
+async def test_timeouts_expire_only_pending_holds_that_are_due() -> None:
+    platform = Platform()
+    due = await held(platform, "A1")
+    paid = await held(platform, "A2")
+    await paying(platform, paid)
+    platform.now = NOW + HOLD - timedelta(seconds=1)
+    early = Message(topics.SEAT_RESERVATION_TIMEOUT, EVENT.event_id, {"bookingId": due})
+    assert await platform.handle(early) == []
+
+    platform.now = NOW + HOLD
+    out = await platform.handle(*(Message(topics.SEAT_RESERVATION_TIMEOUT, EVENT.event_id, {"bookingId": b})
+                                  for b in (due, paid, "not-a-uuid", due)))
+    assert [(m.type, m.data["bookingId"]) for m in out] == [(topics.SEAT_RELEASED, due), (topics.BOOKING_CANCELLED, due)]
+    assert out[0].data["reason"] == "timeout"
+    assert platform.booking(due) is BookingStatus.EXPIRED and platform.seat("A1") is SeatStatus.AVAILABLE
+    assert platform.booking(paid) is BookingStatus.PAYING and platform.seat("A2") is SeatStatus.RESERVED
+
+    [late] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, due, paymentId="p",
+                                              amount=150.0))
+    assert late.data["code"] == "booking_expired"
+
+
+async def test_a_booking_out_of_step_with_its_seats_is_skipped_and_the_rest_of_the_run_applied() -> None:
+    platform = Platform()
+    broken, fine = await held(platform, "A1"), await held(platform, "A2")
+    platform.tables.seats[(EVENT.event_id, "A1")].booking_id = "someone-else"
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, broken),
+                                on_booking(topics.BOOKING_CANCELLATION_REQUESTED, fine))
+
+    assert [(m.type, m.data["bookingId"]) for m in out] == [(topics.SEAT_RELEASED, fine),
+                                                             (topics.BOOKING_CANCELLED, fine)]
+    assert platform.booking(broken) is BookingStatus.PENDING and platform.booking(fine) is BookingStatus.CANCELLED
+    assert len(platform.units) == 3  # two holds, then one transaction for both cancellations
+
+
+async def test_runs_keep_partition_order_and_decisions_are_counted_once_committed() -> None:
+    platform = Platform()
+    booking_id = await held(platform, "A1")
+    granted, cancelled = metrics.HOLDS_GRANTED.values.get((), 0), metrics.BOOKINGS_CANCELLED.values.get((), 0)
+    out = await platform.handle(hold_request("u2", "A1"), on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id),
+                                hold_request("u3", "A1"))
+
+    assert [(m.type, m.data.get("userId")) for m in out] == [
+        (topics.SEAT_RESERVATION_FAILED, "u2"), (topics.SEAT_RELEASED, "fan"), (topics.BOOKING_CANCELLED, "fan"),
+        (topics.SEAT_RESERVED, "u3")]
+    assert [m.data.get("seq") for m in out] == [None, 2, None, 3]
+    assert metrics.HOLDS_GRANTED.values.get((), 0) == granted + 1
+    assert metrics.BOOKINGS_CANCELLED.values.get((), 0) == cancelled + 1
