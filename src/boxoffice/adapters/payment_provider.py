@@ -1,38 +1,19 @@
-"""The payment-provider port, and the built-in simulated provider.
+"""The built-in simulated payment provider, and card-number checks.
 
-A provider needs one call: charge an amount once per idempotency key and say whether it was approved.
-A real provider (Stripe's PaymentIntents take an `Idempotency-Key` header) plugs in by implementing
-`PaymentProvider` and naming it in `BOXOFFICE_PAYMENT_PROVIDER`.
+It implements the `PaymentProvider` port (service_layer/payment_ports.py), as a real provider would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
 
 import asyncpg
 
+from boxoffice.service_layer.payment_ports import ChargeResult
+
 DECLINED_TEST_CARD = "4000000000000002"
-DEFAULT_TEST_CARD = "4242424242424242"
-
-
-@dataclass(frozen=True)
-class ChargeResult:
-    approved: bool
-    reference: str
-    decline_code: str | None = None
-    decline_reason: str | None = None
-
-
-class PaymentProvider(Protocol):
-    name: str
-
-    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
-        """Charges at most once per idempotency key; a repeated key returns the first result."""
-        ...
 
 
 def luhn_valid(number: str) -> bool:
