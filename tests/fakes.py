@@ -1,0 +1,272 @@
+"""In-memory fakes of the service layer's ports, for handler tests without a database.
+
+Each fake unit of work stages its writes and applies them to a shared store on commit, so a unit of work
+left without committing leaves nothing behind, as a transaction does. The contract tests
+(tests/integration/test_repository_contracts.py) run the same checks against these and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, Self, TypeVar
+
+from boxoffice.domain.catalog import EventSpec
+from boxoffice.service_layer.catalog_ports import (
+    AvailabilityCounts,
+    EventRepository,
+    ProcessedMessages,
+    SeatCounts,
+)
+from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult, PaymentRepository
+from boxoffice.service_layer.ports import OutboxRow
+from boxoffice.service_layer.unit_of_work import Outbox, Outgoing
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Staged(Generic[K, V]):
+    """A table's committed rows with one transaction's changes over them."""
+
+    def __init__(self, committed: dict[K, V]) -> None:
+        self._committed = committed
+        self.changes: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self.changes[key] if key in self.changes else self._committed.get(key)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self.changes or key in self._committed
+
+    def put(self, key: K, value: V) -> None:
+        self.changes[key] = value
+
+    def apply(self) -> None:
+        self._committed.update(self.changes)
+
+
+class FakeTransaction:
+    """The transaction part: subclasses list their staged tables in `_begin`."""
+
+    def __init__(self) -> None:
+        self._tables: list[Staged[Any, Any]] = []
+        self._open = False
+        self.commits = 0
+
+    async def __aenter__(self) -> Self:
+        if self._open:
+            raise RuntimeError("the unit of work is in a transaction already")
+        self._open = True
+        self._begin()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._open:
+            await self.rollback()
+
+    async def commit(self) -> None:
+        self._require_open()
+        for table in self._tables:
+            table.apply()
+        self._open = False
+        self.commits += 1
+        self._ended(True)
+
+    async def rollback(self) -> None:
+        self._require_open()
+        self._open = False
+        self._ended(False)
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        saved = [dict(table.changes) for table in self._tables]
+        mark = self._mark()
+        try:
+            yield
+        except BaseException:
+            for table, changes in zip(self._tables, saved, strict=True):
+                table.changes = changes
+            self._undo_to(mark)
+            raise
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise RuntimeError("no open transaction")
+
+    def _begin(self) -> None: ...
+
+    def _ended(self, committed: bool) -> None: ...
+
+    def _mark(self) -> int:
+        return 0
+
+    def _undo_to(self, mark: int) -> None: ...
+
+
+class FakeOutbox:
+    """Rows added in the open transaction are pending; committed ones join `written` and the shared log."""
+
+    def __init__(self, log: list[OutboxRow], ids: itertools.count[int]) -> None:
+        self.log, self._ids = log, ids
+        self.pending: list[OutboxRow] = []
+        self.written: list[OutboxRow] = []
+
+    async def add(self, messages: list[Outgoing]) -> None:
+        self.pending += [OutboxRow(next(self._ids), m.topic, m.key, m.payload) for m in messages]
+
+
+class FakeUnitOfWork(FakeTransaction):
+    def __init__(self, outbox_log: list[OutboxRow], ids: itertools.count[int]) -> None:
+        super().__init__()
+        self._outbox = FakeOutbox(outbox_log, ids)
+        self.outbox: Outbox = self._outbox
+
+    def _ended(self, committed: bool) -> None:
+        if committed:
+            self._outbox.written += self._outbox.pending
+            self._outbox.log += self._outbox.pending
+        self._outbox.pending = []
+
+    def _mark(self) -> int:
+        return len(self._outbox.pending)
+
+    def _undo_to(self, mark: int) -> None:
+        del self._outbox.pending[mark:]
+
+
+# --- payments ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PaymentRecord:
+    charge: ChargeRequest
+    provider: str
+    result: ChargeResult | None = None  # None while charging
+
+
+@dataclass
+class PaymentDatabase:
+    """What the fakes share, as the payment service's tables are shared by its transactions."""
+
+    payments: dict[tuple[str, str], PaymentRecord] = field(default_factory=dict)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
+class FakePaymentRepository:
+    def __init__(self, rows: Staged[tuple[str, str], PaymentRecord]) -> None:
+        self._rows = rows
+
+    async def attempt(self, charge: ChargeRequest, provider: str) -> ChargeResult | None:
+        key = (charge.booking_id, charge.payment_id)
+        record = self._rows.get(key)
+        if record is None:
+            self._rows.put(key, PaymentRecord(charge, provider))
+            return None
+        return record.result
+
+    async def decide(self, charge: ChargeRequest, result: ChargeResult) -> None:
+        key = (charge.booking_id, charge.payment_id)
+        record = self._rows.get(key)
+        if record is not None:
+            self._rows.put(key, PaymentRecord(record.charge, record.provider, result))
+
+
+class FakePaymentUnitOfWork(FakeUnitOfWork):
+    def __init__(self, db: PaymentDatabase) -> None:
+        super().__init__(db.outbox, db.ids)
+        self._db = db
+        self.payments: PaymentRepository = FakePaymentRepository(Staged(db.payments))
+
+    def _begin(self) -> None:
+        rows = Staged(self._db.payments)
+        self.payments = FakePaymentRepository(rows)
+        self._tables = [rows]
+
+
+class FakeProvider:
+    """Approves every card but the declined test card; one result per idempotency key."""
+
+    name = "fake"
+
+    def __init__(self, declined: tuple[str, ...] = ("4000000000000002",)) -> None:
+        self._declined = declined
+        self.charges: dict[str, ChargeResult] = {}
+        self.calls: list[tuple[str, Decimal, str, str]] = []
+
+    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
+        self.calls.append((idempotency_key, amount, currency, card))
+        if idempotency_key not in self.charges:
+            self.charges[idempotency_key] = (
+                ChargeResult(False, f"ref_{len(self.charges)}", "card_declined", "Your card was declined")
+                if card in self._declined else ChargeResult(True, f"ref_{len(self.charges)}"))
+        return self.charges[idempotency_key]
+
+
+# --- catalog -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CatalogDatabase:
+    events: dict[str, EventSpec] = field(default_factory=dict)
+    counts: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)  # total, available, reserved, booked
+    processed: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+
+class FakeEvents:
+    def __init__(self, events: Staged[str, EventSpec], counts: Staged[str, tuple[int, int, int, int]]) -> None:
+        self._events, self._counts = events, counts
+
+    async def create(self, spec: EventSpec) -> bool:
+        if spec.event_id in self._events:
+            return False
+        self._events.put(spec.event_id, spec)
+        seats = len(spec.seats())
+        self._counts.put(spec.event_id, (seats, seats, 0, 0))
+        return True
+
+
+class FakeProcessedMessages:
+    def __init__(self, rows: Staged[tuple[str, str], bool]) -> None:
+        self._rows = rows
+
+    async def first_seen(self, consumer: str, message_ids: list[str]) -> set[str]:
+        fresh = {m for m in message_ids if (consumer, m) not in self._rows}
+        for message_id in fresh:
+            self._rows.put((consumer, message_id), True)
+        return fresh
+
+
+class FakeAvailability:
+    def __init__(self, counts: Staged[str, tuple[int, int, int, int]]) -> None:
+        self._counts = counts
+
+    async def add(self, changes: dict[str, SeatCounts]) -> None:
+        for event_id, change in changes.items():
+            row = self._counts.get(event_id)
+            if row is None:
+                continue
+            total, available, reserved, booked = row
+            self._counts.put(event_id, (total, available + change.available, reserved + change.reserved,
+                                        booked + change.booked))
+
+
+class FakeCatalogUnitOfWork(FakeTransaction):
+    def __init__(self, db: CatalogDatabase) -> None:
+        super().__init__()
+        self._db = db
+        self.events: EventRepository
+        self.processed: ProcessedMessages
+        self.availability: AvailabilityCounts
+        self._begin()
+
+    def _begin(self) -> None:
+        events, counts, processed = Staged(self._db.events), Staged(self._db.counts), Staged(self._db.processed)
+        self.events = FakeEvents(events, counts)
+        self.processed = FakeProcessedMessages(processed)
+        self.availability = FakeAvailability(counts)
+        self._tables = [events, counts, processed]

@@ -1,0 +1,236 @@
+"""What the payment and catalog repositories promise, checked on the in-memory fakes and on PostgreSQL alike,
+so the fakes the handler tests run on cannot drift from the real thing.
+
+Each contract is a base class; a subclass per implementation supplies the unit of work (and a way to read
+the availability counts, which no handler needs to read).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from boxoffice.adapters.catalog_store import PostgresCatalogUnitOfWork
+from boxoffice.adapters.payment_store import PostgresPaymentUnitOfWork
+from boxoffice.domain.catalog import EventSpec
+from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, SeatCounts
+from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult, PaymentUnitOfWork
+from boxoffice.service_layer.unit_of_work import Outgoing
+from tests.conftest import small_event
+from tests.fakes import CatalogDatabase, FakeCatalogUnitOfWork, FakePaymentUnitOfWork, PaymentDatabase
+
+PaymentUnits = Callable[[], PaymentUnitOfWork]
+CatalogUnits = Callable[[], CatalogUnitOfWork]
+Counts = Callable[[str], Awaitable[tuple[int, int, int, int] | None]]
+
+
+def a_charge(booking_id: str | None = None, payment_id: str = "pay_1") -> ChargeRequest:
+    return ChargeRequest(booking_id or str(uuid.uuid4()), payment_id, "ev_contract", Decimal("150.00"), "USD",
+                         "4242424242424242", "req_contract")
+
+
+APPROVED = ChargeResult(True, "ref_1")
+DECLINED = ChargeResult(False, "ref_2", "card_declined", "Your card was declined")
+
+
+class PaymentRepositoryContract:
+    async def attempt(self, units: PaymentUnits, charge: ChargeRequest) -> ChargeResult | None:
+        async with (uow := units()):
+            result = await uow.payments.attempt(charge, "simulated")
+            await uow.commit()
+        return result
+
+    async def decide(self, units: PaymentUnits, charge: ChargeRequest, result: ChargeResult) -> None:
+        async with (uow := units()):
+            await uow.payments.decide(charge, result)
+            await uow.commit()
+
+    async def test_an_attempt_is_undecided_until_its_result_is_recorded(self, units: PaymentUnits) -> None:
+        charge = a_charge()
+        assert await self.attempt(units, charge) is None
+        assert await self.attempt(units, charge) is None  # a copy while charging: still undecided
+
+    @pytest.mark.parametrize("result", [APPROVED, DECLINED])
+    async def test_a_decided_payment_says_its_result(self, units: PaymentUnits, result: ChargeResult) -> None:
+        charge = a_charge()
+        await self.attempt(units, charge)
+        await self.decide(units, charge, result)
+        assert await self.attempt(units, charge) == result
+        assert await self.attempt(units, charge) == result
+
+    async def test_payments_are_kept_per_booking_and_payment_id(self, units: PaymentUnits) -> None:
+        charge = a_charge()
+        again = a_charge(charge.booking_id, "pay_2")
+        other = a_charge(payment_id=charge.payment_id)
+        for each in (charge, again, other):
+            await self.attempt(units, each)
+        await self.decide(units, charge, APPROVED)
+        assert [await self.attempt(units, each) for each in (charge, again, other)] == [APPROVED, None, None]
+
+    async def test_a_result_without_an_attempt_records_nothing(self, units: PaymentUnits) -> None:
+        charge = a_charge()
+        await self.decide(units, charge, APPROVED)
+        assert await self.attempt(units, charge) is None
+
+    async def test_what_is_not_committed_is_not_kept(self, units: PaymentUnits) -> None:
+        charge = a_charge()
+        async with (uow := units()):
+            await uow.payments.attempt(charge, "simulated")
+            await uow.payments.decide(charge, APPROVED)
+        await self.attempt(units, charge)
+        async with (uow := units()):
+            await uow.payments.decide(charge, DECLINED)
+            await uow.rollback()
+        assert await self.attempt(units, charge) is None
+
+    async def test_the_outbox_shows_the_rows_of_committed_transactions(self, units: PaymentUnits) -> None:
+        topic = f"contract.{uuid.uuid4().hex[:8]}"
+        uow = units()
+        async with uow:
+            await uow.outbox.add([Outgoing(topic, b"ev", b"one"), Outgoing(topic, b"ev", b"two")])
+            assert uow.outbox.written == []
+            await uow.commit()
+        async with uow:  # entered again: a transaction of its own
+            await uow.outbox.add([Outgoing(topic, b"ev", b"rolled back")])
+        async with uow:
+            await uow.outbox.add([Outgoing(topic, b"ev", b"three")])
+            with pytest.raises(LookupError):
+                async with uow.savepoint():
+                    await uow.outbox.add([Outgoing(topic, b"ev", b"undone")])
+                    raise LookupError
+            await uow.commit()
+        written = uow.outbox.written
+        assert [(r.topic, r.key, r.payload) for r in written] == [(topic, b"ev", b"one"), (topic, b"ev", b"two"),
+                                                                  (topic, b"ev", b"three")]
+        assert [r.id for r in written] == sorted({r.id for r in written})
+
+    async def test_a_savepoint_undoes_its_own_writes_only(self, units: PaymentUnits) -> None:
+        kept, undone = a_charge(), a_charge()
+        async with (uow := units()):
+            await uow.payments.attempt(kept, "simulated")
+            with pytest.raises(LookupError):
+                async with uow.savepoint():
+                    await uow.payments.attempt(undone, "simulated")
+                    await uow.payments.decide(undone, APPROVED)
+                    raise LookupError
+            await uow.payments.decide(kept, APPROVED)
+            await uow.commit()
+        assert [await self.attempt(units, each) for each in (kept, undone)] == [APPROVED, None]
+
+
+class TestFakePayments(PaymentRepositoryContract):
+    @pytest.fixture
+    def units(self) -> PaymentUnits:
+        db = PaymentDatabase()
+        return lambda: FakePaymentUnitOfWork(db)
+
+
+class TestPostgresPayments(PaymentRepositoryContract):
+    @pytest.fixture
+    async def units(self, pool: asyncpg.Pool) -> PaymentUnits:
+        return lambda: PostgresPaymentUnitOfWork(pool)
+
+    @pytest.fixture(autouse=True)
+    async def no_rows_left_for_a_relay(self, pool: asyncpg.Pool) -> AsyncIterator[None]:
+        yield
+        await pool.execute("DELETE FROM outbox WHERE topic LIKE 'contract.%'")
+
+
+class CatalogRepositoryContract:
+    async def create(self, units: CatalogUnits, spec: EventSpec) -> bool:
+        async with (uow := units()):
+            created = await uow.events.create(spec)
+            await uow.commit()
+        return created
+
+    async def first_seen(self, units: CatalogUnits, consumer: str, ids: list[str], commit: bool = True) -> set[str]:
+        async with (uow := units()):
+            fresh = await uow.processed.first_seen(consumer, ids)
+            if commit:
+                await uow.commit()
+        return fresh
+
+    async def add(self, units: CatalogUnits, changes: dict[str, SeatCounts], commit: bool = True) -> None:
+        async with (uow := units()):
+            await uow.availability.add(changes)
+            if commit:
+                await uow.commit()
+
+    async def test_an_event_is_created_once_with_every_seat_available(self, units: CatalogUnits,
+                                                                      counts: Counts) -> None:
+        spec = small_event(rows=2, seats=5)
+        assert await self.create(units, spec)
+        assert await counts(spec.event_id) == (10, 10, 0, 0)
+        bigger = small_event(spec.event_id, rows=3, seats=5)
+        assert not await self.create(units, bigger)
+        assert await counts(spec.event_id) == (10, 10, 0, 0)
+
+    async def test_an_event_not_committed_does_not_exist(self, units: CatalogUnits, counts: Counts) -> None:
+        spec = small_event()
+        async with (uow := units()):
+            assert await uow.events.create(spec)
+        assert await counts(spec.event_id) is None
+        assert await self.create(units, spec)
+
+    async def test_a_message_is_first_seen_once_per_consumer(self, units: CatalogUnits) -> None:
+        consumer = f"contract-{uuid.uuid4().hex[:8]}"
+        a, b, c = (str(uuid.uuid4()) for _ in range(3))
+        assert await self.first_seen(units, consumer, [a, b, a]) == {a, b}
+        assert await self.first_seen(units, consumer, [b, c]) == {c}
+        assert await self.first_seen(units, f"{consumer}-other", [a]) == {a}
+        assert await self.first_seen(units, consumer, []) == set()
+
+    async def test_a_message_seen_in_a_rolled_back_transaction_is_fresh_again(self, units: CatalogUnits) -> None:
+        consumer, a = f"contract-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+        assert await self.first_seen(units, consumer, [a], commit=False) == {a}
+        assert await self.first_seen(units, consumer, [a]) == {a}
+        assert await self.first_seen(units, consumer, [a]) == set()
+
+    async def test_counts_move_by_their_changes(self, units: CatalogUnits, counts: Counts) -> None:
+        spec, other = small_event(seats=10), small_event(seats=4)
+        await self.create(units, spec)
+        await self.create(units, other)
+        unknown = f"ev_{uuid.uuid4().hex[:12]}"
+        await self.add(units, {spec.event_id: SeatCounts(-3, 3, 0), other.event_id: SeatCounts(-1, 0, 1),
+                               unknown: SeatCounts(-1, 1, 0)})
+        await self.add(units, {spec.event_id: SeatCounts(1, -2, 1)})
+        await self.add(units, {spec.event_id: SeatCounts(-5, 5, 0)}, commit=False)
+        assert await counts(spec.event_id) == (10, 8, 1, 1)
+        assert await counts(other.event_id) == (4, 3, 0, 1)
+        assert await counts(unknown) is None
+
+
+class TestFakeCatalog(CatalogRepositoryContract):
+    @pytest.fixture
+    def db(self) -> CatalogDatabase:
+        return CatalogDatabase()
+
+    @pytest.fixture
+    def units(self, db: CatalogDatabase) -> CatalogUnits:
+        return lambda: FakeCatalogUnitOfWork(db)
+
+    @pytest.fixture
+    def counts(self, db: CatalogDatabase) -> Counts:
+        async def read(event_id: str) -> tuple[int, int, int, int] | None:
+            return db.counts.get(event_id)
+
+        return read
+
+
+class TestPostgresCatalog(CatalogRepositoryContract):
+    @pytest.fixture
+    async def units(self, pool: asyncpg.Pool) -> CatalogUnits:
+        return lambda: PostgresCatalogUnitOfWork(pool)
+
+    @pytest.fixture
+    async def counts(self, pool: asyncpg.Pool) -> Counts:
+        async def read(event_id: str) -> tuple[int, int, int, int] | None:
+            row = await pool.fetchrow("SELECT total, available, reserved, booked FROM event_availability "
+                                      "WHERE event_id = $1", event_id)
+            return None if row is None else (row["total"], row["available"], row["reserved"], row["booked"])
+
+        return read

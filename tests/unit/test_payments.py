@@ -1,0 +1,177 @@
+"""The payment handler over in-memory fakes: one charge per (booking, paymentId), its outcome replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from boxoffice import metrics
+from boxoffice.logs import REQUEST_ID
+from boxoffice.messages import PAYMENT_FAILED, PAYMENT_REQUESTED, PAYMENT_SUCCEEDED, Message, decode
+from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult
+from boxoffice.service_layer.payments import HANDLERS, PaymentHandler, request_payment
+from boxoffice.service_layer.ports import OutboxRow
+from tests.fakes import FakePaymentUnitOfWork, FakeProvider, PaymentDatabase
+
+DECLINED = "4000000000000002"
+
+
+class Relay:
+    """Keeps what is submitted, and checks it was committed first."""
+
+    def __init__(self, db: PaymentDatabase) -> None:
+        self._db = db
+        self.rows: list[OutboxRow] = []
+
+    def submit(self, rows: list[OutboxRow]) -> None:
+        assert all(row in self._db.outbox for row in rows), "submitted before its transaction committed"
+        self.rows += rows
+
+
+def requested(booking_id: str | None = None, payment_id: str = "pay_1", **data: object) -> Message:
+    return Message(PAYMENT_REQUESTED, "ev", {"bookingId": booking_id or str(uuid.uuid4()), "paymentId": payment_id,
+                                             "amount": 150.0, "currency": "USD", **data}, f"req_{payment_id}")
+
+
+def handler_over(db: PaymentDatabase, provider: FakeProvider) -> tuple[PaymentHandler, Relay]:
+    relay = Relay(db)
+    return PaymentHandler(lambda: FakePaymentUnitOfWork(db), provider, relay), relay
+
+
+def test_the_topic_table() -> None:
+    assert {PAYMENT_REQUESTED: request_payment} == HANDLERS
+
+
+async def test_a_payment_is_charged_under_its_idempotency_key_and_reported() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    request = requested(card="4242424242424242")
+    booking_id = request.data["bookingId"]
+    succeeded = metrics.PAYMENTS.values.get(("succeeded",), 0)
+
+    await handler([request])
+
+    assert provider.calls == [(f"{booking_id}:pay_1", Decimal("150.00"), "USD", "4242424242424242")]
+    outcome = decode(relay.rows[0].payload)
+    assert len(relay.rows) == 1 and relay.rows[0].topic == outcome.type == PAYMENT_SUCCEEDED
+    assert relay.rows[0].key == b"ev" and outcome.event_id == "ev" and outcome.request_id == "req_pay_1"
+    assert outcome.data == {"bookingId": booking_id, "paymentId": "pay_1", "amount": 150.0, "currency": "USD",
+                            "providerRef": "ref_0"}
+    assert db.payments[(booking_id, "pay_1")].result == ChargeResult(True, "ref_0")
+    assert db.payments[(booking_id, "pay_1")].provider == "fake"
+    assert handler.charged == 1 and metrics.PAYMENTS.values[("succeeded",)] == succeeded + 1
+
+
+async def test_a_decided_payment_is_replayed_without_a_second_charge() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    request = requested()
+
+    await handler([request, request])
+    await handler([request])
+
+    assert len(provider.calls) == 1 and handler.charged == 1
+    outcomes = [decode(row.payload) for row in relay.rows]
+    assert [m.type for m in outcomes] == [PAYMENT_SUCCEEDED] * 3
+    assert len({m.data["providerRef"] for m in outcomes}) == 1
+    assert len({m.id for m in outcomes}) == 3  # each answer is a message of its own
+
+
+async def test_a_declined_card_gives_payment_failed_with_the_decline() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    request = requested(card=DECLINED, currency="EUR", amount="12.5")
+    failed = metrics.PAYMENTS.values.get(("failed",), 0)
+
+    await handler([request])
+    await handler([request])
+
+    outcomes = [decode(row.payload) for row in relay.rows]
+    assert [m.type for m in outcomes] == [PAYMENT_FAILED] * 2
+    assert outcomes[0].data == outcomes[1].data == {
+        "bookingId": request.data["bookingId"], "paymentId": "pay_1", "amount": 12.5, "currency": "EUR",
+        "declineCode": "card_declined", "reason": "Your card was declined"}
+    assert len(provider.calls) == 1 and metrics.PAYMENTS.values[("failed",)] == failed + 1
+
+
+async def test_an_attempt_left_undecided_is_charged_again_under_the_same_key() -> None:
+    """A process stopped between the charge and its record: the provider's idempotency keeps it one charge."""
+    db, provider = PaymentDatabase(), FakeProvider()
+    request = requested()
+    uow = FakePaymentUnitOfWork(db)
+    charge = ChargeRequest(str(request.data["bookingId"]), "pay_1", "ev", Decimal("150.00"), "USD",
+                           "4242424242424242", None)
+    async with uow:
+        assert await uow.payments.attempt(charge, "fake") is None
+        await uow.commit()
+    await provider.charge(f"{charge.booking_id}:pay_1", charge.amount, "USD", charge.card)
+
+    handler, relay = handler_over(db, provider)
+    await handler([request])
+
+    assert [call[0] for call in provider.calls] == [f"{charge.booking_id}:pay_1"] * 2
+    assert len(provider.charges) == 1 and decode(relay.rows[0].payload).data["providerRef"] == "ref_0"
+
+
+@pytest.mark.parametrize(("key", "value"), [("amount", None), ("paymentId", None), ("bookingId", None),
+                                            ("amount", "lots")])
+async def test_a_malformed_request_is_logged_and_dropped(key: str, value: object,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    request = requested()
+    if value is None:
+        del request.data[key]
+    else:
+        request.data[key] = value
+
+    with caplog.at_level(logging.ERROR):
+        await handler([request])
+
+    assert provider.calls == [] and relay.rows == [] and db.payments == {} and db.outbox == []
+    assert f"dropping malformed payment request {request.id}" in caplog.text
+
+
+async def test_other_topics_are_ignored() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    await handler([Message(PAYMENT_SUCCEEDED, "ev", {"bookingId": "b", "paymentId": "p", "amount": 1})])
+    assert provider.calls == [] and relay.rows == []
+
+
+class GatedProvider(FakeProvider):
+    """Answers once `width` charges are in flight together: only concurrent charging gets past it."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self._width = width
+        self._arrived = asyncio.Event()
+        self.request_ids: list[str | None] = []
+
+    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
+        self.request_ids.append(REQUEST_ID.get())
+        if len(self.request_ids) >= self._width:
+            self._arrived.set()
+        await asyncio.wait_for(self._arrived.wait(), 2)
+        return await super().charge(idempotency_key, amount, currency, card)
+
+
+async def test_different_payments_are_charged_concurrently_and_copies_in_order() -> None:
+    db, provider = PaymentDatabase(), GatedProvider(width=3)
+    handler, relay = handler_over(db, provider)
+    first, second, third = requested(payment_id="a"), requested(payment_id="b"), requested(payment_id="c")
+
+    await handler([first, second, first, third, second])
+
+    assert len(provider.calls) == 3 and handler.charged == 3
+    assert sorted(provider.request_ids, key=str) == ["req_a", "req_b", "req_c"]  # each task has its own id
+    by_payment: dict[str, set[object]] = {}
+    for row in relay.rows:
+        data = decode(row.payload).data
+        by_payment.setdefault(str(data["paymentId"]), set()).add(data["providerRef"])
+    assert {k: len(v) for k, v in by_payment.items()} == {"a": 1, "b": 1, "c": 1}
+    assert len(relay.rows) == 5
