@@ -41,7 +41,7 @@ def embedded_servers(workdir: Path) -> Iterator[Servers]:
     postgres = EmbeddedPostgres(workdir, free_port())
     postgres.init()
     log = open(workdir / "postgres.log", "wb")  # noqa: SIM115 - closed below
-    pg = subprocess.Popen(postgres.command() + ["-c", "fsync=off"], stdout=log, stderr=subprocess.STDOUT,
+    pg = subprocess.Popen([*postgres.command(), "-c", "fsync=off"], stdout=log, stderr=subprocess.STDOUT,
                           user=pg_run_as_user())
     broker_port = free_port()
     broker = subprocess.Popen(broker_command(broker_port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -17,7 +17,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[object]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):  # noqa: ASYNC240 - once per session
         if os.environ.get("BOXOFFICE_REQUIRE_BROWSER"):
             pytest.fail(f"no Chromium at {CHROMIUM}; CI installs Debian's chromium package")
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium): browser tests skipped")

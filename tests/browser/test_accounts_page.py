@@ -12,7 +12,7 @@ from tests.platforms import RunningPlatform
 EVENT = "coldplay_world_tour"
 
 
-async def test_create_an_account_sign_in_and_hold_from_the_page(browser, auth_platform: RunningPlatform) -> None:  # noqa: ANN001
+async def test_create_an_account_sign_in_and_hold_from_the_page(browser, auth_platform: RunningPlatform) -> None:
     page = await open_monitor(browser, auth_platform.base_url)
     await page.wait_for_selector("#sign-in:visible", timeout=5_000)
     assert not await page.is_visible("#user-id")

@@ -13,18 +13,18 @@ from tests.platforms import RunningPlatform
 EVENT = "coldplay_world_tour"
 
 
-async def open_monitor(browser, base_url: str, event: str = EVENT):  # noqa: ANN001, ANN201
+async def open_monitor(browser, base_url: str, event: str = EVENT):
     page = await browser.new_page(viewport={"width": 1400, "height": 1000})
     await page.goto(f"{base_url}/?event={event}")
     await page.wait_for_selector("#connection-status:has-text('Live')", timeout=15_000)
     return page
 
 
-async def seat_status(page, seat: str) -> str:  # noqa: ANN001
+async def seat_status(page, seat: str) -> str:
     return await page.get_attribute(f"[data-seat-id='{seat}']", "data-status")
 
 
-async def test_three_windows_update_without_refresh(browser, platform: RunningPlatform, artifacts: Path) -> None:  # noqa: ANN001
+async def test_three_windows_update_without_refresh(browser, platform: RunningPlatform, artifacts: Path) -> None:
     pages = [await open_monitor(browser, platform.base_url) for _ in range(3)]
     before = int(await pages[0].text_content("#available-count"))
     async with httpx.AsyncClient(base_url=platform.base_url) as api:
@@ -44,7 +44,7 @@ async def test_three_windows_update_without_refresh(browser, platform: RunningPl
         await page.close()
 
 
-async def test_book_and_pay_from_the_page(browser, platform: RunningPlatform) -> None:  # noqa: ANN001
+async def test_book_and_pay_from_the_page(browser, platform: RunningPlatform) -> None:
     page = await open_monitor(browser, platform.base_url)
     await page.fill("#user-id", "page_buyer")
     await page.click("[data-seat-id='O1']")
@@ -64,7 +64,7 @@ async def test_book_and_pay_from_the_page(browser, platform: RunningPlatform) ->
     await page.close()
 
 
-async def test_a_hold_runs_out_on_screen(browser, short_hold_platform: RunningPlatform) -> None:  # noqa: ANN001
+async def test_a_hold_runs_out_on_screen(browser, short_hold_platform: RunningPlatform) -> None:
     page = await open_monitor(browser, short_hold_platform.base_url)
     await page.click("[data-seat-id='N1']")
     await page.click("#hold-button")

@@ -15,7 +15,7 @@ from tests.platforms import RunningPlatform
 ROWS, SEATS_PER_ROW = 200, 250
 
 
-async def test_a_50000_seat_map_renders_and_follows_changes(browser, platform: RunningPlatform,  # noqa: ANN001
+async def test_a_50000_seat_map_renders_and_follows_changes(browser, platform: RunningPlatform,
                                                             artifacts: Path) -> None:
     event_id = f"stadium_{uuid.uuid4().hex[:6]}"
     labels = [f"{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(ROWS)]

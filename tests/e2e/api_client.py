@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 
-def book(client: httpx.AsyncClient, event_id: str, seats: list[str], user: str, **headers: str):  # noqa: ANN201
+def book(client: httpx.AsyncClient, event_id: str, seats: list[str], user: str, **headers: str):
     return client.post("/bookings", json={"eventId": event_id, "seatIds": seats, "userId": user},
                        headers=headers)
 

@@ -38,7 +38,7 @@ class LiveStream:
                     self.messages.append(frame)
                     self._arrived.notify_all()
 
-    async def wait_for(self, condition, timeout: float = 10.0) -> list[dict[str, Any]]:  # noqa: ANN001
+    async def wait_for(self, condition, timeout: float = 10.0) -> list[dict[str, Any]]:
         async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(lambda: condition(self.messages))
         return self.messages

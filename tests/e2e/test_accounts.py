@@ -14,7 +14,7 @@ EVENT = "taylor_swift_concert"
 
 
 @pytest.fixture
-async def client(auth_platform: RunningPlatform):  # noqa: ANN201
+async def client(auth_platform: RunningPlatform):
     async with httpx.AsyncClient(base_url=auth_platform.base_url, timeout=30) as c:
         yield c
 

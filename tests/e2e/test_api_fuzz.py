@@ -36,7 +36,8 @@ STATE = """
 SELECT (SELECT count(*) FROM events) AS events,
        (SELECT count(*) FROM seats WHERE status <> 'AVAILABLE') AS taken_seats,
        (SELECT coalesce(md5(string_agg(seat_id || status || coalesce(booking_id::text, ''), ','
-                                       ORDER BY event_id, seat_id)), '') FROM seats WHERE status <> 'AVAILABLE') AS seats,
+                                       ORDER BY event_id, seat_id)), '')
+        FROM seats WHERE status <> 'AVAILABLE') AS seats,
        (SELECT coalesce(md5(string_agg(booking_id::text || status || coalesce(payment_id, ''), ','
                                        ORDER BY booking_id)), '') FROM bookings) AS bookings,
        (SELECT count(*) FROM accounts) AS accounts,

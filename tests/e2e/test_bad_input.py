@@ -60,7 +60,7 @@ def test_oversized_body(client: httpx.Client) -> None:
 
 
 def test_oversized_chunked_body(client: httpx.Client) -> None:
-    def chunks():  # noqa: ANN202 - no Content-Length: the body arrives chunked
+    def chunks():  # no Content-Length: the body arrives chunked
         for _ in range(20):
             yield b"x" * 8192
 
@@ -70,7 +70,8 @@ def test_oversized_chunked_body(client: httpx.Client) -> None:
 
 def test_small_chunked_body_is_read(client: httpx.Client) -> None:
     body = json.dumps({**GOOD, "seatIds": ["ZZ98"]}).encode()
-    answer = client.post("/bookings", content=iter([body[:10], body[10:]]), headers={"Content-Type": "application/json"})
+    answer = client.post("/bookings", content=iter([body[:10], body[10:]]),
+                         headers={"Content-Type": "application/json"})
     assert_error(answer, 404, "seat_not_found")
 
 

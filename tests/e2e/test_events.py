@@ -12,7 +12,8 @@ from tests.platforms import RunningPlatform
 
 def new_event(**overrides: object) -> dict:
     return {
-        "eventId": f"gala_{uuid.uuid4().hex[:8]}", "name": "Summer Gala", "venue": {"name": "Town Hall", "city": "Bath"},
+        "eventId": f"gala_{uuid.uuid4().hex[:8]}", "name": "Summer Gala",
+        "venue": {"name": "Town Hall", "city": "Bath"},
         "startsAt": "2027-08-01T19:30:00Z", "currency": "EUR",
         "priceCategories": [{"categoryId": "front", "name": "Front", "price": 80.0},
                             {"categoryId": "back", "name": "Back", "price": 40.5}],
@@ -45,8 +46,10 @@ def test_a_created_event_is_listed_and_bookable(client: httpx.Client) -> None:
 
 
 def test_an_explicit_seat_list(client: httpx.Client) -> None:
-    body = new_event(rows=[], seats=[{"seatId": "BOX1", "row": "X", "number": 1, "section": "Boxes", "categoryId": "front"},
-                                     {"seatId": "BOX2", "row": "X", "number": 2, "section": "Boxes", "categoryId": "front"}])
+    body = new_event(rows=[], seats=[
+        {"seatId": "BOX1", "row": "X", "number": 1, "section": "Boxes", "categoryId": "front"},
+        {"seatId": "BOX2", "row": "X", "number": 2, "section": "Boxes", "categoryId": "front"},
+    ])
     created = client.post("/events", json=body)
     assert created.status_code == 201, created.text
     assert [s["seatId"] for s in client.get(f"/events/{body['eventId']}/seats").json()] == ["BOX1", "BOX2"]

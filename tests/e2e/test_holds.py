@@ -17,7 +17,7 @@ EVENT = "taylor_swift_concert"
 
 
 @pytest.fixture
-async def client(platform: RunningPlatform):  # noqa: ANN201
+async def client(platform: RunningPlatform):
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=30, limits=limits) as c:
         yield c

@@ -35,7 +35,7 @@ async def hold(client: httpx.AsyncClient, seat: str, user: str = "buyer") -> dic
 
 
 def confirm(client: httpx.AsyncClient, booking: dict, payment_id: str, amount: float | None = None,
-            card: str = CARD):  # noqa: ANN201
+            card: str = CARD):
     return client.put(f"/bookings/{booking['bookingId']}/confirm",
                       json={"paymentId": payment_id, "amount": amount or booking["amount"], "card": card})
 

@@ -152,7 +152,7 @@ async def test_live_connections_are_shared_between_the_realtime_processes(client
             await window.wait_for(lambda ms: any("J12" in m.get("seatIds", ()) for m in ms))
 
 
-async def _all_serving(read, expected: int) -> bool:  # noqa: ANN001
+async def _all_serving(read, expected: int) -> bool:
     counts = await read()
     return len(counts) == expected and all(n >= 1 for n in counts.values())
 

@@ -32,7 +32,7 @@ async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) 
     handled: Counter[str] = Counter()
     in_hand = asyncio.Event()
 
-    def process(slow_first_batch: bool):  # noqa: ANN202
+    def process(slow_first_batch: bool):
         gate = PartitionGate()
         consumer = make_group_consumer(settings, group, [topic], listener=gate)
 

@@ -85,7 +85,7 @@ class RecordingSubscriber:
 async def test_changes_that_arrive_together_go_out_in_one_write_per_connection() -> None:
     from boxoffice.service_layer.live_hub import LiveHub
 
-    async def load(event_id: str):  # noqa: ANN202
+    async def load(event_id: str):
         return 0, seats("A1", "A2", "A3") if event_id == "ev" else None
 
     hub = LiveHub(load)

@@ -14,7 +14,7 @@ from boxoffice.logs import CORRELATION_ID, REQUEST_ID, JsonFormatter
 
 
 @pytest.fixture
-def captured():  # noqa: ANN201
+def captured():
     """A logger writing JSON lines into a buffer."""
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
@@ -27,7 +27,7 @@ def captured():  # noqa: ANN201
     logger.removeHandler(handler)
 
 
-def test_a_line_has_the_fields_and_no_ids_outside_a_request(captured) -> None:  # noqa: ANN001
+def test_a_line_has_the_fields_and_no_ids_outside_a_request(captured) -> None:
     logger, lines = captured
     logger.info("booking %s confirmed", "b-1")
 
@@ -38,7 +38,7 @@ def test_a_line_has_the_fields_and_no_ids_outside_a_request(captured) -> None:  
     assert "requestId" not in line and "correlationId" not in line
 
 
-async def test_ids_come_from_the_context_of_each_concurrent_handler(captured) -> None:  # noqa: ANN001
+async def test_ids_come_from_the_context_of_each_concurrent_handler(captured) -> None:
     logger, lines = captured
 
     async def handle(request_id: str) -> None:
@@ -60,7 +60,7 @@ async def test_ids_come_from_the_context_of_each_concurrent_handler(captured) ->
     assert REQUEST_ID.get() is None  # the handlers' tasks did not leak their ids
 
 
-def test_exceptions_and_odd_values_stay_one_valid_line(captured) -> None:  # noqa: ANN001
+def test_exceptions_and_odd_values_stay_one_valid_line(captured) -> None:
     logger, lines = captured
     try:
         raise ValueError("quote \" and\nnewline")

@@ -16,7 +16,7 @@ from boxoffice.logs import CORRELATION_ID
 
 
 @pytest.fixture(autouse=True)
-def fresh_counters():  # noqa: ANN201
+def fresh_counters():
     """The families are process-wide: each test starts from zero and leaves them as they were."""
     saved = {name: dict(family.values) for name, family in metrics.FAMILIES.items()}
     for family in metrics.FAMILIES.values():
@@ -122,7 +122,7 @@ async def test_middleware_labels_by_route_template_and_returns_the_correlation_i
 
     @app.get("/stream")
     async def stream() -> StreamingResponse:
-        async def chunks():  # noqa: ANN202
+        async def chunks():
             for n in range(3):
                 yield f"data: {n}\n\n".encode()
         return StreamingResponse(chunks(), media_type="text/event-stream")

@@ -12,6 +12,7 @@ the process was killed). Expiring is idempotent anyway: this only spares duplica
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from datetime import datetime
 import asyncpg
 
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher
-from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS, Connection
 from boxoffice.messages import SEAT_RESERVATION_TIMEOUT, Message, iso
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class ExpiryScheduler:
                 log.warning("expiry scheduling stopped (%r); retrying", exc)
             await asyncio.sleep(TAKE_OVER_EVERY)
 
-    async def _lead(self, con: asyncpg.Connection) -> None:
+    async def _lead(self, con: Connection) -> None:
         """Passes over the due holds until the connection (and with it the lock) is lost."""
         self._sent.clear()
         while True:
@@ -76,12 +77,10 @@ class ExpiryScheduler:
                 log.warning("expiry pass failed (%r); retrying", exc)
                 delay = 0.5
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.0))
-            except TimeoutError:
-                pass
 
-    async def _tick(self, con: asyncpg.Connection) -> float:
+    async def _tick(self, con: Connection) -> float:
         now = self._clock()
         due = await con.fetch(
             "SELECT booking_id::text, event_id, expires_at FROM bookings "

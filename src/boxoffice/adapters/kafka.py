@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -31,10 +32,8 @@ async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] =
             missing = [NewTopic(t, num_partitions=partitions, replication_factor=1)
                        for t in topics if t not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
             return
         except KafkaError as exc:
             if attempt == attempts - 1:

@@ -15,10 +15,13 @@ import asyncpg
 
 from boxoffice import metrics
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher
-from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS, Connection
 from boxoffice.service_layer.ports import OutboxRow
 
 log = logging.getLogger(__name__)
+
+# Failures a publish or a sweep waits out and retries.
+_RETRIED: tuple[type[BaseException], ...] = (BrokerUnavailable, *TRANSIENT_ERRORS)
 
 _INSERT_OUTBOX = """
     INSERT INTO outbox (topic, key, payload, producer)
@@ -27,7 +30,7 @@ _INSERT_OUTBOX = """
 """
 
 
-async def insert_outbox(con: asyncpg.Connection, items: list[tuple[str, bytes, bytes]],
+async def insert_outbox(con: Connection, items: list[tuple[str, bytes, bytes]],
                         producer: str = "booking") -> list[OutboxRow]:
     if not items:
         return []
@@ -72,7 +75,7 @@ class OutboxRelay:
             try:
                 while await self._sweep() == SWEEP_BATCH:
                     pass
-            except (BrokerUnavailable, *TRANSIENT_ERRORS) as exc:
+            except _RETRIED as exc:
                 log.warning("outbox sweep failed (%s); retrying", exc)
             await asyncio.sleep(SWEEP_EVERY_SECONDS)
 
@@ -102,7 +105,7 @@ class OutboxRelay:
                 self.published += len(rows)
                 metrics.OUTBOX_PUBLISHED.inc(by=len(rows))
                 return
-            except (BrokerUnavailable, *TRANSIENT_ERRORS) as exc:
+            except _RETRIED as exc:
                 log.warning("outbox publish failed (%s); retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

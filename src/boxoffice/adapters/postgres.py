@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
+
+# A connection of its own or one lent by a pool: they run queries alike, but asyncpg's stubs type them apart.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,

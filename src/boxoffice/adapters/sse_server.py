@@ -53,6 +53,7 @@ class LiveConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._subscriber: Subscriber | None = None
         self._started = False
+        self._serving: asyncio.Future[None] | None = None  # held: the loop keeps only a weak reference
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -63,7 +64,7 @@ class LiveConnection(asyncio.Protocol):
         self._request += data
         if b"\r\n\r\n" in self._request:
             self._started = True
-            asyncio.ensure_future(self._serve(self._request.split(b"\r\n\r\n", 1)[0]))
+            self._serving = asyncio.ensure_future(self._serve(self._request.split(b"\r\n\r\n", 1)[0]))
         elif len(self._request) > MAX_REQUEST_BYTES:
             self._reply(431, {"success": False, "error": "Request headers too large", "code": "bad_request"})
 
@@ -91,7 +92,7 @@ class LiveConnection(asyncio.Protocol):
         last_seen = int(raw_last) if raw_last.isdigit() else None
         try:
             seat_map = await self._hub.seat_map(event_id)
-        except Exception:  # noqa: BLE001 - the database blinked: the browser retries
+        except Exception:  # the database blinked: the browser retries
             log.exception("loading the seat map of %s failed", event_id)
             self._reply(503, {"success": False, "error": "Live updates are unavailable right now",
                               "code": "live_unavailable"})
@@ -132,7 +133,7 @@ async def serve_handoffs(hub: LiveHub, path: Path, health: Callable[[], dict[str
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        path.unlink()  # noqa: ASYNC240 - once, at start-up
     try:
         receiver.bind(str(path))
     except OSError as exc:  # e.g. a path too long for a Unix socket: the gateway relays instead
@@ -141,6 +142,8 @@ async def serve_handoffs(hub: LiveHub, path: Path, health: Callable[[], dict[str
         await asyncio.Event().wait()  # the service runs on without it
     os.chmod(path, 0o600)
     receiver.setblocking(False)
+
+    adopting: set[asyncio.Future[None]] = set()  # held until done: the loop keeps only weak references
 
     async def adopt(fd: int, request: bytes) -> None:
         browser = socket.socket(fileno=fd)
@@ -161,7 +164,9 @@ async def serve_handoffs(hub: LiveHub, path: Path, health: Callable[[], dict[str
             for extra in fds[1:]:
                 os.close(extra)
             if fds:
-                asyncio.ensure_future(adopt(fds[0], request))
+                adoption = asyncio.ensure_future(adopt(fds[0], request))
+                adopting.add(adoption)
+                adoption.add_done_callback(adopting.discard)
 
     loop.add_reader(receiver.fileno(), receive)
     try:
@@ -170,4 +175,4 @@ async def serve_handoffs(hub: LiveHub, path: Path, health: Callable[[], dict[str
         loop.remove_reader(receiver.fileno())
         receiver.close()
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            path.unlink()  # noqa: ASYNC240 - once, on the way out

@@ -150,7 +150,8 @@ async def invariants(con: asyncpg.Connection, base_url: str, event_id: str, jour
     accepted = [body.get("requestId") for status, body in journal.answers if status in (201, 202, 409)]
     decided = {r["request_id"] for r in await con.fetch(
         "SELECT request_id FROM booking_requests WHERE request_id = ANY($1)", accepted)}
-    seat_map = dict(await con.fetch("SELECT seat_id, status FROM seats WHERE event_id = $1", event_id))
+    seat_map: dict[str, str] = {r["seat_id"]: r["status"] for r in await con.fetch(
+        "SELECT seat_id, status FROM seats WHERE event_id = $1", event_id)}
     owners = {r["seat_id"]: r["status"] for r in await con.fetch(
         """SELECT bs.seat_id, b.status FROM booking_seats bs JOIN bookings b USING (booking_id)
            WHERE bs.event_id = $1 AND bs.live""", event_id)}
@@ -159,6 +160,7 @@ async def invariants(con: asyncpg.Connection, base_url: str, event_id: str, jour
                 for seat in seat_map}
     counts = await con.fetchrow("SELECT available, reserved, booked FROM event_availability WHERE event_id = $1",
                                 event_id)
+    assert counts is not None, f"no availability row for {event_id}"
     tally = {s: list(seat_map.values()).count(s) for s in ("AVAILABLE", "RESERVED", "BOOKED")}
     charges = await con.fetch(
         """SELECT b.booking_id,
@@ -208,8 +210,8 @@ async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: st
                 break
             await asyncio.sleep(0.5)
         unsettled = int(moving is not None)
-        outcomes = dict(await con.fetch("SELECT status, count(*) FROM bookings WHERE event_id = $1 GROUP BY status",
-                                        spec.event_id))
+        outcomes: dict[str, int] = {r["status"]: r["count"] for r in await con.fetch(
+            "SELECT status, count(*) FROM bookings WHERE event_id = $1 GROUP BY status", spec.event_id)}
         stats = {"settled in s": round(time.monotonic() - settle_started, 1), "bookings": outcomes,
                  "answers": len(journal.answers), "unanswered (gateway killed)": journal.unanswered,
                  "by status": {s: sum(1 for a, _ in journal.answers if a == s)

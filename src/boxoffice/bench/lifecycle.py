@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 from rich.console import Console
@@ -24,9 +26,12 @@ from boxoffice.config import Settings
 
 CARD = "4242424242424242"
 
+T = TypeVar("T")
+R = TypeVar("R")
 
-async def _each(items: list, clients: int, work) -> tuple[list, float]:  # noqa: ANN001
-    results: list = [None] * len(items)
+
+async def _each(items: list[T], clients: int, work: Callable[[T], Awaitable[R]]) -> tuple[list[R], float]:
+    results: list[Any] = [None] * len(items)  # each filled in before it returns
     pending = iter(range(len(items)))
 
     async def client() -> None:
@@ -65,12 +70,12 @@ async def _measure(runtime: object, holds: int, confirms: int, clients: int, con
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(runtime.base_url, connector=connector,  # type: ignore[attr-defined]
                                      timeout=aiohttp.ClientTimeout(total=120)) as http:
-        async def hold(seat: str) -> dict | None:
+        async def hold(seat: str) -> dict[str, Any] | None:
             body = {"eventId": spec.event_id, "seatIds": [seat], "userId": f"fan_{seat}"}
             async with http.post("/bookings", json=body) as response:
                 return await response.json() if response.status == 201 else None
 
-        async def pay(booking: dict) -> tuple[int, float]:
+        async def pay(booking: dict[str, Any]) -> tuple[int, float]:
             started = time.perf_counter()
             body = {"paymentId": f"pay_{booking['bookingId'][:12]}", "amount": booking["amount"], "card": CARD}
             async with http.put(f"/bookings/{booking['bookingId']}/confirm", json=body) as response:

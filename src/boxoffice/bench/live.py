@@ -131,9 +131,12 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
     changes = int(rate * seconds)
     started = time.perf_counter()
     async with aiohttp.ClientSession(runtime.base_url) as api:  # type: ignore[attr-defined]
+        posting: set[asyncio.Task[aiohttp.ClientResponse]] = set()  # held until done: the loop holds weak references
         for i in range(changes):
             body = {"eventId": spec.event_id, "seatIds": [seats[i]], "userId": f"fan_{i}"}
-            asyncio.ensure_future(api.post("/bookings", json=body))
+            post = asyncio.ensure_future(api.post("/bookings", json=body))
+            posting.add(post)
+            post.add_done_callback(posting.discard)
             await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
         expected = changes * listener.ready
         deadline = time.monotonic() + 30

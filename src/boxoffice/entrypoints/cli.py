@@ -313,7 +313,8 @@ def bench_lifecycle(
 
 @bench_app.command("live")
 def bench_live(
-    connections: Annotated[str, typer.Option(help="comma-separated connection counts, one round each")] = "100,1000,5000",
+    connections: Annotated[
+        str, typer.Option(help="comma-separated connection counts, one round each")] = "100,1000,5000",
     rate: Annotated[float, typer.Option(help="bookings per second during a round")] = 50.0,
     seconds: Annotated[float, typer.Option(help="length of the booking crowd in each round")] = 10.0,
     direct: Annotated[bool, typer.Option(help="connect to the realtime service's own port, not the gateway")] = False,

@@ -131,7 +131,8 @@ CREATE TABLE platform_secrets (
     name  text PRIMARY KEY,
     value text NOT NULL
 );
-INSERT INTO platform_secrets (name, value) VALUES ('request_id_key', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
+INSERT INTO platform_secrets (name, value)
+    VALUES ('request_id_key', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
 """
 
 
