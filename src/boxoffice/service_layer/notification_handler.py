@@ -25,6 +25,9 @@ from boxoffice.service_layer.notifications import EventInfo
 
 log = logging.getLogger(__name__)
 
+# The topics whose messages call for an email.
+TOPICS = list(notifications.KIND_BY_TOPIC)
+
 
 class NotificationRecords(Protocol):
     async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -59,13 +60,21 @@ class EventInfo:
         return self.starts_at.astimezone(UTC).strftime("%A %-d %B %Y, %H:%M UTC")
 
 
+def _release_kind(message: Message) -> str | None:
+    return RELEASE_KINDS.get(str(message.data.get("reason", "")))
+
+
+# Which email a message of each topic calls for: the topics the notification service consumes.
+KIND_BY_TOPIC: dict[str, Callable[[Message], str | None]] = {
+    topics.BOOKING_CONFIRMED: lambda _: CONFIRMATION,
+    topics.SEAT_RELEASED: _release_kind,
+}
+
+
 def kind_of(message: Message) -> str | None:
     """Which email a message calls for, if any."""
-    if message.type == topics.BOOKING_CONFIRMED:
-        return CONFIRMATION
-    if message.type == topics.SEAT_RELEASED:
-        return RELEASE_KINDS.get(str(message.data.get("reason", "")))
-    return None
+    kind = KIND_BY_TOPIC.get(message.type)
+    return kind(message) if kind is not None else None
 
 
 def recipient(data: dict[str, object]) -> str:

@@ -1,0 +1,33 @@
+"""The notification service's parts: the mail server it sends through and its records in PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from boxoffice.adapters.notification_store import NotificationStore
+from boxoffice.adapters.smtp import EMBEDDED_MAILBOX_PORT, SmtpSender
+from boxoffice.bootstrap import ServiceRuntime, run_consumer_service
+from boxoffice.config import Settings
+from boxoffice.service_layer.mail import MailSender
+from boxoffice.service_layer.notification_handler import TOPICS, NotificationHandler
+
+log = logging.getLogger(__name__)
+
+
+def mail_sender(settings: Settings) -> SmtpSender:
+    """BOXOFFICE_SMTP_URL, or the embedded mailbox. A malformed URL raises here, with the reason."""
+    url = settings.smtp_url or f"smtp://127.0.0.1:{settings.mailbox_smtp_port or EMBEDDED_MAILBOX_PORT}"
+    if not settings.smtp_url:
+        log.warning("BOXOFFICE_SMTP_URL is unset: sending to the embedded mailbox at %s", url)
+    return SmtpSender(url)
+
+
+def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str) -> NotificationHandler:
+    return NotificationHandler(NotificationStore(pool), sender, mail_from)
+
+
+async def serve(rt: ServiceRuntime, sender: MailSender) -> None:
+    handler = notification_handler(rt.pool, sender, rt.settings.mail_from)
+    await run_consumer_service(rt, TOPICS, handler, info=handler.info, latency_path=False)
