@@ -20,6 +20,8 @@ from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SeatsO
 from boxoffice.service_layer.ports import OutboxRow
 from boxoffice.service_layer.unit_of_work import Outgoing
 
+LIVE = (BookingStatus.PENDING, BookingStatus.PAYING, BookingStatus.CONFIRMED)  # bookings that own their seats
+
 
 @dataclass
 class BookingTables:
@@ -72,7 +74,7 @@ class FakeBookings:
     async def seats_per_buyer(self, buyers: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}
         for b in self._t.bookings.values():
-            if (b.event_id, b.user_id) in buyers and b.status.is_live:
+            if (b.event_id, b.user_id) in buyers and b.status in LIVE:
                 counts[(b.event_id, b.user_id)] = counts.get((b.event_id, b.user_id), 0) + len(b.seat_ids)
         return counts
 

@@ -67,7 +67,7 @@ async def test_a_stalled_client_is_dropped_and_the_others_get_every_change(pool:
     seat_map = await hub.seat_map(event.event_id)
     assert seat_map is not None
     stalled, _ = hub.subscribe(seat_map, None)
-    reader, first = hub.subscribe(seat_map, None)
+    reader, _ = hub.subscribe(seat_map, None)
     received: list[bytes] = []
 
     for i, seat in enumerate(s.seat_id for s in event.seats()):

@@ -105,7 +105,8 @@ async def test_expiries_are_counted_once_committed(pool: asyncpg.Pool, event: Ev
     expired = count(metrics.HOLDS_EXPIRED)
     start = datetime.now(UTC)
     rows = await reserve(
-        pool, [ReserveSeats(f"req_exp_{n}", event.event_id, "fan", [f"B{n}"]) for n in (1, 2)], timedelta(seconds=1), start)
+        pool, [ReserveSeats(f"req_exp_{n}", event.event_id, "fan", [f"B{n}"]) for n in (1, 2)], timedelta(seconds=1),
+        start)
     bookings = [str(decode(r.payload).data["bookingId"]) for r in rows]
 
     await expire(pool, event.event_id, bookings, start + timedelta(seconds=2))

@@ -160,7 +160,7 @@ async def test_a_seat_taken_under_the_lock_rolls_the_whole_batch_back() -> None:
         unit = await original_lock(self)
         lock = unit.seats.lock
 
-        async def lock_then_lose_a2(event_ids: list[str], seats: list[tuple[str, str]]):  # noqa: ANN202
+        async def lock_then_lose_a2(event_ids: list[str], seats: list[tuple[str, str]]):
             maps = await lock(event_ids, seats)
             self._work.seats[(EVENT.event_id, "A2")].status = SeatStatus.BOOKED
             return maps
@@ -268,7 +268,8 @@ async def test_timeouts_expire_only_pending_holds_that_are_due() -> None:
     platform.now = NOW + HOLD
     out = await platform.handle(*(Message(topics.SEAT_RESERVATION_TIMEOUT, EVENT.event_id, {"bookingId": b})
                                   for b in (due, paid, "not-a-uuid", due)))
-    assert [(m.type, m.data["bookingId"]) for m in out] == [(topics.SEAT_RELEASED, due), (topics.BOOKING_CANCELLED, due)]
+    assert [(m.type, m.data["bookingId"]) for m in out] == [(topics.SEAT_RELEASED, due),
+                                                             (topics.BOOKING_CANCELLED, due)]
     assert out[0].data["reason"] == "timeout"
     assert platform.booking(due) is BookingStatus.EXPIRED and platform.seat("A1") is SeatStatus.AVAILABLE
     assert platform.booking(paid) is BookingStatus.PAYING and platform.seat("A2") is SeatStatus.RESERVED

@@ -225,26 +225,3 @@ def test_confirm_twice_is_refused_and_records_one_confirmation():
     with pytest.raises(errors.BookingAlreadyConfirmed):
         b.confirm()
     assert len(b.events) == 1
-
-
-# --- liveness --------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    ("status", "live"),
-    [
-        (BookingStatus.PENDING, True),
-        (BookingStatus.PAYING, True),
-        (BookingStatus.CONFIRMED, True),
-        (BookingStatus.CANCELLED, False),
-        (BookingStatus.EXPIRED, False),
-        (BookingStatus.PAYMENT_FAILED, False),
-    ],
-)
-def test_is_live(status, live):
-    assert status.is_live is live
-
-
-def test_is_live_covers_every_status():
-    assert {s for s in BookingStatus if s.is_live} == {
-        BookingStatus.PENDING, BookingStatus.PAYING, BookingStatus.CONFIRMED}
-    assert len(BookingStatus) == 6

@@ -91,7 +91,7 @@ def test_decisions_in_order_see_earlier_holds():
     first, *rest = outcomes
     assert isinstance(first, events.SeatsReserved)
     assert first.booking_id == "bk_1"
-    for n, later in zip((2, 3), rest):
+    for n, later in zip((2, 3), rest, strict=True):
         assert isinstance(later, events.ReservationFailed)
         assert later.request_id == f"req_{n}"
         assert later.code == "seat_unavailable"

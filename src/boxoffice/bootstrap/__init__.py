@@ -24,7 +24,6 @@ from boxoffice.adapters.kafka import (
 )
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
-from boxoffice.messages import utc_now
 
 log = logging.getLogger("boxoffice")
 
@@ -43,7 +42,8 @@ class ServiceRuntime:
 
 
 @contextlib.asynccontextmanager
-async def runtime(settings: Settings, name: str, *, produces: bool, pool_size: int = 4) -> AsyncIterator[ServiceRuntime]:
+async def runtime(settings: Settings, name: str, *, produces: bool,
+                  pool_size: int = 4) -> AsyncIterator[ServiceRuntime]:
     pool = await create_pool(settings.database_url or "", size=pool_size)
     producer = None
     try:

@@ -24,11 +24,6 @@ class BookingStatus(StrEnum):
     EXPIRED = "expired"
     PAYMENT_FAILED = "payment_failed"
 
-    @property
-    def is_live(self) -> bool:
-        """A live booking owns its seats."""
-        return self in (BookingStatus.PENDING, BookingStatus.PAYING, BookingStatus.CONFIRMED)
-
 
 @dataclass
 class Seat:

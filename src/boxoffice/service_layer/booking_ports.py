@@ -78,7 +78,14 @@ class ChangeSequence(Protocol):
 
 
 class BookingUnitOfWork(UnitOfWork, Protocol):
-    seats: SeatRepository
-    bookings: BookingRepository
-    requests: RequestOutcomeRepository
-    sequence: ChangeSequence
+    @property
+    def seats(self) -> SeatRepository: ...
+
+    @property
+    def bookings(self) -> BookingRepository: ...
+
+    @property
+    def requests(self) -> RequestOutcomeRepository: ...
+
+    @property
+    def sequence(self) -> ChangeSequence: ...

@@ -61,9 +61,9 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
     rules = decide.rules
     wanted = sorted({(c.event_id, s) for c in commands for s in c.seat_ids})
     maps = await uow.seats.lock(sorted({c.event_id for c in commands}), wanted)
-    for seat_map in maps.values():
-        seat_map.per_booking_limit = rules.max_seats_per_booking
-        seat_map.per_user_limit = rules.seats_per_user
+    for event_map in maps.values():
+        event_map.per_booking_limit = rules.max_seats_per_booking
+        event_map.per_user_limit = rules.seats_per_user
     if rules.seats_per_user is not None:
         owned = await uow.bookings.seats_per_buyer(sorted({(c.event_id, c.user_id) for c in commands}))
         for (event_id, user_id), seats in owned.items():

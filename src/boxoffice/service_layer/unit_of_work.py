@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from boxoffice.messages import Message
 from boxoffice.service_layer.ports import OutboxRow
@@ -38,9 +38,10 @@ class Outbox(Protocol):
 class UnitOfWork(Protocol):
     """`async with uow:` begins the transaction; leaving it without `commit()` rolls back."""
 
-    outbox: Outbox
+    @property
+    def outbox(self) -> Outbox: ...
 
-    async def __aenter__(self) -> UnitOfWork: ...
+    async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 
