@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from boxoffice.adapters.postgres import Connection
 from boxoffice.adapters.postgres_uow import PostgresTransaction
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.service_layer.catalog_ports import (
@@ -14,7 +15,7 @@ from boxoffice.service_layer.catalog_ports import (
 )
 
 
-async def create_event(con: asyncpg.Connection, spec: EventSpec) -> bool:
+async def create_event(con: Connection, spec: EventSpec) -> bool:
     """Idempotent: an event that exists already is left as it is. Returns whether it was created."""
     async with con.transaction():
         created = await con.fetchval(

@@ -39,6 +39,7 @@ class SimulatedProvider:
 
     async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
         await asyncio.sleep(self._latency)
+        decision: tuple[bool, str | None, str | None]
         if card == DECLINED_TEST_CARD:
             decision = (False, "card_declined", "Your card was declined")
         elif not luhn_valid(card):
@@ -53,6 +54,11 @@ class SimulatedProvider:
                SELECT * FROM made UNION ALL
                SELECT * FROM simulated_provider_charges WHERE idempotency_key = $1 LIMIT 1""",
             idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}", decision[1])
+        if row is None:  # a charge under the same key committed meanwhile, after this statement's snapshot
+            row = await self._pool.fetchrow("SELECT * FROM simulated_provider_charges WHERE idempotency_key = $1",
+                                            idempotency_key)
+            if row is None:
+                raise RuntimeError(f"the simulated charge {idempotency_key} is neither made nor found")
         approved = row["approved"]
         return ChargeResult(approved, row["reference"], row["decline_code"],
                             None if approved else decision[2] if row["decline_code"] == decision[1] else "Declined")
