@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from boxoffice.service_layer.notifications import EventInfo, SeatLabel
+from boxoffice.service_layer.notification_ports import EventInfo, SeatLabel
 
 
 class NotificationStore:

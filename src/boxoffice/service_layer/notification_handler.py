@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any
 
 from boxoffice import metrics
 from boxoffice.logs import REQUEST_ID
@@ -21,18 +21,12 @@ from boxoffice.service_layer.mail import (
     PermanentMailError,
     TransientMailError,
 )
-from boxoffice.service_layer.notifications import EventInfo
+from boxoffice.service_layer.notification_ports import NotificationRecords
 
 log = logging.getLogger(__name__)
 
 # The topics whose messages call for an email.
 TOPICS = list(notifications.KIND_BY_TOPIC)
-
-
-class NotificationRecords(Protocol):
-    async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo: ...
-    async def was_sent(self, booking_id: str, kind: str) -> bool: ...
-    async def record_sent(self, booking_id: str, kind: str, recipient: str, message_id: str) -> None: ...
 
 
 class NotificationHandler:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.message import EmailMessage
@@ -19,6 +18,8 @@ import segno
 
 from boxoffice import messages as topics
 from boxoffice.messages import Message
+from boxoffice.service_layer.notification_ports import EventInfo
+from boxoffice.service_layer.notification_ports import SeatLabel as SeatLabel  # what render takes, named here too
 
 CONFIRMATION = "confirmation"
 # One kind per release reason: a booking is released once, and each reason reads differently.
@@ -30,34 +31,6 @@ _RELEASE_WORDING = {
 }
 TEST_DOMAIN = "boxoffice.test"
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-
-
-@dataclass(frozen=True)
-class SeatLabel:
-    seat_id: str
-    section: str = ""
-    row: str = ""
-    number: int | None = None
-
-    def describe(self) -> str:
-        if self.number is None:
-            return f"Seat {self.seat_id}"
-        return f"{self.section}, row {self.row}, seat {self.number} ({self.seat_id})"
-
-
-@dataclass(frozen=True)
-class EventInfo:
-    event_id: str
-    name: str
-    venue: str
-    starts_at: datetime | None
-    seats: tuple[SeatLabel, ...]
-
-    @property
-    def when(self) -> str:
-        if self.starts_at is None:
-            return "date to be announced"
-        return self.starts_at.astimezone(UTC).strftime("%A %-d %B %Y, %H:%M UTC")
 
 
 def _release_kind(message: Message) -> str | None:

@@ -1,0 +1,45 @@
+"""What the notification service's handler needs from its database: event details, and the emails sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SeatLabel:
+    seat_id: str
+    section: str = ""
+    row: str = ""
+    number: int | None = None
+
+    def describe(self) -> str:
+        if self.number is None:
+            return f"Seat {self.seat_id}"
+        return f"{self.section}, row {self.row}, seat {self.number} ({self.seat_id})"
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    event_id: str
+    name: str
+    venue: str
+    starts_at: datetime | None
+    seats: tuple[SeatLabel, ...]
+
+    @property
+    def when(self) -> str:
+        if self.starts_at is None:
+            return "date to be announced"
+        return self.starts_at.astimezone(UTC).strftime("%A %-d %B %Y, %H:%M UTC")
+
+
+class NotificationRecords(Protocol):
+    async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo:
+        """Name, venue, date and each seat's place; what the catalog does not know is shown by its id."""
+        ...
+
+    async def was_sent(self, booking_id: str, kind: str) -> bool: ...
+
+    async def record_sent(self, booking_id: str, kind: str, recipient: str, message_id: str) -> None: ...
