@@ -6,7 +6,7 @@ The catalog publishes nothing, so its unit of work has no outbox: a transaction 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from boxoffice.domain.catalog import EventSpec
 
@@ -49,11 +49,16 @@ class AvailabilityCounts(Protocol):
 class CatalogUnitOfWork(Protocol):
     """`async with uow:` begins the transaction; leaving it without `commit()` rolls back."""
 
-    events: EventRepository
-    processed: ProcessedMessages
-    availability: AvailabilityCounts
+    @property
+    def events(self) -> EventRepository: ...
 
-    async def __aenter__(self) -> CatalogUnitOfWork: ...
+    @property
+    def processed(self) -> ProcessedMessages: ...
+
+    @property
+    def availability(self) -> AvailabilityCounts: ...
+
+    async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
 

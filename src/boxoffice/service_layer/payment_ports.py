@@ -55,4 +55,5 @@ class PaymentRepository(Protocol):
 
 
 class PaymentUnitOfWork(UnitOfWork, Protocol):
-    payments: PaymentRepository
+    @property
+    def payments(self) -> PaymentRepository: ...

@@ -48,8 +48,7 @@ def outcome(charge: ChargeRequest, result: ChargeResult) -> Outgoing:
     else:
         topic = topics.PAYMENT_FAILED
         data |= {"declineCode": result.decline_code, "reason": result.decline_reason}
-    message = Message(topic, charge.event_id, data, charge.request_id)
-    return Outgoing(topic, message.key, message.encode())
+    return Outgoing.of(Message(topic, charge.event_id, data, charge.request_id))
 
 
 async def request_payment(message: Message, uow: PaymentUnitOfWork, provider: PaymentProvider) -> bool:
