@@ -1,27 +1,16 @@
-"""The gateway process: FastAPI app, its start-up wiring, and the uvicorn server."""
+"""The gateway process: the FastAPI app (wired by boxoffice.bootstrap.gateway) and the uvicorn server."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import asyncpg
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.staticfiles import StaticFiles
 
-from boxoffice import messages as topics
-from boxoffice.adapters.accounts import AccountStore, TokenSigner
-from boxoffice.adapters.heartbeat import beat_forever
-from boxoffice.adapters.kafka import (
-    Publisher,
-    make_producer,
-    make_tail_consumer,
-    start_with_retry,
-)
-from boxoffice.adapters.postgres import create_pool
+from boxoffice.bootstrap.gateway import gateway
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway import (
     accounts,
@@ -33,50 +22,17 @@ from boxoffice.entrypoints.gateway import (
     operations,
     telemetry,
 )
-from boxoffice.entrypoints.gateway.access import Access, document_bearer
+from boxoffice.entrypoints.gateway.access import document_bearer
 from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, SecurityHeaders
-from boxoffice.entrypoints.gateway.replies import ReplyWaiter
-from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.responses import install_error_handlers
-from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
-
-
-async def _access(settings: Settings, pool: asyncpg.Pool) -> Access:
-    signing_key = settings.auth_secret or await pool.fetchval(
-        "SELECT value FROM platform_secrets WHERE name = 'token_signing_key'")
-    accounts = AccountStore(pool)
-    if settings.admin_email and settings.admin_password:
-        await accounts.ensure_admin(settings.admin_email, settings.admin_password)
-    return Access(settings, accounts, TokenSigner(signing_key, settings.token_seconds))
 
 
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings.database_url or "", size=settings.db_pool_size)
-        producer = make_producer(settings)
-        await start_with_retry(producer, "gateway producer")
-        consumer = await make_tail_consumer(settings, [
-            topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED, topics.BOOKING_CANCELLED,
-            topics.BOOKING_COMMAND_REJECTED])
-        key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
-        health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
-        replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
-        app.state.gateway = Gateway(settings, pool, Publisher(producer), replies, RequestIds(key),
-                                    SeatDirectory(pool), health, await _access(settings, pool))
-        logging.getLogger("boxoffice.gateway").info(
-            "gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port, settings.kafka_bootstrap)
-        tasks = [asyncio.create_task(t) for t in (
-            replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds))]
-        try:
+        async with gateway(settings) as gw:
+            app.state.gateway = gw
             yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await consumer.stop()
-            await producer.stop()
-            await pool.close()
 
     app = FastAPI(
         title="boxoffice", version="0.1.0", lifespan=lifespan,

@@ -1,0 +1,62 @@
+"""The gateway's wiring: its pool, Kafka clients, accounts and the tasks that run beside the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+from boxoffice import messages as topics
+from boxoffice.adapters.accounts import AccountStore, TokenSigner
+from boxoffice.adapters.heartbeat import beat_forever
+from boxoffice.adapters.kafka import make_tail_consumer
+from boxoffice.bootstrap import runtime
+from boxoffice.config import Settings
+from boxoffice.entrypoints.gateway.access import Access
+from boxoffice.entrypoints.gateway.replies import ReplyWaiter
+from boxoffice.entrypoints.gateway.request_ids import RequestIds
+from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
+
+log = logging.getLogger("boxoffice.gateway")
+
+# The booking service's answers, which the gateway waits for.
+REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED,
+                topics.BOOKING_CANCELLED, topics.BOOKING_COMMAND_REJECTED]
+
+
+async def access(settings: Settings, pool: asyncpg.Pool) -> Access:
+    signing_key = settings.auth_secret or await pool.fetchval(
+        "SELECT value FROM platform_secrets WHERE name = 'token_signing_key'")
+    accounts = AccountStore(pool)
+    if settings.admin_email and settings.admin_password:
+        await accounts.ensure_admin(settings.admin_email, settings.admin_password)
+    return Access(settings, accounts, TokenSigner(signing_key, settings.token_seconds))
+
+
+@contextlib.asynccontextmanager
+async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """A started gateway; on exit its tasks are cancelled and its clients and pool closed."""
+    async with runtime(settings, "gateway", produces=True, pool_size=settings.db_pool_size) as rt:
+        pool = rt.pool
+        consumer = await make_tail_consumer(settings, REPLY_TOPICS)
+        try:
+            key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
+            health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
+            replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
+            gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
+                         await access(settings, pool))
+            log.info("gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port,
+                     settings.kafka_bootstrap)
+            tasks = [asyncio.create_task(t) for t in (
+                replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds))]
+            try:
+                yield gw
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await consumer.stop()
