@@ -12,10 +12,11 @@ from boxoffice.demo import DEMO_EVENT_ID, demo_events
 from boxoffice.domain import events
 from boxoffice.domain.catalog import row_labels
 from boxoffice.domain.commands import ReserveSeats
+from boxoffice.entrypoints.gateway.answers import reservation_result
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.messages import MalformedMessage, Message, decode
 from boxoffice.service_layer.booking import reserve_command
-from boxoffice.service_layer.outcomes import reservation_message, reservation_result
+from boxoffice.service_layer.outcomes import reservation_message
 
 EXPIRES = datetime(2027, 6, 21, 18, 10, 5, 123000, tzinfo=UTC)
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from boxoffice import views
 from boxoffice.adapters.kafka import BrokerUnavailable
+from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.access import (
     BODY_TOO_LARGE,
@@ -23,6 +24,7 @@ from boxoffice.entrypoints.gateway.access import (
     OWNED,
     require_owner,
 )
+from boxoffice.entrypoints.gateway.answers import refuse, reservation_result, respond
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
@@ -38,7 +40,6 @@ from boxoffice.entrypoints.gateway.schemas import (
 )
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
-from boxoffice.service_layer.outcomes import reservation_result
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,11 @@ async def create_booking(
                        seatIds=duplicates)
     known = await gw.seats.seats_of(body.event_id)
     if known is None:
-        raise ApiError(404, "event_not_found", f"Event {body.event_id} does not exist")
+        raise refuse(errors.EventNotFound.code, f"Event {body.event_id} does not exist")
     unknown = [s for s in body.seat_ids if s not in known]
     if unknown:
         subject = f"Seat {unknown[0]} does not" if len(unknown) == 1 else f"Seats {', '.join(unknown)} do not"
-        raise ApiError(404, "seat_not_found", f"{subject} exist for event {body.event_id}", seatIds=unknown)
+        raise refuse(errors.SeatNotFound.code, f"{subject} exist for event {body.event_id}", seatIds=unknown)
 
     body_hash = _body_hash(body, user_id, email)
     if idempotency_key is not None:
@@ -128,11 +129,10 @@ async def create_booking(
         return _queued(request_id)
     finally:
         gw.replies.forget(request_id, reply)
-    status, result = reservation_result(outcome)
     # Where the time went, for `boxoffice bench` and browser dev tools.
     timing = (f"publish;dur={(published - started) * 1000:.2f}, "
               f"decision;dur={(time.perf_counter() - published) * 1000:.2f}")
-    return JSON(result, status_code=status, headers={"Server-Timing": timing})
+    return respond(reservation_result(outcome), headers={"Server-Timing": timing})
 
 
 async def publish_command(gw: GatewayDep, message: Message) -> None:
@@ -178,7 +178,7 @@ async def owned_booking(gw: GatewayDep, booking_id: str, caller: Principal | Non
         raise ApiError(422, "invalid_id", "Malformed booking id")
     booking = await read(gw.pool, booking_id)
     if booking is None:
-        raise ApiError(404, "booking_not_found", f"Booking {booking_id} does not exist")
+        raise refuse(errors.BookingNotFound.code, f"Booking {booking_id} does not exist")
     require_owner(caller, booking["userId"], "booking")
     return booking
 

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from boxoffice import views
+from boxoffice.domain import errors
+from boxoffice.entrypoints.gateway.answers import refusal, respond
 from boxoffice.entrypoints.gateway.deps import GatewayDep
 from boxoffice.entrypoints.gateway.responses import JSON, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -31,7 +33,7 @@ def _invalid_event_id(event_id: str) -> Response | None:
 
 
 def _not_found(event_id: str) -> Response:
-    return error(404, "event_not_found", f"Event {event_id} does not exist")
+    return respond(refusal(errors.EventNotFound.code, f"Event {event_id} does not exist"))
 
 
 @router.get("/events", response_model=list[EventSummary])

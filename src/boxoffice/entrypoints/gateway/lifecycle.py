@@ -13,13 +13,16 @@ from starlette.responses import Response
 from boxoffice import messages as topics
 from boxoffice import views
 from boxoffice.adapters.payment_provider import luhn_valid
+from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
+from boxoffice.entrypoints.gateway import answers
 from boxoffice.entrypoints.gateway.access import (
     BODY_TOO_LARGE,
     LIMITED,
     OWNED,
     require_owner,
 )
+from boxoffice.entrypoints.gateway.answers import respond
 from boxoffice.entrypoints.gateway.bookings import owned_booking, publish_command
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
@@ -37,22 +40,8 @@ router = APIRouter(tags=["bookings"], responses=BODY_TOO_LARGE)
 BookingPath = Annotated[str, Path(max_length=64)]
 _USER_ID = re.compile(USER_ID)
 
-# A refusal's code → HTTP status (CONTRACT §3).
-_REFUSAL_STATUS = {"booking_not_found": 404, "amount_mismatch": 422, "invalid_request": 422}
-_ENDED = {
-    "expired": ("booking_expired", "has expired; its seats were released"),
-    "cancelled": ("booking_cancelled", "was cancelled"),
-    "confirmed": ("booking_already_confirmed", "is already confirmed"),
-    "payment_failed": ("booking_payment_failed", "ended with a declined payment; its seats were released"),
-    "paying": ("payment_in_progress", "has a payment in progress"),
-}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
-
-
-def _not_live(booking_id: str, status: str) -> Response:
-    code, what = _ENDED[status]
-    return error(409, code, f"Booking {booking_id} {what}", bookingId=booking_id, status=status)
 
 
 def _processing(booking_id: str) -> Response:
@@ -88,24 +77,6 @@ async def _send_and_wait(gw: GatewayDep, booking_id: str, message: Message | Non
         gw.replies.forget_booking(booking_id, reply)
 
 
-def _answer(booking_id: str, reply: Message) -> Response:
-    data = reply.data
-    if reply.type == topics.BOOKING_CONFIRMED:
-        return JSON({"success": True, "status": "confirmed", "bookingId": booking_id, "paymentId": data["paymentId"],
-                     "amount": data["amount"], "currency": data["currency"], "seatIds": data["seatIds"]})
-    if reply.type == topics.BOOKING_CANCELLED:
-        status = data.get("status")
-        if status == "cancelled":
-            return JSON({"success": True, "status": "cancelled", "bookingId": booking_id, "seatIds": data["seatIds"]})
-        if status == "payment_failed":
-            reason = data.get("declineReason") or "Payment declined"
-            return error(402, "payment_declined", f"{reason}; the seats were released",
-                         status="payment_failed", bookingId=booking_id, declineCode=data.get("declineCode"))
-        return _not_live(booking_id, str(status))
-    code = str(data.get("code"))
-    return error(_REFUSAL_STATUS.get(code, 409), code, str(data.get("reason")), bookingId=booking_id)
-
-
 @router.put("/bookings/{booking_id}/confirm", response_model=BookingAnswer,
             responses={**_ERRORS, 402: {"model": ErrorBody}, 202: {"model": BookingAnswer}, **LIMITED})
 async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: GatewayDep,
@@ -120,37 +91,35 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
     status = state["status"]
     if state["payment_id"] == body.payment_id and status != "pending":
         if status == "confirmed":
-            return JSON({"success": True, "status": "confirmed", "bookingId": booking_id,
-                         "paymentId": body.payment_id, "amount": float(state["amount"]),
-                         "currency": state["currency"].strip(), "seatIds": list(state["seat_ids"])})
+            return respond(answers.confirmed(booking_id, body.payment_id, float(state["amount"]),
+                                             state["currency"].strip(), list(state["seat_ids"])))
         if status == "payment_failed":
-            return error(402, "payment_declined", "Payment declined; the seats were released",
-                         status="payment_failed", bookingId=booking_id)
+            return respond(answers.declined(booking_id))
         message = None  # this very payment is under way: wait for its outcome
     elif status != "pending":
-        return _not_live(booking_id, status)
+        return respond(answers.not_live(booking_id, status))
     else:
         message = Message(topics.BOOKING_CONFIRMATION_REQUESTED, state["event_id"],
                           {"bookingId": booking_id, "paymentId": body.payment_id, "amount": float(amount),
                            "card": body.card}, gw.request_ids.new())
     reply = await _send_and_wait(gw, booking_id, message, "confirm", gw.settings.confirm_reply_seconds)
-    return _processing(booking_id) if reply is None else _answer(booking_id, reply)
+    return _processing(booking_id) if reply is None else respond(answers.booking_result(booking_id, reply))
 
 
 async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None) -> Response:
     state = await _load(gw, booking_id, caller)
     if state["status"] == "cancelled":
-        return JSON({"success": True, "status": "cancelled", "bookingId": booking_id,
-                     "seatIds": list(state["seat_ids"])})
+        return respond(answers.cancelled(booking_id, list(state["seat_ids"])))
     if state["status"] == "confirmed":
-        return error(409, "booking_already_confirmed",
-                     f"Booking {booking_id} is confirmed; refunds are not supported yet", bookingId=booking_id)
+        return respond(answers.refusal(errors.BookingAlreadyConfirmed.code,
+                                       f"Booking {booking_id} is confirmed; refunds are not supported yet",
+                                       bookingId=booking_id))
     if state["status"] != "pending":
-        return _not_live(booking_id, state["status"])
+        return respond(answers.not_live(booking_id, state["status"]))
     message = Message(topics.BOOKING_CANCELLATION_REQUESTED, state["event_id"], {"bookingId": booking_id},
                       gw.request_ids.new())
     reply = await _send_and_wait(gw, booking_id, message, "cancel", gw.settings.booking_reply_seconds)
-    return _processing(booking_id) if reply is None else _answer(booking_id, reply)
+    return _processing(booking_id) if reply is None else respond(answers.booking_result(booking_id, reply))
 
 
 @router.delete("/bookings/{booking_id}", response_model=BookingAnswer, responses={**_ERRORS, **LIMITED})

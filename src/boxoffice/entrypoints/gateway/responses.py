@@ -1,4 +1,4 @@
-"""JSON responses and the one place where errors become HTTP answers."""
+"""JSON responses, and the handlers that turn exceptions into error answers (domain refusals: answers.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
-from boxoffice.domain import errors
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +36,6 @@ def error(http_status: int, code: str, message: str, headers: dict[str, str] | N
                 headers=headers)
 
 
-_DOMAIN_STATUS: dict[type[errors.DomainError], int] = {
-    errors.SeatUnavailable: 409, errors.SeatNotFound: 404, errors.EventNotFound: 404,
-    errors.BookingNotFound: 404, errors.BookingNotPending: 409, errors.AmountMismatch: 422,
-}
-
 _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
 
 
@@ -58,11 +52,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> Response:
         return error(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
-
-    @app.exception_handler(errors.DomainError)
-    async def _domain(_: Request, exc: errors.DomainError) -> Response:
-        status = next((s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls)), 409)
-        return error(status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:

@@ -1,0 +1,108 @@
+"""The one map from domain error codes to HTTP statuses, and the HTTP answers (CONTRACT §3) that the booking
+service's outcome messages stand for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boxoffice import messages as topics
+from boxoffice.domain import errors
+from boxoffice.entrypoints.gateway.responses import JSON, ApiError
+from boxoffice.messages import Message
+
+Answer = tuple[int, dict[str, Any]]
+
+STATUS: dict[str, int] = {
+    errors.SeatUnavailable.code: 409,
+    errors.SeatLimitReached.code: 409,
+    errors.SeatNotFound.code: 404,
+    errors.EventNotFound.code: 404,
+    errors.BookingNotFound.code: 404,
+    errors.InvalidRequest.code: 422,
+    errors.AmountMismatch.code: 422,
+    errors.BookingNotPending.code: 409,
+    errors.BookingExpired.code: 409,
+    errors.BookingCancelled.code: 409,
+    errors.BookingAlreadyConfirmed.code: 409,
+    errors.BookingPaymentFailed.code: 409,
+    errors.PaymentInProgress.code: 409,
+}
+# Any other refusal is a conflict with the state things are in.
+DEFAULT_STATUS = 409
+
+# A booking's status, when it no longer takes commands → the refusal's code and how the sentence ends.
+ENDED = {
+    "expired": (errors.BookingExpired.code, "has expired; its seats were released"),
+    "cancelled": (errors.BookingCancelled.code, "was cancelled"),
+    "confirmed": (errors.BookingAlreadyConfirmed.code, "is already confirmed"),
+    "payment_failed": (errors.BookingPaymentFailed.code, "ended with a declined payment; its seats were released"),
+    "paying": (errors.PaymentInProgress.code, "has a payment in progress"),
+}
+
+
+def status_of(code: str) -> int:
+    return STATUS.get(code, DEFAULT_STATUS)
+
+
+def refusal(code: str, sentence: str, **extra: Any) -> Answer:
+    return status_of(code), {"success": False, "error": sentence, "code": code, **extra}
+
+
+def refuse(code: str, sentence: str, **extra: Any) -> ApiError:
+    """A refusal to raise from a route."""
+    return ApiError(status_of(code), code, sentence, **extra)
+
+
+def respond(answer: Answer, headers: dict[str, str] | None = None) -> JSON:
+    status, body = answer
+    return JSON(body, status_code=status, headers=headers)
+
+
+def reservation_result(message: Message) -> Answer:
+    """POST /bookings' answer for a seat.reserved or seat.reservation.failed message."""
+    data = message.data
+    if message.type == topics.SEAT_RESERVED:
+        return 201, {
+            "success": True, "bookingId": data["bookingId"], "status": "pending", "eventId": message.event_id,
+            "userId": data["userId"], "seatIds": data["seatIds"], "amount": data["amount"],
+            "currency": data["currency"], "expiresAt": data["expiresAt"], "requestId": message.request_id,
+        }
+    return refusal(data["code"], data["reason"], seatIds=data["seatIds"], eventId=message.event_id,
+                   requestId=message.request_id)
+
+
+def confirmed(booking_id: str, payment_id: str, amount: float, currency: str, seat_ids: list[str]) -> Answer:
+    return 200, {"success": True, "status": "confirmed", "bookingId": booking_id, "paymentId": payment_id,
+                 "amount": amount, "currency": currency, "seatIds": seat_ids}
+
+
+def cancelled(booking_id: str, seat_ids: list[str]) -> Answer:
+    return 200, {"success": True, "status": "cancelled", "bookingId": booking_id, "seatIds": seat_ids}
+
+
+def declined(booking_id: str, reason: str = "Payment declined", **extra: Any) -> Answer:
+    return 402, {"success": False, "error": f"{reason}; the seats were released", "code": "payment_declined",
+                 "status": "payment_failed", "bookingId": booking_id, **extra}
+
+
+def not_live(booking_id: str, status: str) -> Answer:
+    """The refusal of a command to a booking that is no longer pending."""
+    code, what = ENDED[status]
+    return refusal(code, f"Booking {booking_id} {what}", bookingId=booking_id, status=status)
+
+
+def booking_result(booking_id: str, message: Message) -> Answer:
+    """The answer to a confirm or cancel for a booking.confirmed, booking.cancelled or booking.command.rejected
+    message."""
+    data = message.data
+    if message.type == topics.BOOKING_CONFIRMED:
+        return confirmed(booking_id, data["paymentId"], data["amount"], data["currency"], data["seatIds"])
+    if message.type == topics.BOOKING_CANCELLED:
+        status = data.get("status")
+        if status == "cancelled":
+            return cancelled(booking_id, data["seatIds"])
+        if status == "payment_failed":
+            return declined(booking_id, data.get("declineReason") or "Payment declined",
+                            declineCode=data.get("declineCode"))
+        return not_live(booking_id, str(status))
+    return refusal(str(data.get("code")), str(data.get("reason")), bookingId=booking_id)
