@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import orjson
 
-from boxoffice.messages import iso
+from boxoffice.messages import Message, decode, iso
 
 
 def _counts(r: asyncpg.Record) -> dict[str, int]:
@@ -86,14 +85,12 @@ async def get_booking(pool: asyncpg.Pool, booking_id: str) -> dict[str, Any] | N
     return _booking(row) if row else None
 
 
-async def request_outcome(pool: asyncpg.Pool, request_id: str) -> tuple[int, dict[str, Any], str] | None:
-    """(HTTP status, body, body hash) of a decided reservation request."""
-    row = await pool.fetchrow(
-        "SELECT http_status, result::text AS result, body_hash FROM booking_requests WHERE request_id = $1",
-        request_id)
+async def request_outcome(pool: asyncpg.Pool, request_id: str) -> tuple[Message, str] | None:
+    """(outcome message, body hash) of a decided reservation request."""
+    row = await pool.fetchrow("SELECT outcome, body_hash FROM booking_requests WHERE request_id = $1", request_id)
     if row is None:
         return None
-    return row["http_status"], orjson.loads(row["result"]), row["body_hash"]
+    return decode(row["outcome"]), row["body_hash"]
 
 
 async def user_bookings(pool: asyncpg.Pool, user_id: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -105,11 +105,11 @@ async def create_booking(
         request_id = gw.request_ids.for_idempotency_key(user_id, idempotency_key)
         stored = await views.request_outcome(gw.pool, request_id)
         if stored is not None:
-            status, result, stored_hash = stored
+            outcome, stored_hash = stored
             if stored_hash != body_hash:
                 raise ApiError(422, "idempotency_key_reused",
                                "This Idempotency-Key was already used with a different request body")
-            return JSON(result, status_code=status)
+            return respond(reservation_result(outcome))
     else:
         request_id = gw.request_ids.new()
 
@@ -155,7 +155,7 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
         return error(422, "invalid_id", "Malformed request id")
     stored = await views.request_outcome(gw.pool, request_id)
     if stored is not None:
-        status, result, _ = stored
+        status, result = reservation_result(stored[0])
         if "userId" in result:
             require_owner(caller, str(result["userId"]), "booking request")
         return JSON({"success": True, "requestId": request_id, "status": "processed", "httpStatus": status,
