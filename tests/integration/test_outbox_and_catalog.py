@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from boxoffice.adapters.booking_store import BookingStore
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.adapters.outbox import OutboxRelay, insert_outbox
 from boxoffice.bootstrap.catalog import catalog_handler
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import SEAT_RELEASED, SEAT_RESERVED, Message, decode
+from tests.booking_service import reserve
 
 
 async def test_outbox_rows_are_published_in_order_then_deleted(pool: asyncpg.Pool, kafka: str,
@@ -27,9 +27,8 @@ async def test_outbox_rows_are_published_in_order_then_deleted(pool: asyncpg.Poo
     producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
     await producer.start()
     try:
-        store = BookingStore(pool)
         commands = [ReserveSeats(f"req-{uuid.uuid4()}", event.event_id, f"user_{i}", ["A7"]) for i in range(3)]
-        rows = await store.reserve(commands, timedelta(minutes=10), datetime.now(UTC))
+        rows = await reserve(pool, commands, timedelta(minutes=10), datetime.now(UTC))
         assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in rows]) == 3
 
         relay = OutboxRelay(pool, Publisher(producer))
