@@ -15,7 +15,7 @@ from boxoffice.domain.commands import ReserveSeats
 from boxoffice.entrypoints.gateway.answers import reservation_result
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.messages import MalformedMessage, Message, decode
-from boxoffice.service_layer.booking import reserve_command
+from boxoffice.service_layer.holds import reserve_command
 from boxoffice.service_layer.outcomes import reservation_message
 
 EXPIRES = datetime(2027, 6, 21, 18, 10, 5, 123000, tzinfo=UTC)
@@ -40,7 +40,8 @@ def over_the_wire(message: Message) -> Message:
 # --- reservation outcomes --------------------------------------------------------------------------------
 
 def test_seats_reserved_becomes_seat_reserved_message_and_201():
-    topic, message = reservation_message(reserved())
+    message = reservation_message(reserved())
+    topic = message.type
     assert topic == "seat.reserved" == messages.SEAT_RESERVED
     assert message.type == topic
     assert message.event_id == DEMO_EVENT_ID
@@ -59,19 +60,20 @@ def test_seats_reserved_becomes_seat_reserved_message_and_201():
 
 def test_expires_at_in_another_timezone_is_rendered_in_utc():
     local = EXPIRES.astimezone(timezone(timedelta(hours=2)))
-    _, message = reservation_message(reserved(expires_at=local))
+    message = reservation_message(reserved(expires_at=local))
     assert message.data["expiresAt"] == "2027-06-21T18:10:05.123Z"
 
 
 def test_multi_seat_amount_is_a_json_number():
-    _, message = reservation_message(reserved(seat_ids=["A1", "A2"], amount=Decimal("300.50")))
+    message = reservation_message(reserved(seat_ids=["A1", "A2"], amount=Decimal("300.50")))
     _, body = reservation_result(over_the_wire(message))
     assert body["amount"] == 300.5
     assert body["seatIds"] == ["A1", "A2"]
 
 
 def test_seat_unavailable_becomes_failed_message_and_409():
-    topic, message = reservation_message(failed("seat_unavailable", "Seat A1 is already reserved"))
+    message = reservation_message(failed("seat_unavailable", "Seat A1 is already reserved"))
+    topic = message.type
     assert topic == "seat.reservation.failed" == messages.SEAT_RESERVATION_FAILED
     assert message.type == topic
     status, body = reservation_result(over_the_wire(message))
@@ -84,7 +86,7 @@ def test_seat_unavailable_becomes_failed_message_and_409():
 
 @pytest.mark.parametrize("code", ["seat_not_found", "event_not_found"])
 def test_not_found_failures_become_404(code):
-    _, message = reservation_message(failed(code, "nope", ["Z99"]))
+    message = reservation_message(failed(code, "nope", ["Z99"]))
     status, body = reservation_result(over_the_wire(message))
     assert status == 404
     assert body["success"] is False
@@ -93,7 +95,7 @@ def test_not_found_failures_become_404(code):
 
 
 def test_unknown_failure_code_defaults_to_409():
-    _, message = reservation_message(failed("something_else", "odd"))
+    message = reservation_message(failed("something_else", "odd"))
     status, body = reservation_result(message)
     assert status == 409 and body["code"] == "something_else"
 
