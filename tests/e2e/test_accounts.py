@@ -93,6 +93,14 @@ async def test_the_booking_belongs_to_the_tokens_user(client: httpx.AsyncClient)
 
     listed = await client.get(f"/users/{owner_id}/bookings", headers=owner)
     assert [b["bookingId"] for b in listed.json()["bookings"]] == [booking["bookingId"]]
+
+    # A refused request is the buyer's too: its outcome is not shown to anyone else.
+    refused = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["Q2"]}, headers=stranger)
+    assert refused.status_code == 409, refused.text
+    refused_at = f"/booking-requests/{refused.json()['requestId']}"
+    assert (await client.get(refused_at, headers=owner)).status_code == 403
+    mine_refused = await client.get(refused_at, headers=stranger)
+    assert mine_refused.status_code == 200 and mine_refused.json()["httpStatus"] == 409
     cancelled = await client.delete(path, headers=owner)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 

@@ -200,13 +200,14 @@ async def run_rush_and_check(scaled: RunningPlatform, con: asyncpg.Connection, b
 
     # Every answered request has exactly one stored outcome, the one it was answered with.
     assert len(outcomes) == len(wanted)
-    stored = {r["request_id"]: r for r in await con.fetch(
-        "SELECT request_id, http_status, result FROM booking_requests WHERE request_id = ANY($1)", list(outcomes))}
+    stored = {r["request_id"]: decode(r["outcome"]) for r in await con.fetch(
+        "SELECT request_id, outcome FROM booking_requests WHERE request_id = ANY($1)", list(outcomes))}
     assert set(stored) == set(outcomes)
     for request_id, (status, body) in outcomes.items():
-        assert status in (201, 409) and stored[request_id]["http_status"] == status, (request_id, status, body)
+        held = stored[request_id].type == "seat.reserved"
+        assert status in (201, 409) and held == (status == 201), (request_id, status, body)
         if status == 201:
-            assert orjson.loads(stored[request_id]["result"])["bookingId"] == body["bookingId"]
+            assert stored[request_id].data["bookingId"] == body["bookingId"]
     winners = {request_id for request_id, (status, _) in outcomes.items() if status == 201}
     bookings = await con.fetch("SELECT request_id, event_id, seat_ids FROM bookings WHERE event_id = ANY($1)", events)
     assert sorted(b["request_id"] for b in bookings) == sorted(winners), "a booking without its 201, or twice"

@@ -155,9 +155,10 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
         return error(422, "invalid_id", "Malformed request id")
     stored = await views.request_outcome(gw.pool, request_id)
     if stored is not None:
-        status, result = reservation_result(stored[0])
-        if "userId" in result:
-            require_owner(caller, str(result["userId"]), "booking request")
+        outcome = stored[0]
+        # Refusals name their buyer too (in the message, not in the body): both are the buyer's alone.
+        require_owner(caller, str(outcome.data.get("userId", "")), "booking request")
+        status, result = reservation_result(outcome)
         return JSON({"success": True, "requestId": request_id, "status": "processed", "httpStatus": status,
                      "result": result})
     if not gw.request_ids.issued_here(request_id):

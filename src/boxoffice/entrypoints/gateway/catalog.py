@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from starlette.responses import Response
@@ -25,7 +25,7 @@ router = APIRouter(tags=["catalog"])
 
 EventPath = Annotated[str, Path(max_length=64)]
 _EVENT_ID = re.compile(EVENT_ID)
-_ERRORS = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+_ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
 
 
 def _invalid_event_id(event_id: str) -> Response | None:

@@ -126,7 +126,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
         realtime = urlsplit(get_settings().realtime_url or "")
         try:
             upstream, _ = await self.loop.create_connection(
-                lambda: _Upstream(self.transport), realtime.hostname, realtime.port)
+                lambda: _Upstream(self.transport), realtime.hostname or "127.0.0.1", realtime.port or 80)
         except OSError:
             self.transport.write(_UNAVAILABLE)
             self.transport.close()
@@ -134,7 +134,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             upstream.close()
             return
-        self._upstream = upstream  # type: ignore[assignment]
+        self._upstream = upstream
         metrics.LIVE_SPLICED.inc()
         upstream.write(request)
 

@@ -81,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
                      headers={"Retry-After": "2"})
 
     for transient in TRANSIENT_ERRORS:
-        if transient is not asyncio.TimeoutError:
+        if transient is not asyncio.TimeoutError and issubclass(transient, Exception):
             app.add_exception_handler(transient, _database_down)
 
     @app.exception_handler(Exception)

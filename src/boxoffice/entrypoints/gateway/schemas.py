@@ -92,7 +92,7 @@ class RequestStatus(BaseModel):
 class BookingList(BaseModel):
     success: Literal[True] = True
     userId: str
-    bookings: list["Booking"]
+    bookings: list[Booking]
 
 
 class Booking(BaseModel):
