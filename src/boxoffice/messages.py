@@ -26,11 +26,20 @@ BOOKING_COMMAND_REJECTED = "booking.command.rejected"
 # Added: an organiser's new event with its seat map, for the catalog service to create.
 EVENT_CREATION_REQUESTED = "event.creation.requested"
 
+DEAD_LETTER_SUFFIX = ".dead"
+
+
+def dead_topic(topic: str) -> str:
+    """Where a consumer puts the messages of `topic` that it could not handle (CONTRACT §8.4)."""
+    return topic + DEAD_LETTER_SUFFIX
+
+
 ALL_TOPICS = (
     SEAT_RESERVATION_REQUESTED, SEAT_RESERVED, SEAT_RESERVATION_FAILED, BOOKING_CONFIRMATION_REQUESTED,
     PAYMENT_REQUESTED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, BOOKING_CONFIRMED, BOOKING_CANCELLATION_REQUESTED,
     SEAT_RESERVATION_TIMEOUT, SEAT_RELEASED, BOOKING_CANCELLED, BOOKING_COMMAND_REJECTED, EVENT_CREATION_REQUESTED,
 )
+DEAD_LETTER_TOPICS = tuple(dead_topic(t) for t in ALL_TOPICS)
 
 
 def utc_now() -> datetime:

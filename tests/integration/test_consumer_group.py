@@ -14,6 +14,7 @@ from boxoffice.adapters.consumer_loop import PartitionGate, consume_forever
 from boxoffice.adapters.kafka import ensure_topics, make_group_consumer, start_with_retry
 from boxoffice.config import Settings
 from boxoffice.messages import Message
+from tests.dead_letters import KeptDeadLetters
 
 
 async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) -> None:
@@ -30,6 +31,7 @@ async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) 
     # must outlast that hold (without the gate, the join would complete while the batch is still handled).
     settings = Settings(kafka_bootstrap=kafka, kafka_session_timeout_ms=6000)
     handled: Counter[str] = Counter()
+    dead = KeptDeadLetters()
     in_hand = asyncio.Event()
 
     def process(slow_first_batch: bool):
@@ -45,7 +47,7 @@ async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) 
         async def run() -> None:
             await start_with_retry(consumer, "consumer")
             try:
-                await consume_forever(consumer, handle, max_records=10, gate=gate)
+                await consume_forever(consumer, handle, dead, max_records=10, gate=gate)
             finally:
                 await consumer.stop()
 
@@ -67,3 +69,4 @@ async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) 
     assert set(handled) == {m.id for m in sent}
     assert [m for m, times in handled.items() if times > 1] == [], "handled by both processes"
     assert first_gate.rebalances >= 2 and second_gate.rebalances >= 1
+    assert dead.letters == []

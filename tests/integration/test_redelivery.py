@@ -16,6 +16,7 @@ from boxoffice.domain.catalog import EventSpec
 from boxoffice.messages import Message, decode
 from boxoffice.service_layer.booking import BookingService
 from tests.booking_service import CollectingOutbox, booking_service
+from tests.dead_letters import KeptDeadLetters, deliveries
 
 
 async def consume_once(kafka: str, group: str, topic: str, handler: BookingService, expected: int) -> None:
@@ -73,10 +74,11 @@ async def test_two_processes_on_one_batch_at_once_decide_it_once(pool: asyncpg.P
         loaded.set()
         await asyncio.sleep(0.3)  # holds the seat locks while the new owner starts on the same batch
 
+    dead = KeptDeadLetters()
     slow = booking_service(pool, old_owner, hold=timedelta(minutes=5), after_lock=pause)
-    first = asyncio.create_task(handle_with_retry(slow, requests))
+    first = asyncio.create_task(handle_with_retry(slow, deliveries(requests), dead))
     await loaded.wait()
-    await handle_with_retry(booking_service(pool, new_owner, hold=timedelta(minutes=5)), requests)
+    await handle_with_retry(booking_service(pool, new_owner, hold=timedelta(minutes=5)), deliveries(requests), dead)
     await first
 
     decided = [decode(r.payload) for r in old_owner.rows]
@@ -86,3 +88,4 @@ async def test_two_processes_on_one_batch_at_once_decide_it_once(pool: asyncpg.P
     assert await pool.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event.event_id) == 1
     assert await pool.fetchval("SELECT count(*) FROM booking_requests WHERE request_id = ANY($1)",
                                [m.request_id for m in requests]) == 3
+    assert dead.letters == []

@@ -1,19 +1,30 @@
-"""The consume → handle → commit loop shared by every Kafka-driven service."""
+"""The consume → handle → commit loop shared by every Kafka-driven service.
+
+A failure that goes away by itself (the database or the broker unavailable) is retried with back-off for
+as long as it lasts, and the consumer says so in its heartbeat. A failure that does not (bytes that do not
+decode, data of the wrong shape, a handler's own exception on one message) is narrowed down to its message,
+which goes to `<topic>.dead` after a bounded number of tries; the rest of the batch is still decided, in order.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from boxoffice import metrics
+from boxoffice.adapters.dead_letters import DeadLetterSink
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.logs import REQUEST_ID
-from boxoffice.messages import MalformedMessage, Message, decode
+from boxoffice.message_schemas import decode_checked
+from boxoffice.messages import MalformedMessage, Message
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +35,8 @@ BatchHandler = Callable[[list[Message]], Awaitable[None]]
 MAX_FAILED_COMMITS = 30
 COMMIT_TIMEOUT_SECONDS = 10.0  # the client retries some commit errors forever on its own
 
+# A handler's own exception on the same message this many times in a row makes it a dead letter.
+MAX_ATTEMPTS = 3
 
 # Keys that refuse a second decision of one request: hitting one means another process decided it first.
 DECIDED_ELSEWHERE = frozenset({"booking_requests_pkey", "bookings_request_id_key"})
@@ -31,6 +44,8 @@ DECIDED_ELSEWHERE = frozenset({"booking_requests_pkey", "bookings_request_id_key
 # How long a rebalance waits for the batch in hand; a handler stuck longer (say, on a database outage)
 # loses its partitions anyway, and what it still decides is refused or replayed by the stores.
 REVOKE_WAIT_SECONDS = 10.0
+
+TRANSIENT = (*TRANSIENT_ERRORS, KafkaError)
 
 
 class ConsumerStuck(Exception):
@@ -64,11 +79,48 @@ class PartitionGate(ConsumerRebalanceListener):
         log.info("assigned %d partitions (rebalance %d)", len(assigned), self.rebalances)
 
 
-async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, max_records: int = 500,
-                          gate: PartitionGate | None = None) -> None:
-    """Offsets are committed only after the handler has made the batch's outcome durable; with the gate
-    the consumer was subscribed with, partitions are not given up while a batch is in hand."""
+class RetryWatch:
+    """Since when the consumer has retried without getting past its batch: shown in the heartbeat, so that
+    a consumer stuck on one offset (a database outage, say) reads as degraded instead of healthy."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._since: float | None = None
+        self.last_error: str | None = None
+
+    def failed(self, error: BaseException) -> None:
+        if self._since is None:
+            self._since = self._clock()
+        self.last_error = repr(error)[:300]
+
+    def moved_on(self) -> None:
+        self._since, self.last_error = None, None
+
+    @property
+    def retrying_for(self) -> float:
+        return 0.0 if self._since is None else self._clock() - self._since
+
+    def info(self) -> dict[str, object]:
+        return {"retryingForSeconds": round(self.retrying_for, 1),
+                **({"lastError": self.last_error} if self.last_error else {})}
+
+
+@dataclass
+class Delivery:
+    """A consumed record and its decoded message."""
+
+    record: ConsumerRecord[bytes, bytes]
+    message: Message
+
+
+async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead_letters: DeadLetterSink,
+                          max_records: int = 500, gate: PartitionGate | None = None,
+                          watch: RetryWatch | None = None) -> None:
+    """Offsets are committed only after the handler has made the batch's outcome durable (and its dead
+    letters are in Kafka); with the gate the consumer was subscribed with, partitions are not given up
+    while a batch is in hand."""
     busy = gate.busy if gate is not None else asyncio.Lock()
+    watch = watch or RetryWatch()
     failed_commits = 0
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
@@ -76,18 +128,18 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, max_
             continue
         # No await between getmany and taking the lock: a rebalance that starts now waits for this batch.
         async with busy:
-            batch: list[Message] = []
+            deliveries: list[Delivery] = []
             for tp, records in batches.items():
                 metrics.MESSAGES_CONSUMED.inc(tp.topic, by=len(records))
                 for record in records:
                     try:
-                        batch.append(decode(record.value))
+                        deliveries.append(Delivery(record, decode_checked(record.value, record.topic)))
                     except MalformedMessage as exc:
-                        log.error("skipping malformed message at %s offset %d: %s", tp, record.offset, exc)
+                        await _dead_letter(dead_letters, record, exc, watch)
             # A batch of one is one request: its id goes on what is logged about it (handlers of larger
             # batches set it per message).
-            REQUEST_ID.set(batch[0].request_id if len(batch) == 1 else None)
-            await handle_with_retry(handle, batch)
+            REQUEST_ID.set(deliveries[0].message.request_id if len(deliveries) == 1 else None)
+            await handle_with_retry(handle, deliveries, dead_letters, watch)
             try:
                 await asyncio.wait_for(
                     consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()}),
@@ -103,22 +155,74 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, max_
                     raise ConsumerStuck(f"{failed_commits} offset commits failed in a row") from exc
 
 
-async def handle_with_retry(handle: BatchHandler, batch: list[Message]) -> None:
-    delay = 0.05
+async def handle_with_retry(handle: BatchHandler, deliveries: list[Delivery], dead_letters: DeadLetterSink,
+                            watch: RetryWatch | None = None, attempts: int = MAX_ATTEMPTS) -> None:
+    """Handles the batch, retrying transient failures for as long as they last. When the handler itself
+    keeps failing, the messages are handled one at a time, in order, so that only the one that fails goes
+    to the dead letters."""
+    watch = watch or RetryWatch()
+    if not deliveries:
+        return
+    error = await _attempt(handle, deliveries, watch, attempts)
+    if error is None:
+        return
+    if len(deliveries) > 1:
+        log.warning("a batch of %d messages keeps failing; handling them one at a time", len(deliveries))
+        for delivery in deliveries:
+            await handle_with_retry(handle, [delivery], dead_letters, watch, attempts)
+        return
+    await _dead_letter(dead_letters, deliveries[0].record, error, watch)
+
+
+async def _attempt(handle: BatchHandler, deliveries: list[Delivery], watch: RetryWatch,
+                   attempts: int) -> Exception | None:
+    """None once handled; the last error after `attempts` failures that were not transient."""
+    delay, failures, outage = 0.05, 0, False
+    error: Exception | None = None
+    messages = [d.message for d in deliveries]
     while True:
         try:
-            await handle(batch)
-            return
-        except TRANSIENT_ERRORS as exc:
-            log.warning("transient failure (%r); retrying in %.2f s", exc, delay)
+            await handle(messages)
+            if outage:
+                log.warning("handling again after %.1f s of retries", watch.retrying_for)
+            watch.moved_on()
+            return None
+        except TRANSIENT as exc:
+            if not outage:  # one line when it starts, one when it ends: not a traceback per retry
+                log.warning("database or broker unavailable (%r); retrying until it is back", exc)
+            outage = True
+            watch.failed(exc)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name not in DECIDED_ELSEWHERE:
-                log.exception("handler failed; retrying in %.2f s", delay)
+                failures, error = failures + 1, exc
+                watch.failed(exc)
+                if failures == 1:
+                    log.exception("handler failed on a batch of %d (attempt 1 of %d)", len(messages), attempts)
             else:  # expected when a partition changed hands under a batch: the retry replays those outcomes
                 log.warning("part of the batch was decided meanwhile by another process (%s); retrying",
                             exc.constraint_name)
-        except Exception:
-            log.exception("handler failed; retrying in %.2f s", delay)
+        except Exception as exc:
+            failures, error = failures + 1, exc
+            watch.failed(exc)
+            if failures == 1:
+                log.exception("handler failed on a batch of %d (attempt 1 of %d)", len(messages), attempts)
+        if failures >= attempts:
+            return error
         metrics.HANDLER_RETRIES.inc()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+async def _dead_letter(dead_letters: DeadLetterSink, record: ConsumerRecord[bytes, bytes], error: BaseException,
+                       watch: RetryWatch) -> None:
+    """A dead letter must be in Kafka before the offset moves past its message: retried while the broker is away."""
+    delay = 0.05
+    while True:
+        try:
+            await dead_letters.send(record, error)
+            watch.moved_on()
+            return
+        except KafkaError as exc:
+            watch.failed(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

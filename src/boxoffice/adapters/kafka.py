@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from boxoffice.config import Settings
-from boxoffice.messages import ALL_TOPICS, Message
+from boxoffice.messages import ALL_TOPICS, DEAD_LETTER_TOPICS, Message
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class BrokerUnavailable(Exception):
     """The message could not be stored in Kafka."""
 
 
-async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = ALL_TOPICS,
+async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = (*ALL_TOPICS, *DEAD_LETTER_TOPICS),
                         attempts: int = 30) -> None:
     """Create missing topics up front: auto-created ones get the broker's default partition count."""
     for attempt in range(attempts):

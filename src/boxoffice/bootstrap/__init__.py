@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from boxoffice.adapters.consumer_loop import BatchHandler, PartitionGate, consume_forever
+from boxoffice.adapters.consumer_loop import BatchHandler, PartitionGate, RetryWatch, consume_forever
+from boxoffice.adapters.dead_letters import KafkaDeadLetters
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import (
     Publisher,
@@ -61,9 +62,16 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
                                extra: list[Awaitable[Any]] | None = None,
                                info: Callable[[], dict[str, Any]] | None = None,
                                latency_path: bool = True) -> None:
-    """Consumes its topics in its own group and beats with its lag, until cancelled."""
+    """Consumes its topics in its own group and beats with its lag, until cancelled. Messages it cannot
+    handle go to their topic's dead letters, so every consumer produces (a producer of its own if needed)."""
     # Topics a restarted embedded broker forgot are made again, with the configured partitions.
     await ensure_topics(rt.settings.kafka_bootstrap or "", rt.settings.topic_partitions)
+    own_producer = None
+    if rt.producer is None:
+        own_producer = make_producer(rt.settings)
+        await start_with_retry(own_producer, f"{rt.name} dead-letter producer")
+    dead_letters = KafkaDeadLetters(rt.producer or own_producer, rt.name)
+    watch = RetryWatch()
     # Every process of a service joins the service's group (booking may run several): they split the partitions.
     gate = PartitionGate()
     consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics, latency_path=latency_path,
@@ -73,10 +81,11 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
 
     async def heartbeat_info() -> dict[str, Any]:
         return {"lag": await consumer_lag(consumer), "partitions": len(gate.assigned),
-                "rebalances": gate.rebalances, **(info() if info else {})}
+                "rebalances": gate.rebalances, "deadLetters": dead_letters.sent, **watch.info(),
+                **(info() if info else {})}
 
     tasks = [asyncio.ensure_future(t) for t in (
-        consume_forever(consumer, handler, gate=gate),
+        consume_forever(consumer, handler, dead_letters, gate=gate, watch=watch),
         beat_forever(rt.pool, rt.name, rt.settings.heartbeat_seconds, heartbeat_info),
         *(extra or []),
     )]
@@ -90,3 +99,5 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await consumer.stop()
+        if own_producer is not None:
+            await own_producer.stop()

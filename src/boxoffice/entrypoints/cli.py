@@ -239,6 +239,59 @@ def health(
     console.print(f"{name}: up, last heartbeat {seconds:.1f} s ago")
 
 
+@app.command("dead-letters")
+def dead_letters(
+    topic: Annotated[str | None, typer.Argument(help="only this topic's dead letters, e.g. seat.reservation.requested")]
+    = None,
+    replay: Annotated[str | None, typer.Option("--replay", metavar="ID", help="put this dead letter back on its topic")]
+    = None,
+) -> None:
+    """List the messages consumers could not handle (kept in <topic>.dead), or replay one."""
+    import asyncio
+
+    from boxoffice.adapters import dead_letters as letters
+    from boxoffice.messages import ALL_TOPICS, DEAD_LETTER_SUFFIX
+
+    bootstrap = _kafka_bootstrap()
+    topics = None
+    if topic is not None:
+        topic = topic.removesuffix(DEAD_LETTER_SUFFIX)
+        if topic not in ALL_TOPICS:
+            _fail(f"unknown topic {topic!r}; one of: {', '.join(ALL_TOPICS)}")
+        topics = [topic]
+    found = asyncio.run(letters.read_dead_letters(bootstrap, topics))
+    if replay is not None:
+        chosen = [letter for letter in found if letter.id == replay]
+        if not chosen:
+            _fail(f"no dead letter {replay!r}; `boxoffice dead-letters` lists them")
+        asyncio.run(letters.replay(bootstrap, chosen[0]))
+        console.print(f"dead letter {replay} is back on {chosen[0].topic}; it stays listed here as a record")
+        return
+    if not found:
+        console.print("no dead letters" + (f" for {topic}" if topic else ""))
+        return
+    table = Table("id", "topic", "partition:offset", "consumer", "dead at", "error")
+    for letter in found:
+        table.add_row(letter.id, letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer,
+                      letter.dead_at, letter.error)
+    console.print(table)
+    console.print("Put one back on its topic with: boxoffice dead-letters --replay ID")
+
+
+def _kafka_bootstrap() -> str:
+    """The configured broker, or the one the running platform's `up` started."""
+    from boxoffice import platform
+
+    settings = get_settings()
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    runtime = platform.read_runtime(settings)
+    if runtime is None:
+        _fail("the platform is not running (start it with `boxoffice up`), and BOXOFFICE_KAFKA_BOOTSTRAP is unset")
+    assert runtime is not None
+    return runtime.kafka_bootstrap
+
+
 @app.command()
 def demo() -> None:
     """Run the five demo scenarios against the running platform."""

@@ -1,0 +1,137 @@
+"""Messages no gateway would send, put straight on every consumed topic keyed by the demo event: each ends in
+its topic's dead letters, and the sale goes on — holds answered 201 / 409 at once, payment and email work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from boxoffice import messages as topics
+from boxoffice.adapters.dead_letters import read_dead_letters
+from tests.e2e.api_client import book, wait_for
+from tests.platforms import RunningPlatform
+
+EVENT = "taylor_swift_concert"
+
+
+@pytest.fixture
+async def client(platform: RunningPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as http:
+        yield http
+
+
+def envelope(topic: str, data: object, **fields: object) -> bytes:
+    body = {"id": str(uuid.uuid4()), "type": topic, "version": 1, "occurredAt": "2026-12-01T00:00:00.000Z",
+            "eventId": EVENT, "requestId": f"req_bad_{uuid.uuid4().hex[:12]}", "data": data, **fields}
+    return orjson.dumps(body)
+
+
+def bad_messages(topic: str) -> list[bytes]:
+    """Garbage, the wrong JSON, and envelopes whose data a consumer must refuse before its handler runs."""
+    booking = {"bookingId": "not-a-uuid", "paymentId": "p", "amount": 150.0}
+    return [
+        b"\xff\xfe not json at all",
+        b"[1, 2, 3]",
+        orjson.dumps("a string"),
+        envelope(topic, ["data", "is", "a", "list"]),
+        envelope(topic, {"userId": 7, "seatIds": "A1", "bookingId": 12, "paymentId": None, "amount": "lots"}),
+        envelope(topic, {**booking, "seatIds": ["A1"], "userId": "u" * 100_000}),
+        envelope(topic, {**booking, "bookingId": str(uuid.uuid4()), "seatIds": [], "amount": 1e308 * 10}),
+        envelope(topic, {"userId": "u", "seatIds": ["A1"]}, id="not-a-uuid"),
+        envelope("some.other.topic", {"userId": "u", "seatIds": ["A1"]}),
+    ]
+
+
+# What each group consumer reads (the gateway's and realtime's tail readers only skip bad messages).
+CONSUMED = [
+    topics.SEAT_RESERVATION_REQUESTED, topics.BOOKING_CONFIRMATION_REQUESTED, topics.PAYMENT_SUCCEEDED,
+    topics.PAYMENT_FAILED, topics.BOOKING_CANCELLATION_REQUESTED, topics.SEAT_RESERVATION_TIMEOUT,
+    topics.PAYMENT_REQUESTED, topics.EVENT_CREATION_REQUESTED, topics.SEAT_RESERVED, topics.SEAT_RELEASED,
+    topics.BOOKING_CONFIRMED,
+]
+
+
+async def test_bad_messages_on_every_topic_are_dead_letters_and_the_sale_goes_on(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    bootstrap = str(platform.runtime["kafka_bootstrap"])
+    injected = {topic: bad_messages(topic) for topic in CONSUMED}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, values in injected.items():
+            for value in values:
+                await producer.send_and_wait(topic, value, key=EVENT.encode())
+    finally:
+        await producer.stop()
+
+    # The partition of the demo event decides at once, as before: no 202, no retry loop behind it.
+    started = time.monotonic()
+    held = await book(client, EVENT, ["T1", "T2"], "after_the_poison")
+    assert held.status_code == 201, held.text
+    assert (await book(client, EVENT, ["T2"], "second_after_the_poison")).status_code == 409
+    assert time.monotonic() - started < 3.0
+    booking = held.json()
+    paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
+                            json={"paymentId": "pay_after_poison", "amount": booking["amount"]})
+    assert paid.status_code == 200, paid.text
+
+    async def all_dead() -> bool:
+        letters = await read_dead_letters(bootstrap, CONSUMED)
+        found = {(letter.topic, letter.value) for letter in letters}
+        return all((topic, value) in found for topic, values in injected.items() for value in values)
+
+    assert await wait_for(all_dead, timeout=60)
+    letters = await read_dead_letters(bootstrap, CONSUMED)
+    assert {(letter.topic, letter.value) for letter in letters} <= {
+        (topic, value) for topic, values in injected.items() for value in values}, "a good message was dead-lettered"
+    by_consumer = {(letter.topic, letter.consumer) for letter in letters}
+    assert (topics.SEAT_RESERVATION_REQUESTED, "booking") in by_consumer
+    assert {(topics.BOOKING_CONFIRMED, "catalog"), (topics.BOOKING_CONFIRMED, "notification")} <= by_consumer
+    assert all(letter.error and letter.dead_at for letter in letters)
+
+    metrics = (await client.get("/metrics")).text
+    assert 'boxoffice_dead_letters_total{service="booking"' in metrics
+
+    async def healthy() -> bool:
+        return (await client.get("/health")).json()["status"] == "ok"
+
+    assert await wait_for(healthy, timeout=30)
+
+
+async def test_dead_letters_are_listed_and_replayed_from_the_command_line(client: httpx.AsyncClient,
+                                                                          platform: RunningPlatform) -> None:
+    bootstrap = str(platform.runtime["kafka_bootstrap"])
+    poison = envelope(topics.SEAT_RESERVATION_REQUESTED, {"userId": ["not", "a", "string"], "seatIds": ["A1"]})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.SEAT_RESERVATION_REQUESTED, poison, key=EVENT.encode())
+    finally:
+        await producer.stop()
+
+    async def letters_of_poison() -> list[str]:
+        return [letter.id for letter in await read_dead_letters(bootstrap, [topics.SEAT_RESERVATION_REQUESTED])
+                if letter.value == poison]
+
+    [letter_id] = await wait_for(letters_of_poison, timeout=30)
+    listed = await asyncio.to_thread(platform.cli, "dead-letters", topics.SEAT_RESERVATION_REQUESTED)
+    assert listed.returncode == 0 and letter_id in listed.stdout and "booking" in listed.stdout, listed.stdout
+    unknown = await asyncio.to_thread(platform.cli, "dead-letters", "no.such.topic")
+    assert unknown.returncode == 1 and "unknown topic" in unknown.stdout
+
+    replayed = await asyncio.to_thread(platform.cli, "dead-letters", "--replay", letter_id)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+
+    async def dead_again() -> bool:
+        return len(await letters_of_poison()) == 2  # still not a valid request: a second dead letter
+
+    assert await wait_for(dead_again, timeout=30)
+    missing = await asyncio.to_thread(platform.cli, "dead-letters", "--replay", str(uuid.uuid4()))
+    assert missing.returncode == 1 and "no dead letter" in missing.stdout
