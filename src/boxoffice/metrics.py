@@ -54,6 +54,9 @@ BOOKING_COMMANDS_REJECTED = Counter(
 PAYMENTS = Counter("boxoffice_payments_total", "Charges decided by the payment provider, by outcome.", ("outcome",))
 EMAILS_SENT = Counter("boxoffice_emails_sent_total", "Emails handed to the mail server, by kind.", ("kind",))
 MESSAGES_CONSUMED = Counter("boxoffice_messages_consumed_total", "Kafka messages consumed, by topic.", ("topic",))
+INVALID_SKIPPED = Counter("boxoffice_messages_skipped_total",
+                          "Messages a tail reader (gateway replies, realtime) skipped as malformed, by topic.",
+                          ("topic",))
 HANDLER_RETRIES = Counter("boxoffice_handler_retries_total", "Batches whose handling failed and was retried.")
 OUTBOX_PUBLISHED = Counter("boxoffice_outbox_published_total", "Outbox messages published to Kafka.")
 HTTP_REQUESTS = Counter("boxoffice_http_requests_total", "HTTP requests answered by the gateway.",
