@@ -264,7 +264,7 @@ def _envelope_problem(message: Message, topic: str) -> str | None:
     # decode checks no types: every field may hold any JSON value.
     data: object = message.data
     if message.type != topic:
-        return f"type {_show(message.type)} is not the topic it was read from ({topic})"
+        return f"type is {_show(message.type)}, not the topic it was read from ({topic})"
     if not isinstance(message.id, str) or UUID.fullmatch(message.id) is None:
         return "id is not a UUID"
     if not isinstance(message.event_id, str) or EVENT_ID.fullmatch(message.event_id) is None:
@@ -304,8 +304,12 @@ def _undecodable(exc: MalformedMessage) -> str:
 
 
 def _show(value: object) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    """A value of the message, briefly: it ends up in a log line."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 50 else repr(value[:50]) + "..."
+    if isinstance(value, (list, dict)):
+        return "an array" if isinstance(value, list) else "an object"
+    return repr(value)[:60]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -140,9 +140,11 @@ def test_the_schemas_refuse_nan_and_infinity_whatever_the_decoder(amount: float)
 def test_a_message_of_another_topic_is_refused(topic: str) -> None:
     other = topics.SEAT_RESERVED if topic != topics.SEAT_RESERVED else topics.BOOKING_CONFIRMED
     assert refused(encoded(other, TYPICAL[other]), topic) == (
-        f"type '{other}' is not the topic it was read from ({topic})")
-    assert refused(encoded(topic, TYPICAL[topic], type=12), topic).startswith("type 12 is not the topic")
-    assert refused(encoded(topic, TYPICAL[topic], type=HUGE), topic).startswith("type 'xxx")
+        f"type is '{other}', not the topic it was read from ({topic})")
+    assert refused(encoded(topic, TYPICAL[topic], type=12), topic).startswith("type is 12, not the topic")
+    assert refused(encoded(topic, TYPICAL[topic], type=None), topic).startswith("type is None, not the topic")
+    assert refused(encoded(topic, TYPICAL[topic], type=[topic]), topic).startswith("type is an array, not")
+    assert refused(encoded(topic, TYPICAL[topic], type=HUGE), topic).startswith(f"type is '{'x' * 50}'..., not")
 
 
 @pytest.mark.parametrize(("field", "value", "reason"), [
