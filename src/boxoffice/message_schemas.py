@@ -1,13 +1,320 @@
-"""Checks each consumed message against its topic before a handler sees it."""
+"""What a message of each topic must look like, checked where a consumer reads it (CONTRACT §4, §8.4).
+
+`decode_checked` decodes the envelope and checks it and its `data` against the topic's schema, so that a
+value of the wrong type is refused at the edge (and dead-lettered by the consumer loop) instead of failing
+deep in a handler. A schema requires what consumers read; the other documented fields are optional but
+typed when present; fields it does not name (such as `seq` on other topics) are allowed.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from boxoffice import messages as topics
 from boxoffice.messages import MalformedMessage, Message, decode
+
+# The gateway's patterns (entrypoints/gateway/schemas.py), without anchors: used with fullmatch.
+EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+MAX_SEATS = 200  # the gateway's BookingRequest.seatIds max_length
+MAX_AMOUNT = 1_000_000_000  # 200 seats under the gateway's price limit (1,000,000) each
+MAX_PRICE = Decimal(1_000_000)  # the gateway's NewPriceCategory.price bound
+MAX_EVENT_SEATS = 100_000  # the gateway's MAX_SEATS_PER_EVENT
+MAX_REASON = 200  # a MalformedMessage's reason goes into a Kafka header and a log line
+
+
+def _bounded(most: int, least: int = 1) -> StringConstraints:
+    return StringConstraints(min_length=least, max_length=most)
+
+
+Id = Annotated[str, _bounded(256)]
+UserId = Annotated[str, _bounded(256)]
+BookingId = Annotated[str, StringConstraints(pattern=f"^{UUID.pattern}$")]
+SeatId = Annotated[str, _bounded(64)]
+Seats = Annotated[list[SeatId], Field(min_length=1, max_length=MAX_SEATS)]
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Card = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+Code = Annotated[str, _bounded(64)]
+Reason = Annotated[str, _bounded(8192, 0)]  # may list every seat of a request
+Email = Annotated[str, _bounded(320, 0)]
+Moment = Annotated[str, _bounded(64)]
+Seq = Annotated[int, Field(ge=1)]
+Name = Annotated[str, _bounded(1024)]
+
+
+class Data(BaseModel):
+    # strict: no coercion (12 is not "12", "1.5" is not 1.5, true is not 1)
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class ReservationRequested(Data):
+    userId: UserId
+    seatIds: Seats
+    bodyHash: Annotated[str, _bounded(128, 0)] = ""
+    email: Email | None = None
+
+
+class SeatReserved(Data):
+    bookingId: BookingId
+    userId: UserId
+    seatIds: Seats
+    amount: Amount
+    currency: Currency
+    expiresAt: Moment
+    status: Literal["pending"] = "pending"
+    seq: Seq | None = None
+
+
+class ReservationFailed(Data):
+    userId: UserId
+    seatIds: Annotated[list[SeatId], Field(max_length=MAX_SEATS)]
+    code: Code
+    reason: Reason
+
+
+class ConfirmationRequested(Data):
+    bookingId: BookingId
+    paymentId: Id
+    amount: Amount
+    card: Card | None = None
+
+
+class PaymentRequested(Data):
+    bookingId: BookingId
+    paymentId: Id
+    amount: Amount
+    currency: Currency
+    card: Card | None = None
+
+
+class PaymentSucceeded(Data):
+    bookingId: BookingId
+    paymentId: Id
+    amount: Amount | None = None
+    currency: Currency | None = None
+    providerRef: Id | None = None
+
+
+class PaymentFailed(Data):
+    bookingId: BookingId
+    paymentId: Id
+    amount: Amount | None = None
+    currency: Currency | None = None
+    declineCode: Code | None = None
+    reason: Reason | None = None
+
+
+class BookingConfirmed(Data):
+    bookingId: BookingId
+    seatIds: Seats
+    paymentId: Id
+    amount: Amount
+    currency: Currency
+    userId: UserId | None = None
+    email: Email | None = None
+    seq: Seq | None = None
+
+
+class CancellationRequested(Data):
+    bookingId: BookingId
+
+
+class ReservationTimeout(Data):
+    bookingId: BookingId
+    expiresAt: Moment | None = None
+
+
+class SeatReleased(Data):
+    bookingId: BookingId
+    seatIds: Seats
+    reason: Code
+    userId: UserId | None = None
+    email: Email | None = None
+    seq: Seq | None = None
+
+
+class BookingCancelled(Data):
+    bookingId: BookingId
+    seatIds: Seats
+    # The gateway answers by it (answers.ENDED): a status it does not know would fail there.
+    status: Literal["expired", "cancelled", "payment_failed"]
+    reason: Code | None = None
+    userId: UserId | None = None
+    email: Email | None = None
+    declineCode: Code | None = None
+    declineReason: Reason | None = None
+
+
+class CommandRejected(Data):
+    bookingId: BookingId
+    command: Literal["confirm", "cancel"]
+    code: Code
+    reason: Reason
+
+
+def _price(text: str) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("not a decimal number") from None
+    if not value.is_finite() or not 0 <= value < MAX_PRICE:
+        raise ValueError("out of range")
+    return text
+
+
+def _moment(text: str) -> str:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return text
+
+
+class NewVenue(Data):
+    name: Name
+    city: Annotated[str, _bounded(1024, 0)] = ""
+
+
+class NewPriceCategory(Data):
+    categoryId: Code
+    name: Name
+    price: Annotated[str, _bounded(32), AfterValidator(_price)]
+
+
+class NewRow(Data):
+    row: Annotated[str, _bounded(16)]
+    section: Name
+    categoryId: Code
+    seats: Annotated[int, Field(ge=1, le=1000)]
+
+
+class NewSeat(Data):
+    seatId: SeatId
+    row: Annotated[str, _bounded(16)]
+    number: Annotated[int, Field(ge=0, le=MAX_EVENT_SEATS)]
+    section: Name
+    categoryId: Code
+
+
+class EventCreationRequested(Data):
+    eventId: Annotated[str, StringConstraints(pattern=f"^{EVENT_ID.pattern}$")]
+    name: Name
+    venue: NewVenue
+    startsAt: Annotated[str, _bounded(64), AfterValidator(_moment)]
+    currency: Currency
+    priceCategories: Annotated[list[NewPriceCategory], Field(min_length=1, max_length=50)]
+    rows: Annotated[list[NewRow], Field(max_length=1000)] = []
+    seats: Annotated[list[NewSeat], Field(max_length=MAX_EVENT_SEATS)] = []
+
+
+SCHEMAS: dict[str, type[Data]] = {
+    topics.SEAT_RESERVATION_REQUESTED: ReservationRequested,
+    topics.SEAT_RESERVED: SeatReserved,
+    topics.SEAT_RESERVATION_FAILED: ReservationFailed,
+    topics.BOOKING_CONFIRMATION_REQUESTED: ConfirmationRequested,
+    topics.PAYMENT_REQUESTED: PaymentRequested,
+    topics.PAYMENT_SUCCEEDED: PaymentSucceeded,
+    topics.PAYMENT_FAILED: PaymentFailed,
+    topics.BOOKING_CONFIRMED: BookingConfirmed,
+    topics.BOOKING_CANCELLATION_REQUESTED: CancellationRequested,
+    topics.SEAT_RESERVATION_TIMEOUT: ReservationTimeout,
+    topics.SEAT_RELEASED: SeatReleased,
+    topics.BOOKING_CANCELLED: BookingCancelled,
+    topics.BOOKING_COMMAND_REJECTED: CommandRejected,
+    topics.EVENT_CREATION_REQUESTED: EventCreationRequested,
+}
+
+# A reservation request is answered under its request id: without one, nobody could be answered.
+NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED})
 
 
 def decode_checked(raw: bytes, topic: str) -> Message:
-    """The message, or MalformedMessage when it is not one of `topic`'s."""
-    message = decode(raw)
-    if message.type != topic:
-        raise MalformedMessage(f"a {message.type!r} message on topic {topic!r}")
+    """The message in `raw`, read from `topic`; MalformedMessage (with a one-line reason) if it is not a
+    message of that topic. A topic without a schema gets the envelope's checks only."""
+    try:
+        message = decode(raw)
+    except MalformedMessage as exc:
+        raise MalformedMessage(_undecodable(exc)) from exc
+    problem = _envelope_problem(message, topic)
+    if problem is None:
+        schema = SCHEMAS.get(topic)
+        if schema is not None:
+            try:
+                schema.model_validate(message.data)
+            except ValidationError as exc:
+                problem = _first_error(exc)
+        if problem is None and topic == topics.EVENT_CREATION_REQUESTED \
+                and message.data["eventId"] != message.event_id:
+            problem = "data.eventId differs from the envelope's eventId"
+    if problem is not None:
+        raise MalformedMessage(_one_line(problem))
     return message
+
+
+def _envelope_problem(message: Message, topic: str) -> str | None:
+    # decode checks no types: every field may hold any JSON value.
+    data: object = message.data
+    if message.type != topic:
+        return f"type is {_show(message.type)}, not the topic it was read from ({topic})"
+    if not isinstance(message.id, str) or UUID.fullmatch(message.id) is None:
+        return "id is not a UUID"
+    if not isinstance(message.event_id, str) or EVENT_ID.fullmatch(message.event_id) is None:
+        return "eventId is not an event id"
+    request_id = message.request_id
+    if request_id is None:
+        if topic in NEEDS_REQUEST_ID:
+            return "requestId is missing"
+    elif not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
+        return "requestId is not a string of 1 to 256 characters"
+    if not isinstance(message.occurred_at, str) or not 0 < len(message.occurred_at) <= 64:
+        return "occurredAt is not a string of 1 to 64 characters"
+    if type(message.version) is not int:
+        return "version is not an integer"
+    if not isinstance(data, dict):
+        return "data is not an object"
+    return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in ("data", *first["loc"]))
+    # The pattern itself would make the reason long and say little.
+    what = "not in the expected format" if first["type"] == "string_pattern_mismatch" else first["msg"]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {what}{more}"
+
+
+def _undecodable(exc: MalformedMessage) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, KeyError):
+        return f"the envelope has no {_show(cause.args[0] if cause.args else '?')}"
+    if isinstance(cause, TypeError):
+        return "not a JSON object"
+    return _one_line(f"not JSON: {exc}")
+
+
+def _show(value: object) -> str:
+    """A value of the message, briefly: it ends up in a log line."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 50 else repr(value[:50]) + "..."
+    if isinstance(value, (list, dict)):
+        return "an array" if isinstance(value, list) else "an object"
+    return repr(value)[:60]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(text: str) -> str:
+    text = _CONTROL.sub(" ", text)
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 3] + "..."

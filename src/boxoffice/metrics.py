@@ -56,6 +56,9 @@ EMAILS_SENT = Counter("boxoffice_emails_sent_total", "Emails handed to the mail 
 MESSAGES_CONSUMED = Counter("boxoffice_messages_consumed_total", "Kafka messages consumed, by topic.", ("topic",))
 DEAD_LETTERS = Counter("boxoffice_dead_letters_total",
                        "Messages a consumer could not handle, put in <topic>.dead, by original topic.", ("topic",))
+INVALID_SKIPPED = Counter("boxoffice_messages_skipped_total",
+                          "Messages a tail reader (gateway replies, realtime) skipped as malformed, by topic.",
+                          ("topic",))
 HANDLER_RETRIES = Counter("boxoffice_handler_retries_total", "Batches whose handling failed and was retried.")
 OUTBOX_PUBLISHED = Counter("boxoffice_outbox_published_total", "Outbox messages published to Kafka.")
 HTTP_REQUESTS = Counter("boxoffice_http_requests_total", "HTTP requests answered by the gateway.",

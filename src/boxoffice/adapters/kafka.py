@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from boxoffice import metrics
 from boxoffice.config import Settings
-from boxoffice.messages import ALL_TOPICS, DEAD_LETTER_TOPICS, Message
+from boxoffice.message_schemas import decode_checked
+from boxoffice.messages import ALL_TOPICS, DEAD_LETTER_TOPICS, MalformedMessage, Message
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,22 @@ async def make_tail_consumer(settings: Settings, topics: Iterable[str]) -> AIOKa
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     return consumer
+
+
+def tail_messages(batches: dict[TopicPartition, list[Any]]) -> list[Message]:
+    """The messages of a tail consumer's `getmany`, in order. Malformed ones are skipped, counted and logged:
+    tail readers have no group and every process reads everything, so the group consumers of the same topics
+    dead-letter them, not these."""
+    messages = []
+    for records in batches.values():
+        for record in records:
+            try:
+                messages.append(decode_checked(record.value, record.topic))
+            except MalformedMessage as exc:
+                metrics.INVALID_SKIPPED.inc(record.topic)
+                log.warning("skipping malformed message on %s partition %d offset %d: %s",
+                            record.topic, record.partition, record.offset, exc)
+    return messages
 
 
 async def consumer_lag(consumer: AIOKafkaConsumer) -> int:

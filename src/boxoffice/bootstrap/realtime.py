@@ -12,12 +12,11 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from boxoffice.adapters.heartbeat import beat_forever
-from boxoffice.adapters.kafka import consumer_lag, make_tail_consumer
+from boxoffice.adapters.kafka import consumer_lag, make_tail_consumer, tail_messages
 from boxoffice.adapters.live_store import load_seat_map
 from boxoffice.adapters.sse_server import serve as serve_live
 from boxoffice.adapters.sse_server import serve_handoffs
 from boxoffice.bootstrap import ServiceRuntime
-from boxoffice.messages import MalformedMessage, Message, decode
 from boxoffice.service_layer.live import LIVE_TYPES
 from boxoffice.service_layer.live_hub import LiveHub
 
@@ -33,14 +32,7 @@ def live_hub(pool: asyncpg.Pool) -> LiveHub:
 async def _tail(consumer: AIOKafkaConsumer, hub: LiveHub) -> None:
     while True:
         batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
-        messages: list[Message] = []
-        for records in batches.values():
-            for record in records:
-                try:
-                    messages.append(decode(record.value))
-                except MalformedMessage:
-                    continue
-        hub.on_messages(messages)
+        hub.on_messages(tail_messages(batches))
 
 
 async def serve(rt: ServiceRuntime) -> None:

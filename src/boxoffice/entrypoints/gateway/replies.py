@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from boxoffice.messages import MalformedMessage, Message, decode
+from boxoffice.adapters.kafka import tail_messages
+from boxoffice.messages import Message
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,9 @@ class ReplyWaiter:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=2000)
             if batches:
                 self._on_reply()
-            for records in batches.values():
-                for record in records:
-                    try:
-                        message = decode(record.value)
-                    except MalformedMessage:
-                        continue
-                    for future in self._waiting.pop(message.request_id or "", ()):
-                        if not future.done():
-                            future.set_result(message)
-                    if self._by_booking:
-                        self._resolve_booking(message)
+            for message in tail_messages(batches):
+                for future in self._waiting.pop(message.request_id or "", ()):
+                    if not future.done():
+                        future.set_result(message)
+                if self._by_booking:
+                    self._resolve_booking(message)

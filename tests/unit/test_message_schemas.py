@@ -1,0 +1,485 @@
+"""Every consumed message is checked against its topic's schema at the consumer's edge: what no producer of the
+platform would send is a MalformedMessage with a short reason, and what the platform produces passes."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from boxoffice import message_schemas, views
+from boxoffice import messages as topics
+from boxoffice.adapters.expiry import ExpiryScheduler
+from boxoffice.config import Settings
+from boxoffice.domain.accounts import Principal, Role
+from boxoffice.entrypoints.gateway import bookings, events, lifecycle
+from boxoffice.entrypoints.gateway import schemas as gateway_schemas
+from boxoffice.entrypoints.gateway.request_ids import RequestIds
+from boxoffice.message_schemas import SCHEMAS, decode_checked
+from boxoffice.messages import ALL_TOPICS, MalformedMessage, Message, decode
+from boxoffice.service_layer.booking import BookingService
+from boxoffice.service_layer.decisions import BookingRules
+from boxoffice.service_layer.event_creation import event_to_data
+from boxoffice.service_layer.payments import PaymentHandler
+from boxoffice.service_layer.ports import OutboxRow
+from tests.conftest import small_event
+from tests.fake_booking import BookingTables, FakeBookingUnitOfWork
+from tests.fakes import FakePaymentUnitOfWork, FakeProvider, PaymentDatabase
+
+BOOKING = "0b5e4c1e-5f0a-4e7b-9a55-2d7c1f7a9e01"
+SPEC = small_event("ev_schemas", rows=2)  # A1-A10 at 150.00, B1-B10 at 20.00
+EVENT = SPEC.event_id
+HUGE = "x" * 100_000
+
+# A typical message of each topic, as its producer writes it.
+TYPICAL: dict[str, dict[str, Any]] = {
+    topics.SEAT_RESERVATION_REQUESTED: {"userId": "user_1", "seatIds": ["A1", "A2"], "bodyHash": "ab" * 32,
+                                        "email": "user_1@boxoffice.test"},
+    topics.SEAT_RESERVED: {"bookingId": BOOKING, "userId": "user_1", "seatIds": ["A1", "A2"], "amount": 300.0,
+                           "currency": "USD", "expiresAt": "2030-01-01T12:10:00.000Z", "status": "pending", "seq": 1},
+    topics.SEAT_RESERVATION_FAILED: {"userId": "user_1", "seatIds": ["A1"], "code": "seat_unavailable",
+                                     "reason": "Seat A1 is already reserved"},
+    topics.BOOKING_CONFIRMATION_REQUESTED: {"bookingId": BOOKING, "paymentId": "pay_1", "amount": 300.0,
+                                            "card": "4242424242424242"},
+    topics.PAYMENT_REQUESTED: {"bookingId": BOOKING, "paymentId": "pay_1", "amount": 300.0, "currency": "USD",
+                               "card": "4242424242424242"},
+    topics.PAYMENT_SUCCEEDED: {"bookingId": BOOKING, "paymentId": "pay_1", "amount": 300.0, "currency": "USD",
+                               "providerRef": "ref_0"},
+    topics.PAYMENT_FAILED: {"bookingId": BOOKING, "paymentId": "pay_1", "amount": 300.0, "currency": "USD",
+                            "declineCode": "card_declined", "reason": "Your card was declined"},
+    topics.BOOKING_CONFIRMED: {"bookingId": BOOKING, "userId": "user_1", "email": "user_1@boxoffice.test",
+                               "seatIds": ["A1", "A2"], "amount": 300.0, "currency": "USD", "paymentId": "pay_1",
+                               "seq": 2},
+    topics.BOOKING_CANCELLATION_REQUESTED: {"bookingId": BOOKING},
+    topics.SEAT_RESERVATION_TIMEOUT: {"bookingId": BOOKING, "expiresAt": "2030-01-01T12:10:00.000Z"},
+    topics.SEAT_RELEASED: {"bookingId": BOOKING, "userId": "user_1", "email": "", "seatIds": ["A1", "A2"],
+                           "reason": "timeout", "seq": 3},
+    topics.BOOKING_CANCELLED: {"bookingId": BOOKING, "userId": "user_1", "email": "", "seatIds": ["A1", "A2"],
+                               "reason": "payment_failed", "status": "payment_failed",
+                               "declineCode": "card_declined", "declineReason": "Your card was declined"},
+    topics.BOOKING_COMMAND_REJECTED: {"bookingId": BOOKING, "command": "cancel", "code": "booking_expired",
+                                      "reason": f"Booking {BOOKING} has expired"},
+    topics.EVENT_CREATION_REQUESTED: event_to_data(SPEC),
+}
+
+
+def encoded(topic: str, data: object, request_id: str | None = "req_1", **envelope: object) -> bytes:
+    """A message of `topic` as bytes; `envelope` replaces its fields by their JSON names (eventId=...)."""
+    body = orjson.loads(Message(topic, EVENT, {}, request_id).encode())
+    return orjson.dumps({**body, "data": data, **envelope})
+
+
+def refused(raw: bytes, topic: str) -> str:
+    with pytest.raises(MalformedMessage) as info:
+        decode_checked(raw, topic)
+    reason = str(info.value)
+    assert reason and "\n" not in reason and len(reason) <= message_schemas.MAX_REASON, reason
+    assert "x" * 61 not in reason, "the reason repeats more than a little of the message's text"
+    return reason
+
+
+def test_every_topic_has_a_schema_and_a_typical_message() -> None:
+    assert set(SCHEMAS) == set(ALL_TOPICS) == set(TYPICAL)
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+def test_a_typical_message_passes_as_it_was_sent(topic: str) -> None:
+    raw = encoded(topic, TYPICAL[topic])
+    assert decode_checked(raw, topic) == decode(raw)
+
+
+def test_the_bounds_are_the_gateways() -> None:
+    assert f"^{message_schemas.EVENT_ID.pattern}$" == gateway_schemas.EVENT_ID
+    assert f"^{message_schemas.UUID.pattern}$" == gateway_schemas.UUID
+    seat_ids = gateway_schemas.BookingRequest.model_json_schema(by_alias=True)["properties"]["seatIds"]
+    assert seat_ids["maxItems"] == message_schemas.MAX_SEATS
+    assert events.MAX_SEATS_PER_EVENT == message_schemas.MAX_EVENT_SEATS
+
+
+# -- what is not an envelope --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"\xff\xfe garbage \x00", "not JSON"), (b"", "not JSON"), (b"{", "not JSON"),
+    (b"[1, 2, 3]", "not a JSON object"), (b'"seat.reserved"', "not a JSON object"), (b"42", "not a JSON object"),
+    (b"null", "not a JSON object"), (b'{"type": "seat.reserved"}', "the envelope has no 'eventId'"),
+], ids=["garbage", "empty", "truncated", "array", "string", "number", "null", "no-eventId"])
+def test_what_is_not_an_envelope_is_refused(topic: str, raw: bytes, reason: str) -> None:
+    assert refused(raw, topic).startswith(reason)
+
+
+def test_a_record_without_a_value_is_refused() -> None:
+    assert refused(None, topics.SEAT_RESERVED).startswith("not JSON")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("topic", [topics.SEAT_RESERVED, topics.BOOKING_CONFIRMATION_REQUESTED,
+                                   topics.PAYMENT_REQUESTED, topics.PAYMENT_SUCCEEDED, topics.BOOKING_CONFIRMED])
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_nan_and_infinite_amounts_never_get_through(topic: str, literal: bytes) -> None:
+    """orjson refuses NaN and Infinity literals (and numbers too large for a double): they fail as JSON."""
+    raw = encoded(topic, {**TYPICAL[topic], "amount": 12345.678}).replace(b"12345.678", literal)
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
+    assert refused(raw, topic).startswith("not JSON")
+
+
+@pytest.mark.parametrize("amount", [math.nan, math.inf, -math.inf])
+def test_the_schemas_refuse_nan_and_infinity_whatever_the_decoder(amount: float) -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        SCHEMAS[topics.PAYMENT_REQUESTED].model_validate({**TYPICAL[topics.PAYMENT_REQUESTED], "amount": amount})
+
+
+# -- the envelope --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+def test_a_message_of_another_topic_is_refused(topic: str) -> None:
+    other = topics.SEAT_RESERVED if topic != topics.SEAT_RESERVED else topics.BOOKING_CONFIRMED
+    assert refused(encoded(other, TYPICAL[other]), topic) == (
+        f"type is '{other}', not the topic it was read from ({topic})")
+    assert refused(encoded(topic, TYPICAL[topic], type=12), topic).startswith("type is 12, not the topic")
+    assert refused(encoded(topic, TYPICAL[topic], type=None), topic).startswith("type is None, not the topic")
+    assert refused(encoded(topic, TYPICAL[topic], type=[topic]), topic).startswith("type is an array, not")
+    assert refused(encoded(topic, TYPICAL[topic], type=HUGE), topic).startswith(f"type is '{'x' * 50}'..., not")
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("id", "not-a-uuid", "id is not a UUID"), ("id", 12, "id is not a UUID"), ("id", None, "id is not a UUID"),
+    ("id", BOOKING + "\n", "id is not a UUID"),
+    ("eventId", "", "eventId is not an event id"), ("eventId", "has space", "eventId is not an event id"),
+    ("eventId", "x" * 65, "eventId is not an event id"), ("eventId", 12, "eventId is not an event id"),
+    ("eventId", "ev\n", "eventId is not an event id"), ("eventId", ["ev"], "eventId is not an event id"),
+    ("requestId", 12, "requestId is not a string"), ("requestId", ["req_1"], "requestId is not a string"),
+    ("requestId", "", "requestId is not a string"), ("requestId", HUGE, "requestId is not a string"),
+    ("occurredAt", 12, "occurredAt is not a string"), ("occurredAt", HUGE, "occurredAt is not a string"),
+    ("version", "1", "version is not an integer"), ("version", True, "version is not an integer"),
+])
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+def test_a_malformed_envelope_is_refused(topic: str, field: str, value: object, reason: str) -> None:
+    assert refused(encoded(topic, TYPICAL[topic], **{field: value}), topic).startswith(reason)
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+@pytest.mark.parametrize("data", [[1, 2], "data", 5, True], ids=["array", "string", "number", "true"])
+def test_data_that_is_not_an_object_is_refused(topic: str, data: object) -> None:
+    assert refused(encoded(topic, data), topic) == "data is not an object"
+
+
+@pytest.mark.parametrize("data", [[], "", 0, False, None, {}])
+def test_empty_data_is_read_as_an_empty_object_which_lacks_the_required_fields(data: object) -> None:
+    # decode takes a missing or empty `data` for {}: it fails on the first field the topic requires.
+    assert refused(encoded(topics.SEAT_RESERVED, data), topics.SEAT_RESERVED).startswith(
+        "data.bookingId: Field required")
+
+
+def test_a_reservation_request_needs_a_request_id_to_be_answered_under() -> None:
+    topic = topics.SEAT_RESERVATION_REQUESTED
+    assert refused(encoded(topic, TYPICAL[topic], request_id=None), topic) == "requestId is missing"
+    other = topics.BOOKING_CANCELLATION_REQUESTED
+    assert decode_checked(encoded(other, TYPICAL[other], request_id=None), other).request_id is None
+
+
+# -- data: wrong types and sizes, field by field ---------------------------------------------------------------
+
+def wrong_values(valid: object) -> list[object]:
+    """Values no field with a valid value like `valid` takes."""
+    if isinstance(valid, str):
+        return [12, 1.5, True, ["x"], {"x": 1}, HUGE]
+    if isinstance(valid, list):
+        return ["A1", 7, {"a": 1}, [12], [HUGE], [["A1"]]]
+    if isinstance(valid, dict):
+        return ["Hall", 12, [valid]]
+    assert isinstance(valid, (int, float)) and not isinstance(valid, bool)
+    return ["150.0", True, -1, 1e12, [1]]
+
+
+FIELD_CASES = [(topic, field, bad) for topic, data in TYPICAL.items() for field, valid in data.items()
+               for bad in wrong_values(valid)]
+
+
+@pytest.mark.parametrize(("topic", "field", "bad"), FIELD_CASES,
+                         ids=[f"{t}-{f}-{str(b)[:12]}" for t, f, b in FIELD_CASES])
+def test_a_wrong_type_or_a_huge_value_in_any_field_is_refused(topic: str, field: str, bad: object) -> None:
+    raw = encoded(topic, {**TYPICAL[topic], field: bad})
+    assert refused(raw, topic).startswith(f"data.{field}")
+
+
+BOOKING_TOPICS = [t for t, data in TYPICAL.items() if "bookingId" in data]
+
+
+@pytest.mark.parametrize("topic", BOOKING_TOPICS)
+@pytest.mark.parametrize("booking_id", ["not-a-uuid", "", 12, None, BOOKING + "\n", "{" + BOOKING + "}",
+                                        BOOKING.replace("-", ""), f"urn:uuid:{BOOKING}"])
+def test_a_booking_id_that_is_not_a_uuid_is_refused(topic: str, booking_id: object) -> None:
+    assert refused(encoded(topic, {**TYPICAL[topic], "bookingId": booking_id}), topic).startswith("data.bookingId")
+
+
+@pytest.mark.parametrize("topic", BOOKING_TOPICS)
+def test_a_booking_id_is_required(topic: str) -> None:
+    data = {k: v for k, v in TYPICAL[topic].items() if k != "bookingId"}
+    assert refused(encoded(topic, data), topic) == "data.bookingId: Field required"
+
+
+def required(topic: str, field: str) -> bool:
+    return SCHEMAS[topic].model_fields[field].is_required()
+
+
+ID_CASES = [(topic, field, value) for topic, data in TYPICAL.items() for field in ("userId", "paymentId")
+            if field in data for value in ("", "i" * 257, *([None] if required(topic, field) else []))]
+
+
+@pytest.mark.parametrize(("topic", "field", "value"), ID_CASES)
+def test_ids_out_of_bounds_are_refused(topic: str, field: str, value: object) -> None:
+    assert refused(encoded(topic, {**TYPICAL[topic], field: value}), topic).startswith(f"data.{field}")
+
+
+@pytest.mark.parametrize("topic", [topics.SEAT_RESERVATION_REQUESTED, topics.SEAT_RESERVED, topics.BOOKING_CONFIRMED,
+                                   topics.SEAT_RELEASED, topics.BOOKING_CANCELLED])
+@pytest.mark.parametrize("seat_ids", [[], ["A1"] * 201, [""], ["x" * 65], [None], "A1,A2"])
+def test_seat_ids_are_a_list_of_1_to_200_short_strings(topic: str, seat_ids: object) -> None:
+    assert refused(encoded(topic, {**TYPICAL[topic], "seatIds": seat_ids}), topic).startswith("data.seatIds")
+    assert decode_checked(encoded(topic, {**TYPICAL[topic], "seatIds": [f"S{n}" for n in range(200)]}), topic)
+
+
+def test_a_refusal_may_name_no_seats() -> None:
+    topic = topics.SEAT_RESERVATION_FAILED
+    assert decode_checked(encoded(topic, {**TYPICAL[topic], "seatIds": []}), topic)
+
+
+AMOUNT_CASES = [(topic, amount) for topic, data in TYPICAL.items() if "amount" in data
+                for amount in (-0.01, -1, 1_000_000_001, 1e300, "150.00", True, [150],
+                               *([None] if required(topic, "amount") else []))]
+
+
+@pytest.mark.parametrize(("topic", "amount"), AMOUNT_CASES)
+def test_negative_absurd_or_unnumbered_amounts_are_refused(topic: str, amount: object) -> None:
+    assert refused(encoded(topic, {**TYPICAL[topic], "amount": amount}), topic).startswith("data.amount")
+
+
+@pytest.mark.parametrize(("topic", "field", "value"), [
+    (topics.SEAT_RESERVED, "status", "confirmed"), (topics.SEAT_RESERVED, "seq", 0),
+    (topics.SEAT_RESERVED, "seq", "1"), (topics.SEAT_RESERVED, "seq", True), (topics.SEAT_RESERVED, "seq", 1.0),
+    (topics.SEAT_RESERVED, "currency", "usd"), (topics.SEAT_RESERVED, "currency", "DOLLARS"),
+    (topics.BOOKING_CANCELLED, "status", "refunded"), (topics.BOOKING_COMMAND_REJECTED, "command", "refund"),
+    (topics.PAYMENT_REQUESTED, "card", "4242-4242-4242-4242"), (topics.PAYMENT_REQUESTED, "card", 4242424242424242),
+    (topics.BOOKING_CONFIRMATION_REQUESTED, "card", "12"),
+])
+def test_values_consumers_branch_on_are_the_ones_they_know(topic: str, field: str, value: object) -> None:
+    assert refused(encoded(topic, {**TYPICAL[topic], field: value}), topic).startswith(f"data.{field}")
+
+
+def test_fields_a_schema_does_not_name_are_allowed_and_optional_ones_may_be_null() -> None:
+    topic = topics.SEAT_RESERVED
+    extra = {**TYPICAL[topic], "note": "added by a newer producer", "seq": None}
+    assert decode_checked(encoded(topic, extra), topic).data == extra
+    confirm = {**TYPICAL[topics.BOOKING_CONFIRMATION_REQUESTED], "card": None}
+    assert decode_checked(encoded(topics.BOOKING_CONFIRMATION_REQUESTED, confirm),
+                          topics.BOOKING_CONFIRMATION_REQUESTED)
+
+
+def test_a_reason_names_the_first_problem_and_counts_the_others() -> None:
+    topic = topics.SEAT_RESERVATION_REQUESTED
+    assert refused(encoded(topic, {"userId": 7, "seatIds": "A1", "email": 3}), topic) == (
+        "data.userId: Input should be a valid string (and 2 more)")
+    assert refused(encoded(topic, {"userId": "u", "seatIds": ["A1", 12]}), topic) == (
+        "data.seatIds.1: Input should be a valid string")
+
+
+# -- event creation -------------------------------------------------------------------------------------------
+
+def event_data(**changes: Any) -> dict[str, Any]:
+    return {**TYPICAL[topics.EVENT_CREATION_REQUESTED], **changes}
+
+
+def category(**changes: Any) -> dict[str, Any]:
+    return {"categoryId": "std", "name": "Standard", "price": "150.00", **changes}
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (event_data(priceCategories=[category(price="abc")]), "data.priceCategories.0.price: Value error, not a decimal"),
+    (event_data(priceCategories=[category(price="-1")]), "data.priceCategories.0.price: Value error, out of range"),
+    (event_data(priceCategories=[category(price="1e9")]), "data.priceCategories.0.price: Value error, out of range"),
+    (event_data(priceCategories=[category(price="NaN")]), "data.priceCategories.0.price: Value error, out of range"),
+    (event_data(priceCategories=[category(price="Infinity")]), "data.priceCategories.0.price: Value error, out of"),
+    (event_data(priceCategories=[category(price=150.0)]), "data.priceCategories.0.price: Input should be a valid st"),
+    (event_data(priceCategories=[]), "data.priceCategories: List should have at least 1 item"),
+    (event_data(startsAt="tomorrow"), "data.startsAt: Value error, not an ISO-8601 time"),
+    (event_data(startsAt="2030-01-01T19:00:00"), "data.startsAt: Value error, no time zone"),
+    (event_data(venue={"city": "Testville"}), "data.venue.name: Field required"),
+    (event_data(rows=[{"row": "A", "section": "Main", "categoryId": "std", "seats": "10"}]), "data.rows.0.seats"),
+    (event_data(rows=[{"row": "A", "section": "Main", "categoryId": "std", "seats": 1001}]), "data.rows.0.seats"),
+    (event_data(rows=[], seats=[{"seatId": 12, "row": "A", "number": 1, "section": "Main", "categoryId": "std"}]),
+     "data.seats.0.seatId"),
+    (event_data(eventId="other_event"), "data.eventId differs from the envelope's eventId"),
+    (event_data(eventId="not an id"), "data.eventId: not in the expected format"),
+])
+def test_an_event_that_the_catalog_could_not_create_is_refused(data: dict[str, Any], reason: str) -> None:
+    assert refused(encoded(topics.EVENT_CREATION_REQUESTED, data), topics.EVENT_CREATION_REQUESTED).startswith(reason)
+
+
+# -- topics without a schema ----------------------------------------------------------------------------------
+
+def test_a_topic_without_a_schema_gets_the_envelopes_checks_only() -> None:
+    assert decode_checked(encoded("group.test", {"n": 1}), "group.test").data == {"n": 1}
+    assert refused(encoded("group.test", [1]), "group.test") == "data is not an object"
+    assert refused(encoded("group.test", {}, id="x"), "group.test") == "id is not a UUID"
+
+
+# -- what the platform produces passes ------------------------------------------------------------------------
+
+class FakeGateway:
+    """What the gateway's routes use, with the booking service reported down: routes publish and do not wait."""
+
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.published: list[tuple[str, bytes]] = []
+        self.publisher = self
+        self.request_ids = RequestIds("00" * 16)
+        self.seats = self
+        self.health = SimpleNamespace(is_up=lambda service: False, refreshed_at=1.0)
+        self.access = SimpleNamespace(limit_user=lambda user_id: None)
+        self.pool = None
+
+    async def publish(self, topic: str, message: Message) -> None:
+        self.published.append((topic, message.encode()))
+
+    async def seats_of(self, event_id: str) -> frozenset[str] | None:
+        return frozenset(s.seat_id for s in SPEC.seats()) if event_id == EVENT else None
+
+    def take(self) -> tuple[str, bytes]:
+        return self.published.pop()
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.rows: list[OutboxRow] = []
+
+    def submit(self, rows: list[OutboxRow]) -> None:
+        self.rows += rows
+
+
+class Produced:
+    """Every message a producer published, checked as its consumers will read it."""
+
+    def __init__(self) -> None:
+        self.topics: set[str] = set()
+
+    def check(self, topic: str, raw: bytes) -> Message:
+        self.topics.add(topic)
+        return decode_checked(raw, topic)
+
+    def rows(self, relay: Relay) -> list[Message]:
+        taken = [self.check(row.topic, row.payload) for row in relay.rows]
+        relay.rows.clear()
+        return taken
+
+
+async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    produced, gateway = Produced(), FakeGateway()
+    tables = BookingTables()
+    tables.add_event(SPEC)
+    booking_relay, payment_relay = Relay(), Relay()
+    clock = SimpleNamespace(now=datetime(2029, 12, 1, tzinfo=UTC))
+    booking = BookingService(lambda: FakeBookingUnitOfWork(tables), booking_relay,
+                             BookingRules(timedelta(minutes=10), max_seats_per_booking=2), lambda: clock.now)
+    payment_db, provider = PaymentDatabase(), FakeProvider()
+    payment = PaymentHandler(lambda: FakePaymentUnitOfWork(payment_db), provider, payment_relay)
+
+    async def state(pool: object, booking_id: str) -> dict[str, Any] | None:
+        b = tables.bookings.get(booking_id)
+        return None if b is None else {"event_id": b.event_id, "userId": b.user_id, "status": b.status.value,
+                                       "payment_id": b.payment_id, "amount": b.amount, "currency": b.currency,
+                                       "seat_ids": b.seat_ids}
+    monkeypatch.setattr(views, "booking_state", state)
+
+    async def to_booking(topic: str, raw: bytes) -> list[Message]:
+        await booking([produced.check(topic, raw)])
+        return produced.rows(booking_relay)
+
+    async def hold(*seats: str, caller: Principal | None = None, **body: Any) -> Message:
+        request = gateway_schemas.BookingRequest.model_validate({"eventId": EVENT, "seatIds": list(seats), **body})
+        assert (await bookings.create_booking(request, gateway, caller)).status_code == 202  # type: ignore[arg-type]
+        [outcome] = await to_booking(*gateway.take())
+        return outcome
+
+    async def confirm(booking_id: str, card: str) -> list[Message]:
+        request = gateway_schemas.ConfirmRequest.model_validate(
+            {"paymentId": f"pay_{booking_id[:4]}", "amount": float(tables.bookings[booking_id].amount), "card": card})
+        await lifecycle.confirm_booking(booking_id, request, gateway, None)  # type: ignore[arg-type]
+        [payment_requested] = await to_booking(*gateway.take())
+        await payment([produced.check(topics.PAYMENT_REQUESTED, payment_requested.encode())])
+        [charged] = produced.rows(payment_relay)
+        return await to_booking(charged.type, charged.encode())
+
+    async def cancel(booking_id: str) -> list[Message]:
+        await lifecycle.cancel_booking(booking_id, gateway, None)  # type: ignore[arg-type]
+        return await to_booking(*gateway.take())
+
+    paid = await hold("A1", userId="user_1", email="user_1@example.com")
+    declined = await hold("A2", "B1", userId="user_2")
+    cancelled = await hold("A3", caller=Principal("user_abc", "abc@example.com", Role.BUYER))
+    expiring = await hold("B2", userId="user.name+tag@example.com")
+    assert {paid.type, declined.type, cancelled.type, expiring.type} == {topics.SEAT_RESERVED}
+    refusals = [await hold("A1", userId="user_3"), await hold("B3", "B4", "B5", userId="user_3")]
+    # Refusals the gateway's own checks forestall, unless its seat directory is out of date.
+    for n, (event_id, seat) in enumerate([(EVENT, "Z9"), ("no_such_event", "A9")]):
+        request = Message(topics.SEAT_RESERVATION_REQUESTED, event_id, {"userId": "u", "seatIds": [seat]}, f"req_{n}")
+        refusals += await to_booking(request.type, request.encode())
+    assert [m.data["code"] for m in refusals] == ["seat_unavailable", "invalid_request", "seat_not_found",
+                                                  "event_not_found"]
+
+    # A cancel that the gateway sent while the booking was pending, overtaken by its payment: refused.
+    await lifecycle.cancel_booking(paid.data["bookingId"], gateway, None)  # type: ignore[arg-type]
+    overtaken = gateway.take()
+    assert [m.type for m in await confirm(paid.data["bookingId"], "4242424242424242")] == [topics.BOOKING_CONFIRMED]
+    [rejected] = await to_booking(*overtaken)
+    assert rejected.type == topics.BOOKING_COMMAND_REJECTED
+    assert [m.type for m in await confirm(declined.data["bookingId"], "4000000000000002")] == [
+        topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert [m.type for m in await cancel(cancelled.data["bookingId"])] == [
+        topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+
+    # The expiry scheduler's timeout, once the hold ran out.
+    expiring_booking = tables.bookings[expiring.data["bookingId"]]
+    clock.now = expiring_booking.expires_at + timedelta(seconds=1)
+    timeouts: list[tuple[str, bytes, bytes]] = []
+    publisher = SimpleNamespace(publish_many=lambda batch: _keep(timeouts, batch))
+    connection = SimpleNamespace(fetch=_returning([{"booking_id": expiring_booking.booking_id, "event_id": EVENT,
+                                                    "expires_at": expiring_booking.expires_at}]),
+                                 fetchval=_returning(None))
+    await ExpiryScheduler(None, publisher, lambda: clock.now)._tick(connection)  # type: ignore[arg-type]  # noqa: SLF001
+    [(topic, _, raw)] = timeouts
+    assert [m.data["status"] for m in await to_booking(topic, raw) if m.type == topics.BOOKING_CANCELLED] == ["expired"]
+
+    # An organiser's new event, as rows and as listed seats.
+    found = iter([None, {"eventId": "summer_gala"}, None, {"eventId": "listed"}])
+
+    async def get_event(pool: object, event_id: str) -> object:
+        return next(found)
+    monkeypatch.setattr(views, "get_event", get_event)
+    venue = {"name": "Hall", "city": ""}
+    for new in ({"eventId": "summer_gala", "name": "Summer gala", "venue": venue, "startsAt": "2027-08-01T19:30:00Z",
+                 "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 99.5}],
+                 "rows": [{"row": "A", "seats": 12, "categoryId": "std"}]},
+                {"eventId": "listed", "name": "Listed", "venue": venue, "startsAt": "2027-08-01T19:30:00+02:00",
+                 "currency": "EUR", "priceCategories": [{"categoryId": "free", "name": "Free", "price": 0}],
+                 "seats": [{"seatId": "S-1", "row": "A", "number": 0, "categoryId": "free"}]}):
+        body = gateway_schemas.NewEvent.model_validate(new)
+        assert (await events.create_event(body, gateway, None)).status_code == 201  # type: ignore[arg-type]
+        produced.check(*gateway.take())
+
+    assert produced.topics == set(ALL_TOPICS)
+
+
+async def _keep(into: list[tuple[str, bytes, bytes]], batch: list[tuple[str, bytes, bytes]]) -> None:
+    into.extend(batch)
+
+
+def _returning(value: object) -> Any:
+    async def call(*args: object) -> object:
+        return value
+    return call
