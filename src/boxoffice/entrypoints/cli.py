@@ -270,10 +270,11 @@ def dead_letters(
     if not found:
         console.print("no dead letters" + (f" for {topic}" if topic else ""))
         return
-    table = Table("id", "topic", "partition:offset", "consumer", "dead at", "error")
+    table = Table("topic", "partition:offset", "consumer", "dead at", "error")
+    table.add_column("id", no_wrap=True, min_width=36)  # whole: it is what --replay takes
     for letter in found:
-        table.add_row(letter.id, letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer,
-                      letter.dead_at, letter.error)
+        table.add_row(letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer, letter.dead_at,
+                      letter.error, letter.id)
     console.print(table)
     console.print("Put one back on its topic with: boxoffice dead-letters --replay ID")
 
