@@ -138,6 +138,15 @@ def test_plain_addresses_are_mail_addresses(email: str) -> None:
     assert is_mail_address(email)
 
 
+@pytest.mark.parametrize("path", [
+    "/events/summer_gala%0A", "/events/summer_gala%0A/seats", "/events/summer_gala%0A/live",
+    "/users/user_1%0A/bookings", "/events/summer_gala%E2%80%A8",
+])
+def test_ids_in_paths_with_a_line_break_are_malformed(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 422 and answer.json()["code"] == "invalid_id", answer.text
+
+
 def test_surrounding_spaces_are_still_trimmed_and_text_folds_to_one_line() -> None:
     assert one_line("  Summer\r\n\u2028Gala\x85 ") == "Summer Gala"
     assert one_line("x" * 300, limit=10) == "x" * 9 + "…"
