@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from boxoffice.domain.text import CONTROL
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
@@ -58,9 +61,20 @@ def text_format(service: str) -> str:
     return f"%(asctime)s {service}[%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
+_CONTROL = re.compile(f"[{CONTROL}]")
+
+
+class TextFormatter(logging.Formatter):
+    """One record, one line: a line break in the message (a URL path, a mail server's reply) is written
+    escaped, as \\n, so that it cannot pass for another record. A traceback still follows on its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), super().formatMessage(record))
+
+
 def configure(service: str, log_format: str = "text", level: int = logging.INFO) -> None:
     """Replaces the root handler: safe to call again, e.g. in each gateway worker process."""
     handler = logging.StreamHandler()  # stderr, which the supervisor writes to the service's log file
-    handler.setFormatter(JsonFormatter(service) if log_format == "json" else logging.Formatter(text_format(service)))
+    handler.setFormatter(JsonFormatter(service) if log_format == "json" else TextFormatter(text_format(service)))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

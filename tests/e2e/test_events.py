@@ -68,6 +68,8 @@ def test_an_explicit_seat_list(client: httpx.Client) -> None:
     {"eventId": "bad id"},
     {"currency": "euro"},
     {"unexpected": 1},
+    {"name": "Summer\u2028Gala"},  # one line: it becomes an email's Subject
+    {"venue": {"name": "Town Hall", "city": "Bath\x85"}},
 ])
 def test_bad_events_are_refused_and_nothing_is_created(client: httpx.Client, overrides: dict) -> None:
     body = new_event(**overrides)

@@ -104,3 +104,35 @@ async def test_sender_errors_say_whether_a_retry_can_help() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+class RefuseInTwoLines:
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,  # noqa: N802
+                          options: list[str]) -> str:
+        return "550-5.1.1 no such mailbox\r\n550 5.1.1 try another"
+
+
+async def test_an_email_this_server_can_never_take_is_refused_for_good_not_retried() -> None:
+    """A non-ASCII address without SMTPUTF8, or one aiosmtplib will not put on a command line: a retry
+    cannot help, so the notification handler must not wait for the server to change its mind."""
+    port = free_port()
+    loop = asyncio.get_running_loop()
+    ascii_only = await loop.create_server(lambda: SMTP(RefuseEveryone(), enable_SMTPUTF8=False), "127.0.0.1", port)
+    sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2)
+    try:
+        with pytest.raises(PermanentMailError, match="SMTPUTF8"):
+            await sender.send(plain_email("jürgen@exämple.de"))
+        with pytest.raises(PermanentMailError, match="cannot be sent as it is"):
+            await sender.send(plain_email("a\x00b@example.com"))
+    finally:
+        ascii_only.close()
+        await ascii_only.wait_closed()
+
+    two_lines = await loop.create_server(lambda: SMTP(RefuseInTwoLines()), "127.0.0.1", port)
+    try:
+        with pytest.raises(PermanentMailError) as refused:
+            await SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2).send(plain_email("x@example.com"))
+        assert len(str(refused.value).splitlines()) == 1 and "try another" in str(refused.value)
+    finally:
+        two_lines.close()
+        await two_lines.wait_closed()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 
 import orjson
 import pytest
@@ -100,3 +101,18 @@ def test_the_log_level_setting_reaches_the_root_logger():
         assert logging.getLogger().level == logging.WARNING
     finally:
         configure_logging("booking", "text", "INFO")
+
+
+def test_a_text_line_cannot_be_split_by_what_it_quotes() -> None:
+    """A decoded URL path or a mail server's reply may hold line breaks; a traceback keeps its own lines."""
+    formatter = logs.TextFormatter(logs.text_format("gateway"))
+    record = logging.makeLogRecord({"msg": "unhandled error on GET %s", "args": ("/a\nFAKE b\u2028c\x85d\x00",),
+                                    "levelname": "ERROR", "name": "x"})
+    (line,) = formatter.format(record).splitlines()
+    assert line.endswith("unhandled error on GET /a\\nFAKE b\\u2028c\\x85d\\x00")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    first, *traceback = formatter.format(record).splitlines()
+    assert first == line and traceback[0] == "Traceback (most recent call last):"

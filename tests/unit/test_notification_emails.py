@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
 
 from boxoffice.adapters.smtp import SmtpTarget
 from boxoffice.messages import BOOKING_CONFIRMED, SEAT_RELEASED, SEAT_RESERVED, Message
-from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
+from boxoffice.service_layer.mail import PermanentMailError, TransientMailError, UndeliverableEmails
 from boxoffice.service_layer.notification_handler import NotificationHandler
 from boxoffice.service_layer.notifications import (
     EventInfo,
@@ -38,11 +40,22 @@ def released(reason: str) -> Message:
     ({"email": "fan@example.com", "userId": "user_1"}, "fan@example.com"),
     ({"email": "", "userId": "user_1"}, "user_1@boxoffice.test"),
     ({"userId": "someone@example.org"}, "someone@example.org"),
-    ({"email": "not an address", "userId": "odd user/42"}, "odd_user_42@boxoffice.test"),
-    ({"email": "x@y.z\r\nBcc: victim@example.com", "userId": "u"}, "u@boxoffice.test"),
+    ({"userId": "odd user/42"}, "odd_user_42@boxoffice.test"),
+    ({"userId": "a..b@c"}, "a.b_c@boxoffice.test"),
+    ({"email": "jürgen@exämple.de"}, "jürgen@exämple.de"),  # for a server that speaks SMTPUTF8
 ])
 def test_recipient(data: dict[str, object], expected: str) -> None:
     assert recipient(data) == expected
+
+
+@pytest.mark.parametrize("email", [
+    "not an address", "x@y.z\r\nBcc: victim@example.com", "fan\u2028@example.com", "a\x00b@example.com",
+    "a:b@example.com", "a[b]@example.com", "=?utf-8?q?x?=@example.com", "a..b@example.com",
+])
+def test_an_email_mail_cannot_go_to_as_written_is_refused_not_swapped(email: str) -> None:
+    """Not sent to the user id's test mailbox instead: the buyer asked for this address."""
+    with pytest.raises(PermanentMailError, match="not an address mail can be sent to"):
+        recipient({"email": email, "userId": "u"})
 
 
 def test_which_messages_call_for_which_email() -> None:
@@ -122,11 +135,88 @@ async def test_transient_failures_back_off_then_send_once() -> None:
 
 
 async def test_a_refused_email_is_not_retried_nor_recorded() -> None:
+    sleeps: list[float] = []
     records, sender = FakeRecords(), FlakySender([PermanentMailError("550 no such user")])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>")
-    await handler([confirmed(), Message(BOOKING_CONFIRMED, "ev", {"bookingId": "not-a-uuid"})])
-    assert sender.delivered == [] and records.sent == {}
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", sleep=_recorded(sleeps))
+    refused = confirmed()
+    with pytest.raises(UndeliverableEmails) as raised:
+        await handler([refused, Message(BOOKING_CONFIRMED, "ev", {"bookingId": "not-a-uuid"})])
+    assert raised.value.message_ids == [refused.id] and "550 no such user" in str(raised.value)
+    assert sender.delivered == [] and records.sent == {} and sleeps == []
     assert handler.counts == {"refused": 1, "malformed": 1}
+
+
+def _recorded(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+    return sleep
+
+
+class RecordsOf(FakeRecords):
+    def __init__(self, event: EventInfo) -> None:
+        super().__init__()
+        self.event = event
+
+    async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo:
+        return self.event
+
+
+def on_the_wire(mail: EmailMessage) -> EmailMessage:
+    """What a mail client reads: the bytes sent, parsed again."""
+    parsed = message_from_bytes(mail.as_bytes(policy=policy.SMTPUTF8), policy=policy.default)
+    assert isinstance(parsed, EmailMessage) and not parsed.defects
+    return parsed
+
+
+# Events created before the API refused line breaks can hold them: every character str.splitlines breaks on.
+SEPARATORS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("char", [*SEPARATORS, "\x00", "\t", "\x7f", "\x9f"], ids=repr)
+async def test_an_event_name_with_a_line_break_is_sent_on_one_line(char: str) -> None:
+    event = EventInfo("ev", f"Night{char}Show{char}", f"Big{char}Hall", None,
+                      (SeatLabel("A1", f"Stalls{char}", "A", 1),))
+    records, sender = RecordsOf(event), FlakySender([])
+    await NotificationHandler(records, sender, "b <t@boxoffice.test>")([confirmed(seatIds=["A1"]), released("timeout")])
+    confirmation, notice = (on_the_wire(m) for m in sender.delivered)
+    assert confirmation["Subject"] == "Your tickets for Night Show"
+    assert notice["Subject"] == "Your hold on Night Show expired"
+    lines = confirmation.get_body(("plain",)).get_content().splitlines()  # type: ignore[union-attr]
+    assert lines[2:4] == ["Night Show", "Big Hall"] and "  - Stalls, row A, seat 1 (A1)" in lines
+    assert records.sent == {(BOOKING, "confirmation"): "user_1@boxoffice.test",
+                            (BOOKING, "hold-expired"): "user_1@boxoffice.test"}
+
+
+@pytest.mark.parametrize(("name", "subject"), [
+    ("Nacht über Köln", "Your tickets for Nacht über Köln"),
+    ("x" * 2000, "Your tickets for " + "x" * 199 + "…"),
+    ("\u2028\n", "Your tickets for ev"),
+])
+def test_long_and_non_ascii_names_make_a_readable_subject(name: str, subject: str) -> None:
+    event = EventInfo("ev", name, "", None, (SeatLabel("A1"),))
+    assert on_the_wire(render(confirmed(seatIds=["A1"]), event, "b <t@boxoffice.test>", NOW))["Subject"] == subject
+
+
+@pytest.mark.parametrize("email", ["fan\n@example.com", "no-at-sign", "a:b@example.com", "a\x00b@example.com"])
+async def test_an_unusable_address_fails_at_once_and_the_rest_of_the_batch_is_sent(email: str) -> None:
+    sleeps: list[float] = []
+    records, sender = FakeRecords(), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", sleep=_recorded(sleeps))
+    bad = confirmed(email=email)
+    with pytest.raises(UndeliverableEmails) as raised:
+        await handler([bad, released("cancelled")])
+    assert raised.value.message_ids == [bad.id] and not isinstance(raised.value, TransientMailError)
+    assert sleeps == [] and handler.counts["retries"] == 0
+    assert [m["Subject"] for m in sender.delivered] == ["Your booking for Night Show was cancelled"]
+    assert records.sent == {(BOOKING, "cancellation"): "user_1@boxoffice.test"}  # the refused one: not recorded
+
+
+async def test_a_booking_id_that_is_not_canonical_gets_no_email() -> None:
+    """uuid.UUID() would take it, line break and all, and it goes into the Message-ID."""
+    records, sender = FakeRecords(), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>")
+    await handler([confirmed(bookingId=f"{BOOKING.replace('-', '')[:-1]}\n"), confirmed(bookingId=f"{{{BOOKING}}}")])
+    assert sender.delivered == [] and handler.counts == {"malformed": 2}
 
 
 @pytest.mark.parametrize(("url", "target"), [

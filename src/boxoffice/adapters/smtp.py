@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+from boxoffice.domain.text import one_line
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
 
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
@@ -58,11 +59,19 @@ class SmtpSender:
                     validate_certs=t.verify_certs, timeout=self._timeout)
         except aiosmtplib.SMTPResponseException as exc:
             error = PermanentMailError if 500 <= exc.code < 600 and not _is_auth(exc) else TransientMailError
-            raise error(f"{t.host}:{t.port} answered {exc.code} {exc.message}") from exc
+            # A multi-line reply would make as many log lines.
+            raise error(f"{t.host}:{t.port} answered {exc.code} {one_line(exc.message)}") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [e.code for e in exc.recipients]
             error = PermanentMailError if all(500 <= c < 600 for c in codes) else TransientMailError
-            raise error(f"{t.host}:{t.port} refused the recipients: {exc}") from exc
+            raise error(f"{t.host}:{t.port} refused the recipients: {one_line(str(exc))}") from exc
+        except aiosmtplib.SMTPNotSupported as exc:
+            # Only raised for a non-ASCII address to a server without SMTPUTF8: this email, not the server.
+            raise PermanentMailError(f"{t.host}:{t.port} cannot take it: {exc}") from exc
+        except ValueError as exc:
+            # aiosmtplib refuses an address or header it cannot put on the wire (control characters, white
+            # space, angle brackets): sending it again cannot help.
+            raise PermanentMailError(f"cannot be sent as it is: {exc}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
             raise TransientMailError(f"{t.host}:{t.port}: {exc!r}") from exc
 

@@ -89,7 +89,7 @@ class LiveConnection(asyncio.Protocol):
             return
         event_id = match.group(1)
         raw_last = headers.get("last-event-id") or parse_qs(target.query).get("lastEventId", [""])[0]
-        last_seen = int(raw_last) if raw_last.isdigit() else None
+        last_seen = int(raw_last) if raw_last.isascii() and raw_last.isdigit() else None
         try:
             seat_map = await self._hub.seat_map(event_id)
         except Exception:  # the database blinked: the browser retries

@@ -1,11 +1,13 @@
 """Sends each email once per (booking, kind): a row in `notifications_sent` is written after the send,
-and a message whose row exists is skipped, also when Kafka redelivers it."""
+and a message whose row exists is skipped, also when Kafka redelivers it. An email that can never be sent
+(refused for good, or an address mail cannot go to) does not hold up the others: the rest of the batch is
+handled, then `UndeliverableEmails` names it, for the consumer loop to make a dead letter of."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -20,6 +22,7 @@ from boxoffice.service_layer.mail import (
     MailSender,
     PermanentMailError,
     TransientMailError,
+    UndeliverableEmails,
 )
 from boxoffice.service_layer.notification_ports import NotificationRecords
 
@@ -27,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # The topics whose messages call for an email.
 TOPICS = list(notifications.KIND_BY_TOPIC)
+
+# The canonical form only: uuid.UUID() also takes braces, "urn:uuid:" and a line break at either end, and
+# the id goes into headers.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class NotificationHandler:
@@ -47,19 +54,25 @@ class NotificationHandler:
         return {"emails": dict(self.counts), **({"lastMailError": self.last_error} if self.last_error else {})}
 
     async def __call__(self, batch: list[Message]) -> None:
+        undeliverable: dict[str, PermanentMailError] = {}
         for message in batch:
             token = REQUEST_ID.set(message.request_id)
             try:
                 await self.handle(message)
+            except PermanentMailError as exc:
+                undeliverable[message.id] = exc
             finally:
                 REQUEST_ID.reset(token)
+        if undeliverable:
+            raise UndeliverableEmails(undeliverable) from next(iter(undeliverable.values()))
 
     async def handle(self, message: Message) -> None:
+        """Raises PermanentMailError for an email that can never be sent; retries a failing server itself."""
         kind = notifications.kind_of(message)
         if kind is None:
             return
         booking_id = str(message.data.get("bookingId") or "")
-        if not _is_uuid(booking_id):
+        if not _UUID.fullmatch(booking_id):
             log.error("%s %s has no valid bookingId (%r); no email", message.type, message.id, booking_id)
             self.counts["malformed"] += 1
             return
@@ -68,15 +81,19 @@ class NotificationHandler:
             return
         seat_ids = [str(s) for s in message.data.get("seatIds") or []]
         event = await self._records.event_info(message.event_id, seat_ids)
-        email = notifications.render(message, event, self._from, self._clock())
-        if not await self._deliver(email, f"{kind} for booking {booking_id}"):
-            return
+        what = f"{kind} for booking {booking_id}"
+        try:
+            email = notifications.render(message, event, self._from, self._clock())
+        except PermanentMailError as exc:
+            self._refused(what, exc)
+            raise
+        await self._deliver(email, what)
         await self._records.record_sent(booking_id, kind, str(email["To"]), str(email["Message-ID"]))
         self.counts[kind] += 1
         metrics.EMAILS_SENT.inc(kind)
 
-    async def _deliver(self, email: EmailMessage, what: str) -> bool:
-        """True once sent; False if the server refused it for good (then retrying cannot help)."""
+    async def _deliver(self, email: EmailMessage, what: str) -> None:
+        """Returns once sent; a PermanentMailError is not retried here (it would fail again)."""
         delay = self._first_backoff
         attempt = 1
         while True:
@@ -85,11 +102,10 @@ class NotificationHandler:
                 if attempt > 1:
                     log.info("%s sent after %d attempts", what, attempt)
                 self.last_error = None
-                return True
+                return
             except PermanentMailError as exc:
-                log.error("%s to %s refused for good, not retried: %s", what, email["To"], exc)
-                self.counts["refused"] += 1
-                return False
+                self._refused(f"{what} to {email['To']}", exc)
+                raise
             except TransientMailError as exc:
                 self.last_error = str(exc)
                 self.counts["retries"] += 1
@@ -98,10 +114,6 @@ class NotificationHandler:
             delay = min(delay * 2, self._max_backoff)
             attempt += 1
 
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False
+    def _refused(self, what: str, exc: PermanentMailError) -> None:
+        log.error("%s cannot be sent, not retried: %s", what, exc)
+        self.counts["refused"] += 1

@@ -1,6 +1,9 @@
 """The emails the notification service sends: ticket confirmation and release notices.
 
-Pure rendering: the handler loads the event and seats, this turns them into an `EmailMessage`.
+Pure rendering: the handler loads the event and seats, this turns them into an `EmailMessage`. Text from the
+catalog or the message is folded to one line wherever it goes (events created before the API refused line
+breaks can still hold them, and the email library refuses them in a header); an address that mail cannot go to
+as written is a `PermanentMailError`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from html import escape
 import segno
 
 from boxoffice import messages as topics
+from boxoffice.domain.text import is_mail_address, one_line
 from boxoffice.messages import Message
+from boxoffice.service_layer.mail import PermanentMailError
 from boxoffice.service_layer.notification_ports import EventInfo
 from boxoffice.service_layer.notification_ports import SeatLabel as SeatLabel  # what render takes, named here too
 
@@ -30,7 +35,8 @@ _RELEASE_WORDING = {
     "cancellation": ("Your booking for {event} was cancelled", "your booking was cancelled"),
 }
 TEST_DOMAIN = "boxoffice.test"
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+# The API takes names of up to 200 characters; older rows may be longer, and a Subject stays readable.
+SUBJECT_NAME_LIMIT = 200
 
 
 def _release_kind(message: Message) -> str | None:
@@ -51,14 +57,17 @@ def kind_of(message: Message) -> str | None:
 
 
 def recipient(data: dict[str, object]) -> str:
-    """The buyer's email; without one, the user id if it is an address, else a mailbox on the test domain."""
+    """The buyer's email; without one, the user id if it is an address, else a mailbox on the test domain.
+    An email given that mail cannot go to as written is refused for good, never swapped for another."""
     email = str(data.get("email") or "").strip()
-    if _ADDRESS.match(email):
+    if email:
+        if not is_mail_address(email):
+            raise PermanentMailError(f"the buyer's email {email!r} is not an address mail can be sent to")
         return email
     user = str(data.get("userId") or "").strip()
-    if _ADDRESS.match(user):
+    if is_mail_address(user):
         return user
-    local = re.sub(r"[^A-Za-z0-9._+-]", "_", user).strip(".") or "unknown"
+    local = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._+-]", "_", user)).strip(".") or "unknown"
     return f"{local}@{TEST_DOMAIN}"
 
 
@@ -81,6 +90,21 @@ def money(amount: object, currency: str) -> str:
     return f"{Decimal(str(amount)).quantize(Decimal('0.01')):,} {currency}"
 
 
+def _readable(event: EventInfo) -> EventInfo:
+    """The event with every text folded to one line: it goes into the Subject and into body lines."""
+    seats = tuple(SeatLabel(one_line(s.seat_id), one_line(s.section), one_line(s.row), s.number) for s in event.seats)
+    return EventInfo(event.event_id, one_line(event.name) or one_line(event.event_id), one_line(event.venue),
+                     event.starts_at, seats)
+
+
+def _subject(template: str, event: EventInfo) -> str:
+    return template.format(event=one_line(event.name, SUBJECT_NAME_LIMIT))
+
+
+def _ticket_filename(seat_id: str) -> str:
+    return f"ticket-{re.sub(r'[^A-Za-z0-9_-]', '_', seat_id)}.png"
+
+
 def _envelope(kind: str, booking_id: str, to: str, sender: str, subject: str, now: datetime) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = sender
@@ -93,10 +117,11 @@ def _envelope(kind: str, booking_id: str, to: str, sender: str, subject: str, no
 
 
 def confirmation_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
-    data = message.data
-    booking_id, payment_id = str(data["bookingId"]), str(data.get("paymentId") or "")
-    total = money(data.get("amount", 0), str(data.get("currency") or "USD"))
-    mail = _envelope(CONFIRMATION, booking_id, recipient(data), sender, f"Your tickets for {event.name}", now)
+    data, event = message.data, _readable(event)
+    booking_id, payment_id = str(data["bookingId"]), one_line(str(data.get("paymentId") or ""))
+    total = money(data.get("amount", 0), one_line(str(data.get("currency") or "USD")))
+    mail = _envelope(CONFIRMATION, booking_id, recipient(data), sender, _subject("Your tickets for {event}", event),
+                     now)
     seat_lines = "\n".join(f"  - {s.describe()}" for s in event.seats)
     mail.set_content(
         f"Your booking is confirmed.\n\n{event.name}\n{event.venue}\n{event.when}\n\n"
@@ -118,16 +143,16 @@ def confirmation_email(message: Message, event: EventInfo, sender: str, now: dat
     assert html_part is not None
     for seat, cid in zip(event.seats, cids, strict=True):
         html_part.add_related(qr_png(ticket_payload(booking_id, seat.seat_id)), "image", "png", cid=f"<{cid}>",
-                              filename=f"ticket-{seat.seat_id}.png", disposition="inline")
+                              filename=_ticket_filename(seat.seat_id), disposition="inline")
     return mail
 
 
 def release_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
-    data = message.data
+    data, event = message.data, _readable(event)
     booking_id = str(data["bookingId"])
     kind = RELEASE_KINDS[str(data["reason"])]
     subject, sentence = _RELEASE_WORDING[kind]
-    mail = _envelope(kind, booking_id, recipient(data), sender, subject.format(event=event.name), now)
+    mail = _envelope(kind, booking_id, recipient(data), sender, _subject(subject, event), now)
     seats = ", ".join(s.seat_id for s in event.seats)
     mail.set_content(
         f"Hello,\n\nfor {event.name} ({event.venue}, {event.when}) {sentence}.\n\n"

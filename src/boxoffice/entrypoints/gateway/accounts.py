@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Request
@@ -11,14 +10,13 @@ from starlette.responses import Response
 
 from boxoffice.adapters.accounts import EmailTaken, hash_password, verify_password
 from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
+from boxoffice.domain.text import has_control
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE
 from boxoffice.entrypoints.gateway.deps import GatewayDep, SignedIn
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
 
 router = APIRouter(tags=["accounts"], responses=BODY_TOO_LARGE)
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Registration(Strict):
@@ -93,7 +91,7 @@ async def token(
     access = gw.access
     access.limit_ip(request)
     # An email with control characters cannot belong to an account (and PostgreSQL text cannot hold NUL).
-    account = None if _CONTROL.search(username) else await access.accounts.by_email(username)
+    account = None if has_control(username) else await access.accounts.by_email(username)
     if not await verify_password(account.password_hash if account else None, password) or account is None:
         raise ApiError(401, "invalid_credentials", "Wrong email or password", headers={"WWW-Authenticate": "Bearer"})
     return JSON({"access_token": access.tokens.issue(account.principal), "token_type": "bearer",

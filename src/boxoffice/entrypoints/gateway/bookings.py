@@ -151,7 +151,7 @@ async def publish_command(gw: GatewayDep, message: Message) -> None:
 async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], gw: GatewayDep,
                               caller: Caller) -> Response:
     """The outcome of a reservation request, or "queued" while it waits in Kafka."""
-    if not REQUEST_ID_PATTERN.match(request_id):
+    if not REQUEST_ID_PATTERN.fullmatch(request_id):
         return error(422, "invalid_id", "Malformed request id")
     stored = await views.request_outcome(gw.pool, request_id)
     if stored is not None:
@@ -191,4 +191,4 @@ _UUID = re.compile(UUID)
 
 
 def is_uuid(value: str) -> bool:
-    return _UUID.match(value) is not None
+    return _UUID.fullmatch(value) is not None

@@ -29,7 +29,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 422: {"mo
 
 
 def _invalid_event_id(event_id: str) -> Response | None:
-    return None if _EVENT_ID.match(event_id) else error(422, "invalid_id", "Malformed event id")
+    return None if _EVENT_ID.fullmatch(event_id) else error(422, "invalid_id", "Malformed event id")
 
 
 def _not_found(event_id: str) -> Response:

@@ -138,7 +138,7 @@ async def cancel_booking_post(booking_id: BookingPath, gw: GatewayDep, caller: L
 async def list_user_bookings(user_id: Annotated[str, Path(max_length=128)], gw: GatewayDep,
                              caller: Caller) -> Response:
     """A user's bookings, newest first (at most 100)."""
-    if not _USER_ID.match(user_id):
+    if not _USER_ID.fullmatch(user_id):
         return error(422, "invalid_id", "Malformed user id")
     require_owner(caller, user_id, "list of bookings")
     return JSON({"success": True, "userId": user_id, "bookings": await views.user_bookings(gw.pool, user_id)})

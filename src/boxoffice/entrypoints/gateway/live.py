@@ -23,6 +23,7 @@ from boxoffice.entrypoints.gateway.state import Gateway
 router = APIRouter(tags=["live"])
 
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+# Checked with fullmatch: `$` also matches before a trailing "\n", which would reach the request line below.
 _EVENT_ID = re.compile(EVENT_ID)
 
 
@@ -43,7 +44,7 @@ async def _open_stream(gw: Gateway, event_id: str,
         reader, writer = await asyncio.open_connection(target.hostname, target.port)
     except OSError:
         return error(503, "live_unavailable", _UNAVAILABLE, headers={"Retry-After": "2"})
-    resume = f"Last-Event-ID: {last}\r\n" if last.isdigit() else ""
+    resume = f"Last-Event-ID: {last}\r\n" if last.isascii() and last.isdigit() else ""  # "²" is a digit too
     writer.write(f"GET /events/{event_id}/live HTTP/1.1\r\nHost: realtime\r\n{resume}\r\n".encode())
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -65,7 +66,7 @@ async def live_websocket(websocket: WebSocket, event_id: str) -> None:
     `{"type": "error", "code", "error"}` message and closes (1008 unknown event, 1013 try again later)."""
     gw = websocket.app.state.gateway
     await websocket.accept()
-    if not _EVENT_ID.match(event_id):
+    if not _EVENT_ID.fullmatch(event_id):
         await _refuse(websocket, 1008, {"code": "invalid_id", "error": "Malformed event id"})
         return
     opened = await _open_stream(gw, event_id, websocket.query_params.get("lastEventId", ""))
@@ -113,7 +114,7 @@ async def _refuse(websocket: WebSocket, code: int, body: dict[str, object]) -> N
                        404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
 async def live(event_id: Annotated[str, PathParam(max_length=64)], request: Request, gw: GatewayDep) -> Response:
     """Server-Sent Events from the realtime service. Send `Last-Event-ID` to resume after a disconnect."""
-    if not _EVENT_ID.match(event_id):
+    if not _EVENT_ID.fullmatch(event_id):
         return error(422, "invalid_id", "Malformed event id")
     last = request.headers.get("last-event-id") or request.query_params.get("lastEventId") or ""
     opened = await _open_stream(gw, event_id, last)

@@ -30,7 +30,7 @@ class RequestIds:
         return f"req_{base}{self._tag(base)}"
 
     def issued_here(self, request_id: str) -> bool:
-        if not PATTERN.match(request_id):
+        if not PATTERN.fullmatch(request_id):
             return False
         base, tag = request_id[4:36], request_id[36:]
         return hmac.compare_digest(tag, self._tag(base))

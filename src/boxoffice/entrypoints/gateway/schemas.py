@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from boxoffice.domain.text import CONTROL, MAX_ADDRESS_LENGTH, ONE_LINE, has_control, is_mail_address
 
 EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 SEAT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$"
@@ -20,8 +24,31 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
-Email = Annotated[str, StringConstraints(
-    pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}\.[^@\s\x00-\x1f\x7f]{1,63}$")]
+def _one_line(value: object) -> object:
+    # Runs before the pattern and the trimming: a sentence instead of the pattern, and a line break at
+    # either end is refused like one inside.
+    if isinstance(value, str) and has_control(value):
+        raise PydanticCustomError("control_character", "must be one line, without line breaks or control characters")
+    return value
+
+
+def _mail_address(value: object) -> object:
+    if isinstance(value, str) and not has_control(value) and not (
+            _EMAIL.fullmatch(value) and is_mail_address(value)):
+        raise PydanticCustomError("email", "must be a plain email address such as fan@example.com")
+    return _one_line(value)
+
+
+# Free text that is shown, logged or mailed (in an email's Subject, say): one line, no control characters.
+# The pattern says so in the OpenAPI schema (and lets the fuzzer make valid text); the validator explains.
+OneLine = BeforeValidator(_one_line)
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=ONE_LINE),
+                 OneLine]
+# An address the notification service can send to as it is (boxoffice.domain.text.is_mail_address).
+_PART = rf'[^@\s"(),:;<>\[\]\\{CONTROL}\ufeff]'  # ECMA's \s (the fuzzer's) has U+FEFF, Rust's not
+EMAIL = rf"^{_PART}{{1,64}}@{_PART}{{1,190}}\.{_PART}{{1,63}}$"
+_EMAIL = re.compile(EMAIL)
+Email = Annotated[str, StringConstraints(max_length=MAX_ADDRESS_LENGTH, pattern=EMAIL), BeforeValidator(_mail_address)]
 PaymentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
 
@@ -152,14 +179,11 @@ class SeatView(BaseModel):
 
 CategoryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
 RowLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,4}$")]
-# Names shown on pages and stored as text: no control characters (PostgreSQL text cannot hold NUL at all).
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=PRINTABLE)]
 
 
 class NewVenue(Strict):
     name: Text
-    city: Annotated[str, StringConstraints(max_length=100, pattern=PRINTABLE)] = ""
+    city: Annotated[str, StringConstraints(max_length=100, strip_whitespace=True, pattern=ONE_LINE), OneLine] = ""
 
 
 class NewPriceCategory(Strict):

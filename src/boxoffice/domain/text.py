@@ -1,0 +1,44 @@
+"""What free text may hold where it is shown, logged or mailed: one line without control characters; and
+which email addresses mail can go to exactly as written."""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from email.errors import NonASCIILocalPartDefect
+
+# C0 and C1 controls, DEL, and the line and paragraph separators: every character `str.splitlines` breaks
+# on (\n \r \v \f \x1c-\x1e \x85 \u2028 \u2029) is among them, and the email library refuses each in a
+# header. Written as regex escapes that Python and Rust (pydantic) read alike, so that it can be a
+# JSON-schema pattern too.
+CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+ONE_LINE = f"^[^{CONTROL}]*$"
+_CONTROL_RUN = re.compile(f"[{CONTROL}]+")
+
+# No white space, quotes, comments, groups, routes or literals: an address the mail library reads back
+# as itself, and aiosmtplib puts on the RCPT line as it is.
+_ADDRESS = re.compile(r'[^@\s"(),:;<>\[\]\\]+@[^@\s"(),:;<>\[\]\\]+\.[^@\s"(),:;<>\[\]\\.]+')
+MAX_ADDRESS_LENGTH = 254
+
+
+def has_control(text: str) -> bool:
+    return _CONTROL_RUN.search(text) is not None
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """Each run of control characters and line breaks folded into one space, the ends trimmed, and at most
+    `limit` characters (the last one an ellipsis when cut)."""
+    line = _CONTROL_RUN.sub(" ", text).strip()
+    if limit is not None and len(line) > limit:
+        return line[:limit - 1].rstrip() + "…"
+    return line
+
+
+def is_mail_address(text: str) -> bool:
+    """A plain `local@domain.tld` (non-ASCII allowed, for servers that speak SMTPUTF8) that the email
+    library parses back to exactly itself: no encoded words, empty labels or dots at the ends."""
+    if len(text) > MAX_ADDRESS_LENGTH or has_control(text) or not _ADDRESS.fullmatch(text):
+        return False
+    header = email.policy.default.header_factory("To", text)
+    return ([a.addr_spec for a in header.addresses] == [text]
+            and all(isinstance(d, NonASCIILocalPartDefect) for d in header.defects))
