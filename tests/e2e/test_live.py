@@ -88,6 +88,12 @@ async def test_live_is_refused_cleanly_while_the_realtime_service_is_down(client
         assert refused.headers["retry-after"] == "2"
     finally:
         assert platform.cli("start", "realtime").returncode == 0
+
+    async def serving_again() -> bool:  # as a browser's EventSource retries until the service is back
+        async with client.stream("GET", f"/events/{EVENT}/live") as response:
+            return response.status_code == 200
+
+    assert await wait_for(serving_again, timeout=30)
     async with LiveStream(client, EVENT) as window:
         assert window.messages[0]["type"] == "snapshot"
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from boxoffice.service_layer.live_hub import LiveHub, Subscriber
+from boxoffice.service_layer.live_ports import LiveFeed, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class TransportSubscriber(Subscriber):
 
 
 class LiveConnection(asyncio.Protocol):
-    def __init__(self, hub: LiveHub, health: Callable[[], dict[str, object]]) -> None:
+    def __init__(self, hub: LiveFeed, health: Callable[[], dict[str, object]]) -> None:
         self._hub, self._health = hub, health
         self._request = b""
         self._transport: asyncio.Transport | None = None
@@ -118,7 +118,7 @@ class LiveConnection(asyncio.Protocol):
         self._transport.close()
 
 
-async def serve(hub: LiveHub, host: str, port: int, health: Callable[[], dict[str, object]]) -> None:
+async def serve(hub: LiveFeed, host: str, port: int, health: Callable[[], dict[str, object]]) -> None:
     # Several realtime processes share the port (the kernel spreads relayed connections between them).
     server = await asyncio.get_running_loop().create_server(
         lambda: LiveConnection(hub, health), host, port, backlog=8192, reuse_address=True, reuse_port=True)
@@ -126,7 +126,7 @@ async def serve(hub: LiveHub, host: str, port: int, health: Callable[[], dict[st
         await server.serve_forever()
 
 
-async def serve_handoffs(hub: LiveHub, path: Path, health: Callable[[], dict[str, object]]) -> None:
+async def serve_handoffs(hub: LiveFeed, path: Path, health: Callable[[], dict[str, object]]) -> None:
     """Adopts live connections whose sockets a gateway on this machine passes over a Unix socket, each with
     the request to answer: from then on frames go from here straight to the browser."""
     loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ import orjson
 
 from boxoffice.messages import Message
 from boxoffice.service_layer.live import LIVE_TYPES, LiveSeatMap
+from boxoffice.service_layer.live_ports import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,6 @@ GAP_RESYNC_SECONDS = 2.0
 
 def sse_frame(payload: dict[str, Any]) -> bytes:
     return b"id: %d\ndata: %s\n\n" % (payload["seq"], orjson.dumps(payload))
-
-
-class Subscriber:
-    """One open connection. `deliver` must not block: False means it is too far behind to keep."""
-
-    event_id: str
-
-    def deliver(self, frame: bytes) -> bool:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
 
 
 @dataclass(eq=False)
