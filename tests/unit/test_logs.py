@@ -100,3 +100,42 @@ def test_the_log_level_setting_reaches_the_root_logger():
         assert logging.getLogger().level == logging.WARNING
     finally:
         configure_logging("booking", "text", "INFO")
+
+
+def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    logger = logging.getLogger("tests.outage")
+    outage = logs.Outage(logger, "writing the heartbeat", clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="tests.outage")
+
+    assert outage.recovered() is None  # no outage: nothing to say
+    assert outage.failed(ConnectionRefusedError("refused")) is True
+    for _ in range(20):  # the retries in between are quiet
+        now[0] += 0.5
+        assert outage.failed(OSError("still down")) is False
+    assert outage.ongoing
+    now[0] += 0.25
+    assert outage.recovered() == pytest.approx(10.25)
+    assert outage.recovered() is None and not outage.ongoing
+
+    start, end = caplog.records
+    assert start.levelno == end.levelno == logging.WARNING
+    assert start.getMessage() == "writing the heartbeat failed (ConnectionRefusedError('refused')); retrying"
+    assert end.getMessage() == "writing the heartbeat works again after 10.2 s (21 failed attempts)"
+    assert start.outage == end.outage == "writing the heartbeat" and end.outageSeconds == 10.25
+    assert not start.exc_info  # no traceback per outage, let alone per retry
+
+    caplog.clear()
+    outage.failed(TimeoutError())  # a second outage is a new start line
+    assert [r.getMessage() for r in caplog.records] == ["writing the heartbeat failed (TimeoutError()); retrying"]
+
+
+def test_the_quiet_retries_are_debug_lines(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("tests.outage_debug")
+    outage = logs.Outage(logger, "sweeping the outbox")
+    caplog.set_level(logging.DEBUG, logger="tests.outage_debug")
+    outage.failed(OSError("a"))
+    outage.failed(OSError("b"))
+    outage.recovered()
+    assert [r.levelname for r in caplog.records] == ["WARNING", "DEBUG", "WARNING"]
+    assert caplog.records[1].getMessage() == "sweeping the outbox failed again (OSError('b'))"
