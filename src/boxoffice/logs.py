@@ -68,6 +68,20 @@ def configure(service: str, log_format: str = "text", level: int = logging.INFO)
     handler.setFormatter(JsonFormatter(service) if log_format == "json" else logging.Formatter(text_format(service)))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("asyncpg.pool").addFilter(quiet_pool_floor_retries)
+
+
+def quiet_pool_floor_retries(record: logging.LogRecord) -> bool:
+    """asyncpg's pool writes a WARNING with a traceback each time it fails to reconnect its idle connections
+    (every 1 to 60 s while the database is down). The process's own loops already log the outage (Outage),
+    so these become DEBUG lines with the error's repr instead of its traceback."""
+    if not str(record.msg).startswith("Failed to restore the pool connection floor"):
+        return True
+    if record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.msg} ({record.exc_info[1]!r})"
+    record.exc_info, record.exc_text = None, None
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 class Outage:

@@ -139,3 +139,31 @@ def test_the_quiet_retries_are_debug_lines(caplog: pytest.LogCaptureFixture) -> 
     outage.recovered()
     assert [r.levelname for r in caplog.records] == ["WARNING", "DEBUG", "WARNING"]
     assert caplog.records[1].getMessage() == "sweeping the outbox failed again (OSError('b'))"
+
+
+def test_asyncpg_pool_floor_retries_are_debug_lines_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    pool_log = logging.getLogger("asyncpg.pool")
+    pool_log.addFilter(logs.quiet_pool_floor_retries)
+    try:
+        caplog.set_level(logging.INFO)
+        for _ in range(3):
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except ConnectionRefusedError:
+                pool_log.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+        pool_log.warning("something else from the pool")
+        assert [r.getMessage() for r in caplog.records if r.name == "asyncpg.pool"] == [
+            "something else from the pool"]
+
+        caplog.clear()
+        caplog.set_level(logging.DEBUG)
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError:
+            pool_log.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+        (record,) = [r for r in caplog.records if r.name == "asyncpg.pool"]
+        assert record.levelname == "DEBUG" and not record.exc_info
+        assert record.getMessage() == ("Failed to restore the pool connection floor; retrying "
+                                       "(ConnectionRefusedError(111, 'Connection refused'))")
+    finally:
+        pool_log.removeFilter(logs.quiet_pool_floor_retries)

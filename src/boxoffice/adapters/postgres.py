@@ -21,6 +21,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
     asyncpg.AdminShutdownError, ConnectionError, asyncio.TimeoutError,
+    # A query caught on a connection that the server's shutdown broke ("cannot switch to state ...").
+    asyncpg.InternalClientError,
 )
 
 
