@@ -111,6 +111,15 @@ async def test_a_stale_heartbeat_is_down_and_a_service_never_seen_is_down(
     assert health.report("catalog") == {"status": "down"}
 
 
+async def test_a_service_that_stops_beating_goes_down_between_reads(
+        health: ServiceHealth, heartbeats: Heartbeats, clock: list[float]) -> None:
+    heartbeats.rows["payment"]["lastHeartbeatSecondsAgo"] = 4.8
+    await health.refresh()
+    assert health.report("payment")["status"] == "up"
+    clock[0] += 0.4  # the next read is not due yet, but that heartbeat is now too old
+    assert health.report("payment")["status"] == "down" and not health.is_up("payment")
+
+
 async def test_a_consumer_retrying_for_long_is_degraded(health: ServiceHealth, heartbeats: Heartbeats) -> None:
     heartbeats.rows["booking"] |= {"retryingForSeconds": 12.0, "lastError": "DeadlockDetectedError('deadlock')"}
     heartbeats.rows["payment"] |= {"retryingForSeconds": 3.0, "lastError": "TimeoutError()"}

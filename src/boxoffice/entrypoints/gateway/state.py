@@ -95,9 +95,10 @@ class ServiceHealth:
         age = beat["lastHeartbeatSecondsAgo"] + since_read
         if age <= self.stale_after:
             return beat_status(age, self.stale_after, beat)
-        # Stale when read is down; stale only since then, or not read for long, might have beaten meanwhile.
-        stale_when_read = beat["lastHeartbeatSecondsAgo"] > self.stale_after
-        return "down" if stale_when_read and since_read <= self.stale_after else "unknown"
+        if beat["lastHeartbeatSecondsAgo"] > self.stale_after and since_read <= self.stale_after:
+            return "down"  # it was, at a recent read
+        # Stale only since the last read: down, unless the reads are failing and it may have beaten since.
+        return "unknown" if self.outage.ongoing or since_read > self.stale_after else "down"
 
     def report(self, service: str) -> dict[str, Any]:
         """What /health shows of a service: its status, and its last heartbeat as read, aged to now."""
