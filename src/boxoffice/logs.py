@@ -3,6 +3,8 @@
 `REQUEST_ID` is the Kafka message's `requestId` while that message is handled (and, in the gateway, once a
 request has published its command); `CORRELATION_ID` is the gateway's per-HTTP-request id (`X-Request-ID`).
 Setting them costs a context variable write; they are read only when a line is actually written.
+
+`Outage` turns a retry loop's failures into two lines: one when the outage starts, one when it ends.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -78,3 +82,66 @@ def configure(service: str, log_format: str = "text", level: int = logging.INFO)
     handler.setFormatter(JsonFormatter(service) if log_format == "json" else TextFormatter(text_format(service)))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("asyncpg.pool").addFilter(quiet_pool_floor_retries)
+
+
+def quiet_pool_floor_retries(record: logging.LogRecord) -> bool:
+    """asyncpg's pool writes a WARNING with a traceback each time it fails to reconnect its idle connections
+    (every 1 to 60 s while the database is down). The process's own loops already log the outage (Outage),
+    so these become DEBUG lines with the error's repr instead of its traceback."""
+    if not str(record.msg).startswith("Failed to restore the pool connection floor"):
+        return True
+    if record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.msg} ({record.exc_info[1]!r})"
+    record.exc_info, record.exc_text = None, None
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+class Outage:
+    """A dependency that fails for a while, logged as two lines however many retries it takes.
+
+    The first failure logs one WARNING with the error; the failures after it log at DEBUG only; the first
+    success after them logs one WARNING with how long it lasted and how many attempts failed. Use one per
+    retrying loop (it is not shared between threads):
+
+        outage = Outage(log, "writing the heartbeat")
+        while True:
+            try:
+                await beat()
+            except TRANSIENT_ERRORS as exc:
+                outage.failed(exc)
+            else:
+                outage.recovered()
+            await asyncio.sleep(1)
+
+    Both lines carry `outage` (the `what`) and the end line `outageSeconds`, as JSON log fields."""
+
+    def __init__(self, logger: logging.Logger, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log, self.what, self._clock = logger, what, clock
+        self.since: float | None = None  # when the ongoing outage started (clock time), None when there is none
+        self.failures = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self.since is not None
+
+    def failed(self, exc: BaseException) -> bool:
+        """Records a failed attempt; True when it started an outage (and was logged)."""
+        self.failures += 1
+        if self.since is not None:
+            self._log.debug("%s failed again (%r)", self.what, exc, extra={"outage": self.what})
+            return False
+        self.since = self._clock()
+        self._log.warning("%s failed (%r); retrying", self.what, exc, extra={"outage": self.what})
+        return True
+
+    def recovered(self) -> float | None:
+        """Records a successful attempt; the outage's length in seconds when it ended one (and was logged)."""
+        if self.since is None:
+            return None
+        lasted, failures = self._clock() - self.since, self.failures
+        self.since, self.failures = None, 0
+        self._log.warning("%s works again after %.1f s (%d failed attempts)", self.what, lasted, failures,
+                          extra={"outage": self.what, "outageSeconds": round(lasted, 3)})
+        return lasted

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from boxoffice.adapters.expiry import ExpiryScheduler
+from boxoffice.adapters.expiry import LEADER_LOCK, ExpiryScheduler
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.messages import SEAT_RESERVATION_TIMEOUT, decode, utc_now
@@ -115,3 +115,49 @@ async def _one_publishes_another_takes_over(pool: asyncpg.Pool, event: EventSpec
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def lock_holder(pool: asyncpg.Pool) -> int | None:
+    """The backend that holds the scheduler's lock, if any."""
+    return await pool.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+        "AND (classid::bigint << 32 | objid::bigint) = $1", LEADER_LOCK)
+
+
+async def test_a_leader_whose_connection_is_terminated_notices_within_2_s_and_leads_again(
+        pool: asyncpg.Pool, kafka: str, event: EventSpec) -> None:
+    async with timeout_topic(kafka) as (consumer, producer):
+        await _notices_the_lost_lock(pool, event, consumer, producer)
+
+
+async def _notices_the_lost_lock(pool: asyncpg.Pool, event: EventSpec, consumer: AIOKafkaConsumer,
+                                 producer: AIOKafkaProducer) -> None:
+    # Nothing pending: the leader sleeps towards its longest sleep (30 s), when it would notice at the latest.
+    scheduler = ExpiryScheduler(pool, Publisher(producer), utc_now, resend_after=30)
+    task = asyncio.create_task(scheduler.run())
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(5):
+            while not scheduler.leading or (first := await lock_holder(pool)) is None:
+                await asyncio.sleep(0.02)
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", first)
+        terminated = loop.time()
+        # Noticed: standing down, or already leading again on a new connection.
+        while scheduler.leading and await lock_holder(pool) in (None, first):
+            assert loop.time() - terminated < 2.0, "the scheduler still believes it leads"
+            await asyncio.sleep(0.02)
+        async with asyncio.timeout(5):
+            while not scheduler.leading or await lock_holder(pool) in (None, first):
+                await asyncio.sleep(0.02)
+        # And it schedules again: a new hold's timeout is published.
+        now = datetime.now(UTC)
+        booking = await hold(pool, event, ["A4"], timedelta(seconds=0.3), at=now)
+        scheduler.hold_created(now + timedelta(seconds=0.3))
+        async with asyncio.timeout(10):
+            while booking not in [decode(r.value).data["bookingId"]
+                                  for records in (await consumer.getmany(timeout_ms=100)).values()
+                                  for r in records]:
+                pass
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

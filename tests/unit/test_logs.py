@@ -116,3 +116,70 @@ def test_a_text_line_cannot_be_split_by_what_it_quotes() -> None:
         record.exc_info = sys.exc_info()
     first, *traceback = formatter.format(record).splitlines()
     assert first == line and traceback[0] == "Traceback (most recent call last):"
+
+
+def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    logger = logging.getLogger("tests.outage")
+    outage = logs.Outage(logger, "writing the heartbeat", clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="tests.outage")
+
+    assert outage.recovered() is None  # no outage: nothing to say
+    assert outage.failed(ConnectionRefusedError("refused")) is True
+    for _ in range(20):  # the retries in between are quiet
+        now[0] += 0.5
+        assert outage.failed(OSError("still down")) is False
+    assert outage.ongoing
+    now[0] += 0.25
+    assert outage.recovered() == pytest.approx(10.25)
+    assert outage.recovered() is None and not outage.ongoing
+
+    start, end = caplog.records
+    assert start.levelno == end.levelno == logging.WARNING
+    assert start.getMessage() == "writing the heartbeat failed (ConnectionRefusedError('refused')); retrying"
+    assert end.getMessage() == "writing the heartbeat works again after 10.2 s (21 failed attempts)"
+    assert start.outage == end.outage == "writing the heartbeat" and end.outageSeconds == 10.25
+    assert not start.exc_info  # no traceback per outage, let alone per retry
+
+    caplog.clear()
+    outage.failed(TimeoutError())  # a second outage is a new start line
+    assert [r.getMessage() for r in caplog.records] == ["writing the heartbeat failed (TimeoutError()); retrying"]
+
+
+def test_the_quiet_retries_are_debug_lines(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("tests.outage_debug")
+    outage = logs.Outage(logger, "sweeping the outbox")
+    caplog.set_level(logging.DEBUG, logger="tests.outage_debug")
+    outage.failed(OSError("a"))
+    outage.failed(OSError("b"))
+    outage.recovered()
+    assert [r.levelname for r in caplog.records] == ["WARNING", "DEBUG", "WARNING"]
+    assert caplog.records[1].getMessage() == "sweeping the outbox failed again (OSError('b'))"
+
+
+def test_asyncpg_pool_floor_retries_are_debug_lines_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    pool_log = logging.getLogger("asyncpg.pool")
+    pool_log.addFilter(logs.quiet_pool_floor_retries)
+    try:
+        caplog.set_level(logging.INFO)
+        for _ in range(3):
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except ConnectionRefusedError:
+                pool_log.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+        pool_log.warning("something else from the pool")
+        assert [r.getMessage() for r in caplog.records if r.name == "asyncpg.pool"] == [
+            "something else from the pool"]
+
+        caplog.clear()
+        caplog.set_level(logging.DEBUG)
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError:
+            pool_log.warning("Failed to restore the pool connection floor; retrying", exc_info=True)
+        (record,) = [r for r in caplog.records if r.name == "asyncpg.pool"]
+        assert record.levelname == "DEBUG" and not record.exc_info
+        assert record.getMessage() == ("Failed to restore the pool connection floor; retrying "
+                                       "(ConnectionRefusedError(111, 'Connection refused'))")
+    finally:
+        pool_log.removeFilter(logs.quiet_pool_floor_retries)

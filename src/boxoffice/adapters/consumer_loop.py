@@ -22,7 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from boxoffice import metrics
 from boxoffice.adapters.dead_letters import DeadLetterSink
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
-from boxoffice.logs import REQUEST_ID
+from boxoffice.logs import REQUEST_ID, Outage
 from boxoffice.message_schemas import decode_checked
 from boxoffice.messages import MalformedMessage, Message
 
@@ -145,11 +145,13 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
                     consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()}),
                     COMMIT_TIMEOUT_SECONDS)
                 failed_commits = 0
+                watch.moved_on()
             except TimeoutError as exc:
                 raise ConsumerStuck(f"an offset commit did not finish in {COMMIT_TIMEOUT_SECONDS:.0f} s") from exc
             except (CommitFailedError, KafkaError) as exc:
                 # The partitions moved or the broker blinked: the batch is redelivered and handled idempotently.
                 failed_commits += 1
+                watch.failed(exc)
                 log.warning("offset commit failed (%s); the batch will be redelivered", exc)
                 if failed_commits >= MAX_FAILED_COMMITS:
                     raise ConsumerStuck(f"{failed_commits} offset commits failed in a row") from exc
@@ -177,20 +179,18 @@ async def handle_with_retry(handle: BatchHandler, deliveries: list[Delivery], de
 async def _attempt(handle: BatchHandler, deliveries: list[Delivery], watch: RetryWatch,
                    attempts: int) -> Exception | None:
     """None once handled; the last error after `attempts` failures that were not transient."""
-    delay, failures, outage = 0.05, 0, False
+    delay, failures = 0.05, 0
     error: Exception | None = None
+    outage = Outage(log, "handling a batch")  # one line when it starts, one when it ends
     messages = [d.message for d in deliveries]
     while True:
         try:
             await handle(messages)
-            if outage:
-                log.warning("handling again after %.1f s of retries", watch.retrying_for)
+            outage.recovered()
             watch.moved_on()
             return None
         except TRANSIENT as exc:
-            if not outage:  # one line when it starts, one when it ends: not a traceback per retry
-                log.warning("database or broker unavailable (%r); retrying until it is back", exc)
-            outage = True
+            outage.failed(exc)
             watch.failed(exc)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name not in DECIDED_ELSEWHERE:

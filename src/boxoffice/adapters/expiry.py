@@ -6,7 +6,9 @@ hold that is due, and lets the booking handler expire them in partition order. A
 
 Every booking process runs one, but only the process holding a PostgreSQL advisory lock publishes; the
 others stand by and take over when its connection ends (PostgreSQL releases the lock then, also when
-the process was killed). Expiring is idempotent anyway: this only spares duplicate timeouts.
+the process was killed). The leader checks every second that its connection still holds the lock (the
+backend may have been terminated or the database restarted while it slept), and stands down and tries
+again when it does not. Expiring is idempotent anyway: this only spares duplicate timeouts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncpg
 
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS, Connection
+from boxoffice.logs import Outage
 from boxoffice.messages import SEAT_RESERVATION_TIMEOUT, Message, iso
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,14 @@ log = logging.getLogger(__name__)
 IDLE_RECHECK = 30.0
 LEADER_LOCK = 0x626F_7865_7870  # the advisory lock key of the expiry scheduler
 TAKE_OVER_EVERY = 0.5  # how often a standby scheduler tries the lock
+LOCK_CHECK_EVERY = 1.0  # how often the leader makes sure that it still holds the lock, at the longest
+
+_HOLDS_LOCK = """SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                 AND granted AND objsubid = 1 AND (classid::bigint << 32 | objid::bigint) = $1)"""
+
+
+class LockLost(Exception):
+    """The leader's connection no longer holds the lock."""
 
 
 class ExpiryScheduler:
@@ -44,6 +55,8 @@ class ExpiryScheduler:
         self._next: datetime | None = None
         self.published = 0
         self.leading = False
+        self._database = Outage(log, "scheduling hold expiry")
+        self._broker = Outage(log, "publishing hold timeouts")
 
     def hold_created(self, expires_at: datetime) -> None:
         """Wakes the scheduler when a new hold is due before the deadline it sleeps towards."""
@@ -56,16 +69,31 @@ class ExpiryScheduler:
                 # The lock belongs to this connection's session: it is held for as long as the connection
                 # is, and released when it goes back to the pool (the pool's reset unlocks) or breaks.
                 async with self._pool.acquire() as con:
-                    if await con.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
-                        log.info("this process schedules hold expiry")
-                        self.leading = True
-                        try:
-                            await self._lead(con)
-                        finally:
-                            self.leading = False
+                    try:
+                        await self._lead_if_first(con)
+                    except TRANSIENT_ERRORS:
+                        # A connection that failed may hang its release: closed instead (unless the pool
+                        # already took back a broken one).
+                        with contextlib.suppress(asyncpg.InterfaceError):
+                            con.terminate()
+                        raise
             except TRANSIENT_ERRORS as exc:
-                log.warning("expiry scheduling stopped (%r); retrying", exc)
+                self._database.failed(exc)
+            except LockLost:
+                log.warning("this process no longer holds the hold expiry lock; standing down")
             await asyncio.sleep(TAKE_OVER_EVERY)
+
+    async def _lead_if_first(self, con: Connection) -> None:
+        leads = await con.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK, timeout=LOCK_CHECK_EVERY)
+        self._database.recovered()
+        if not leads:
+            return
+        log.info("this process schedules hold expiry")
+        self.leading = True
+        try:
+            await self._lead(con)
+        finally:
+            self.leading = False
 
     async def _lead(self, con: Connection) -> None:
         """Passes over the due holds until the connection (and with it the lock) is lost."""
@@ -73,12 +101,24 @@ class ExpiryScheduler:
         while True:
             try:
                 delay = await self._tick(con)
+                self._broker.recovered()
             except BrokerUnavailable as exc:
-                log.warning("expiry pass failed (%r); retrying", exc)
+                self._broker.failed(exc)
                 delay = 0.5
             self._wake.clear()
+            await self._sleep(con, delay)
+
+    async def _sleep(self, con: Connection, delay: float) -> None:
+        """Until the next pass is due or a new hold wakes it up, making sure meanwhile that the lock is still
+        this connection's: a leader that slept through losing it would leave holds unexpired."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + max(delay, 0.0)
+        while not self._wake.is_set() and (left := until - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(delay, 0.0))
+                await asyncio.wait_for(self._wake.wait(), min(left, LOCK_CHECK_EVERY))
+            if (not self._wake.is_set() and until > loop.time()
+                    and not await con.fetchval(_HOLDS_LOCK, LEADER_LOCK, timeout=LOCK_CHECK_EVERY)):
+                raise LockLost
 
     async def _tick(self, con: Connection) -> float:
         now = self._clock()

@@ -1,7 +1,9 @@
 """Each service instance writes a heartbeat row every second; the gateway and the CLI read them.
 
 The row's `info` carries the instance's figures (consumer lag, ...) and, under "metrics", its counters
-(boxoffice/metrics.py), which the gateway exposes at GET /metrics."""
+(boxoffice/metrics.py), which the gateway exposes at GET /metrics. A consumer stuck on one batch reports
+`retryingForSeconds` (0 when it is getting on) and, while retrying, `lastError`: retrying for longer than
+`DEGRADED_AFTER_RETRYING_SECONDS` makes its service "degraded" rather than "up"."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +19,28 @@ import asyncpg
 import orjson
 
 from boxoffice import metrics
-from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS, Connection
+from boxoffice.logs import Outage
 from boxoffice.messages import utc_now
 
 log = logging.getLogger(__name__)
 
 InfoSource = Callable[[], Awaitable[dict[str, Any]]]
+
+DEGRADED_AFTER_RETRYING_SECONDS = 10.0
+
+
+def retrying_for(info: Mapping[str, Any]) -> float:
+    """Seconds the instance has been retrying one batch (0 when it is getting on or does not say)."""
+    value = info.get("retryingForSeconds")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def beat_status(age: float, stale_after: float, info: Mapping[str, Any]) -> str:
+    """"up", "degraded" (beating, but stuck retrying) or "down" (no recent heartbeat)."""
+    if age > stale_after:
+        return "down"
+    return "degraded" if retrying_for(info) > DEGRADED_AFTER_RETRYING_SECONDS else "up"
 
 
 def instance_name() -> str:
@@ -33,6 +51,7 @@ def instance_name() -> str:
 async def beat_forever(pool: asyncpg.Pool, service: str, every: float, info: InfoSource | None = None) -> None:
     instance = instance_name()
     started: datetime = utc_now()
+    outage = Outage(log, "writing the heartbeat")
     while True:
         try:
             details = {**(await info() if info else {}), "metrics": metrics.snapshot()}
@@ -47,28 +66,37 @@ async def beat_forever(pool: asyncpg.Pool, service: str, every: float, info: Inf
                 "DELETE FROM service_heartbeats WHERE service = $1 AND instance <> $2 "
                 "AND beat_at < now() - interval '1 minute'", service, instance)
         except TRANSIENT_ERRORS as exc:
-            log.warning("heartbeat not written: %r", exc)
+            outage.failed(exc)
+        else:
+            outage.recovered()
         await asyncio.sleep(every)
 
 
-async def read_heartbeats(pool: asyncpg.Pool, stale_after: float) -> dict[str, dict[str, Any]]:
-    """The freshest heartbeat per service, with whether it counts as up (without the counters), and how
-    many of its processes beat recently (several booking processes share its work)."""
-    rows = await pool.fetch(
-        """SELECT DISTINCT ON (service) service, instance, pid, started_at, beat_at, info - 'metrics' AS info,
-                  extract(epoch FROM now() - beat_at) AS age,
-                  count(*) FILTER (WHERE beat_at >= now() - make_interval(secs => $1)) OVER (PARTITION BY service)
-                      AS instances
-           FROM service_heartbeats ORDER BY service, beat_at DESC""", stale_after)
-    return {
-        r["service"]: {
-            "status": "up" if r["age"] <= stale_after else "down",
-            "pid": r["pid"], "instance": r["instance"], "startedAt": r["started_at"].isoformat(),
-            "lastHeartbeatSecondsAgo": round(float(r["age"]), 3), "instances": r["instances"],
-            **orjson.loads(r["info"]),
-        }
-        for r in rows
-    }
+async def read_heartbeats(db: asyncpg.Pool | Connection, stale_after: float) -> dict[str, dict[str, Any]]:
+    """The freshest heartbeat per service (without the counters), with its status and how many of its
+    processes beat recently (several booking processes share its work). When one of those processes is
+    stuck retrying, the service shows the longest `retryingForSeconds` among them and that process's
+    `lastError`: one stuck process stalls its share of the work."""
+    rows = await db.fetch(
+        """SELECT service, instance, pid, started_at, info - 'metrics' AS info,
+                  extract(epoch FROM now() - beat_at) AS age
+           FROM service_heartbeats ORDER BY service, beat_at DESC""")
+    services: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        info, age = orjson.loads(r["info"]), float(r["age"])
+        known = services.get(r["service"])
+        if known is None:
+            services[r["service"]] = {
+                "pid": r["pid"], "instance": r["instance"], "startedAt": r["started_at"].isoformat(),
+                "lastHeartbeatSecondsAgo": round(age, 3), "instances": int(age <= stale_after), **info}
+            continue
+        if age <= stale_after:
+            known["instances"] += 1
+            if retrying_for(info) > retrying_for(known):
+                known["retryingForSeconds"] = info["retryingForSeconds"]
+                known["lastError"] = info.get("lastError")
+    return {name: {"status": beat_status(s["lastHeartbeatSecondsAgo"], stale_after, s), **s}
+            for name, s in services.items()}
 
 
 async def heartbeat_age(con: asyncpg.Connection, service: str, host: str | None = None) -> float | None:
@@ -80,9 +108,9 @@ async def heartbeat_age(con: asyncpg.Connection, service: str, host: str | None 
     return None if age is None else float(age)
 
 
-async def read_instances(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+async def read_instances(db: asyncpg.Pool | Connection) -> list[dict[str, Any]]:
     """Every instance's last heartbeat, with its counters: what GET /metrics renders."""
-    rows = await pool.fetch(
+    rows = await db.fetch(
         """SELECT service, instance, started_at, info, extract(epoch FROM now() - beat_at) AS age
            FROM service_heartbeats ORDER BY service, instance""")
     return [{"service": r["service"], "instance": r["instance"], "startedAt": r["started_at"].timestamp(),

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from boxoffice import metrics
 from boxoffice.config import Settings
+from boxoffice.logs import Outage
 from boxoffice.message_schemas import decode_checked
 from boxoffice.messages import ALL_TOPICS, DEAD_LETTER_TOPICS, MalformedMessage, Message
 
@@ -27,6 +28,7 @@ class BrokerUnavailable(Exception):
 async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = (*ALL_TOPICS, *DEAD_LETTER_TOPICS),
                         attempts: int = 30) -> None:
     """Create missing topics up front: auto-created ones get the broker's default partition count."""
+    outage = Outage(log, "creating the topics")
     for attempt in range(attempts):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
         try:
@@ -37,11 +39,12 @@ async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] =
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
+            outage.recovered()
             return
         except KafkaError as exc:
             if attempt == attempts - 1:
                 raise
-            log.warning("broker not ready (%s); retrying", exc)
+            outage.failed(exc)
             await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
         finally:
             await admin.close()
@@ -55,14 +58,16 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
 
 
 async def start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer, what: str, attempts: int = 60) -> None:
+    outage = Outage(log, f"starting the {what}")
     for attempt in range(attempts):
         try:
             await client.start()
+            outage.recovered()
             return
         except KafkaError as exc:
             if attempt == attempts - 1:
                 raise
-            log.warning("%s: broker not reachable (%s); retrying", what, exc)
+            outage.failed(exc)
             await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
 
 

@@ -16,6 +16,7 @@ import asyncpg
 from boxoffice import metrics
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS, Connection
+from boxoffice.logs import Outage
 from boxoffice.service_layer.ports import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class OutboxRelay:
         self._abandoned_after = abandoned_after
         self._queue: asyncio.Queue[list[OutboxRow]] = asyncio.Queue()
         self.published = 0
+        self._sweeping = Outage(log, f"sweeping the {producer} outbox")
+        self._publishing = Outage(log, f"publishing {producer} outbox rows")
 
     def submit(self, rows: list[OutboxRow]) -> None:
         """Rows of a transaction that has committed: published next, without a table scan."""
@@ -76,7 +79,9 @@ class OutboxRelay:
                 while await self._sweep() == SWEEP_BATCH:
                     pass
             except _RETRIED as exc:
-                log.warning("outbox sweep failed (%s); retrying", exc)
+                self._sweeping.failed(exc)
+            else:
+                self._sweeping.recovered()
             await asyncio.sleep(SWEEP_EVERY_SECONDS)
 
     async def _sweep(self) -> int:
@@ -104,8 +109,9 @@ class OutboxRelay:
                     await con.execute("DELETE FROM outbox WHERE id = ANY($1)", [r.id for r in rows])
                 self.published += len(rows)
                 metrics.OUTBOX_PUBLISHED.inc(by=len(rows))
+                self._publishing.recovered()
                 return
             except _RETRIED as exc:
-                log.warning("outbox publish failed (%s); retrying in %.2f s", exc, delay)
+                self._publishing.failed(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -10,6 +10,8 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from boxoffice.logs import Outage
+
 log = logging.getLogger(__name__)
 
 # A connection of its own or one lent by a pool: they run queries alike, but asyncpg's stubs type them apart.
@@ -19,19 +21,25 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
     asyncpg.AdminShutdownError, ConnectionError, asyncio.TimeoutError,
+    # A query caught on a connection that the server's shutdown broke ("cannot switch to state ...").
+    asyncpg.InternalClientError,
 )
 
 
 async def create_pool(dsn: str, size: int = 8, attempts: int = 100) -> asyncpg.Pool:
     """Waits for the database with a bounded retry before the service serves."""
+    outage = Outage(log, "connecting to the database")
     for attempt in range(attempts):
         try:
-            return await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size, command_timeout=30)
+            pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size, command_timeout=30)
         except TRANSIENT_ERRORS as exc:
             if attempt == attempts - 1:
                 raise
-            log.warning("database not reachable (%s); retrying", exc)
+            outage.failed(exc)
             await asyncio.sleep(min(0.1 * (attempt + 1), 2.0))
+        else:
+            outage.recovered()
+            return pool
     raise AssertionError("unreachable")
 
 

@@ -21,9 +21,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.logs import Outage
 from boxoffice.service_layer.live_ports import LiveFeed, Subscriber
 
 log = logging.getLogger(__name__)
+_seat_maps = Outage(log, "loading seat maps")
 
 MAX_REQUEST_BYTES = 8192
 BACKLOG_LIMIT_BYTES = 1 << 20  # a connection this far behind is dropped and resumes after reconnecting
@@ -92,11 +95,15 @@ class LiveConnection(asyncio.Protocol):
         last_seen = int(raw_last) if raw_last.isascii() and raw_last.isdigit() else None
         try:
             seat_map = await self._hub.seat_map(event_id)
-        except Exception:  # the database blinked: the browser retries
-            log.exception("loading the seat map of %s failed", event_id)
+        except Exception as exc:  # the database blinked: the browser retries
+            if isinstance(exc, TRANSIENT_ERRORS):
+                _seat_maps.failed(exc)  # browsers retry every few seconds: one line per outage, not per retry
+            else:
+                log.exception("loading the seat map of %s failed", event_id)
             self._reply(503, {"success": False, "error": "Live updates are unavailable right now",
                               "code": "live_unavailable"})
             return
+        _seat_maps.recovered()
         transport = self._transport
         if transport is None or transport.is_closing():
             return

@@ -44,7 +44,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
         consumer = await make_tail_consumer(settings, REPLY_TOPICS)
         try:
             key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
-            health = ServiceHealth(pool, settings.heartbeat_stale_seconds)
+            health = ServiceHealth.of(pool, settings.heartbeat_stale_seconds)
             replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
                          await access(settings, pool))

@@ -80,7 +80,7 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """One line per service: state, pid, uptime, consumer lag."""
+    """One line per service: state, pid, uptime, consumer lag, last heartbeat (up, degraded or down)."""
     from boxoffice import platform
 
     settings = get_settings()
@@ -89,7 +89,7 @@ def status() -> None:
     except platform.PlatformError as exc:
         _fail(str(exc))
         return
-    heartbeats, by_pid = _heartbeats(settings)
+    heartbeats, by_pid, unreadable = _heartbeats(settings)
     table = Table("service", "state", "pid / uptime", "lag", "last heartbeat")
     programs = supervisor.status()
     pids = {name: int(d.split()[1].rstrip(",")) for name, _, d in programs if d.startswith("pid ")}
@@ -101,43 +101,60 @@ def status() -> None:
             beat = {}
         colour = "green" if state == "RUNNING" else "red"
         lag = beat.get("lag")
-        age = beat.get("lastHeartbeatSecondsAgo")
         table.add_row(name, f"[{colour}]{state}[/]", description, "" if lag is None else str(lag),
-                      "" if age is None else f"{age:.1f} s ago ({beat.get('status')})")
+                      _last_heartbeat(beat))
     console.print(table)
+    if unreadable:
+        console.print(f"[yellow]heartbeats not shown: {unreadable}[/]", highlight=False)
+
+
+def _last_heartbeat(beat: dict[str, object]) -> str:
+    from boxoffice.adapters.heartbeat import retrying_for
+
+    age = beat.get("lastHeartbeatSecondsAgo")
+    if not isinstance(age, int | float):
+        return ""
+    shown = f"{age:.1f} s ago ({beat.get('status')}"
+    if beat.get("status") == "degraded":
+        error = str(beat.get("lastError") or "")
+        shown += f": retrying for {retrying_for(beat):.0f} s" + (f", {error[:80]}" if error else "")
+    return shown + ")"
 
 
 Beats = dict[str, dict[str, object]]
+HEARTBEAT_READ_SECONDS = 5.0
 
 
-def _heartbeats(settings: object) -> tuple[Beats, dict[int, dict[str, object]]]:
-    """The freshest heartbeat per service, and each process's own by pid."""
+def _heartbeats(settings: object) -> tuple[Beats, dict[int, dict[str, object]], str | None]:
+    """The freshest heartbeat per service, each process's own by pid, and why they could not be read."""
     import asyncio
 
+    import asyncpg
+
     from boxoffice import platform
-    from boxoffice.adapters.heartbeat import read_heartbeats, read_instances
-    from boxoffice.adapters.postgres import create_pool
+    from boxoffice.adapters.heartbeat import beat_status, read_heartbeats, read_instances
 
     runtime = platform.read_runtime(settings)  # type: ignore[arg-type]
     if runtime is None:
-        return {}, {}
+        return {}, {}, None
     stale = settings.heartbeat_stale_seconds  # type: ignore[attr-defined]
 
     async def fetch() -> tuple[Beats, dict[int, dict[str, object]]]:
-        pool = await create_pool(runtime.database_url, size=1, attempts=3)
+        con = await asyncpg.connect(runtime.database_url, timeout=HEARTBEAT_READ_SECONDS)
         try:
             by_pid = {int(i["instance"].rpartition(":")[2]): {
                 **i["info"], "lastHeartbeatSecondsAgo": round(max(i["age"], 0.0), 3),
-                "status": "up" if i["age"] <= stale else "down"} for i in await read_instances(pool)
+                "status": beat_status(i["age"], stale, i["info"])} for i in await read_instances(con)
                 if i["instance"].rpartition(":")[2].isdigit()}
-            return await read_heartbeats(pool, stale), by_pid
+            return await read_heartbeats(con, stale), by_pid
         finally:
-            await pool.close()
+            await con.close()
 
     try:
-        return asyncio.run(fetch())
-    except Exception:  # noqa: BLE001 - status still shows the supervisor's view
-        return {}, {}
+        beats, by_pid = asyncio.run(asyncio.wait_for(fetch(), HEARTBEAT_READ_SECONDS))
+    except Exception as exc:  # noqa: BLE001 - status still shows the supervisor's view
+        return {}, {}, f"the database is not reachable ({exc!r})"
+    return beats, by_pid, None
 
 
 def _control(action: str, service: str) -> None:

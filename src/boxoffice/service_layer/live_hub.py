@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from boxoffice.logs import Outage
 from boxoffice.messages import Message
 from boxoffice.service_layer.live import LIVE_TYPES, LiveSeatMap
 from boxoffice.service_layer.live_ports import Subscriber
@@ -145,15 +146,23 @@ class LiveHub:
                 self._broadcast(event_id, b": keepalive\n\n", messages=0)
 
     async def resync_gaps_forever(self, every: float = 0.5) -> None:
-        """A change that never arrives (a broker restart can lose one) would stall a map: reload it."""
+        """A change that never arrives (a broker restart can lose one) would stall a map: reload it. A reload
+        that fails (the database is down) is tried again at the next pass, without a line each time."""
+        reloading = Outage(log, "reloading seat maps")
         while True:
             await asyncio.sleep(every)
             now = time.monotonic()
             for event_id, seat_map in list(self.maps.items()):
                 if seat_map.gap_since is not None and now - seat_map.gap_since > GAP_RESYNC_SECONDS:
-                    log.warning("event %s: change %d never arrived; reloading its seat map", event_id,
-                                seat_map.seq + 1)
-                    await self.reload(event_id)
+                    if not reloading.ongoing:
+                        log.warning("event %s: change %d never arrived; reloading its seat map", event_id,
+                                    seat_map.seq + 1)
+                    try:
+                        await self.reload(event_id)
+                    except Exception as exc:  # noqa: BLE001 - the store's errors are its own; this loop must go on
+                        reloading.failed(exc)
+                    else:
+                        reloading.recovered()
 
     async def reload(self, event_id: str) -> None:
         loaded = await self._load(event_id)

@@ -76,7 +76,11 @@ def install_error_handlers(app: FastAPI) -> None:
                      headers=getattr(exc, "headers", None))
 
     async def _database_down(request: Request, exc: Exception) -> Response:
-        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        # In an outage that the gateway's health reads already logged, one line per request is noise.
+        gateway = getattr(request.app.state, "gateway", None)
+        quiet = gateway is not None and gateway.health.outage.ongoing
+        (log.debug if quiet else log.warning)("database unavailable on %s %s: %r", request.method,
+                                              request.url.path, exc)
         return error(503, "database_unavailable", "The database is unavailable for a moment; please retry",
                      headers={"Retry-After": "2"})
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from boxoffice import views
-from boxoffice.adapters.heartbeat import read_heartbeats
+from boxoffice.adapters.heartbeat import beat_status, read_heartbeats
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
+from boxoffice.logs import Outage
+
+log = logging.getLogger(__name__)
 
 
 class SeatDirectory:
@@ -42,32 +47,83 @@ class SeatDirectory:
         return seats
 
 
+HeartbeatReader = Callable[[], Awaitable[dict[str, dict[str, Any]]]]
+
+READ_TIMEOUT_SECONDS = 2.0
+
+
 @dataclass
 class ServiceHealth:
-    """Heartbeats of the services, refreshed in the background so that requests never wait for them."""
+    """The services' heartbeats, refreshed in the background so that requests never wait for them.
 
-    pool: asyncpg.Pool
+    What the last read says ages with it: a service counts as up only while its heartbeat is known to be
+    recent (its age when read plus the time since). So when the heartbeats cannot be read (the database is
+    down), the services turn "unknown" within the stale threshold instead of staying "up" as last read."""
+
+    read: HeartbeatReader
     stale_after: float
-    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)  # as last read
     refreshed_at: float = 0.0
     # Messages from a service prove it alive sooner than its next heartbeat is read.
     last_seen: dict[str, float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    # The gateway's view of the database: it reads it every half second here.
+    outage: Outage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outage = Outage(log, "reading the services' heartbeats", clock=self.clock)
+
+    @classmethod
+    def of(cls, pool: asyncpg.Pool, stale_after: float) -> ServiceHealth:
+        return cls(lambda: read_heartbeats(pool, stale_after), stale_after)
 
     def seen_alive(self, service: str) -> None:
-        self.last_seen[service] = time.monotonic()
+        self.last_seen[service] = self.clock()
 
     def is_up(self, service: str) -> bool:
-        if time.monotonic() - self.last_seen.get(service, -1e9) < self.stale_after:
+        if self.clock() - self.last_seen.get(service, -1e9) < self.stale_after:
             return True
-        return self.services.get(service, {}).get("status") == "up"
+        return self._status(service, self.clock()) == "up"
+
+    def _status(self, service: str, now: float) -> str:
+        if not self.refreshed_at:
+            return "unknown"
+        since_read = now - self.refreshed_at
+        beat = self.services.get(service)
+        if beat is None:
+            return "down" if since_read <= self.stale_after else "unknown"
+        age = beat["lastHeartbeatSecondsAgo"] + since_read
+        if age <= self.stale_after:
+            return beat_status(age, self.stale_after, beat)
+        if beat["lastHeartbeatSecondsAgo"] > self.stale_after and since_read <= self.stale_after:
+            return "down"  # it was, at a recent read
+        # Stale only since the last read: down, unless the reads are failing and it may have beaten since.
+        return "unknown" if self.outage.ongoing or since_read > self.stale_after else "down"
+
+    def report(self, service: str) -> dict[str, Any]:
+        """What /health shows of a service: its status, and its last heartbeat as read, aged to now."""
+        now = self.clock()
+        beat = self.services.get(service)
+        shown: dict[str, Any] = {"status": self._status(service, now)}
+        if beat is not None:
+            shown |= {k: v for k, v in beat.items() if k != "status"}
+            shown["lastHeartbeatSecondsAgo"] = round(beat["lastHeartbeatSecondsAgo"] + now - self.refreshed_at, 3)
+        if service in self.last_seen:
+            shown["lastMessageSecondsAgo"] = round(now - self.last_seen[service], 3)
+        return shown
+
+    async def refresh(self) -> None:
+        try:
+            self.services = await asyncio.wait_for(self.read(), READ_TIMEOUT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - the database may be down: the statuses age meanwhile
+            self.outage.failed(exc)
+            return
+        self.refreshed_at = self.clock()
+        self.outage.recovered()
 
     async def refresh_forever(self, every: float = 0.5) -> None:
         while True:
-            try:
-                self.services = await read_heartbeats(self.pool, self.stale_after)
-                self.refreshed_at = time.monotonic()
-            except Exception:  # noqa: BLE001 - the database may blink; health just goes stale
-                pass
+            await self.refresh()
             await asyncio.sleep(every)
 
 

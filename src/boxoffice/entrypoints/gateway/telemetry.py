@@ -33,7 +33,7 @@ from boxoffice.adapters.heartbeat import instance_name, read_instances
 from boxoffice.config import SERVICES
 from boxoffice.entrypoints.gateway.deps import GatewayDep
 from boxoffice.entrypoints.gateway.state import ServiceHealth
-from boxoffice.logs import CORRELATION_ID
+from boxoffice.logs import CORRELATION_ID, Outage
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ router = APIRouter(tags=["operations"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 READ_TIMEOUT_SECONDS = 2.0
 _last_read: list[dict[str, Any]] = []  # the heartbeats of the last scrape, should the database blink
+_reading = Outage(log, "reading heartbeats for /metrics")
 
 
 @router.get("/metrics", response_class=Response,
@@ -52,7 +53,9 @@ async def prometheus_metrics(gw: GatewayDep) -> Response:
     try:
         _last_read = await asyncio.wait_for(read_instances(gw.pool), READ_TIMEOUT_SECONDS)
     except Exception as exc:  # noqa: BLE001 - the last read is served instead
-        log.warning("heartbeats not read for /metrics (%r); serving the last ones read", exc)
+        _reading.failed(exc)
+    else:
+        _reading.recovered()
     collector = HeartbeatCollector(_last_read, gw.health, instance_name())
     return Response(generate_latest(collector), media_type=CONTENT_TYPE)
 
