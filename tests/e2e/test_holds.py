@@ -65,8 +65,10 @@ async def test_flash_crowd_on_a_block_never_double_holds(client: httpx.AsyncClie
 
     async def counts_settled() -> bool:
         event = (await client.get(f"/events/{EVENT}")).json()
-        reserved = sum(1 for s in (await seat_statuses(client, EVENT)).values() if s == "RESERVED")
-        return event["reserved"] == reserved and event["available"] == event["totalSeats"] - reserved
+        statuses = list((await seat_statuses(client, EVENT)).values())
+        reserved, booked = statuses.count("RESERVED"), statuses.count("BOOKED")
+        return (event["reserved"], event["booked"], event["available"]) == (
+            reserved, booked, event["totalSeats"] - reserved - booked)
 
     assert await wait_for(counts_settled), "catalog counts do not match the seat map"
 
