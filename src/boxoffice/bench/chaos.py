@@ -370,7 +370,7 @@ def _took_effect(fault: Fault) -> bool:
     return not fault.detail.startswith("FAILED") and (fault.kind not in ("kill", "freeze") or bool(fault.pids))
 
 
-def _dead_letter_checks(journal: Journal) -> tuple[dict[str, int], dict[str, Any]]:
+def dead_letter_checks(journal: Journal) -> tuple[dict[str, int], dict[str, Any]]:
     names = ("dead letters that are not an injected bad message (a good message dead-lettered)",
              "injected bad messages not dead-lettered by their consumer",
              "dead letters without the original key and the documented headers")
@@ -469,7 +469,7 @@ def fault_figures(journal: Journal, seconds: float) -> tuple[dict[str, int], dic
             1 for a in journal.answers if a.status == 202 and near(a, poisons) and not near(a, others))
         stats["poison messages sent"] = sum(1 for p in journal.poison if p.acknowledged)
 
-    dead_results, dead_stats = _dead_letter_checks(journal)
+    dead_results, dead_stats = dead_letter_checks(journal)
     results |= dead_results
     if dead_stats:
         stats["dead letters"] = dead_stats
