@@ -37,12 +37,13 @@ from boxoffice.bench.faults import (
     DeadLetter,
     Fault,
     Poison,
+    Programs,
     freeze,
     parse_faults,
     publish_poison,
     read_dead_letters,
     restart_program,
-    running_pids,
+    topic_layout,
 )
 from boxoffice.bench.holds import bench_event
 
@@ -51,7 +52,8 @@ __all__ = ["FAULT_KINDS", "ChaosError", "Journal", "chaos", "parse_faults", "run
 CARD, DECLINED = "4242424242424242", "4000000000000002"
 LAG_LIMIT_SECONDS = 10.0  # after the last fault, every consumer's lag is back to 0 within this
 POISON_ANSWER_SECONDS = 10.0  # after a poison, a hold is decided (201/409) again within this
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: asyncpg's protocol state after the server went away mid-query.
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Journal:
     dead_topics_seen: bool = False
     beats: list[tuple[float, list[Beat]]] = field(default_factory=list)
     broker_epoch: int = 0  # broker restarts so far
+    layout: dict[str, int] = field(default_factory=dict)  # partitions per topic before the faults
     notes: list[str] = field(default_factory=list)
 
 
@@ -178,9 +181,9 @@ async def _snapshot_dead_letters(target: Target, journal: Journal, log: Any) -> 
         journal.dead_letters += letters
 
 
-async def _kill(supervisor: Supervisor, rng: random.Random, fault: Fault, journal: Journal) -> None:
+async def _kill(programs: Programs, rng: random.Random, fault: Fault, journal: Journal) -> None:
     victims = rng.sample(VICTIMS, 2 if rng.random() < 0.3 else 1)
-    pids = await running_pids(supervisor, victims)
+    pids = await programs.pids(victims)
     for pid in pids.values():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -189,16 +192,16 @@ async def _kill(supervisor: Supervisor, rng: random.Random, fault: Fault, journa
 
 
 async def _inject(target: Target, kinds: tuple[str, ...], rng: random.Random, started: float, until: float,
-                  journal: Journal, log: Any) -> None:
-    """A fault every 2–6 s after the previous one has ended; the first ones are each chosen kind once, in a
+                  journal: Journal, log: Any, spacing: tuple[float, float] = (2.0, 6.0)) -> None:
+    """A fault every 2–6 s (spacing) after the previous one has ended; the first ones are each chosen kind once, in a
     random order, then the kinds come at random. With `kill` alone the draws are those of the kill-only bench,
     so its seeds replay as before."""
-    supervisor = Supervisor(target.data_dir)
+    programs = Programs(Supervisor(target.data_dir))
     first_round = list(kinds)
     if len(kinds) > 1:
         rng.shuffle(first_round)
     while True:
-        await asyncio.sleep(rng.uniform(2.0, 6.0))
+        await asyncio.sleep(rng.uniform(*spacing))
         if time.monotonic() >= until:
             return
         kind = first_round.pop(0) if first_round else kinds[0] if len(kinds) == 1 else rng.choice(kinds)
@@ -207,23 +210,23 @@ async def _inject(target: Target, kinds: tuple[str, ...], rng: random.Random, st
         journal.faults.append(fault)
         try:
             if kind == "kill":
-                await _kill(supervisor, rng, fault, journal)
+                await _kill(programs, rng, fault, journal)
             elif kind == "freeze":
-                await freeze(supervisor, rng, fault, started)
+                await freeze(programs, rng, fault, started)
             elif kind == "db-restart":
-                await restart_program(supervisor, "postgres", target.port("postgres"), rng, fault, started)
+                await restart_program(programs, "postgres", target.port("postgres"), rng, fault, started)
             elif kind == "broker-restart":
                 await _snapshot_dead_letters(target, journal, log)
                 try:
-                    await restart_program(supervisor, "broker", target.port("broker"), rng, fault, started)
+                    await restart_program(programs, "broker", target.port("broker"), rng, fault, started)
                 finally:
                     journal.broker_epoch += 1
             elif kind == "poison":
-                sent = await publish_poison(target.kafka_bootstrap, target.event_id, target.seats, rng, at,
-                                            journal.broker_epoch, journal.poison)
+                sent, missing = await publish_poison(target.kafka_bootstrap, target.event_id, target.seats, rng,
+                                                     at, journal.broker_epoch, journal.poison)
                 fault.ended = time.monotonic() - started
                 fault.targets = sorted({p.topic for p in sent})
-                fault.detail = f"{len(sent)} messages"
+                fault.detail = f"{len(sent)} messages" + (f" (not on {', '.join(missing)}: missing)" if missing else "")
         except (KafkaError, OSError) as exc:
             fault.ended = time.monotonic() - started
             fault.detail = f"FAILED to inject: {exc!r}"
@@ -507,7 +510,9 @@ async def _connect(database_url: str, timeout: float = 60.0) -> asyncpg.Connecti
 
 async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: str | None, seconds: float,
                 seed: int, clients: int = 12, settle_timeout: float = 90.0, log: Any = print,
-                faults: tuple[str, ...] = ("kill",)) -> tuple[dict[str, int], Journal, dict[str, Any]]:
+                faults: tuple[str, ...] = ("kill",), spacing: tuple[float, float] = (2.0, 6.0),
+                ) -> tuple[dict[str, int], Journal, dict[str, Any]]:
+    """spacing: the seconds between the end of one fault and the next, drawn uniformly."""
     kinds = parse_faults(",".join(faults))
     runtime = _read_runtime(Path(data_dir))
     check_faults(kinds, runtime)
@@ -521,13 +526,14 @@ async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: st
     seats = [s.seat_id for s in spec.seats()]
     target = Target(base_url, database_url, Path(data_dir), str(runtime["kafka_bootstrap"]), spec.event_id, seats)
     journal = Journal()
+    journal.layout = await topic_layout(target.kafka_bootstrap)
     started = time.monotonic()
     until = started + seconds
     stop = asyncio.Event()
     watcher = asyncio.create_task(_watch_beats(database_url, started, stop, journal))
     try:
         await asyncio.gather(
-            _inject(target, kinds, random.Random(rng.random()), started, until, journal, log),
+            _inject(target, kinds, random.Random(rng.random()), started, until, journal, log, spacing),
             *(_crowd(base_url, spec.event_id, seats, random.Random(rng.random()), started, until, journal)
               for _ in range(clients)))
         con = await _connect(database_url)
@@ -583,6 +589,16 @@ async def _check(con: asyncpg.Connection, target: Target, mailbox_url: str | Non
     if letters is not None:
         journal.dead_topics_seen = True
         journal.dead_letters += letters
+    if broker_back:
+        # A broker that came back empty gets its topics again from whichever client asks first.
+        try:
+            layout = await topic_layout(target.kafka_bootstrap)
+        except (KafkaError, OSError) as exc:
+            journal.notes.append(f"topics not listed at the end: {exc!r}")
+        else:
+            stats["topics with other partition counts than before the faults"] = {
+                topic: (count, layout.get(topic, 0)) for topic, count in journal.layout.items()
+                if layout.get(topic, 0) != count}
     fault_results, fault_stats = fault_figures(journal, seconds)
     results |= fault_results
     stats |= fault_stats

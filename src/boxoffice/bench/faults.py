@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import http.client
 import os
 import random
 import signal
+import socket
 import time
 import uuid
+import xmlrpc.client
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,21 +108,56 @@ class DeadLetter:
 
 # --- processes ---------------------------------------------------------------------------------------------
 
-async def running_pids(supervisor: Supervisor, programs: list[str]) -> dict[str, int]:
-    pids = {}
-    for name, state, description in await asyncio.to_thread(supervisor.status):
-        if name in programs and state == "RUNNING":
-            try:
-                pids[name] = int(description.split()[1].rstrip(","))
-            except (ValueError, IndexError):
-                continue
-    return pids
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost")
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self._path)
+        self.sock = sock
 
 
-async def freeze(supervisor: Supervisor, rng: random.Random, fault: Fault, started: float) -> None:
+class _UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._path = path
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        return _UnixConnection(self._path)
+
+
+class Programs:
+    """The platform's supervisord through its XML-RPC interface on the Unix socket: a call takes
+    milliseconds, where each supervisorctl starts an interpreter (seconds on a busy machine)."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._socket = str(supervisor.socket)
+
+    def _call(self, method: str, *args: Any) -> Any:
+        proxy = xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(self._socket))
+        try:
+            return getattr(proxy.supervisor, method)(*args)
+        except (xmlrpc.client.Fault, OSError) as exc:
+            raise ChaosError(f"supervisord {method}{args}: {exc}") from exc
+
+    async def pids(self, programs: list[str] | tuple[str, ...]) -> dict[str, int]:
+        """The running ones of these programs, with their pids."""
+        processes = await asyncio.to_thread(self._call, "getAllProcessInfo")
+        return {p["name"]: int(p["pid"]) for p in processes if p["name"] in programs and p["statename"] == "RUNNING"}
+
+    async def stop(self, program: str) -> None:
+        await asyncio.to_thread(self._call, "stopProcess", program, True)
+
+    async def start(self, program: str) -> None:
+        await asyncio.to_thread(self._call, "startProcess", program, True)
+
+
+async def freeze(programs: Programs, rng: random.Random, fault: Fault, started: float) -> None:
     victim = rng.choice(VICTIMS)
     seconds = rng.uniform(2.0, 6.0)
-    pids = await running_pids(supervisor, [victim])
+    pids = await programs.pids([victim])
     fault.targets = sorted(pids)
     fault.pids = pids
     if not pids:
@@ -141,19 +179,16 @@ async def freeze(supervisor: Supervisor, rng: random.Random, fault: Fault, start
     fault.detail = f"for {seconds:.1f} s"
 
 
-async def restart_program(supervisor: Supervisor, program: str, port: int, rng: random.Random, fault: Fault,
+async def restart_program(programs: Programs, program: str, port: int, rng: random.Random, fault: Fault,
                           started: float) -> None:
-    """Stops the server's supervisor program, leaves it down 0.5–2 s, starts the same program again."""
+    """Stops the server's supervisor program (with its stop signal: SIGINT for PostgreSQL, a fast shutdown),
+    leaves it down 0.5–2 s, and starts the same program again: same command, data directory and port."""
     down = rng.uniform(0.5, 2.0)
     fault.targets = [program]
-    stopped = await asyncio.to_thread(supervisor.ctl, "stop", program)
-    if "stopped" not in stopped.stdout:
-        raise ChaosError(f"could not stop {program}: {(stopped.stdout + stopped.stderr).strip()}")
+    await programs.stop(program)
     stopped_at = time.monotonic()
     await asyncio.sleep(down)
-    again = await asyncio.to_thread(supervisor.ctl, "start", program)
-    if "started" not in again.stdout:
-        raise ChaosError(f"could not start {program} again: {(again.stdout + again.stderr).strip()}")
+    await programs.start(program)
     await asyncio.to_thread(wait_for_port, port, 30.0)
     fault.ended = time.monotonic() - started
     fault.detail = f"down {time.monotonic() - stopped_at:.1f} s"
@@ -197,15 +232,33 @@ def poison_messages(event_id: str, seat_ids: list[str], rng: random.Random) -> l
     return made
 
 
+async def topic_layout(bootstrap: str) -> dict[str, int]:
+    """Partitions per topic, from a metadata request for all topics (one naming a topic would make the
+    broker auto-create it with its default partition count)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {t: len(consumer.partitions_for_topic(t) or ()) for t in sorted(await consumer.topics())}
+    finally:
+        await consumer.stop()
+
+
 async def publish_poison(bootstrap: str, event_id: str, seat_ids: list[str], rng: random.Random, at: float,
-                         broker_epoch: int, into: list[Poison]) -> list[Poison]:
-    """Each message goes into `into` as it is sent, so that a failure half-way still knows its bytes. A
-    producer of its own for each injection: none outlives a broker restart."""
+                         broker_epoch: int, into: list[Poison]) -> tuple[list[Poison], list[str]]:
+    """Each message goes into `into` as it is sent, so that a failure half-way still knows its bytes. Only
+    onto topics that exist: after a broker restart, producing to a missing one would auto-create it with
+    the broker's default partition count, which is the platform's to redo. A producer of its own for each
+    injection: none outlives a broker restart. Returns what was sent and the topics left out."""
+    existing = await topic_layout(bootstrap)
+    made = poison_messages(event_id, seat_ids, rng)
+    missing = sorted({topic for topic, _, _ in made if topic not in existing})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10000)
     await producer.start()
     sent: list[Poison] = []
     try:
-        for topic, what, value in poison_messages(event_id, seat_ids, rng):
+        for topic, what, value in made:
+            if topic in missing:
+                continue
             poison = Poison(topic, what, event_id.encode(), value, at, broker_epoch)
             try:
                 await producer.send_and_wait(topic, value=value, key=poison.key)
@@ -214,7 +267,7 @@ async def publish_poison(bootstrap: str, event_id: str, seat_ids: list[str], rng
                 raise
             into.append(poison)
             sent.append(poison)
-        return sent
+        return sent, missing
     finally:
         await producer.stop()
 
