@@ -398,11 +398,24 @@ def bench_live(
 
 @bench_app.command("chaos")
 def bench_chaos(
-    seconds: Annotated[float, typer.Option(help="how long the crowd runs while services are killed")] = 180.0,
+    seconds: Annotated[float, typer.Option(help="how long the crowd runs while faults are injected")] = 180.0,
     seed: Annotated[int | None, typer.Option(help="random seed; printed, so that a run can be replayed")] = None,
+    faults: Annotated[str, typer.Option(
+        help="comma-separated faults to inject: kill (SIGKILL services), freeze (SIGSTOP a service 2–6 s), "
+             "db-restart (the embedded PostgreSQL), broker-restart (the embedded broker, which comes back empty), "
+             "poison (bad messages on the request topics)")] = "kill",
 ) -> None:
-    """SIGKILL services at random moments during a mixed crowd, then check nothing was lost or sold twice."""
+    """Inject faults at random moments during a mixed crowd, then check nothing was lost or sold twice."""
     from boxoffice.bench import chaos
 
-    if not chaos.run(seconds, seed, console):
+    try:
+        kinds = chaos.parse_faults(faults)
+    except chaos.ChaosError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--faults") from exc
+    try:
+        ok = chaos.run(seconds, seed, console, kinds)
+    except chaos.ChaosError as exc:
+        _fail(str(exc))
+        return
+    if not ok:
         raise typer.Exit(1)
