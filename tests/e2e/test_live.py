@@ -7,6 +7,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -110,9 +111,28 @@ async def _gateway_restarted(client: httpx.AsyncClient, platform: RunningPlatfor
     assert await wait_for(serving, timeout=30)
 
 
+def _handoff_sockets_taken(platform: RunningPlatform) -> bool:
+    """Every realtime process is bound to its handoff socket (a test before may have restarted them)."""
+    sockets = sorted((platform.data_dir / "handoff").glob("*.sock"))
+    if [s.name for s in sockets] != ["realtime-2.sock", "realtime.sock"]:
+        return False
+    for path in sockets:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:  # a file left by a process that has not bound again yet
+                return False
+    return True
+
+
 async def test_open_pages_outlive_a_gateway_restart(client: httpx.AsyncClient, platform: RunningPlatform) -> None:
     """On one machine the gateway hands each live socket to the realtime service, which writes to it
     directly: killing the gateway leaves open pages connected and updating."""
+
+    async def handoff_ready() -> bool:
+        return _handoff_sockets_taken(platform)
+
+    assert await wait_for(handoff_ready, timeout=30)
     async with LiveStream(client, EVENT) as window:
         await _gateway_restarted(client, platform)
         assert (await book(client, EVENT, ["J9"], "after_gateway_restart")).status_code == 201

@@ -43,9 +43,11 @@ class _Handoff:
         self._scanned = -1e9
         self._turn = 0
 
-    def _scan(self) -> list[str]:
+    def _scan(self, *, fresh: bool = False) -> list[str]:
+        """The sockets found at most a second ago; looked for again at once when none were found (a realtime
+        process that was just restarted is used as soon as its socket is there) or when `fresh`."""
         now = time.monotonic()
-        if now - self._scanned > self.RESCAN_SECONDS:
+        if fresh or not self._targets or now - self._scanned > self.RESCAN_SECONDS:
             directory = get_settings().handoff_dir
             self._targets = sorted(str(p) for p in directory.glob("*.sock")) if directory and directory.is_dir() else []
             self._scanned = now
@@ -55,22 +57,23 @@ class _Handoff:
         """Passes the browser's socket and its request to a realtime process, which then writes to it
         directly. False (relay instead) when none is there or none can take more right now."""
         connection = browser.get_extra_info("socket")
-        targets = self._scan()
-        if connection is None or not targets:
+        if connection is None:
             return False
         if self._sender is None:
             self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sender.setblocking(False)
         rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [connection.fileno()]))]
         browser.pause_reading()
-        for _ in range(len(targets)):
-            self._turn = (self._turn + 1) % len(targets)
-            try:
-                # sendmsg itself: socket.send_fds drops its address argument before Python 3.12.
-                self._sender.sendmsg([request], rights, 0, targets[self._turn])
-                return True
-            except OSError:  # that process is restarting or full: the next one
-                continue
+        # Sockets of processes that have since restarted refuse: look again once before relaying.
+        for targets in (self._scan(), self._scan(fresh=True)):
+            for _ in range(len(targets)):
+                self._turn = (self._turn + 1) % len(targets)
+                try:
+                    # sendmsg itself: socket.send_fds drops its address argument before Python 3.12.
+                    self._sender.sendmsg([request], rights, 0, targets[self._turn])
+                    return True
+                except OSError:  # that process is restarting or full: the next one
+                    continue
         browser.resume_reading()
         return False
 
