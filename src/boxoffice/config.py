@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # The embedded broker holds a join for half the session: short sessions make restarts rejoin fast.
     kafka_session_timeout_ms: int = 2000
     kafka_heartbeat_interval_ms: int = 500
+    # Published outbox rows are kept this long: what a restarted embedded broker forgot is published again.
+    outbox_retain_seconds: float = Field(120.0, ge=0)
     heartbeat_seconds: float = 1.0
     # A service whose last heartbeat is older than this is reported down.
     heartbeat_stale_seconds: float = 5.0

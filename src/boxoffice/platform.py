@@ -11,7 +11,6 @@ from pathlib import Path
 
 from boxoffice.adapters.embedded import (
     EmbeddedPostgres,
-    broker_command,
     create_database,
     free_port,
     pg_run_as_user,
@@ -99,9 +98,11 @@ def _programs(settings: Settings, runtime: Runtime, postgres: EmbeddedPostgres |
     if postgres is not None:
         infrastructure.append(Program("postgres", postgres.command(), 1, True, user=pg_run_as_user(),
                                       stopsignal="INT"))
-    if broker_port is not None:
-        infrastructure.append(Program("broker", broker_command(broker_port), 2, True))
     env = _service_env(settings, runtime)
+    if broker_port is not None:
+        # Through our entrypoint, which becomes the broker: each start of it counts a new Kafka epoch.
+        infrastructure.append(Program("broker", [sys.executable, "-m", "boxoffice.entrypoints.broker",
+                                                 str(broker_port)], 2, True, environment=env))
     services = [Program(program, [sys.executable, "-m", "boxoffice", "service", name], 10 + i, False,
                         environment=env)
                 for i, name in enumerate(SERVICES) for program in service_programs(name, settings)]

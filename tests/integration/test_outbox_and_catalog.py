@@ -10,7 +10,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from boxoffice.adapters.kafka import Publisher
-from boxoffice.adapters.outbox import OutboxRelay, insert_outbox
+from boxoffice.adapters.outbox import OutboxRelay, bump_kafka_epoch, insert_outbox, replay_if_broker_restarted
 from boxoffice.bootstrap.catalog import catalog_handler
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
@@ -18,7 +18,7 @@ from boxoffice.messages import SEAT_RELEASED, SEAT_RESERVED, Message, decode
 from tests.booking_service import reserve
 
 
-async def test_outbox_rows_are_published_in_order_then_deleted(pool: asyncpg.Pool, kafka: str,
+async def test_outbox_rows_are_published_in_order_then_marked_published(pool: asyncpg.Pool, kafka: str,
                                                                event: EventSpec) -> None:
     consumer = AIOKafkaConsumer(SEAT_RESERVED, "seat.reservation.failed", bootstrap_servers=kafka,
                                 auto_offset_reset="latest", group_id=None, fetch_max_wait_ms=20)
@@ -42,8 +42,9 @@ async def test_outbox_rows_are_published_in_order_then_deleted(pool: asyncpg.Poo
         by_request = {m.request_id: m.type for m in received}
         assert [by_request[c.request_id] for c in commands] == [
             SEAT_RESERVED, "seat.reservation.failed", "seat.reservation.failed"]
-        async with asyncio.timeout(5):  # rows go once Kafka has acknowledged them
-            while await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in rows]):
+        async with asyncio.timeout(5):  # rows are marked once Kafka has acknowledged them
+            while await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1) AND published_at IS NULL",
+                                      [r.id for r in rows]):
                 await asyncio.sleep(0.05)
         relay_task.cancel()
     finally:
@@ -80,10 +81,11 @@ async def test_rows_left_behind_are_swept_up_once_by_several_relays(pool: asyncp
     tasks = [asyncio.create_task(relay.run()) for relay in relays]
     try:
         async with asyncio.timeout(20):
-            while await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in left]):
+            while await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1) AND published_at IS NULL",
+                                      [r.id for r in left]):
                 await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
-        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = $1", young[0].id) == 1
+        assert await pool.fetchval("SELECT published_at IS NULL FROM outbox WHERE id = $1", young[0].id) is True
     finally:
         for task in tasks:
             task.cancel()
@@ -104,3 +106,69 @@ async def test_rows_left_behind_are_swept_up_once_by_several_relays(pool: asyncp
         await consumer.stop()
     assert sorted(received) == sorted(b"left-%d" % i for i in range(2500))
     assert sum(relay.published for relay in relays) == len(left)
+
+
+async def _read_all(kafka: str, topic: str, expected: int) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=20)
+    await consumer.start()
+    try:
+        received: list[bytes] = []
+        async with asyncio.timeout(20):
+            while len(received) < expected:
+                received += [r.value for records in (await consumer.getmany(timeout_ms=200)).values()
+                             for r in records]
+        received += [r.value for records in (await consumer.getmany(timeout_ms=300)).values() for r in records]
+        return received
+    finally:
+        await consumer.stop()
+
+
+async def test_a_new_kafka_epoch_publishes_the_kept_rows_again_in_order(pool: asyncpg.Pool, kafka: str) -> None:
+    """The embedded broker forgets everything when it restarts: rows published within the retention time go
+    out once more, in their order, once per epoch; rows older than that are deleted instead."""
+    topic, producer_name = f"replay.{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as con:
+        old = await insert_outbox(con, [(topic, b"k", b"old")], producer_name)
+        kept = await insert_outbox(con, [(topic, b"k", b"kept-%d" % i) for i in range(50)], producer_name)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    relay = OutboxRelay(pool, Publisher(producer), producer=producer_name, abandoned_after=0.1, retain_seconds=60)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(20):  # published once, by the sweep, and the producer is known at this epoch
+            while await pool.fetchval("SELECT count(*) FROM outbox WHERE producer = $1 AND published_at IS NULL",
+                                      producer_name):
+                await asyncio.sleep(0.05)
+        await pool.execute("UPDATE outbox SET published_at = now() - interval '2 minutes' WHERE id = $1", old[0].id)
+        async with pool.acquire() as con:
+            await bump_kafka_epoch(con)
+        async with asyncio.timeout(20):  # the old row is pruned, the kept ones published a second time
+            while (await _read_all(kafka, topic, 0)).count(b"kept-49") < 2:
+                await asyncio.sleep(0.1)
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = $1", old[0].id) == 0
+        async with asyncio.timeout(20):
+            while await pool.fetchval("SELECT count(*) FROM outbox WHERE producer = $1 AND published_at IS NULL",
+                                      producer_name):
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await pool.execute("DELETE FROM outbox WHERE producer = $1", producer_name)
+    received = await _read_all(kafka, topic, 1 + 2 * len(kept))
+    names = [b"kept-%d" % i for i in range(len(kept))]
+    assert received == [b"old", *names, *names]
+
+
+async def test_a_producer_new_to_the_database_replays_nothing(pool: asyncpg.Pool) -> None:
+    producer_name = f"test-{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as con:
+        await bump_kafka_epoch(con)
+        rows = await insert_outbox(con, [("replay.none", b"k", b"v")], producer_name)
+        await con.execute("UPDATE outbox SET published_at = now() WHERE id = $1", rows[0].id)
+        assert await replay_if_broker_restarted(con, producer_name) == 0
+        await bump_kafka_epoch(con)
+        assert await replay_if_broker_restarted(con, producer_name) == 1
+        assert await replay_if_broker_restarted(con, producer_name) == 0
+        await con.execute("DELETE FROM outbox WHERE producer = $1", producer_name)

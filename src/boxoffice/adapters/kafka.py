@@ -50,6 +50,31 @@ async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] =
             await admin.close()
 
 
+async def repair_fresh_broker_topics(bootstrap: str, partitions: int,
+                                     topics: Iterable[str] = (*ALL_TOPICS, *DEAD_LETTER_TOPICS)) -> list[str]:
+    """On a broker that has just started empty: clients that asked for a topic before it was made had it
+    auto-created with the broker's default partition count, so such topics are made again with the
+    configured count (what they hold is lost either way: the outbox publishes it again). Never for a broker
+    that keeps its data: there, a topic's partitions are the operator's. Returns the topics made again."""
+    wanted = list(topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        # Metadata for all topics names none, so it auto-creates none.
+        found = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(None)}
+        wrong = [t for t in wanted if t in found and found[t] != partitions]
+        if wrong:
+            await admin.delete_topics(wrong)
+        missing = [NewTopic(t, num_partitions=partitions, replication_factor=1)
+                   for t in wanted if t not in found or t in wrong]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+        return wrong
+    finally:
+        await admin.close()
+
+
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1,

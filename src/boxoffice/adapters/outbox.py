@@ -1,9 +1,14 @@
-"""Publishes committed outbox rows in order and deletes them once Kafka has acknowledged them.
+"""Publishes committed outbox rows in order and marks them published once Kafka has acknowledged them.
 
 Each process publishes the rows it wrote as soon as they commit. Rows whose process stopped before
 Kafka acknowledged them (a crash, or a stop while other processes of the service carry on) are swept up
 by any process of the same producer once they are a little old; a sweep locks the rows it takes
 (SKIP LOCKED), so two sweeping processes never take the same rows.
+
+Published rows are kept for `retain_seconds`, then deleted. The embedded broker keeps messages in memory
+only: each of its starts counts a new epoch (`kafka_epoch`), and a producer that has not replayed that epoch
+yet marks its kept rows unpublished, so the sweep publishes them again in their order; consumers absorb
+the repeats.
 """
 
 from __future__ import annotations
@@ -45,15 +50,43 @@ async def insert_outbox(con: Connection, items: list[tuple[str, bytes, bytes]],
 ABANDONED_AFTER_SECONDS = 2.0
 SWEEP_EVERY_SECONDS = 1.0
 SWEEP_BATCH = 2000
+PRUNE_BATCH = 5000
+RETAIN_SECONDS = 120.0
+
+_MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1)"
+
+
+async def replay_if_broker_restarted(con: Connection, producer: str) -> int:
+    """Marks the producer's kept rows unpublished once per broker epoch it has not replayed; how many."""
+    async with con.transaction():
+        epoch = await con.fetchval("SELECT epoch FROM kafka_epoch")
+        replayed = await con.fetchval("SELECT epoch FROM outbox_replays WHERE producer = $1 FOR UPDATE", producer)
+        if replayed is None:  # a producer new to this database has nothing to replay
+            await con.execute("INSERT INTO outbox_replays (producer, epoch) VALUES ($1, $2) "
+                              "ON CONFLICT (producer) DO NOTHING", producer, epoch)
+            return 0
+        if replayed >= epoch:
+            return 0
+        marked = await con.fetchval(
+            "WITH marked AS (UPDATE outbox SET published_at = NULL WHERE producer = $1 AND published_at IS NOT NULL "
+            "RETURNING 1) SELECT count(*) FROM marked", producer)
+        await con.execute("UPDATE outbox_replays SET epoch = $2 WHERE producer = $1", producer, epoch)
+    return int(marked)
+
+
+async def bump_kafka_epoch(con: Connection) -> int:
+    """A start of a broker whose storage does not outlive it: every producer replays what it kept."""
+    return int(await con.fetchval("UPDATE kafka_epoch SET epoch = epoch + 1, changed_at = now() RETURNING epoch"))
 
 
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, publisher: Publisher, producer: str = "booking",
-                 abandoned_after: float = ABANDONED_AFTER_SECONDS) -> None:
+                 abandoned_after: float = ABANDONED_AFTER_SECONDS, retain_seconds: float = RETAIN_SECONDS) -> None:
         self._pool = pool
         self._producer = producer
         self._publisher = publisher
         self._abandoned_after = abandoned_after
+        self._retain_seconds = retain_seconds
         self._queue: asyncio.Queue[list[OutboxRow]] = asyncio.Queue()
         self.published = 0
         self._sweeping = Outage(log, f"sweeping the {producer} outbox")
@@ -76,6 +109,12 @@ class OutboxRelay:
     async def _sweep_forever(self) -> None:
         while True:
             try:
+                async with self._pool.acquire() as con:
+                    await self._prune(con)  # first: rows older than the retention time are not replayed
+                    replayed = await replay_if_broker_restarted(con, self._producer)
+                    if replayed:
+                        log.warning("the broker has restarted: publishing %d %s outbox rows of the last %.0f s again",
+                                    replayed, self._producer, self._retain_seconds)
                 while await self._sweep() == SWEEP_BATCH:
                     pass
             except _RETRIED as exc:
@@ -88,17 +127,26 @@ class OutboxRelay:
         """Publishes a batch of rows left behind, holding their row locks until they are deleted."""
         async with self._pool.acquire() as con, con.transaction():
             records = await con.fetch(
-                "SELECT id, topic, key, payload FROM outbox WHERE producer = $1 "
+                "SELECT id, topic, key, payload FROM outbox WHERE producer = $1 AND published_at IS NULL "
                 "AND created_at < now() - make_interval(secs => $2) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
                 self._producer, self._abandoned_after, SWEEP_BATCH)
             if not records:
                 return 0
             log.info("re-publishing %d outbox rows left behind", len(records))
             await self._publisher.publish_many([(r["topic"], r["key"], r["payload"]) for r in records])
-            await con.execute("DELETE FROM outbox WHERE id = ANY($1)", [r["id"] for r in records])
+            await con.execute(_MARK_PUBLISHED, [r["id"] for r in records])
         self.published += len(records)
         metrics.OUTBOX_PUBLISHED.inc(by=len(records))
         return len(records)
+
+    async def _prune(self, con: Connection) -> None:
+        """Deletes rows published longer ago than they are kept, oldest first, a bounded batch a pass."""
+        # Only the oldest rows are looked at: the young ones behind them are not read every second.
+        await con.execute(
+            "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM (SELECT id, published_at FROM outbox "
+            "WHERE producer = $1 ORDER BY id LIMIT $3) AS oldest "
+            "WHERE published_at < now() - make_interval(secs => $2)))",
+            self._producer, self._retain_seconds, PRUNE_BATCH)
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         delay = 0.05
@@ -106,7 +154,7 @@ class OutboxRelay:
             try:
                 await self._publisher.publish_many([(r.topic, r.key, r.payload) for r in rows])
                 async with self._pool.acquire() as con:
-                    await con.execute("DELETE FROM outbox WHERE id = ANY($1)", [r.id for r in rows])
+                    await con.execute(_MARK_PUBLISHED, [r.id for r in rows])
                 self.published += len(rows)
                 metrics.OUTBOX_PUBLISHED.inc(by=len(rows))
                 self._publishing.recovered()

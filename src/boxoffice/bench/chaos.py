@@ -248,7 +248,7 @@ async def _settled(con: asyncpg.Connection, base_url: str, stale_after: float) -
     if await con.fetchval("SELECT count(*) FROM bookings WHERE status IN ('pending', 'paying') "
                           "AND expires_at < now() - interval '1 second'"):
         return "holds past their deadline"
-    if await con.fetchval("SELECT count(*) FROM outbox"):
+    if await con.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
         return "outbox not drained"
     try:
         async with aiohttp.ClientSession() as http, http.get(f"{base_url}/health") as response:
