@@ -81,3 +81,29 @@ async def test_messages_waiting_in_the_broker_survive_its_restart(client: httpx.
         assert await wait_for(decided, timeout=60)
     finally:
         await database.close()
+
+
+async def test_a_queued_booking_request_survives_a_broker_restart(client: httpx.AsyncClient,
+                                                                  restart_platform: RunningPlatform) -> None:
+    """A request answered 202 exists only in Kafka until it is decided: the gateway writes it again."""
+    assert restart_platform.cli("stop", "booking").returncode == 0
+    try:
+        async def reported_down() -> bool:
+            return (await client.get("/health")).json()["services"]["booking"]["status"] == "down"
+
+        assert await wait_for(reported_down, timeout=15)
+        queued = await book(client, EVENT, ["K5"], "queued_buyer")
+        assert queued.status_code == 202, queued.text
+        programs = Programs(Supervisor(restart_platform.data_dir))
+        await programs.stop("broker")
+        await programs.start("broker")
+    finally:
+        assert restart_platform.cli("start", "booking").returncode == 0
+
+    async def decided() -> dict | None:
+        body = (await client.get(queued.json()["statusUrl"])).json()
+        return body if body["status"] == "processed" else None
+
+    outcome = await wait_for(decided, timeout=60)
+    assert outcome is not None and outcome["httpStatus"] == 201, outcome
+    assert (await seat_statuses(client, EVENT))["K5"] == "RESERVED"

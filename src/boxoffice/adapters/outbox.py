@@ -74,6 +74,10 @@ async def replay_if_broker_restarted(con: Connection, producer: str) -> int:
     return int(marked)
 
 
+async def read_kafka_epoch(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT epoch FROM kafka_epoch"))
+
+
 async def bump_kafka_epoch(con: Connection) -> int:
     """A start of a broker whose storage does not outlive it: every producer replays what it kept."""
     return int(await con.fetchval("UPDATE kafka_epoch SET epoch = epoch + 1, changed_at = now() RETURNING epoch"))

@@ -12,19 +12,44 @@ import asyncpg
 from boxoffice import messages as topics
 from boxoffice.adapters.accounts import AccountStore, TokenSigner
 from boxoffice.adapters.heartbeat import beat_forever
-from boxoffice.adapters.kafka import make_tail_consumer
+from boxoffice.adapters.kafka import BrokerUnavailable, Publisher, make_tail_consumer
+from boxoffice.adapters.outbox import read_kafka_epoch
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.bootstrap import runtime
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.access import Access
-from boxoffice.entrypoints.gateway.replies import ReplyWaiter
+from boxoffice.entrypoints.gateway.replies import ReplyWaiter, UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
+from boxoffice.logs import Outage
 
 log = logging.getLogger("boxoffice.gateway")
 
 # The booking service's answers, which the gateway waits for.
 REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED,
                 topics.BOOKING_CANCELLED, topics.BOOKING_COMMAND_REJECTED]
+
+
+async def resend_at_new_kafka_epochs(pool: asyncpg.Pool, unanswered: UnansweredRequests, publisher: Publisher,
+                                     every: float = 1.0) -> None:
+    """When the embedded broker has started again, the booking requests it may have held are written again."""
+    known: int | None = None
+    reading = Outage(log, "reading the Kafka epoch")
+    while True:
+        try:
+            epoch = await read_kafka_epoch(pool)
+            reading.recovered()
+            if known is not None and epoch > known:
+                waiting = unanswered.waiting()
+                if waiting:
+                    log.warning("the broker has restarted: writing %d unanswered booking requests again", len(waiting))
+                    await publisher.publish_many([(m.type, m.key, m.encode()) for m in waiting])
+            known = epoch
+        except BrokerUnavailable as exc:  # the epoch stays unseen: tried again at the next pass
+            reading.failed(exc)
+        except TRANSIENT_ERRORS as exc:
+            reading.failed(exc)
+        await asyncio.sleep(every)
 
 
 async def access(settings: Settings, pool: asyncpg.Pool) -> Access:
@@ -45,13 +70,15 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
         try:
             key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
             health = ServiceHealth.of(pool, settings.heartbeat_stale_seconds)
-            replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"))
+            unanswered = UnansweredRequests(settings.outbox_retain_seconds)
+            replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered)
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
                          await access(settings, pool))
             log.info("gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port,
                      settings.kafka_bootstrap)
             tasks = [asyncio.create_task(t) for t in (
-                replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds))]
+                replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds),
+                resend_at_new_kafka_epochs(pool, unanswered, rt.publisher))]
             try:
                 yield gw
             finally:

@@ -144,6 +144,8 @@ async def publish_command(gw: GatewayDep, message: Message) -> None:
     except BrokerUnavailable as exc:
         raise ApiError(503, "queue_unavailable",
                        "Bookings cannot be accepted right now; nothing was reserved, please try again") from exc
+    if message.type == SEAT_RESERVATION_REQUESTED:
+        gw.replies.unanswered.sent(message)
 
 
 @router.get("/booking-requests/{request_id}", response_model=RequestStatus,

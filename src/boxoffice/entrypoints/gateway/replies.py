@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
@@ -14,10 +15,49 @@ from boxoffice.messages import Message
 log = logging.getLogger(__name__)
 
 
+class UnansweredRequests:
+    """Booking requests this gateway wrote to Kafka and has not yet read the answer to, for a while.
+
+    They exist nowhere else until the booking service decides them: when the embedded broker, which keeps
+    messages in memory only, starts again, they are written again (deciding a request is idempotent by its
+    id: one already decided answers its stored outcome)."""
+
+    MOST = 200_000
+
+    def __init__(self, retain_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._retain = retain_seconds
+        self._clock = clock
+        self._sent: dict[str, tuple[float, Message]] = {}  # oldest first
+
+    def sent(self, message: Message) -> None:
+        if message.request_id is None:
+            return
+        self._sent.pop(message.request_id, None)
+        self._sent[message.request_id] = (self._clock(), message)
+        self._forget_old()
+
+    def answered(self, request_id: str) -> None:
+        self._sent.pop(request_id, None)
+
+    def waiting(self) -> list[Message]:
+        self._forget_old()
+        return [message for _, message in self._sent.values()]
+
+    def _forget_old(self) -> None:
+        cutoff = self._clock() - self._retain
+        while self._sent:
+            oldest = next(iter(self._sent))
+            if self._sent[oldest][0] >= cutoff and len(self._sent) <= self.MOST:
+                return
+            del self._sent[oldest]
+
+
 class ReplyWaiter:
-    def __init__(self, consumer: AIOKafkaConsumer, on_reply: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, on_reply: Callable[[], None] = lambda: None,
+                 unanswered: UnansweredRequests | None = None) -> None:
         self._consumer = consumer
         self._on_reply = on_reply
+        self.unanswered = unanswered or UnansweredRequests(0.0)
         self._waiting: dict[str, list[asyncio.Future[Message]]] = {}
         self._by_booking: dict[str, list[tuple[asyncio.Future[Message], Callable[[Message], bool]]]] = {}
 
@@ -61,6 +101,8 @@ class ReplyWaiter:
             if batches:
                 self._on_reply()
             for message in tail_messages(batches):
+                if message.request_id:
+                    self.unanswered.answered(message.request_id)
                 for future in self._waiting.pop(message.request_id or "", ()):
                     if not future.done():
                         future.set_result(message)

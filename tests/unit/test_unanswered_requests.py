@@ -1,0 +1,62 @@
+"""The booking requests a gateway keeps until it reads their answer: what a restarted broker gets again."""
+
+from __future__ import annotations
+
+from boxoffice import messages as topics
+from boxoffice.entrypoints.gateway.replies import UnansweredRequests
+from boxoffice.messages import Message
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def request(n: int) -> Message:
+    return Message(topics.SEAT_RESERVATION_REQUESTED, "ev_1", {"userId": f"user_{n}", "seatIds": [f"A{n}"]},
+                   f"req-{n}")
+
+
+def test_answered_requests_are_not_written_again_and_the_rest_keep_their_order() -> None:
+    unanswered = UnansweredRequests(60, Clock())
+    for n in range(1, 5):
+        unanswered.sent(request(n))
+    unanswered.answered("req-2")
+    unanswered.answered("req-unknown")
+    assert [m.request_id for m in unanswered.waiting()] == ["req-1", "req-3", "req-4"]
+
+
+def test_a_request_sent_again_moves_behind_the_others() -> None:
+    unanswered = UnansweredRequests(60, Clock())
+    for n in (1, 2, 1):
+        unanswered.sent(request(n))
+    assert [m.request_id for m in unanswered.waiting()] == ["req-2", "req-1"]
+
+
+def test_requests_older_than_the_retention_are_forgotten() -> None:
+    clock = Clock()
+    unanswered = UnansweredRequests(60, clock)
+    unanswered.sent(request(1))
+    clock.now += 30
+    unanswered.sent(request(2))
+    clock.now += 31
+    assert [m.request_id for m in unanswered.waiting()] == ["req-2"]
+    clock.now += 30
+    assert unanswered.waiting() == []
+
+
+def test_at_most_so_many_are_kept_the_oldest_forgotten_first() -> None:
+    unanswered = UnansweredRequests(60, Clock())
+    unanswered.MOST = 3
+    for n in range(1, 6):
+        unanswered.sent(request(n))
+    assert [m.request_id for m in unanswered.waiting()] == ["req-3", "req-4", "req-5"]
+
+
+def test_without_a_request_id_nothing_is_kept() -> None:
+    unanswered = UnansweredRequests(60, Clock())
+    unanswered.sent(Message(topics.SEAT_RESERVATION_REQUESTED, "ev_1", {}, None))
+    assert unanswered.waiting() == []
