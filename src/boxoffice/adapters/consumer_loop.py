@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord
 
 from boxoffice import metrics
 from boxoffice.adapters.dead_letters import DeadLetterSink
+from boxoffice.adapters.kafka import RestartedLogs
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.logs import REQUEST_ID, Outage
 from boxoffice.message_schemas import decode_checked
@@ -122,8 +123,10 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
     busy = gate.busy if gate is not None else asyncio.Lock()
     watch = watch or RetryWatch()
     failed_commits = 0
+    restarted_logs = RestartedLogs(consumer)
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+        await restarted_logs.rewind()  # those partitions fetched nothing: the batch is handled as usual
         if not batches:
             continue
         # No await between getmany and taking the lock: a rebalance that starts now waits for this batch.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -154,6 +155,43 @@ async def make_tail_consumer(settings: Settings, topics: Iterable[str]) -> AIOKa
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     return consumer
+
+
+class RestartedLogs:
+    """Rewinds the partitions that a broker restart made anew, for a consumer that reads on from its position.
+
+    Apache Kafka answers a fetch past a partition's end with an out-of-range error (the consumer then resets
+    its position); the embedded broker, which forgets its logs when it restarts, answers with nothing, so a
+    consumer would wait at its old offset until the new log grew that long. A partition whose end is before
+    the consumer's position has been made anew since: all of it is new to the consumer, so it is read from
+    its start (consumers absorb repeats)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, every: float = 1.0) -> None:
+        self._consumer = consumer
+        self._every = every
+        self._checked = -1e9
+
+    async def rewind(self) -> list[TopicPartition]:
+        """At most once in `every` seconds; the partitions rewound."""
+        if time.monotonic() - self._checked < self._every:
+            return []
+        self._checked = time.monotonic()
+        rewound = []
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
+            except Exception:  # noqa: BLE001 - no position yet, or the partition moved: nothing to rewind
+                continue
+            if position > end:
+                self._consumer.seek(tp, 0)
+                rewound.append(tp)
+        if rewound:
+            log.warning("%d partitions (%s, ...) end before this consumer's position: made anew by a broker restart, "
+                        "they are read from their start", len(rewound), rewound[0].topic)
+        return rewound
 
 
 def tail_messages(batches: dict[TopicPartition, list[Any]]) -> list[Message]:

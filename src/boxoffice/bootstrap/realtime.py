@@ -12,7 +12,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from boxoffice.adapters.heartbeat import beat_forever
-from boxoffice.adapters.kafka import consumer_lag, make_tail_consumer, tail_messages
+from boxoffice.adapters.kafka import RestartedLogs, consumer_lag, make_tail_consumer, tail_messages
 from boxoffice.adapters.live_store import load_seat_map
 from boxoffice.adapters.sse_server import serve as serve_live
 from boxoffice.adapters.sse_server import serve_handoffs
@@ -30,8 +30,10 @@ def live_hub(pool: asyncpg.Pool) -> LiveHub:
 
 
 async def _tail(consumer: AIOKafkaConsumer, hub: LiveHub) -> None:
+    restarted_logs = RestartedLogs(consumer)
     while True:
         batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+        await restarted_logs.rewind()
         hub.on_messages(tail_messages(batches))
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from boxoffice.adapters.kafka import tail_messages
+from boxoffice.adapters.kafka import RestartedLogs, tail_messages
 from boxoffice.messages import Message
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class ReplyWaiter:
         self._consumer = consumer
         self._on_reply = on_reply
         self.unanswered = unanswered or UnansweredRequests(0.0)
+        self._restarted_logs = RestartedLogs(consumer)
         self._waiting: dict[str, list[asyncio.Future[Message]]] = {}
         self._by_booking: dict[str, list[tuple[asyncio.Future[Message], Callable[[Message], bool]]]] = {}
 
@@ -98,6 +99,7 @@ class ReplyWaiter:
     async def run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=2000)
+            await self._restarted_logs.rewind()
             if batches:
                 self._on_reply()
             for message in tail_messages(batches):
