@@ -83,6 +83,24 @@ def configure(service: str, log_format: str = "text", level: int = logging.INFO)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("asyncpg.pool").addFilter(quiet_pool_floor_retries)
+    handler.addFilter(quiet_kafka_client_retries)
+
+
+# What aiokafka logs at each of its retries while the broker is away: ten lines a second per client.
+_KAFKA_CLIENT_RETRIES = (
+    "Unable connect to", "Unable to update metadata", "Failed fetch messages from", "Failed fetch offsets from",
+    "Got error produce response", "Group Coordinator Request failed", "Heartbeat send request failed",
+    "FindCoordinator Request failed",
+)
+
+
+def quiet_kafka_client_retries(record: logging.LogRecord) -> bool:
+    """The Kafka client's retry lines become DEBUG: the process's own loops log a broker outage once when it
+    starts and once when it ends (Outage), and a consumer stuck on it shows as degraded."""
+    if not record.name.startswith("aiokafka") or not str(record.msg).startswith(_KAFKA_CLIENT_RETRIES):
+        return True
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 def quiet_pool_floor_retries(record: logging.LogRecord) -> bool:

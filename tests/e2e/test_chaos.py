@@ -42,22 +42,6 @@ def faults_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
                               BOXOFFICE_PAYMENT_LATENCY_MS="50")
 
 
-# Invariants the platform does not yet keep under these faults (seen with this seed and others, each with its
-# cause in the chaos report): the test fails on any other violation and is marked xfail on these alone. Take
-# a name out once the platform keeps it.
-NOT_YET_KEPT = {
-    # broker-restart: messages only in the broker are lost, and clients with stale metadata write acked
-    # messages into partitions the restarted broker does not serve.
-    "accepted requests without an outcome",
-    "confirmed bookings without exactly one email",
-    "catalog counts off by",
-    # poison: payment.requested with a bookingId that is not a UUID is retried forever (no dead letters yet);
-    # db-restart: a heartbeat task dies on asyncpg's InternalClientError and its process stops beating.
-    "not settled (lag, holds past deadline, outbox)",
-    "services whose consumer lag was not 0 within 10 s of the last fault",
-}
-
-
 @pytest.mark.timeout(420)
 async def test_invariants_hold_under_every_kind_of_fault(faults_platform: RunningPlatform) -> None:
     faults = ",".join(FAULT_KINDS)
@@ -78,6 +62,4 @@ async def test_invariants_hold_under_every_kind_of_fault(faults_platform: Runnin
     assert stats["bookings"].get("confirmed", 0) > 0, stats
     # Each figure counts violations; -1 is a check that does not apply (no dead-letter topic yet).
     violated = {name: value for name, value in results.items() if value > 0}
-    assert not violated.keys() - NOT_YET_KEPT, violated
-    if violated:
-        pytest.xfail(f"not yet kept under these faults: {violated}")
+    assert not violated, violated

@@ -183,3 +183,19 @@ def test_asyncpg_pool_floor_retries_are_debug_lines_without_a_traceback(caplog: 
                                        "(ConnectionRefusedError(111, 'Connection refused'))")
     finally:
         pool_log.removeFilter(logs.quiet_pool_floor_retries)
+
+
+def test_kafka_client_retry_lines_are_debug_and_its_other_errors_stay(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(logs.quiet_kafka_client_retries)
+    try:
+        logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 111, "refused")
+        logging.getLogger("aiokafka.consumer.fetcher").error("Failed fetch messages from %s: %s", 111, "closed")
+        logging.getLogger("aiokafka.producer.sender").warning("Got error produce response: %s", "NodeNotReady")
+        logging.getLogger("aiokafka.consumer.fetcher").error("Unexpected error in fetcher routine")
+        logging.getLogger("boxoffice.tests").error("Unable connect to our own thing")
+        shown = [(r.name, r.levelname, r.getMessage()) for r in caplog.records if r.levelno > logging.DEBUG]
+        assert shown == [("aiokafka.consumer.fetcher", "ERROR", "Unexpected error in fetcher routine"),
+                         ("boxoffice.tests", "ERROR", "Unable connect to our own thing")]
+    finally:
+        caplog.handler.removeFilter(logs.quiet_kafka_client_retries)

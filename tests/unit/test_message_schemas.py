@@ -19,6 +19,7 @@ from boxoffice.config import Settings
 from boxoffice.domain.accounts import Principal, Role
 from boxoffice.entrypoints.gateway import bookings, events, lifecycle
 from boxoffice.entrypoints.gateway import schemas as gateway_schemas
+from boxoffice.entrypoints.gateway.replies import UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.message_schemas import SCHEMAS, decode_checked
 from boxoffice.messages import ALL_TOPICS, MalformedMessage, Message, decode
@@ -342,6 +343,7 @@ class FakeGateway:
         self.seats = self
         self.health = SimpleNamespace(is_up=lambda service: False, refreshed_at=1.0)
         self.access = SimpleNamespace(limit_user=lambda user_id: None)
+        self.replies = SimpleNamespace(unanswered=UnansweredRequests(60))
         self.pool = None
 
     async def publish(self, topic: str, message: Message) -> None:

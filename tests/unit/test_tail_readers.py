@@ -36,6 +36,9 @@ class TailConsumer:
     def __init__(self, *batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         self._batches = list(batches)
 
+    def assignment(self) -> set[TopicPartition]:
+        return set()  # no partition to check for a restarted log
+
     async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, Any]:
         if self._batches:
             return self._batches.pop(0)
