@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 2000
     kafka_heartbeat_interval_ms: int = 500
     # Published outbox rows are kept this long: what a restarted embedded broker forgot is published again.
-    outbox_retain_seconds: float = Field(120.0, ge=0)
+    # Unset: `up` keeps them 120 s with its embedded broker; with an external Kafka, which keeps what it
+    # acknowledged, they are deleted once published (0).
+    outbox_retain_seconds: float | None = Field(None, ge=0)
     heartbeat_seconds: float = 1.0
     # A service whose last heartbeat is older than this is reported down.
     heartbeat_stale_seconds: float = 5.0
@@ -115,6 +117,10 @@ class Settings(BaseSettings):
         if self.realtime_handoff_dir == "off":
             return None
         return Path(self.realtime_handoff_dir) if self.realtime_handoff_dir else self.data_path / "handoff"
+
+    @property
+    def outbox_retention(self) -> float:
+        return self.outbox_retain_seconds if self.outbox_retain_seconds is not None else 0.0
 
     @property
     def embedded_kafka(self) -> bool:

@@ -73,6 +73,10 @@ def _port_is_free(port: int) -> bool:
             return False
 
 
+# How long published outbox rows are kept when `up` runs the embedded broker, whose restarts forget them.
+EMBEDDED_BROKER_RETAIN_SECONDS = 120
+
+
 def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
     """Every setting `up` ran with (from the environment, .env or code), then where the parts are."""
     configured = {f"BOXOFFICE_{name.upper()}": str(value)
@@ -80,6 +84,9 @@ def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
     return {
         **configured,
         "BOXOFFICE_KAFKA_BOOTSTRAP": runtime.kafka_bootstrap,
+        "BOXOFFICE_OUTBOX_RETAIN_SECONDS": str(settings.outbox_retain_seconds if settings.outbox_retain_seconds
+                                               is not None else EMBEDDED_BROKER_RETAIN_SECONDS
+                                               if runtime.embedded_kafka else 0),
         "BOXOFFICE_DATABASE_URL": runtime.database_url,
         "BOXOFFICE_HTTP_PORT": str(runtime.http_port),
         "BOXOFFICE_DATA_DIR": str(settings.data_path),

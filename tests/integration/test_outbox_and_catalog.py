@@ -172,3 +172,24 @@ async def test_a_producer_new_to_the_database_replays_nothing(pool: asyncpg.Pool
         assert await replay_if_broker_restarted(con, producer_name) == 1
         assert await replay_if_broker_restarted(con, producer_name) == 0
         await con.execute("DELETE FROM outbox WHERE producer = $1", producer_name)
+
+
+async def test_without_retention_published_rows_are_deleted(pool: asyncpg.Pool, kafka: str) -> None:
+    """With a broker that keeps what it acknowledged (Apache Kafka), nothing is kept for a replay."""
+    topic, producer_name = f"noretain.{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as con:
+        rows = await insert_outbox(con, [(topic, b"k", b"v-%d" % i) for i in range(5)], producer_name)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    relay = OutboxRelay(pool, Publisher(producer), producer=producer_name, retain_seconds=0)
+    task = asyncio.create_task(relay.run())
+    try:
+        relay.submit(rows)
+        async with asyncio.timeout(20):
+            while await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in rows]):
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+    assert await _read_all(kafka, topic, 5) == [b"v-%d" % i for i in range(5)]

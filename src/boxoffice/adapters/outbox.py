@@ -54,6 +54,7 @@ PRUNE_BATCH = 5000
 RETAIN_SECONDS = 120.0
 
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1)"
+_DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1)"
 
 
 async def replay_if_broker_restarted(con: Connection, producer: str) -> int:
@@ -91,6 +92,8 @@ class OutboxRelay:
         self._publisher = publisher
         self._abandoned_after = abandoned_after
         self._retain_seconds = retain_seconds
+        # Nothing kept (a broker that keeps what it acknowledged): published rows go at once.
+        self._published = _MARK_PUBLISHED if retain_seconds > 0 else _DELETE_PUBLISHED
         self._queue: asyncio.Queue[list[OutboxRow]] = asyncio.Queue()
         self.published = 0
         self._sweeping = Outage(log, f"sweeping the {producer} outbox")
@@ -138,7 +141,7 @@ class OutboxRelay:
                 return 0
             log.info("re-publishing %d outbox rows left behind", len(records))
             await self._publisher.publish_many([(r["topic"], r["key"], r["payload"]) for r in records])
-            await con.execute(_MARK_PUBLISHED, [r["id"] for r in records])
+            await con.execute(self._published, [r["id"] for r in records])
         self.published += len(records)
         metrics.OUTBOX_PUBLISHED.inc(by=len(records))
         return len(records)
@@ -158,7 +161,7 @@ class OutboxRelay:
             try:
                 await self._publisher.publish_many([(r.topic, r.key, r.payload) for r in rows])
                 async with self._pool.acquire() as con:
-                    await con.execute(_MARK_PUBLISHED, [r.id for r in rows])
+                    await con.execute(self._published, [r.id for r in rows])
                 self.published += len(rows)
                 metrics.OUTBOX_PUBLISHED.inc(by=len(rows))
                 self._publishing.recovered()

@@ -28,7 +28,7 @@ class BookingProcess:
 
 
 def booking_process(rt: ServiceRuntime) -> BookingProcess:
-    relay = OutboxRelay(rt.pool, rt.publisher, producer="booking", retain_seconds=rt.settings.outbox_retain_seconds)
+    relay = OutboxRelay(rt.pool, rt.publisher, producer="booking", retain_seconds=rt.settings.outbox_retention)
     expiry = ExpiryScheduler(rt.pool, rt.publisher, utc_now, longest_sleep=rt.settings.hold_seconds)
     service = BookingService(lambda: PostgresBookingUnitOfWork(rt.pool), relay, booking_rules(rt.settings), utc_now,
                              holds=expiry)

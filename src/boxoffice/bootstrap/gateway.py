@@ -70,7 +70,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
         try:
             key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
             health = ServiceHealth.of(pool, settings.heartbeat_stale_seconds)
-            unanswered = UnansweredRequests(settings.outbox_retain_seconds)
+            unanswered = UnansweredRequests(settings.outbox_retention)
             replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered)
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
                          await access(settings, pool))

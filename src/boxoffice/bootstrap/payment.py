@@ -29,7 +29,7 @@ def payment_handler(pool: asyncpg.Pool, provider: PaymentProvider, outbox: Outbo
 
 
 def payment_service(rt: ServiceRuntime) -> tuple[PaymentHandler, OutboxRelay]:
-    relay = OutboxRelay(rt.pool, rt.publisher, producer="payment", retain_seconds=rt.settings.outbox_retain_seconds)
+    relay = OutboxRelay(rt.pool, rt.publisher, producer="payment", retain_seconds=rt.settings.outbox_retention)
     return payment_handler(rt.pool, payment_provider(rt), relay), relay
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
@@ -27,13 +28,15 @@ class UnansweredRequests:
     def __init__(self, retain_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._retain = retain_seconds
         self._clock = clock
-        self._sent: dict[str, tuple[float, Message]] = {}  # oldest first
+        # Oldest first. An OrderedDict finds its oldest entry at once; a dict would step over the holes
+        # that answered requests leave at its front, on every request.
+        self._sent: OrderedDict[str, tuple[float, Message]] = OrderedDict()
 
     def sent(self, message: Message) -> None:
         if message.request_id is None:
             return
-        self._sent.pop(message.request_id, None)
         self._sent[message.request_id] = (self._clock(), message)
+        self._sent.move_to_end(message.request_id)
         self._forget_old()
 
     def answered(self, request_id: str) -> None:
@@ -46,10 +49,10 @@ class UnansweredRequests:
     def _forget_old(self) -> None:
         cutoff = self._clock() - self._retain
         while self._sent:
-            oldest = next(iter(self._sent))
-            if self._sent[oldest][0] >= cutoff and len(self._sent) <= self.MOST:
+            oldest_at = next(iter(self._sent.values()))[0]
+            if oldest_at >= cutoff and len(self._sent) <= self.MOST:
                 return
-            del self._sent[oldest]
+            self._sent.popitem(last=False)
 
 
 class ReplyWaiter:

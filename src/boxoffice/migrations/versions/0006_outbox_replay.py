@@ -3,7 +3,9 @@
 `published_at` is NULL until Kafka has acknowledged a row; published rows are kept for the retention time
 (BOXOFFICE_OUTBOX_RETAIN_SECONDS) and then deleted. `kafka_epoch` counts the starts of the embedded broker,
 whose storage is memory only: a relay whose producer has not yet replayed the current epoch marks its kept
-rows unpublished again (`outbox_replays`), and its sweep publishes them in their order.
+rows unpublished again (`outbox_replays`), and its sweep publishes them in their order. The sweep finds
+unpublished rows through a partial index; pruning walks the primary key, so `outbox_by_producer` goes (one
+index less to write for every row).
 
 Revision ID: 0006
 Revises: 0005
@@ -20,6 +22,7 @@ depends_on = None
 SCHEMA = """
 ALTER TABLE outbox ADD COLUMN published_at timestamptz;
 CREATE INDEX outbox_pending ON outbox (producer, id) WHERE published_at IS NULL;
+DROP INDEX outbox_by_producer;
 CREATE TABLE kafka_epoch (
     singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     epoch       bigint NOT NULL,
@@ -44,4 +47,5 @@ def downgrade() -> None:
     op.execute("DROP TABLE outbox_replays, kafka_epoch")
     op.execute("DELETE FROM outbox WHERE published_at IS NOT NULL")
     op.execute("DROP INDEX outbox_pending")
+    op.execute("CREATE INDEX outbox_by_producer ON outbox (producer, id)")
     op.execute("ALTER TABLE outbox DROP COLUMN published_at")
