@@ -19,6 +19,12 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The CLI's hints name commands as the user typed this script ("./run.sh down"), not as `boxoffice`, which
+# is only on the PATH once .venv is activated.
+case "$0" in
+  */*) export BOXOFFICE_INVOKED_AS="$0" ;;
+  *) export BOXOFFICE_INVOKED_AS="./$0" ;;
+esac
 cd "$here"
 case "${1:-}" in
   test) shift; exec "$venv/bin/python" -m pytest "$@" ;;

@@ -108,7 +108,8 @@ async def test_booking_service_down_gives_202_then_the_outcome(client: httpx.Asy
             assert response.status_code == 202
             body = response.json()
             assert body["status"] == "queued" and body["statusUrl"] == f"/booking-requests/{body['requestId']}"
-            assert (await client.get(body["statusUrl"])).json()["status"] == "queued"
+            waiting = (await client.get(body["statusUrl"])).json()
+            assert waiting["status"] == "queued" and waiting["success"] is False
         assert (await seat_statuses(client, EVENT))["D1"] == "AVAILABLE"
     finally:
         assert platform.cli("start", "booking").returncode == 0
@@ -121,6 +122,7 @@ async def test_booking_service_down_gives_202_then_the_outcome(client: httpx.Asy
     second_outcome = await wait_for(lambda: outcome(second), timeout=30)
     assert first_outcome["httpStatus"] == 201 and first_outcome["result"]["userId"] == "early_bird"
     assert second_outcome["httpStatus"] == 409 and second_outcome["result"]["code"] == "seat_unavailable"
+    assert first_outcome["success"] is True and second_outcome["success"] is False
     assert (await seat_statuses(client, EVENT))["D1"] == "RESERVED"
     fresh = await book(client, EVENT, ["D2"], "after_restart")
     assert fresh.status_code == 201

@@ -19,9 +19,41 @@ app = typer.Typer(help="boxoffice: event-driven ticket booking over Kafka and Po
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
+def invoked_as() -> str:
+    """This command line as the user can type it again: `./run.sh` when run.sh started it (which says so
+    in BOXOFFICE_INVOKED_AS), `boxoffice` when that is on the PATH, else its full path."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if os.environ.get("BOXOFFICE_INVOKED_AS"):
+        return os.environ["BOXOFFICE_INVOKED_AS"]
+    script = Path(sys.argv[0])
+    if script.name == "boxoffice":
+        on_path = shutil.which("boxoffice")
+        return "boxoffice" if on_path and Path(on_path).resolve() == script.resolve() else str(script)
+    return f"{sys.executable} -m boxoffice"
+
+
+def _commands(text: str) -> str:
+    """Commands named in a message (`boxoffice up`) as the user can run them."""
+    return text.replace("`boxoffice ", f"`{invoked_as()} ")
+
+
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {_commands(message)}", soft_wrap=True)
     raise typer.Exit(1)
+
+
+# What `up` says of each address it prints.
+WHAT_IS_THERE = {
+    "gateway": "the HTTP API",
+    "live monitor": "seat map, counts, activity log, live; book and pay from it",
+    "api docs": "OpenAPI, try every call from the browser",
+    "health": "each service's heartbeat",
+    "metrics": "Prometheus: holds, expiries, payments, latency, lag",
+    "mailbox": "the emails the platform sent (embedded SMTP server)",
+}
 
 
 @app.command()
@@ -41,15 +73,17 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
     console.print(f"[bold green]boxoffice is up[/] in {time.monotonic() - started:.1f} s "
                   f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
                   f"{'embedded' if runtime.embedded_database else 'external'} PostgreSQL)")
-    table = Table(show_header=False, box=None)
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
     for name, url in runtime.urls().items():
-        table.add_row(f"  {name}", f"[link={url}]{url}[/link]")
-    console.print(table)
-    console.print(f"  logs: {settings.data_path / 'logs'}")
+        table.add_row(f"  {name}", f"[link={url}]{url}[/link]", WHAT_IS_THERE.get(name, ""))
+    console.print(table, soft_wrap=True)
+    console.print(f"  logs: {settings.data_path / 'logs'}", soft_wrap=True)
+    # One line however narrow the terminal: it is there to be copied.
     console.print(f"  try:  curl -X POST {runtime.base_url}/bookings -H 'Content-Type: application/json' "
-                  "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"A1\"], \"userId\": \"user_1\"}'")
+                  "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"A1\"], \"userId\": \"user_1\"}'",
+                  soft_wrap=True)
     if detach:
-        console.print("Stop it with [bold]boxoffice down[/].")
+        console.print(f"Stop it with [bold]{invoked_as()} down[/].", soft_wrap=True)
         return
     console.print("Press Ctrl-C to stop.")
     stopping = {"now": False}
@@ -293,7 +327,7 @@ def dead_letters(
         table.add_row(letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer, letter.dead_at,
                       letter.error, letter.id)
     console.print(table)
-    console.print("Put one back on its topic with: boxoffice dead-letters --replay ID")
+    console.print(f"Put one back on its topic with: {invoked_as()} dead-letters --replay ID", soft_wrap=True)
 
 
 def _kafka_bootstrap() -> str:

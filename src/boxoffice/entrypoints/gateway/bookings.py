@@ -161,11 +161,12 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
         # Refusals name their buyer too (in the message, not in the body): both are the buyer's alone.
         require_owner(caller, str(outcome.data.get("userId", "")), "booking request")
         status, result = reservation_result(outcome)
-        return JSON({"success": True, "requestId": request_id, "status": "processed", "httpStatus": status,
-                     "result": result})
+        # `success` says what the request came to, as in the answer it stands for (a 409 is no success).
+        return JSON({"success": status == 201, "requestId": request_id, "status": "processed",
+                     "httpStatus": status, "result": result})
     if not gw.request_ids.issued_here(request_id):
         return error(404, "request_not_found", f"Booking request {request_id} does not exist")
-    return JSON({"success": True, "requestId": request_id, "status": "queued", "httpStatus": None, "result": None})
+    return JSON({"success": False, "requestId": request_id, "status": "queued", "httpStatus": None, "result": None})
 
 
 @router.get("/bookings/{booking_id}", response_model=Booking,

@@ -109,7 +109,7 @@ class RequestQueued(BaseModel):
 
 
 class RequestStatus(BaseModel):
-    success: bool = True
+    success: bool  # true only for a request that got its seats (`httpStatus` 201)
     requestId: str
     status: Literal["queued", "processed"]
     httpStatus: int | None = None
