@@ -16,6 +16,7 @@ from boxoffice.entrypoints.gateway import (
     accounts,
     bookings,
     catalog,
+    docs,
     events,
     lifecycle,
     live,
@@ -35,7 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
 
     app = FastAPI(
-        title="boxoffice", version="0.1.0", lifespan=lifespan,
+        title="boxoffice", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Event-driven ticket booking: seats are held through Kafka and never sold twice.",
     )
     install_error_handlers(app)
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(telemetry.router)
     app.include_router(live.router)
+    docs.install(app)  # /docs, /redoc and their assets, without a CDN
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
     app.add_middleware(BodySizeLimit)
     if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:

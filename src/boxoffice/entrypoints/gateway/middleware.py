@@ -14,6 +14,8 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; scri
 _COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"x-frame-options", b"DENY")]
 _PAGES = ("/", "/static/")
+# Redoc puts its styles in <style> elements it writes; its scripts are held to the same policy.
+REDOC_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
 class BodySizeLimit:
@@ -77,8 +79,10 @@ class SecurityHeaders:
             return
         path: str = scope["path"]
         extra = list(_COMMON)
-        if path == "/" or path.startswith(_PAGES[1]):
+        if path in ("/", "/docs") or path.startswith(_PAGES[1]):
             extra.append((b"content-security-policy", PAGE_POLICY.encode()))
+        elif path == "/redoc":
+            extra.append((b"content-security-policy", REDOC_POLICY.encode()))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
