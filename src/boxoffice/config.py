@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     max_seats_per_user: int | None = Field(None, ge=1)
     # Origins allowed to call the API from other sites' pages (comma-separated); unset: same origin only.
     cors_origins: str = ""
+    # Addresses of the proxies in front of the gateway (comma-separated IPs or CIDRs, "*" for any) whose
+    # X-Forwarded-For / X-Forwarded-Proto are believed; unset: none, the client is the connection's peer.
+    trusted_proxies: str = ""
 
     topic_partitions: int = Field(12, ge=1)
     booking_reply_seconds: float = Field(3.0, gt=0)

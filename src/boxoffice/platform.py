@@ -209,7 +209,10 @@ def up(settings: Settings) -> Runtime:
         mailbox_url=mailbox.web_url.rstrip("/") if mailbox else None,
         realtime_port=settings.realtime_port or free_port(),
     )
-    runtime_file(settings).write_text(json.dumps(asdict(runtime), indent=2))
+    written = runtime_file(settings)
+    written.touch(mode=0o600)
+    written.chmod(0o600)
+    written.write_text(json.dumps(asdict(runtime), indent=2))
     supervisor.write_config(*_programs(settings, runtime, postgres, broker_port, mailbox))
     supervisor.start()
     try:

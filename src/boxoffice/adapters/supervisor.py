@@ -41,11 +41,14 @@ class Supervisor:
         self.logs = data_dir / "logs"
 
     def write_config(self, infrastructure: list[Program], services: list[Program]) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
+        # Logs hold buyers' ids and emails: the platform user's alone, like the files in them (umask below).
+        self.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.logs.chmod(0o700)
         lines = [
             "[unix_http_server]", f"file={self.socket}", "chmod=0700", "",
             "[supervisord]", f"logfile={self.logs / 'supervisord.log'}", f"pidfile={self.pidfile}",
-            f"directory={Path.cwd()}", "logfile_maxbytes=10MB", "logfile_backups=2", "loglevel=info",
+            # Logs and every file the platform's processes write are the platform user's alone.
+            f"directory={Path.cwd()}", "umask=077", "logfile_maxbytes=10MB", "logfile_backups=2", "loglevel=info",
             "minfds=4096", "",
             "[rpcinterface:supervisor]",
             "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
@@ -68,6 +71,9 @@ class Supervisor:
                 lines.append(f"environment={env}")
             lines.append("")
         lines += [f"[group:{SERVICE_GROUP}]", "programs=" + ",".join(p.name for p in services), ""]
+        # It carries every secret passed to the services (admin password, token key): the owner's alone.
+        self.conf.touch(mode=0o600)
+        self.conf.chmod(0o600)
         self.conf.write_text("\n".join(lines))
 
     def pid(self) -> int | None:

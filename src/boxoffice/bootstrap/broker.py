@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -20,16 +21,16 @@ log = logging.getLogger("boxoffice.broker")
 # Clients that reconnect just as the broker is up can make a topic before we do (with the broker's default
 # partitions): the topics are checked again for this long.
 SETTLE_SECONDS = 3.0
-EPOCH_ATTEMPTS_SECONDS = 600.0
+EPOCH_ATTEMPTS_SECONDS = 300.0
 
 
 def command(port: int) -> list[str]:
     return broker_command(port)
 
 
-async def after_start(settings: Settings, port: int) -> None:
+async def after_start(settings: Settings, port: int, broker_alive: Callable[[], bool] = lambda: True) -> None:
     """The topics with the configured partitions, then a new Kafka epoch: every producer publishes again what
-    it kept, since the broker has forgotten it."""
+    it kept, since the broker has forgotten it. Given up when the broker is gone (stopped meanwhile)."""
     await asyncio.to_thread(wait_for_port, port)
     bootstrap = f"127.0.0.1:{port}"
     settled_at = time.monotonic() + SETTLE_SECONDS
@@ -57,7 +58,7 @@ async def after_start(settings: Settings, port: int) -> None:
         except asyncpg.UndefinedTableError:
             return  # a database not yet migrated has published nothing
         except TRANSIENT_ERRORS as exc:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not broker_alive():
                 log.error("could not record the broker's start: %s", exc)
                 return
             await asyncio.sleep(1.0)

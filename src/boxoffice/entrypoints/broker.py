@@ -25,10 +25,11 @@ def main(argv: list[str]) -> None:
     settings = get_settings()
     command = broker.command(port)
     sys.stdout.flush()
+    broker_pid = os.getpid()  # after the exec, the broker's
     if os.fork() == 0:
         try:
             logs.configure("broker", settings.log_format, logging.getLevelName(settings.log_level))
-            asyncio.run(broker.after_start(settings, port))
+            asyncio.run(broker.after_start(settings, port, broker_alive=lambda: os.getppid() == broker_pid))
         except BaseException:  # the child must never return into the broker's place
             log.exception("after the broker's start")
         finally:

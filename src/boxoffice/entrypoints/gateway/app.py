@@ -83,4 +83,10 @@ def serve(settings: Settings) -> None:
         loop="uvloop", http=LiveSplicingProtocol, access_log=False, log_level="warning", lifespan="on",
         log_config=None,  # uvicorn's lines go through our handler: the same format (text or JSON)
         backlog=4096, timeout_keep_alive=75,
+        # A client's address is the connection's unless a trusted proxy forwards it (per-address limits).
+        proxy_headers=bool(trusted_proxies(settings)), forwarded_allow_ips=trusted_proxies(settings) or None,
     )
+
+
+def trusted_proxies(settings: Settings) -> list[str]:
+    return [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]

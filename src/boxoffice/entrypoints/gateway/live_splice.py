@@ -97,11 +97,50 @@ class _Upstream(asyncio.Protocol):
         self._browser.close()
 
 
+# The request line and headers of one request: the parser keeps them in memory until they are complete.
+MAX_HEAD_BYTES = 64 * 1024
+REFUSED_LINGER_SECONDS = 2.0
+_HEAD_TOO_LARGE_BODY = (b'{"success":false,"error":"The request line and headers are too large (at most 64 KiB)",'
+                        b'"code":"headers_too_large"}')
+_HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                   % (len(_HEAD_TOO_LARGE_BODY), _HEAD_TOO_LARGE_BODY))
+
+
 class LiveSplicingProtocol(HttpToolsProtocol):
     _upstream: asyncio.Transport | None = None
     _spliced = False
+    _head_bytes = 0  # of the request whose head is being read; -1 once its headers are complete
+    _refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # what is still coming of a refused head is dropped, never parsed or kept
+        if self._head_bytes >= 0:
+            room = MAX_HEAD_BYTES - self._head_bytes
+            # Over the limit unless the head ends within it (the rest of this chunk is body).
+            if len(data) > room and data.find(b"\r\n\r\n", 0, max(room, 0) + 3) < 0:
+                self._refuse_head()
+                return
+            self._head_bytes += len(data)
+        super().data_received(data)
+
+    def _refuse_head(self) -> None:
+        """431, then a lingering close: closing at once with unread data resets the connection, and the
+        client could lose the answer; what it still sends is dropped for a moment, then it is cut off."""
+        self._refused = True
+        self.transport.write(_HEAD_TOO_LARGE)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)
+
+    def on_message_complete(self) -> None:
+        self._head_bytes = 0  # the next request's head starts
+        if not self._spliced:
+            super().on_message_complete()
 
     def on_headers_complete(self) -> None:
+        self._head_bytes = -1
         idle = self.cycle is None or self.cycle.response_complete
         if idle and self.parser.get_method() == b"GET" and _LIVE.match(self.url):
             self._spliced = True
@@ -114,10 +153,6 @@ class LiveSplicingProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         if not self._spliced:
             super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        if not self._spliced:
-            super().on_message_complete()
 
     async def _splice(self, target: bytes, last_event_id: bytes) -> None:
         resume = b"Last-Event-ID: " + last_event_id + b"\r\n" if last_event_id else b""

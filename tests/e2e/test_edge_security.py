@@ -1,0 +1,85 @@
+"""What an attacker on the network or the machine meets at the platform's edge: a made-up X-Forwarded-For
+does not dodge the per-address limit, an oversized head is refused before it is held in memory, and the
+files carrying the platform's secrets are its owner's alone."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.platforms import RunningPlatform, start_platform
+
+EVENT = "taylor_swift_concert"
+
+
+@pytest.fixture(scope="module")
+def edge_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """The open demo with per-address limits on and a small burst."""
+    yield from start_platform(tmp_path_factory.mktemp("edge"), BOXOFFICE_RATE_LIMITS="on",
+                              BOXOFFICE_RATE_LIMIT_IP_BURST="5", BOXOFFICE_RATE_LIMIT_IP_PER_MINUTE="30",
+                              BOXOFFICE_RATE_LIMIT_USER_BURST="100")
+
+
+@pytest.fixture
+async def client(edge_platform: RunningPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=edge_platform.base_url, timeout=30) as c:
+        yield c
+
+
+async def test_a_forwarded_for_header_does_not_make_a_new_address(client: httpx.AsyncClient) -> None:
+    bogus = {"eventId": EVENT, "seatIds": ["NOPE1"]}  # 404s: counted, nothing held
+    statuses = [(await client.post("/bookings", json={**bogus, "userId": f"spoofer_{i}"},
+                                   headers={"X-Forwarded-For": f"203.0.113.{i}"})).status_code for i in range(8)]
+    assert statuses[:5] == [404] * 5 and statuses[5:] == [429] * 3, statuses
+
+
+def _gateway_rss_kib(platform: RunningPlatform) -> int:
+    status = Path(f"/proc/{platform.pid('gateway')}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+async def _send_head(base_url: str, header_bytes: int) -> bytes:
+    """A request whose one header is this long, sent in 1 MiB pieces; what the gateway answers."""
+    address = urlsplit(base_url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        writer.write(b"GET /health HTTP/1.1\r\nHost: boxoffice\r\nX-Padding: ")
+        piece = b"a" * (1 << 20)
+        sent = 0
+        try:
+            while sent < header_bytes:
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+            writer.write(b"\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            pass  # the gateway answered and closed while the head was still coming
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_an_oversized_head_gets_431_and_is_not_kept(client: httpx.AsyncClient,
+                                                          edge_platform: RunningPlatform) -> None:
+    before = _gateway_rss_kib(edge_platform)
+    answers = await asyncio.gather(*(_send_head(edge_platform.base_url, 100 << 20) for _ in range(3)))
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b'"code":"headers_too_large"' in answer
+    grown_mib = (_gateway_rss_kib(edge_platform) - before) / 1024
+    assert grown_mib < 50, f"the gateway grew by {grown_mib:.0f} MiB for three 100 MiB heads"
+    # A head within the limit is served as before, and the gateway is still there.
+    assert (await client.get("/health", headers={"X-Padding": "a" * 30_000})).status_code == 200
+
+
+def test_the_files_with_the_platforms_secrets_are_the_owners_alone(edge_platform: RunningPlatform) -> None:
+    for name in ("supervisord.conf", "runtime.json", "logs", "logs/gateway.log"):
+        mode = stat.S_IMODE((edge_platform.data_dir / name).stat().st_mode)
+        assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
