@@ -25,7 +25,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 
 async def new_database(servers: Servers, name: str) -> str:
-    await create_database(servers.postgres_port, name)
+    await create_database(servers.postgres_port, servers.postgres_password, name)
     dsn = servers.dsn(name)
     await asyncio.to_thread(migrate, dsn)
     return dsn

@@ -20,10 +20,11 @@ from boxoffice.adapters.embedded import (
 @dataclass(frozen=True)
 class Servers:
     postgres_port: int
+    postgres_password: str
     kafka_bootstrap: str
 
     def dsn(self, database: str = "boxoffice") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{database}"
+        return f"postgresql://postgres:{self.postgres_password}@127.0.0.1:{self.postgres_port}/{database}"
 
 
 def _stop(process: subprocess.Popen[bytes], signal_number: int) -> None:
@@ -48,7 +49,7 @@ def embedded_servers(workdir: Path) -> Iterator[Servers]:
     try:
         wait_for_port(postgres.port)
         wait_for_port(broker_port)
-        yield Servers(postgres.port, f"127.0.0.1:{broker_port}")
+        yield Servers(postgres.port, postgres.password, f"127.0.0.1:{broker_port}")
     finally:
         _stop(broker, 15)
         _stop(pg, 2)

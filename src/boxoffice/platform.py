@@ -123,10 +123,12 @@ def service_programs(service: str, settings: Settings) -> list[str]:
     return [service] + [f"{service}-{n}" for n in range(2, count + 1)]
 
 
-async def prepare(runtime: Runtime, settings: Settings, postgres_port: int | None) -> None:
+async def prepare(runtime: Runtime, settings: Settings, postgres: EmbeddedPostgres | None) -> None:
     """Schema, topics and demo data: idempotent, run by every `up`."""
-    if postgres_port is not None:
-        await create_database(postgres_port)
+    if postgres is not None:
+        if postgres.trusts_local_connections():  # made by an earlier version: it asks for the password now
+            await postgres.lock_down()
+        await create_database(postgres.port, postgres.password)
     await initialise(runtime.database_url, runtime.kafka_bootstrap, settings.topic_partitions)
 
 
@@ -222,7 +224,7 @@ def up(settings: Settings) -> Runtime:
             wait_for_port(broker_port)
         if mailbox is not None:
             wait_for_port(mailbox.smtp_port)
-        asyncio.run(prepare(runtime, settings, postgres.port if postgres else None))
+        asyncio.run(prepare(runtime, settings, postgres))
         supervisor.ctl("start", f"{SERVICE_GROUP}:*", check=True)
         wait_healthy(settings, runtime)
     except BaseException:

@@ -83,3 +83,19 @@ def test_the_files_with_the_platforms_secrets_are_the_owners_alone(edge_platform
     for name in ("supervisord.conf", "runtime.json", "logs", "logs/gateway.log"):
         mode = stat.S_IMODE((edge_platform.data_dir / name).stat().st_mode)
         assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
+
+
+async def test_the_embedded_database_refuses_a_local_user_without_the_password(
+        edge_platform: RunningPlatform) -> None:
+    import asyncpg
+
+    port = urlsplit(str(edge_platform.runtime["database_url"])).port
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="boxoffice")
+    assert stat.S_IMODE((edge_platform.data_dir / "postgres.password").stat().st_mode) == 0o600
+    # The platform's own connections carry it.
+    connection = await asyncpg.connect(str(edge_platform.runtime["database_url"]))
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM events") >= 1
+    finally:
+        await connection.close()

@@ -6,20 +6,43 @@ Both run as foreground processes so that a supervisor (or a test fixture) owns t
 from __future__ import annotations
 
 import os
+import random
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 PG_SYSTEM_USER = "embedded_postgres"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port nothing is bound to, for a server started a moment later. Taken below the kernel's range for
+    the local ports of outgoing connections: one picked in that range (as port 0 would) can be taken by any
+    client's connection before the server binds it."""
+    first_outgoing = _first_outgoing_port()
+    for _ in range(200):
+        port = random.randrange(max(1024, first_outgoing - 12000), first_outgoing)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # all taken: any free one
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _first_outgoing_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
@@ -59,27 +82,74 @@ def pg_run_as_user() -> str | None:
 
 
 class EmbeddedPostgres:
+    """A cluster of our own. Every connection needs the password (scram-sha-256), which is in a file that
+    only the platform's user can read: other local users cannot connect, let alone as superuser."""
+
     def __init__(self, data_dir: Path, port: int) -> None:
         self.pgdata = data_dir / "pgdata"
+        self.password_file = data_dir / "postgres.password"
         self.port = port
 
     @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/boxoffice"
+        return f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/boxoffice"
 
     def init(self) -> None:
         """Create the cluster once; later starts reuse it."""
+        if not self.password_file.exists():
+            self.password_file.parent.mkdir(parents=True, exist_ok=True)
+            self.password_file.touch(mode=0o600)
+            self.password_file.write_text(secrets.token_urlsafe(24))
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)
         user = pg_run_as_user()
         if user:
             self._prepare_for_system_user(user)
-        subprocess.run(
-            [str(_pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "--encoding=utf8",
-             "-U", "postgres", "--no-instructions"],
-            check=True, capture_output=True, user=user,
-        )
+        # initdb reads the password from a file of its own user's, outside the (still empty) data directory.
+        handle, pwfile = tempfile.mkstemp(dir=self.pgdata.parent, prefix=".initdb-")
+        try:
+            os.write(handle, self.password.encode())
+            os.close(handle)
+            if user:
+                import pwd
+
+                entry = pwd.getpwnam(user)
+                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+            subprocess.run(
+                [str(_pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                 "--encoding=utf8", "-U", "postgres", "--no-instructions"],
+                check=True, capture_output=True, user=user,
+            )
+        finally:
+            os.unlink(pwfile)
+
+    def trusts_local_connections(self) -> bool:
+        """A cluster made before passwords were required: `lock_down` it once the server is up."""
+        hba = self.pgdata / "pg_hba.conf"
+        return hba.exists() and any(line.split()[-1:] == ["trust"] for line in hba.read_text().splitlines()
+                                    if line.strip() and not line.lstrip().startswith("#"))
+
+    async def lock_down(self) -> None:
+        """Gives the superuser the password and makes the server ask for it from now on."""
+        import asyncpg
+
+        connection = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database="postgres")
+        try:
+            await connection.execute(f"ALTER USER postgres PASSWORD '{self.password}'")
+            hba = self.pgdata / "pg_hba.conf"
+            owner = hba.stat()
+            hba.write_text("".join(
+                line.replace("trust", "scram-sha-256") if not line.lstrip().startswith("#") else line
+                for line in hba.read_text().splitlines(keepends=True)))
+            os.chown(hba, owner.st_uid, owner.st_gid)
+            await connection.execute("SELECT pg_reload_conf()")
+        finally:
+            await connection.close()
 
     def _prepare_for_system_user(self, user: str) -> None:
         import pwd
@@ -124,7 +194,7 @@ class EmbeddedPostgres:
             time.sleep(0.05)
 
 
-async def create_database(port: int, name: str = "boxoffice", timeout: float = 30.0) -> None:
+async def create_database(port: int, password: str, name: str = "boxoffice", timeout: float = 30.0) -> None:
     import asyncio
 
     import asyncpg
@@ -132,7 +202,8 @@ async def create_database(port: int, name: str = "boxoffice", timeout: float = 3
     deadline = time.monotonic() + timeout
     while True:
         try:
-            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
+            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+                                         database="postgres")
             break
         except (OSError, asyncpg.PostgresError):
             if time.monotonic() > deadline:
