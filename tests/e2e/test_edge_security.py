@@ -99,3 +99,17 @@ async def test_the_embedded_database_refuses_a_local_user_without_the_password(
         assert await connection.fetchval("SELECT count(*) FROM events") >= 1
     finally:
         await connection.close()
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /health HTTP/1.1\r\nHost: boxoffice\r\n"], ids=["nothing", "half a head"])
+async def test_a_client_that_never_finishes_its_headers_is_cut_off(edge_platform: RunningPlatform,
+                                                                   sent: bytes) -> None:
+    address = urlsplit(edge_platform.base_url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        writer.write(sent)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)  # until the gateway closes the connection
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ") and b'"code":"request_timeout"' in answer, answer[:200]

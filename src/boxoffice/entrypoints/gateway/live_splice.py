@@ -100,6 +100,12 @@ class _Upstream(asyncio.Protocol):
 # The request line and headers of one request: the parser keeps them in memory until they are complete.
 MAX_HEAD_BYTES = 64 * 1024
 REFUSED_LINGER_SECONDS = 2.0
+# From connecting, or from a request's first byte, to the end of its headers: a client that sends them
+# slowly (or not at all) would otherwise hold its connection for ever.
+HEAD_TIMEOUT_SECONDS = 10.0
+_TOO_SLOW_BODY = b'{"success":false,"error":"The request headers took too long to arrive","code":"request_timeout"}'
+_TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+             b"Connection: close\r\n\r\n%s" % (len(_TOO_SLOW_BODY), _TOO_SLOW_BODY))
 _HEAD_TOO_LARGE_BODY = (b'{"success":false,"error":"The request line and headers are too large (at most 64 KiB)",'
                         b'"code":"headers_too_large"}')
 _HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
@@ -112,10 +118,33 @@ class LiveSplicingProtocol(HttpToolsProtocol):
     _spliced = False
     _head_bytes = 0  # of the request whose head is being read; -1 once its headers are complete
     _refused = False
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_too_slow)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._head_bytes >= 0 and not self._refused and not self.transport.is_closing():
+            self._refused = True
+            self.transport.write(_TOO_SLOW)
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # what is still coming of a refused head is dropped, never parsed or kept
+        if self._head_bytes == 0 and data and self._head_timer is None:
+            self._arm_head_timer()  # the next request on a kept-alive connection has begun
         if self._head_bytes >= 0:
             room = MAX_HEAD_BYTES - self._head_bytes
             # Over the limit unless the head ends within it (the rest of this chunk is body).
@@ -141,6 +170,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = -1
+        self._disarm_head_timer()
         idle = self.cycle is None or self.cycle.response_complete
         if idle and self.parser.get_method() == b"GET" and _LIVE.match(self.url):
             self._spliced = True
@@ -177,6 +207,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
         upstream.write(request)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
         if self._upstream is not None:
             self._upstream.close()
         super().connection_lost(exc)
