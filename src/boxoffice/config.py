@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     rate_limit_user_burst: int = Field(10, ge=1)
     rate_limit_ip_per_minute: int = Field(1200, ge=1)
     rate_limit_ip_burst: int = Field(100, ge=1)
+    # Sign-in attempts per account (by email, whether it exists or not), with the rate limits on.
+    login_attempts_per_minute: int = Field(5, ge=1)
+    login_attempts_burst: int = Field(5, ge=1)
     # Seats one buyer may hold or own per event; unset: 20 when auth is on, no cap in the demo.
     max_seats_per_user: int | None = Field(None, ge=1)
     # Origins allowed to call the API from other sites' pages (comma-separated); unset: same origin only.

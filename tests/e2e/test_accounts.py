@@ -146,6 +146,20 @@ async def test_rate_limit_answers_429_with_retry_after(client: httpx.AsyncClient
     assert (await client.post("/bookings", json=bogus, headers=other)).status_code == 404
 
 
+async def test_guessing_one_accounts_password_is_throttled(client: httpx.AsyncClient) -> None:
+    email, password = f"target-{uuid.uuid4().hex[:10]}@example.com", "a long enough password"
+    assert (await client.post("/auth/register", json={"email": email, "password": password})).status_code == 201
+    guesses = [(await client.post("/auth/token", data={"username": email, "password": f"guess {i}"})).status_code
+               for i in range(5)]
+    assert guesses == [401] * 5
+    # The sixth attempt waits, even with the right password and the email written otherwise.
+    throttled = await client.post("/auth/token", data={"username": email.upper(), "password": password})
+    assert throttled.status_code == 429 and throttled.json()["code"] == "rate_limited"
+    assert int(throttled.headers["Retry-After"]) >= 1
+    # Other accounts sign in as usual.
+    await new_buyer(client)
+
+
 async def test_a_buyer_holds_at_most_the_seat_cap_per_event(client: httpx.AsyncClient) -> None:
     _, buyer = await new_buyer(client)
     first = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["R1", "R2", "R3"]}, headers=buyer)

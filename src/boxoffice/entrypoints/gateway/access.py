@@ -26,11 +26,13 @@ class Access:
     tokens: TokenSigner
     per_user: TokenBuckets = field(init=False)
     per_ip: TokenBuckets = field(init=False)
+    per_login: TokenBuckets = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.per_user = TokenBuckets(s.rate_limit_user_per_minute, s.rate_limit_user_burst)
         self.per_ip = TokenBuckets(s.rate_limit_ip_per_minute, s.rate_limit_ip_burst)
+        self.per_login = TokenBuckets(s.login_attempts_per_minute, s.login_attempts_burst)
 
     def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         if credentials is None:
@@ -46,6 +48,11 @@ class Access:
         if self.settings.rate_limits_on:
             client = request.client.host if request.client else "unknown"
             _refuse_if_late(self.per_ip.take(client), "from your address")
+
+    def limit_login(self, email: str) -> None:
+        """Guessing one account's password from many addresses is as slow as from one."""
+        if self.settings.rate_limits_on:
+            _refuse_if_late(self.per_login.take(email.strip().lower()), "to sign in to this account")
 
     def limit_user(self, user_id: str) -> None:
         if self.settings.rate_limits_on:

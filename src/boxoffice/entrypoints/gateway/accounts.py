@@ -90,6 +90,7 @@ async def token(
     """OAuth2 password flow: form fields username (the email) and password → a bearer access token."""
     access = gw.access
     access.limit_ip(request)
+    access.limit_login(username)
     # An email with control characters cannot belong to an account (and PostgreSQL text cannot hold NUL).
     account = None if has_control(username) else await access.accounts.by_email(username)
     if not await verify_password(account.password_hash if account else None, password) or account is None:
