@@ -74,7 +74,14 @@ def _port_is_free(port: int) -> bool:
 
 
 # How long published outbox rows are kept when `up` runs the embedded broker, whose restarts forget them.
-EMBEDDED_BROKER_RETAIN_SECONDS = 120
+EMBEDDED_BROKER_RETAIN_SECONDS = 120.0
+
+
+def _outbox_retention(settings: Settings, runtime: Runtime) -> float:
+    """As configured; unset, kept only for the embedded broker (an external Kafka keeps what it acknowledged)."""
+    if settings.outbox_retain_seconds is not None:
+        return settings.outbox_retain_seconds
+    return EMBEDDED_BROKER_RETAIN_SECONDS if runtime.embedded_kafka else 0.0
 
 
 def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
@@ -84,9 +91,7 @@ def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
     return {
         **configured,
         "BOXOFFICE_KAFKA_BOOTSTRAP": runtime.kafka_bootstrap,
-        "BOXOFFICE_OUTBOX_RETAIN_SECONDS": str(settings.outbox_retain_seconds if settings.outbox_retain_seconds
-                                               is not None else EMBEDDED_BROKER_RETAIN_SECONDS
-                                               if runtime.embedded_kafka else 0),
+        "BOXOFFICE_OUTBOX_RETAIN_SECONDS": str(_outbox_retention(settings, runtime)),
         "BOXOFFICE_DATABASE_URL": runtime.database_url,
         "BOXOFFICE_HTTP_PORT": str(runtime.http_port),
         "BOXOFFICE_DATA_DIR": str(settings.data_path),

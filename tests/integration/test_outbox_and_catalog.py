@@ -31,7 +31,7 @@ async def test_outbox_rows_are_published_in_order_then_marked_published(pool: as
         rows = await reserve(pool, commands, timedelta(minutes=10), datetime.now(UTC))
         assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1)", [r.id for r in rows]) == 3
 
-        relay = OutboxRelay(pool, Publisher(producer))
+        relay = OutboxRelay(pool, Publisher(producer), retain_seconds=60)
         relay_task = asyncio.create_task(relay.run())
         received: list[Message] = []
         async with asyncio.timeout(20):
@@ -46,6 +46,9 @@ async def test_outbox_rows_are_published_in_order_then_marked_published(pool: as
             while await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1) AND published_at IS NULL",
                                       [r.id for r in rows]):
                 await asyncio.sleep(0.05)
+        # ... and kept for the retention time, for a broker that might forget them.
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE id = ANY($1) AND published_at IS NOT NULL",
+                                   [r.id for r in rows]) == 3
         relay_task.cancel()
     finally:
         await consumer.stop()

@@ -140,7 +140,8 @@ class EmbeddedPostgres:
 
         connection = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database="postgres")
         try:
-            await connection.execute(f"ALTER USER postgres PASSWORD '{self.password}'")
+            literal = self.password.replace("'", "''")  # ALTER USER takes no parameters
+            await connection.execute(f"ALTER USER postgres PASSWORD '{literal}'")
             hba = self.pgdata / "pg_hba.conf"
             owner = hba.stat()
             hba.write_text("".join(

@@ -51,7 +51,6 @@ ABANDONED_AFTER_SECONDS = 2.0
 SWEEP_EVERY_SECONDS = 1.0
 SWEEP_BATCH = 2000
 PRUNE_BATCH = 5000
-RETAIN_SECONDS = 120.0
 
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1)"
 _DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1)"
@@ -86,7 +85,7 @@ async def bump_kafka_epoch(con: Connection) -> int:
 
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, publisher: Publisher, producer: str = "booking",
-                 abandoned_after: float = ABANDONED_AFTER_SECONDS, retain_seconds: float = RETAIN_SECONDS) -> None:
+                 abandoned_after: float = ABANDONED_AFTER_SECONDS, retain_seconds: float = 0.0) -> None:
         self._pool = pool
         self._producer = producer
         self._publisher = publisher
@@ -116,12 +115,8 @@ class OutboxRelay:
     async def _sweep_forever(self) -> None:
         while True:
             try:
-                async with self._pool.acquire() as con:
-                    await self._prune(con)  # first: rows older than the retention time are not replayed
-                    replayed = await replay_if_broker_restarted(con, self._producer)
-                    if replayed:
-                        log.warning("the broker has restarted: publishing %d %s outbox rows of the last %.0f s again",
-                                    replayed, self._producer, self._retain_seconds)
+                if self._retain_seconds > 0:
+                    await self._replay_if_broker_restarted()
                 while await self._sweep() == SWEEP_BATCH:
                     pass
             except _RETRIED as exc:
@@ -145,6 +140,14 @@ class OutboxRelay:
         self.published += len(records)
         metrics.OUTBOX_PUBLISHED.inc(by=len(records))
         return len(records)
+
+    async def _replay_if_broker_restarted(self) -> None:
+        async with self._pool.acquire() as con:
+            await self._prune(con)  # first: rows older than the retention time are not replayed
+            replayed = await replay_if_broker_restarted(con, self._producer)
+        if replayed:
+            log.warning("the broker has restarted: publishing %d %s outbox rows of the last %.0f s again",
+                        replayed, self._producer, self._retain_seconds)
 
     async def _prune(self, con: Connection) -> None:
         """Deletes rows published longer ago than they are kept, oldest first, a bounded batch a pass."""

@@ -78,7 +78,8 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
                      settings.kafka_bootstrap)
             tasks = [asyncio.create_task(t) for t in (
                 replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds),
-                resend_at_new_kafka_epochs(pool, unanswered, rt.publisher))]
+                # Only a broker that forgets what it held (the embedded one) needs requests written again.
+                *([resend_at_new_kafka_epochs(pool, unanswered, rt.publisher)] if settings.outbox_retention else []))]
             try:
                 yield gw
             finally:

@@ -136,9 +136,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
     def _head_too_slow(self) -> None:
         self._head_timer = None
         if self._head_bytes >= 0 and not self._refused and not self.transport.is_closing():
-            self._refused = True
-            self.transport.write(_TOO_SLOW)
-            self.transport.close()
+            self._refuse(_TOO_SLOW)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -149,16 +147,17 @@ class LiveSplicingProtocol(HttpToolsProtocol):
             room = MAX_HEAD_BYTES - self._head_bytes
             # Over the limit unless the head ends within it (the rest of this chunk is body).
             if len(data) > room and data.find(b"\r\n\r\n", 0, max(room, 0) + 3) < 0:
-                self._refuse_head()
+                self._refuse(_HEAD_TOO_LARGE)
                 return
             self._head_bytes += len(data)
         super().data_received(data)
 
-    def _refuse_head(self) -> None:
-        """431, then a lingering close: closing at once with unread data resets the connection, and the
-        client could lose the answer; what it still sends is dropped for a moment, then it is cut off."""
+    def _refuse(self, answer: bytes) -> None:
+        """The answer, then a lingering close: closing at once with unread data resets the connection, and
+        the client could lose the answer; what it still sends is dropped for a moment, then it is cut off."""
         self._refused = True
-        self.transport.write(_HEAD_TOO_LARGE)
+        self._disarm_head_timer()
+        self.transport.write(answer)
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)

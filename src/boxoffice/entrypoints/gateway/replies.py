@@ -33,7 +33,7 @@ class UnansweredRequests:
         self._sent: OrderedDict[str, tuple[float, Message]] = OrderedDict()
 
     def sent(self, message: Message) -> None:
-        if message.request_id is None:
+        if message.request_id is None or self._retain <= 0:
             return
         self._sent[message.request_id] = (self._clock(), message)
         self._sent.move_to_end(message.request_id)
