@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from boxoffice.domain import events
+from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
 from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SeatsOutOfStep, StoredOutcome
@@ -31,6 +32,7 @@ class BookingTables:
     end_reasons: dict[str, str] = field(default_factory=dict)
     requests: dict[str, StoredOutcome] = field(default_factory=dict)
     change_seq: dict[str, int] = field(default_factory=dict)
+    layouts: dict[str, list[PlacedSeat]] = field(default_factory=dict)
     outbox: list[OutboxRow] = field(default_factory=list)
 
     def add_event(self, spec: EventSpec) -> None:
@@ -38,6 +40,8 @@ class BookingTables:
         self.change_seq[spec.event_id] = 0
         for seat in spec.seats():
             self.seats[(spec.event_id, seat.seat_id)] = Seat(seat.seat_id, SeatStatus.AVAILABLE, seat.price)
+        self.layouts[spec.event_id] = [PlacedSeat(s.seat_id, s.section, s.row, s.number, s.category_id, s.price,
+                                                  s.rank) for s in spec.seats()]
 
 
 class FakeSeats:
@@ -51,6 +55,16 @@ class FakeSeats:
             if seat is not None and event_id in maps:
                 maps[event_id].seats[seat_id] = replace(seat)
         return maps
+
+    async def change_numbers(self, event_ids: list[str]) -> dict[str, int]:
+        return {e: self._t.change_seq[e] for e in event_ids if e in self._t.change_seq}
+
+    async def layout(self, event_id: str) -> list[PlacedSeat]:
+        return list(self._t.layouts.get(event_id, []))
+
+    async def free_seats(self, event_id: str) -> tuple[int, set[str]]:
+        return self._t.change_seq.get(event_id, 0), {
+            s for (e, s), seat in self._t.seats.items() if e == event_id and seat.status is SeatStatus.AVAILABLE}
 
     async def hold(self, holds: list[events.SeatsReserved]) -> None:
         for hold in holds:

@@ -13,7 +13,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from boxoffice import messages as topics
 from boxoffice.messages import MalformedMessage, Message, decode
@@ -55,10 +63,23 @@ class Data(BaseModel):
 
 
 class ReservationRequested(Data):
+    """Seats picked by hand (`seatIds`), or best available (`quantity`, optionally `categoryId`, `section`)."""
+
     userId: UserId
-    seatIds: Seats
+    seatIds: Seats | None = None
+    quantity: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
+    categoryId: Code | None = None
+    section: Name | None = None
     bodyHash: Annotated[str, _bounded(128, 0)] = ""
     email: Email | None = None
+
+    @model_validator(mode="after")
+    def _seats_or_quantity(self) -> ReservationRequested:
+        if (self.seatIds is None) == (self.quantity is None):
+            raise ValueError("give either seatIds or quantity")
+        if self.seatIds is not None and (self.categoryId is not None or self.section is not None):
+            raise ValueError("categoryId and section go with quantity, not seatIds")
+        return self
 
 
 class SeatReserved(Data):
@@ -214,6 +235,7 @@ class EventCreationRequested(Data):
     priceCategories: Annotated[list[NewPriceCategory], Field(min_length=1, max_length=50)]
     rows: Annotated[list[NewRow], Field(max_length=1000)] = []
     seats: Annotated[list[NewSeat], Field(max_length=MAX_EVENT_SEATS)] = []
+    bestOrder: Annotated[list[Annotated[str, _bounded(64)]], Field(max_length=MAX_EVENT_SEATS)] = []
 
 
 SCHEMAS: dict[str, type[Data]] = {

@@ -16,6 +16,8 @@ DOCUMENTED = {
     "booking_not_pending": 409, "booking_expired": 409, "booking_cancelled": 409,
     "booking_already_confirmed": 409, "booking_payment_failed": 409, "payment_in_progress": 409,
     "invalid_transition": 409, "domain_error": 409,
+    # CONTRACT §8.2 (best available).
+    "sold_out": 409, "not_enough_adjacent": 409, "category_not_found": 404,
 }
 BOOKING = "0b5e4c1e-5f0a-4e7b-9a55-2d7c1f7a9e01"
 

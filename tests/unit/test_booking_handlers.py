@@ -305,3 +305,73 @@ async def test_runs_keep_partition_order_and_decisions_are_counted_once_committe
     assert [m.data.get("seq") for m in out] == [None, 2, None, 3]
     assert metrics.HOLDS_GRANTED.values.get((), 0) == granted + 1
     assert metrics.BOOKINGS_CANCELLED.values.get((), 0) == cancelled + 1
+
+
+# -- best available (CONTRACT §8.2) -----------------------------------------------------------------------------
+
+def best_request(user: str, quantity: int, category_id: str | None = None, request_id: str | None = None,
+                 event_id: str = EVENT.event_id) -> Message:
+    data: dict[str, object] = {"userId": user, "quantity": quantity}
+    if category_id is not None:
+        data["categoryId"] = category_id
+    return Message(topics.SEAT_RESERVATION_REQUESTED, event_id, data, request_id or f"req-{uuid.uuid4()}")
+
+
+async def test_a_batch_mixing_picked_and_best_available_is_decided_in_its_order() -> None:
+    platform = Platform()
+    out = await platform.handle(
+        hold_request("picker", "A2"),  # taken first: best available must go round it
+        best_request("ann", 2),
+        best_request("bob", 3, "cheap"),
+        hold_request("late", "A3"),  # ann got A3 (A2 taken → A3+A4), so this one loses
+        best_request("cy", 8, "std"),  # A1, A5..A10 left: 7 seats
+        best_request("dee", 6, "std"))
+    assert [(m.type, m.data["userId"]) for m in out] == [
+        (topics.SEAT_RESERVED, "picker"), (topics.SEAT_RESERVED, "ann"), (topics.SEAT_RESERVED, "bob"),
+        (topics.SEAT_RESERVATION_FAILED, "late"), (topics.SEAT_RESERVATION_FAILED, "cy"),
+        (topics.SEAT_RESERVED, "dee")]
+    assert out[1].data["seatIds"] == ["A3", "A4"] and out[1].data["amount"] == 300.0
+    assert out[2].data["seatIds"] == ["B1", "B2", "B3"]
+    assert out[4].data["code"] == "sold_out" and out[4].data["seatIds"] == []
+    assert out[5].data["seatIds"] == ["A5", "A6", "A7", "A8", "A9", "A10"]
+    assert [m.data["seq"] for m in out if m.type == topics.SEAT_RESERVED] == [1, 2, 3, 4]
+    assert platform.seat("A4") is SeatStatus.RESERVED and platform.seat("A1") is SeatStatus.AVAILABLE
+    assert len(platform.units) == 1
+
+
+async def test_seats_released_elsewhere_are_offered_again_and_seats_taken_elsewhere_are_not() -> None:
+    platform = Platform()
+    [first] = await platform.handle(best_request("ann", 10, "std"))
+    assert first.data["seatIds"] == [f"A{n}" for n in range(1, 11)]
+    await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, str(first.data["bookingId"])))
+    # Another process (or a stale copy) took A1 and A2 behind this one's back: the change number says so.
+    for seat_id in ("A1", "A2"):
+        platform.tables.seats[(EVENT.event_id, seat_id)].status = SeatStatus.BOOKED
+    platform.tables.change_seq[EVENT.event_id] += 1
+    [again] = await platform.handle(best_request("bob", 2, "std"))
+    assert again.data["seatIds"] == ["A3", "A4"]
+
+
+async def test_a_seat_a_stale_seating_offers_is_refused_by_the_store_and_the_batch_is_decided_again() -> None:
+    platform = Platform()
+    await platform.handle(best_request("ann", 1, "std"))  # the service now keeps the event's seating
+    platform.tables.seats[(EVENT.event_id, "A2")].status = SeatStatus.RESERVED  # changed without a number
+    [out] = await platform.handle(best_request("bob", 2, "std"))
+    assert out.type == topics.SEAT_RESERVED and out.data["seatIds"] == ["A3", "A4"]
+    assert len(platform.units) == 3  # the refused attempt, then the one decided afresh
+
+
+async def test_a_kept_seating_is_not_read_again_while_its_numbers_follow_on() -> None:
+    platform = Platform()
+    for user in ("a", "b", "c"):
+        await platform.handle(best_request(user, 2, "std"), hold_request(f"{user}-picker", f"B{ord(user) - 96}"))
+    assert platform.service.seatings.reads == 1
+    assert platform.tables.change_seq[EVENT.event_id] == 6
+
+
+async def test_a_malformed_best_available_request_is_dropped() -> None:
+    platform = Platform()
+    bad = Message(topics.SEAT_RESERVATION_REQUESTED, EVENT.event_id,
+                  {"userId": "u", "quantity": 2, "seatIds": ["A1"]}, "req-bad")
+    assert await platform.handle(bad, best_request("u", True)) == []  # type: ignore[arg-type]
+    assert platform.tables.bookings == {}

@@ -97,8 +97,11 @@ def test_a_typical_message_passes_as_it_was_sent(topic: str) -> None:
 def test_the_bounds_are_the_gateways() -> None:
     assert f"^{message_schemas.EVENT_ID.pattern}$" == gateway_schemas.EVENT_ID
     assert f"^{message_schemas.UUID.pattern}$" == gateway_schemas.UUID
-    seat_ids = gateway_schemas.BookingRequest.model_json_schema(by_alias=True)["properties"]["seatIds"]
+    properties = gateway_schemas.BookingRequest.model_json_schema(by_alias=True)["properties"]
+    seat_ids = next(choice for choice in properties["seatIds"]["anyOf"] if choice["type"] == "array")
     assert seat_ids["maxItems"] == message_schemas.MAX_SEATS
+    quantity = next(choice for choice in properties["quantity"]["anyOf"] if choice["type"] == "integer")
+    assert quantity["maximum"] == message_schemas.MAX_SEATS
     assert events.MAX_SEATS_PER_EVENT == message_schemas.MAX_EVENT_SEATS
 
 

@@ -15,6 +15,7 @@ import asyncpg
 
 from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
 from boxoffice.domain import events
+from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
 from boxoffice.service_layer.booking_ports import (
     ConcurrentHoldDetected,
@@ -33,6 +34,17 @@ _HOLD_SEATS = """
     UPDATE seats s SET status = 'RESERVED', booking_id = h.booking_id, updated_at = now()
     FROM unnest($1::text[], $2::text[], $3::uuid[]) AS h(event_id, seat_id, booking_id)
     WHERE s.event_id = h.event_id AND s.seat_id = h.seat_id {condition}
+"""
+
+_LAYOUT = """
+    SELECT seat_id, section, row_label, seat_number, category_id, price, coalesce(best_rank, position) AS rank
+    FROM seats WHERE event_id = $1
+"""
+
+# One statement, one snapshot: the free seats are exactly those as of the change number.
+_FREE_SEATS = """
+    SELECT change_seq, array(SELECT seat_id FROM seats WHERE event_id = $1 AND status = 'AVAILABLE') AS free
+    FROM events WHERE event_id = $1
 """
 
 _SEATS_PER_USER = """
@@ -127,6 +139,19 @@ class PostgresSeats:
         updated = await self._con.execute(_HOLD_SEATS.format(condition=condition), *_columns(seat_rows))
         if _changed(updated) != len(seat_rows):
             raise ConcurrentHoldDetected(f"expected to hold {len(seat_rows)} seats, held {updated}")
+
+
+    async def change_numbers(self, event_ids: list[str]) -> dict[str, int]:
+        rows = await self._con.fetch("SELECT event_id, change_seq FROM events WHERE event_id = ANY($1)", event_ids)
+        return {r["event_id"]: r["change_seq"] for r in rows}
+
+    async def layout(self, event_id: str) -> list[PlacedSeat]:
+        return [PlacedSeat(r["seat_id"], r["section"], r["row_label"], r["seat_number"], r["category_id"], r["price"],
+                           r["rank"]) for r in await self._con.fetch(_LAYOUT, event_id)]
+
+    async def free_seats(self, event_id: str) -> tuple[int, set[str]]:
+        row = await self._con.fetchrow(_FREE_SEATS, event_id)
+        return (0, set()) if row is None else (row["change_seq"], set(row["free"]))
 
 
 class PostgresBookings:

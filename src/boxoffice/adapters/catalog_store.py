@@ -30,9 +30,9 @@ async def create_event(con: Connection, spec: EventSpec) -> bool:
         seats = spec.seats()
         await con.copy_records_to_table(
             "seats", columns=["event_id", "seat_id", "section", "row_label", "seat_number", "category_id", "price",
-                              "position"],
-            records=[(spec.event_id, s.seat_id, s.section, s.row, s.number, s.category_id, s.price, s.position)
-                     for s in seats])
+                              "position", "best_rank"],
+            records=[(spec.event_id, s.seat_id, s.section, s.row, s.number, s.category_id, s.price, s.position,
+                      s.rank) for s in seats])
         await con.execute(
             "INSERT INTO event_availability (event_id, total, available, reserved, booked) VALUES ($1, $2, $2, 0, 0)",
             spec.event_id, len(seats))

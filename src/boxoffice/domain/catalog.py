@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -31,6 +31,7 @@ class SeatSpec:
     category_id: str
     price: Decimal
     position: int
+    rank: int = 0  # 0 for the best seat: the map's order unless the organiser gave a best order
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,45 @@ class EventSpec:
     rows: tuple[SeatRow, ...]
     # Seats named one by one (row, number, section, category), when the venue is not rows × seats.
     listed_seats: tuple[tuple[str, str, int, str, str], ...] = ()
+    # Seat ids or row labels, best first; the seats not named follow in the map's order.
+    best_order: tuple[str, ...] = ()
 
     def seats(self) -> list[SeatSpec]:
         prices = {c.category_id: c.price for c in self.categories}
         if self.listed_seats:
-            return [SeatSpec(seat_id, section, row, number, category, prices[category], i)
-                    for i, (seat_id, row, number, section, category) in enumerate(self.listed_seats)]
-        out: list[SeatSpec] = []
-        for row in self.rows:
-            for number in range(1, row.seats + 1):
-                out.append(SeatSpec(f"{row.label}{number}", row.section, row.label, number, row.category_id,
-                                    prices[row.category_id], len(out)))
-        return out
+            seats = [SeatSpec(seat_id, section, row, number, category, prices[category], i, i)
+                     for i, (seat_id, row, number, section, category) in enumerate(self.listed_seats)]
+        else:
+            seats = []
+            for row in self.rows:
+                for number in range(1, row.seats + 1):
+                    seats.append(SeatSpec(f"{row.label}{number}", row.section, row.label, number, row.category_id,
+                                          prices[row.category_id], len(seats), len(seats)))
+        if not self.best_order:
+            return seats
+        ranks = best_ranks(seats, self.best_order)
+        return [replace(s, rank=ranks[s.seat_id]) for s in seats]
+
+    def unknown_in_best_order(self) -> list[str]:
+        seats = self.seats()
+        names = {s.seat_id for s in seats} | {s.row for s in seats}
+        return [name for name in self.best_order if name not in names]
+
+
+def best_ranks(seats: list[SeatSpec], best_order: tuple[str, ...]) -> dict[str, int]:
+    """Each seat's rank: the seats named in `best_order` (a seat id, or a row label for its seats in order)
+    first, then the others in the map's order."""
+    by_id = {s.seat_id: s for s in seats}
+    by_row: dict[str, list[SeatSpec]] = {}
+    for seat in seats:
+        by_row.setdefault(seat.row, []).append(seat)
+    ranks: dict[str, int] = {}
+    for name in best_order:
+        for seat in [by_id[name]] if name in by_id else by_row.get(name, []):
+            ranks.setdefault(seat.seat_id, len(ranks))
+    for seat in seats:
+        ranks.setdefault(seat.seat_id, len(ranks))
+    return ranks
 
 
 def row_labels(count: int) -> list[str]:

@@ -10,6 +10,10 @@ class ReserveSeats:
     request_id: str
     event_id: str
     user_id: str
-    seat_ids: list[str]
+    seat_ids: list[str]  # empty for best available
     body_hash: str = ""
     email: str = ""
+    # Best available (CONTRACT §8.2): this many seats together, of a category and section if given.
+    quantity: int = 0
+    category_id: str | None = None
+    section: str | None = None

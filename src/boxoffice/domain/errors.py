@@ -22,6 +22,24 @@ class SeatLimitReached(DomainError):
     code = "seat_limit_reached"
 
 
+class SoldOut(DomainError):
+    """Fewer seats are left (in the category or section asked) than a best-available request wants."""
+
+    code = "sold_out"
+
+
+class NotEnoughAdjacent(DomainError):
+    """Enough seats are left for a best-available request, but not together in one row."""
+
+    code = "not_enough_adjacent"
+
+
+class CategoryNotFound(DomainError):
+    """A best-available request names a category or section the event has no seats in."""
+
+    code = "category_not_found"
+
+
 class InvalidRequest(DomainError):
     code = "invalid_request"
 

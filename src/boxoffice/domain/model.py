@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from boxoffice.domain import errors, events
+from boxoffice.domain.allocation import Refusal, Seating
 
 
 class SeatStatus(StrEnum):
@@ -70,6 +71,43 @@ class SeatMap:
     per_user_limit: int | None = None
     # Most seats in one booking (BOXOFFICE_MAX_SEATS_PER_BOOKING, set by the service layer); None: no limit.
     per_booking_limit: int | None = None
+    # The whole event's seats and which are free, for best-available requests; holds keep it in step.
+    seating: Seating | None = None
+
+    def follow(self, seating: Seating) -> None:
+        """Best-available requests choose from `seating`; the seats locked here are the truth where they differ."""
+        for seat in self.seats.values():
+            if seat.status is SeatStatus.AVAILABLE:
+                seating.give_back([seat.seat_id])
+            else:
+                seating.take([seat.seat_id])
+        self.seating = seating
+
+    def hold_best(
+        self, request_id: str, user_id: str, quantity: int, category_id: str | None, section: str | None,
+        booking_id: str, expires_at: datetime,
+    ) -> events.SeatsReserved | events.ReservationFailed:
+        """The best `quantity` seats together (domain/allocation.py), held like seats picked by hand."""
+        def refused(code: str, reason: str) -> events.ReservationFailed:
+            return events.ReservationFailed(request_id=request_id, event_id=self.event_id, user_id=user_id,
+                                            seat_ids=[], code=code, reason=reason)
+
+        if self.seating is None:
+            raise errors.InvalidTransition(f"best available needs the seating of event {self.event_id}")
+        if quantity < 1 or (self.per_booking_limit is not None and quantity > self.per_booking_limit):
+            most = f"1 to {self.per_booking_limit}" if self.per_booking_limit is not None else "at least 1"
+            return refused(errors.InvalidRequest.code, f"A booking needs {most} seats")
+        owned = self.seats_per_user.get(user_id, 0)
+        if self.per_user_limit is not None and owned + quantity > self.per_user_limit:
+            return refused(errors.SeatLimitReached.code,
+                           f"At most {self.per_user_limit} seats per buyer for this event; you hold {owned}")
+        choice = self.seating.choose(quantity, category_id, section)
+        if isinstance(choice, Refusal):
+            return refused(choice.code, choice.reason)
+        for seat_id in choice.seat_ids:
+            if seat_id not in self.seats:
+                self.seats[seat_id] = Seat(seat_id, SeatStatus.AVAILABLE, self.seating.seat[seat_id].price)
+        return self.hold(request_id, user_id, list(choice.seat_ids), booking_id, expires_at)
 
     def hold(
         self, request_id: str, user_id: str, seat_ids: list[str], booking_id: str, expires_at: datetime
@@ -105,6 +143,8 @@ class SeatMap:
             )
         for seat_id in seat_ids:
             self.seats[seat_id].reserve(booking_id)
+        if self.seating is not None:
+            self.seating.take(seat_ids)
         self.seats_per_user[user_id] = owned + len(seat_ids)
         amount = sum((self.seats[s].price for s in seat_ids), Decimal("0.00"))
         return events.SeatsReserved(

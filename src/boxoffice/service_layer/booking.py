@@ -21,10 +21,11 @@ from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
 from boxoffice.service_layer import booking_lifecycle as lifecycle
 from boxoffice.service_layer import holds
-from boxoffice.service_layer.booking_ports import BookingUnitOfWork, SeatsOutOfStep
+from boxoffice.service_layer.booking_ports import BookingUnitOfWork, ConcurrentHoldDetected, SeatsOutOfStep
 from boxoffice.service_layer.booking_report import report
 from boxoffice.service_layer.decisions import BookingRules, Decide, Decision
 from boxoffice.service_layer.ports import OutboxSink
+from boxoffice.service_layer.seatings import Seatings
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class BookingService:
                  new_booking_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
         self._unit_of_work, self._relay, self._rules = unit_of_work, relay, rules
         self._clock, self._holds, self._new_booking_id = clock, holds, new_booking_id
+        self.seatings = Seatings()
         self.decided = 0
         self.batches = 0
         self.lifecycle_messages = 0
@@ -90,13 +92,19 @@ class BookingService:
     async def __call__(self, batch: list[Message]) -> None:
         for kind, run in _runs(batch):
             started = time.perf_counter()
-            decide = Decide(self._rules, self._clock(), self._new_booking_id)
+            decide = Decide(self._rules, self._clock(), self._new_booking_id, self.seatings)
             if kind == "each":
                 decisions = await self._one_by_one(run, decide)
             else:
                 batch_handler = TOPIC_HANDLERS[kind].batch
                 assert batch_handler is not None
-                decisions = await self._in_one_transaction(batch_handler, run, decide)
+                try:
+                    decisions = await self._in_one_transaction(batch_handler, run, decide)
+                except ConcurrentHoldDetected:
+                    # A seating that was behind offered a seat already taken (or another process decided
+                    # meanwhile): the run is decided again from what the database holds now.
+                    log.warning("a seat of the batch was taken meanwhile; deciding the batch again")
+                    decisions = await self._in_one_transaction(batch_handler, run, decide)
             self.seconds_in_store += time.perf_counter() - started
             report(decisions)
             if kind == topics.SEAT_RESERVATION_REQUESTED:
@@ -108,9 +116,14 @@ class BookingService:
                 self.lifecycle_messages += len(run)
 
     async def _in_one_transaction(self, handler: BatchHandler, run: list[Message], decide: Decide) -> list[Decision]:
-        async with self._unit_of_work() as uow:
-            decisions = await handler(uow, run, decide)
-            await uow.commit()
+        try:
+            async with self._unit_of_work() as uow:
+                decisions = await handler(uow, run, decide)
+                await uow.commit()
+        except BaseException:
+            self.seatings.abandoned()
+            raise
+        self.seatings.committed()
         self._relay.submit(uow.outbox.written)
         return decisions
 

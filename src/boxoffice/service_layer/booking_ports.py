@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from boxoffice.domain import events
+from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.model import Booking, SeatMap
 from boxoffice.service_layer.unit_of_work import UnitOfWork
 
@@ -43,6 +44,18 @@ class SeatRepository(Protocol):
 
     async def hold(self, holds: list[events.SeatsReserved]) -> None:
         """Seats RESERVED for their new bookings; ConcurrentHoldDetected if any was no longer AVAILABLE."""
+        ...
+
+    async def change_numbers(self, event_ids: list[str]) -> dict[str, int]:
+        """The last change number of each event that exists."""
+        ...
+
+    async def layout(self, event_id: str) -> list[PlacedSeat]:
+        """Every seat of the event with its place and rank (0 for the best)."""
+        ...
+
+    async def free_seats(self, event_id: str) -> tuple[int, set[str]]:
+        """The event's last change number and its AVAILABLE seats, read together."""
         ...
 
 

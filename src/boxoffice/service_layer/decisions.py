@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from boxoffice.domain import events
+from boxoffice.service_layer.seatings import Seatings
 
 Decision = tuple[events.Event, str | None]  # what was decided, and the request it answers
 
@@ -27,3 +28,4 @@ class Decide:
     rules: BookingRules
     now: datetime
     new_booking_id: Callable[[], str]
+    seatings: Seatings = field(default_factory=Seatings)  # the service's, kept between runs

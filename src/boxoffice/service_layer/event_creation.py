@@ -19,6 +19,7 @@ def event_to_data(spec: EventSpec) -> dict[str, Any]:
                  for r in spec.rows],
         "seats": [{"seatId": s, "row": r, "number": n, "section": sec, "categoryId": c}
                   for s, r, n, sec, c in spec.listed_seats],
+        "bestOrder": list(spec.best_order),
     }
 
 
@@ -29,4 +30,5 @@ def event_from_data(data: dict[str, Any]) -> EventSpec:
         tuple(PriceCategory(c["categoryId"], c["name"], Decimal(c["price"])) for c in data["priceCategories"]),
         tuple(SeatRow(r["row"], r["section"], r["categoryId"], int(r["seats"])) for r in data.get("rows", [])),
         tuple((s["seatId"], s["row"], int(s["number"]), s["section"], s["categoryId"]) for s in data.get("seats", [])),
+        tuple(str(name) for name in data.get("bestOrder") or []),
     )

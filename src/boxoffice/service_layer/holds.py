@@ -23,12 +23,20 @@ log = logging.getLogger(__name__)
 
 def reserve_command(message: Message) -> ReserveSeats | None:
     data = message.data
-    user_id, seat_ids = data.get("userId"), data.get("seatIds")
-    if not message.request_id or not isinstance(user_id, str) or not isinstance(seat_ids, list) or not seat_ids \
-            or not all(isinstance(s, str) for s in seat_ids):
+    user_id, seat_ids, quantity = data.get("userId"), data.get("seatIds"), data.get("quantity")
+    if not message.request_id or not isinstance(user_id, str):
         return None
-    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, str(data.get("bodyHash", "")),
-                        str(data.get("email") or ""))
+    body_hash, email = str(data.get("bodyHash", "")), str(data.get("email") or "")
+    if seat_ids is None and type(quantity) is int and quantity > 0:
+        category_id, section = data.get("categoryId"), data.get("section")
+        if not all(v is None or isinstance(v, str) for v in (category_id, section)):
+            return None
+        return ReserveSeats(message.request_id, message.event_id, user_id, [], body_hash, email, quantity,
+                            category_id, section)
+    if not isinstance(seat_ids, list) or not seat_ids or not all(isinstance(s, str) for s in seat_ids) \
+            or quantity is not None:
+        return None
+    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, body_hash, email)
 
 
 async def reserve_seats(uow: BookingUnitOfWork, batch: list[Message], decide: Decide) -> list[Decision]:
@@ -47,6 +55,7 @@ async def reserve_seats(uow: BookingUnitOfWork, batch: list[Message], decide: De
     outcomes = await _decide(uow, fresh, decide) if fresh else []
     outgoing = [reservation_message(outcome) for outcome in outcomes]
     await number_seat_changes(uow.sequence, outgoing)
+    _note_numbers(decide, outgoing)
     answers = [StoredOutcome(c.request_id, c.event_id, c.body_hash, m.type, m.encode())
                for c, m in zip(fresh, outgoing, strict=True)]
     await uow.requests.add(answers)
@@ -59,11 +68,17 @@ async def reserve_seats(uow: BookingUnitOfWork, batch: list[Message], decide: De
 async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
                   decide: Decide) -> list[events.SeatsReserved | events.ReservationFailed]:
     rules = decide.rules
+    # Events with best-available requests, and those whose seating is kept, choose from their seating.
+    event_ids = {c.event_id for c in commands}
+    choosing = {c.event_id for c in commands if c.quantity} | decide.seatings.known(event_ids)
+    seatings = await decide.seatings.current(uow.seats, sorted(choosing)) if choosing else {}
     wanted = sorted({(c.event_id, s) for c in commands for s in c.seat_ids})
-    maps = await uow.seats.lock(sorted({c.event_id for c in commands}), wanted)
-    for event_map in maps.values():
+    maps = await uow.seats.lock(sorted(event_ids), wanted)
+    for event_id, event_map in maps.items():
         event_map.per_booking_limit = rules.max_seats_per_booking
         event_map.per_user_limit = rules.seats_per_user
+        if event_id in seatings:
+            event_map.follow(seatings[event_id])
     if rules.seats_per_user is not None:
         owned = await uow.bookings.seats_per_buyer(sorted({(c.event_id, c.user_id) for c in commands}))
         for (event_id, user_id), seats in owned.items():
@@ -78,10 +93,25 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
                 command.request_id, command.event_id, command.user_id, list(command.seat_ids),
                 errors.EventNotFound.code, f"Event {command.event_id} does not exist"))
             continue
-        outcomes.append(seat_map.hold(command.request_id, command.user_id, list(command.seat_ids),
-                                      decide.new_booking_id(), decide.now + rules.hold))
+        if command.quantity:
+            outcomes.append(seat_map.hold_best(command.request_id, command.user_id, command.quantity,
+                                               command.category_id, command.section, decide.new_booking_id(),
+                                               decide.now + rules.hold))
+        else:
+            outcomes.append(seat_map.hold(command.request_id, command.user_id, list(command.seat_ids),
+                                          decide.new_booking_id(), decide.now + rules.hold))
     holds = [o for o in outcomes if isinstance(o, events.SeatsReserved)]
     if holds:
         await uow.seats.hold(holds)
         await uow.bookings.add(holds, {c.request_id: c.email for c in commands})
     return outcomes
+
+
+def _note_numbers(decide: Decide, outgoing: list[Message]) -> None:
+    """Tells the seatings which change numbers this run's holds took, per event."""
+    numbers: dict[str, list[int]] = {}
+    for message in outgoing:
+        if "seq" in message.data:
+            numbers.setdefault(message.event_id, []).append(message.data["seq"])
+    for event_id, seqs in numbers.items():
+        decide.seatings.numbered(event_id, min(seqs), max(seqs))

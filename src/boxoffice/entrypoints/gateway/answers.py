@@ -15,6 +15,9 @@ Answer = tuple[int, dict[str, Any]]
 STATUS: dict[str, int] = {
     errors.SeatUnavailable.code: 409,
     errors.SeatLimitReached.code: 409,
+    errors.SoldOut.code: 409,
+    errors.NotEnoughAdjacent.code: 409,
+    errors.CategoryNotFound.code: 404,
     errors.SeatNotFound.code: 404,
     errors.EventNotFound.code: 404,
     errors.BookingNotFound.code: 404,

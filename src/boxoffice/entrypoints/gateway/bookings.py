@@ -55,8 +55,39 @@ def _queued(request_id: str) -> JSON:
 
 
 def _body_hash(body: BookingRequest, user_id: str, email: str) -> str:
-    text = f"{body.event_id}\0{','.join(body.seat_ids)}\0{user_id}\0{email}"
+    if body.seat_ids is not None:
+        text = f"{body.event_id}\0{','.join(body.seat_ids)}\0{user_id}\0{email}"
+    else:  # best available: a separator no picked-seats body can have
+        text = f"{body.event_id}\0\0{body.quantity}\0{body.category_id or ''}\0{body.section or ''}\0{user_id}\0{email}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _what_is_asked(body: BookingRequest, gw: GatewayDep) -> dict[str, Any]:
+    """The seats picked, or how many of which kind for best available (CONTRACT §8.2)."""
+    most = gw.settings.max_seats_per_booking
+    if (body.seat_ids is None) == (body.quantity is None):
+        raise ApiError(422, "validation_error", "Give either seatIds (the seats you pick) or quantity (best "
+                                                "available), not both or neither")
+    if body.quantity is not None:
+        if body.quantity > most:
+            raise ApiError(422, "too_many_seats", f"At most {most} seats can be booked at once")
+        asked: dict[str, Any] = {"quantity": body.quantity}
+        if body.category_id is not None:
+            asked["categoryId"] = body.category_id
+        if body.section is not None:
+            asked["section"] = body.section
+        return asked
+    if body.category_id is not None or body.section is not None:
+        raise ApiError(422, "validation_error", "categoryId and section go with quantity (best available), "
+                                                "not with seatIds")
+    assert body.seat_ids is not None
+    if len(body.seat_ids) > most:
+        raise ApiError(422, "too_many_seats", f"At most {most} seats can be booked at once")
+    duplicates = sorted({s for s in body.seat_ids if body.seat_ids.count(s) > 1})
+    if duplicates:
+        raise ApiError(422, "duplicate_seats", f"Seat {', '.join(duplicates)} is listed more than once",
+                       seatIds=duplicates)
+    return {"seatIds": body.seat_ids}
 
 
 def _buyer(body: BookingRequest, caller: Principal | None, gw: GatewayDep) -> tuple[str, str]:
@@ -81,19 +112,14 @@ async def create_booking(
     body: BookingRequest, gw: GatewayDep, caller: LimitedCaller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Response:
-    """Hold seats: 201 with a pending booking, 409 when any seat is taken, 202 when the answer is late."""
+    """Hold seats: 201 with a pending booking, 409 when any seat is taken (or, for best available, too few are
+    left together), 202 when the answer is late."""
     user_id, email = _buyer(body, caller, gw)
-    if len(body.seat_ids) > gw.settings.max_seats_per_booking:
-        raise ApiError(422, "too_many_seats",
-                       f"At most {gw.settings.max_seats_per_booking} seats can be booked at once")
-    duplicates = sorted({s for s in body.seat_ids if body.seat_ids.count(s) > 1})
-    if duplicates:
-        raise ApiError(422, "duplicate_seats", f"Seat {', '.join(duplicates)} is listed more than once",
-                       seatIds=duplicates)
+    asked = _what_is_asked(body, gw)
     known = await gw.seats.seats_of(body.event_id)
     if known is None:
         raise refuse(errors.EventNotFound.code, f"Event {body.event_id} does not exist")
-    unknown = [s for s in body.seat_ids if s not in known]
+    unknown = [s for s in body.seat_ids or [] if s not in known]
     if unknown:
         subject = f"Seat {unknown[0]} does not" if len(unknown) == 1 else f"Seats {', '.join(unknown)} do not"
         raise refuse(errors.SeatNotFound.code, f"{subject} exist for event {body.event_id}", seatIds=unknown)
@@ -114,7 +140,7 @@ async def create_booking(
         request_id = gw.request_ids.new()
 
     message = Message(SEAT_RESERVATION_REQUESTED, body.event_id,
-                      {"userId": user_id, "seatIds": body.seat_ids, "bodyHash": body_hash, "email": email},
+                      {"userId": user_id, **asked, "bodyHash": body_hash, "email": email},
                       request_id)
     if not gw.health.is_up("booking") and gw.health.refreshed_at:
         await publish_command(gw, message)

@@ -48,6 +48,7 @@ def _spec(body: NewEvent) -> EventSpec:
         tuple(PriceCategory(c.category_id, c.name, Decimal(str(c.price))) for c in body.price_categories),
         tuple(SeatRow(r.row, r.section, r.category_id, r.seats) for r in body.rows),
         tuple((s.seat_id, s.row, s.number, s.section, s.category_id) for s in body.seats),
+        tuple(body.best_order),
     )
     seat_ids = [s.seat_id for s in spec.seats()]
     if len(seat_ids) > MAX_SEATS_PER_EVENT:
@@ -56,6 +57,10 @@ def _spec(body: NewEvent) -> EventSpec:
         raise ApiError(422, "validation_error", "Seat ids must be unique (rows repeated, or seats listed twice)")
     if len({r.row for r in body.rows}) != len(body.rows):
         raise ApiError(422, "validation_error", "rows: each row label once")
+    if unknown := spec.unknown_in_best_order():
+        raise ApiError(422, "validation_error", f"bestOrder: no seat or row {', '.join(unknown[:5])}")
+    if len(set(body.best_order)) != len(body.best_order):
+        raise ApiError(422, "validation_error", "bestOrder: each seat or row once")
     return spec
 
 

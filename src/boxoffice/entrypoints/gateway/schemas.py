@@ -54,8 +54,16 @@ CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
 
 
 class BookingRequest(Strict):
+    """Seats picked by hand (`seatIds`), or the best `quantity` seats together (optionally of a `categoryId`
+    and `section`), chosen by the booking service."""
+
     event_id: EventId = Field(alias="eventId", examples=["taylor_swift_concert"])
-    seat_ids: list[SeatId] = Field(alias="seatIds", min_length=1, max_length=200, examples=[["A1"]])
+    seat_ids: list[SeatId] | None = Field(None, alias="seatIds", min_length=1, max_length=200, examples=[["A1"]])
+    quantity: int | None = Field(None, ge=1, le=200, examples=[2],
+                                 description="Best available: this many seats next to each other in one row")
+    category_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")] | None = Field(
+        None, alias="categoryId", description="Best available: only seats of this price category")
+    section: Text | None = Field(None, description="Best available: only seats of this section")
     user_id: UserId | None = Field(None, alias="userId", examples=["user_1"],
                                    description="Who books: required in the open demo; with accounts on it comes "
                                                "from the token and, if given, must be the token's user")
@@ -218,3 +226,7 @@ class NewEvent(Strict):
     price_categories: list[NewPriceCategory] = Field(alias="priceCategories", min_length=1, max_length=50)
     rows: list[NewRow] = Field(default_factory=list, max_length=1000)
     seats: list[NewSeat] = Field(default_factory=list, max_length=100_000)
+    best_order: list[SeatId] = Field(
+        default_factory=list, alias="bestOrder", max_length=100_000, examples=[["C", "B", "A"]],
+        description="Rows (by label) or seats (by id), best first, for best available; the seats not named "
+                    "follow in the map's order")

@@ -1,0 +1,171 @@
+"""Best available: the best free seats next to each other in one row (CONTRACT §8.2).
+
+Each seat has a rank, 0 for the event's best seat (the seat map's order, or the organiser's `bestOrder`).
+Seats are next to each other when they are in one row (section and row label) and their numbers follow.
+A row is as good as its best seat; `choose` takes the best row that has `quantity` free seats together and,
+in that row, the block that leaves no single free seat stranded between taken ones if any block can, then
+the block of the lowest total rank. All or nothing: a request gets its whole block or a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from boxoffice.domain import errors
+
+
+@dataclass(frozen=True)
+class PlacedSeat:
+    seat_id: str
+    section: str
+    row: str
+    number: int
+    category_id: str
+    price: Decimal
+    rank: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why no block could be chosen: a domain error's code and a sentence for the buyer."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Block:
+    seat_ids: tuple[str, ...]
+    stranded: int  # single free seats it leaves between taken ones in its row
+    score: int  # the sum of its seats' ranks: lower is better
+
+
+Filter = tuple[str | None, str | None]  # (category id, section); None: any
+
+
+class _Row:
+    def __init__(self, seats: list[PlacedSeat]) -> None:
+        self.seats = sorted(seats, key=lambda s: s.number)
+        self.free = 0
+
+    def adjacent(self, i: int) -> bool:
+        """Whether seat i and seat i + 1 are next to each other (no gap in the numbering)."""
+        return self.seats[i + 1].number == self.seats[i].number + 1
+
+
+class Seating:
+    """An event's seats by row and which of them are free, as the booking service knows them. `seq` is the
+    event's change number the free seats stand at (the service reloads them when the database's differs)."""
+
+    def __init__(self, seats: Iterable[PlacedSeat], free: Iterable[str] = (), seq: int = 0) -> None:
+        by_row: dict[tuple[str, str], list[PlacedSeat]] = {}
+        for seat in seats:
+            by_row.setdefault((seat.section, seat.row), []).append(seat)
+        self._rows = [_Row(row) for row in by_row.values()]
+        self._row_of: dict[str, _Row] = {}
+        self.seat: dict[str, PlacedSeat] = {}
+        for row in self._rows:
+            for placed in row.seats:
+                self._row_of[placed.seat_id], self.seat[placed.seat_id] = row, placed
+        self._ranked: dict[Filter, list[_Row]] = {}
+        self.free: set[str] = set()
+        self.reset(free, seq)
+
+    def reset(self, free: Iterable[str], seq: int) -> None:
+        self.free = {s for s in free if s in self.seat}
+        for row in self._rows:
+            row.free = sum(1 for s in row.seats if s.seat_id in self.free)
+        self.seq = seq
+
+    def take(self, seat_ids: Iterable[str]) -> None:
+        for seat_id in seat_ids:
+            if seat_id in self.free:
+                self.free.remove(seat_id)
+                self._row_of[seat_id].free -= 1
+
+    def give_back(self, seat_ids: Iterable[str]) -> None:
+        for seat_id in seat_ids:
+            if seat_id in self.seat and seat_id not in self.free:
+                self.free.add(seat_id)
+                self._row_of[seat_id].free += 1
+
+    def choose(self, quantity: int, category_id: str | None = None, section: str | None = None) -> Block | Refusal:
+        """The best block of `quantity` free seats together in one row of the category and section asked."""
+        wanted = (category_id, section)
+        rows = self._rows_for(wanted)
+        if not rows:
+            return Refusal(errors.CategoryNotFound.code, f"This event has no seats{_describe(wanted)}")
+        for row in rows:
+            if row.free < quantity:
+                continue
+            blocks = self._blocks(row, quantity, wanted)
+            if blocks:
+                return min(blocks, key=lambda b: (b.stranded, b.score))
+        left = sum(1 for row in rows for s in row.seats if s.seat_id in self.free and _matches(s, wanted))
+        where = _describe(wanted)
+        if left < quantity:
+            return Refusal(errors.SoldOut.code, f"Sold out: {_count(left)} left{where}, {quantity} asked for")
+        return Refusal(errors.NotEnoughAdjacent.code,
+                       f"{_count(left)} left{where}, but not {quantity} together in one row")
+
+    def stranded(self) -> list[str]:
+        """Free seats whose neighbours on both sides are taken."""
+        lonely = []
+        for row in self._rows:
+            seats = row.seats
+            for i in range(1, len(seats) - 1):
+                if seats[i].seat_id in self.free and row.adjacent(i - 1) and row.adjacent(i) \
+                        and seats[i - 1].seat_id not in self.free and seats[i + 1].seat_id not in self.free:
+                    lonely.append(seats[i].seat_id)
+        return lonely
+
+    def _rows_for(self, wanted: Filter) -> list[_Row]:
+        ranked = self._ranked.get(wanted)
+        if ranked is None:
+            best = {id(row): min((s.rank for s in row.seats if _matches(s, wanted)), default=None)
+                    for row in self._rows}
+            ranked = sorted((row for row in self._rows if best[id(row)] is not None),
+                            key=lambda row: best[id(row)] or 0)
+            self._ranked[wanted] = ranked
+        return ranked
+
+    def _blocks(self, row: _Row, quantity: int, wanted: Filter) -> list[Block]:
+        """Every block of `quantity` seats together in the row, free and of the category and section asked."""
+        seats, free = row.seats, self.free
+        blocks: list[Block] = []
+        start = 0
+        while start < len(seats):
+            if not (seats[start].seat_id in free and _matches(seats[start], wanted)):
+                start += 1
+                continue
+            end = start  # the run of usable seats together: start..end
+            while end + 1 < len(seats) and row.adjacent(end) and seats[end + 1].seat_id in free \
+                    and _matches(seats[end + 1], wanted):
+                end += 1
+            # The seats either side of the run: a piece of one seat left next to a taken one is stranded.
+            taken_before = start > 0 and row.adjacent(start - 1) and seats[start - 1].seat_id not in free
+            taken_after = end + 1 < len(seats) and row.adjacent(end) and seats[end + 1].seat_id not in free
+            for first in range(start, end - quantity + 2):
+                last = first + quantity - 1
+                stranded = (first - start == 1 and taken_before) + (end - last == 1 and taken_after)
+                block = seats[first:last + 1]
+                blocks.append(Block(tuple(s.seat_id for s in block), stranded, sum(s.rank for s in block)))
+            start = end + 1
+        return blocks
+
+
+def _matches(seat: PlacedSeat, wanted: Filter) -> bool:
+    category_id, section = wanted
+    return (category_id is None or seat.category_id == category_id) and (section is None or seat.section == section)
+
+
+def _describe(wanted: Filter) -> str:
+    category_id, section = wanted
+    parts = ([f"in category {category_id}"] if category_id else []) + ([f"in section {section}"] if section else [])
+    return "".join(f" {part}" for part in parts[:1]) + "".join(f" and {part}" for part in parts[1:])
+
+
+def _count(n: int) -> str:
+    return "no seats" if n == 0 else "1 seat" if n == 1 else f"{n} seats"
