@@ -3,6 +3,7 @@ that the handlers' unit tests use must behave alike, guards included."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -183,3 +184,40 @@ async def test_request_outcomes_and_change_numbers(setting: tuple[str, UnitOfWor
         await uow.commit()
     async with unit_of_work() as uow:
         assert await uow.requests.find([outcome.request_id, "req-unknown"]) == {outcome.request_id: outcome}
+
+
+async def test_the_seating_of_an_event_is_its_layout_and_its_free_seats_at_a_change_number(
+        setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    await committed_hold(unit_of_work, a_hold(event_id, "A2", "B1"))
+    async with unit_of_work() as uow:
+        numbers = await uow.seats.change_numbers([event_id, "no_such_event"])
+        await uow.sequence.advance({event_id: 3})
+        seq, free = await uow.seats.free_seats(event_id)
+        layout = await uow.seats.layout(event_id)
+        await uow.commit()
+    assert numbers == {event_id: 0} and seq == 3
+    assert free == {f"{row}{n}" for row in "AB" for n in range(1, 11)} - {"A2", "B1"}
+    placed = {s.seat_id: s for s in layout}
+    assert len(placed) == 20 and sorted(s.rank for s in layout) == list(range(20))
+    a1, b10 = placed["A1"], placed["B10"]
+    assert (a1.section, a1.row, a1.number, a1.category_id, a1.price, a1.rank) == (
+        "Main", "A", 1, "std", Decimal("150.00"), 0)
+    assert (b10.row, b10.number, b10.category_id, b10.rank) == ("B", 10, "cheap", 19)
+
+
+@pytest.mark.parametrize("kind", ["fake", "postgres"])
+async def test_an_organisers_best_order_ranks_the_seats_it_names_first(kind: str, pool: asyncpg.Pool) -> None:
+    spec = dataclasses.replace(small_event(rows=2, seats=3), best_order=("B", "A3"))
+    unit_of_work: UnitOfWorkFactory
+    if kind == "fake":
+        tables = BookingTables()
+        tables.add_event(spec)
+        unit_of_work = lambda: FakeBookingUnitOfWork(tables)  # noqa: E731
+    else:
+        async with pool.acquire() as con:
+            await create_event(con, spec)
+        unit_of_work = lambda: PostgresBookingUnitOfWork(pool)  # noqa: E731
+    async with unit_of_work() as uow:
+        layout = await uow.seats.layout(spec.event_id)
+    assert [s.seat_id for s in sorted(layout, key=lambda s: s.rank)] == ["B1", "B2", "B3", "A3", "A1", "A2"]
