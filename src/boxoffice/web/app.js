@@ -42,6 +42,7 @@ const state = {
   focusSeatId: null,        // the one seat with tabindex=0 (roving tabindex: Tab enters the map once)
   selected: new Set(),
   holding: null,            // seat ids of a POST /bookings in flight
+  finding: false,           // a best-available POST /bookings in flight
   holdAttempt: null,        // {signature, key}: retried after a network error with the same Idempotency-Key
   hold: null,               // the pending booking shown in the hold panel
   countdownTimer: null,
@@ -61,6 +62,7 @@ function start() {
   $("seat-map").addEventListener("focusin", onMapFocus);
   $("hold-button").addEventListener("click", holdSelected);
   $("clear-button").addEventListener("click", clearSelection);
+  initBestAvailable();
   $("pay-button").addEventListener("click", pay);
   $("cancel-button").addEventListener("click", cancelHold);
   loadEvents();
@@ -130,6 +132,7 @@ function resetMap(eventId) {
   $("seat-map").replaceChildren();
   $("activity-log").replaceChildren();
   setCounts({ available: null, reserved: null, booked: null, total: 0 });
+  showBestAvailable(null);
   updateSelection();
 }
 
@@ -142,6 +145,7 @@ function showEventHeader(event) {
   date.textContent = new Date(event.startsAt).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
   $("price-list").textContent = (event.priceCategories || [])
     .map((c) => `${c.name} ${money(c.price, event.currency)}`).join(" · ");
+  showBestAvailable(event);
 }
 
 function showEventError(text) {
@@ -244,9 +248,10 @@ function applyChange(change) {
 }
 
 // Selected seats that someone holds now leave the selection. Our own hold in flight is usually announced
-// by the stream before its 201 arrives: those seats are not "taken by someone else".
+// by the stream before its 201 arrives: those seats are not "taken by someone else". While best available
+// is choosing, the seats are not known yet, so whose they are cannot be told.
 function onSelectedSeatsTaken(seatIds) {
-  const taken = seatIds.filter((seatId) => !state.holding?.includes(seatId));
+  const taken = state.finding ? [] : seatIds.filter((seatId) => !state.holding?.includes(seatId));
   if (!taken.length) return updateSelection();
   selectionNote(`${seatList(taken)} ${taken.length > 1 ? "were" : "was"} just taken by someone else.`);
 }
@@ -571,8 +576,9 @@ function updateSelection(note) {
   const n = seatIds.length;
   const hold = $("hold-button");
   hold.textContent = state.holding ? "Holding…" : `Hold ${n} seat${n === 1 ? "" : "s"}`;
-  hold.disabled = n === 0 || Boolean(state.holding) || Boolean(state.hold);
+  hold.disabled = n === 0 || Boolean(state.holding) || state.finding || Boolean(state.hold);
   $("clear-button").disabled = n === 0 || Boolean(state.holding);
+  updateBestButton();
   let text = "No seats selected.";
   if (n) {
     const amount = seatIds.reduce((sum, id) => sum + (state.seats.get(id)?.price || 0), 0);
@@ -659,31 +665,43 @@ async function register() {
 
 async function holdSelected() {
   const seatIds = selectedSeats();
-  const userId = $("user-id").value.trim();
-  if (!seatIds.length || state.holding || state.hold) return;
-  if (state.accountsRequired && !state.account) {
-    showResult("Sign in (or create an account) to hold seats.", "error");
-    $("sign-in-email").focus();
-    return;
-  }
-  if (!state.accountsRequired && (!$("user-id").checkValidity() || !userId)) {
-    showResult("Enter a user id: letters, digits and _ . @ + - (starting with a letter or digit).", "error");
-    $("user-id").focus();
-    return;
-  }
+  if (!seatIds.length || state.holding || state.finding || state.hold) return;
+  const buyer = whoBooks();
+  if (!buyer) return;
   const eventId = state.eventId;
-  const body = state.accountsRequired ? { eventId, seatIds } : { eventId, seatIds, userId };
   state.holding = seatIds;
   updateSelection();
   showResult(`Holding ${seatList(seatIds)}…`, "info");
+  const answer = await requestHold({ eventId, seatIds, ...buyer });
+  state.holding = null;
+  onHoldAnswer(answer, seatIds, eventId);
+}
+
+// Who books: nothing with accounts on (the token tells), else the user id typed in. Null after telling
+// the buyer what is missing.
+function whoBooks() {
+  if (state.accountsRequired) {
+    if (state.account) return {};
+    showResult("Sign in (or create an account) to hold seats.", "error");
+    $("sign-in-email").focus();
+    return null;
+  }
+  const userId = $("user-id").value.trim();
+  if ($("user-id").checkValidity() && userId) return { userId };
+  showResult("Enter a user id: letters, digits and _ . @ + - (starting with a letter or digit).", "error");
+  $("user-id").focus();
+  return null;
+}
+
+// POST /bookings, waiting out the queue (202) when the gateway puts the request in line.
+async function requestHold(body) {
   let answer = await api("POST", "/bookings", body, { "Idempotency-Key": holdKey(body) });
   if (answer.status === 202 && answer.body.statusUrl) {
     showResult(answer.body.error || "Your request is queued and will be processed in order…", "info");
     answer = await pollQueuedHold(answer.body.statusUrl);
   }
-  state.holding = null;
   if (answer.status !== 0) state.holdAttempt = null;
-  onHoldAnswer(answer, seatIds, eventId);
+  return answer;
 }
 
 // The same selection retried after a network error reuses its key: the server answers it once.
@@ -709,7 +727,8 @@ async function pollQueuedHold(statusUrl) {
 
 function onHoldAnswer(answer, seatIds, eventId) {
   if (answer.status === 201 && answer.body.bookingId) {
-    for (const seatId of seatIds) state.selected.delete(seatId);
+    // Best available may choose seats that were selected by hand: they are held now, not selected.
+    for (const seatId of [...seatIds, ...(answer.body.seatIds || [])]) state.selected.delete(seatId);
     startHold({ ...answer.body, eventId });
     return;
   }
@@ -719,6 +738,46 @@ function onHoldAnswer(answer, seatIds, eventId) {
   }
   updateSelection();
   showResult(answer.body.error || `Could not hold the seats (${describeFailure(answer)}).`, "error");
+}
+
+// ---------------------------------------------------------------- best available: the service chooses
+
+function initBestAvailable() {
+  const quantity = $("best-quantity");
+  for (let n = 1; n <= MAX_SELECTED; n++) quantity.append(new Option(String(n), String(n)));
+  quantity.value = "2";
+  quantity.addEventListener("change", updateBestButton);
+  $("best-available").addEventListener("submit", (e) => { e.preventDefault(); holdBestAvailable(); });
+}
+
+function showBestAvailable(event) {
+  const options = (event?.priceCategories || [])
+    .map((c) => new Option(`${c.name} — ${money(c.price, event.currency)}`, c.categoryId));
+  $("best-category").replaceChildren(new Option("Any", ""), ...options);
+  updateBestButton();
+}
+
+function updateBestButton() {
+  const n = Number($("best-quantity").value);
+  const button = $("best-button");
+  button.textContent = state.finding ? "Finding…" : `Find ${n} best seat${n === 1 ? "" : "s"}`;
+  button.disabled = !state.event || Boolean(state.holding) || state.finding || Boolean(state.hold);
+}
+
+async function holdBestAvailable() {
+  if (!state.event || state.holding || state.finding || state.hold) return;
+  const buyer = whoBooks();
+  if (!buyer) return;
+  const eventId = state.eventId;
+  const quantity = Number($("best-quantity").value);
+  const categoryId = $("best-category").value;
+  const body = { eventId, quantity, ...(categoryId ? { categoryId } : {}), ...buyer };
+  state.finding = true;
+  updateSelection();
+  showResult(`Finding the best ${quantity} seat${quantity === 1 ? "" : "s"} together…`, "info");
+  const answer = await requestHold(body);
+  state.finding = false;
+  onHoldAnswer(answer, [], eventId);
 }
 
 // ---------------------------------------------------------------- the hold panel: pay, cancel, expire
