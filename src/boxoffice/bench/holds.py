@@ -42,6 +42,7 @@ class Outcome:
     held: list[str] = field(default_factory=list)
     publish_ms: float | None = None
     decision_ms: float | None = None
+    code: str | None = None  # the refusal's code
 
 
 def bench_event(seats: int) -> EventSpec:
@@ -77,14 +78,19 @@ def _server_timing(header: str | None) -> tuple[float | None, float | None]:
 
 
 async def fire_http(base_url: str, event_id: str, wanted: list[list[str]], clients: int) -> tuple[list[Outcome], float]:
-    outcomes: list[Outcome | None] = [None] * len(wanted)
-    next_index = iter(range(len(wanted)))
+    return await fire_bodies(base_url, [{"eventId": event_id, "seatIds": w} for w in wanted], clients)
+
+
+async def fire_bodies(base_url: str, bodies: list[dict[str, object]], clients: int) -> tuple[list[Outcome], float]:
+    """`POST /bookings` with each body (and the client's userId), `clients` at a time in a closed loop."""
+    outcomes: list[Outcome | None] = [None] * len(bodies)
+    next_index = iter(range(len(bodies)))
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(base_url, connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=60)) as session:
         async def client(user: int) -> None:
             for i in next_index:
-                body = {"eventId": event_id, "seatIds": wanted[i], "userId": f"fan_{user}"}
+                body = {**bodies[i], "userId": f"fan_{user}"}
                 started = time.perf_counter()
                 try:
                     async with session.post("/bookings", json=body) as response:
@@ -92,9 +98,12 @@ async def fire_http(base_url: str, event_id: str, wanted: list[list[str]], clien
                         status, timing = response.status, response.headers.get("Server-Timing")
                 except (aiohttp.ClientError, TimeoutError):
                     status, answer, timing = 0, {}, None
-                outcome = Outcome(status, time.perf_counter() - started, wanted[i],
+                asked = bodies[i].get("seatIds")
+                outcome = Outcome(status, time.perf_counter() - started, list(asked) if isinstance(asked, list) else [],
                                   answer.get("seatIds", []) if status == 201 else [])
                 outcome.publish_ms, outcome.decision_ms = _server_timing(timing)
+                if status != 201 and isinstance(answer, dict):
+                    outcome.code = answer.get("code")
                 outcomes[i] = outcome
 
         started = time.perf_counter()

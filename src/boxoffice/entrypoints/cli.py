@@ -376,16 +376,36 @@ def _bench_setup() -> None:
 
 @bench_app.command("holds")
 def bench_holds(
-    requests: Annotated[int, typer.Option(help="reservation requests in the crowd")] = 20_000,
+    requests: Annotated[int | None, typer.Option(
+        help="reservation requests in the crowd (20,000; with --best-available, enough to ask for 1.2× "
+             "the seats on sale)", show_default=False)] = None,
     clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 500,
     seats: Annotated[int, typer.Option(help="seats on sale")] = 2_000,
-    max_seats: Annotated[int, typer.Option(help="most seats in one request")] = 3,
+    max_seats: Annotated[int | None, typer.Option(
+        help="most seats in one request (3; with --best-available, 4)", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="random seed of the crowd")] = 1,
+    best_available: Annotated[bool, typer.Option(
+        "--best-available", help="the same wishes to sell-out as pick-a-seat and as best-available requests, "
+                                 "on two events of this size, side by side")] = False,
+    category: Annotated[str | None, typer.Option(
+        help="with --best-available: the category every request asks for (a: front half, b: back half)")] = None,
 ) -> None:
-    """A flash crowd on one event: decisions/s and latency end to end, against raw PostgreSQL."""
+    """A flash crowd on one event: decisions/s and latency end to end, against raw PostgreSQL. With
+    --best-available: pick-a-seat against best available, each to sell-out."""
     from boxoffice.bench import holds
 
-    holds.run(requests, clients, seats, max_seats, seed, console)
+    if not best_available:
+        if category is not None:
+            raise typer.BadParameter("only with --best-available", param_hint="--category")
+        holds.run(20_000 if requests is None else requests, clients, seats, 3 if max_seats is None else max_seats,
+                  seed, console)
+        return
+    from boxoffice.bench import best_available as best
+
+    if category is not None and category not in best.categories():
+        raise typer.BadParameter(f"one of {', '.join(best.categories())}", param_hint="--category")
+    if not best.run(requests, clients, seats, 4 if max_seats is None else max_seats, category, seed, console):
+        raise typer.Exit(1)
 
 
 @app.command(hidden=True)
