@@ -17,6 +17,7 @@ from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
+from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SeatsOutOfStep, StoredOutcome
 from boxoffice.service_layer.ports import OutboxRow
 from boxoffice.service_layer.unit_of_work import Outgoing
@@ -32,7 +33,10 @@ class BookingTables:
     end_reasons: dict[str, str] = field(default_factory=dict)
     requests: dict[str, StoredOutcome] = field(default_factory=dict)
     change_seq: dict[str, int] = field(default_factory=dict)
+    waitlist_seq: dict[str, int] = field(default_factory=dict)
     layouts: dict[str, list[PlacedSeat]] = field(default_factory=dict)
+    waitlist: dict[str, WaitlistEntry] = field(default_factory=dict)
+    waitlist_requests: dict[str, str] = field(default_factory=dict)  # join request id → waitlist id
     outbox: list[OutboxRow] = field(default_factory=list)
 
     def add_event(self, spec: EventSpec) -> None:
@@ -65,6 +69,9 @@ class FakeSeats:
     async def free_seats(self, event_id: str) -> tuple[int, set[str]]:
         return self._t.change_seq.get(event_id, 0), {
             s for (e, s), seat in self._t.seats.items() if e == event_id and seat.status is SeatStatus.AVAILABLE}
+
+    async def placed(self, event_id: str, seat_ids: list[str]) -> list[PlacedSeat]:
+        return [s for s in self._t.layouts.get(event_id, []) if s.seat_id in seat_ids]
 
     async def hold(self, holds: list[events.SeatsReserved]) -> None:
         for hold in holds:
@@ -147,6 +154,54 @@ class FakeChangeSequence:
 _outbox_ids = itertools.count(1)
 
 
+class FakeWaitlist:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def find(self, waitlist_id: str) -> WaitlistEntry | None:
+        entry = self._t.waitlist.get(waitlist_id)
+        return replace(entry) if entry else None
+
+    async def joined_by(self, request_id: str) -> WaitlistEntry | None:
+        waitlist_id = self._t.waitlist_requests.get(request_id)
+        return replace(self._t.waitlist[waitlist_id]) if waitlist_id else None
+
+    async def waiting_for(self, event_id: str, user_id: str) -> WaitlistEntry | None:
+        return next((replace(e) for e in self._t.waitlist.values() if (e.event_id, e.user_id, e.status) == (
+            event_id, user_id, WaitlistStatus.WAITING)), None)
+
+    async def add(self, entry: WaitlistEntry, request_id: str) -> WaitlistEntry:
+        if request_id in self._t.waitlist_requests or entry.waitlist_id in self._t.waitlist:
+            raise KeyError(f"waiting list entry {entry.waitlist_id} exists already")
+        if entry.event_id not in self._t.waitlist_seq:
+            self._t.waitlist_seq[entry.event_id] = 0
+        self._t.waitlist_seq[entry.event_id] += 1
+        stored = replace(entry, position=self._t.waitlist_seq[entry.event_id], status=WaitlistStatus.WAITING,
+                         booking_id=None)
+        self._t.waitlist[entry.waitlist_id] = stored
+        self._t.waitlist_requests[request_id] = entry.waitlist_id
+        return replace(stored)
+
+    async def waiting(self, event_ids: list[str], most: int) -> dict[str, list[WaitlistEntry]]:
+        found: dict[str, list[WaitlistEntry]] = {}
+        for entry in sorted(self._t.waitlist.values(), key=lambda e: (e.event_id, e.position)):
+            if entry.event_id in event_ids and entry.status is WaitlistStatus.WAITING \
+                    and len(found.get(entry.event_id, [])) < most:
+                found.setdefault(entry.event_id, []).append(replace(entry))
+        return found
+
+    async def offered_with(self, booking_ids: list[str]) -> list[WaitlistEntry]:
+        return [replace(e) for e in self._t.waitlist.values() if e.booking_id in booking_ids]
+
+    async def ahead_of(self, entry: WaitlistEntry) -> int:
+        return sum(1 for e in self._t.waitlist.values() if e.event_id == entry.event_id
+                   and e.status is WaitlistStatus.WAITING and e.position < entry.position)
+
+    async def save(self, entries: list[WaitlistEntry]) -> None:
+        for entry in entries:
+            self._t.waitlist[entry.waitlist_id] = replace(entry)
+
+
 class FakeOutbox:
     def __init__(self, tables: BookingTables) -> None:
         self._t = tables
@@ -170,6 +225,7 @@ class FakeBookingUnitOfWork:
         self.bookings = FakeBookings(self._work)
         self.requests = FakeRequestOutcomes(self._work)
         self.sequence = FakeChangeSequence(self._work)
+        self.waitlist = FakeWaitlist(self._work)
         self.outbox = FakeOutbox(self._work)
         return self
 

@@ -238,6 +238,33 @@ class EventCreationRequested(Data):
     bestOrder: Annotated[list[Annotated[str, _bounded(64)]], Field(max_length=MAX_EVENT_SEATS)] = []
 
 
+class WaitlistJoinRequested(Data):
+    waitlistId: BookingId  # proposed by the gateway; a buyer already waiting keeps their entry
+    userId: UserId
+    quantity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
+    email: Email | None = None
+
+
+class WaitlistLeaveRequested(Data):
+    waitlistId: BookingId
+
+
+class WaitlistUpdated(Data):
+    waitlistId: BookingId
+    userId: UserId
+    quantity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
+    status: Literal["waiting", "offered", "expired", "left"]
+    position: Annotated[int, Field(ge=1)] | None = None
+    bookingId: BookingId | None = None
+    email: Email | None = None
+    joined: bool | None = None  # on a join's answer: whether this join made the entry
+    # With an offer: the booking's seats, price and deadline.
+    seatIds: Seats | None = None
+    amount: Amount | None = None
+    currency: Currency | None = None
+    expiresAt: Moment | None = None
+
+
 SCHEMAS: dict[str, type[Data]] = {
     topics.SEAT_RESERVATION_REQUESTED: ReservationRequested,
     topics.SEAT_RESERVED: SeatReserved,
@@ -253,10 +280,13 @@ SCHEMAS: dict[str, type[Data]] = {
     topics.BOOKING_CANCELLED: BookingCancelled,
     topics.BOOKING_COMMAND_REJECTED: CommandRejected,
     topics.EVENT_CREATION_REQUESTED: EventCreationRequested,
+    topics.WAITLIST_JOIN_REQUESTED: WaitlistJoinRequested,
+    topics.WAITLIST_LEAVE_REQUESTED: WaitlistLeaveRequested,
+    topics.WAITLIST_UPDATED: WaitlistUpdated,
 }
 
 # A reservation request is answered under its request id: without one, nobody could be answered.
-NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED})
+NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED, topics.WAITLIST_JOIN_REQUESTED})
 
 
 def decode_checked(raw: bytes, topic: str) -> Message:

@@ -25,6 +25,11 @@ BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_COMMAND_REJECTED = "booking.command.rejected"
 # Added: an organiser's new event with its seat map, for the catalog service to create.
 EVENT_CREATION_REQUESTED = "event.creation.requested"
+# Added (CONTRACT §8.3): a buyer joins or leaves an event's waiting list; an entry joined, was offered seats,
+# ran out or left.
+WAITLIST_JOIN_REQUESTED = "waitlist.join.requested"
+WAITLIST_LEAVE_REQUESTED = "waitlist.leave.requested"
+WAITLIST_UPDATED = "waitlist.updated"
 
 DEAD_LETTER_SUFFIX = ".dead"
 
@@ -38,6 +43,7 @@ ALL_TOPICS = (
     SEAT_RESERVATION_REQUESTED, SEAT_RESERVED, SEAT_RESERVATION_FAILED, BOOKING_CONFIRMATION_REQUESTED,
     PAYMENT_REQUESTED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, BOOKING_CONFIRMED, BOOKING_CANCELLATION_REQUESTED,
     SEAT_RESERVATION_TIMEOUT, SEAT_RELEASED, BOOKING_CANCELLED, BOOKING_COMMAND_REJECTED, EVENT_CREATION_REQUESTED,
+    WAITLIST_JOIN_REQUESTED, WAITLIST_LEAVE_REQUESTED, WAITLIST_UPDATED,
 )
 DEAD_LETTER_TOPICS = tuple(dead_topic(t) for t in ALL_TOPICS)
 

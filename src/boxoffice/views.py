@@ -104,3 +104,18 @@ async def booking_state(pool: asyncpg.Pool, booking_id: str) -> asyncpg.Record |
         "SELECT event_id, user_id AS \"userId\", status, payment_id, amount, currency, seat_ids FROM bookings "
         "WHERE booking_id = $1",
         booking_id)
+
+
+async def waitlist_entry(pool: asyncpg.Pool, waitlist_id: str) -> dict[str, Any] | None:
+    """An entry of a waiting list with its place in line now (1: next to be offered seats) while it waits."""
+    r = await pool.fetchrow(
+        """SELECT w.*, CASE WHEN w.status = 'waiting' THEN 1 + (
+                   SELECT count(*) FROM waitlist a
+                   WHERE a.event_id = w.event_id AND a.status = 'waiting' AND a.position < w.position) END AS place
+           FROM waitlist w WHERE w.waitlist_id = $1::uuid""", waitlist_id)
+    if r is None:
+        return None
+    return {"success": True, "waitlistId": str(r["waitlist_id"]), "eventId": r["event_id"], "userId": r["user_id"],
+            "quantity": r["quantity"], "status": r["status"], "position": r["place"],
+            "bookingId": str(r["booking_id"]) if r["booking_id"] else None,
+            "joinedAt": iso(r["created_at"]), "updatedAt": iso(r["updated_at"])}

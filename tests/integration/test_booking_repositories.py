@@ -16,6 +16,7 @@ from boxoffice.adapters.booking_uow import PostgresBookingUnitOfWork
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.domain import events
 from boxoffice.domain.model import Booking, BookingStatus, SeatStatus
+from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.service_layer.booking_ports import (
     BookingUnitOfWork,
     ConcurrentHoldDetected,
@@ -221,3 +222,33 @@ async def test_an_organisers_best_order_ranks_the_seats_it_names_first(kind: str
     async with unit_of_work() as uow:
         layout = await uow.seats.layout(spec.event_id)
     assert [s.seat_id for s in sorted(layout, key=lambda s: s.rank)] == ["B1", "B2", "B3", "A3", "A1", "A2"]
+
+
+async def test_a_waiting_list_numbers_its_entries_and_keeps_their_status(
+        setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    hold = a_hold(event_id, "A1")
+    await committed_hold(unit_of_work, hold)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    async with unit_of_work() as uow:
+        stored = [await uow.waitlist.add(WaitlistEntry(waitlist_id, event_id, f"u{i}", "", i + 1, 0), f"join-{i}")
+                  for i, waitlist_id in enumerate(ids)]
+        await uow.commit()
+    assert [e.position for e in stored] == [1, 2, 3] and {e.status for e in stored} == {WaitlistStatus.WAITING}
+    async with unit_of_work() as uow:
+        assert (await uow.waitlist.joined_by("join-1")) == stored[1]
+        assert (await uow.waitlist.waiting_for(event_id, "u2")) == stored[2]
+        assert await uow.waitlist.ahead_of(stored[2]) == 2
+        first = await uow.waitlist.find(ids[0])
+        assert first is not None
+        first.offer(hold.booking_id)
+        await uow.waitlist.save([first])
+        await uow.commit()
+    async with unit_of_work() as uow:
+        waiting = await uow.waitlist.waiting([event_id, "no_such_event"], most=1)
+        offered = await uow.waitlist.offered_with([hold.booking_id])
+        behind = await uow.waitlist.ahead_of(stored[2])
+    assert [e.waitlist_id for e in waiting[event_id]] == [ids[1]] and list(waiting) == [event_id]
+    assert [(e.waitlist_id, e.status, e.booking_id) for e in offered] == [
+        (ids[0], WaitlistStatus.OFFERED, hold.booking_id)]
+    assert behind == 1

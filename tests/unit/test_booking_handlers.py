@@ -92,7 +92,8 @@ async def paying(platform: Platform, booking_id: str, amount: float = 150.0) -> 
 def test_every_booking_topic_has_exactly_one_kind_of_handler() -> None:
     assert set(TOPIC_HANDLERS) == {
         topics.SEAT_RESERVATION_REQUESTED, topics.SEAT_RESERVATION_TIMEOUT, topics.BOOKING_CONFIRMATION_REQUESTED,
-        topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED, topics.BOOKING_CANCELLATION_REQUESTED}
+        topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED, topics.BOOKING_CANCELLATION_REQUESTED,
+        topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED}
     assert all((route.batch is None) != (route.each is None) for route in TOPIC_HANDLERS.values())
 
 
@@ -375,3 +376,98 @@ async def test_a_malformed_best_available_request_is_dropped() -> None:
                   {"userId": "u", "quantity": 2, "seatIds": ["A1"]}, "req-bad")
     assert await platform.handle(bad, best_request("u", True)) == []  # type: ignore[arg-type]
     assert platform.tables.bookings == {}
+
+
+# -- the waiting list (CONTRACT §8.3) ---------------------------------------------------------------------------
+
+def join_request(user: str, quantity: int, waitlist_id: str | None = None,
+                 request_id: str | None = None) -> Message:
+    return Message(topics.WAITLIST_JOIN_REQUESTED, EVENT.event_id,
+                   {"waitlistId": waitlist_id or str(uuid.uuid4()), "userId": user, "quantity": quantity,
+                    "email": f"{user}@example.com"}, request_id or f"req-{uuid.uuid4()}")
+
+
+async def joined(platform: Platform, user: str, quantity: int) -> Message:
+    [entry] = await platform.handle(join_request(user, quantity))
+    assert entry.type == topics.WAITLIST_UPDATED and entry.data["status"] == "waiting"
+    return entry
+
+
+async def sold_out(platform: Platform) -> dict[str, str]:
+    """Every seat held, two seats a booking: the booking ids by their first seat."""
+    bookings = {}
+    for row in "AB":
+        for n in range(1, 11, 2):
+            bookings[f"{row}{n}"] = await held(platform, f"{row}{n}", f"{row}{n + 1}", user=f"buyer-{row}{n}")
+    return bookings
+
+
+async def test_entries_join_in_order_and_joining_again_keeps_the_place() -> None:
+    platform = Platform()
+    first = await joined(platform, "ann", 2)
+    second = await joined(platform, "bob", 1)
+    again = await joined(platform, "ann", 4)
+    assert (first.data["position"], second.data["position"]) == (1, 2)
+    assert first.data["joined"] is True and again.data["joined"] is False
+    assert again.data["waitlistId"] == first.data["waitlistId"] and again.data["quantity"] == 2
+    # A redelivered join answers what it answered the first time.
+    message = join_request("cy", 1, request_id="req-cy")
+    [once] = await platform.handle(message)
+    [twice] = await platform.handle(message)
+    assert once.data == {**twice.data} and len(platform.tables.waitlist) == 3
+
+
+async def test_released_seats_go_to_the_first_entry_that_fits_and_never_to_the_crowd() -> None:
+    platform = Platform()
+    bookings = await sold_out(platform)
+    big = await joined(platform, "big", 3)  # two seats come free: three do not fit
+    small = await joined(platform, "small", 2)
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A3"]),
+                                hold_request("crowd", "A3"))
+    kinds = [(m.type, m.data.get("status")) for m in out]
+    assert kinds == [(topics.SEAT_RELEASED, None), (topics.BOOKING_CANCELLED, "cancelled"),
+                     (topics.SEAT_RESERVED, "pending"), (topics.WAITLIST_UPDATED, "offered"),
+                     (topics.SEAT_RESERVATION_FAILED, None)]
+    offer = out[2].data
+    assert offer["userId"] == "small" and offer["seatIds"] == ["A3", "A4"] and out[3].data["bookingId"] == offer[
+        "bookingId"]
+    assert out[3].data["waitlistId"] == small.data["waitlistId"] and out[3].data["expiresAt"]
+    assert [m.data["seq"] for m in out if "seq" in m.data] == [11, 12]  # released then offered, in one commit
+    assert platform.seat("A3") is SeatStatus.RESERVED
+    assert platform.tables.bookings[str(offer["bookingId"])].status is BookingStatus.PENDING
+    assert platform.tables.waitlist[str(big.data["waitlistId"])].status.value == "waiting"
+
+
+async def test_an_offer_that_runs_out_goes_to_the_next_entry() -> None:
+    platform = Platform()
+    bookings = await sold_out(platform)
+    first = await joined(platform, "first", 2)
+    second = await joined(platform, "second", 2)
+    [*_, offered] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["B5"]))
+    assert offered.data["waitlistId"] == first.data["waitlistId"]
+    platform.now += HOLD
+    out = await platform.handle(on_booking(topics.SEAT_RESERVATION_TIMEOUT, str(offered.data["bookingId"])))
+    updates = {m.data["waitlistId"]: m.data for m in out if m.type == topics.WAITLIST_UPDATED}
+    assert updates[first.data["waitlistId"]]["status"] == "expired"
+    assert updates[second.data["waitlistId"]]["status"] == "offered"
+    assert updates[second.data["waitlistId"]]["seatIds"] == ["B5", "B6"]
+
+
+async def test_leaving_takes_an_entry_out_of_line_and_declining_an_offer_passes_it_on() -> None:
+    platform = Platform()
+    bookings = await sold_out(platform)
+    ann, bob, cy = [await joined(platform, user, 2) for user in ("ann", "bob", "cy")]
+    leave = Message(topics.WAITLIST_LEAVE_REQUESTED, EVENT.event_id, {"waitlistId": ann.data["waitlistId"]}, "r1")
+    [left] = await platform.handle(leave)
+    assert left.data["status"] == "left" and left.request_id == "r1"
+    [*_, offer] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A1"]))
+    assert offer.data["waitlistId"] == bob.data["waitlistId"]
+    decline = Message(topics.WAITLIST_LEAVE_REQUESTED, EVENT.event_id, {"waitlistId": bob.data["waitlistId"]}, "r2")
+    out = await platform.handle(decline)
+    assert [m.type for m in out] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED, topics.SEAT_RESERVED,
+                                     topics.WAITLIST_UPDATED, topics.WAITLIST_UPDATED, topics.WAITLIST_UPDATED]
+    answer = out[-1]
+    assert answer.request_id == "r2" and answer.data["status"] == "left"
+    assert all(m.request_id != "r2" for m in out[:-1])  # the gateway answers the leave with the last
+    assert out[2].data["userId"] == "cy" and out[2].data["seatIds"] == ["A1", "A2"]
+    assert platform.tables.waitlist[str(cy.data["waitlistId"])].status.value == "offered"

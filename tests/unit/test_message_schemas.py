@@ -17,7 +17,7 @@ from boxoffice import messages as topics
 from boxoffice.adapters.expiry import ExpiryScheduler
 from boxoffice.config import Settings
 from boxoffice.domain.accounts import Principal, Role
-from boxoffice.entrypoints.gateway import bookings, events, lifecycle
+from boxoffice.entrypoints.gateway import bookings, events, lifecycle, waitlist
 from boxoffice.entrypoints.gateway import schemas as gateway_schemas
 from boxoffice.entrypoints.gateway.replies import UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
@@ -66,6 +66,12 @@ TYPICAL: dict[str, dict[str, Any]] = {
     topics.BOOKING_COMMAND_REJECTED: {"bookingId": BOOKING, "command": "cancel", "code": "booking_expired",
                                       "reason": f"Booking {BOOKING} has expired"},
     topics.EVENT_CREATION_REQUESTED: event_to_data(SPEC),
+    topics.WAITLIST_JOIN_REQUESTED: {"waitlistId": BOOKING, "userId": "user_1", "quantity": 2,
+                                     "email": "user_1@boxoffice.test"},
+    topics.WAITLIST_LEAVE_REQUESTED: {"waitlistId": BOOKING},
+    topics.WAITLIST_UPDATED: {"waitlistId": BOOKING, "userId": "user_1", "email": "", "quantity": 2,
+                              "status": "offered", "bookingId": BOOKING, "seatIds": ["A1", "A2"],
+                              "amount": 300.0, "currency": "USD", "expiresAt": "2030-01-01T12:10:00.000Z"},
 }
 
 
@@ -212,7 +218,14 @@ def test_a_wrong_type_or_a_huge_value_in_any_field_is_refused(topic: str, field:
     assert refused(raw, topic).startswith(f"data.{field}")
 
 
-BOOKING_TOPICS = [t for t, data in TYPICAL.items() if "bookingId" in data]
+# Topics about one booking (a waiting list entry names its offer's booking once it has one).
+BOOKING_TOPICS = [t for t, data in TYPICAL.items() if "bookingId" in data and t != topics.WAITLIST_UPDATED]
+
+
+@pytest.mark.parametrize("booking_id", ["not-a-uuid", "", 12, BOOKING + "\n"])
+def test_a_waiting_list_offer_names_its_booking_by_uuid(booking_id: object) -> None:
+    data = {**TYPICAL[topics.WAITLIST_UPDATED], "bookingId": booking_id}
+    assert refused(encoded(topics.WAITLIST_UPDATED, data), topics.WAITLIST_UPDATED).startswith("data.bookingId")
 
 
 @pytest.mark.parametrize("topic", BOOKING_TOPICS)
@@ -459,6 +472,27 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
     await ExpiryScheduler(None, publisher, lambda: clock.now)._tick(connection)  # type: ignore[arg-type]  # noqa: SLF001
     [(topic, _, raw)] = timeouts
     assert [m.data["status"] for m in await to_booking(topic, raw) if m.type == topics.BOOKING_CANCELLED] == ["expired"]
+
+    # The waiting list: a join through the gateway, an offer when a booking is cancelled, a leave.
+    async def entry(pool: object, waitlist_id: str) -> dict[str, Any] | None:
+        e = tables.waitlist.get(waitlist_id)
+        return None if e is None else {"waitlistId": e.waitlist_id, "eventId": e.event_id, "userId": e.user_id,
+                                       "status": e.status.value, "bookingId": e.booking_id}
+    monkeypatch.setattr(views, "waitlist_entry", entry)
+    joins = []
+    for user in ("user_4", "user_5"):
+        join = gateway_schemas.WaitlistJoin.model_validate({"quantity": 1, "userId": user})
+        assert (await waitlist.join_waitlist(EVENT, join, gateway, None)).status_code == 202  # type: ignore[arg-type]
+        [joined] = await to_booking(*gateway.take())
+        joins.append(joined)
+    assert [j.data["position"] for j in joins] == [1, 2]
+    late = await hold("B6", userId="user_6")
+    offered = await cancel(late.data["bookingId"])
+    assert [m.type for m in offered] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED, topics.SEAT_RESERVED,
+                                         topics.WAITLIST_UPDATED]
+    left = await waitlist.leave_waitlist(joins[1].data["waitlistId"], gateway, None)  # type: ignore[arg-type]
+    assert left.status_code == 202
+    assert [m.data["status"] for m in await to_booking(*gateway.take())] == ["left"]
 
     # An organiser's new event, as rows and as listed seats.
     found = iter([None, {"eventId": "summer_gala"}, None, {"eventId": "listed"}])

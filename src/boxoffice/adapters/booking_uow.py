@@ -17,6 +17,7 @@ from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
 from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
+from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.service_layer.booking_ports import (
     ConcurrentHoldDetected,
     SeatsOutOfStep,
@@ -153,6 +154,11 @@ class PostgresSeats:
         row = await self._con.fetchrow(_FREE_SEATS, event_id)
         return (0, set()) if row is None else (row["change_seq"], set(row["free"]))
 
+    async def placed(self, event_id: str, seat_ids: list[str]) -> list[PlacedSeat]:
+        return [PlacedSeat(r["seat_id"], r["section"], r["row_label"], r["seat_number"], r["category_id"], r["price"],
+                           r["rank"]) for r in await self._con.fetch(_LAYOUT + " AND seat_id = ANY($2)", event_id,
+                                                                     seat_ids)]
+
 
 class PostgresBookings:
     def __init__(self, con: asyncpg.Connection) -> None:
@@ -217,6 +223,77 @@ class PostgresBookings:
                                 [e.reason for _, e in released])
 
 
+def _entry(r: asyncpg.Record) -> WaitlistEntry:
+    return WaitlistEntry(str(r["waitlist_id"]), r["event_id"], r["user_id"], r["email"], r["quantity"], r["position"],
+                         WaitlistStatus(r["status"]), str(r["booking_id"]) if r["booking_id"] else None)
+
+
+_WAITLIST_COLUMNS = "waitlist_id, event_id, user_id, email, quantity, position, status, booking_id"
+
+
+class PostgresWaitlist:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def find(self, waitlist_id: str) -> WaitlistEntry | None:
+        row = await self._con.fetchrow(
+            f"SELECT {_WAITLIST_COLUMNS} FROM waitlist WHERE waitlist_id = $1::uuid FOR UPDATE", waitlist_id)
+        return _entry(row) if row else None
+
+    async def joined_by(self, request_id: str) -> WaitlistEntry | None:
+        row = await self._con.fetchrow(f"SELECT {_WAITLIST_COLUMNS} FROM waitlist WHERE request_id = $1", request_id)
+        return _entry(row) if row else None
+
+    async def waiting_for(self, event_id: str, user_id: str) -> WaitlistEntry | None:
+        row = await self._con.fetchrow(
+            f"SELECT {_WAITLIST_COLUMNS} FROM waitlist WHERE event_id = $1 AND user_id = $2 AND status = 'waiting' "
+            "FOR UPDATE", event_id, user_id)
+        return _entry(row) if row else None
+
+    async def add(self, entry: WaitlistEntry, request_id: str) -> WaitlistEntry:
+        row = await self._con.fetchrow(
+            f"""WITH numbered AS (
+                    UPDATE events SET waitlist_seq = waitlist_seq + 1 WHERE event_id = $2 RETURNING waitlist_seq)
+                INSERT INTO waitlist (waitlist_id, request_id, event_id, user_id, email, quantity, position)
+                SELECT $1::uuid, $6, $2, $3, $4, $5, waitlist_seq FROM numbered RETURNING {_WAITLIST_COLUMNS}""",
+            entry.waitlist_id, entry.event_id, entry.user_id, entry.email, entry.quantity, request_id)
+        if row is None:
+            raise LookupError(f"event {entry.event_id} does not exist")
+        return _entry(row)
+
+    async def waiting(self, event_ids: list[str], most: int) -> dict[str, list[WaitlistEntry]]:
+        rows = await self._con.fetch(
+            f"""SELECT {_WAITLIST_COLUMNS} FROM waitlist w
+                WHERE w.waitlist_id IN (
+                    SELECT first.waitlist_id FROM unnest($1::text[]) AS e(event_id),
+                    LATERAL (SELECT waitlist_id FROM waitlist WHERE event_id = e.event_id AND status = 'waiting'
+                             ORDER BY position LIMIT $2) AS first)
+                ORDER BY w.event_id, w.position FOR UPDATE""", sorted(event_ids), most)
+        found: dict[str, list[WaitlistEntry]] = {}
+        for r in rows:
+            found.setdefault(r["event_id"], []).append(_entry(r))
+        return found
+
+    async def offered_with(self, booking_ids: list[str]) -> list[WaitlistEntry]:
+        rows = await self._con.fetch(
+            f"SELECT {_WAITLIST_COLUMNS} FROM waitlist WHERE booking_id = ANY($1::uuid[]) ORDER BY waitlist_id "
+            "FOR UPDATE", booking_ids)
+        return [_entry(r) for r in rows]
+
+    async def ahead_of(self, entry: WaitlistEntry) -> int:
+        return int(await self._con.fetchval(
+            "SELECT count(*) FROM waitlist WHERE event_id = $1 AND status = 'waiting' AND position < $2",
+            entry.event_id, entry.position))
+
+    async def save(self, entries: list[WaitlistEntry]) -> None:
+        if entries:
+            await self._con.execute(
+                """UPDATE waitlist w SET status = e.status, booking_id = e.booking_id, updated_at = now()
+                   FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS e(waitlist_id, status, booking_id)
+                   WHERE w.waitlist_id = e.waitlist_id""",
+                [e.waitlist_id for e in entries], [e.status.value for e in entries], [e.booking_id for e in entries])
+
+
 class PostgresRequestOutcomes:
     def __init__(self, con: asyncpg.Connection) -> None:
         self._con = con
@@ -255,6 +332,7 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.bookings: PostgresBookings
         self.requests: PostgresRequestOutcomes
         self.sequence: PostgresChangeSequence
+        self.waitlist: PostgresWaitlist
 
     def _bind(self, con: asyncpg.Connection) -> None:
         super()._bind(con)
@@ -262,3 +340,4 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.bookings = PostgresBookings(con)
         self.requests = PostgresRequestOutcomes(con)
         self.sequence = PostgresChangeSequence(con)
+        self.waitlist = PostgresWaitlist(con)

@@ -40,6 +40,16 @@ class CategoryNotFound(DomainError):
     code = "category_not_found"
 
 
+class WaitlistEntryNotFound(DomainError):
+    code = "waitlist_not_found"
+
+
+class WaitlistEntryEnded(DomainError):
+    """A waiting list entry whose offer ran out, or whose offer was paid: it cannot leave any more."""
+
+    code = "waitlist_ended"
+
+
 class InvalidRequest(DomainError):
     code = "invalid_request"
 

@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Protocol
 
 from boxoffice import messages as topics
+from boxoffice.domain.events import SeatsReserved
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
 from boxoffice.service_layer import booking_lifecycle as lifecycle
-from boxoffice.service_layer import holds
+from boxoffice.service_layer import holds, waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, ConcurrentHoldDetected, SeatsOutOfStep
 from boxoffice.service_layer.booking_report import report
 from boxoffice.service_layer.decisions import BookingRules, Decide, Decision
@@ -46,6 +47,8 @@ TOPIC_HANDLERS: dict[str, Route] = {
     topics.PAYMENT_SUCCEEDED: Route(each=lifecycle.payment_succeeded),
     topics.PAYMENT_FAILED: Route(each=lifecycle.payment_failed),
     topics.BOOKING_CANCELLATION_REQUESTED: Route(each=lifecycle.cancel_booking),
+    topics.WAITLIST_JOIN_REQUESTED: Route(each=waitlist.join_waitlist),
+    topics.WAITLIST_LEAVE_REQUESTED: Route(each=waitlist.leave_waitlist),
 }
 
 TOPICS = list(TOPIC_HANDLERS)
@@ -110,10 +113,10 @@ class BookingService:
             if kind == topics.SEAT_RESERVATION_REQUESTED:
                 self.batches += 1
                 self.decided += len(run)
-                if self._holds is not None:
-                    self._holds.hold_created(decide.now + self._rules.hold)
             else:
                 self.lifecycle_messages += len(run)
+            if self._holds is not None and any(isinstance(event, SeatsReserved) for event, _ in decisions):
+                self._holds.hold_created(decide.now + self._rules.hold)  # holds, and waiting-list offers
 
     async def _in_one_transaction(self, handler: BatchHandler, run: list[Message], decide: Decide) -> list[Decision]:
         try:

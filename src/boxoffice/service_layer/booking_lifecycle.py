@@ -17,6 +17,7 @@ from boxoffice import messages as topics
 from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus
 from boxoffice.messages import Message
+from boxoffice.service_layer import waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork
 from boxoffice.service_layer.change_numbers import number_seat_changes
 from boxoffice.service_layer.decisions import Decide, Decision
@@ -100,8 +101,9 @@ async def expire_holds(uow: BookingUnitOfWork, batch: list[Message], decide: Dec
     if not due:
         return []
     await uow.bookings.save(due)
-    await _publish(uow, [m for b in due for m in messages_for(b, None)])
-    return [(event, None) for b in due for event in b.events]
+    to_waitlist, offered = await waitlist.after_release(uow, due, decide)
+    await _publish(uow, [*(m for b in due for m in messages_for(b, None)), *to_waitlist])
+    return [(event, None) for b in due for event in b.events] + offered
 
 
 async def _apply(uow: BookingUnitOfWork, message: Message, decide: Decide, apply: Apply,
@@ -127,11 +129,13 @@ async def _apply(uow: BookingUnitOfWork, message: Message, decide: Decide, apply
             return []
         return await _refuse(uow, message, booking.event_id, booking_id, command, exc)
     await uow.bookings.save([booking])
+    to_waitlist, offered = await waitlist.after_release(uow, [booking], decide)
     card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
     decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
                if message.type == topics.PAYMENT_FAILED else None)
-    await _publish(uow, messages_for(booking, message.request_id, card if isinstance(card, str) else None, decline))
-    return [(event, message.request_id) for event in booking.events]
+    await _publish(uow, [*messages_for(booking, message.request_id, card if isinstance(card, str) else None,
+                                       decline), *to_waitlist])
+    return [(event, message.request_id) for event in booking.events] + offered
 
 
 async def _refuse(uow: BookingUnitOfWork, message: Message, event_id: str, booking_id: str, command: str,

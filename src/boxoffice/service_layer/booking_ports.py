@@ -14,6 +14,7 @@ from typing import Protocol
 from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.model import Booking, SeatMap
+from boxoffice.domain.waitlist import WaitlistEntry
 from boxoffice.service_layer.unit_of_work import UnitOfWork
 
 
@@ -58,6 +59,10 @@ class SeatRepository(Protocol):
         """The event's last change number and its AVAILABLE seats, read together."""
         ...
 
+    async def placed(self, event_id: str, seat_ids: list[str]) -> list[PlacedSeat]:
+        """The asked seats of the event with their place and rank."""
+        ...
+
 
 class BookingRepository(Protocol):
     async def add(self, holds: list[events.SeatsReserved], emails: dict[str, str]) -> None:
@@ -84,6 +89,40 @@ class RequestOutcomeRepository(Protocol):
     async def add(self, outcomes: list[StoredOutcome]) -> None: ...
 
 
+class WaitlistRepository(Protocol):
+    async def find(self, waitlist_id: str) -> WaitlistEntry | None:
+        """The entry, locked until the unit of work ends."""
+        ...
+
+    async def joined_by(self, request_id: str) -> WaitlistEntry | None:
+        """The entry a join request made, if it was decided before."""
+        ...
+
+    async def waiting_for(self, event_id: str, user_id: str) -> WaitlistEntry | None:
+        """The buyer's waiting entry for the event, locked."""
+        ...
+
+    async def add(self, entry: WaitlistEntry, request_id: str) -> WaitlistEntry:
+        """Stores a new waiting entry; its position is the event's next (the entry as stored)."""
+        ...
+
+    async def waiting(self, event_ids: list[str], most: int) -> dict[str, list[WaitlistEntry]]:
+        """Up to `most` waiting entries of each event, first in line first, locked."""
+        ...
+
+    async def offered_with(self, booking_ids: list[str]) -> list[WaitlistEntry]:
+        """The entries offered these bookings, locked."""
+        ...
+
+    async def ahead_of(self, entry: WaitlistEntry) -> int:
+        """How many entries of the event wait in front of this one."""
+        ...
+
+    async def save(self, entries: list[WaitlistEntry]) -> None:
+        """Writes each entry's status and booking."""
+        ...
+
+
 class ChangeSequence(Protocol):
     async def advance(self, counts: dict[str, int]) -> dict[str, int]:
         """Moves each event's change number on by its count; returns each event's new last number."""
@@ -102,3 +141,6 @@ class BookingUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def sequence(self) -> ChangeSequence: ...
+
+    @property
+    def waitlist(self) -> WaitlistRepository: ...

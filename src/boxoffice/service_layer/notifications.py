@@ -27,6 +27,7 @@ from boxoffice.service_layer.notification_ports import EventInfo
 from boxoffice.service_layer.notification_ports import SeatLabel as SeatLabel  # what render takes, named here too
 
 CONFIRMATION = "confirmation"
+WAITLIST_OFFER = "waitlist-offer"
 # One kind per release reason: a booking is released once, and each reason reads differently.
 RELEASE_KINDS = {"timeout": "hold-expired", "payment_failed": "payment-declined", "cancelled": "cancellation"}
 _RELEASE_WORDING = {
@@ -47,6 +48,7 @@ def _release_kind(message: Message) -> str | None:
 KIND_BY_TOPIC: dict[str, Callable[[Message], str | None]] = {
     topics.BOOKING_CONFIRMED: lambda _: CONFIRMATION,
     topics.SEAT_RELEASED: _release_kind,
+    topics.WAITLIST_UPDATED: lambda m: WAITLIST_OFFER if m.data.get("status") == "offered" else None,
 }
 
 
@@ -167,7 +169,34 @@ def release_email(message: Message, event: EventInfo, sender: str, now: datetime
     return mail
 
 
+def offer_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+    """Seats from the waiting list: held for the buyer as a pending booking until its deadline."""
+    data, event = message.data, _readable(event)
+    booking_id = str(data["bookingId"])
+    mail = _envelope(WAITLIST_OFFER, booking_id, recipient(data), sender,
+                     _subject("Seats for {event} are held for you", event), now)
+    seats = ", ".join(s.seat_id for s in event.seats)
+    price = money(data.get("amount"), str(data.get("currency") or ""))
+    until = one_line(str(data.get("expiresAt") or ""))
+    pay = f"PUT /bookings/{booking_id}/confirm"
+    mail.set_content(
+        f"Hello,\n\nseats came free for {event.name} ({event.venue}, {event.when}), and you were next on the "
+        f"waiting list. They are held for you until {until}.\n\nSeats: {seats}\nPrice: {price}\n"
+        f"Booking: {booking_id}\n\nPay before then ({pay}) to keep them; after that they go to the next "
+        "person waiting.\n")
+    mail.add_alternative(
+        f"<html><body style=\"font-family:sans-serif\"><p>Hello,</p><p>seats came free for "
+        f"<strong>{escape(event.name)}</strong> ({escape(event.venue)}, {escape(event.when)}), and you were next "
+        f"on the waiting list. They are held for you until <strong>{escape(until)}</strong>.</p>"
+        f"<p>Seats: {escape(seats)}<br>Price: {escape(price)}<br>Booking: <code>{escape(booking_id)}</code></p>"
+        f"<p>Pay before then (<code>{escape(pay)}</code>) to keep them; after that they go to the next person "
+        "waiting.</p></body></html>", subtype="html")
+    return mail
+
+
 def render(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
     if message.type == topics.BOOKING_CONFIRMED:
         return confirmation_email(message, event, sender, now)
+    if message.type == topics.WAITLIST_UPDATED:
+        return offer_email(message, event, sender, now)
     return release_email(message, event, sender, now)

@@ -18,6 +18,8 @@ STATUS: dict[str, int] = {
     errors.SoldOut.code: 409,
     errors.NotEnoughAdjacent.code: 409,
     errors.CategoryNotFound.code: 404,
+    errors.WaitlistEntryNotFound.code: 404,
+    errors.WaitlistEntryEnded.code: 409,
     errors.SeatNotFound.code: 404,
     errors.EventNotFound.code: 404,
     errors.BookingNotFound.code: 404,

@@ -22,6 +22,7 @@ from boxoffice.entrypoints.gateway import (
     live,
     operations,
     telemetry,
+    waitlist,
 )
 from boxoffice.entrypoints.gateway.access import document_bearer
 from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, SecurityHeaders
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(telemetry.router)
     app.include_router(live.router)
+    app.include_router(waitlist.router)
     docs.install(app)  # /docs, /redoc and their assets, without a CDN
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
     app.add_middleware(BodySizeLimit)

@@ -37,6 +37,7 @@ from boxoffice.entrypoints.gateway.schemas import (
     RequestQueued,
     RequestStatus,
     SeatsUnavailable,
+    WaitlistJoin,
 )
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
@@ -90,7 +91,7 @@ def _what_is_asked(body: BookingRequest, gw: GatewayDep) -> dict[str, Any]:
     return {"seatIds": body.seat_ids}
 
 
-def _buyer(body: BookingRequest, caller: Principal | None, gw: GatewayDep) -> tuple[str, str]:
+def buyer(body: BookingRequest | WaitlistJoin, caller: Principal | None, gw: GatewayDep) -> tuple[str, str]:
     """Who books and where their email goes: the token's account when accounts are on."""
     if caller is None:
         if body.user_id is None:
@@ -114,7 +115,7 @@ async def create_booking(
 ) -> Response:
     """Hold seats: 201 with a pending booking, 409 when any seat is taken (or, for best available, too few are
     left together), 202 when the answer is late."""
-    user_id, email = _buyer(body, caller, gw)
+    user_id, email = buyer(body, caller, gw)
     asked = _what_is_asked(body, gw)
     known = await gw.seats.seats_of(body.event_id)
     if known is None:

@@ -71,6 +71,26 @@ class BookingRequest(Strict):
                                                   "<userId>@boxoffice.test in the demo")
 
 
+class WaitlistJoin(Strict):
+    quantity: int = Field(ge=1, le=200, examples=[2], description="How many seats, together in one row")
+    user_id: UserId | None = Field(None, alias="userId", examples=["user_1"],
+                                   description="Who waits: required in the open demo; with accounts on, the token's "
+                                               "user")
+    email: Email | None = Field(None, description="Where the offer goes; default the account's email, or "
+                                                  "<userId>@boxoffice.test in the demo")
+
+
+class WaitlistEntry(BaseModel):
+    success: Literal[True] = True
+    waitlistId: str
+    eventId: str
+    userId: str
+    quantity: int
+    status: Literal["waiting", "offered", "expired", "left"]
+    position: int | None = Field(description="Place in line now (1: the next offer), while waiting")
+    bookingId: str | None = Field(description="The pending booking an offer holds the seats in")
+
+
 class ConfirmRequest(Strict):
     payment_id: PaymentId = Field(alias="paymentId", examples=["payment_789"])
     amount: float = Field(gt=0, lt=1_000_000, examples=[150.00])

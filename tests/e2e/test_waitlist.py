@@ -1,0 +1,146 @@
+"""The waiting list end to end (CONTRACT §8.3): released seats go to the first entry that fits, as an offer
+held like any hold, emailed and shown in the seat map; the crowd never gets them first."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.e2e.api_client import wait_for
+from tests.platforms import RunningPlatform
+
+
+def small_hall(seats: int = 4) -> dict:
+    return {
+        "eventId": f"wl_{uuid.uuid4().hex[:8]}", "name": "Small hall", "venue": {"name": "Hall", "city": "York"},
+        "startsAt": "2027-08-01T19:30:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 30.0}],
+        "rows": [{"row": "A", "seats": seats, "categoryId": "std"}],
+    }
+
+
+async def sold_out_event(client: httpx.AsyncClient) -> tuple[str, list[dict]]:
+    body = small_hall()
+    assert (await client.post("/events", json=body)).status_code == 201
+    event_id = body["eventId"]
+    holds = []
+    for seats, user in ((["A1", "A2"], "early_1"), (["A3", "A4"], "early_2")):
+        held = await client.post("/bookings", json={"eventId": event_id, "seatIds": seats, "userId": user})
+        assert held.status_code == 201, held.text
+        holds.append(held.json())
+    return event_id, holds
+
+
+async def join(client: httpx.AsyncClient, event_id: str, user: str, quantity: int) -> httpx.Response:
+    return await client.post(f"/events/{event_id}/waitlist",
+                             json={"quantity": quantity, "userId": user, "email": f"{user}@example.com"})
+
+
+async def entry_once(client: httpx.AsyncClient, waitlist_id: str, status: str) -> dict | None:
+    entry = (await client.get(f"/waitlist/{waitlist_id}")).json()
+    return entry if entry["status"] == status else None
+
+
+@pytest.fixture
+async def client(platform: RunningPlatform):
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as c:
+        yield c
+
+
+async def test_released_seats_are_offered_in_order_and_not_to_the_crowd(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    event_id, holds = await sold_out_event(client)
+    big = await join(client, event_id, "wl_big", 3)  # first in line, but three will not fit two released seats
+    ann = await join(client, event_id, "wl_ann", 2)
+    assert (big.status_code, ann.status_code) == (201, 201), ann.text
+    assert (big.json()["position"], ann.json()["position"]) == (1, 2) and ann.json()["status"] == "waiting"
+    again = await join(client, event_id, "wl_ann", 2)
+    assert again.status_code == 200 and again.json()["waitlistId"] == ann.json()["waitlistId"]
+
+    assert (await client.delete(f"/bookings/{holds[0]['bookingId']}")).status_code == 200
+    grabbed = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1"], "userId": "crowd"})
+    assert grabbed.status_code == 409  # the released seats were offered in the release's own transaction
+    offered = await wait_for(lambda: entry_once(client, ann.json()["waitlistId"], "offered"))
+    booking = (await client.get(f"/bookings/{offered['bookingId']}")).json()
+    assert booking["status"] == "pending" and booking["userId"] == "wl_ann" and booking["seatIds"] == ["A1", "A2"]
+    assert booking["amount"] == 60.0
+    seats = {s["seatId"]: s["status"] for s in (await client.get(f"/events/{event_id}/seats")).json()}
+    assert seats == {"A1": "RESERVED", "A2": "RESERVED", "A3": "RESERVED", "A4": "RESERVED"}
+    first = (await client.get(f"/waitlist/{big.json()['waitlistId']}")).json()
+    assert first["status"] == "waiting" and first["position"] == 1
+
+    async def offer_mail() -> list[dict]:
+        messages = (await client.get(f"{platform.runtime['mailbox_url']}/messages")).json()
+        return [m for m in messages if offered["bookingId"] in (m.get("text") or "")
+                and "wl_ann@example.com" in m["to"]]
+    [mail] = await wait_for(offer_mail)
+    assert "held for you" in mail["subject"]
+
+    # The offer is paid like any hold.
+    paid = await client.put(f"/bookings/{offered['bookingId']}/confirm",
+                            json={"paymentId": "pay_wl", "amount": 60.0, "card": "4242424242424242"})
+    assert paid.status_code == 200 and paid.json()["status"] == "confirmed"
+
+
+async def test_leaving_and_declining_an_offer_pass_the_seats_on(client: httpx.AsyncClient) -> None:
+    event_id, holds = await sold_out_event(client)
+    first, second, third = [(await join(client, event_id, user, 2)).json() for user in ("wl_1", "wl_2", "wl_3")]
+    left = await client.delete(f"/waitlist/{first['waitlistId']}")
+    assert left.status_code == 200 and left.json()["status"] == "left"
+    assert (await client.delete(f"/waitlist/{first['waitlistId']}")).json()["status"] == "left"  # once is enough
+    assert (await client.get(f"/waitlist/{third['waitlistId']}")).json()["position"] == 2
+
+    assert (await client.delete(f"/bookings/{holds[1]['bookingId']}")).status_code == 200
+    offered = await wait_for(lambda: entry_once(client, second["waitlistId"], "offered"))
+    declined = await client.delete(f"/waitlist/{second['waitlistId']}")
+    assert declined.status_code == 200 and declined.json()["status"] == "left"
+    passed_on = await wait_for(lambda: entry_once(client, third["waitlistId"], "offered"))
+    assert passed_on["bookingId"] != offered["bookingId"]
+    assert (await client.get(f"/bookings/{offered['bookingId']}")).json()["status"] == "cancelled"
+    assert (await client.get(f"/bookings/{passed_on['bookingId']}")).json()["seatIds"] == ["A3", "A4"]
+
+
+async def test_an_offer_that_runs_out_goes_to_the_next_in_line(short_hold_platform: RunningPlatform) -> None:
+    async with httpx.AsyncClient(base_url=short_hold_platform.base_url, timeout=30) as client:
+        body = small_hall()
+        assert (await client.post("/events", json=body)).status_code == 201
+        event_id = body["eventId"]
+        # In line before the event sells out; the holds that sell it out run out in 2 s, unpaid.
+        first, second = [(await join(client, event_id, user, 2)).json() for user in ("slow_1", "slow_2")]
+        held = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1", "A2"], "userId": "x"})
+        assert held.status_code == 201
+        offer = await wait_for(lambda: entry_once(client, first["waitlistId"], "offered"))
+        assert (await client.get(f"/waitlist/{second['waitlistId']}")).json()["status"] == "waiting"
+        # Nobody pays: the offer runs out, the next in line gets the seats, and then they are free again.
+        await wait_for(lambda: entry_once(client, first["waitlistId"], "expired"))
+        passed_on = await wait_for(lambda: entry_once(client, second["waitlistId"], "offered"))
+        assert passed_on["bookingId"] != offer["bookingId"]
+        await wait_for(lambda: entry_once(client, second["waitlistId"], "expired"))
+
+        async def all_free() -> bool:
+            seats = (await client.get(f"/events/{event_id}/seats")).json()
+            return all(s["status"] == "AVAILABLE" for s in seats)
+        assert await wait_for(all_free)
+        assert (await client.get(f"/bookings/{offer['bookingId']}")).json()["status"] == "expired"
+
+
+@pytest.mark.parametrize(("path_body", "status", "code"), [
+    (("taylor_swift_concert", {"quantity": 0, "userId": "u"}), 422, "validation_error"),
+    (("taylor_swift_concert", {"quantity": 11, "userId": "u"}), 422, "too_many_seats"),
+    (("taylor_swift_concert", {"quantity": 2}), 422, "validation_error"),
+    (("taylor_swift_concert", {"quantity": 2, "userId": "u", "extra": 1}), 422, "validation_error"),
+    (("no_such_event", {"quantity": 2, "userId": "u"}), 404, "event_not_found"),
+])
+async def test_bad_joins_are_refused(client: httpx.AsyncClient, path_body: tuple[str, dict], status: int,
+                                     code: str) -> None:
+    event_id, body = path_body
+    answer = await client.post(f"/events/{event_id}/waitlist", json=body)
+    assert answer.status_code == status and answer.json()["code"] == code, answer.text
+
+
+async def test_unknown_and_malformed_entries(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/waitlist/not-a-uuid")).status_code == 422
+    unknown = await client.get(f"/waitlist/{uuid.uuid4()}")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "waitlist_not_found"
+    assert (await client.delete(f"/waitlist/{uuid.uuid4()}")).status_code == 404
