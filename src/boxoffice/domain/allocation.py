@@ -48,6 +48,9 @@ Filter = tuple[str | None, str | None]  # (category id, section); None: any
 class _Row:
     def __init__(self, seats: list[PlacedSeat]) -> None:
         self.seats = sorted(seats, key=lambda s: s.number)
+        self.ids = [s.seat_id for s in self.seats]
+        # together[i]: seat i and seat i + 1 are next to each other (no gap in the numbering)
+        self.together = [b.number == a.number + 1 for a, b in zip(self.seats, self.seats[1:], strict=False)]
         self.free = 0
 
     def adjacent(self, i: int) -> bool:
@@ -70,10 +73,12 @@ class Seating:
             for placed in row.seats:
                 self._row_of[placed.seat_id], self.seat[placed.seat_id] = row, placed
         self._ranked: dict[Filter, list[_Row]] = {}
+        self._first_with_room: dict[Filter, int] = {}
         self.free: set[str] = set()
         self.reset(free, seq)
 
     def reset(self, free: Iterable[str], seq: int) -> None:
+        self._first_with_room.clear()
         self.free = {s for s in free if s in self.seat}
         for row in self._rows:
             row.free = sum(1 for s in row.seats if s.seat_id in self.free)
@@ -90,6 +95,7 @@ class Seating:
             if seat_id in self.seat and seat_id not in self.free:
                 self.free.add(seat_id)
                 self._row_of[seat_id].free += 1
+                self._first_with_room.clear()
 
     def choose(self, quantity: int, category_id: str | None = None, section: str | None = None) -> Block | Refusal:
         """The best block of `quantity` free seats together in one row of the category and section asked."""
@@ -97,12 +103,17 @@ class Seating:
         rows = self._rows_for(wanted)
         if not rows:
             return Refusal(errors.CategoryNotFound.code, f"This event has no seats{_describe(wanted)}")
-        for row in rows:
+        # Rows in front that are full stay full until a seat is given back: the next choice starts after them.
+        first = self._first_with_room.get(wanted, 0)
+        while first < len(rows) and rows[first].free == 0:
+            first += 1
+        self._first_with_room[wanted] = first
+        for row in rows[first:]:
             if row.free < quantity:
                 continue
-            blocks = self._blocks(row, quantity, wanted)
-            if blocks:
-                return min(blocks, key=lambda b: (b.stranded, b.score))
+            block = self._best_block(row, quantity, wanted)
+            if block is not None:
+                return block
         left = sum(1 for row in rows for s in row.seats if s.seat_id in self.free and _matches(s, wanted))
         where = _describe(wanted)
         if left < quantity:
@@ -131,29 +142,38 @@ class Seating:
             self._ranked[wanted] = ranked
         return ranked
 
-    def _blocks(self, row: _Row, quantity: int, wanted: Filter) -> list[Block]:
-        """Every block of `quantity` seats together in the row, free and of the category and section asked."""
-        seats, free = row.seats, self.free
-        blocks: list[Block] = []
-        start = 0
-        while start < len(seats):
-            if not (seats[start].seat_id in free and _matches(seats[start], wanted)):
+    def _best_block(self, row: _Row, quantity: int, wanted: Filter) -> Block | None:
+        """The row's best block of `quantity` seats together, free and of the category and section asked: the
+        fewest single seats stranded, then the lowest total rank, then the first."""
+        seats, ids, together, free = row.seats, row.ids, row.together, self.free
+        any_seat = wanted == (None, None)
+        best: tuple[int, int, int] | None = None  # (stranded, score, first index)
+        start, count = 0, len(seats)
+        while start < count:
+            if ids[start] not in free or not (any_seat or _matches(seats[start], wanted)):
                 start += 1
                 continue
             end = start  # the run of usable seats together: start..end
-            while end + 1 < len(seats) and row.adjacent(end) and seats[end + 1].seat_id in free \
-                    and _matches(seats[end + 1], wanted):
+            while end + 1 < count and together[end] and ids[end + 1] in free \
+                    and (any_seat or _matches(seats[end + 1], wanted)):
                 end += 1
-            # The seats either side of the run: a piece of one seat left next to a taken one is stranded.
-            taken_before = start > 0 and row.adjacent(start - 1) and seats[start - 1].seat_id not in free
-            taken_after = end + 1 < len(seats) and row.adjacent(end) and seats[end + 1].seat_id not in free
-            for first in range(start, end - quantity + 2):
-                last = first + quantity - 1
-                stranded = (first - start == 1 and taken_before) + (end - last == 1 and taken_after)
-                block = seats[first:last + 1]
-                blocks.append(Block(tuple(s.seat_id for s in block), stranded, sum(s.rank for s in block)))
+            if end - start + 1 >= quantity:
+                # The seats either side of the run: a piece of one seat left next to a taken one is stranded.
+                taken_before = start > 0 and together[start - 1] and ids[start - 1] not in free
+                taken_after = end + 1 < count and together[end] and ids[end + 1] not in free
+                score = sum(s.rank for s in seats[start:start + quantity])
+                for first in range(start, end - quantity + 2):
+                    if first > start:  # slide the window one seat on
+                        score += seats[first + quantity - 1].rank - seats[first - 1].rank
+                    last = first + quantity - 1
+                    stranded = (first - start == 1 and taken_before) + (end - last == 1 and taken_after)
+                    if best is None or (stranded, score, first) < best:
+                        best = (stranded, score, first)
             start = end + 1
-        return blocks
+        if best is None:
+            return None
+        stranded, score, first = best
+        return Block(tuple(ids[first:first + quantity]), stranded, score)
 
 
 def _matches(seat: PlacedSeat, wanted: Filter) -> bool:
