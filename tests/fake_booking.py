@@ -34,6 +34,7 @@ class BookingTables:
     requests: dict[str, StoredOutcome] = field(default_factory=dict)
     change_seq: dict[str, int] = field(default_factory=dict)
     waitlist_seq: dict[str, int] = field(default_factory=dict)
+    cancelled_events: set[str] = field(default_factory=set)
     layouts: dict[str, list[PlacedSeat]] = field(default_factory=dict)
     waitlist: dict[str, WaitlistEntry] = field(default_factory=dict)
     waitlist_requests: dict[str, str] = field(default_factory=dict)  # join request id → waitlist id
@@ -53,7 +54,8 @@ class FakeSeats:
         self._t = tables
 
     async def lock(self, event_ids: list[str], seats: list[tuple[str, str]]) -> dict[str, SeatMap]:
-        maps = {e: SeatMap(e, self._t.currencies[e], {}) for e in event_ids if e in self._t.currencies}
+        maps = {e: SeatMap(e, self._t.currencies[e], {}, cancelled=e in self._t.cancelled_events)
+                for e in event_ids if e in self._t.currencies}
         for event_id, seat_id in seats:
             seat = self._t.seats.get((event_id, seat_id))
             if seat is not None and event_id in maps:
@@ -102,6 +104,10 @@ class FakeBookings:
     async def lock(self, booking_ids: list[str]) -> list[Booking]:
         return [replace(self._t.bookings[b], seat_ids=list(self._t.bookings[b].seat_ids), events=[])
                 for b in sorted(set(booking_ids)) if b in self._t.bookings]
+
+    async def live_of_event(self, event_id: str) -> list[Booking]:
+        return await self.lock([b.booking_id for b in self._t.bookings.values()
+                                if b.event_id == event_id and b.status in LIVE])
 
     async def save(self, bookings: list[Booking]) -> None:
         for booking in bookings:
@@ -152,6 +158,19 @@ class FakeChangeSequence:
 
 
 _outbox_ids = itertools.count(1)
+
+
+class FakeEventStates:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def call_off(self, event_id: str) -> bool | None:
+        if event_id not in self._t.currencies:
+            return None
+        if event_id in self._t.cancelled_events:
+            return False
+        self._t.cancelled_events.add(event_id)
+        return True
 
 
 class FakeWaitlist:
@@ -226,6 +245,7 @@ class FakeBookingUnitOfWork:
         self.requests = FakeRequestOutcomes(self._work)
         self.sequence = FakeChangeSequence(self._work)
         self.waitlist = FakeWaitlist(self._work)
+        self.events = FakeEventStates(self._work)
         self.outbox = FakeOutbox(self._work)
         return self
 

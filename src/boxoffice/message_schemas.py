@@ -265,6 +265,16 @@ class WaitlistUpdated(Data):
     expiresAt: Moment | None = None
 
 
+class EventCancellationRequested(Data):
+    pass
+
+
+class EventCancelled(Data):
+    released: Annotated[int, Field(ge=0)]  # pending holds released
+    toRefund: Annotated[int, Field(ge=0)]  # confirmed (or paying) bookings to refund
+    cancelledNow: bool  # false when it was cancelled before
+
+
 SCHEMAS: dict[str, type[Data]] = {
     topics.SEAT_RESERVATION_REQUESTED: ReservationRequested,
     topics.SEAT_RESERVED: SeatReserved,
@@ -283,10 +293,13 @@ SCHEMAS: dict[str, type[Data]] = {
     topics.WAITLIST_JOIN_REQUESTED: WaitlistJoinRequested,
     topics.WAITLIST_LEAVE_REQUESTED: WaitlistLeaveRequested,
     topics.WAITLIST_UPDATED: WaitlistUpdated,
+    topics.EVENT_CANCELLATION_REQUESTED: EventCancellationRequested,
+    topics.EVENT_CANCELLED: EventCancelled,
 }
 
 # A reservation request is answered under its request id: without one, nobody could be answered.
-NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED, topics.WAITLIST_JOIN_REQUESTED})
+NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED, topics.WAITLIST_JOIN_REQUESTED,
+                              topics.EVENT_CANCELLATION_REQUESTED})
 
 
 def decode_checked(raw: bytes, topic: str) -> Message:

@@ -49,7 +49,25 @@ async def get_event(pool: asyncpg.Pool, event_id: str) -> dict[str, Any] | None:
         "priceCategories": [{"categoryId": c["category_id"], "name": c["name"], "price": float(c["price"]),
                              "seats": c["seats"]} for c in categories],
         "sections": [s["section"] for s in sections],
+        **await _cancellation(pool, event_id),
     }
+
+
+async def _cancellation(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
+    """An event's status and, once called off, how far its cancellation has got."""
+    row = await pool.fetchrow("SELECT status, cancelled_at FROM events WHERE event_id = $1", event_id)
+    if row is None or row["status"] != "cancelled":
+        return {"status": "on_sale"}
+    counts = await pool.fetchrow(
+        """SELECT count(*) FILTER (WHERE end_reason = 'event_cancelled') AS released,
+                  count(*) FILTER (WHERE status IN ('confirmed', 'paying')) AS to_refund,
+                  count(*) FILTER (WHERE status = 'refunded') AS refunded
+           FROM bookings WHERE event_id = $1""", event_id)
+    assert counts is not None  # an aggregate has a row
+    return {"status": "cancelled", "cancellation": {
+        "cancelledAt": iso(row["cancelled_at"]), "holdsReleased": counts["released"],
+        "bookingsToRefund": counts["to_refund"], "bookingsRefunded": counts["refunded"],
+        "done": counts["to_refund"] == 0}}
 
 
 async def seat_map(pool: asyncpg.Pool, event_id: str) -> list[dict[str, Any]]:

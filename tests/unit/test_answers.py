@@ -19,7 +19,7 @@ DOCUMENTED = {
     # CONTRACT §8.2 (best available).
     "sold_out": 409, "not_enough_adjacent": 409, "category_not_found": 404,
     # CONTRACT §8.3 (the waiting list).
-    "waitlist_not_found": 404, "waitlist_ended": 409,
+    "waitlist_not_found": 404, "waitlist_ended": 409, "event_cancelled": 409,
 }
 BOOKING = "0b5e4c1e-5f0a-4e7b-9a55-2d7c1f7a9e01"
 

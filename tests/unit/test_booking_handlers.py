@@ -93,7 +93,7 @@ def test_every_booking_topic_has_exactly_one_kind_of_handler() -> None:
     assert set(TOPIC_HANDLERS) == {
         topics.SEAT_RESERVATION_REQUESTED, topics.SEAT_RESERVATION_TIMEOUT, topics.BOOKING_CONFIRMATION_REQUESTED,
         topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED, topics.BOOKING_CANCELLATION_REQUESTED,
-        topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED}
+        topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED, topics.EVENT_CANCELLATION_REQUESTED}
     assert all((route.batch is None) != (route.each is None) for route in TOPIC_HANDLERS.values())
 
 
@@ -471,3 +471,27 @@ async def test_leaving_takes_an_entry_out_of_line_and_declining_an_offer_passes_
     assert all(m.request_id != "r2" for m in out[:-1])  # the gateway answers the leave with the last
     assert out[2].data["userId"] == "cy" and out[2].data["seatIds"] == ["A1", "A2"]
     assert platform.tables.waitlist[str(cy.data["waitlistId"])].status.value == "offered"
+
+
+# -- an organiser calls the event off (CONTRACT §8.3) -----------------------------------------------------------
+
+async def test_a_cancelled_event_releases_its_holds_ends_its_line_and_takes_no_more_holds() -> None:
+    platform = Platform()
+    pending = await held(platform, "A1", "A2", user="unpaid")
+    paid = await held(platform, "A3", user="paid")
+    await paying(platform, paid)
+    await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, paid, paymentId="pay_1", amount=150.0))
+    waiting = await joined(platform, "hopeful", 2)
+    call_off = Message(topics.EVENT_CANCELLATION_REQUESTED, EVENT.event_id, {}, "req-cancel")
+    out = await platform.handle(call_off)
+    assert [(m.type, m.data.get("reason") or m.data.get("status")) for m in out] == [
+        (topics.SEAT_RELEASED, "event_cancelled"), (topics.BOOKING_CANCELLED, "event_cancelled"),
+        (topics.WAITLIST_UPDATED, "expired"), (topics.EVENT_CANCELLED, None)]
+    assert out[-1].data == {"released": 1, "toRefund": 1, "cancelledNow": True} and out[-1].request_id == "req-cancel"
+    assert out[2].data["waitlistId"] == waiting.data["waitlistId"]
+    assert platform.booking(pending) is BookingStatus.CANCELLED and platform.seat("A1") is SeatStatus.AVAILABLE
+    assert platform.booking(paid) is BookingStatus.CONFIRMED  # refunded, not released
+    refused = await platform.handle(hold_request("late", "A1"), best_request("late", 1))
+    assert [m.data["code"] for m in refused] == ["event_cancelled", "event_cancelled"]
+    [again] = await platform.handle(call_off)
+    assert again.data["cancelledNow"] is False and platform.seat("A1") is SeatStatus.AVAILABLE

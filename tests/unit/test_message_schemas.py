@@ -69,6 +69,8 @@ TYPICAL: dict[str, dict[str, Any]] = {
     topics.WAITLIST_JOIN_REQUESTED: {"waitlistId": BOOKING, "userId": "user_1", "quantity": 2,
                                      "email": "user_1@boxoffice.test"},
     topics.WAITLIST_LEAVE_REQUESTED: {"waitlistId": BOOKING},
+    topics.EVENT_CANCELLATION_REQUESTED: {},
+    topics.EVENT_CANCELLED: {"released": 3, "toRefund": 2, "cancelledNow": True},
     topics.WAITLIST_UPDATED: {"waitlistId": BOOKING, "userId": "user_1", "email": "", "quantity": 2,
                               "status": "offered", "bookingId": BOOKING, "seatIds": ["A1", "A2"],
                               "amount": 300.0, "currency": "USD", "expiresAt": "2030-01-01T12:10:00.000Z"},
@@ -203,7 +205,9 @@ def wrong_values(valid: object) -> list[object]:
         return ["A1", 7, {"a": 1}, [12], [HUGE], [["A1"]]]
     if isinstance(valid, dict):
         return ["Hall", 12, [valid]]
-    assert isinstance(valid, (int, float)) and not isinstance(valid, bool)
+    if isinstance(valid, bool):
+        return ["true", 1, 0, None, [True]]
+    assert isinstance(valid, (int, float))
     return ["150.0", True, -1, 1e12, [1]]
 
 
@@ -493,6 +497,16 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
     left = await waitlist.leave_waitlist(joins[1].data["waitlistId"], gateway, None)  # type: ignore[arg-type]
     assert left.status_code == 202
     assert [m.data["status"] for m in await to_booking(*gateway.take())] == ["left"]
+
+    # An organiser calls the event off: its last hold is released.
+    async def event_on_sale(pool: object, event_id: str) -> dict[str, Any]:
+        return {"eventId": event_id, "status": "on_sale"}
+    with monkeypatch.context() as patched:
+        patched.setattr(views, "get_event", event_on_sale)
+        called_off = await events.cancel_event(EVENT, gateway, None)  # type: ignore[arg-type]
+    assert called_off.status_code == 202
+    cancelled_outcome = await to_booking(*gateway.take())
+    assert cancelled_outcome[-1].type == topics.EVENT_CANCELLED and cancelled_outcome[-1].data["released"] >= 1
 
     # An organiser's new event, as rows and as listed seats.
     found = iter([None, {"eventId": "summer_gala"}, None, {"eventId": "listed"}])

@@ -120,13 +120,14 @@ class PostgresSeats:
         self._con, self._seat_check, self._after_lock = con, seat_check, after_lock
 
     async def lock(self, event_ids: list[str], seats: list[tuple[str, str]]) -> dict[str, SeatMap]:
-        currencies = await self._con.fetch("SELECT event_id, currency FROM events WHERE event_id = ANY($1)",
-                                           event_ids)
+        currencies = await self._con.fetch(
+            "SELECT event_id, currency, status FROM events WHERE event_id = ANY($1)", event_ids)
         lock = " FOR UPDATE OF s" if self._seat_check else ""
         rows = await self._con.fetch(_LOCK_SEATS + lock, [e for e, _ in seats], [s for _, s in seats])
         if self._after_lock is not None:
             await self._after_lock()
-        maps = {r["event_id"]: SeatMap(r["event_id"], r["currency"].strip(), {}) for r in currencies}
+        maps = {r["event_id"]: SeatMap(r["event_id"], r["currency"].strip(), {}, cancelled=r["status"] == "cancelled")
+                for r in currencies}
         for r in rows:
             maps[r["event_id"]].seats[r["seat_id"]] = Seat(
                 r["seat_id"], SeatStatus(r["status"]), r["price"], str(r["booking_id"]) if r["booking_id"] else None)
@@ -160,6 +161,26 @@ class PostgresSeats:
                                                                      seat_ids)]
 
 
+def _booking(r: asyncpg.Record) -> Booking:
+    return Booking(str(r["booking_id"]), r["event_id"], r["user_id"], list(r["seat_ids"]), r["amount"],
+                   r["currency"].strip(), BookingStatus(r["status"]), r["expires_at"], r["payment_id"], r["email"])
+
+
+class PostgresEventStates:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def call_off(self, event_id: str) -> bool | None:
+        status = await self._con.fetchval("SELECT status FROM events WHERE event_id = $1 FOR UPDATE", event_id)
+        if status is None:
+            return None
+        if status == "cancelled":
+            return False
+        await self._con.execute("UPDATE events SET status = 'cancelled', cancelled_at = now() WHERE event_id = $1",
+                                event_id)
+        return True
+
+
 class PostgresBookings:
     def __init__(self, con: asyncpg.Connection) -> None:
         self._con = con
@@ -184,9 +205,13 @@ class PostgresBookings:
         rows = await self._con.fetch(
             "SELECT * FROM bookings WHERE booking_id = ANY($1::uuid[]) ORDER BY booking_id FOR UPDATE",
             sorted(set(booking_ids)))
-        return [Booking(str(r["booking_id"]), r["event_id"], r["user_id"], list(r["seat_ids"]), r["amount"],
-                        r["currency"].strip(), BookingStatus(r["status"]), r["expires_at"], r["payment_id"],
-                        r["email"]) for r in rows]
+        return [_booking(r) for r in rows]
+
+    async def live_of_event(self, event_id: str) -> list[Booking]:
+        rows = await self._con.fetch(
+            "SELECT * FROM bookings WHERE event_id = $1 AND status IN ('pending', 'paying', 'confirmed') "
+            "ORDER BY booking_id FOR UPDATE", event_id)
+        return [_booking(r) for r in rows]
 
     async def save(self, bookings: list[Booking]) -> None:
         released: list[tuple[Booking, events.SeatsReleased]] = []
@@ -333,6 +358,7 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.requests: PostgresRequestOutcomes
         self.sequence: PostgresChangeSequence
         self.waitlist: PostgresWaitlist
+        self.events: PostgresEventStates
 
     def _bind(self, con: asyncpg.Connection) -> None:
         super()._bind(con)
@@ -341,3 +367,4 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.requests = PostgresRequestOutcomes(con)
         self.sequence = PostgresChangeSequence(con)
         self.waitlist = PostgresWaitlist(con)
+        self.events = PostgresEventStates(con)

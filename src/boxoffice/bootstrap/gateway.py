@@ -27,7 +27,8 @@ log = logging.getLogger("boxoffice.gateway")
 
 # The booking service's answers, which the gateway waits for.
 REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED,
-                topics.BOOKING_CANCELLED, topics.BOOKING_COMMAND_REJECTED, topics.WAITLIST_UPDATED]
+                topics.BOOKING_CANCELLED, topics.BOOKING_COMMAND_REJECTED, topics.WAITLIST_UPDATED,
+                topics.EVENT_CANCELLED]
 
 
 async def resend_at_new_kafka_epochs(pool: asyncpg.Pool, unanswered: UnansweredRequests, publisher: Publisher,

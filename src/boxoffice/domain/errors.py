@@ -22,6 +22,12 @@ class SeatLimitReached(DomainError):
     code = "seat_limit_reached"
 
 
+class EventCancelled(DomainError):
+    """The organiser called the event off: it takes no new holds."""
+
+    code = "event_cancelled"
+
+
 class SoldOut(DomainError):
     """Fewer seats are left (in the category or section asked) than a best-available request wants."""
 

@@ -73,6 +73,13 @@ class SeatMap:
     per_booking_limit: int | None = None
     # The whole event's seats and which are free, for best-available requests; holds keep it in step.
     seating: Seating | None = None
+    # The organiser called the event off: every hold is refused.
+    cancelled: bool = False
+
+    def _called_off(self, request_id: str, user_id: str, seat_ids: list[str]) -> events.ReservationFailed:
+        return events.ReservationFailed(request_id=request_id, event_id=self.event_id, user_id=user_id,
+                                        seat_ids=seat_ids, code=errors.EventCancelled.code,
+                                        reason=f"Event {self.event_id} was cancelled by its organiser")
 
     def follow(self, seating: Seating) -> None:
         """Best-available requests choose from `seating`; the seats locked here are the truth where they differ."""
@@ -92,6 +99,8 @@ class SeatMap:
             return events.ReservationFailed(request_id=request_id, event_id=self.event_id, user_id=user_id,
                                             seat_ids=[], code=code, reason=reason)
 
+        if self.cancelled:
+            return self._called_off(request_id, user_id, [])
         if self.seating is None:
             raise errors.InvalidTransition(f"best available needs the seating of event {self.event_id}")
         if quantity < 1 or (self.per_booking_limit is not None and quantity > self.per_booking_limit):
@@ -113,6 +122,8 @@ class SeatMap:
         self, request_id: str, user_id: str, seat_ids: list[str], booking_id: str, expires_at: datetime
     ) -> events.SeatsReserved | events.ReservationFailed:
         """All requested seats or none. Decisions made one after another see each other's holds."""
+        if self.cancelled:
+            return self._called_off(request_id, user_id, list(seat_ids))
         too_many = self.per_booking_limit is not None and len(seat_ids) > self.per_booking_limit
         if not seat_ids or len(set(seat_ids)) != len(seat_ids) or too_many:
             most = f"1 to {self.per_booking_limit}" if self.per_booking_limit is not None else "at least 1"
@@ -207,6 +218,11 @@ class Booking:
     def cancel(self) -> None:
         self._require(BookingStatus.PENDING)
         self._end(BookingStatus.CANCELLED, "cancelled")
+
+    def call_off(self) -> None:
+        """The organiser cancelled the event: a hold not yet paid ends, its seats released."""
+        self._require(BookingStatus.PENDING)
+        self._end(BookingStatus.CANCELLED, "event_cancelled")
 
     def expire(self, now: datetime) -> None:
         """A hold that ran out. A payment in flight is let finish: it decides the outcome."""

@@ -21,7 +21,7 @@ from boxoffice.domain.events import SeatsReserved
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
 from boxoffice.service_layer import booking_lifecycle as lifecycle
-from boxoffice.service_layer import holds, waitlist
+from boxoffice.service_layer import event_cancellation, holds, waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, ConcurrentHoldDetected, SeatsOutOfStep
 from boxoffice.service_layer.booking_report import report
 from boxoffice.service_layer.decisions import BookingRules, Decide, Decision
@@ -49,6 +49,7 @@ TOPIC_HANDLERS: dict[str, Route] = {
     topics.BOOKING_CANCELLATION_REQUESTED: Route(each=lifecycle.cancel_booking),
     topics.WAITLIST_JOIN_REQUESTED: Route(each=waitlist.join_waitlist),
     topics.WAITLIST_LEAVE_REQUESTED: Route(each=waitlist.leave_waitlist),
+    topics.EVENT_CANCELLATION_REQUESTED: Route(each=event_cancellation.cancel_event),
 }
 
 TOPICS = list(TOPIC_HANDLERS)

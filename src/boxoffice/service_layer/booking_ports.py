@@ -77,6 +77,10 @@ class BookingRepository(Protocol):
         """The bookings that exist, locked in id order until the unit of work ends."""
         ...
 
+    async def live_of_event(self, event_id: str) -> list[Booking]:
+        """The event's pending, paying and confirmed bookings, locked in id order."""
+        ...
+
     async def save(self, bookings: list[Booking]) -> None:
         """Writes what each booking recorded in `events`: a payment started, seats BOOKED, seats AVAILABLE
         again. SeatsOutOfStep if a booking's seats are not RESERVED for it."""
@@ -123,6 +127,13 @@ class WaitlistRepository(Protocol):
         ...
 
 
+class EventStates(Protocol):
+    async def call_off(self, event_id: str) -> bool | None:
+        """Marks the event cancelled: True if it was on sale, False if it was cancelled before, None if it does
+        not exist."""
+        ...
+
+
 class ChangeSequence(Protocol):
     async def advance(self, counts: dict[str, int]) -> dict[str, int]:
         """Moves each event's change number on by its count; returns each event's new last number."""
@@ -144,3 +155,6 @@ class BookingUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def waitlist(self) -> WaitlistRepository: ...
+
+    @property
+    def events(self) -> EventStates: ...

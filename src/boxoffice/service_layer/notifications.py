@@ -29,8 +29,10 @@ from boxoffice.service_layer.notification_ports import SeatLabel as SeatLabel  #
 CONFIRMATION = "confirmation"
 WAITLIST_OFFER = "waitlist-offer"
 # One kind per release reason: a booking is released once, and each reason reads differently.
-RELEASE_KINDS = {"timeout": "hold-expired", "payment_failed": "payment-declined", "cancelled": "cancellation"}
+RELEASE_KINDS = {"timeout": "hold-expired", "payment_failed": "payment-declined", "cancelled": "cancellation",
+                 "event_cancelled": "event-cancelled"}
 _RELEASE_WORDING = {
+    "event-cancelled": ("{event} was cancelled", "the organiser cancelled the event and your hold was released"),
     "hold-expired": ("Your hold on {event} expired", "your hold expired and the seats were released"),
     "payment-declined": ("Payment declined for {event}", "your payment was declined, the seats were released"),
     "cancellation": ("Your booking for {event} was cancelled", "your booking was cancelled"),

@@ -175,6 +175,23 @@ async def publish_command(gw: GatewayDep, message: Message) -> None:
         gw.replies.unanswered.sent(message)
 
 
+async def ask(gw: GatewayDep, message: Message) -> Message | None:
+    """Publishes a command for the booking service and waits for the answer under its request id; None if
+    none came in time (or the service is down: the command waits in Kafka and is decided in order)."""
+    assert message.request_id is not None
+    if not gw.health.is_up("booking") and gw.health.refreshed_at:
+        await publish_command(gw, message)
+        return None
+    reply = gw.replies.expect(message.request_id)
+    try:
+        await publish_command(gw, message)
+        return await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
+    except TimeoutError:
+        return None
+    finally:
+        gw.replies.forget(message.request_id, reply)
+
+
 @router.get("/booking-requests/{request_id}", response_model=RequestStatus,
             responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
 async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], gw: GatewayDep,

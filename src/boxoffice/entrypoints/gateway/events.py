@@ -6,19 +6,19 @@ import asyncio
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from boxoffice import views
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED
-from boxoffice.entrypoints.gateway.bookings import publish_command
+from boxoffice.entrypoints.gateway.bookings import ask, publish_command
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
-from boxoffice.entrypoints.gateway.schemas import ErrorBody, EventDetail, NewEvent
-from boxoffice.messages import EVENT_CREATION_REQUESTED, Message
+from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, EventDetail, NewEvent
+from boxoffice.messages import EVENT_CANCELLATION_REQUESTED, EVENT_CREATION_REQUESTED, Message
 from boxoffice.service_layer.event_creation import event_to_data
 
 router = APIRouter(tags=["catalog"], responses=BODY_TOO_LARGE)
@@ -93,3 +93,24 @@ async def _wait_for_event(gw: GatewayDep, event_id: str, timeout: float) -> dict
             return event
         await asyncio.sleep(0.05)
     return None
+
+
+@router.post("/events/{event_id}/cancel", response_model=EventDetail,
+             responses={202: {"description": "Accepted; the booking service cancels it shortly"},
+                        404: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
+async def cancel_event(event_id: Annotated[str, Path(pattern=EVENT_ID)], gw: GatewayDep, caller: Caller) -> Response:
+    """Call an event off: it takes no new holds (409 event_cancelled), its unpaid holds are released, its
+    waiting list ends, and every paid booking is refunded and emailed. Progress shows on GET /events/{id}.
+    With accounts on, organisers and admins only. Cancelling again answers the same."""
+    if caller is not None and not caller.may_create_events:
+        raise ApiError(403, "forbidden", "Cancelling events needs the organiser role")
+    event = await views.get_event(gw.pool, event_id)
+    if event is None:
+        raise ApiError(404, "event_not_found", f"Event {event_id} does not exist")
+    if event["status"] == "cancelled":
+        return JSON(event)
+    if await ask(gw, Message(EVENT_CANCELLATION_REQUESTED, event_id, {}, gw.request_ids.new())) is None:
+        return JSON({"success": False, "status": "queued", "eventId": event_id, "statusUrl": f"/events/{event_id}",
+                     "error": "The booking service has not cancelled the event yet; it will, in order"},
+                    status_code=202)
+    return JSON(await views.get_event(gw.pool, event_id))

@@ -190,9 +190,19 @@ class PriceCategory(BaseModel):
     seats: int
 
 
+class Cancellation(BaseModel):
+    cancelledAt: str
+    holdsReleased: int
+    bookingsToRefund: int
+    bookingsRefunded: int
+    done: bool
+
+
 class EventDetail(EventSummary):
     priceCategories: list[PriceCategory]
     sections: list[str]
+    status: Literal["on_sale", "cancelled"]
+    cancellation: Cancellation | None = Field(None, description="Once called off: how far the cancellation is")
 
 
 class SeatView(BaseModel):

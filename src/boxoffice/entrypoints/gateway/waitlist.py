@@ -6,7 +6,6 @@ with the holds and releases; the gateway waits for the entry's update like it wa
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_owner
 from boxoffice.entrypoints.gateway.answers import refuse
-from boxoffice.entrypoints.gateway.bookings import buyer, is_uuid, publish_command
+from boxoffice.entrypoints.gateway.bookings import ask, buyer, is_uuid
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, WaitlistEntry, WaitlistJoin
@@ -40,22 +39,6 @@ def _entry(data: dict[str, Any], event_id: str) -> dict[str, Any]:
             "bookingId": data.get("bookingId")}
 
 
-async def _ask(gw: GatewayDep, message: Message) -> Message | None:
-    """Publishes the command and waits for the entry's update under its request id; None if none came in time."""
-    assert message.request_id is not None
-    if not gw.health.is_up("booking") and gw.health.refreshed_at:
-        await publish_command(gw, message)  # kept in Kafka for the booking service's return
-        return None
-    reply = gw.replies.expect(message.request_id)
-    try:
-        await publish_command(gw, message)
-        return await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
-    except TimeoutError:
-        return None
-    finally:
-        gw.replies.forget(message.request_id, reply)
-
-
 @router.post("/events/{event_id}/waitlist", status_code=201,
              responses={201: {"model": WaitlistEntry}, 200: {"model": WaitlistEntry}, **_ERRORS, **LIMITED})
 async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep, caller: LimitedCaller) -> Response:
@@ -71,7 +54,7 @@ async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep,
     message = Message(topics.WAITLIST_JOIN_REQUESTED, event_id,
                       {"waitlistId": waitlist_id, "userId": user_id, "quantity": body.quantity, "email": email},
                       gw.request_ids.new())
-    reply = await _ask(gw, message)
+    reply = await ask(gw, message)
     if reply is None:
         return JSON({"success": False, "status": "queued", "waitlistId": waitlist_id,
                      "statusUrl": f"/waitlist/{waitlist_id}", "error": QUEUED}, status_code=202)
@@ -109,7 +92,7 @@ async def leave_waitlist(waitlist_id: EntryPath, gw: GatewayDep, caller: Limited
             raise refuse(errors.WaitlistEntryEnded.code,
                          f"Waiting list entry {waitlist_id} was offered booking {entry['bookingId']}, which is "
                          f"{booking['status'] if booking else 'gone'}: cancel the booking instead")
-    reply = await _ask(gw, Message(topics.WAITLIST_LEAVE_REQUESTED, entry["eventId"], {"waitlistId": waitlist_id},
+    reply = await ask(gw, Message(topics.WAITLIST_LEAVE_REQUESTED, entry["eventId"], {"waitlistId": waitlist_id},
                                    gw.request_ids.new()))
     if reply is None:
         return JSON({"success": False, "status": "queued", "waitlistId": waitlist_id,
