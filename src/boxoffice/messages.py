@@ -25,6 +25,13 @@ BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_COMMAND_REJECTED = "booking.command.rejected"
 # Added: an organiser's new event with its seat map, for the catalog service to create.
 EVENT_CREATION_REQUESTED = "event.creation.requested"
+# The waiting room (CONTRACT §8.1): a visitor joins; positions are admitted (also sent when the room opens or
+# its figures change, with no positions).
+QUEUE_JOINED = "queue.joined"
+QUEUE_ADMITTED = "queue.admitted"
+# Added: the waiting room's answer to a join (the visitor's place), and an organiser's on-sale change.
+QUEUE_PLACED = "queue.placed"
+ONSALE_CHANGE_REQUESTED = "onsale.change.requested"
 
 DEAD_LETTER_SUFFIX = ".dead"
 
@@ -38,6 +45,7 @@ ALL_TOPICS = (
     SEAT_RESERVATION_REQUESTED, SEAT_RESERVED, SEAT_RESERVATION_FAILED, BOOKING_CONFIRMATION_REQUESTED,
     PAYMENT_REQUESTED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, BOOKING_CONFIRMED, BOOKING_CANCELLATION_REQUESTED,
     SEAT_RESERVATION_TIMEOUT, SEAT_RELEASED, BOOKING_CANCELLED, BOOKING_COMMAND_REJECTED, EVENT_CREATION_REQUESTED,
+    QUEUE_JOINED, QUEUE_ADMITTED, QUEUE_PLACED, ONSALE_CHANGE_REQUESTED,
 )
 DEAD_LETTER_TOPICS = tuple(dead_topic(t) for t in ALL_TOPICS)
 

@@ -59,7 +59,7 @@ WHAT_IS_THERE = {
 @app.command()
 def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once every service is healthy")] = False
        ) -> None:
-    """Start broker, database and the six services, with the demo events."""
+    """Start broker, database and the seven services, with the demo events."""
     from boxoffice import platform
 
     settings = get_settings()
