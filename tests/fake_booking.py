@@ -34,6 +34,7 @@ class BookingTables:
     change_seq: dict[str, int] = field(default_factory=dict)
     layouts: dict[str, list[PlacedSeat]] = field(default_factory=dict)
     outbox: list[OutboxRow] = field(default_factory=list)
+    waiting_rooms: set[str] = field(default_factory=set)  # events behind an active waiting room
 
     def add_event(self, spec: EventSpec) -> None:
         self.currencies[spec.event_id] = spec.currency
@@ -157,6 +158,14 @@ class FakeOutbox:
         self.pending += [OutboxRow(next(_outbox_ids), m.topic, m.key, m.payload) for m in messages]
 
 
+class FakeWaitingRooms:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def active(self, event_ids: list[str]) -> set[str]:
+        return self._t.waiting_rooms & set(event_ids)
+
+
 class FakeBookingUnitOfWork:
     """Every `async with` works on a copy of the tables, kept only on commit."""
 
@@ -171,6 +180,7 @@ class FakeBookingUnitOfWork:
         self.requests = FakeRequestOutcomes(self._work)
         self.sequence = FakeChangeSequence(self._work)
         self.outbox = FakeOutbox(self._work)
+        self.waiting_rooms = FakeWaitingRooms(self._work)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

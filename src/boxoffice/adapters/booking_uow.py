@@ -242,6 +242,16 @@ class PostgresChangeSequence:
         return {r["event_id"]: r["change_seq"] for r in rows}
 
 
+class PostgresWaitingRooms:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def active(self, event_ids: list[str]) -> set[str]:
+        rows = await self._con.fetch("SELECT event_id FROM waiting_rooms WHERE event_id = ANY($1) AND enabled",
+                                     event_ids)
+        return {r["event_id"] for r in rows}
+
+
 class PostgresBookingUnitOfWork(PostgresUnitOfWork):
     """seat_check=False drops the row locks and the conditional update: only for the control run of the race
     tests, which must then see a double hold. after_lock runs once the seats are locked (race tests pause
@@ -253,6 +263,7 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self._seat_check, self._after_lock = seat_check, after_lock
         self.seats: PostgresSeats
         self.bookings: PostgresBookings
+        self.waiting_rooms: PostgresWaitingRooms
         self.requests: PostgresRequestOutcomes
         self.sequence: PostgresChangeSequence
 
@@ -262,3 +273,4 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.bookings = PostgresBookings(con)
         self.requests = PostgresRequestOutcomes(con)
         self.sequence = PostgresChangeSequence(con)
+        self.waiting_rooms = PostgresWaitingRooms(con)

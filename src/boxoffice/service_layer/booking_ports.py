@@ -90,6 +90,12 @@ class ChangeSequence(Protocol):
         ...
 
 
+class WaitingRooms(Protocol):
+    async def active(self, event_ids: list[str]) -> set[str]:
+        """Those of the events whose sale is behind an active waiting room."""
+        ...
+
+
 class BookingUnitOfWork(UnitOfWork, Protocol):
     @property
     def seats(self) -> SeatRepository: ...
@@ -102,3 +108,6 @@ class BookingUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def sequence(self) -> ChangeSequence: ...
+
+    @property
+    def waiting_rooms(self) -> WaitingRooms: ...
