@@ -39,6 +39,7 @@ class BookingTables:
     waitlist: dict[str, WaitlistEntry] = field(default_factory=dict)
     waitlist_requests: dict[str, str] = field(default_factory=dict)  # join request id → waitlist id
     outbox: list[OutboxRow] = field(default_factory=list)
+    waiting_rooms: set[str] = field(default_factory=set)  # events behind an active waiting room
 
     def add_event(self, spec: EventSpec) -> None:
         self.currencies[spec.event_id] = spec.currency
@@ -231,6 +232,14 @@ class FakeOutbox:
         self.pending += [OutboxRow(next(_outbox_ids), m.topic, m.key, m.payload) for m in messages]
 
 
+class FakeWaitingRooms:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def active(self, event_ids: list[str]) -> set[str]:
+        return self._t.waiting_rooms & set(event_ids)
+
+
 class FakeBookingUnitOfWork:
     """Every `async with` works on a copy of the tables, kept only on commit."""
 
@@ -247,6 +256,7 @@ class FakeBookingUnitOfWork:
         self.waitlist = FakeWaitlist(self._work)
         self.events = FakeEventStates(self._work)
         self.outbox = FakeOutbox(self._work)
+        self.waiting_rooms = FakeWaitingRooms(self._work)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SEATS_PER_USER = 20
 
-SERVICES = ("gateway", "booking", "payment", "catalog", "notification", "realtime")
+SERVICES = ("gateway", "booking", "payment", "catalog", "notification", "realtime", "waitingroom")
 
 
 class Settings(BaseSettings):
@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     payment_latency_ms: float = Field(150, ge=0)
     # How long PUT /bookings/{id}/confirm waits for the payment's outcome before answering 202.
     confirm_reply_seconds: float = Field(10.0, gt=0)
+    # The waiting room (CONTRACT §8.1): how often the waitingroom service opens rooms and admits (its grain),
+    # and how many joins one address or account may make a minute (with the rate limits on).
+    queue_tick_seconds: float = Field(1.0, gt=0, le=10)
+    queue_joins_per_minute: int = Field(10, ge=1)
+    queue_joins_burst: int = Field(5, ge=1)
     mail_from: str = "boxoffice <tickets@boxoffice.test>"
     # The embedded mailbox's ports (used when smtp_url is unset); unset = free ports picked at `up`.
     mailbox_smtp_port: int | None = None

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow, row_labels
+from boxoffice.domain.waiting_room import OnSale
 
 DEMO_EVENT_ID = "taylor_swift_concert"
+# The on-sale demo (CONTRACT §8.1): a waiting room that opens a minute after `up` and admits 600 a minute.
+ONSALE_EVENT_ID = "eras_tour_onsale"
+ONSALE_OPENS_AFTER = timedelta(minutes=1)
 
 
-def demo_events() -> list[EventSpec]:
+def demo_events(now: datetime | None = None) -> list[EventSpec]:
+    opens_at = (now or datetime.now(UTC)) + ONSALE_OPENS_AFTER
     labels = row_labels(20)
     concert_rows = tuple(
         SeatRow(label, section, category, 30)
@@ -26,6 +31,15 @@ def demo_events() -> list[EventSpec]:
              PriceCategory("lower", "Lower Bowl", Decimal("95.00")),
              PriceCategory("upper", "Upper Bowl", Decimal("55.00"))),
             concert_rows,
+        ),
+        EventSpec(
+            ONSALE_EVENT_ID, "Taylor Swift | The Eras Tour: on-sale day", "Wembley Stadium", "London",
+            datetime(2027, 6, 22, 19, 0, tzinfo=UTC), "USD",
+            (PriceCategory("floor", "Floor", Decimal("150.00")),
+             PriceCategory("lower", "Lower Bowl", Decimal("95.00")),
+             PriceCategory("upper", "Upper Bowl", Decimal("55.00"))),
+            concert_rows,
+            on_sale=OnSale(opens_at, waiting_room=True, admit_per_minute=600, admission_minutes=10),
         ),
         EventSpec(
             "coldplay_world_tour", "Coldplay | Music of the Spheres", "Madison Square Garden", "New York",

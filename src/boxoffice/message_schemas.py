@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from boxoffice import messages as topics
+from boxoffice.domain.waiting_room import MAX_ADMISSION_MINUTES, MAX_ADMIT_PER_MINUTE
 from boxoffice.messages import MalformedMessage, Message, decode
 
 # The gateway's patterns (entrypoints/gateway/schemas.py), without anchors: used with fullmatch.
@@ -72,6 +73,7 @@ class ReservationRequested(Data):
     section: Name | None = None
     bodyHash: Annotated[str, _bounded(128, 0)] = ""
     email: Email | None = None
+    queueAccess: Annotated[str, _bounded(2048)] | None = None  # the waiting room's access token, if sent
 
     @model_validator(mode="after")
     def _seats_or_quantity(self) -> ReservationRequested:
@@ -226,6 +228,13 @@ class NewSeat(Data):
     categoryId: Code
 
 
+class NewOnSale(Data):
+    opensAt: Annotated[str, _bounded(64), AfterValidator(_moment)]
+    waitingRoom: bool = True
+    admitPerMinute: Annotated[int, Field(ge=1, le=MAX_ADMIT_PER_MINUTE)] = 600
+    admissionMinutes: Annotated[int, Field(ge=1, le=MAX_ADMISSION_MINUTES)] = 10
+
+
 class EventCreationRequested(Data):
     eventId: Annotated[str, StringConstraints(pattern=f"^{EVENT_ID.pattern}$")]
     name: Name
@@ -236,6 +245,37 @@ class EventCreationRequested(Data):
     rows: Annotated[list[NewRow], Field(max_length=1000)] = []
     seats: Annotated[list[NewSeat], Field(max_length=MAX_EVENT_SEATS)] = []
     bestOrder: Annotated[list[Annotated[str, _bounded(64)]], Field(max_length=MAX_EVENT_SEATS)] = []
+    onSale: NewOnSale | None = None
+
+
+QueueToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+Position = Annotated[int, Field(ge=1)]
+
+
+class QueueJoined(Data):
+    visitorId: UserId
+    queueToken: QueueToken
+
+
+class QueuePlaced(Data):
+    visitorId: UserId
+    queueToken: QueueToken
+    position: Position | None = None
+    new: bool
+    code: Code | None = None
+
+
+class QueueAdmitted(Data):
+    servingPosition: Annotated[int, Field(ge=0)]
+    queueSize: Annotated[int, Field(ge=0)]
+    opened: bool
+    admitPerMinute: Annotated[int, Field(ge=1)]
+    admissionMinutes: Annotated[int, Field(ge=1)]
+    opensAt: Moment
+    at: Moment
+    enabled: bool = True
+    firstPosition: Position | None = None
+    lastPosition: Position | None = None
 
 
 class WaitlistJoinRequested(Data):
@@ -295,11 +335,15 @@ SCHEMAS: dict[str, type[Data]] = {
     topics.WAITLIST_UPDATED: WaitlistUpdated,
     topics.EVENT_CANCELLATION_REQUESTED: EventCancellationRequested,
     topics.EVENT_CANCELLED: EventCancelled,
+    topics.QUEUE_JOINED: QueueJoined,
+    topics.QUEUE_PLACED: QueuePlaced,
+    topics.QUEUE_ADMITTED: QueueAdmitted,
+    topics.ONSALE_CHANGE_REQUESTED: NewOnSale,
 }
 
-# A reservation request is answered under its request id: without one, nobody could be answered.
+# A command answered under its request id: without one, nobody could be answered.
 NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED, topics.WAITLIST_JOIN_REQUESTED,
-                              topics.EVENT_CANCELLATION_REQUESTED})
+                              topics.EVENT_CANCELLATION_REQUESTED, topics.QUEUE_JOINED})
 
 
 def decode_checked(raw: bytes, topic: str) -> Message:

@@ -33,6 +33,13 @@ WAITLIST_UPDATED = "waitlist.updated"
 # Added (CONTRACT §8.3): an organiser calls an event off; the booking service closed it.
 EVENT_CANCELLATION_REQUESTED = "event.cancellation.requested"
 EVENT_CANCELLED = "event.cancelled"
+# The waiting room (CONTRACT §8.1): a visitor joins; positions are admitted (also sent when the room opens or
+# its figures change, with no positions).
+QUEUE_JOINED = "queue.joined"
+QUEUE_ADMITTED = "queue.admitted"
+# Added: the waiting room's answer to a join (the visitor's place), and an organiser's on-sale change.
+QUEUE_PLACED = "queue.placed"
+ONSALE_CHANGE_REQUESTED = "onsale.change.requested"
 
 DEAD_LETTER_SUFFIX = ".dead"
 
@@ -48,6 +55,7 @@ ALL_TOPICS = (
     SEAT_RESERVATION_TIMEOUT, SEAT_RELEASED, BOOKING_CANCELLED, BOOKING_COMMAND_REJECTED, EVENT_CREATION_REQUESTED,
     WAITLIST_JOIN_REQUESTED, WAITLIST_LEAVE_REQUESTED, WAITLIST_UPDATED, EVENT_CANCELLATION_REQUESTED,
     EVENT_CANCELLED,
+    QUEUE_JOINED, QUEUE_ADMITTED, QUEUE_PLACED, ONSALE_CHANGE_REQUESTED,
 )
 DEAD_LETTER_TOPICS = tuple(dead_topic(t) for t in ALL_TOPICS)
 

@@ -44,6 +44,7 @@ class Runtime:
 
     def urls(self) -> dict[str, str]:
         urls = {"gateway": self.base_url, "live monitor": f"{self.base_url}/", "api docs": f"{self.base_url}/docs",
+                "waiting room": f"{self.base_url}/events/eras_tour_onsale/queue",
                 "health": f"{self.base_url}/health", "metrics": f"{self.base_url}/metrics"}
         if self.mailbox_url:
             urls["mailbox"] = self.mailbox_url

@@ -44,12 +44,15 @@ async def get_event(pool: asyncpg.Pool, event_id: str) -> dict[str, Any] | None:
     sections = await pool.fetch(
         "SELECT section, min(position) AS first FROM seats WHERE event_id = $1 GROUP BY section ORDER BY first",
         event_id)
+    room = await waiting_room(pool, event_id)
     return {
         **_event(row),
         "priceCategories": [{"categoryId": c["category_id"], "name": c["name"], "price": float(c["price"]),
                              "seats": c["seats"]} for c in categories],
         "sections": [s["section"] for s in sections],
         **await _cancellation(pool, event_id),
+        "onSale": on_sale_view(room) if room else None,
+        "queue": queue_figures(room) if room else None,
     }
 
 
@@ -137,3 +140,43 @@ async def waitlist_entry(pool: asyncpg.Pool, waitlist_id: str) -> dict[str, Any]
             "quantity": r["quantity"], "status": r["status"], "position": r["place"],
             "bookingId": str(r["booking_id"]) if r["booking_id"] else None,
             "joinedAt": iso(r["created_at"]), "updatedAt": iso(r["updated_at"])}
+_ROOM = """SELECT r.event_id, r.enabled, r.opens_at, r.admit_per_minute, r.admission_minutes, r.opened_at, r.joined,
+                  r.last_position, r.serving_position, r.pre_queue_size, r.shuffle_digest,
+                  (SELECT coalesce(sum(a.last_position - a.first_position + 1), 0) FROM queue_admissions a
+                   WHERE a.event_id = r.event_id AND a.admitted_at > now() - interval '1 minute') AS last_minute
+           FROM waiting_rooms r WHERE r.event_id = $1"""
+
+
+async def waiting_room(pool: asyncpg.Pool, event_id: str) -> asyncpg.Record | None:
+    """An event's on-sale settings and its waiting room's figures, or None when it has none."""
+    return await pool.fetchrow(_ROOM, event_id)
+
+
+def on_sale_view(room: asyncpg.Record) -> dict[str, Any]:
+    return {"opensAt": iso(room["opens_at"]), "waitingRoom": room["enabled"],
+            "admitPerMinute": room["admit_per_minute"], "admissionMinutes": room["admission_minutes"]}
+
+
+def queue_figures(room: asyncpg.Record) -> dict[str, Any]:
+    return {"opened": room["opened_at"] is not None, "size": room["joined"],
+            "waiting": room["joined"] - room["serving_position"], "servingPosition": room["serving_position"],
+            "admittedLastMinute": int(room["last_minute"]), "preQueueSize": room["pre_queue_size"],
+            "shuffleDigest": room["shuffle_digest"]}
+
+
+async def queue_place(pool: asyncpg.Pool, event_id: str, queue_token: str) -> asyncpg.Record | None:
+    """A visitor's place by queue token, with when it was admitted if the serving position has passed it."""
+    return await pool.fetchrow(
+        """SELECT v.visitor_id, v.position,
+                  (SELECT a.admitted_at FROM queue_admissions a
+                   WHERE a.event_id = v.event_id AND a.first_position <= v.position AND a.last_position >= v.position
+                  ) AS admitted_at
+           FROM queue_visitors v WHERE v.event_id = $1 AND v.queue_token = $2""", event_id, queue_token)
+
+
+async def queue_positions(pool: asyncpg.Pool, event_id: str, queue_tokens: list[str]) -> dict[str, int | None]:
+    """The positions of many visitors in one query (the watchers of one gateway, at the opening)."""
+    rows = await pool.fetch(
+        "SELECT queue_token, position FROM queue_visitors WHERE event_id = $1 AND queue_token = ANY($2)",
+        event_id, queue_tokens)
+    return {r["queue_token"]: r["position"] for r in rows}

@@ -15,7 +15,7 @@ from boxoffice.domain.model import BookingStatus, SeatStatus
 from boxoffice.messages import Message, decode
 from boxoffice.service_layer.booking import TOPIC_HANDLERS, BookingService
 from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected
-from boxoffice.service_layer.decisions import BookingRules
+from boxoffice.service_layer.decisions import AdmissionCheck, BookingRules
 from boxoffice.service_layer.ports import OutboxRow
 from tests.conftest import small_event
 from tests.fake_booking import BookingTables, FakeBookingUnitOfWork
@@ -44,13 +44,14 @@ class Relay:
 class Platform:
     """A booking service over fresh in-memory tables, with a clock the test moves."""
 
-    def __init__(self, rules: BookingRules | None = None) -> None:
+    def __init__(self, rules: BookingRules | None = None, admissions: AdmissionCheck | None = None) -> None:
         self.tables = BookingTables()
         self.tables.add_event(EVENT)
         self.relay = Relay()
         self.now = NOW
         self.units: list[FakeBookingUnitOfWork] = []
-        self.service = BookingService(self._unit, self.relay, rules or BookingRules(HOLD, 10), lambda: self.now)
+        self.service = BookingService(self._unit, self.relay, rules or BookingRules(HOLD, 10), lambda: self.now,
+                                      admissions=admissions)
 
     def _unit(self) -> FakeBookingUnitOfWork:
         self.units.append(FakeBookingUnitOfWork(self.tables))
@@ -495,3 +496,27 @@ async def test_a_cancelled_event_releases_its_holds_ends_its_line_and_takes_no_m
     assert [m.data["code"] for m in refused] == ["event_cancelled", "event_cancelled"]
     [again] = await platform.handle(call_off)
     assert again.data["cancelledNow"] is False and platform.seat("A1") is SeatStatus.AVAILABLE
+async def test_a_hold_behind_a_waiting_room_needs_the_buyers_own_unexpired_admission() -> None:
+    from boxoffice.adapters.queue_tokens import QueueTokens
+
+    tokens = QueueTokens("key")
+    platform = Platform(admissions=tokens)
+    platform.tables.waiting_rooms.add(EVENT.event_id)
+    fans = tokens.access_token(EVENT.event_id, "fan", 1, NOW - timedelta(minutes=1), 10)
+
+    def asking(user: str, token: str | None, seat: str = "A1", **asked: object) -> Message:
+        message = hold_request(user, seat)
+        data = {**message.data, **asked, "queueAccess": token}
+        if "quantity" in asked:
+            del data["seatIds"]
+        return Message(message.type, message.event_id, data, message.request_id)
+
+    out = await platform.handle(asking("fan", None), asking("other", fans), asking("fan", fans, quantity=2))
+    assert [m.data.get("code") for m in out] == ["not_admitted", "not_admitted", None]
+    assert out[2].type == topics.SEAT_RESERVED
+    platform.now = NOW + timedelta(minutes=9)
+    [late] = await platform.handle(asking("fan", fans, "B5"))
+    assert late.data["code"] == "admission_expired" and platform.seat("B5") is SeatStatus.AVAILABLE
+    platform.tables.waiting_rooms.clear()  # the organiser turned the room off
+    [free] = await platform.handle(asking("anyone", None, "B5"))
+    assert free.type == topics.SEAT_RESERVED

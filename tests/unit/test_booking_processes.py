@@ -19,14 +19,15 @@ def test_booking_runs_as_several_programs_of_one_service(tmp_path: Path) -> None
 
     names = [p.name for p in services]
     assert names == ["gateway", "booking", "booking-2", "booking-3", "payment", "catalog", "notification",
-                     "realtime"]
+                     "realtime", "waitingroom"]
     assert {tuple(p.command[-2:]) for p in services if p.name.startswith("booking")} == {("service", "booking")}
     Supervisor(tmp_path).write_config([], services)
     assert "programs=gateway,booking,booking-2,booking-3,payment" in (tmp_path / "supervisord.conf").read_text()
 
 
 def test_one_process_each_by_default_but_two_realtime_processes() -> None:
-    assert [p for s in SERVICES for p in service_programs(s, Settings())] == [*SERVICES, "realtime-2"]
+    programs = [p for s in SERVICES for p in service_programs(s, Settings())]
+    assert programs == [*SERVICES[:6], "realtime-2", *SERVICES[6:]] and SERVICES[5] == "realtime"
 
 
 def test_a_process_is_addressed_by_its_program_name() -> None:

@@ -4,6 +4,7 @@ platform would send is a MalformedMessage with a short reason, and what the plat
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -15,8 +16,10 @@ from pydantic import ValidationError
 from boxoffice import message_schemas, views
 from boxoffice import messages as topics
 from boxoffice.adapters.expiry import ExpiryScheduler
+from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.config import Settings
 from boxoffice.domain.accounts import Principal, Role
+from boxoffice.domain.waiting_room import OnSale
 from boxoffice.entrypoints.gateway import bookings, events, lifecycle, waitlist
 from boxoffice.entrypoints.gateway import schemas as gateway_schemas
 from boxoffice.entrypoints.gateway.replies import UnansweredRequests
@@ -25,11 +28,13 @@ from boxoffice.message_schemas import SCHEMAS, decode_checked
 from boxoffice.messages import ALL_TOPICS, MalformedMessage, Message, decode
 from boxoffice.service_layer.booking import BookingService
 from boxoffice.service_layer.decisions import BookingRules
-from boxoffice.service_layer.event_creation import event_to_data
+from boxoffice.service_layer.event_creation import event_to_data, on_sale_to_data
 from boxoffice.service_layer.payments import PaymentHandler
 from boxoffice.service_layer.ports import OutboxRow
+from boxoffice.service_layer.waiting_room import WaitingRoomService
 from tests.conftest import small_event
 from tests.fake_booking import BookingTables, FakeBookingUnitOfWork
+from tests.fake_waiting_room import FakeWaitingRoomUnitOfWork, RoomTables
 from tests.fakes import FakePaymentUnitOfWork, FakeProvider, PaymentDatabase
 
 BOOKING = "0b5e4c1e-5f0a-4e7b-9a55-2d7c1f7a9e01"
@@ -74,6 +79,14 @@ TYPICAL: dict[str, dict[str, Any]] = {
     topics.WAITLIST_UPDATED: {"waitlistId": BOOKING, "userId": "user_1", "email": "", "quantity": 2,
                               "status": "offered", "bookingId": BOOKING, "seatIds": ["A1", "A2"],
                               "amount": 300.0, "currency": "USD", "expiresAt": "2030-01-01T12:10:00.000Z"},
+    topics.QUEUE_JOINED: {"visitorId": "fan_1", "queueToken": "q" * 43},
+    topics.QUEUE_PLACED: {"visitorId": "fan_1", "queueToken": "q" * 43, "position": 7, "new": True},
+    topics.QUEUE_ADMITTED: {"servingPosition": 12, "queueSize": 40, "opened": True, "admitPerMinute": 600,
+                            "admissionMinutes": 10, "opensAt": "2030-01-01T09:00:00.000Z",
+                            "at": "2030-01-01T09:00:01.000Z", "enabled": True, "firstPosition": 3,
+                            "lastPosition": 12},
+    topics.ONSALE_CHANGE_REQUESTED: {"opensAt": "2030-01-01T09:00:00+00:00", "waitingRoom": True,
+                                     "admitPerMinute": 600, "admissionMinutes": 10},
 }
 
 
@@ -365,6 +378,7 @@ class FakeGateway:
         self.access = SimpleNamespace(limit_user=lambda user_id: None)
         self.replies = SimpleNamespace(unanswered=UnansweredRequests(60))
         self.pool = None
+        self.queue = SimpleNamespace(room=_returning(None))  # no event of these has a waiting room
 
     async def publish(self, topic: str, message: Message) -> None:
         self.published.append((topic, message.encode()))
@@ -524,6 +538,21 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
         body = gateway_schemas.NewEvent.model_validate(new)
         assert (await events.create_event(body, gateway, None)).status_code == 201  # type: ignore[arg-type]
         produced.check(*gateway.take())
+
+    # The waiting room: an organiser's on-sale, joins (as the gateway writes them), the opening, admissions.
+    room_tables, room_relay = RoomTables(), Relay()
+    room_clock = SimpleNamespace(now=datetime(2029, 12, 1, tzinfo=UTC))
+    room = WaitingRoomService(lambda: FakeWaitingRoomUnitOfWork(room_tables), room_relay, lambda: room_clock.now,
+                              random.Random(1))
+    change = Message(topics.ONSALE_CHANGE_REQUESTED, EVENT,
+                     on_sale_to_data(OnSale(room_clock.now + timedelta(minutes=1))), "req_onsale")
+    tokens = QueueTokens("key")
+    joins = [Message(topics.QUEUE_JOINED, EVENT, {"visitorId": v, "queueToken": tokens.queue_token(EVENT, v)},
+                     f"req_{v}") for v in ("fan_1", "fan.2@example.com")]
+    await room([produced.check(m.type, m.encode()) for m in (change, *joins)])
+    room_clock.now += timedelta(minutes=2)
+    await room.tick()
+    assert {m.type for m in produced.rows(room_relay)} == {topics.QUEUE_ADMITTED, topics.QUEUE_PLACED}
 
     assert produced.topics == set(ALL_TOPICS)
 

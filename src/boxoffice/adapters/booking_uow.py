@@ -344,6 +344,16 @@ class PostgresChangeSequence:
         return {r["event_id"]: r["change_seq"] for r in rows}
 
 
+class PostgresWaitingRooms:
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def active(self, event_ids: list[str]) -> set[str]:
+        rows = await self._con.fetch("SELECT event_id FROM waiting_rooms WHERE event_id = ANY($1) AND enabled",
+                                     event_ids)
+        return {r["event_id"] for r in rows}
+
+
 class PostgresBookingUnitOfWork(PostgresUnitOfWork):
     """seat_check=False drops the row locks and the conditional update: only for the control run of the race
     tests, which must then see a double hold. after_lock runs once the seats are locked (race tests pause
@@ -355,6 +365,7 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self._seat_check, self._after_lock = seat_check, after_lock
         self.seats: PostgresSeats
         self.bookings: PostgresBookings
+        self.waiting_rooms: PostgresWaitingRooms
         self.requests: PostgresRequestOutcomes
         self.sequence: PostgresChangeSequence
         self.waitlist: PostgresWaitlist
@@ -368,3 +379,4 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.sequence = PostgresChangeSequence(con)
         self.waitlist = PostgresWaitlist(con)
         self.events = PostgresEventStates(con)
+        self.waiting_rooms = PostgresWaitingRooms(con)

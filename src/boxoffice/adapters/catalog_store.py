@@ -36,6 +36,13 @@ async def create_event(con: Connection, spec: EventSpec) -> bool:
         await con.execute(
             "INSERT INTO event_availability (event_id, total, available, reserved, booked) VALUES ($1, $2, $2, 0, 0)",
             spec.event_id, len(seats))
+        if spec.on_sale is not None:
+            # The event and its on-sale settings exist together: no join finds one without the other.
+            await con.execute(
+                """INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_minute, admission_minutes)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                spec.event_id, spec.on_sale.waiting_room, spec.on_sale.opens_at, spec.on_sale.admit_per_minute,
+                spec.on_sale.admission_minutes)
         return True
 
 

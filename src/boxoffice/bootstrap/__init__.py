@@ -42,6 +42,12 @@ class ServiceRuntime:
         return Publisher(self.producer)
 
 
+async def signing_key(settings: Settings, pool: asyncpg.Pool) -> str:
+    """The key accounts' and the waiting room's tokens are signed with: configured, or kept in PostgreSQL."""
+    return settings.auth_secret or str(await pool.fetchval(
+        "SELECT value FROM platform_secrets WHERE name = 'token_signing_key'"))
+
+
 @contextlib.asynccontextmanager
 async def runtime(settings: Settings, name: str, *, produces: bool,
                   pool_size: int = 4) -> AsyncIterator[ServiceRuntime]:

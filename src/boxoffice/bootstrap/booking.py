@@ -8,6 +8,7 @@ from datetime import timedelta
 from boxoffice.adapters.booking_uow import PostgresBookingUnitOfWork
 from boxoffice.adapters.expiry import ExpiryScheduler
 from boxoffice.adapters.outbox import OutboxRelay
+from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.bootstrap import ServiceRuntime
 from boxoffice.config import Settings
 from boxoffice.messages import utc_now
@@ -27,9 +28,9 @@ class BookingProcess:
     expiry: ExpiryScheduler
 
 
-def booking_process(rt: ServiceRuntime) -> BookingProcess:
+def booking_process(rt: ServiceRuntime, signing_key: str) -> BookingProcess:
     relay = OutboxRelay(rt.pool, rt.publisher, producer="booking", retain_seconds=rt.settings.outbox_retention)
     expiry = ExpiryScheduler(rt.pool, rt.publisher, utc_now, longest_sleep=rt.settings.hold_seconds)
     service = BookingService(lambda: PostgresBookingUnitOfWork(rt.pool), relay, booking_rules(rt.settings), utc_now,
-                             holds=expiry)
+                             holds=expiry, admissions=QueueTokens(signing_key))
     return BookingProcess(service, relay, expiry)

@@ -15,9 +15,11 @@ from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher, make_tail_consumer
 from boxoffice.adapters.outbox import read_kafka_epoch
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
-from boxoffice.bootstrap import runtime
+from boxoffice.adapters.queue_tokens import QueueTokens
+from boxoffice.bootstrap import runtime, signing_key
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.access import Access
+from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter, UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
@@ -28,7 +30,7 @@ log = logging.getLogger("boxoffice.gateway")
 # The booking service's answers, which the gateway waits for.
 REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED,
                 topics.BOOKING_CANCELLED, topics.BOOKING_COMMAND_REJECTED, topics.WAITLIST_UPDATED,
-                topics.EVENT_CANCELLED]
+                topics.EVENT_CANCELLED, topics.QUEUE_PLACED]
 
 
 async def resend_at_new_kafka_epochs(pool: asyncpg.Pool, unanswered: UnansweredRequests, publisher: Publisher,
@@ -54,12 +56,11 @@ async def resend_at_new_kafka_epochs(pool: asyncpg.Pool, unanswered: UnansweredR
 
 
 async def access(settings: Settings, pool: asyncpg.Pool) -> Access:
-    signing_key = settings.auth_secret or await pool.fetchval(
-        "SELECT value FROM platform_secrets WHERE name = 'token_signing_key'")
+    key = await signing_key(settings, pool)
     accounts = AccountStore(pool)
     if settings.admin_email and settings.admin_password:
         await accounts.ensure_admin(settings.admin_email, settings.admin_password)
-    return Access(settings, accounts, TokenSigner(signing_key, settings.token_seconds))
+    return Access(settings, accounts, TokenSigner(key, settings.token_seconds))
 
 
 @contextlib.asynccontextmanager
@@ -68,17 +69,20 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
     async with runtime(settings, "gateway", produces=True, pool_size=settings.db_pool_size) as rt:
         pool = rt.pool
         consumer = await make_tail_consumer(settings, REPLY_TOPICS)
+        rooms_consumer = await make_tail_consumer(settings, [topics.QUEUE_ADMITTED])
         try:
             key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
             health = ServiceHealth.of(pool, settings.heartbeat_stale_seconds)
             unanswered = UnansweredRequests(settings.outbox_retention)
             replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered)
+            queue = QueueWatch(pool, QueueTokens(await signing_key(settings, pool)), rooms_consumer)
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
-                         await access(settings, pool))
+                         await access(settings, pool), queue)
             log.info("gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port,
                      settings.kafka_bootstrap)
             tasks = [asyncio.create_task(t) for t in (
-                replies.run(), health.refresh_forever(), beat_forever(pool, "gateway", settings.heartbeat_seconds),
+                replies.run(), queue.run(), health.refresh_forever(),
+                beat_forever(pool, "gateway", settings.heartbeat_seconds),
                 # Only a broker that forgets what it held (the embedded one) needs requests written again.
                 *([resend_at_new_kafka_epochs(pool, unanswered, rt.publisher)] if settings.outbox_retention else []))]
             try:
@@ -89,3 +93,4 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             await consumer.stop()
+            await rooms_consumer.stop()

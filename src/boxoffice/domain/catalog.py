@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from boxoffice.domain.waiting_room import OnSale
+
 
 @dataclass(frozen=True)
 class PriceCategory:
@@ -48,6 +50,8 @@ class EventSpec:
     listed_seats: tuple[tuple[str, str, int, str, str], ...] = ()
     # Seat ids or row labels, best first; the seats not named follow in the map's order.
     best_order: tuple[str, ...] = ()
+    # When the sale opens and whether a waiting room stands in front of it (CONTRACT §8.1).
+    on_sale: OnSale | None = None
 
     def seats(self) -> list[SeatSpec]:
         prices = {c.category_id: c.price for c in self.categories}

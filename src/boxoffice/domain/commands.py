@@ -17,3 +17,5 @@ class ReserveSeats:
     quantity: int = 0
     category_id: str | None = None
     section: str | None = None
+    # The waiting room's access token sent with the request, for an event behind one (CONTRACT §8.1).
+    queue_access: str | None = None

@@ -104,3 +104,19 @@ class PaymentInProgress(BookingNotPending):
 
 class AmountMismatch(DomainError):
     code = "amount_mismatch"
+
+
+class NotAdmitted(DomainError):
+    """A hold for an event behind an active waiting room without the buyer's own access token."""
+
+    code = "not_admitted"
+
+
+class AdmissionExpired(DomainError):
+    """A hold with an access token whose admission has ended."""
+
+    code = "admission_expired"
+
+
+class NoWaitingRoom(DomainError):
+    code = "no_waiting_room"

@@ -50,6 +50,7 @@ WHAT_IS_THERE = {
     "gateway": "the HTTP API",
     "live monitor": "seat map, counts, activity log, live; book and pay from it",
     "api docs": "OpenAPI, try every call from the browser",
+    "waiting room": "the on-sale demo: its queue opens a minute after up, then admits 600 a minute",
     "health": "each service's heartbeat",
     "metrics": "Prometheus: holds, expiries, payments, latency, lag",
     "mailbox": "the emails the platform sent (embedded SMTP server)",
@@ -59,7 +60,7 @@ WHAT_IS_THERE = {
 @app.command()
 def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once every service is healthy")] = False
        ) -> None:
-    """Start broker, database and the six services, with the demo events."""
+    """Start broker, database and the seven services, with the demo events."""
     from boxoffice import platform
 
     settings = get_settings()
@@ -406,6 +407,21 @@ def bench_holds(
         raise typer.BadParameter(f"one of {', '.join(best.categories())}", param_hint="--category")
     if not best.run(requests, clients, seats, 4 if max_seats is None else max_seats, category, seed, console):
         raise typer.Exit(1)
+
+
+@bench_app.command("queue")
+def bench_queue(
+    visitors: Annotated[int, typer.Option(help="visitors who join the waiting room")] = 100_000,
+    early: Annotated[float, typer.Option(help="share of them who join before the opening")] = 0.9,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 200,
+    admit_per_minute: Annotated[int, typer.Option(help="admissions a minute")] = 6_000,
+    window: Annotated[float, typer.Option(help="seconds over which the admission rate is measured")] = 30.0,
+    watchers: Annotated[int, typer.Option(help="visitors following their place live (SSE)")] = 200,
+) -> None:
+    """A crowd joins one waiting room: joins/s, the draw's fairness, admission rate, admission → live status."""
+    from boxoffice.bench import queue
+
+    queue.run(visitors, early, clients, admit_per_minute, window, watchers, console)
 
 
 @app.command(hidden=True)

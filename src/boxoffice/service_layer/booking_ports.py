@@ -140,6 +140,12 @@ class ChangeSequence(Protocol):
         ...
 
 
+class WaitingRooms(Protocol):
+    async def active(self, event_ids: list[str]) -> set[str]:
+        """Those of the events whose sale is behind an active waiting room."""
+        ...
+
+
 class BookingUnitOfWork(UnitOfWork, Protocol):
     @property
     def seats(self) -> SeatRepository: ...
@@ -158,3 +164,6 @@ class BookingUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def events(self) -> EventStates: ...
+
+    @property
+    def waiting_rooms(self) -> WaitingRooms: ...

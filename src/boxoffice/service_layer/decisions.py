@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from boxoffice.domain import events
 from boxoffice.service_layer.seatings import Seatings
@@ -21,6 +22,14 @@ class BookingRules:
     seats_per_user: int | None = None  # None: no cap per buyer and event
 
 
+class AdmissionCheck(Protocol):
+    """The waiting room's access tokens (CONTRACT §8.1), checked again before a hold."""
+
+    def refusal(self, token: str | None, event_id: str, buyer: str, now: datetime) -> str | None:
+        """Why `buyer` may not hold seats of `event_id` with `token` at `now` (a refusal code), or None."""
+        ...
+
+
 @dataclass(frozen=True)
 class Decide:
     """What one run of messages is decided with: the rules, the moment, and where booking ids come from."""
@@ -29,3 +38,4 @@ class Decide:
     now: datetime
     new_booking_id: Callable[[], str]
     seatings: Seatings = field(default_factory=Seatings)  # the service's, kept between runs
+    admissions: AdmissionCheck | None = None  # None: no event is behind a waiting room

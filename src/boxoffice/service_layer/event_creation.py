@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
+from boxoffice.domain.waiting_room import OnSale
 
 
 def event_to_data(spec: EventSpec) -> dict[str, Any]:
@@ -20,7 +21,18 @@ def event_to_data(spec: EventSpec) -> dict[str, Any]:
         "seats": [{"seatId": s, "row": r, "number": n, "section": sec, "categoryId": c}
                   for s, r, n, sec, c in spec.listed_seats],
         "bestOrder": list(spec.best_order),
+        **({"onSale": on_sale_to_data(spec.on_sale)} if spec.on_sale else {}),
     }
+
+
+def on_sale_to_data(on_sale: OnSale) -> dict[str, Any]:
+    return {"opensAt": on_sale.opens_at.isoformat(), "waitingRoom": on_sale.waiting_room,
+            "admitPerMinute": on_sale.admit_per_minute, "admissionMinutes": on_sale.admission_minutes}
+
+
+def on_sale_from_data(data: dict[str, Any]) -> OnSale:
+    return OnSale(datetime.fromisoformat(data["opensAt"]), bool(data.get("waitingRoom", True)),
+                  int(data.get("admitPerMinute", 600)), int(data.get("admissionMinutes", 10)))
 
 
 def event_from_data(data: dict[str, Any]) -> EventSpec:
@@ -31,4 +43,5 @@ def event_from_data(data: dict[str, Any]) -> EventSpec:
         tuple(SeatRow(r["row"], r["section"], r["categoryId"], int(r["seats"])) for r in data.get("rows", [])),
         tuple((s["seatId"], s["row"], int(s["number"]), s["section"], s["categoryId"]) for s in data.get("seats", [])),
         tuple(str(name) for name in data.get("bestOrder") or []),
+        on_sale_from_data(data["onSale"]) if data.get("onSale") else None,
     )

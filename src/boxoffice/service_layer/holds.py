@@ -27,16 +27,19 @@ def reserve_command(message: Message) -> ReserveSeats | None:
     if not message.request_id or not isinstance(user_id, str):
         return None
     body_hash, email = str(data.get("bodyHash", "")), str(data.get("email") or "")
+    access = data.get("queueAccess")
+    queue_access = access if isinstance(access, str) else None
     if seat_ids is None and type(quantity) is int and quantity > 0:
         category_id, section = data.get("categoryId"), data.get("section")
         if not all(v is None or isinstance(v, str) for v in (category_id, section)):
             return None
         return ReserveSeats(message.request_id, message.event_id, user_id, [], body_hash, email, quantity,
-                            category_id, section)
+                            category_id, section, queue_access)
     if not isinstance(seat_ids, list) or not seat_ids or not all(isinstance(s, str) for s in seat_ids) \
             or quantity is not None:
         return None
-    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, body_hash, email)
+    return ReserveSeats(message.request_id, message.event_id, user_id, seat_ids, body_hash, email,
+                        queue_access=queue_access)
 
 
 async def reserve_seats(uow: BookingUnitOfWork, batch: list[Message], decide: Decide) -> list[Decision]:
@@ -85,6 +88,9 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
             if event_id in maps:
                 maps[event_id].seats_per_user[user_id] = seats
 
+    # A request that slipped past the gateway's check of the waiting room's access token cannot hold.
+    gated = await uow.waiting_rooms.active(sorted(event_ids)) if decide.admissions is not None else set()
+
     outcomes: list[events.SeatsReserved | events.ReservationFailed] = []
     for command in commands:
         seat_map = maps.get(command.event_id)
@@ -92,6 +98,9 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
             outcomes.append(events.ReservationFailed(
                 command.request_id, command.event_id, command.user_id, list(command.seat_ids),
                 errors.EventNotFound.code, f"Event {command.event_id} does not exist"))
+            continue
+        if command.event_id in gated and (refused := _not_admitted(command, decide)) is not None:
+            outcomes.append(refused)
             continue
         if command.quantity:
             outcomes.append(seat_map.hold_best(command.request_id, command.user_id, command.quantity,
@@ -105,6 +114,17 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
         await uow.seats.hold(holds)
         await uow.bookings.add(holds, {c.request_id: c.email for c in commands})
     return outcomes
+
+
+def _not_admitted(command: ReserveSeats, decide: Decide) -> events.ReservationFailed | None:
+    assert decide.admissions is not None
+    code = decide.admissions.refusal(command.queue_access, command.event_id, command.user_id, decide.now)
+    if code is None:
+        return None
+    reason = ("Your admission from the waiting room has expired" if code == errors.AdmissionExpired.code
+              else f"Event {command.event_id} is selling through its waiting room: no admission of yours was sent")
+    return events.ReservationFailed(command.request_id, command.event_id, command.user_id, list(command.seat_ids),
+                                    code, reason)
 
 
 def _note_numbers(decide: Decide, outgoing: list[Message]) -> None:

@@ -29,6 +29,7 @@ const state = {
   events: [],
   event: null,              // GET /events/{id} body of the event on screen
   eventId: null,
+  queueAccess: null,        // the waiting room's access token, for an event behind one
   total: 0,
   lastSeq: -1,              // seq of the last applied stream message
   stream: null,
@@ -594,7 +595,26 @@ function selectionNote(note) {
 
 // ---------------------------------------------------------------- holding seats: POST /bookings
 
+// A visitor the waiting room admitted arrives with ?event=…&access=…&user=…: the access token goes with every
+// POST /bookings as X-Queue-Access, and leaves the address bar (it is the visitor's alone).
+function takeQueueAccess() {
+  const url = new URL(location.href);
+  const access = url.searchParams.get("access");
+  const user = url.searchParams.get("user");
+  if (user) saveUserId(user);
+  if (access) {
+    try { sessionStorage.setItem("boxoffice.queueAccess", access); } catch { /* storage blocked */ }
+    state.queueAccess = access;
+    url.searchParams.delete("access");
+    url.searchParams.delete("user");
+    history.replaceState(null, "", url);
+  } else {
+    try { state.queueAccess = sessionStorage.getItem("boxoffice.queueAccess"); } catch { /* storage blocked */ }
+  }
+}
+
 function initUserId() {
+  takeQueueAccess();
   const input = $("user-id");
   let userId = null;
   try { userId = localStorage.getItem("boxoffice.userId"); } catch { /* storage blocked: keep it in the page */ }
@@ -935,6 +955,7 @@ async function api(method, url, body, headers = {}) {
   try {
     const options = { method, headers: { Accept: "application/json", ...headers } };
     if (state.account?.token) options.headers.Authorization = `Bearer ${state.account.token}`;
+    if (state.queueAccess && method === "POST" && url === "/bookings") options.headers["X-Queue-Access"] = state.queueAccess;
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);

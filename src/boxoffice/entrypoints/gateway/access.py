@@ -27,12 +27,16 @@ class Access:
     per_user: TokenBuckets = field(init=False)
     per_ip: TokenBuckets = field(init=False)
     per_login: TokenBuckets = field(init=False)
+    joins_per_ip: TokenBuckets = field(init=False)
+    joins_per_account: TokenBuckets = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.per_user = TokenBuckets(s.rate_limit_user_per_minute, s.rate_limit_user_burst)
         self.per_ip = TokenBuckets(s.rate_limit_ip_per_minute, s.rate_limit_ip_burst)
         self.per_login = TokenBuckets(s.login_attempts_per_minute, s.login_attempts_burst)
+        self.joins_per_ip = TokenBuckets(s.queue_joins_per_minute, s.queue_joins_burst)
+        self.joins_per_account = TokenBuckets(s.queue_joins_per_minute, s.queue_joins_burst)
 
     def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         if credentials is None:
@@ -53,6 +57,15 @@ class Access:
         """Guessing one account's password from many addresses is as slow as from one."""
         if self.settings.rate_limits_on:
             _refuse_if_late(self.per_login.take(email.strip().lower()), "to sign in to this account")
+
+    def limit_join(self, request: Request, account: str | None) -> None:
+        """Joining a waiting room: a few times a minute from one address, and per account (with accounts on),
+        so that one buyer cannot buy many draws in the opening's shuffle."""
+        if self.settings.rate_limits_on:
+            client = request.client.host if request.client else "unknown"
+            _refuse_if_late(self.joins_per_ip.take(client), "to join from your address")
+            if account is not None:
+                _refuse_if_late(self.joins_per_account.take(account), "to join for your account")
 
     def limit_user(self, user_id: str) -> None:
         if self.settings.rate_limits_on:

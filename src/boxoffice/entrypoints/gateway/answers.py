@@ -32,6 +32,9 @@ STATUS: dict[str, int] = {
     errors.BookingAlreadyConfirmed.code: 409,
     errors.BookingPaymentFailed.code: 409,
     errors.PaymentInProgress.code: 409,
+    errors.NotAdmitted.code: 403,
+    errors.AdmissionExpired.code: 403,
+    errors.NoWaitingRoom.code: 409,
 }
 # Any other refusal is a conflict with the state things are in.
 DEFAULT_STATUS = 409

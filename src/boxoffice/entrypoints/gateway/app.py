@@ -21,6 +21,7 @@ from boxoffice.entrypoints.gateway import (
     lifecycle,
     live,
     operations,
+    queue,
     telemetry,
     waitlist,
 )
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(lifecycle.router)
     app.include_router(catalog.router)
     app.include_router(events.router)
+    app.include_router(queue.router)
     app.include_router(operations.router)
     app.include_router(telemetry.router)
     app.include_router(live.router)
@@ -56,7 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
+                                                                    "X-Queue-Access"],
                            expose_headers=["Retry-After", "Server-Timing", "X-Request-ID"], max_age=600)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(telemetry.RequestTelemetry)

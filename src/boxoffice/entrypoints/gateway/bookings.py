@@ -40,7 +40,7 @@ from boxoffice.entrypoints.gateway.schemas import (
     WaitlistJoin,
 )
 from boxoffice.logs import REQUEST_ID
-from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
+from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,15 @@ def buyer(body: BookingRequest | WaitlistJoin, caller: Principal | None, gw: Gat
 async def create_booking(
     body: BookingRequest, gw: GatewayDep, caller: LimitedCaller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    queue_access: Annotated[str | None, Header(alias="X-Queue-Access", max_length=2048)] = None,
 ) -> Response:
     """Hold seats: 201 with a pending booking, 409 when any seat is taken (or, for best available, too few are
-    left together), 202 when the answer is late."""
+    left together), 202 when the answer is late. For an event behind an active waiting room, send the access
+    token of your admission as `X-Queue-Access` (403 `not_admitted` / `admission_expired` otherwise)."""
     user_id, email = buyer(body, caller, gw)
     asked = _what_is_asked(body, gw)
+    if (access := await admission(gw, body.event_id, user_id, caller, queue_access)) is not None:
+        asked["queueAccess"] = access
     known = await gw.seats.seats_of(body.event_id)
     if known is None:
         raise refuse(errors.EventNotFound.code, f"Event {body.event_id} does not exist")
@@ -160,6 +164,28 @@ async def create_booking(
     timing = (f"publish;dur={(published - started) * 1000:.2f}, "
               f"decision;dur={(time.perf_counter() - published) * 1000:.2f}")
     return respond(reservation_result(outcome), headers={"Server-Timing": timing})
+
+
+async def admission(gw: GatewayDep, event_id: str, buyer: str, caller: Principal | None,
+                    header: str | None) -> str | None:
+    """The access token a hold for an event behind an active waiting room travels with (the booking service
+    checks it again); 403 without a valid one of the buyer's own. None: the event has no active room."""
+    room = await gw.queue.room(event_id)
+    if room is None or not room.enabled:
+        return None
+    token = header
+    if token is None and caller is not None:
+        # With accounts on, an admitted account needs no header: its place is found by the account.
+        place = await views.queue_place(gw.pool, event_id, gw.queue.tokens.queue_token(event_id, caller.user_id))
+        if place is not None:
+            token = gw.queue.status(room, caller.user_id, place["position"], place["admitted_at"])[1]["accessToken"]
+    code = gw.queue.tokens.refusal(token, event_id, buyer, utc_now())
+    if code == errors.AdmissionExpired.code:
+        raise refuse(code, "Your admission from the waiting room has expired")
+    if code is not None:
+        raise refuse(code, f"Event {event_id} is selling through its waiting room: send X-Queue-Access with the "
+                           f"access token of your own admission (join at /events/{event_id}/queue)")
+    return token
 
 
 async def publish_command(gw: GatewayDep, message: Message) -> None:

@@ -16,6 +16,7 @@ from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED
 from boxoffice.entrypoints.gateway.bookings import ask, publish_command
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep
+from boxoffice.entrypoints.gateway.queue import on_sale_of
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, EventDetail, NewEvent
 from boxoffice.messages import EVENT_CANCELLATION_REQUESTED, EVENT_CREATION_REQUESTED, Message
@@ -49,6 +50,7 @@ def _spec(body: NewEvent) -> EventSpec:
         tuple(SeatRow(r.row, r.section, r.category_id, r.seats) for r in body.rows),
         tuple((s.seat_id, s.row, s.number, s.section, s.category_id) for s in body.seats),
         tuple(body.best_order),
+        on_sale_of(body.on_sale),
     )
     seat_ids = [s.seat_id for s in spec.seats()]
     if len(seat_ids) > MAX_SEATS_PER_EVENT:

@@ -196,6 +196,23 @@ class Cancellation(BaseModel):
     bookingsToRefund: int
     bookingsRefunded: int
     done: bool
+class OnSaleView(BaseModel):
+    opensAt: str
+    waitingRoom: bool
+    admitPerMinute: int
+    admissionMinutes: int
+
+
+class QueueFigures(BaseModel):
+    """The waiting room's live figures."""
+
+    opened: bool
+    size: int = Field(description="Visitors who joined")
+    waiting: int = Field(description="Visitors not yet admitted")
+    servingPosition: int
+    admittedLastMinute: int = Field(description="Visitors admitted in the last minute: the admission rate")
+    preQueueSize: int | None = Field(description="Visitors placed in random order at the opening")
+    shuffleDigest: str | None = Field(description="SHA-256 of the opening's draw, for audits")
 
 
 class EventDetail(EventSummary):
@@ -203,6 +220,8 @@ class EventDetail(EventSummary):
     sections: list[str]
     status: Literal["on_sale", "cancelled"]
     cancellation: Cancellation | None = Field(None, description="Once called off: how far the cancellation is")
+    onSale: OnSaleView | None = None
+    queue: QueueFigures | None = None
 
 
 class SeatView(BaseModel):
@@ -245,6 +264,47 @@ class NewSeat(Strict):
     category_id: CategoryId = Field(alias="categoryId")
 
 
+QUEUE_TOKEN = r"^[A-Za-z0-9_-]{16,64}$"
+
+
+class NewOnSale(Strict):
+    """When the sale opens, and whether a waiting room stands in front of it (CONTRACT §8.1)."""
+
+    opens_at: str = Field(alias="opensAt", examples=["2027-06-01T09:00:00Z"])
+    waiting_room: bool = Field(True, alias="waitingRoom")
+    admit_per_minute: int = Field(600, alias="admitPerMinute", ge=1, le=1_000_000)
+    admission_minutes: int = Field(10, alias="admissionMinutes", ge=1, le=1440)
+
+
+class QueueJoin(Strict):
+    """The visitor who joins: in the open demo the body's `visitorId`; with accounts on, the token's account."""
+
+    visitor_id: UserId | None = Field(None, alias="visitorId", examples=["fan_1"])
+
+
+class QueueJoined(BaseModel):
+    success: bool
+    queueToken: str
+    status: Literal["waiting", "admitted", "expired"]
+    position: int | None
+    ahead: int | None
+    opensAt: str
+    statusUrl: str
+
+
+class QueueStatus(BaseModel):
+    success: bool
+    eventId: str
+    status: Literal["waiting", "admitted", "expired"]
+    position: int | None
+    ahead: int | None
+    servingPosition: int
+    estimatedWaitSeconds: int | None
+    accessToken: str | None
+    admittedUntil: str | None
+    opensAt: str
+
+
 class NewEvent(Strict):
     """A seat map is rows × seats per row (`rows`), or every seat named (`seats`)."""
 
@@ -260,3 +320,4 @@ class NewEvent(Strict):
         default_factory=list, alias="bestOrder", max_length=100_000, examples=[["C", "B", "A"]],
         description="Rows (by label) or seats (by id), best first, for best available; the seats not named "
                     "follow in the map's order")
+    on_sale: NewOnSale | None = Field(None, alias="onSale")

@@ -16,6 +16,7 @@ from boxoffice.adapters.heartbeat import beat_status, read_heartbeats
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.access import Access
+from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.logs import Outage
@@ -137,3 +138,4 @@ class Gateway:
     seats: SeatDirectory
     health: ServiceHealth
     access: Access
+    queue: QueueWatch

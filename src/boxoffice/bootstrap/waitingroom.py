@@ -1,0 +1,45 @@
+"""The waitingroom service's parts: its unit of work on PostgreSQL, the outbox relay, the admission ticker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+
+from boxoffice.adapters.outbox import OutboxRelay
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.adapters.waiting_room_store import PostgresWaitingRoomUnitOfWork
+from boxoffice.bootstrap import ServiceRuntime, run_consumer_service
+from boxoffice.logs import Outage
+from boxoffice.messages import utc_now
+from boxoffice.service_layer.waiting_room import TOPICS, WaitingRoomService
+
+log = logging.getLogger("boxoffice.waitingroom")
+
+
+def waiting_room_service(rt: ServiceRuntime, rng: random.Random | None = None) -> tuple[WaitingRoomService,
+                                                                                          OutboxRelay]:
+    relay = OutboxRelay(rt.pool, rt.publisher, producer="waitingroom", retain_seconds=rt.settings.outbox_retention)
+    # The opening's draw comes from the operating system's cryptographic source: nobody can predict or replay it.
+    service = WaitingRoomService(lambda: PostgresWaitingRoomUnitOfWork(rt.pool), relay, utc_now,
+                                 rng or secrets.SystemRandom())
+    return service, relay
+
+
+async def tick_forever(service: WaitingRoomService, every: float) -> None:
+    ticking = Outage(log, "opening and admitting")
+    while True:
+        try:
+            await service.tick()
+            ticking.recovered()
+        except TRANSIENT_ERRORS as exc:
+            ticking.failed(exc)
+        await asyncio.sleep(every)
+
+
+async def serve(rt: ServiceRuntime) -> None:
+    service, relay = waiting_room_service(rt)
+    await run_consumer_service(rt, TOPICS, service, extra=[relay.run(),
+                                                           tick_forever(service, rt.settings.queue_tick_seconds)],
+                               info=lambda: {**service.stats(), "published": relay.published})

@@ -1,0 +1,167 @@
+"""The waiting room in front of an on-sale (CONTRACT §8.1): places, the opening's draw, metered admission.
+
+Those who join before the opening wait in a pre-queue without a place; at the opening they are given the
+first places in a uniformly random order (drawn with the random source the caller passes: a cryptographic
+one in the service), and whoever joins later is placed behind them in the order their joins arrive. The
+serving position then advances at `admit_per_minute`, never faster: it is metered from a base (a position
+and a moment) that is moved whenever the rate changes or nobody is left waiting, so unused time is not
+saved up for a burst later. A visitor's status follows from two numbers, their position and the serving one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+MAX_ADMIT_PER_MINUTE = 1_000_000
+MAX_ADMISSION_MINUTES = 24 * 60
+
+
+@dataclass(frozen=True)
+class OnSale:
+    """An organiser's on-sale settings for an event."""
+
+    opens_at: datetime
+    waiting_room: bool = True
+    admit_per_minute: int = 600
+    admission_minutes: int = 10
+
+
+@dataclass
+class WaitingRoom:
+    event_id: str
+    opens_at: datetime
+    admit_per_minute: int
+    admission_minutes: int
+    enabled: bool = True
+    opened_at: datetime | None = None
+    joined: int = 0  # joins so far, in Kafka order: the next one's join_seq is joined + 1
+    last_position: int = 0  # the queue's end
+    serving_position: int = 0  # every position up to this one is admitted
+    metered_from_position: int = 0
+    metered_from: datetime | None = None
+    pre_queue_size: int | None = None
+    shuffle_digest: str | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self.opened_at is not None
+
+    @property
+    def waiting(self) -> int:
+        """Visitors not yet admitted, with or without a place."""
+        return self.joined - self.serving_position
+
+    def join(self, now: datetime) -> tuple[int, int | None]:
+        """A new visitor's (join_seq, position): no position before the opening."""
+        self.joined += 1
+        if not self.opened:
+            return self.joined, None
+        if self.serving_position >= self.last_position:
+            # The first to wait after a lull: metering starts from now, not from when the queue emptied.
+            self.metered_from_position, self.metered_from = self.serving_position, now
+        self.last_position += 1
+        return self.joined, self.last_position
+
+    def due_to_open(self, now: datetime) -> bool:
+        return self.enabled and not self.opened and now >= self.opens_at
+
+    def open(self, pre_queue: list[int], now: datetime, rng: random.Random) -> dict[int, int]:
+        """The pre-queue's places (join_seq → position): a uniformly random order of positions 1..N."""
+        if self.opened:
+            raise ValueError(f"the waiting room of {self.event_id} is open already")
+        order = sorted(pre_queue)
+        rng.shuffle(order)  # Fisher-Yates: every order equally likely with a uniform source
+        places = {seq: self.last_position + i + 1 for i, seq in enumerate(order)}
+        self.last_position += len(order)
+        self.opened_at = now
+        self.pre_queue_size = len(order)
+        self.shuffle_digest = permutation_digest(order)
+        self.metered_from_position, self.metered_from = self.serving_position, now
+        return places
+
+    def admit(self, now: datetime) -> tuple[int, int] | None:
+        """Moves the serving position as far as the rate allows by `now`; the positions admitted, if any."""
+        if not self.enabled or not self.opened:
+            return None
+        if self.metered_from is None:
+            self.metered_from_position, self.metered_from = self.serving_position, now
+        elapsed = max(0.0, (now - self.metered_from).total_seconds())
+        allowed = self.metered_from_position + math.floor(elapsed * self.admit_per_minute / 60 + 1e-9)
+        target = min(self.last_position, allowed)
+        admitted = None
+        if target > self.serving_position:
+            admitted = (self.serving_position + 1, target)
+            self.serving_position = target
+        if self.serving_position >= self.last_position:
+            # Nobody waits: time passing now must not let a crowd arriving later in all at once.
+            self.metered_from_position, self.metered_from = self.serving_position, now
+        return admitted
+
+    def change(self, on_sale: OnSale, now: datetime) -> None:
+        """New on-sale settings. The rate applies from now (what the old rate allowed so far is admitted
+        first, by the caller's `admit`); the opening time can no longer move once the room has opened."""
+        if not self.opened:
+            self.opens_at = on_sale.opens_at
+        self.enabled = on_sale.waiting_room
+        self.admission_minutes = on_sale.admission_minutes
+        if on_sale.admit_per_minute != self.admit_per_minute:
+            self.admit_per_minute = on_sale.admit_per_minute
+            self.metered_from_position, self.metered_from = self.serving_position, now
+
+    def next_admission_at(self) -> datetime | None:
+        """When the next position is due, if anyone waits with a place."""
+        if not self.enabled or not self.opened or self.serving_position >= self.last_position \
+                or self.metered_from is None:
+            return None
+        due = self.serving_position + 1 - self.metered_from_position
+        return self.metered_from + timedelta(seconds=due * 60 / self.admit_per_minute)
+
+
+def permutation_digest(join_seqs_in_order: list[int]) -> str:
+    """SHA-256 of the drawn order (join sequence numbers, first place first), kept for audits."""
+    return hashlib.sha256(",".join(map(str, join_seqs_in_order)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Serving:
+    """An event's figures a visitor's status is derived from."""
+
+    serving_position: int
+    admit_per_minute: int
+    admission_minutes: int
+    opens_at: datetime
+    opened: bool
+
+
+@dataclass(frozen=True)
+class VisitorStatus:
+    status: str  # "waiting" | "admitted" | "expired"
+    position: int | None
+    ahead: int | None
+    serving_position: int
+    estimated_wait_seconds: int | None
+    admitted_at: datetime | None = None
+    admitted_until: datetime | None = None
+
+
+def visitor_status(position: int | None, serving: Serving, admitted_at: datetime | None,
+                   now: datetime) -> VisitorStatus:
+    """A visitor's status from their position and the event's serving position; `admitted_at` is when the
+    serving position passed theirs (needed once it has)."""
+    if position is None:
+        until_opening = max(0, math.ceil((serving.opens_at - now).total_seconds()))
+        return VisitorStatus("waiting", None, None, serving.serving_position, until_opening)
+    if position <= serving.serving_position:
+        at = admitted_at or now
+        until = at + timedelta(minutes=serving.admission_minutes)
+        status = "expired" if now >= until else "admitted"
+        return VisitorStatus(status, position, 0, serving.serving_position, 0, at, until)
+    ahead = position - serving.serving_position - 1
+    wait = math.ceil((ahead + 1) * 60 / serving.admit_per_minute)
+    if not serving.opened:
+        wait += max(0, math.ceil((serving.opens_at - now).total_seconds()))
+    return VisitorStatus("waiting", position, ahead, serving.serving_position, wait)

@@ -1,0 +1,232 @@
+"""The waiting room's API and page (CONTRACT §8.1): join, status, live status, on-sale settings."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from boxoffice import views
+from boxoffice.domain import errors
+from boxoffice.domain.accounts import Principal
+from boxoffice.domain.waiting_room import OnSale
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED
+from boxoffice.entrypoints.gateway.answers import refuse
+from boxoffice.entrypoints.gateway.bookings import publish_command
+from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep
+from boxoffice.entrypoints.gateway.live import WEB_DIR
+from boxoffice.entrypoints.gateway.queue_watch import Watcher
+from boxoffice.entrypoints.gateway.responses import JSON, ApiError
+from boxoffice.entrypoints.gateway.schemas import (
+    EVENT_ID,
+    QUEUE_TOKEN,
+    ErrorBody,
+    NewOnSale,
+    OnSaleView,
+    QueueJoin,
+    QueueJoined,
+    QueueStatus,
+)
+from boxoffice.messages import ONSALE_CHANGE_REQUESTED, QUEUE_JOINED, Message, iso, utc_now
+from boxoffice.service_layer.event_creation import on_sale_to_data
+
+router = APIRouter(tags=["waiting room"], responses=BODY_TOO_LARGE)
+
+EventPath = Annotated[str, Path(max_length=64)]
+TokenPath = Annotated[str, Path(max_length=64)]
+_EVENT_ID = re.compile(EVENT_ID)
+_QUEUE_TOKEN = re.compile(QUEUE_TOKEN)
+_ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 409: {"model": ErrorBody},
+                                            422: {"model": ErrorBody}}
+# An open live status says something at least this often, so that proxies keep it open.
+KEEPALIVE_SECONDS = 15.0
+
+
+def _check_event_id(event_id: str) -> None:
+    if not _EVENT_ID.fullmatch(event_id):
+        raise ApiError(422, "invalid_id", "Malformed event id")
+
+
+def _check_token(queue_token: str) -> None:
+    if not _QUEUE_TOKEN.fullmatch(queue_token):
+        raise ApiError(422, "invalid_id", "Malformed queue token")
+
+
+async def _active_room(gw: GatewayDep, event_id: str) -> None:
+    """404 for an unknown event, 409 for one without an active waiting room."""
+    room = await gw.queue.room(event_id)
+    if room is not None and room.enabled:
+        return
+    if await gw.seats.seats_of(event_id) is None:
+        raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
+    raise refuse(errors.NoWaitingRoom.code, f"Event {event_id} has no waiting room")
+
+
+def _visitor(body: QueueJoin, caller: Principal | None) -> str:
+    if caller is None:
+        if body.visitor_id is None:
+            raise ApiError(422, "validation_error", "visitorId: Field required", details=[
+                {"field": "visitorId", "message": "visitorId: Field required"}])
+        return body.visitor_id
+    if body.visitor_id is not None and body.visitor_id != caller.user_id:
+        raise ApiError(403, "user_mismatch", f"visitorId must be your own ({caller.user_id}) or left out")
+    return caller.user_id
+
+
+async def _joined(gw: GatewayDep, event_id: str, queue_token: str, visitor_id: str, position: int | None,
+                  status_code: int) -> Response:
+    room = await gw.queue.room(event_id)
+    assert room is not None
+    state, _ = gw.queue.status(room, visitor_id, position, None)
+    return JSON({"success": True, "eventId": event_id, "queueToken": queue_token, "status": state.status,
+                 "position": position, "ahead": state.ahead, "opensAt": iso(room.serving.opens_at),
+                 "statusUrl": f"/events/{event_id}/queue/{queue_token}"}, status_code=status_code)
+
+
+@router.post("/events/{event_id}/queue", status_code=201,
+             responses={200: {"model": QueueJoined, "description": "Joined before: the same token and place"},
+                        201: {"model": QueueJoined}, 202: {"model": QueueJoined}, **_ERRORS, **LIMITED})
+async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw: GatewayDep,
+                     caller: Caller) -> Response:
+    """Join the event's waiting room. Before the opening the place is not yet known (`position: null`): at
+    the opening everyone who joined before gets a random place; later visitors queue behind, in order.
+    202: the join is safely in Kafka but the waiting room has not placed it yet; see `statusUrl`."""
+    _check_event_id(event_id)
+    visitor_id = _visitor(body, caller)
+    gw.access.limit_join(request, caller.user_id if caller else None)
+    await _active_room(gw, event_id)
+    queue_token = gw.queue.tokens.queue_token(event_id, visitor_id)
+    place = await views.queue_place(gw.pool, event_id, queue_token)
+    if place is not None:
+        return await _joined(gw, event_id, queue_token, visitor_id, place["position"], 200)
+
+    request_id = gw.request_ids.new()
+    message = Message(QUEUE_JOINED, event_id, {"visitorId": visitor_id, "queueToken": queue_token}, request_id)
+    reply = gw.replies.expect(request_id)
+    try:
+        await publish_command(gw, message)
+        placed = await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
+    except TimeoutError:
+        return await _joined(gw, event_id, queue_token, visitor_id, None, 202)
+    finally:
+        gw.replies.forget(request_id, reply)
+    if placed.data.get("code"):
+        raise refuse(str(placed.data["code"]), f"Event {event_id} has no waiting room")
+    return await _joined(gw, event_id, placed.data["queueToken"], visitor_id, placed.data.get("position"),
+                         201 if placed.data.get("new") else 200)
+
+
+async def _place(gw: GatewayDep, event_id: str, queue_token: str) -> tuple[Watcher, dict[str, Any]]:
+    _check_event_id(event_id)
+    _check_token(queue_token)
+    room = await gw.queue.room(event_id)
+    place = await views.queue_place(gw.pool, event_id, queue_token) if room else None
+    if room is None or place is None:
+        raise ApiError(404, "not_in_queue", f"No place with this queue token in the waiting room of {event_id}")
+    watcher = Watcher(event_id, queue_token, place["visitor_id"], place["position"], place["admitted_at"])
+    _, body = gw.queue.status(room, watcher.visitor_id, watcher.position, watcher.admitted_at)
+    return watcher, body
+
+
+@router.get("/events/{event_id}/queue/{queue_token}", response_model=QueueStatus,
+            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def queue_status(event_id: EventPath, queue_token: TokenPath, gw: GatewayDep) -> Response:
+    """A visitor's place: waiting (with position and people ahead once placed), admitted (with the access
+    token for POST /bookings' `X-Queue-Access` and until when it is valid) or expired."""
+    _, body = await _place(gw, event_id, queue_token)
+    return JSON(body, headers={"Cache-Control": "no-store"})
+
+
+def _sse(body: dict[str, Any]) -> bytes:
+    return b"event: status\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+@router.get("/events/{event_id}/queue/{queue_token}/live", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "The visitor's status (as GET .../queue/{queueToken}) at once, then "
+                                            "again whenever it changes"},
+                       404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def queue_live(event_id: EventPath, queue_token: TokenPath, gw: GatewayDep) -> Response:
+    """Server-Sent Events: the visitor's status, pushed when it changes."""
+    watcher, body = await _place(gw, event_id, queue_token)
+    watcher.last = body
+    gw.queue.watch(watcher)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield _sse(body)
+            while True:
+                wait = KEEPALIVE_SECONDS
+                last = watcher.last or {}
+                if last.get("status") == "admitted" and last.get("admittedUntil"):
+                    until = datetime.fromisoformat(last["admittedUntil"])
+                    wait = min(wait, max(0.05, (until - utc_now()).total_seconds()))
+                try:
+                    yield _sse(await asyncio.wait_for(watcher.updates.get(), wait))
+                except TimeoutError:
+                    room = await gw.queue.room(event_id)
+                    if room is not None:
+                        gw.queue.push(watcher, room)  # an admission that has run out
+                    if watcher.updates.empty():
+                        yield b": keepalive\n\n"
+        finally:
+            gw.queue.unwatch(watcher)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/events/{event_id}/queue", include_in_schema=False)
+async def queue_page(event_id: EventPath) -> Response:
+    """The waiting room page: position, people ahead, progress, estimated wait, live."""
+    _check_event_id(event_id)
+    return FileResponse(WEB_DIR / "queue.html", headers={"Cache-Control": "no-cache"})
+
+
+def _on_sale(body: NewOnSale) -> OnSale:
+    try:
+        opens_at = datetime.fromisoformat(body.opens_at.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, "validation_error", "onSale.opensAt: not an ISO-8601 date and time") from None
+    if opens_at.tzinfo is None:
+        raise ApiError(422, "validation_error", "onSale.opensAt: give a time zone (e.g. Z)")
+    return OnSale(opens_at, body.waiting_room, body.admit_per_minute, body.admission_minutes)
+
+
+def on_sale_of(body: NewOnSale | None) -> OnSale | None:
+    return _on_sale(body) if body is not None else None
+
+
+@router.put("/events/{event_id}/onsale", response_model=OnSaleView,
+            responses={202: {"description": "Accepted; the waiting room applies it shortly"}, **_ERRORS, **OWNED})
+async def set_on_sale(event_id: EventPath, body: NewOnSale, gw: GatewayDep, caller: Caller) -> Response:
+    """Set or change when the sale opens and its waiting room; `admitPerMinute` may change during the sale,
+    `opensAt` only before the room opens. With accounts on, organisers and admins only."""
+    _check_event_id(event_id)
+    if caller is not None and not caller.may_create_events:
+        raise ApiError(403, "forbidden", "Changing an on-sale needs the organiser role")
+    on_sale = _on_sale(body)
+    if await gw.seats.seats_of(event_id) is None:
+        raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
+    before = await views.waiting_room(gw.pool, event_id)
+    if before is not None and before["opened_at"] is not None and before["opens_at"] != on_sale.opens_at:
+        raise ApiError(409, "sale_open", f"The waiting room of {event_id} has opened: opensAt can no longer change")
+    wanted = {"opensAt": iso(on_sale.opens_at), "waitingRoom": on_sale.waiting_room,
+              "admitPerMinute": on_sale.admit_per_minute, "admissionMinutes": on_sale.admission_minutes}
+    await publish_command(gw, Message(ONSALE_CHANGE_REQUESTED, event_id, on_sale_to_data(on_sale),
+                                      gw.request_ids.new()))
+    deadline = time.monotonic() + gw.settings.booking_reply_seconds
+    while time.monotonic() < deadline:
+        room = await views.waiting_room(gw.pool, event_id)
+        if room is not None and views.on_sale_view(room) == wanted:
+            return JSON({"success": True, "eventId": event_id, **wanted})
+        await asyncio.sleep(0.05)
+    return JSON({"success": False, "status": "queued", "eventId": event_id, "statusUrl": f"/events/{event_id}",
+                 "error": "The waiting room has not applied the change yet; it will shortly"}, status_code=202)

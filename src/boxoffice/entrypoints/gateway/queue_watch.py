@@ -1,0 +1,156 @@
+"""The gateway's view of each waiting room, and the visitors watching their place live.
+
+Many watchers, one number: a waiting visitor's status follows from their position and the event's serving
+position. Each queue.admitted message moves the serving position of one event; every watcher of it is
+given their new status from memory, so an admission costs one small message per watcher, not a query per
+visitor. A watcher's position is read once when they connect (and, for the pre-queue, once for all the
+watchers of an event at the opening).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from boxoffice import messages as topics
+from boxoffice import views
+from boxoffice.adapters.kafka import RestartedLogs, tail_messages
+from boxoffice.adapters.queue_tokens import QueueTokens
+from boxoffice.domain.waiting_room import Serving, VisitorStatus, visitor_status
+from boxoffice.logs import Outage
+from boxoffice.messages import Message, iso, utc_now
+
+log = logging.getLogger(__name__)
+
+# A room's figures are read again after this long even without messages (a gateway that missed some).
+ROOM_FRESH_SECONDS = 5.0
+
+
+@dataclass
+class Room:
+    event_id: str
+    enabled: bool
+    serving: Serving
+    read_at: float
+
+
+@dataclass(eq=False)
+class Watcher:
+    event_id: str
+    queue_token: str
+    visitor_id: str
+    position: int | None
+    admitted_at: datetime | None
+    updates: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    last: dict[str, Any] | None = None
+
+
+def _room_of(record: asyncpg.Record, now: float) -> Room:
+    return Room(record["event_id"], record["enabled"],
+                Serving(record["serving_position"], record["admit_per_minute"], record["admission_minutes"],
+                        record["opens_at"], record["opened_at"] is not None), now)
+
+
+class QueueWatch:
+    def __init__(self, pool: asyncpg.Pool, tokens: QueueTokens, consumer: AIOKafkaConsumer | None = None) -> None:
+        self._pool, self.tokens, self._consumer = pool, tokens, consumer
+        self._rooms: dict[str, Room | None] = {}
+        self._read_at: dict[str, float] = {}
+        self._watchers: dict[str, set[Watcher]] = {}
+        self.pushed = 0
+
+    async def room(self, event_id: str) -> Room | None:
+        """The event's waiting room (None: it has none), from memory while fresh."""
+        now = time.monotonic()
+        if event_id in self._rooms and now - self._read_at[event_id] < ROOM_FRESH_SECONDS:
+            return self._rooms[event_id]
+        record = await views.waiting_room(self._pool, event_id)
+        room = _room_of(record, now) if record else None
+        self._rooms[event_id], self._read_at[event_id] = room, now
+        return room
+
+    def status(self, room: Room, visitor_id: str, position: int | None, admitted_at: datetime | None,
+               now: datetime | None = None) -> tuple[VisitorStatus, dict[str, Any]]:
+        """A visitor's status and its JSON body (CONTRACT §8.1), with an access token once admitted."""
+        state = visitor_status(position, room.serving, admitted_at, now or utc_now())
+        access = None
+        if state.status == "admitted" and position is not None and state.admitted_at is not None:
+            access = self.tokens.access_token(room.event_id, visitor_id, position, state.admitted_at,
+                                              room.serving.admission_minutes)
+        return state, {
+            "success": True, "eventId": room.event_id, "status": state.status, "position": state.position,
+            "ahead": state.ahead, "servingPosition": state.serving_position,
+            "estimatedWaitSeconds": state.estimated_wait_seconds, "accessToken": access,
+            "admittedUntil": iso(state.admitted_until) if state.admitted_until else None,
+            "opensAt": iso(room.serving.opens_at),
+        }
+
+    def watch(self, watcher: Watcher) -> None:
+        self._watchers.setdefault(watcher.event_id, set()).add(watcher)
+
+    def unwatch(self, watcher: Watcher) -> None:
+        watchers = self._watchers.get(watcher.event_id)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watchers[watcher.event_id]
+
+    @property
+    def watching(self) -> int:
+        return sum(len(w) for w in self._watchers.values())
+
+    async def moved(self, message: Message) -> None:
+        """A queue.admitted message: the room's new figures, and each of its watchers' new status."""
+        data = message.data
+        opens_at = datetime.fromisoformat(data["opensAt"])
+        room = Room(message.event_id, bool(data.get("enabled", True)),
+                    Serving(data["servingPosition"], data["admitPerMinute"], data["admissionMinutes"], opens_at,
+                            data["opened"]), time.monotonic())
+        self._rooms[room.event_id], self._read_at[room.event_id] = room, room.read_at
+        watchers = self._watchers.get(room.event_id)
+        if not watchers:
+            return
+        unplaced = [w for w in watchers if w.position is None]
+        if room.serving.opened and unplaced:
+            # The opening: one query for the places of all this gateway's watchers of the event.
+            positions = await views.queue_positions(self._pool, room.event_id, [w.queue_token for w in unplaced])
+            for watcher in unplaced:
+                watcher.position = positions.get(watcher.queue_token)
+        first, last = data.get("firstPosition"), data.get("lastPosition")
+        at = datetime.fromisoformat(data["at"])
+        for watcher in list(watchers):
+            if first is not None and last is not None and watcher.position is not None \
+                    and first <= watcher.position <= last:
+                watcher.admitted_at = at
+            self.push(watcher, room)
+
+    def push(self, watcher: Watcher, room: Room) -> None:
+        _, body = self.status(room, watcher.visitor_id, watcher.position, watcher.admitted_at)
+        if body != watcher.last:
+            watcher.last = body
+            watcher.updates.put_nowait(body)
+            self.pushed += 1
+
+    async def run(self) -> None:
+        if self._consumer is None:
+            return
+        restarted = RestartedLogs(self._consumer)
+        reading = Outage(log, "following the waiting rooms")
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000, max_records=2000)
+            await restarted.rewind()
+            for message in tail_messages(batches):
+                if message.type != topics.QUEUE_ADMITTED:
+                    continue
+                try:
+                    await self.moved(message)
+                    reading.recovered()
+                except (OSError, asyncpg.PostgresError, ValueError) as exc:
+                    reading.failed(exc)

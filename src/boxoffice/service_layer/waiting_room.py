@@ -1,0 +1,186 @@
+"""The waitingroom service's decisions (CONTRACT §8.1): joins placed in Kafka order, the opening's draw,
+metered admissions, and organisers' on-sale changes. Every change and the messages it publishes are written
+in one transaction (the outbox), so a restart loses no place and gives none twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from boxoffice import messages as topics
+from boxoffice.domain.waiting_room import WaitingRoom
+from boxoffice.messages import Message, iso
+from boxoffice.service_layer.event_creation import on_sale_from_data
+from boxoffice.service_layer.ports import OutboxSink
+from boxoffice.service_layer.unit_of_work import Outgoing
+from boxoffice.service_layer.waiting_room_ports import Place, WaitingRoomUnitOfWork
+
+log = logging.getLogger(__name__)
+
+TOPICS = [topics.QUEUE_JOINED, topics.ONSALE_CHANGE_REQUESTED]
+NO_WAITING_ROOM = "no_waiting_room"
+
+
+def figures(room: WaitingRoom, now: datetime, admitted: tuple[int, int] | None = None) -> Message:
+    """A queue.admitted message: the room's figures after a change, with the positions it admitted if any."""
+    data: dict[str, Any] = {
+        "servingPosition": room.serving_position, "queueSize": room.joined, "opened": room.opened,
+        "admitPerMinute": room.admit_per_minute, "admissionMinutes": room.admission_minutes,
+        "opensAt": iso(room.opens_at), "at": iso(now), "enabled": room.enabled,
+    }
+    if admitted is not None:
+        data |= {"firstPosition": admitted[0], "lastPosition": admitted[1]}
+    return Message(topics.QUEUE_ADMITTED, room.event_id, data)
+
+
+def _sent_at(message: Message, fallback: datetime) -> datetime:
+    try:
+        moment = datetime.fromisoformat(message.occurred_at)
+    except ValueError:
+        return fallback
+    return moment if moment.tzinfo is not None else fallback
+
+
+class WaitingRoomService:
+    """The batch handler of queue.joined and onsale.change.requested, and the admission ticker."""
+
+    def __init__(self, unit_of_work: Callable[[], WaitingRoomUnitOfWork], relay: OutboxSink,
+                 clock: Callable[[], datetime], rng: random.Random) -> None:
+        self._unit_of_work, self._relay, self._clock, self._rng = unit_of_work, relay, clock, rng
+        self.joins = 0
+        self.admitted = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"joins": self.joins, "admitted": self.admitted}
+
+    async def __call__(self, batch: list[Message]) -> None:
+        # Runs of consecutive joins are placed in one transaction; a change is applied where it stands.
+        run: list[Message] = []
+        for message in batch:
+            if message.type == topics.QUEUE_JOINED:
+                run.append(message)
+                continue
+            if run:
+                await self._place(run)
+                run = []
+            if message.type == topics.ONSALE_CHANGE_REQUESTED:
+                await self._change(message)
+        if run:
+            await self._place(run)
+
+    async def _place(self, run: list[Message]) -> None:
+        now = self._clock()
+        by_event: dict[str, list[Message]] = {}
+        for message in run:
+            by_event.setdefault(message.event_id, []).append(message)
+        uow = self._unit_of_work()
+        async with uow:
+            rooms = await uow.rooms.lock(sorted(by_event))
+            outgoing: list[Message] = []
+            for event_id, messages in by_event.items():
+                room = rooms.get(event_id)
+                if room is None or not room.enabled:
+                    outgoing += [_placed(m, None, new=False, code=NO_WAITING_ROOM) for m in messages]
+                    continue
+                outgoing += await self._join(uow, room, messages, now)
+            await uow.rooms.save(list(rooms.values()))
+            await uow.outbox.add([Outgoing.of(m) for m in outgoing])
+            await uow.commit()
+        self._relay.submit(uow.outbox.written)
+
+    async def _join(self, uow: WaitingRoomUnitOfWork, room: WaitingRoom, messages: list[Message],
+                    now: datetime) -> list[Message]:
+        visitor_ids = sorted({m.data["visitorId"] for m in messages})
+        known = await uow.visitors.find(room.event_id, visitor_ids)
+        fresh: list[Place] = []
+        outgoing: list[Message] = []
+        for message in messages:
+            visitor_id = message.data["visitorId"]
+            place = known.get(visitor_id)
+            if place is None:
+                if room.due_to_open(_sent_at(message, now)):
+                    # A join sent after the opening time: everyone before it in Kafka is the pre-queue.
+                    await uow.visitors.add(room.event_id, fresh)
+                    fresh = []
+                    outgoing.append(await self._open(uow, room, now))
+                    known = await uow.visitors.find(room.event_id, visitor_ids)
+                join_seq, position = room.join(now)
+                place = Place(visitor_id, message.data["queueToken"], join_seq, position)
+                known[visitor_id] = place
+                fresh.append(place)
+                self.joins += 1
+                outgoing.append(_placed(message, place, new=True))
+            else:
+                outgoing.append(_placed(message, place, new=False))
+        await uow.visitors.add(room.event_id, fresh)
+        return outgoing
+
+    async def _open(self, uow: WaitingRoomUnitOfWork, room: WaitingRoom, now: datetime) -> Message:
+        places = room.open(await uow.visitors.pre_queue(room.event_id), now, self._rng)
+        await uow.visitors.place(room.event_id, places)
+        log.info("opened the waiting room of %s: %d visitors placed in random order (draw %s)", room.event_id,
+                 len(places), room.shuffle_digest)
+        return figures(room, now)
+
+    async def _change(self, message: Message) -> None:
+        now = self._clock()
+        on_sale = on_sale_from_data(message.data)
+        uow = self._unit_of_work()
+        async with uow:
+            room = (await uow.rooms.lock([message.event_id])).get(message.event_id)
+            outgoing = []
+            if room is None:
+                room = WaitingRoom(message.event_id, on_sale.opens_at, on_sale.admit_per_minute,
+                                   on_sale.admission_minutes, on_sale.waiting_room)
+                await uow.rooms.create(room)
+            else:
+                # What the old rate allowed until now is admitted before the new one applies.
+                if admitted := room.admit(now):
+                    await uow.admissions.add(room.event_id, *admitted, now)
+                    self.admitted += admitted[1] - admitted[0] + 1
+                    outgoing.append(figures(room, now, admitted))
+                room.change(on_sale, now)
+                await uow.rooms.save([room])
+            outgoing.append(figures(room, now))
+            await uow.outbox.add([Outgoing.of(m) for m in outgoing])
+            await uow.commit()
+        self._relay.submit(uow.outbox.written)
+        log.info("on-sale of %s set: opens %s, waiting room %s, %d a minute, admissions last %d minutes",
+                 message.event_id, iso(on_sale.opens_at), "on" if on_sale.waiting_room else "off",
+                 on_sale.admit_per_minute, on_sale.admission_minutes)
+
+    async def tick(self) -> None:
+        """Opens the rooms whose time has come and admits as many as each room's rate allows by now."""
+        now = self._clock()
+        uow = self._unit_of_work()
+        async with uow:
+            due = await uow.rooms.needing_work(now)
+        for event_id in due:
+            async with uow:
+                room = (await uow.rooms.lock([event_id])).get(event_id)
+                if room is None:
+                    continue
+                outgoing = []
+                if room.due_to_open(now):
+                    outgoing.append(await self._open(uow, room, now))
+                if admitted := room.admit(now):
+                    await uow.admissions.add(event_id, *admitted, now)
+                    self.admitted += admitted[1] - admitted[0] + 1
+                    outgoing.append(figures(room, now, admitted))
+                await uow.rooms.save([room])
+                await uow.outbox.add([Outgoing.of(m) for m in outgoing])
+                await uow.commit()
+            self._relay.submit(uow.outbox.written)
+
+
+def _placed(message: Message, place: Place | None, *, new: bool, code: str | None = None) -> Message:
+    data: dict[str, Any] = {"visitorId": message.data["visitorId"],
+                            "queueToken": place.queue_token if place else message.data["queueToken"],
+                            "position": place.position if place else None, "new": new}
+    if code is not None:
+        data["code"] = code
+    return Message(topics.QUEUE_PLACED, message.event_id, data, message.request_id)

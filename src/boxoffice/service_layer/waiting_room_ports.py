@@ -1,0 +1,63 @@
+"""What the waitingroom service's handlers need from its database: one unit of work and its repositories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from boxoffice.domain.waiting_room import WaitingRoom
+from boxoffice.service_layer.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Place:
+    """A visitor in a room: their token, their join in Kafka order and the position given (None: pre-queue)."""
+
+    visitor_id: str
+    queue_token: str
+    join_seq: int
+    position: int | None
+
+
+class Rooms(Protocol):
+    async def lock(self, event_ids: list[str]) -> dict[str, WaitingRoom]:
+        """The rooms of these events that exist, locked until the transaction ends (in sorted order)."""
+        ...
+
+    async def create(self, room: WaitingRoom) -> None: ...
+
+    async def save(self, rooms: list[WaitingRoom]) -> None: ...
+
+    async def needing_work(self, now: datetime) -> list[str]:
+        """Rooms that are due to open, or that have visitors with a place not yet admitted (unlocked)."""
+        ...
+
+
+class Visitors(Protocol):
+    async def find(self, event_id: str, visitor_ids: list[str]) -> dict[str, Place]: ...
+
+    async def add(self, event_id: str, places: list[Place]) -> None: ...
+
+    async def pre_queue(self, event_id: str) -> list[int]:
+        """The join_seq of every visitor without a position yet."""
+        ...
+
+    async def place(self, event_id: str, positions: dict[int, int]) -> None:
+        """Gives each join_seq its position."""
+        ...
+
+
+class Admissions(Protocol):
+    async def add(self, event_id: str, first: int, last: int, at: datetime) -> None: ...
+
+
+class WaitingRoomUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def rooms(self) -> Rooms: ...
+
+    @property
+    def visitors(self) -> Visitors: ...
+
+    @property
+    def admissions(self) -> Admissions: ...

@@ -1,0 +1,92 @@
+// The waiting room page (CONTRACT §8.1): joins the event's queue once per visitor, follows the place live
+// (Server-Sent Events), and moves the visitor to the seat map with the access token once admitted.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const eventId = decodeURIComponent(location.pathname.split("/")[2] || "");
+let firstAhead = null;
+
+function visitorId() {
+  let id = null;
+  try { id = localStorage.getItem("boxoffice.userId"); } catch { /* storage blocked */ }
+  if (!id) {
+    id = `user_${Math.random().toString(36).slice(2, 6).padEnd(4, "0")}`;
+    try { localStorage.setItem("boxoffice.userId", id); } catch { /* storage blocked */ }
+  }
+  return id;
+}
+
+function wait(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 60) return `${seconds} s`;
+  return `${Math.ceil(seconds / 60)} min`;
+}
+
+function show(status) {
+  const admitted = status.status === "admitted";
+  $("queue-position").textContent = status.position ?? "drawn at the opening";
+  $("queue-ahead").textContent = status.ahead ?? "–";
+  $("queue-wait").textContent = admitted ? "0 s" : wait(status.estimatedWaitSeconds);
+  if (status.ahead !== null && status.ahead !== undefined && firstAhead === null) firstAhead = status.ahead + 1;
+  const done = admitted ? 100 : firstAhead ? Math.round(100 * (1 - (status.ahead + 1) / firstAhead)) : 0;
+  $("queue-progress-bar").style.width = `${Math.max(0, Math.min(100, done))}%`;
+  $("queue-progress").setAttribute("aria-valuenow", String(done));
+  if (status.status === "waiting") {
+    $("queue-state").textContent = status.position === null
+      ? `The sale opens at ${new Date(status.opensAt).toLocaleTimeString()}; your place is drawn then.`
+      : "You are in the queue.";
+  } else if (admitted) {
+    $("queue-state").textContent = "It is your turn: taking you to the seats…";
+    const target = new URL("/", location.origin);
+    target.searchParams.set("event", eventId);
+    target.searchParams.set("access", status.accessToken);
+    target.searchParams.set("user", visitorId());
+    location.assign(target);
+  } else {
+    $("queue-state").textContent = "Your turn has passed: your admission has expired.";
+  }
+}
+
+function fail(message) {
+  $("queue-error").textContent = message;
+  $("queue-error").hidden = false;
+}
+
+async function join() {
+  $("queue-event").textContent = `Waiting room — ${eventId}`;
+  let answer;
+  try {
+    const response = await fetch(`/events/${encodeURIComponent(eventId)}/queue`, {
+      method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ visitorId: visitorId() }),
+    });
+    answer = await response.json();
+    if (!response.ok) {
+      fail(answer.error || "Could not join the queue");
+      if (response.status === 429 || response.status >= 500) setTimeout(join, 3000);
+      return;
+    }
+  } catch {
+    fail("The server could not be reached; retrying…");
+    setTimeout(join, 3000);
+    return;
+  }
+  follow(answer.statusUrl);
+}
+
+function follow(statusUrl) {
+  const source = new EventSource(`${statusUrl}/live`);
+  source.addEventListener("status", (message) => {
+    $("queue-error").hidden = true;
+    const status = JSON.parse(message.data);
+    show(status);
+    if (status.status !== "waiting") source.close();
+  });
+  source.onerror = () => {
+    // A join still on its way through Kafka is not found yet: the browser's EventSource retries by itself,
+    // except after an HTTP error, when it closes; then follow again shortly.
+    if (source.readyState === EventSource.CLOSED) setTimeout(() => follow(statusUrl), 2000);
+  };
+}
+
+join();

@@ -1,0 +1,39 @@
+"""The waiting room page in a real browser: a visitor waits, is admitted, lands on the seat map with the
+access token and holds a seat (CONTRACT §8.1)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.platforms import RunningPlatform
+
+
+async def test_a_visitor_waits_is_admitted_and_holds_a_seat(browser, platform: RunningPlatform) -> None:
+    event_id = f"page_onsale_{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as api:
+        created = await api.post("/events", json={
+            "eventId": event_id, "name": "On-sale in the browser", "venue": {"name": "Arena", "city": "Leeds"},
+            "startsAt": "2027-08-01T19:30:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40}],
+            "rows": [{"row": "A", "seats": 10, "section": "Floor", "categoryId": "std"}],
+            "onSale": {"opensAt": "2030-01-01T00:00:00Z", "admitPerMinute": 600}})
+        assert created.status_code == 201, created.text
+
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        await page.goto(f"{platform.base_url}/events/{event_id}/queue")
+        await page.wait_for_selector("#queue-state:has-text('your place is drawn then')", timeout=15_000)
+        assert await page.text_content("#queue-position") == "drawn at the opening"
+
+        opened = await api.put(f"/events/{event_id}/onsale", json={
+            "opensAt": datetime.now(UTC).isoformat(), "waitingRoom": True, "admitPerMinute": 600})
+        assert opened.status_code == 200, opened.text
+
+    # Admitted: the page moves to the seat map, which sends the access token with the hold.
+    await page.wait_for_url(f"{platform.base_url}/?event={event_id}", timeout=20_000)
+    await page.wait_for_selector("#connection-status:has-text('Live')", timeout=15_000)
+    await page.click("[data-seat-id='A3']")
+    await page.click("#hold-button")
+    await page.wait_for_selector("[data-seat-id='A3'][data-status='RESERVED']", timeout=10_000)
+    await page.close()

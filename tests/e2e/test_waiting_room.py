@@ -1,0 +1,214 @@
+"""The waiting room end to end (CONTRACT §8.1): joins before the opening drawn into random places, later joins
+behind, admissions in order at the rate, POST /bookings gated by the access token, a restart losing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.api_client import wait_for
+from tests.platforms import RunningPlatform
+
+LATER = "2030-01-01T00:00:00Z"  # an opening far away: the test opens the room with PUT .../onsale
+
+
+def onsale_event(admit_per_minute: int = 600, admission_minutes: int = 10, opens_at: str = LATER) -> dict:
+    return {
+        "eventId": f"onsale_{uuid.uuid4().hex[:8]}", "name": "On-sale day",
+        "venue": {"name": "Arena", "city": "Leeds"}, "startsAt": "2027-08-01T19:30:00Z",
+        "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 50.0}],
+        "rows": [{"row": r, "seats": 10, "section": "Floor", "categoryId": "std"} for r in "ABCD"],
+        "onSale": {"opensAt": opens_at, "waitingRoom": True, "admitPerMinute": admit_per_minute,
+                   "admissionMinutes": admission_minutes},
+    }
+
+
+@pytest.fixture
+async def client(platform: RunningPlatform):
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as c:
+        yield c
+
+
+async def create(client: httpx.AsyncClient, body: dict) -> str:
+    created = await client.post("/events", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["onSale"]["waitingRoom"] is True
+    return str(body["eventId"])
+
+
+async def join(client: httpx.AsyncClient, event_id: str, visitor: str) -> httpx.Response:
+    return await client.post(f"/events/{event_id}/queue", json={"visitorId": visitor})
+
+
+async def status(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    answer = await client.get(url)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def open_now(client: httpx.AsyncClient, event_id: str, admit_per_minute: int = 600,
+                   admission_minutes: int = 10) -> None:
+    now = datetime.now(UTC).isoformat()
+    changed = await client.put(f"/events/{event_id}/onsale", json={
+        "opensAt": now, "waitingRoom": True, "admitPerMinute": admit_per_minute, "admissionMinutes": admission_minutes})
+    assert changed.status_code == 200, changed.text
+
+
+async def test_joins_before_the_opening_are_drawn_into_random_places_and_later_ones_queue_behind(
+        client: httpx.AsyncClient) -> None:
+    event_id = await create(client, onsale_event(admit_per_minute=120))
+    early = [f"early_{i}" for i in range(40)]
+    joined = await asyncio.gather(*(join(client, event_id, v) for v in early))
+    assert [r.status_code for r in joined] == [201] * len(early), [r.text for r in joined if r.status_code != 201]
+    for answer in (r.json() for r in joined):
+        assert answer["status"] == "waiting" and answer["position"] is None and answer["ahead"] is None
+        assert answer["statusUrl"] == f"/events/{event_id}/queue/{answer['queueToken']}"
+    urls = {v: r.json()["statusUrl"] for v, r in zip(early, joined, strict=True)}
+
+    again = await join(client, event_id, early[0])
+    assert again.status_code == 200 and again.json()["queueToken"] == joined[0].json()["queueToken"]
+
+    await open_now(client, event_id, admit_per_minute=120)
+
+    async def all_placed() -> dict[str, int] | None:
+        places = {v: (await status(client, url))["position"] for v, url in urls.items()}
+        return places if all(p is not None for p in places.values()) else None
+
+    places = await wait_for(all_placed)
+    assert places, "the pre-queue was not placed after the opening"
+    assert sorted(places.values()) == list(range(1, len(early) + 1))
+    # Drawn, not in the order of joining (40 joins in join order by chance: 1 in 40!).
+    assert [places[v] for v in early] != list(range(1, len(early) + 1))
+
+    late = await join(client, event_id, "late_1")
+    assert late.status_code == 201 and late.json()["position"] == len(early) + 1
+    later = await join(client, event_id, "late_2")
+    assert later.json()["position"] == len(early) + 2
+
+    event = (await client.get(f"/events/{event_id}")).json()
+    assert event["queue"]["preQueueSize"] == len(early) and len(event["queue"]["shuffleDigest"]) == 64
+    assert event["queue"]["size"] == len(early) + 2 and event["onSale"]["admitPerMinute"] == 120
+
+    # Admission in order: whoever is admitted holds a lower position than whoever still waits.
+    async def some_admitted() -> list[dict[str, Any]] | None:
+        seen = [await status(client, url) for url in urls.values()]
+        return seen if sum(s["status"] == "admitted" for s in seen) >= 3 else None
+
+    seen = await wait_for(some_admitted, timeout=30)
+    assert seen, "nobody was admitted"
+    # Each answer is one moment's: admitted exactly when the serving position has reached the place, and the
+    # serving position only moves forward.
+    servings = [s["servingPosition"] for s in seen]
+    assert servings == sorted(servings)
+    for s in seen:
+        assert (s["status"] == "admitted") == (s["position"] <= s["servingPosition"]), s
+        if s["status"] == "admitted":
+            assert s["accessToken"] and s["admittedUntil"] and s["position"] <= s["servingPosition"]
+        else:
+            assert s["ahead"] == s["position"] - s["servingPosition"] - 1 and s["estimatedWaitSeconds"] > 0
+
+
+async def test_bookings_need_the_buyers_own_admission(client: httpx.AsyncClient) -> None:
+    event_id = await create(client, onsale_event(admit_per_minute=6000))
+    first, second = [(await join(client, event_id, v)).json() for v in ("buyer_a", "buyer_b")]
+    body = {"eventId": event_id, "seatIds": ["A1"], "userId": "buyer_a"}
+
+    refused = await client.post("/bookings", json=body)
+    assert refused.status_code == 403 and refused.json()["code"] == "not_admitted"
+    await open_now(client, event_id, admit_per_minute=6000)
+
+    async def admitted(url: str) -> dict[str, Any] | None:
+        seen = await status(client, url)
+        return seen if seen["status"] == "admitted" else None
+
+    a = await wait_for(lambda: admitted(first["statusUrl"]))
+    b = await wait_for(lambda: admitted(second["statusUrl"]))
+    assert a and b, "not admitted"
+
+    forged = await client.post("/bookings", json=body, headers={"X-Queue-Access": a["accessToken"][:-4] + "AAAA"})
+    assert forged.status_code == 403 and forged.json()["code"] == "not_admitted"
+    someone_elses = await client.post("/bookings", json=body, headers={"X-Queue-Access": b["accessToken"]})
+    assert someone_elses.status_code == 403 and someone_elses.json()["code"] == "not_admitted"
+    held = await client.post("/bookings", json=body, headers={"X-Queue-Access": a["accessToken"]})
+    assert held.status_code == 201, held.text
+    assert held.json()["seatIds"] == ["A1"]
+    best = await client.post("/bookings", json={"eventId": event_id, "quantity": 2, "userId": "buyer_b"})
+    assert best.status_code == 403 and best.json()["code"] == "not_admitted"
+
+
+async def test_an_expired_admission_is_refused(client: httpx.AsyncClient) -> None:
+    event_id = await create(client, onsale_event(admit_per_minute=6000, admission_minutes=1))
+    url = (await join(client, event_id, "slow_buyer")).json()["statusUrl"]
+    await open_now(client, event_id, admit_per_minute=6000, admission_minutes=1)
+    admitted = await wait_for(lambda: _with_status(client, url, "admitted"))
+    assert admitted, "not admitted"
+
+    expired = await wait_for(lambda: _with_status(client, url, "expired"), timeout=90, every=1)
+    assert expired, "the admission did not expire"
+    late = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["B1"], "userId": "slow_buyer"},
+                             headers={"X-Queue-Access": admitted["accessToken"]})
+    assert late.status_code == 403 and late.json()["code"] == "admission_expired"
+
+
+async def _with_status(client: httpx.AsyncClient, url: str, wanted: str) -> dict[str, Any] | None:
+    seen = await status(client, url)
+    return seen if seen["status"] == wanted else None
+
+
+async def test_unknown_event_and_event_without_a_waiting_room(client: httpx.AsyncClient) -> None:
+    unknown = await join(client, "no_such_event", "fan_1")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "event_not_found"
+    without = await join(client, "taylor_swift_concert", "fan_1")
+    assert without.status_code == 409 and without.json()["code"] == "no_waiting_room"
+    bad = await client.post("/events/taylor_swift_concert/queue", json={"visitorId": "fan_1", "extra": 1})
+    assert bad.status_code == 422 and bad.json()["success"] is False
+    token = await client.get("/events/eras_tour_onsale/queue/not-a-token")
+    assert token.status_code == 422
+    missing = await client.get("/events/eras_tour_onsale/queue/" + "A" * 43)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_in_queue"
+    demo = (await client.get("/events/eras_tour_onsale")).json()
+    assert demo["onSale"]["waitingRoom"] is True and demo["onSale"]["admitPerMinute"] == 600
+
+
+async def test_killing_the_waiting_room_mid_sale_loses_no_place_and_gives_none_twice(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    event_id = await create(client, onsale_event(admit_per_minute=60))
+    urls = [(await join(client, event_id, f"fan_{i}")).json()["statusUrl"] for i in range(20)]
+    await open_now(client, event_id, admit_per_minute=60)
+    serving_before = await wait_for(lambda: _serving_at_least(client, event_id, 2))
+    assert serving_before, "admissions did not start"
+
+    os.kill(platform.pid("waitingroom"), signal.SIGKILL)
+    # Joins while it is down wait in Kafka and are placed once it is back.
+    during = [await join(client, event_id, f"while_down_{i}") for i in range(5)]
+    assert all(r.status_code in (201, 202) for r in during), [r.text for r in during]
+    urls += [r.json()["statusUrl"] for r in during]
+
+    async def placed_everyone() -> list[dict[str, Any]] | None:
+        seen = []
+        for url in urls:
+            answer = await client.get(url)
+            if answer.status_code != 200 or answer.json()["position"] is None:
+                return None
+            seen.append(answer.json())
+        return seen
+
+    seen = await wait_for(placed_everyone, timeout=60, every=0.5)
+    assert seen, "a place was lost"
+    assert sorted(s["position"] for s in seen) == list(range(1, len(urls) + 1))
+    moved_on = await wait_for(lambda: _serving_at_least(client, event_id, serving_before + 2), timeout=60)
+    assert moved_on, "the serving position did not continue after the restart"
+    event = (await client.get(f"/events/{event_id}")).json()
+    assert event["queue"]["size"] == len(urls)
+
+
+async def _serving_at_least(client: httpx.AsyncClient, event_id: str, least: int) -> int | None:
+    serving = (await client.get(f"/events/{event_id}")).json()["queue"]["servingPosition"]
+    return serving if serving >= least else None

@@ -1,0 +1,120 @@
+"""An in-memory waitingroom unit of work with the PostgreSQL adapter's guards (a position given once)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from boxoffice.domain.waiting_room import WaitingRoom
+from boxoffice.service_layer.ports import OutboxRow
+from boxoffice.service_layer.unit_of_work import Outgoing
+from boxoffice.service_layer.waiting_room_ports import Place
+
+
+@dataclass
+class RoomTables:
+    rooms: dict[str, WaitingRoom] = field(default_factory=dict)
+    visitors: dict[tuple[str, str], Place] = field(default_factory=dict)
+    admissions: list[tuple[str, int, int, datetime]] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
+
+
+class FakeRooms:
+    def __init__(self, t: RoomTables) -> None:
+        self._t = t
+
+    async def lock(self, event_ids: list[str]) -> dict[str, WaitingRoom]:
+        return {e: copy.copy(self._t.rooms[e]) for e in sorted(event_ids) if e in self._t.rooms}
+
+    async def create(self, room: WaitingRoom) -> None:
+        self._t.rooms.setdefault(room.event_id, copy.copy(room))
+
+    async def save(self, rooms: list[WaitingRoom]) -> None:
+        for room in rooms:
+            assert room.serving_position <= room.last_position
+            self._t.rooms[room.event_id] = copy.copy(room)
+
+    async def needing_work(self, now: datetime) -> list[str]:
+        return sorted(e for e, r in self._t.rooms.items() if r.enabled and (
+            (not r.opened and r.opens_at <= now) or (r.opened and r.serving_position < r.last_position)))
+
+
+class FakeVisitors:
+    def __init__(self, t: RoomTables) -> None:
+        self._t = t
+
+    async def find(self, event_id: str, visitor_ids: list[str]) -> dict[str, Place]:
+        return {v: self._t.visitors[(event_id, v)] for v in visitor_ids if (event_id, v) in self._t.visitors}
+
+    async def add(self, event_id: str, places: list[Place]) -> None:
+        for place in places:
+            assert (event_id, place.visitor_id) not in self._t.visitors, "a visitor placed twice"
+            self._t.visitors[(event_id, place.visitor_id)] = place
+        self._check_unique(event_id)
+
+    async def pre_queue(self, event_id: str) -> list[int]:
+        return sorted(p.join_seq for (e, _), p in self._t.visitors.items() if e == event_id and p.position is None)
+
+    async def place(self, event_id: str, positions: dict[int, int]) -> None:
+        for key, p in list(self._t.visitors.items()):
+            if key[0] == event_id and p.join_seq in positions:
+                self._t.visitors[key] = replace(p, position=positions[p.join_seq])
+        self._check_unique(event_id)
+
+    def _check_unique(self, event_id: str) -> None:
+        given = [p.position for (e, _), p in self._t.visitors.items() if e == event_id and p.position is not None]
+        assert len(given) == len(set(given)), "a position given twice"
+
+
+class FakeAdmissions:
+    def __init__(self, t: RoomTables) -> None:
+        self._t = t
+
+    async def add(self, event_id: str, first: int, last: int, at: datetime) -> None:
+        self._t.admissions.append((event_id, first, last, at))
+
+
+class FakeOutbox:
+    def __init__(self, t: RoomTables) -> None:
+        self._t = t
+        self.pending: list[OutboxRow] = []
+        self.written: list[OutboxRow] = []
+
+    async def add(self, messages: list[Outgoing]) -> None:
+        start = len(self._t.outbox) + len(self.pending)
+        self.pending += [OutboxRow(start + i + 1, m.topic, m.key, m.payload) for i, m in enumerate(messages)]
+
+
+class FakeWaitingRoomUnitOfWork:
+    """Every `async with` works on a copy of the tables, kept only on commit."""
+
+    def __init__(self, tables: RoomTables) -> None:
+        self.tables = tables
+        self.outbox = FakeOutbox(tables)
+
+    async def __aenter__(self) -> FakeWaitingRoomUnitOfWork:
+        self._work = copy.deepcopy(self.tables)
+        self.rooms, self.visitors = FakeRooms(self._work), FakeVisitors(self._work)
+        self.admissions = FakeAdmissions(self._work)
+        self.outbox.pending = []
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.outbox.pending = []
+
+    async def commit(self) -> None:
+        self._work.outbox += self.outbox.pending
+        self.outbox.written += self.outbox.pending
+        self.outbox.pending = []
+        for name in vars(self.tables):
+            setattr(self.tables, name, getattr(self._work, name))
+
+    async def rollback(self) -> None:
+        self.outbox.pending = []
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        yield

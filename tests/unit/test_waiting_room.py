@@ -1,0 +1,208 @@
+"""The waiting room's rules (domain, no I/O) and the waitingroom service over an in-memory unit of work:
+places in Kafka order, the opening's draw, metered admission, restarts and redeliveries."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from boxoffice import messages as topics
+from boxoffice.adapters.queue_tokens import ADMISSION_EXPIRED, NOT_ADMITTED, QueueTokens
+from boxoffice.domain.waiting_room import OnSale, Serving, WaitingRoom, permutation_digest, visitor_status
+from boxoffice.messages import Message, decode, iso
+from boxoffice.service_layer.ports import OutboxRow
+from boxoffice.service_layer.waiting_room import WaitingRoomService
+from tests.fake_waiting_room import FakeWaitingRoomUnitOfWork, RoomTables
+
+OPENS = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+EVENT = "eras"
+
+
+def room(rate: int = 600, **changes: object) -> WaitingRoom:
+    return WaitingRoom(EVENT, OPENS, rate, 10, **changes)  # type: ignore[arg-type]
+
+
+def at(seconds: float) -> datetime:
+    return OPENS + timedelta(seconds=seconds)
+
+
+# --- the rules ---------------------------------------------------------------------------------------------
+
+def test_joins_before_the_opening_wait_without_a_place_and_later_ones_queue_behind_the_draw() -> None:
+    r = room()
+    assert [r.join(at(-60)) for _ in range(3)] == [(1, None), (2, None), (3, None)]
+    places = r.open([1, 2, 3], at(0), random.Random(7))
+    assert sorted(places.values()) == [1, 2, 3] and r.pre_queue_size == 3
+    assert r.shuffle_digest == permutation_digest(sorted(places, key=places.__getitem__))
+    assert r.join(at(1)) == (4, 4) and r.join(at(2)) == (5, 5)
+    with pytest.raises(ValueError):
+        r.open([], at(3), random.Random(1))
+
+
+def test_the_draw_is_uniform_over_every_order() -> None:
+    rng = random.Random(20301)
+    orders: Counter[tuple[int, ...]] = Counter()
+    for _ in range(6000):
+        r = room()
+        places = r.open([1, 2, 3], OPENS, rng)
+        orders[tuple(places[s] for s in (1, 2, 3))] += 1
+    assert len(orders) == 6  # all 3! orders drawn
+    expected = 1000
+    chi_square = sum((n - expected) ** 2 / expected for n in orders.values())
+    assert chi_square < 20.5  # p < 0.001 with 5 degrees of freedom: a biased draw fails this
+
+
+def test_admission_never_runs_ahead_of_the_rate_and_keeps_it_while_people_wait() -> None:
+    r = room(rate=600)  # 10 a second
+    r.open(list(range(1, 5001)), at(0), random.Random(3))
+    for second in range(1, 61):
+        r.admit(at(second))
+        assert r.serving_position <= 10 * second
+    assert r.serving_position == 600  # exactly the rate over the minute
+    assert r.admit(at(60.05)) is None  # not even one early
+    assert r.admit(at(60.1)) == (601, 601)
+
+
+def test_a_lull_is_not_saved_up_for_a_burst() -> None:
+    r = room(rate=60)
+    r.open([1], at(0), random.Random(1))
+    assert r.admit(at(1)) == (1, 1)
+    r.admit(at(600))  # ten minutes with nobody waiting
+    for _ in range(100):
+        r.join(at(600.5))
+    assert r.admit(at(601)) is None or r.serving_position <= 2
+    r.admit(at(610.5))
+    assert r.serving_position <= 1 + 11
+
+
+def test_a_new_rate_applies_from_the_change_on() -> None:
+    r = room(rate=60)
+    r.open(list(range(1, 1000)), at(0), random.Random(1))
+    r.admit(at(30))
+    assert r.serving_position == 30
+    r.change(OnSale(OPENS, True, 600, 10), at(30))
+    r.admit(at(31))
+    assert r.serving_position == 40
+    r.change(OnSale(at(999), True, 600, 10), at(31))
+    assert r.opens_at == OPENS  # an open room's opening does not move
+
+
+def test_a_visitors_status_follows_from_their_position_and_the_serving_one() -> None:
+    serving = Serving(100, 600, 10, OPENS, True)
+    waiting = visitor_status(131, serving, None, at(5))
+    assert (waiting.status, waiting.ahead, waiting.estimated_wait_seconds) == ("waiting", 30, 4)
+    admitted = visitor_status(90, serving, at(1), at(5))
+    assert (admitted.status, admitted.admitted_until) == ("admitted", at(601))
+    assert visitor_status(90, serving, at(1), at(601)).status == "expired"
+    pre = visitor_status(None, Serving(0, 600, 10, OPENS, False), None, at(-30))
+    assert (pre.status, pre.position, pre.estimated_wait_seconds) == ("waiting", None, 30)
+
+
+def test_access_tokens_are_bound_to_the_event_the_visitor_and_the_time() -> None:
+    tokens = QueueTokens("key")
+    token = tokens.access_token(EVENT, "fan", 3, at(0), 10)
+    assert tokens.refusal(token, EVENT, "fan", at(10)) is None
+    assert tokens.refusal(token, EVENT, "someone_else", at(10)) == NOT_ADMITTED
+    assert tokens.refusal(token, "other_event", "fan", at(10)) == NOT_ADMITTED
+    assert tokens.refusal(token, EVENT, "fan", at(600)) == ADMISSION_EXPIRED
+    assert tokens.refusal(None, EVENT, "fan", at(10)) == NOT_ADMITTED
+    assert QueueTokens("another key").refusal(token, EVENT, "fan", at(10)) == NOT_ADMITTED
+    assert tokens.queue_token(EVENT, "fan") == tokens.queue_token(EVENT, "fan") != tokens.queue_token(EVENT, "fan2")
+
+
+# --- the service -------------------------------------------------------------------------------------------
+
+class Relay:
+    def __init__(self) -> None:
+        self.rows: list[OutboxRow] = []
+
+    def submit(self, rows: list[OutboxRow]) -> None:
+        self.rows += rows
+
+    def take(self) -> list[Message]:
+        taken = [decode(r.payload) for r in self.rows]
+        self.rows.clear()
+        return taken
+
+
+class Service:
+    def __init__(self, tables: RoomTables | None = None, seed: int = 1) -> None:
+        self.tables = tables or RoomTables(rooms={EVENT: room(rate=600)})
+        self.relay = Relay()
+        self.now = at(-600)
+        self.service = WaitingRoomService(lambda: FakeWaitingRoomUnitOfWork(self.tables), self.relay,
+                                          lambda: self.now, random.Random(seed))
+
+    async def join(self, *visitors: str, sent: datetime | None = None) -> list[Message]:
+        await self.service([Message(topics.QUEUE_JOINED, EVENT, {"visitorId": v, "queueToken": f"token_{v}_xxxxxxxx"},
+                                    f"req-{v}", occurred_at=iso(sent or self.now)) for v in visitors])
+        return self.relay.take()
+
+    def positions(self) -> dict[str, int | None]:
+        return {v: p.position for (_, v), p in self.tables.visitors.items()}
+
+
+async def test_the_service_places_joins_in_kafka_order_and_answers_each_once_per_join() -> None:
+    s = Service()
+    placed = await s.join("a", "b", "c", "a")
+    assert [(m.type, m.data["visitorId"], m.data["new"]) for m in placed] == [
+        (topics.QUEUE_PLACED, "a", True), (topics.QUEUE_PLACED, "b", True), (topics.QUEUE_PLACED, "c", True),
+        (topics.QUEUE_PLACED, "a", False)]
+    assert all(m.data["position"] is None for m in placed) and placed[0].request_id == "req-a"
+
+    s.now = at(0.5)
+    await s.service.tick()
+    [opened] = s.relay.take()
+    assert opened.type == topics.QUEUE_ADMITTED and opened.data["opened"] is True
+    assert sorted(p for p in s.positions().values() if p is not None) == [1, 2, 3]
+
+    [late] = await s.join("d")
+    assert late.data["position"] == 4
+    [again] = await s.join("d")  # a redelivery or a second join: the same place, nothing new
+    assert again.data == {**late.data, "new": False} and len(s.tables.visitors) == 4
+
+
+async def test_a_join_sent_after_the_opening_time_closes_the_pre_queue_first() -> None:
+    s = Service()
+    await s.join("early_1", "early_2")
+    s.now = at(1)
+    placed = await s.join("late", sent=at(0.5))  # before any tick opened the room
+    assert placed[-1].data["position"] == 3
+    assert {s.positions()["early_1"], s.positions()["early_2"]} == {1, 2}
+
+
+async def test_admissions_go_in_order_at_the_rate_across_restarts() -> None:
+    tables = RoomTables(rooms={EVENT: room(rate=60)})
+    s = Service(tables)
+    await s.join(*(f"v{i}" for i in range(10)))
+    s.now = at(0)
+    await s.service.tick()
+    s.relay.take()
+    admitted: list[tuple[int, int]] = []
+    for second in (1, 2, 3):
+        s.now = at(second)
+        await s.service.tick()
+        admitted += [(m.data["firstPosition"], m.data["lastPosition"]) for m in s.relay.take()]
+    restarted = Service(tables, seed=99)  # a new process over the same tables
+    for second in (4, 5):
+        restarted.now = at(second)
+        await restarted.service.tick()
+        admitted += [(m.data["firstPosition"], m.data["lastPosition"]) for m in restarted.relay.take()]
+    assert admitted == [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]
+    assert tables.rooms[EVENT].serving_position == 5
+    assert [(a[1], a[2]) for a in tables.admissions] == admitted
+
+
+async def test_an_on_sale_change_creates_or_changes_the_room() -> None:
+    s = Service(RoomTables())
+    change = Message(topics.ONSALE_CHANGE_REQUESTED, EVENT, {"opensAt": iso(OPENS), "waitingRoom": True,
+                                                             "admitPerMinute": 120, "admissionMinutes": 5}, "r1")
+    await s.service([change])
+    assert s.tables.rooms[EVENT].admit_per_minute == 120
+    [figures] = s.relay.take()
+    assert figures.data["admitPerMinute"] == 120 and figures.data["opened"] is False
+    refused = await Service(RoomTables()).join("x")
+    assert refused[0].data["code"] == "no_waiting_room"
