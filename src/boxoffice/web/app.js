@@ -19,6 +19,7 @@ const COMPACT_ABOVE = 5000;       // smaller seats for stadium-sized maps
 const DRAW_SLICE = 4000;          // seats drawn per task (about 40 ms on a slow laptop)
 const POLL_MS = 1000;
 const POLL_GIVE_UP_MS = 5 * 60 * 1000;
+const WAITLIST_POLL_MS = 2000;
 const STATUS_OF_CHANGE = { "seat.reserved": "RESERVED", "seat.released": "AVAILABLE", "seat.booked": "BOOKED" };
 const RELEASE_REASON = { timeout: "hold expired", cancelled: "cancelled", payment_failed: "payment declined" };
 const OUTCOME_OF_RELEASE = { timeout: "expired", cancelled: "cancelled", payment_failed: "declined" };
@@ -31,6 +32,7 @@ const state = {
   eventId: null,
   queueAccess: null,        // the waiting room's access token, for an event behind one
   total: 0,
+  available: null,          // AVAILABLE seats now, from the live counts (null until the snapshot)
   lastSeq: -1,              // seq of the last applied stream message
   stream: null,
   reopenTimer: null,
@@ -46,6 +48,9 @@ const state = {
   finding: false,           // a best-available POST /bookings in flight
   holdAttempt: null,        // {signature, key}: retried after a network error with the same Idempotency-Key
   hold: null,               // the pending booking shown in the hold panel
+  waitlist: null,           // this event's waiting list entry: {waitlistId, status, position, quantity, bookingId}
+  waitlistTimer: null,
+  joining: false,           // a POST /events/{id}/waitlist in flight
   countdownTimer: null,
   clockSkew: 0,             // server clock minus ours, in ms (only when it is clearly off)
 };
@@ -64,6 +69,7 @@ function start() {
   $("hold-button").addEventListener("click", holdSelected);
   $("clear-button").addEventListener("click", clearSelection);
   initBestAvailable();
+  initWaitlist();
   $("pay-button").addEventListener("click", pay);
   $("cancel-button").addEventListener("click", cancelHold);
   loadEvents();
@@ -116,6 +122,7 @@ async function selectEvent(eventId, fromPicker) {
   state.event = answer.body;
   showEventHeader(answer.body);
   openStream(eventId);
+  restoreWaitlist(eventId);
 }
 
 function resetMap(eventId) {
@@ -134,6 +141,7 @@ function resetMap(eventId) {
   $("activity-log").replaceChildren();
   setCounts({ available: null, reserved: null, booked: null, total: 0 });
   showBestAvailable(null);
+  setWaitlist(null);
   updateSelection();
 }
 
@@ -474,6 +482,7 @@ function neighbour(seatId, key, toEnd) {
 
 function setCounts(counts) {
   const total = state.total || (counts.available ?? 0) + (counts.reserved ?? 0) + (counts.booked ?? 0);
+  state.available = counts.available ?? null;
   for (const name of ["available", "reserved", "booked"]) {
     $(`${name}-count`).textContent = counts[name] == null ? "–" : String(counts[name]);
   }
@@ -488,6 +497,7 @@ function setCounts(counts) {
   $("progress-caption").textContent = caption;
   $("progress-booked").style.width = `${sold}%`;
   $("progress-reserved").style.width = `${held}%`;
+  showWaitlistBox();
 }
 
 function formatPercent(value) {
@@ -800,6 +810,190 @@ async function holdBestAvailable() {
   onHoldAnswer(answer, [], eventId);
 }
 
+// ---------------------------------------------------------------- the waiting list of a sold-out event
+
+// The entry id is kept per event in this tab, so a reload still follows it.
+function waitlistKey(eventId) {
+  return `boxoffice.waitlist.${eventId}`;
+}
+
+function initWaitlist() {
+  const quantity = $("waitlist-quantity");
+  for (let n = 1; n <= MAX_SELECTED; n++) quantity.append(new Option(String(n), String(n)));
+  quantity.value = "2";
+  $("waitlist").addEventListener("submit", (e) => { e.preventDefault(); joinWaitlist(); });
+  $("waitlist-leave").addEventListener("click", leaveWaitlist);
+}
+
+function restoreWaitlist(eventId) {
+  let waitlistId = null;
+  try { waitlistId = sessionStorage.getItem(waitlistKey(eventId)); } catch { /* storage blocked */ }
+  if (!waitlistId) return;
+  setWaitlist({ waitlistId, eventId, status: "loading" });
+  refreshWaitlist();
+}
+
+// The box shows while nothing is free, and whenever the visitor has an entry for this event.
+function showWaitlistBox() {
+  $("waitlist").hidden = !state.event || (state.available !== 0 && !state.waitlist);
+}
+
+async function joinWaitlist() {
+  if (!state.event || state.joining) return;
+  const buyer = whoBooks();
+  if (!buyer) return;
+  const eventId = state.eventId;
+  const quantity = Number($("waitlist-quantity").value);
+  state.joining = true;
+  $("waitlist-button").disabled = true;
+  const answer = await api("POST", `/events/${encodeURIComponent(eventId)}/waitlist`, { quantity, ...buyer });
+  state.joining = false;
+  $("waitlist-button").disabled = false;
+  if (state.eventId !== eventId) return;
+  const { status, body } = answer;
+  if ((status === 200 || status === 201) && body.waitlistId) {
+    setWaitlist({ ...body, eventId });
+    showResult(status === 200 ? "You are already on the waiting list." : "You joined the waiting list.", "info");
+  } else if (status === 202 && body.waitlistId) {
+    setWaitlist({ waitlistId: body.waitlistId, eventId, quantity, status: "queued", queuedAt: Date.now() });
+  } else {
+    showResult(body.error || `Could not join the waiting list (${describeFailure(answer)}).`, "error");
+    return;
+  }
+  try { sessionStorage.setItem(waitlistKey(eventId), body.waitlistId); } catch { /* storage blocked */ }
+  pollWaitlist();
+}
+
+async function leaveWaitlist() {
+  const entry = state.waitlist;
+  if (!entry || entry.leaving) return;
+  entry.leaving = true;
+  showWaitlistStatus();
+  const answer = await api("DELETE", `/waitlist/${encodeURIComponent(entry.waitlistId)}`);
+  entry.leaving = false;
+  if (state.waitlist !== entry) return;
+  if (answer.status === 200) {
+    updateWaitlist(answer.body);
+    // Leaving declines an unpaid offer: its hold is gone even if the stream has not said so yet.
+    if (state.hold && state.hold.bookingId === entry.bookingId) finishHold("cancelled");
+  } else if (answer.status === 202) {
+    showWaitlistStatus();  // queued: the polls tell when it is done
+  } else {
+    showResult(answer.body.error || `Could not leave the waiting list (${describeFailure(answer)}).`, "error");
+    showWaitlistStatus();
+    refreshWaitlist();
+  }
+}
+
+function pollWaitlist() {
+  clearTimeout(state.waitlistTimer);
+  if (state.waitlist && !state.waitlist.ended) state.waitlistTimer = setTimeout(refreshWaitlist, WAITLIST_POLL_MS);
+}
+
+async function refreshWaitlist() {
+  clearTimeout(state.waitlistTimer);
+  const entry = state.waitlist;
+  if (!entry || entry.ended) return;
+  // Signed out with accounts on: the entry cannot be read until the buyer signs in again.
+  if (state.accountsRequired && !state.account) return pollWaitlist();
+  const answer = await api("GET", `/waitlist/${encodeURIComponent(entry.waitlistId)}`);
+  if (state.waitlist !== entry) return;  // left, joined again or another event meanwhile
+  if (answer.status === 200) {
+    updateWaitlist(answer.body);
+    if (entry.status === "offered") await showOffer(entry);
+  } else if ((answer.status === 404 && !stillQueued(entry)) || answer.status === 403) {
+    // Not there (any more), never processed, or not this buyer's: nothing to follow.
+    showResult(answer.body.error || `Waiting list entry ${entry.waitlistId} is gone.`, "error");
+    forgetWaitlist(entry);
+    setWaitlist(null);
+    return;
+  }
+  pollWaitlist();  // a 404 while queued: not processed yet; a network error: tried again
+}
+
+function stillQueued(entry) {
+  return entry.status === "queued" && Date.now() < entry.queuedAt + POLL_GIVE_UP_MS;
+}
+
+// An offer is a pending booking: it goes to the hold panel like one's own hold.
+async function showOffer(entry) {
+  if (!entry.bookingId || entry.offerEnded || state.hold?.bookingId === entry.bookingId) return;
+  const answer = await api("GET", `/bookings/${encodeURIComponent(entry.bookingId)}`);
+  if (state.waitlist !== entry || entry.offerEnded || state.hold?.bookingId === entry.bookingId) return;
+  if (answer.status !== 200) {
+    showResult(answer.body.error || `Could not load the offered booking (${describeFailure(answer)}).`, "error");
+    return;
+  }
+  const booking = answer.body;
+  if (booking.status === "pending" && !state.hold) startHold({ ...booking, fromWaitlist: true });
+  // Another hold in the panel: the offer waits for it to end. An offer that ended unpaid: the entry's next
+  // update says expired or left.
+  updateWaitlist({ bookingStatus: booking.status, booked: booking.status === "confirmed" });
+}
+
+// The hold panel ended the offer's booking (paid, cancelled, run out): never show that hold again.
+function onOfferFinished(bookingId, outcome) {
+  const entry = state.waitlist;
+  if (!entry || entry.bookingId !== bookingId) return;
+  entry.offerEnded = true;
+  if (outcome === "confirmed") updateWaitlist({ booked: true, bookingStatus: "confirmed" });
+  else refreshWaitlist();  // the entry says expired or left now
+}
+
+function setWaitlist(entry) {
+  state.waitlist = entry;
+  if (!entry) clearTimeout(state.waitlistTimer);
+  updateWaitlist({});
+}
+
+function updateWaitlist(fields) {
+  const entry = state.waitlist;
+  if (entry) {
+    Object.assign(entry, fields);
+    entry.ended = entry.status === "expired" || entry.status === "left" || Boolean(entry.booked);
+    if (entry.ended) forgetWaitlist(entry);  // its sentence stays on screen; a reload starts afresh
+  }
+  showWaitlistStatus();
+  showWaitlistBox();
+}
+
+function forgetWaitlist(entry) {
+  try { sessionStorage.removeItem(waitlistKey(entry.eventId)); } catch { /* storage blocked */ }
+}
+
+function showWaitlistStatus() {
+  const entry = state.waitlist;
+  const open = Boolean(entry && !entry.ended);
+  // An offer in the hold panel is declined with its Cancel button: one way, not two.
+  const leavable = open && (entry.status === "queued" || entry.status === "waiting" ||
+    (entry.status === "offered" && !entry.offerEnded && state.hold?.bookingId !== entry.bookingId));
+  $("waitlist-join").hidden = open;
+  $("waitlist-leave").hidden = !leavable;
+  $("waitlist-leave").disabled = Boolean(entry?.leaving);
+  const text = entry ? waitlistSentence(entry) : "";
+  const node = $("waitlist-status");
+  if (node.textContent !== text) node.textContent = text;  // a poll with no news is not announced again
+}
+
+function waitlistSentence(entry) {
+  if (entry.booked) return `Your seats from the waiting list are booked (booking ${entry.bookingId}).`;
+  const seats = entry.quantity ? ` for ${entry.quantity} seat${entry.quantity === 1 ? "" : "s"}` : "";
+  switch (entry.status) {
+    case "loading": return "Checking your place on the waiting list…";
+    case "queued": return "Your request to join the waiting list is queued and will be processed in order…";
+    case "waiting": return `You are number ${entry.position} in line${seats}.`;
+    case "offered":
+      if (state.hold?.bookingId === entry.bookingId) return "Seats came free for you: pay for them below in time.";
+      if (entry.bookingStatus === "pending") {
+        return `Seats came free for you (booking ${entry.bookingId}): pay for or cancel your current hold first.`;
+      }
+      return "Seats came free for you.";
+    case "expired": return "Your offer from the waiting list ended unpaid; the seats went to the next in line.";
+    case "left": return "You left the waiting list.";
+    default: return "";
+  }
+}
+
 // ---------------------------------------------------------------- the hold panel: pay, cancel, expire
 
 function startHold(booking) {
@@ -819,12 +1013,14 @@ function startHold(booking) {
   $("hold-booking-id").textContent = booking.bookingId;
   $("hold-seats").textContent = seatList(booking.seatIds);
   $("hold-amount").textContent = money(booking.amount, booking.currency);
+  $("hold-note").hidden = !booking.fromWaitlist;
   setPanelBusy(false);
   $("hold-panel").hidden = false;
   tickCountdown();
   clearInterval(state.countdownTimer);
   state.countdownTimer = setInterval(tickCountdown, 250);
-  showResult(`Seats ${seatList(booking.seatIds)} held for you. Pay before the time runs out.`, "info");
+  const from = booking.fromWaitlist ? " from the waiting list" : "";
+  showResult(`Seats ${seatList(booking.seatIds)}${from} held for you. Pay before the time runs out.`, "info");
 }
 
 function tickCountdown() {
@@ -935,6 +1131,7 @@ function finishHold(outcome, detail) {
   };
   const [text, kind] = messages[outcome] || messages.cancelled;
   showResult(text, kind);
+  onOfferFinished(hold.bookingId, outcome);
 }
 
 function setPanelBusy(busy) {
