@@ -48,14 +48,15 @@ class SimulatedProvider:
         self._failure_rate = failure_rate
         self._rng = rng or random.Random()
 
-    def _answer_time(self) -> float:
+    def answer_time(self) -> float:
+        """How long the next charge takes to answer."""
         if not self._sigma:
             return self._latency
         return self._rng.lognormvariate(math.log(self._latency), self._sigma)
 
     async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
         started = time.perf_counter()
-        await asyncio.sleep(self._answer_time())
+        await asyncio.sleep(self.answer_time())
         failing = self._rng.random() < self._failure_rate
         if failing and self._rng.random() < 0.5:
             raise ProviderError("the simulated provider is unavailable (503)", retryable=True)
