@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     # Two by default: the fan-out to open pages is most of the live path's work, and it then uses two cores.
     realtime_processes: int = Field(2, ge=1, le=16)
     payment_provider: str = "simulated"
-    # Charges the payment service keeps in flight at once: enough for about 1,500 a second at the simulated
-    # provider's 150 ms (charges per second ≈ concurrency ÷ the provider's answer time).
+    # Charges each payment process keeps in flight at once: charges per second ≈ this ÷ the provider's answer
+    # time, about 1,700 at the simulated provider's 150 ms, with room for a real provider's slower answers.
     payment_concurrency: int = Field(256, ge=1, le=4096)
     # Each try of a charge waits this long for the provider; tries on retryable errors and timeouts, then the
     # charge is put off and asked again later (docs/payments.md).
