@@ -29,7 +29,7 @@ class FlakyProvider(FakeProvider):
     """Fails the first `failures` calls with the given error (or never answers them), then answers as the fake
     provider does. A failure `after_charge` makes the charge first and loses the answer."""
 
-    def __init__(self, failures: int, error: ProviderError | None = None, after_charge: bool = False) -> None:
+    def __init__(self, failures: int, error: Exception | None = None, after_charge: bool = False) -> None:
         super().__init__()
         self._failures, self._error, self._after_charge = failures, error, after_charge
         self._tries = 0
@@ -94,6 +94,15 @@ async def test_a_try_without_an_answer_in_time_counts_as_retryable() -> None:
 
     assert result == ChargeResult(True, "ref_0")
     assert [call[0] for call in provider.calls] == [f"{charge.booking_id}:pay_1"] * 2
+
+
+async def test_an_error_the_provider_did_not_translate_is_tried_again_as_it_may_have_charged() -> None:
+    provider = FlakyProvider(1, KeyError("reference"), after_charge=True)
+    charge = a_charge()
+
+    result = await charge_with_retries(provider, charge, POLICY, Sleeps())
+
+    assert result == ChargeResult(True, "ref_0") and len(provider.charges) == 1
 
 
 async def test_a_decline_is_not_tried_again() -> None:

@@ -55,7 +55,8 @@ async def charge_with_retries(provider: PaymentProvider, charge: ChargeRequest, 
                               jitter: Callable[[], float] = random.random) -> ChargeResult | Undecided:
     """The provider's decision, or Undecided once `policy.attempts` tries timed out or failed retryably. A try
     that timed out may have been charged: only another try under the same key can tell, so it counts as
-    retryable. A refusal that is not retryable is a failed payment (nothing was charged)."""
+    retryable, and so does an error the provider's adapter did not translate. A refusal that is not retryable is
+    a failed payment (nothing was charged)."""
     key = idempotency_key(charge)
     reason = ""
     for tries in range(1, policy.attempts + 1):
@@ -69,6 +70,9 @@ async def charge_with_retries(provider: PaymentProvider, charge: ChargeRequest, 
                 log.warning("the provider refused payment %s: %s", key, exc)
                 return ChargeResult(False, "", PROVIDER_REFUSED, f"The payment provider refused the payment: {exc}")
             reason = str(exc) or type(exc).__name__
+        except Exception as exc:  # a provider adapter's own bug: it may have charged, so like a timeout
+            log.exception("the provider failed on charge %s with an error it does not say is retryable", key)
+            reason = repr(exc)[:200]
         log.info("charge %s failed on try %d of %d (%s)", key, tries, policy.attempts, reason)
         if tries < policy.attempts:
             await sleep(policy.backoff(tries, jitter()))
