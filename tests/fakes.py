@@ -45,6 +45,9 @@ class Staged(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         self.changes[key] = value
 
+    def all_keys(self) -> list[K]:
+        return list({**self._committed, **self.changes})
+
     def apply(self) -> None:
         self._committed.update(self.changes)
 
@@ -146,6 +149,8 @@ class PaymentRecord:
     charge: ChargeRequest
     provider: str
     result: ChargeResult | None = None  # None while charging
+    retry_in: float | None = None  # None unless postponed; a test makes it due by setting it to 0
+    retries: int = 0
 
 
 @dataclass
@@ -174,6 +179,23 @@ class FakePaymentRepository:
         record = self._rows.get(key)
         if record is not None:
             self._rows.put(key, PaymentRecord(record.charge, record.provider, result))
+
+    async def postpone(self, charge: ChargeRequest, retry_in: float) -> None:
+        record = self._rows.get((charge.booking_id, charge.payment_id))
+        if record is not None and record.result is None:
+            self._rows.put((charge.booking_id, charge.payment_id),
+                           PaymentRecord(charge, record.provider, None, retry_in, record.retries + 1))
+
+    async def due(self, limit: int, lease_seconds: float) -> list[tuple[ChargeRequest, int]]:
+        found = []
+        for key in self._rows.all_keys():
+            record = self._rows.get(key)
+            if record is not None and record.result is None and record.retry_in is not None \
+                    and record.retry_in <= 0 and len(found) < limit:
+                self._rows.put(key, PaymentRecord(record.charge, record.provider, None, lease_seconds,
+                                                  record.retries))
+                found.append((record.charge, record.retries))
+        return found
 
 
 class FakePaymentUnitOfWork(FakeUnitOfWork):

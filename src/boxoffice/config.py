@@ -82,7 +82,18 @@ class Settings(BaseSettings):
     # Two by default: the fan-out to open pages is most of the live path's work, and it then uses two cores.
     realtime_processes: int = Field(2, ge=1, le=16)
     payment_provider: str = "simulated"
+    # Charges each payment process keeps in flight at once: charges per second ≈ this ÷ the provider's answer
+    # time, about 1,700 at the simulated provider's 150 ms, with room for a real provider's slower answers.
+    payment_concurrency: int = Field(256, ge=1, le=4096)
+    # Each try of a charge waits this long for the provider; tries on retryable errors and timeouts, then the
+    # charge is put off and asked again later (docs/payments.md).
+    payment_timeout_seconds: float = Field(5.0, gt=0)
+    payment_attempts: int = Field(3, ge=1, le=10)
+    # The simulated provider: its median answer time, its 99th percentile (lognormal between them; unset or not
+    # above the median: always the median), and the share of charges it answers with a retryable error.
     payment_latency_ms: float = Field(150, ge=0)
+    payment_latency_p99_ms: float | None = Field(None, ge=0)
+    payment_failure_rate: float = Field(0.0, ge=0, le=1)
     # How long PUT /bookings/{id}/confirm waits for the payment's outcome before answering 202.
     confirm_reply_seconds: float = Field(10.0, gt=0)
     # The waiting room (CONTRACT §8.1): how often the waitingroom service opens rooms and admits (its grain),

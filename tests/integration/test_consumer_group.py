@@ -1,6 +1,6 @@
 """Two processes of one service in one consumer group, on a real broker: when the second joins while the
-first holds a batch, the first finishes and commits it before giving partitions up, so nothing is handled
-by both."""
+first holds a batch (or, in the concurrent loop, messages in flight), the first finishes and commits them
+before giving partitions up, so nothing is handled by both."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import asyncio
 import uuid
 from collections import Counter
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
+from boxoffice.adapters.concurrent_consumer import consume_concurrently
 from boxoffice.adapters.consumer_loop import PartitionGate, consume_forever
 from boxoffice.adapters.kafka import ensure_topics, make_group_consumer, start_with_retry
 from boxoffice.config import Settings
@@ -17,7 +19,8 @@ from boxoffice.messages import Message
 from tests.dead_letters import KeptDeadLetters
 
 
-async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) -> None:
+@pytest.mark.parametrize("concurrent", [False, True], ids=["batch loop", "concurrent loop"])
+async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str, concurrent: bool) -> None:
     topic, group = f"group.{uuid.uuid4().hex[:8]}", f"service-{uuid.uuid4().hex[:6]}"
     await ensure_topics(kafka, 4, [topic])
     sent = [Message(topic, f"event_{i % 8}", {"n": i}) for i in range(40)]
@@ -47,7 +50,10 @@ async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str) 
         async def run() -> None:
             await start_with_retry(consumer, "consumer")
             try:
-                await consume_forever(consumer, handle, dead, max_records=10, gate=gate)
+                if concurrent:
+                    await consume_concurrently(consumer, handle, dead, limit=10, gate=gate)
+                else:
+                    await consume_forever(consumer, handle, dead, max_records=10, gate=gate)
             finally:
                 await consumer.stop()
 

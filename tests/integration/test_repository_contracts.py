@@ -122,6 +122,51 @@ class PaymentRepositoryContract:
         assert [await self.attempt(units, each) for each in (kept, undone)] == [APPROVED, None]
 
 
+    async def postpone(self, units: PaymentUnits, charge: ChargeRequest, retry_in: float) -> None:
+        async with (uow := units()):
+            await uow.payments.postpone(charge, retry_in)
+            await uow.commit()
+
+    async def due(self, units: PaymentUnits, *charges: ChargeRequest) -> list[tuple[ChargeRequest, int]]:
+        async with (uow := units()):
+            due = await uow.payments.due(100, lease_seconds=60)
+            await uow.commit()
+        return [(charge, times) for charge, times in due if charge in charges]
+
+    async def test_a_postponed_attempt_is_due_with_what_asking_again_needs_once_its_time_has_come(
+            self, units: PaymentUnits) -> None:
+        now, later = a_charge(), a_charge()
+        for charge in (now, later):
+            await self.attempt(units, charge)
+        await self.postpone(units, now, retry_in=0)
+        await self.postpone(units, later, retry_in=60)
+
+        assert await self.due(units, now, later) == [(now, 1)]
+        assert await self.due(units, now, later) == []  # leased: not due again meanwhile
+        assert await self.attempt(units, now) is None  # still undecided
+
+    async def test_a_decided_payment_is_neither_postponed_nor_due(self, units: PaymentUnits) -> None:
+        postponed, decided = a_charge(), a_charge()
+        for charge in (postponed, decided):
+            await self.attempt(units, charge)
+        await self.postpone(units, postponed, retry_in=0)
+        await self.decide(units, postponed, APPROVED)
+        await self.decide(units, decided, APPROVED)
+        await self.postpone(units, decided, retry_in=0)
+
+        assert await self.due(units, postponed, decided) == []
+        assert [await self.attempt(units, c) for c in (postponed, decided)] == [APPROVED, APPROVED]
+
+    async def test_each_postponement_is_counted(self, units: PaymentUnits) -> None:
+        charge = a_charge()
+        await self.attempt(units, charge)
+        await self.postpone(units, charge, retry_in=0)
+        await self.due(units, charge)
+        await self.postpone(units, charge, retry_in=0)
+
+        assert await self.due(units, charge) == [(charge, 2)]
+
+
 class TestFakePayments(PaymentRepositoryContract):
     @pytest.fixture
     def units(self) -> PaymentUnits:

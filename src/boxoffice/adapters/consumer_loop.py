@@ -64,12 +64,15 @@ class PartitionGate(ConsumerRebalanceListener):
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.rebalances = 0
         self._wait_limit = wait_limit
+        # A loop with messages in flight outside `busy` finishes and commits them here (concurrent_consumer.py).
+        self.drain: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         try:
             async with asyncio.timeout(self._wait_limit):
                 async with self.busy:
-                    pass
+                    if self.drain is not None:
+                        await self.drain(revoked)
         except TimeoutError:
             log.warning("a batch is still being handled after %.0f s; its partitions are given up anyway",
                         self._wait_limit)
@@ -122,7 +125,7 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
     while a batch is in hand."""
     busy = gate.busy if gate is not None else asyncio.Lock()
     watch = watch or RetryWatch()
-    failed_commits = 0
+    commits = OffsetCommits(consumer, watch)
     restarted_logs = RestartedLogs(consumer)
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
@@ -138,26 +141,38 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
                     try:
                         deliveries.append(Delivery(record, decode_checked(record.value, record.topic)))
                     except MalformedMessage as exc:
-                        await _dead_letter(dead_letters, record, exc, watch)
+                        await dead_letter(dead_letters, record, exc, watch)
             # A batch of one is one request: its id goes on what is logged about it (handlers of larger
             # batches set it per message).
             REQUEST_ID.set(deliveries[0].message.request_id if len(deliveries) == 1 else None)
             await handle_with_retry(handle, deliveries, dead_letters, watch)
-            try:
-                await asyncio.wait_for(
-                    consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()}),
-                    COMMIT_TIMEOUT_SECONDS)
-                failed_commits = 0
+            if await commits.commit({tp: records[-1].offset + 1 for tp, records in batches.items()}):
                 watch.moved_on()
-            except TimeoutError as exc:
-                raise ConsumerStuck(f"an offset commit did not finish in {COMMIT_TIMEOUT_SECONDS:.0f} s") from exc
-            except (CommitFailedError, KafkaError) as exc:
-                # The partitions moved or the broker blinked: the batch is redelivered and handled idempotently.
-                failed_commits += 1
-                watch.failed(exc)
-                log.warning("offset commit failed (%s); the batch will be redelivered", exc)
-                if failed_commits >= MAX_FAILED_COMMITS:
-                    raise ConsumerStuck(f"{failed_commits} offset commits failed in a row") from exc
+
+
+class OffsetCommits:
+    """Commits offsets with a bound on time, and gives up on a group that keeps refusing them."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, watch: RetryWatch) -> None:
+        self._consumer, self._watch = consumer, watch
+        self._failed = 0
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> bool:
+        """True once committed; False when the commit failed and what it covered will be redelivered."""
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            raise ConsumerStuck(f"an offset commit did not finish in {COMMIT_TIMEOUT_SECONDS:.0f} s") from exc
+        except (CommitFailedError, KafkaError) as exc:
+            # The partitions moved or the broker blinked: the messages are redelivered and handled idempotently.
+            self._failed += 1
+            self._watch.failed(exc)
+            log.warning("offset commit failed (%s); the messages will be redelivered", exc)
+            if self._failed >= MAX_FAILED_COMMITS:
+                raise ConsumerStuck(f"{self._failed} offset commits failed in a row") from exc
+            return False
+        self._failed = 0
+        return True
 
 
 async def handle_with_retry(handle: BatchHandler, deliveries: list[Delivery], dead_letters: DeadLetterSink,
@@ -176,7 +191,7 @@ async def handle_with_retry(handle: BatchHandler, deliveries: list[Delivery], de
         for delivery in deliveries:
             await handle_with_retry(handle, [delivery], dead_letters, watch, attempts)
         return
-    await _dead_letter(dead_letters, deliveries[0].record, error, watch)
+    await dead_letter(dead_letters, deliveries[0].record, error, watch)
 
 
 async def _attempt(handle: BatchHandler, deliveries: list[Delivery], watch: RetryWatch,
@@ -216,7 +231,7 @@ async def _attempt(handle: BatchHandler, deliveries: list[Delivery], watch: Retr
         delay = min(delay * 2, 5.0)
 
 
-async def _dead_letter(dead_letters: DeadLetterSink, record: ConsumerRecord[bytes, bytes], error: BaseException,
+async def dead_letter(dead_letters: DeadLetterSink, record: ConsumerRecord[bytes, bytes], error: BaseException,
                        watch: RetryWatch) -> None:
     """A dead letter must be in Kafka before the offset moves past its message: retried while the broker is away."""
     delay = 0.05

@@ -6,12 +6,16 @@ It implements the `PaymentProvider` port (service_layer/payment_ports.py), as a 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
+import time
 import uuid
 from decimal import Decimal
+from statistics import NormalDist
 
 import asyncpg
 
-from boxoffice.service_layer.payment_ports import ChargeResult
+from boxoffice.service_layer.payment_ports import ChargeResult, ProviderError
 
 DECLINED_TEST_CARD = "4000000000000002"
 
@@ -28,17 +32,34 @@ def luhn_valid(number: str) -> bool:
 
 
 class SimulatedProvider:
-    """Declines 4000000000000002, approves other valid test numbers, after a configurable latency.
-    Its ledger is a table, so tests and benchmarks can count real charges."""
+    """Declines 4000000000000002, approves other valid test numbers, after a latency drawn like a real
+    provider's (lognormal from its median and 99th percentile), and answers a share of charges with a retryable
+    error: half of them before charging, half after (the answer lost), as a real provider's 5xx can be.
+    Its ledger is a table, so tests and benchmarks can count real charges and read its answer times."""
 
     name = "simulated"
 
-    def __init__(self, pool: asyncpg.Pool, latency_seconds: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, latency_seconds: float, p99_seconds: float | None = None,
+                 failure_rate: float = 0.0, rng: random.Random | None = None) -> None:
         self._pool = pool
         self._latency = latency_seconds
+        self._sigma = (math.log(p99_seconds / latency_seconds) / NormalDist().inv_cdf(0.99)
+                       if p99_seconds and latency_seconds and p99_seconds > latency_seconds else 0.0)
+        self._failure_rate = failure_rate
+        self._rng = rng or random.Random()
+
+    def answer_time(self) -> float:
+        """How long the next charge takes to answer."""
+        if not self._sigma:
+            return self._latency
+        return self._rng.lognormvariate(math.log(self._latency), self._sigma)
 
     async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
-        await asyncio.sleep(self._latency)
+        started = time.perf_counter()
+        await asyncio.sleep(self.answer_time())
+        failing = self._rng.random() < self._failure_rate
+        if failing and self._rng.random() < 0.5:
+            raise ProviderError("the simulated provider is unavailable (503)", retryable=True)
         decision: tuple[bool, str | None, str | None]
         if card == DECLINED_TEST_CARD:
             decision = (False, "card_declined", "Your card was declined")
@@ -49,16 +70,19 @@ class SimulatedProvider:
         row = await self._pool.fetchrow(
             """WITH made AS (
                    INSERT INTO simulated_provider_charges (idempotency_key, amount, currency, approved, reference,
-                                                           decline_code)
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *)
+                                                           decline_code, latency_ms)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *)
                SELECT * FROM made UNION ALL
                SELECT * FROM simulated_provider_charges WHERE idempotency_key = $1 LIMIT 1""",
-            idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}", decision[1])
+            idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}", decision[1],
+            (time.perf_counter() - started) * 1000)
         if row is None:  # a charge under the same key committed meanwhile, after this statement's snapshot
             row = await self._pool.fetchrow("SELECT * FROM simulated_provider_charges WHERE idempotency_key = $1",
                                             idempotency_key)
             if row is None:
                 raise RuntimeError(f"the simulated charge {idempotency_key} is neither made nor found")
+        if failing:
+            raise ProviderError("the simulated provider's answer was lost (502)", retryable=True)
         approved = row["approved"]
         return ChargeResult(approved, row["reference"], row["decline_code"],
                             None if approved else decision[2] if row["decline_code"] == decision[1] else "Declined")

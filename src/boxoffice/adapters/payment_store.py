@@ -30,10 +30,29 @@ class PostgresPaymentRepository:
     async def decide(self, charge: ChargeRequest, result: ChargeResult) -> None:
         await self._con.execute(
             """UPDATE payments SET status = $3, provider_ref = $4, decline_code = $5, decline_reason = $6,
-                                   decided_at = now()
+                                   decided_at = now(), retry_at = NULL, card = NULL
                WHERE booking_id = $1 AND payment_id = $2""",
             charge.booking_id, charge.payment_id, "succeeded" if result.approved else "failed",
             result.reference, result.decline_code, result.decline_reason)
+
+    async def postpone(self, charge: ChargeRequest, retry_in: float) -> None:
+        await self._con.execute(
+            """UPDATE payments SET retry_at = now() + make_interval(secs => $3), retries = retries + 1,
+                                   card = $4, request_id = $5
+               WHERE booking_id = $1 AND payment_id = $2 AND status = 'charging'""",
+            charge.booking_id, charge.payment_id, retry_in, charge.card, charge.request_id)
+
+    async def due(self, limit: int, lease_seconds: float) -> list[tuple[ChargeRequest, int]]:
+        rows = await self._con.fetch(
+            """UPDATE payments SET retry_at = now() + make_interval(secs => $2)
+               WHERE (booking_id, payment_id) IN (
+                   SELECT booking_id, payment_id FROM payments
+                   WHERE retry_at <= now() AND status = 'charging'
+                   ORDER BY retry_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+               RETURNING booking_id, payment_id, event_id, amount, currency, card, request_id, retries""",
+            limit, lease_seconds)
+        return [(ChargeRequest(str(r["booking_id"]), r["payment_id"], r["event_id"], r["amount"], r["currency"],
+                               r["card"] or "", r["request_id"]), r["retries"]) for r in rows]
 
 
 class PostgresPaymentUnitOfWork(PostgresUnitOfWork):

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from boxoffice.adapters.concurrent_consumer import consume_concurrently
 from boxoffice.adapters.consumer_loop import BatchHandler, PartitionGate, RetryWatch, consume_forever
 from boxoffice.adapters.dead_letters import KafkaDeadLetters
 from boxoffice.adapters.heartbeat import beat_forever
@@ -67,9 +68,10 @@ async def runtime(settings: Settings, name: str, *, produces: bool,
 async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: BatchHandler,
                                extra: list[Awaitable[Any]] | None = None,
                                info: Callable[[], dict[str, Any]] | None = None,
-                               latency_path: bool = True) -> None:
+                               latency_path: bool = True, concurrency: int | None = None) -> None:
     """Consumes its topics in its own group and beats with its lag, until cancelled. Messages it cannot
-    handle go to their topic's dead letters, so every consumer produces (a producer of its own if needed)."""
+    handle go to their topic's dead letters, so every consumer produces (a producer of its own if needed).
+    With `concurrency`, up to that many messages are handled at once, one per call of the handler."""
     # Topics a restarted embedded broker forgot are made again, with the configured partitions.
     await ensure_topics(rt.settings.kafka_bootstrap or "", rt.settings.topic_partitions)
     own_producer = None
@@ -90,8 +92,10 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
                 "rebalances": gate.rebalances, "deadLetters": dead_letters.sent, **watch.info(),
                 **(info() if info else {})}
 
+    consuming = (consume_forever(consumer, handler, dead_letters, gate=gate, watch=watch) if concurrency is None
+                 else consume_concurrently(consumer, handler, dead_letters, concurrency, gate=gate, watch=watch))
     tasks = [asyncio.ensure_future(t) for t in (
-        consume_forever(consumer, handler, dead_letters, gate=gate, watch=watch),
+        consuming,
         beat_forever(rt.pool, rt.name, rt.settings.heartbeat_seconds, heartbeat_info),
         *(extra or []),
     )]

@@ -1,7 +1,9 @@
 """What the payment service's handler needs: a provider to charge, and a unit of work over its records.
 
 A real provider (Stripe's PaymentIntents take an `Idempotency-Key` header) plugs in by implementing
-`PaymentProvider` and naming its factory in `BOXOFFICE_PAYMENT_PROVIDER`.
+`PaymentProvider` and naming its factory in `BOXOFFICE_PAYMENT_PROVIDER`. It translates its own failures into
+`ProviderError`: retryable when asking again under the same key may succeed (a 5xx, a 429, a lost connection),
+not retryable when the provider refused the request itself and charged nothing (a 4xx other than a decline).
 """
 
 from __future__ import annotations
@@ -24,11 +26,20 @@ class ChargeResult:
     decline_reason: str | None = None
 
 
+class ProviderError(Exception):
+    """The provider gave no decision on a charge."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class PaymentProvider(Protocol):
     name: str
 
     async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
-        """Charges at most once per idempotency key; a repeated key returns the first result."""
+        """Charges at most once per idempotency key; a repeated key returns the first result. A decline is a
+        result; no decision at all raises `ProviderError`."""
         ...
 
 
@@ -50,7 +61,16 @@ class PaymentRepository(Protocol):
         ...
 
     async def decide(self, charge: ChargeRequest, result: ChargeResult) -> None:
-        """Records the provider's result for the attempt."""
+        """Records the provider's result for the attempt (and forgets what asking again would have needed)."""
+        ...
+
+    async def postpone(self, charge: ChargeRequest, retry_in: float) -> None:
+        """Keeps the undecided attempt, with what asking again needs, to be asked again in `retry_in` seconds."""
+        ...
+
+    async def due(self, limit: int, lease_seconds: float) -> list[tuple[ChargeRequest, int]]:
+        """Up to `limit` postponed attempts whose time has come, with how often each was postponed; each is
+        leased for `lease_seconds` (not due again meanwhile), so that no two retries of it run at once."""
         ...
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from boxoffice import messages as topics
 from boxoffice import metrics
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
+from boxoffice.service_layer.charging import ChargePolicy, Undecided, charge_with_retries
+from boxoffice.service_layer.group_commit import GroupCommit
 from boxoffice.service_layer.payment_ports import (
     DEFAULT_TEST_CARD,
     ChargeRequest,
@@ -24,7 +27,7 @@ from boxoffice.service_layer.unit_of_work import Outgoing
 log = logging.getLogger(__name__)
 
 # A handler returns whether it called the provider.
-Handler = Callable[[Message, PaymentUnitOfWork, PaymentProvider], Awaitable[bool]]
+Handler = Callable[[Message, "PaymentWrites", PaymentProvider, ChargePolicy], Awaitable[bool]]
 
 
 def charge_request(message: Message) -> ChargeRequest | None:
@@ -51,27 +54,63 @@ def outcome(charge: ChargeRequest, result: ChargeResult) -> Outgoing:
     return Outgoing.of(Message(topic, charge.event_id, data, charge.request_id))
 
 
-async def request_payment(message: Message, uow: PaymentUnitOfWork, provider: PaymentProvider) -> bool:
+@dataclass(frozen=True)
+class PaymentWrites:
+    """The payment service's writes, each committed before it returns (with the outcome it publishes)."""
+
+    attempt: Callable[[tuple[ChargeRequest, str]], Awaitable[ChargeResult | None]]
+    decide: Callable[[tuple[ChargeRequest, ChargeResult]], Awaitable[None]]
+    postpone: Callable[[tuple[ChargeRequest, float]], Awaitable[None]]
+
+
+async def record_attempt(uow: PaymentUnitOfWork, attempt: tuple[ChargeRequest, str]) -> ChargeResult | None:
+    """Records the attempt; a payment decided before sends its outcome again and says it."""
+    charge, provider = attempt
+    decided = await uow.payments.attempt(charge, provider)
+    if decided is not None:
+        await uow.outbox.add([outcome(charge, decided)])
+    return decided
+
+
+async def record_decision(uow: PaymentUnitOfWork, decision: tuple[ChargeRequest, ChargeResult]) -> None:
+    charge, result = decision
+    await uow.payments.decide(charge, result)
+    await uow.outbox.add([outcome(charge, result)])
+
+
+async def record_postponement(uow: PaymentUnitOfWork, postponement: tuple[ChargeRequest, float]) -> None:
+    await uow.payments.postpone(*postponement)
+
+
+async def request_payment(message: Message, writes: PaymentWrites, provider: PaymentProvider,
+                          policy: ChargePolicy) -> bool:
     """A decided payment's outcome is sent again; otherwise the provider is charged under the payment's
     idempotency key, so a charge interrupted before its result was recorded is not made twice."""
     charge = charge_request(message)
     if charge is None:
         log.error("dropping malformed payment request %s", message.id)
         return False
-    async with uow:
-        decided = await uow.payments.attempt(charge, provider.name)
-        if decided is not None:
-            await uow.outbox.add([outcome(charge, decided)])
-        await uow.commit()
-    if decided is not None:
+    if await writes.attempt((charge, provider.name)) is not None:
         return False
-    # Outside a transaction: no connection is held while the provider answers.
-    result = await provider.charge(f"{charge.booking_id}:{charge.payment_id}", charge.amount, charge.currency,
-                                   charge.card)
-    async with uow:
-        await uow.payments.decide(charge, result)
-        await uow.outbox.add([outcome(charge, result)])
-        await uow.commit()
+    await settle(charge, writes, provider, policy, postponed=0)
+    return True
+
+
+async def settle(charge: ChargeRequest, writes: PaymentWrites, provider: PaymentProvider, policy: ChargePolicy,
+                 postponed: int) -> None:
+    """Asks the provider (outside a transaction: no connection is held while it answers) and records its
+    decision with the outcome to publish. Without a decision the attempt stays undecided and is put off: it
+    may have been charged, so neither outcome can be told yet, and the booking stays paying until the provider
+    answers a later try under the same key (`PaymentHandler.retry_postponed`)."""
+    result = await charge_with_retries(provider, charge, policy)
+    if isinstance(result, Undecided):
+        retry_in = policy.postponed(postponed + 1)
+        await writes.postpone((charge, retry_in))
+        metrics.PAYMENTS.inc("postponed")
+        log.warning("payment %s for booking %s undecided (%s); asked again in %g s", charge.payment_id,
+                    charge.booking_id, result.reason, retry_in)
+        return
+    await writes.decide((charge, result))
     if result.approved:
         metrics.PAYMENTS.inc("succeeded")
         log.info("payment %s for booking %s succeeded", charge.payment_id, charge.booking_id)
@@ -79,7 +118,6 @@ async def request_payment(message: Message, uow: PaymentUnitOfWork, provider: Pa
         metrics.PAYMENTS.inc("failed")
         log.info("payment %s for booking %s declined: %s", charge.payment_id, charge.booking_id,
                  result.decline_code)
-    return True
 
 
 HANDLERS: dict[str, Handler] = {topics.PAYMENT_REQUESTED: request_payment}
@@ -87,13 +125,20 @@ TOPICS = list(HANDLERS)
 
 
 class PaymentHandler:
-    """A batch handler for the consumer loop. Different payments are independent and charged concurrently;
-    copies of one payment are handled in order, each with a unit of work of its own. What a unit of work
-    wrote to the outbox goes to the relay once it has committed."""
+    """A handler for the consumer loop, of a batch or (with many charges in flight) of one message per call.
+    Different payments are independent and charged concurrently; copies of one payment are handled one after
+    the other, across calls too. The writes of charges that are ready together share a unit of work
+    (group_commit.py); what it wrote to the outbox goes to the relay once it has committed."""
 
-    def __init__(self, uow: Callable[[], PaymentUnitOfWork], provider: PaymentProvider,
-                 outbox: OutboxSink) -> None:
-        self._uow, self._provider, self._outbox = uow, provider, outbox
+    def __init__(self, uow: Callable[[], PaymentUnitOfWork], provider: PaymentProvider, outbox: OutboxSink,
+                 policy: ChargePolicy | None = None) -> None:
+        self._uow, self._provider = uow, provider
+        self._policy = policy or ChargePolicy()
+        self._writes = PaymentWrites(GroupCommit(uow, record_attempt, outbox),
+                                     GroupCommit(uow, record_decision, outbox),
+                                     GroupCommit(uow, record_postponement, outbox))
+        # Per payment in hand: its lock, and how many copies hold or wait for it.
+        self._payments: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self.charged = 0
 
     async def __call__(self, batch: list[Message]) -> None:
@@ -102,14 +147,35 @@ class PaymentHandler:
             if message.type in HANDLERS:
                 key = (str(message.data.get("bookingId")), str(message.data.get("paymentId")))
                 by_payment.setdefault(key, []).append(message)
-        await asyncio.gather(*(self._in_order(messages) for messages in by_payment.values()))
+        await asyncio.gather(*(self._in_order(key, messages) for key, messages in by_payment.items()))
 
-    async def _in_order(self, messages: list[Message]) -> None:
-        for message in messages:
-            REQUEST_ID.set(message.request_id)  # each payment runs in a task of its own (gather)
-            uow = self._uow()
-            try:
-                if await HANDLERS[message.type](message, uow, self._provider):
-                    self.charged += 1
-            finally:
-                self._outbox.submit(uow.outbox.written)
+    async def _in_order(self, key: tuple[str, str], messages: list[Message]) -> None:
+        lock, users = self._payments.get(key, (asyncio.Lock(), 0))
+        self._payments[key] = (lock, users + 1)
+        try:
+            async with lock:
+                for message in messages:
+                    REQUEST_ID.set(message.request_id)  # each payment runs in a task of its own (gather)
+                    if await HANDLERS[message.type](message, self._writes, self._provider, self._policy):
+                        self.charged += 1
+        finally:
+            lock, users = self._payments[key]
+            if users == 1:
+                del self._payments[key]  # no copy of it waits
+            else:
+                self._payments[key] = (lock, users - 1)
+
+    async def retry_postponed(self, limit: int = 100) -> int:
+        """Asks again about the postponed charges whose time has come; how many there were."""
+        # Leased for longer than its tries can take, so that no other process asks about it meanwhile.
+        lease = self._policy.attempts * (self._policy.timeout_seconds + self._policy.max_backoff_seconds) + 30
+        uow = self._uow()
+        async with uow:
+            due = await uow.payments.due(limit, lease)
+            await uow.commit()
+        await asyncio.gather(*(self._retry(charge, postponed) for charge, postponed in due))
+        return len(due)
+
+    async def _retry(self, charge: ChargeRequest, postponed: int) -> None:
+        REQUEST_ID.set(charge.request_id)
+        await settle(charge, self._writes, self._provider, self._policy, postponed)

@@ -1,0 +1,85 @@
+"""Writes that are ready at the same moment share one unit of work: with many messages in flight, one commit
+(and one connection) serves many of them instead of one each.
+
+Each caller waits until its write has committed, and what the unit of work wrote to the outbox goes to the
+relay only then. If a shared unit of work fails, each of its writes is tried again in a unit of work of its
+own, so that one bad write fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from boxoffice.service_layer.ports import OutboxSink
+from boxoffice.service_layer.unit_of_work import UnitOfWork
+
+U = TypeVar("U", bound=UnitOfWork)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[U, T, R]):
+    def __init__(self, unit_of_work: Callable[[], U], write: Callable[[U, T], Awaitable[R]], outbox: OutboxSink,
+                 most: int = 100, at_once: int = 2) -> None:
+        """`most` writes share a unit of work; `at_once` units of work may be open together."""
+        self._unit_of_work, self._write, self._outbox = unit_of_work, write, outbox
+        self._most, self._at_once = most, at_once
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._flushing = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
+    async def __call__(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._flushing < self._at_once:
+            self._flushing += 1
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self._most], self._waiting[self._most:]
+                try:
+                    results = await self._together([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - each write is tried alone, so its caller gets its own error
+                    if len(batch) == 1:
+                        _settle(batch[0][1], exc)
+                        continue
+                    await asyncio.gather(*(self._alone(item, future) for item, future in batch))
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    _settle(future, result)
+        finally:
+            self._flushing -= 1
+
+    async def _together(self, items: list[T]) -> list[R]:
+        uow = self._unit_of_work()
+        try:
+            async with uow:
+                results = [await self._write(uow, item) for item in items]
+                await uow.commit()
+        finally:
+            self._outbox.submit(uow.outbox.written)
+        return results
+
+    async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
+        try:
+            [result] = await self._together([item])
+        except Exception as exc:  # noqa: BLE001 - handed to the caller that waits for it
+            _settle(future, exc)
+        else:
+            _settle(future, result)
+
+
+def _settle(future: asyncio.Future[R], outcome: R | Exception) -> None:
+    if future.done():  # its caller was cancelled meanwhile
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
