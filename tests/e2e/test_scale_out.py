@@ -23,10 +23,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from boxoffice.messages import SEAT_RESERVATION_REQUESTED, decode
+from boxoffice.service_layer.booking import TOPICS as BOOKING_TOPICS
 from tests.platforms import RunningPlatform, start_platform
 
 PARTITIONS = 12  # the default topic_partitions
-GROUP_PARTITIONS = 6 * PARTITIONS  # the booking group reads six topics
+GROUP_PARTITIONS = len(BOOKING_TOPICS) * PARTITIONS  # every topic the booking group reads
 ROWS, SEATS_PER_ROW = 4, 15
 RUSH_SECONDS = 16.0
 RATE = 80  # requests per second
