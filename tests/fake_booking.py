@@ -120,16 +120,24 @@ class FakeBookings:
                     for seat in self._reserved_seats(booking):
                         seat.status = SeatStatus.BOOKED
                     stored.status = BookingStatus.CONFIRMED
+                elif isinstance(event, events.RefundRequested):
+                    stored.status, stored.refund_id = BookingStatus.REFUNDING, event.refund_id
+                elif isinstance(event, events.RefundFailed):
+                    stored.status = BookingStatus.CONFIRMED
                 elif isinstance(event, events.SeatsReleased):
-                    for seat in self._reserved_seats(booking):
+                    was = SeatStatus.BOOKED if event.reason == "refunded" else SeatStatus.RESERVED
+                    for seat in self._seats_in(booking, was):
                         seat.status, seat.booking_id = SeatStatus.AVAILABLE, None
                     stored.status = booking.status
                     self._t.end_reasons[booking.booking_id] = event.reason
 
     def _reserved_seats(self, booking: Booking) -> list[Seat]:
+        return self._seats_in(booking, SeatStatus.RESERVED)
+
+    def _seats_in(self, booking: Booking, status: SeatStatus) -> list[Seat]:
         seats = [self._t.seats[(booking.event_id, s)] for s in booking.seat_ids]
-        if any(s.status is not SeatStatus.RESERVED or s.booking_id != booking.booking_id for s in seats):
-            raise SeatsOutOfStep(f"booking {booking.booking_id}: its seats are not reserved for it")
+        if any(s.status is not status or s.booking_id != booking.booking_id for s in seats):
+            raise SeatsOutOfStep(f"booking {booking.booking_id}: its seats are not {status.lower()} for it")
         return seats
 
 
@@ -172,6 +180,9 @@ class FakeEventStates:
             return False
         self._t.cancelled_events.add(event_id)
         return True
+
+    async def cancelled(self, event_ids: list[str]) -> set[str]:
+        return self._t.cancelled_events & set(event_ids)
 
 
 class FakeWaitlist:

@@ -21,7 +21,13 @@ from boxoffice.service_layer.catalog_ports import (
     ProcessedMessages,
     SeatCounts,
 )
-from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult, PaymentRepository
+from boxoffice.service_layer.payment_ports import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentRepository,
+    RefundRequest,
+    RefundResult,
+)
 from boxoffice.service_layer.ports import OutboxRow
 from boxoffice.service_layer.unit_of_work import Outbox, Outgoing
 
@@ -158,13 +164,26 @@ class PaymentDatabase:
     """What the fakes share, as the payment service's tables are shared by its transactions."""
 
     payments: dict[tuple[str, str], PaymentRecord] = field(default_factory=dict)
+    refunds: dict[str, RefundResult | None] = field(default_factory=dict)  # None while refunding
     outbox: list[OutboxRow] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
 class FakePaymentRepository:
-    def __init__(self, rows: Staged[tuple[str, str], PaymentRecord]) -> None:
+    def __init__(self, rows: Staged[tuple[str, str], PaymentRecord],
+                 refunds: Staged[str, RefundResult | None] | None = None) -> None:
         self._rows = rows
+        self._refunds: Staged[str, RefundResult | None] = refunds or Staged({})
+
+    async def refund_attempt(self, refund: RefundRequest, provider: str) -> RefundResult | None:
+        if refund.refund_id not in self._refunds:
+            self._refunds.put(refund.refund_id, None)
+            return None
+        return self._refunds.get(refund.refund_id)
+
+    async def refund_decided(self, refund: RefundRequest, result: RefundResult) -> None:
+        if self._refunds.get(refund.refund_id) is None:
+            self._refunds.put(refund.refund_id, result)
 
     async def attempt(self, charge: ChargeRequest, provider: str) -> ChargeResult | None:
         key = (charge.booking_id, charge.payment_id)
@@ -202,12 +221,12 @@ class FakePaymentUnitOfWork(FakeUnitOfWork):
     def __init__(self, db: PaymentDatabase) -> None:
         super().__init__(db.outbox, db.ids)
         self._db = db
-        self.payments: PaymentRepository = FakePaymentRepository(Staged(db.payments))
+        self.payments: PaymentRepository = FakePaymentRepository(Staged(db.payments), Staged(db.refunds))
 
     def _begin(self) -> None:
-        rows = Staged(self._db.payments)
-        self.payments = FakePaymentRepository(rows)
-        self._tables = [rows]
+        rows, refunds = Staged(self._db.payments), Staged(self._db.refunds)
+        self.payments = FakePaymentRepository(rows, refunds)
+        self._tables = [rows, refunds]
 
 
 class FakeProvider:
@@ -219,6 +238,19 @@ class FakeProvider:
         self._declined = declined
         self.charges: dict[str, ChargeResult] = {}
         self.calls: list[tuple[str, Decimal, str, str]] = []
+        self.refunds: dict[str, RefundResult] = {}
+        self.refuse_refunds = False
+        self.refund_calls: list[tuple[str, str, Decimal]] = []
+
+    async def refund(self, idempotency_key: str, charge_key: str, amount: Decimal, currency: str) -> RefundResult:
+        self.refund_calls.append((idempotency_key, charge_key, amount))
+        if idempotency_key not in self.refunds:
+            made = self.charges.get(charge_key)
+            self.refunds[idempotency_key] = (
+                RefundResult(True, f"refund_ref_{len(self.refunds)}") if made is not None and made.approved
+                and "no-refund" not in charge_key and not self.refuse_refunds
+                else RefundResult(False, "", "The refund was refused"))
+        return self.refunds[idempotency_key]
 
     async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
         self.calls.append((idempotency_key, amount, currency, card))

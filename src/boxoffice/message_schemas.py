@@ -147,6 +147,7 @@ class BookingConfirmed(Data):
 
 class CancellationRequested(Data):
     bookingId: BookingId
+    refund: bool | None = None  # the buyer gives back a paid booking (a refund), not a hold
 
 
 class ReservationTimeout(Data):
@@ -167,12 +168,15 @@ class BookingCancelled(Data):
     bookingId: BookingId
     seatIds: Seats
     # The gateway answers by it (answers.ENDED): a status it does not know would fail there.
-    status: Literal["expired", "cancelled", "payment_failed"]
+    status: Literal["expired", "cancelled", "payment_failed", "refunded"]
     reason: Code | None = None
     userId: UserId | None = None
     email: Email | None = None
     declineCode: Code | None = None
     declineReason: Reason | None = None
+    refundId: Id | None = None  # with a refund: its id and money
+    amount: Amount | None = None
+    currency: Currency | None = None
 
 
 class CommandRejected(Data):
@@ -305,6 +309,22 @@ class WaitlistUpdated(Data):
     expiresAt: Moment | None = None
 
 
+class RefundRequested(Data):
+    bookingId: BookingId
+    paymentId: Id
+    refundId: Id
+    amount: Amount
+    currency: Currency
+
+
+class RefundSucceeded(RefundRequested):
+    providerRef: Id | None = None
+
+
+class RefundFailed(RefundRequested):
+    reason: Reason
+
+
 class EventCancellationRequested(Data):
     pass
 
@@ -335,6 +355,9 @@ SCHEMAS: dict[str, type[Data]] = {
     topics.WAITLIST_UPDATED: WaitlistUpdated,
     topics.EVENT_CANCELLATION_REQUESTED: EventCancellationRequested,
     topics.EVENT_CANCELLED: EventCancelled,
+    topics.REFUND_REQUESTED: RefundRequested,
+    topics.REFUND_SUCCEEDED: RefundSucceeded,
+    topics.REFUND_FAILED: RefundFailed,
     topics.QUEUE_JOINED: QueueJoined,
     topics.QUEUE_PLACED: QueuePlaced,
     topics.QUEUE_ADMITTED: QueueAdmitted,

@@ -33,6 +33,10 @@ WAITLIST_UPDATED = "waitlist.updated"
 # Added (CONTRACT §8.3): an organiser calls an event off; the booking service closed it.
 EVENT_CANCELLATION_REQUESTED = "event.cancellation.requested"
 EVENT_CANCELLED = "event.cancelled"
+# CONTRACT §8.3: a confirmed booking given back is refunded through the payment service.
+REFUND_REQUESTED = "refund.requested"
+REFUND_SUCCEEDED = "refund.succeeded"
+REFUND_FAILED = "refund.failed"
 # The waiting room (CONTRACT §8.1): a visitor joins; positions are admitted (also sent when the room opens or
 # its figures change, with no positions).
 QUEUE_JOINED = "queue.joined"
@@ -54,7 +58,7 @@ ALL_TOPICS = (
     PAYMENT_REQUESTED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, BOOKING_CONFIRMED, BOOKING_CANCELLATION_REQUESTED,
     SEAT_RESERVATION_TIMEOUT, SEAT_RELEASED, BOOKING_CANCELLED, BOOKING_COMMAND_REJECTED, EVENT_CREATION_REQUESTED,
     WAITLIST_JOIN_REQUESTED, WAITLIST_LEAVE_REQUESTED, WAITLIST_UPDATED, EVENT_CANCELLATION_REQUESTED,
-    EVENT_CANCELLED,
+    EVENT_CANCELLED, REFUND_REQUESTED, REFUND_SUCCEEDED, REFUND_FAILED,
     QUEUE_JOINED, QUEUE_ADMITTED, QUEUE_PLACED, ONSALE_CHANGE_REQUESTED,
 )
 DEAD_LETTER_TOPICS = tuple(dead_topic(t) for t in ALL_TOPICS)

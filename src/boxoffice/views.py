@@ -63,9 +63,9 @@ async def _cancellation(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
         return {"status": "on_sale"}
     counts = await pool.fetchrow(
         """SELECT count(*) FILTER (WHERE end_reason = 'event_cancelled') AS released,
-                  count(*) FILTER (WHERE status IN ('confirmed', 'paying')) AS to_refund,
-                  count(*) FILTER (WHERE status = 'refunded') AS refunded
-           FROM bookings WHERE event_id = $1""", event_id)
+                  count(*) FILTER (WHERE status IN ('confirmed', 'paying', 'refunding')) AS to_refund,
+                  count(*) FILTER (WHERE status = 'refunded' AND updated_at >= $2) AS refunded
+           FROM bookings WHERE event_id = $1""", event_id, row["cancelled_at"])
     assert counts is not None  # an aggregate has a row
     return {"status": "cancelled", "cancellation": {
         "cancelledAt": iso(row["cancelled_at"]), "holdsReleased": counts["released"],
@@ -91,13 +91,14 @@ async def seat_ids(pool: asyncpg.Pool, event_id: str) -> frozenset[str] | None:
 
 
 def _booking(r: asyncpg.Record) -> dict[str, Any]:
-    # "paying" is internal: to the buyer the booking is still pending until the payment has an answer.
-    status = "pending" if r["status"] == "paying" else r["status"]
+    # "paying" and "refunding" are internal: to the buyer the booking is as it was until the provider answers.
+    status = {"paying": "pending", "refunding": "confirmed"}.get(r["status"], r["status"])
     return {
         "success": True, "bookingId": str(r["booking_id"]), "eventId": r["event_id"], "userId": r["user_id"],
         "status": status, "seatIds": list(r["seat_ids"]), "amount": float(r["amount"]),
         "currency": r["currency"].strip(), "expiresAt": iso(r["expires_at"]), "paymentId": r["payment_id"],
         "createdAt": iso(r["created_at"]), "updatedAt": iso(r["updated_at"]),
+        **({"refundId": r["refund_id"]} if r["status"] == "refunded" else {}),
     }
 
 
@@ -122,7 +123,8 @@ async def user_bookings(pool: asyncpg.Pool, user_id: str, limit: int = 100) -> l
 
 async def booking_state(pool: asyncpg.Pool, booking_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(
-        "SELECT event_id, user_id AS \"userId\", status, payment_id, amount, currency, seat_ids FROM bookings "
+        "SELECT event_id, user_id AS \"userId\", status, payment_id, amount, currency, seat_ids, refund_id "
+        "FROM bookings "
         "WHERE booking_id = $1",
         booking_id)
 

@@ -20,6 +20,7 @@ DOCUMENTED = {
     "sold_out": 409, "not_enough_adjacent": 409, "category_not_found": 404,
     # CONTRACT §8.3 (the waiting list).
     "waitlist_not_found": 404, "waitlist_ended": 409, "event_cancelled": 409,
+    "refund_in_progress": 409, "booking_refunded": 409, "refund_failed": 502,
     # CONTRACT §8.1 (waiting room).
     "not_admitted": 403, "admission_expired": 403, "no_waiting_room": 409,
 }

@@ -94,7 +94,8 @@ def test_every_booking_topic_has_exactly_one_kind_of_handler() -> None:
     assert set(TOPIC_HANDLERS) == {
         topics.SEAT_RESERVATION_REQUESTED, topics.SEAT_RESERVATION_TIMEOUT, topics.BOOKING_CONFIRMATION_REQUESTED,
         topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED, topics.BOOKING_CANCELLATION_REQUESTED,
-        topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED, topics.EVENT_CANCELLATION_REQUESTED}
+        topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED, topics.EVENT_CANCELLATION_REQUESTED,
+        topics.REFUND_SUCCEEDED, topics.REFUND_FAILED}
     assert all((route.batch is None) != (route.each is None) for route in TOPIC_HANDLERS.values())
 
 
@@ -232,7 +233,7 @@ async def test_a_wrong_amount_is_refused_and_the_hold_kept(amount: object, code:
     assert platform.booking(booking_id) is BookingStatus.PENDING
 
 
-async def test_cancel_releases_a_pending_booking_but_not_a_confirmed_one() -> None:
+async def test_cancel_releases_a_pending_booking_and_refunds_a_confirmed_one() -> None:
     platform = Platform()
     pending = await held(platform, "A1")
     out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, pending))
@@ -244,7 +245,9 @@ async def test_cancel_releases_a_pending_booking_but_not_a_confirmed_one() -> No
     await paying(platform, confirmed)
     await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, confirmed, paymentId="pay_1"))
     [refused] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, confirmed))
-    assert refused.data["code"] == "booking_already_confirmed" and platform.seat("A2") is SeatStatus.BOOKED
+    assert refused.data["code"] == "booking_already_confirmed"  # a cancel of the hold, overtaken by its payment
+    [asked] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, confirmed, refund=True))
+    assert asked.type == topics.REFUND_REQUESTED and platform.seat("A2") is SeatStatus.BOOKED
 
 
 async def test_commands_for_unknown_bookings_are_answered_other_messages_are_not() -> None:
@@ -487,11 +490,11 @@ async def test_a_cancelled_event_releases_its_holds_ends_its_line_and_takes_no_m
     out = await platform.handle(call_off)
     assert [(m.type, m.data.get("reason") or m.data.get("status")) for m in out] == [
         (topics.SEAT_RELEASED, "event_cancelled"), (topics.BOOKING_CANCELLED, "event_cancelled"),
-        (topics.WAITLIST_UPDATED, "expired"), (topics.EVENT_CANCELLED, None)]
+        (topics.REFUND_REQUESTED, None), (topics.WAITLIST_UPDATED, "expired"), (topics.EVENT_CANCELLED, None)]
     assert out[-1].data == {"released": 1, "toRefund": 1, "cancelledNow": True} and out[-1].request_id == "req-cancel"
-    assert out[2].data["waitlistId"] == waiting.data["waitlistId"]
+    assert out[3].data["waitlistId"] == waiting.data["waitlistId"] and out[2].data["bookingId"] == paid
     assert platform.booking(pending) is BookingStatus.CANCELLED and platform.seat("A1") is SeatStatus.AVAILABLE
-    assert platform.booking(paid) is BookingStatus.CONFIRMED  # refunded, not released
+    assert platform.booking(paid) is BookingStatus.REFUNDING  # refunded, not released
     refused = await platform.handle(hold_request("late", "A1"), best_request("late", 1))
     assert [m.data["code"] for m in refused] == ["event_cancelled", "event_cancelled"]
     [again] = await platform.handle(call_off)
@@ -520,3 +523,64 @@ async def test_a_hold_behind_a_waiting_room_needs_the_buyers_own_unexpired_admis
     platform.tables.waiting_rooms.clear()  # the organiser turned the room off
     [free] = await platform.handle(asking("anyone", None, "B5"))
     assert free.type == topics.SEAT_RESERVED
+
+
+# -- refunds (CONTRACT §8.3) ------------------------------------------------------------------------------------
+
+async def confirmed(platform: Platform, *seats: str, user: str = "fan") -> str:
+    booking_id = await held(platform, *seats, user=user)
+    await paying(platform, booking_id, amount=150.0 * len(seats))
+    await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_1",
+                                     amount=150.0 * len(seats)))
+    assert platform.booking(booking_id) is BookingStatus.CONFIRMED
+    return booking_id
+
+
+async def test_cancelling_a_paid_booking_asks_for_its_refund_once_and_the_refund_frees_its_seats() -> None:
+    platform = Platform()
+    booking_id = await confirmed(platform, "A1", "A2")
+    waiting = await joined(platform, "next", 2)
+    cancel = on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id, refund=True)
+    [asked] = await platform.handle(cancel)
+    assert asked.type == topics.REFUND_REQUESTED and asked.request_id == cancel.request_id
+    assert asked.data == {"bookingId": booking_id, "paymentId": "pay_1", "refundId": f"refund_{booking_id}",
+                          "amount": 300.0, "currency": "USD"}
+    assert await platform.handle(cancel, on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id,
+                                                    refund=True)) == []
+    assert platform.seat("A1") is SeatStatus.BOOKED  # until the money is back
+    done = on_booking(topics.REFUND_SUCCEEDED, booking_id, refundId=f"refund_{booking_id}", paymentId="pay_1",
+                      amount=300.0, currency="USD")
+    out = await platform.handle(done)
+    assert [(m.type, m.data.get("reason") or m.data.get("status")) for m in out][:3] == [
+        (topics.SEAT_RELEASED, "refunded"), (topics.BOOKING_CANCELLED, "refunded"), (topics.SEAT_RESERVED, "pending")]
+    assert out[1].data["refundId"] == f"refund_{booking_id}" and out[1].data["amount"] == 300.0
+    assert out[2].data["userId"] == "next" and out[-1].data["waitlistId"] == waiting.data["waitlistId"]
+    assert platform.booking(booking_id) is BookingStatus.REFUNDED
+    assert await platform.handle(done) == []  # redelivered: nothing twice
+    [refused] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id, refund=True))
+    assert refused.type == topics.BOOKING_COMMAND_REJECTED and refused.data["code"] == "booking_refunded"
+
+
+async def test_a_refund_the_provider_refuses_leaves_the_booking_confirmed_and_says_why() -> None:
+    platform = Platform()
+    booking_id = await confirmed(platform, "A3")
+    [asked] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id, refund=True))
+    [answer] = await platform.handle(on_booking(topics.REFUND_FAILED, booking_id, refundId=asked.data["refundId"],
+                                                paymentId="pay_1", amount=150.0, currency="USD",
+                                                reason="The card account is closed"))
+    assert answer.type == topics.BOOKING_COMMAND_REJECTED and answer.data["code"] == "refund_failed"
+    assert "The card account is closed" in answer.data["reason"]
+    assert platform.booking(booking_id) is BookingStatus.CONFIRMED and platform.seat("A3") is SeatStatus.BOOKED
+
+
+async def test_a_cancelled_event_refunds_paid_bookings_and_a_payment_in_flight_once_it_lands() -> None:
+    platform = Platform()
+    paid = await confirmed(platform, "A1")
+    in_flight = await held(platform, "A2", user="late")
+    await paying(platform, in_flight)
+    out = await platform.handle(Message(topics.EVENT_CANCELLATION_REQUESTED, EVENT.event_id, {}, "req-off"))
+    assert [m.data["bookingId"] for m in out if m.type == topics.REFUND_REQUESTED] == [paid]
+    assert out[-1].data == {"released": 0, "toRefund": 2, "cancelledNow": True}
+    landed = await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, in_flight, paymentId="pay_1", amount=150.0))
+    assert [m.type for m in landed] == [topics.BOOKING_CONFIRMED, topics.REFUND_REQUESTED]
+    assert platform.booking(in_flight) is BookingStatus.REFUNDING

@@ -76,6 +76,12 @@ TYPICAL: dict[str, dict[str, Any]] = {
     topics.WAITLIST_LEAVE_REQUESTED: {"waitlistId": BOOKING},
     topics.EVENT_CANCELLATION_REQUESTED: {},
     topics.EVENT_CANCELLED: {"released": 3, "toRefund": 2, "cancelledNow": True},
+    topics.REFUND_REQUESTED: {"bookingId": BOOKING, "paymentId": "pay_1", "refundId": f"refund_{BOOKING}",
+                              "amount": 300.0, "currency": "USD"},
+    topics.REFUND_SUCCEEDED: {"bookingId": BOOKING, "paymentId": "pay_1", "refundId": f"refund_{BOOKING}",
+                              "amount": 300.0, "currency": "USD", "providerRef": "simr_0"},
+    topics.REFUND_FAILED: {"bookingId": BOOKING, "paymentId": "pay_1", "refundId": f"refund_{BOOKING}",
+                           "amount": 300.0, "currency": "USD", "reason": "The card account is closed"},
     topics.WAITLIST_UPDATED: {"waitlistId": BOOKING, "userId": "user_1", "email": "", "quantity": 2,
                               "status": "offered", "bookingId": BOOKING, "seatIds": ["A1", "A2"],
                               "amount": 300.0, "currency": "USD", "expiresAt": "2030-01-01T12:10:00.000Z"},
@@ -298,7 +304,7 @@ def test_negative_absurd_or_unnumbered_amounts_are_refused(topic: str, amount: o
     (topics.SEAT_RESERVED, "status", "confirmed"), (topics.SEAT_RESERVED, "seq", 0),
     (topics.SEAT_RESERVED, "seq", "1"), (topics.SEAT_RESERVED, "seq", True), (topics.SEAT_RESERVED, "seq", 1.0),
     (topics.SEAT_RESERVED, "currency", "usd"), (topics.SEAT_RESERVED, "currency", "DOLLARS"),
-    (topics.BOOKING_CANCELLED, "status", "refunded"), (topics.BOOKING_COMMAND_REJECTED, "command", "refund"),
+    (topics.BOOKING_CANCELLED, "status", "refunding"), (topics.BOOKING_COMMAND_REJECTED, "command", "refund"),
     (topics.PAYMENT_REQUESTED, "card", "4242-4242-4242-4242"), (topics.PAYMENT_REQUESTED, "card", 4242424242424242),
     (topics.BOOKING_CONFIRMATION_REQUESTED, "card", "12"),
 ])
@@ -429,7 +435,7 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
         b = tables.bookings.get(booking_id)
         return None if b is None else {"event_id": b.event_id, "userId": b.user_id, "status": b.status.value,
                                        "payment_id": b.payment_id, "amount": b.amount, "currency": b.currency,
-                                       "seat_ids": b.seat_ids}
+                                       "seat_ids": b.seat_ids, "refund_id": b.refund_id}
     monkeypatch.setattr(views, "booking_state", state)
 
     async def to_booking(topic: str, raw: bytes) -> list[Message]:
@@ -511,6 +517,24 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
     left = await waitlist.leave_waitlist(joins[1].data["waitlistId"], gateway, None)  # type: ignore[arg-type]
     assert left.status_code == 202
     assert [m.data["status"] for m in await to_booking(*gateway.take())] == ["left"]
+
+    # A paid booking given back: refunded through the payment service; a refund the provider refuses.
+    async def refund(booking_id: str) -> list[Message]:
+        await lifecycle.cancel_booking(booking_id, gateway, None)  # type: ignore[arg-type]
+        [asked] = await to_booking(*gateway.take())
+        assert asked.type == topics.REFUND_REQUESTED
+        await payment([produced.check(topics.REFUND_REQUESTED, asked.encode())])
+        [answered] = produced.rows(payment_relay)
+        return await to_booking(answered.type, answered.encode())
+    kept = await hold("B7", userId="user_7")
+    assert [m.type for m in await confirm(kept.data["bookingId"], "4242424242424242")] == [topics.BOOKING_CONFIRMED]
+    given_back = await refund(kept.data["bookingId"])
+    assert [(m.type, m.data.get("status")) for m in given_back] == [
+        (topics.SEAT_RELEASED, None), (topics.BOOKING_CANCELLED, "refunded")]
+    provider.refuse_refunds = True
+    kept = await hold("B8", userId="user_8")
+    await confirm(kept.data["bookingId"], "4242424242424242")
+    assert [m.data["code"] for m in await refund(kept.data["bookingId"])] == ["refund_failed"]
 
     # An organiser calls the event off: its last hold is released.
     async def event_on_sale(pool: object, event_id: str) -> dict[str, Any]:

@@ -11,9 +11,19 @@ import pytest
 
 from boxoffice import metrics
 from boxoffice.logs import REQUEST_ID
-from boxoffice.messages import PAYMENT_FAILED, PAYMENT_REQUESTED, PAYMENT_SUCCEEDED, Message, decode
+from boxoffice.messages import (
+    PAYMENT_FAILED,
+    PAYMENT_REQUESTED,
+    PAYMENT_SUCCEEDED,
+    REFUND_FAILED,
+    REFUND_REQUESTED,
+    REFUND_SUCCEEDED,
+    Message,
+    decode,
+)
+from boxoffice.service_layer.charging import ChargePolicy
 from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult
-from boxoffice.service_layer.payments import HANDLERS, PaymentHandler, request_payment
+from boxoffice.service_layer.payments import HANDLERS, PaymentHandler, request_payment, request_refund
 from boxoffice.service_layer.ports import OutboxRow
 from tests.fakes import FakePaymentUnitOfWork, FakeProvider, PaymentDatabase
 
@@ -43,7 +53,7 @@ def handler_over(db: PaymentDatabase, provider: FakeProvider) -> tuple[PaymentHa
 
 
 def test_the_topic_table() -> None:
-    assert {PAYMENT_REQUESTED: request_payment} == HANDLERS
+    assert {PAYMENT_REQUESTED: request_payment, REFUND_REQUESTED: request_refund} == HANDLERS
 
 
 async def test_a_payment_is_charged_under_its_idempotency_key_and_reported() -> None:
@@ -175,3 +185,64 @@ async def test_different_payments_are_charged_concurrently_and_copies_in_order()
         by_payment.setdefault(str(data["paymentId"]), set()).add(data["providerRef"])
     assert {k: len(v) for k, v in by_payment.items()} == {"a": 1, "b": 1, "c": 1}
     assert len(relay.rows) == 5
+
+
+# -- refunds (CONTRACT §8.3) ------------------------------------------------------------------------------------
+
+def refund_asked(booking_id: str, payment_id: str = "pay_1") -> Message:
+    return Message(REFUND_REQUESTED, "ev", {"bookingId": booking_id, "paymentId": payment_id,
+                                            "refundId": f"refund_{booking_id}", "amount": 150.0, "currency": "USD"},
+                   f"req_refund_{booking_id}")
+
+
+async def test_a_paid_booking_is_refunded_once_however_often_it_is_asked() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    charge = requested()
+    booking_id = charge.data["bookingId"]
+    await handler([charge])
+    relay.rows.clear()
+    await handler([refund_asked(booking_id)])
+    await handler([refund_asked(booking_id), refund_asked(booking_id)])
+    assert provider.refund_calls == [(f"refund:refund_{booking_id}", f"{booking_id}:pay_1", Decimal("150.00"))]
+    outcomes = [decode(row.payload) for row in relay.rows]
+    assert [m.type for m in outcomes] == [REFUND_SUCCEEDED] * 3  # the first answer, sent again
+    assert outcomes[0].data["refundId"] == f"refund_{booking_id}"
+    assert outcomes[0].request_id == f"req_refund_{booking_id}"
+    assert len({m.data["providerRef"] for m in outcomes}) == 1
+
+
+async def test_a_refund_the_provider_refuses_is_reported_with_why() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    charge = requested(payment_id="pay_no-refund")
+    await handler([charge])
+    relay.rows.clear()
+    await handler([refund_asked(charge.data["bookingId"], "pay_no-refund")])
+    [outcome] = [decode(row.payload) for row in relay.rows]
+    assert outcome.type == REFUND_FAILED and outcome.data["reason"] == "The refund was refused"
+
+
+async def test_a_refund_left_unanswered_is_reported_failed_and_asked_again_when_asked_again() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    policy = ChargePolicy(attempts=2, timeout_seconds=0.01, first_backoff_seconds=0, max_backoff_seconds=0)
+    relay = Relay(db)
+    handler = PaymentHandler(lambda: FakePaymentUnitOfWork(db), provider, relay, policy)
+    charge = requested()
+    booking_id = charge.data["bookingId"]
+    await handler([charge])
+    relay.rows.clear()
+    answering = provider.refund
+
+    async def silent(*args: object) -> object:
+        await asyncio.sleep(1)
+        raise AssertionError("unreachable: the try times out first")
+    provider.refund = silent  # type: ignore[method-assign]
+    await handler([refund_asked(booking_id)])
+    [unanswered] = [decode(row.payload) for row in relay.rows]
+    assert unanswered.type == REFUND_FAILED and "did not answer" in unanswered.data["reason"]
+    provider.refund = answering  # type: ignore[method-assign]
+    relay.rows.clear()
+    await handler([refund_asked(booking_id)])
+    [answered] = [decode(row.payload) for row in relay.rows]
+    assert answered.type == REFUND_SUCCEEDED

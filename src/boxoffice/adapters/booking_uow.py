@@ -71,11 +71,12 @@ _INSERT_BOOKING_SEATS = """
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
 """
 
+# A hold gives back RESERVED seats; a refund gives back BOOKED ones.
 _RELEASE_SEATS = """
     UPDATE seats s SET status = 'AVAILABLE', booking_id = NULL, updated_at = now()
-    FROM unnest($1::text[], $2::text[], $3::uuid[]) AS r(event_id, seat_id, booking_id)
+    FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[]) AS r(event_id, seat_id, booking_id, was)
     WHERE s.event_id = r.event_id AND s.seat_id = r.seat_id AND s.booking_id = r.booking_id
-      AND s.status = 'RESERVED'
+      AND s.status = r.was
 """
 
 _BOOK_SEATS = """
@@ -163,7 +164,8 @@ class PostgresSeats:
 
 def _booking(r: asyncpg.Record) -> Booking:
     return Booking(str(r["booking_id"]), r["event_id"], r["user_id"], list(r["seat_ids"]), r["amount"],
-                   r["currency"].strip(), BookingStatus(r["status"]), r["expires_at"], r["payment_id"], r["email"])
+                   r["currency"].strip(), BookingStatus(r["status"]), r["expires_at"], r["payment_id"], r["email"],
+                   r["refund_id"])
 
 
 class PostgresEventStates:
@@ -179,6 +181,11 @@ class PostgresEventStates:
         await self._con.execute("UPDATE events SET status = 'cancelled', cancelled_at = now() WHERE event_id = $1",
                                 event_id)
         return True
+
+    async def cancelled(self, event_ids: list[str]) -> set[str]:
+        rows = await self._con.fetch(
+            "SELECT event_id FROM events WHERE event_id = ANY($1) AND status = 'cancelled'", event_ids)
+        return {r["event_id"] for r in rows}
 
 
 class PostgresBookings:
@@ -223,6 +230,14 @@ class PostgresBookings:
                         "updated_at = now() WHERE booking_id = $1", booking.booking_id, event.payment_id)
                 elif isinstance(event, events.BookingConfirmed):
                     await self._book(booking)
+                elif isinstance(event, events.RefundRequested):
+                    await self._con.execute(
+                        "UPDATE bookings SET status = 'refunding', refund_id = $2, updated_at = now() "
+                        "WHERE booking_id = $1 AND status = 'confirmed'", booking.booking_id, event.refund_id)
+                elif isinstance(event, events.RefundFailed):
+                    await self._con.execute(
+                        "UPDATE bookings SET status = 'confirmed', updated_at = now() "
+                        "WHERE booking_id = $1 AND status = 'refunding'", booking.booking_id)
                 elif isinstance(event, events.SeatsReleased):
                     released.append((booking, event))
         if released:
@@ -238,7 +253,8 @@ class PostgresBookings:
             "WHERE booking_id = $1", booking.booking_id)
 
     async def _release(self, released: list[tuple[Booking, events.SeatsReleased]]) -> None:
-        seats = sorted((b.event_id, s, b.booking_id) for b, _ in released for s in b.seat_ids)
+        seats = sorted((b.event_id, s, b.booking_id, "BOOKED" if e.reason == "refunded" else "RESERVED")
+                       for b, e in released for s in b.seat_ids)
         done = await self._con.execute(_RELEASE_SEATS, *_columns(seats))
         if _changed(done) != len(seats):
             raise SeatsOutOfStep(f"releasing {len(released)} bookings: {done}, expected {len(seats)} seats")

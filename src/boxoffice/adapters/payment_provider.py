@@ -15,9 +15,12 @@ from statistics import NormalDist
 
 import asyncpg
 
-from boxoffice.service_layer.payment_ports import ChargeResult, ProviderError
+from boxoffice.service_layer.payment_ports import ChargeResult, ProviderError, RefundResult
 
 DECLINED_TEST_CARD = "4000000000000002"
+# A payment whose id holds this cannot be refunded by the simulated provider (a closed card account, say): for
+# trying out a refund that fails.
+UNREFUNDABLE_PAYMENT = "no-refund"
 
 
 def luhn_valid(number: str) -> bool:
@@ -86,3 +89,30 @@ class SimulatedProvider:
         approved = row["approved"]
         return ChargeResult(approved, row["reference"], row["decline_code"],
                             None if approved else decision[2] if row["decline_code"] == decision[1] else "Declined")
+
+    async def refund(self, idempotency_key: str, charge_key: str, amount: Decimal, currency: str) -> RefundResult:
+        """Refunds an approved charge of this provider, at most once per key; refuses a charge it never made
+        and a payment whose id holds UNREFUNDABLE_PAYMENT."""
+        await asyncio.sleep(self.answer_time())
+        charge = await self._pool.fetchrow(
+            "SELECT approved, amount FROM simulated_provider_charges WHERE idempotency_key = $1", charge_key)
+        reason: str | None = None
+        if charge is None or not charge["approved"]:
+            reason = "There is no approved charge to refund"
+        elif amount > charge["amount"]:
+            reason = "The refund is larger than the charge"
+        elif UNREFUNDABLE_PAYMENT in charge_key:
+            reason = "The card account is closed; the refund was refused"
+        row = await self._pool.fetchrow(
+            """WITH made AS (
+                   INSERT INTO simulated_provider_refunds (idempotency_key, amount, currency, approved, reference)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *)
+               SELECT * FROM made UNION ALL
+               SELECT * FROM simulated_provider_refunds WHERE idempotency_key = $1 LIMIT 1""",
+            idempotency_key, amount, currency, reason is None, f"simr_{uuid.uuid4().hex[:16]}")
+        if row is None:  # a refund under the same key committed meanwhile, after this statement's snapshot
+            row = await self._pool.fetchrow("SELECT * FROM simulated_provider_refunds WHERE idempotency_key = $1",
+                                            idempotency_key)
+            if row is None:
+                raise RuntimeError(f"the simulated refund {idempotency_key} is neither made nor found")
+        return RefundResult(row["approved"], row["reference"], None if row["approved"] else reason or "Refused")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncpg
 
 from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
-from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult, PaymentRepository
+from boxoffice.service_layer.payment_ports import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentRepository,
+    RefundRequest,
+    RefundResult,
+)
 
 
 class PostgresPaymentRepository:
@@ -53,6 +59,26 @@ class PostgresPaymentRepository:
             limit, lease_seconds)
         return [(ChargeRequest(str(r["booking_id"]), r["payment_id"], r["event_id"], r["amount"], r["currency"],
                                r["card"] or "", r["request_id"]), r["retries"]) for r in rows]
+
+
+    async def refund_attempt(self, refund: RefundRequest, provider: str) -> RefundResult | None:
+        row = await self._con.fetchrow(
+            """INSERT INTO refunds (refund_id, booking_id, payment_id, event_id, amount, currency, provider, status)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, 'refunding')
+               ON CONFLICT (refund_id) DO UPDATE SET refund_id = refunds.refund_id
+               RETURNING status, provider_ref, reason""",
+            refund.refund_id, refund.booking_id, refund.payment_id, refund.event_id, refund.amount, refund.currency,
+            provider)
+        assert row is not None  # RETURNING of an upsert always has its row
+        if row["status"] == "refunding":
+            return None
+        return RefundResult(row["status"] == "succeeded", row["provider_ref"] or "", row["reason"])
+
+    async def refund_decided(self, refund: RefundRequest, result: RefundResult) -> None:
+        await self._con.execute(
+            """UPDATE refunds SET status = $2, provider_ref = $3, reason = $4, decided_at = now()
+               WHERE refund_id = $1 AND status = 'refunding'""",
+            refund.refund_id, "succeeded" if result.approved else "failed", result.reference, result.reason)
 
 
 class PostgresPaymentUnitOfWork(PostgresUnitOfWork):

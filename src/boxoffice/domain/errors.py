@@ -102,6 +102,20 @@ class PaymentInProgress(BookingNotPending):
     code = "payment_in_progress"
 
 
+class RefundInProgress(BookingNotPending):
+    code = "refund_in_progress"
+
+
+class BookingRefunded(BookingNotPending):
+    code = "booking_refunded"
+
+
+class RefundFailed(DomainError):
+    """The payment provider would not refund a booking: it stays confirmed."""
+
+    code = "refund_failed"
+
+
 class AmountMismatch(DomainError):
     code = "amount_mismatch"
 

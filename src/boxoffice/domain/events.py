@@ -64,6 +64,26 @@ class SeatsReleased(Event):
 
 
 @dataclass(frozen=True)
+class RefundRequested(Event):
+    booking_id: str
+    event_id: str
+    payment_id: str
+    refund_id: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class RefundFailed(Event):
+    """The provider would not refund: the booking stays confirmed."""
+
+    booking_id: str
+    event_id: str
+    refund_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class CommandRejected(Event):
     """A buyer's confirm or cancel that the booking's state refused (code: a domain error's code)."""
 

@@ -24,6 +24,8 @@ class BookingStatus(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     PAYMENT_FAILED = "payment_failed"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
 
 
 @dataclass
@@ -170,6 +172,8 @@ _ENDED_ERRORS: dict[BookingStatus, type[errors.BookingNotPending]] = {
     BookingStatus.CONFIRMED: errors.BookingAlreadyConfirmed,
     BookingStatus.PAYMENT_FAILED: errors.BookingPaymentFailed,
     BookingStatus.PAYING: errors.PaymentInProgress,
+    BookingStatus.REFUNDING: errors.RefundInProgress,
+    BookingStatus.REFUNDED: errors.BookingRefunded,
 }
 
 
@@ -185,6 +189,7 @@ class Booking:
     expires_at: datetime
     payment_id: str | None = None
     email: str = ""
+    refund_id: str | None = None
     events: list[events.Event] = field(default_factory=list, compare=False, repr=False)
 
     def _require(self, *allowed: BookingStatus) -> None:
@@ -218,6 +223,24 @@ class Booking:
     def cancel(self) -> None:
         self._require(BookingStatus.PENDING)
         self._end(BookingStatus.CANCELLED, "cancelled")
+
+    def start_refund(self, refund_id: str) -> None:
+        """A paid booking given back: the provider is asked to refund it, once, under `refund_id`."""
+        self._require(BookingStatus.CONFIRMED)
+        self.status, self.refund_id = BookingStatus.REFUNDING, refund_id
+        self.events.append(events.RefundRequested(self.booking_id, self.event_id, self.payment_id or "", refund_id,
+                                                  self.amount, self.currency))
+
+    def refunded(self) -> None:
+        """The money went back: the tickets are void and their seats AVAILABLE again."""
+        self._require(BookingStatus.REFUNDING)
+        self._end(BookingStatus.REFUNDED, "refunded")
+
+    def refund_failed(self, reason: str) -> None:
+        """The provider would not refund: the booking stays confirmed, its tickets valid."""
+        self._require(BookingStatus.REFUNDING)
+        self.status = BookingStatus.CONFIRMED
+        self.events.append(events.RefundFailed(self.booking_id, self.event_id, self.refund_id or "", reason))
 
     def call_off(self) -> None:
         """The organiser cancelled the event: a hold not yet paid ends, its seats released."""

@@ -50,6 +50,8 @@ TOPIC_HANDLERS: dict[str, Route] = {
     topics.WAITLIST_JOIN_REQUESTED: Route(each=waitlist.join_waitlist),
     topics.WAITLIST_LEAVE_REQUESTED: Route(each=waitlist.leave_waitlist),
     topics.EVENT_CANCELLATION_REQUESTED: Route(each=event_cancellation.cancel_event),
+    topics.REFUND_SUCCEEDED: Route(each=lifecycle.refund_succeeded),
+    topics.REFUND_FAILED: Route(each=lifecycle.refund_failed),
 }
 
 TOPICS = list(TOPIC_HANDLERS)

@@ -67,8 +67,35 @@ def _release_declined(booking: Booking, message: Message, now: datetime) -> bool
     return True
 
 
+def refund_id(booking: Booking) -> str:
+    """One refund per booking, ever: its id is the booking's."""
+    return f"refund_{booking.booking_id}"
+
+
 def _cancel(booking: Booking, message: Message, now: datetime) -> bool:
-    booking.cancel()
+    """A hold not yet paid is let go; a paid booking is refunded when the buyer asked for a refund (CONTRACT
+    §8.3) — a cancel of the hold that its payment overtook is refused, not turned into a refund. A refund under
+    way changes nothing: its outcome answers."""
+    if booking.status is BookingStatus.REFUNDING:
+        return False
+    if booking.status is BookingStatus.CONFIRMED and message.data.get("refund") is True:
+        booking.start_refund(refund_id(booking))
+    else:
+        booking.cancel()
+    return True
+
+
+def _refunded(booking: Booking, message: Message, now: datetime) -> bool:
+    if booking.status is not BookingStatus.REFUNDING or message.data.get("refundId") != booking.refund_id:
+        return False  # a redelivery, or not this booking's refund
+    booking.refunded()
+    return True
+
+
+def _refund_refused(booking: Booking, message: Message, now: datetime) -> bool:
+    if booking.status is not BookingStatus.REFUNDING or message.data.get("refundId") != booking.refund_id:
+        return False
+    booking.refund_failed(str(message.data.get("reason") or "the payment provider refused"))
     return True
 
 
@@ -77,7 +104,16 @@ async def request_payment(uow: BookingUnitOfWork, message: Message, decide: Deci
 
 
 async def payment_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, message, decide, _confirm_paid)
+    """Paid: confirmed; if the event was called off while the payment was in flight, refunded at once."""
+    called_off = bool(await uow.events.cancelled([message.event_id]))
+
+    def confirm(booking: Booking, message: Message, now: datetime) -> bool:
+        if not _confirm_paid(booking, message, now):
+            return False
+        if called_off:
+            booking.start_refund(refund_id(booking))
+        return True
+    return await _apply(uow, message, decide, confirm)
 
 
 async def payment_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
@@ -86,6 +122,14 @@ async def payment_failed(uow: BookingUnitOfWork, message: Message, decide: Decid
 
 async def cancel_booking(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
     return await _apply(uow, message, decide, _cancel, command="cancel")
+
+
+async def refund_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+    return await _apply(uow, message, decide, _refunded)
+
+
+async def refund_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+    return await _apply(uow, message, decide, _refund_refused)
 
 
 async def expire_holds(uow: BookingUnitOfWork, batch: list[Message], decide: Decide) -> list[Decision]:

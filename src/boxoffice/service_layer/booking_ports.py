@@ -133,6 +133,10 @@ class EventStates(Protocol):
         not exist."""
         ...
 
+    async def cancelled(self, event_ids: list[str]) -> set[str]:
+        """Which of the events were called off."""
+        ...
+
 
 class ChangeSequence(Protocol):
     async def advance(self, counts: dict[str, int]) -> dict[str, int]:

@@ -22,6 +22,8 @@ SEAT_CHANGES = {
     topics.SEAT_RELEASED: SeatCounts(available=1, reserved=-1),
     topics.BOOKING_CONFIRMED: SeatCounts(reserved=-1, booked=1),
 }
+# A refund gives back seats that were BOOKED.
+REFUNDED = SeatCounts(available=1, booked=-1)
 
 # A handler takes the batch's messages of its topics, in order.
 Handler = Callable[[list[Message], CatalogUnitOfWork], Awaitable[None]]
@@ -52,7 +54,8 @@ async def count_seats(messages: list[Message], uow: CatalogUnitOfWork) -> None:
                 continue
             fresh.discard(message.id)  # a copy later in the same batch is a redelivery too
             seats = len(message.data.get("seatIds") or [])
-            change = SEAT_CHANGES[message.type].times(seats)
+            counts = REFUNDED if message.data.get("reason") == "refunded" else SEAT_CHANGES[message.type]
+            change = counts.times(seats)
             changes[message.event_id] = changes.get(message.event_id, SeatCounts()) + change
         if changes:
             await uow.availability.add(changes)

@@ -10,7 +10,14 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult, PaymentProvider, ProviderError
+from boxoffice.service_layer.payment_ports import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentProvider,
+    ProviderError,
+    RefundRequest,
+    RefundResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,37 @@ async def charge_with_retries(provider: PaymentProvider, charge: ChargeRequest, 
             log.exception("the provider failed on charge %s with an error it does not say is retryable", key)
             reason = repr(exc)[:200]
         log.info("charge %s failed on try %d of %d (%s)", key, tries, policy.attempts, reason)
+        if tries < policy.attempts:
+            await sleep(policy.backoff(tries, jitter()))
+    return Undecided(reason)
+
+
+def refund_key(refund: RefundRequest) -> str:
+    return f"refund:{refund.refund_id}"
+
+
+async def refund_with_retries(provider: PaymentProvider, refund: RefundRequest, policy: ChargePolicy,
+                              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                              jitter: Callable[[], float] = random.random) -> RefundResult | Undecided:
+    """Like a charge: the provider's answer, or Undecided once every try timed out or failed retryably; always
+    under the refund's own key, so the money goes back at most once."""
+    key = refund_key(refund)
+    charge_key = f"{refund.booking_id}:{refund.payment_id}"
+    reason = ""
+    for tries in range(1, policy.attempts + 1):
+        try:
+            async with asyncio.timeout(policy.timeout_seconds):
+                return await provider.refund(key, charge_key, refund.amount, refund.currency)
+        except TimeoutError:
+            reason = f"no answer within {policy.timeout_seconds:g} s"
+        except ProviderError as exc:
+            if not exc.retryable:
+                return RefundResult(False, "", f"the payment provider refused the refund: {exc}")
+            reason = str(exc) or type(exc).__name__
+        except Exception as exc:  # a provider adapter's own bug: it may have refunded, so like a timeout
+            log.exception("the provider failed on refund %s with an error it does not say is retryable", key)
+            reason = repr(exc)[:200]
+        log.info("refund %s failed on try %d of %d (%s)", key, tries, policy.attempts, reason)
         if tries < policy.attempts:
             await sleep(policy.backoff(tries, jitter()))
     return Undecided(reason)

@@ -14,6 +14,7 @@ from boxoffice import messages as topics
 from boxoffice.domain.model import BookingStatus
 from boxoffice.domain.waitlist import WaitlistStatus
 from boxoffice.messages import Message
+from boxoffice.service_layer.booking_lifecycle import refund_id
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork
 from boxoffice.service_layer.change_numbers import number_seat_changes
 from boxoffice.service_layer.decisions import Decide, Decision
@@ -46,8 +47,13 @@ async def cancel_event(uow: BookingUnitOfWork, message: Message, decide: Decide)
         entry.status = WaitlistStatus.EXPIRED
     waiting += offered
     await uow.waitlist.save(waiting)
-    to_refund = [b for b in bookings if b.status in (BookingStatus.CONFIRMED, BookingStatus.PAYING)]
-    outgoing = [*(m for b in unpaid for m in messages_for(b, None)), *(updated(e, None) for e in waiting)]
+    # Paid bookings are refunded; a payment still in flight is refunded when it confirms (payment_succeeded).
+    paid = [b for b in bookings if b.status is BookingStatus.CONFIRMED]
+    for booking in paid:
+        booking.start_refund(refund_id(booking))
+    await uow.bookings.save(paid)
+    to_refund = [b for b in bookings if b.status in (BookingStatus.REFUNDING, BookingStatus.PAYING)]
+    outgoing = [*(m for b in [*unpaid, *paid] for m in messages_for(b, None)), *(updated(e, None) for e in waiting)]
     await number_seat_changes(uow.sequence, outgoing)
     done = Message(topics.EVENT_CANCELLED, event_id,
                    {"released": len(unpaid), "toRefund": len(to_refund), "cancelledNow": cancelled_now},

@@ -28,8 +28,20 @@ def messages_for(booking: Booking, request_id: str | None, card: str | None = No
             data = {**_booking_data(booking), "amount": float(event.amount), "currency": event.currency,
                     "paymentId": event.payment_id}
             out.append(Message(topics.BOOKING_CONFIRMED, booking.event_id, data, request_id))
+        elif isinstance(event, events.RefundRequested):
+            data = {"bookingId": event.booking_id, "paymentId": event.payment_id, "refundId": event.refund_id,
+                    "amount": float(event.amount), "currency": event.currency}
+            out.append(Message(topics.REFUND_REQUESTED, booking.event_id, data, request_id))
+        elif isinstance(event, events.RefundFailed):
+            refused = events.CommandRejected(booking.booking_id, booking.event_id, "cancel", "refund_failed",
+                                             f"The refund of booking {booking.booking_id} failed: {event.reason}; "
+                                             "the booking stays confirmed")
+            out.append(rejection(refused, request_id))
         elif isinstance(event, events.SeatsReleased):
             released = {**_booking_data(booking), "reason": event.reason}
+            if event.reason == "refunded":  # the refund email says how much goes back
+                released |= {"refundId": booking.refund_id, "amount": float(booking.amount),
+                             "currency": booking.currency}
             out.append(Message(topics.SEAT_RELEASED, booking.event_id, released, request_id))
             ended = {**released, "status": booking.status.value, **(decline or {})}
             out.append(Message(topics.BOOKING_CANCELLED, booking.event_id, ended, request_id))

@@ -30,9 +30,10 @@ CONFIRMATION = "confirmation"
 WAITLIST_OFFER = "waitlist-offer"
 # One kind per release reason: a booking is released once, and each reason reads differently.
 RELEASE_KINDS = {"timeout": "hold-expired", "payment_failed": "payment-declined", "cancelled": "cancellation",
-                 "event_cancelled": "event-cancelled"}
+                 "event_cancelled": "event-cancelled", "refunded": "refund"}
 _RELEASE_WORDING = {
     "event-cancelled": ("{event} was cancelled", "the organiser cancelled the event and your hold was released"),
+    "refund": ("Your refund for {event}", "your booking was refunded and its tickets are no longer valid"),
     "hold-expired": ("Your hold on {event} expired", "your hold expired and the seats were released"),
     "payment-declined": ("Payment declined for {event}", "your payment was declined, the seats were released"),
     "cancellation": ("Your booking for {event} was cancelled", "your booking was cancelled"),
@@ -158,16 +159,17 @@ def release_email(message: Message, event: EventInfo, sender: str, now: datetime
     subject, sentence = _RELEASE_WORDING[kind]
     mail = _envelope(kind, booking_id, recipient(data), sender, _subject(subject, event), now)
     seats = ", ".join(s.seat_id for s in event.seats)
+    closing = (f"{money(data['amount'], str(data.get('currency') or ''))} goes back to the card you paid with."
+               if kind == "refund" and data.get("amount") is not None else
+               "Nothing was charged for these seats. You are welcome to book again while seats are available.")
     mail.set_content(
         f"Hello,\n\nfor {event.name} ({event.venue}, {event.when}) {sentence}.\n\n"
-        f"Seats: {seats}\nBooking: {booking_id}\n\nNothing was charged for these seats. "
-        "You are welcome to book again while seats are available.\n")
+        f"Seats: {seats}\nBooking: {booking_id}\n\n{closing}\n")
     mail.add_alternative(
         f"<html><body style=\"font-family:sans-serif\"><p>Hello,</p><p>for <strong>{escape(event.name)}</strong> "
         f"({escape(event.venue)}, {escape(event.when)}) {escape(sentence)}.</p>"
         f"<p>Seats: {escape(seats)}<br>Booking: <code>{escape(booking_id)}</code></p>"
-        "<p>Nothing was charged for these seats. You are welcome to book again while seats are available.</p>"
-        "</body></html>", subtype="html")
+        f"<p>{escape(closing)}</p></body></html>", subtype="html")
     return mail
 
 

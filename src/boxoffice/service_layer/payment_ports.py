@@ -34,12 +34,24 @@ class ProviderError(Exception):
         self.retryable = retryable
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    approved: bool
+    reference: str
+    reason: str | None = None  # why it was refused
+
+
 class PaymentProvider(Protocol):
     name: str
 
     async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
         """Charges at most once per idempotency key; a repeated key returns the first result. A decline is a
         result; no decision at all raises `ProviderError`."""
+        ...
+
+    async def refund(self, idempotency_key: str, charge_key: str, amount: Decimal, currency: str) -> RefundResult:
+        """Refunds the charge made under `charge_key`, at most once per idempotency key (a repeated key returns
+        the first result). A refusal is a result; no decision at all raises `ProviderError`."""
         ...
 
 
@@ -51,6 +63,17 @@ class ChargeRequest:
     amount: Decimal
     currency: str
     card: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    booking_id: str
+    payment_id: str
+    refund_id: str
+    event_id: str
+    amount: Decimal
+    currency: str
     request_id: str | None
 
 
@@ -71,6 +94,15 @@ class PaymentRepository(Protocol):
     async def due(self, limit: int, lease_seconds: float) -> list[tuple[ChargeRequest, int]]:
         """Up to `limit` postponed attempts whose time has come, with how often each was postponed; each is
         leased for `lease_seconds` (not due again meanwhile), so that no two retries of it run at once."""
+        ...
+
+
+    async def refund_attempt(self, refund: RefundRequest, provider: str) -> RefundResult | None:
+        """Records the refund, once per refund id; returns its result when it was decided before."""
+        ...
+
+    async def refund_decided(self, refund: RefundRequest, result: RefundResult) -> None:
+        """Records the provider's answer to the refund."""
         ...
 
 

@@ -12,7 +12,7 @@ from boxoffice import messages as topics
 from boxoffice import metrics
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
-from boxoffice.service_layer.charging import ChargePolicy, Undecided, charge_with_retries
+from boxoffice.service_layer.charging import ChargePolicy, Undecided, charge_with_retries, refund_with_retries
 from boxoffice.service_layer.group_commit import GroupCommit
 from boxoffice.service_layer.payment_ports import (
     DEFAULT_TEST_CARD,
@@ -20,6 +20,8 @@ from boxoffice.service_layer.payment_ports import (
     ChargeResult,
     PaymentProvider,
     PaymentUnitOfWork,
+    RefundRequest,
+    RefundResult,
 )
 from boxoffice.service_layer.ports import OutboxSink
 from boxoffice.service_layer.unit_of_work import Outgoing
@@ -54,6 +56,28 @@ def outcome(charge: ChargeRequest, result: ChargeResult) -> Outgoing:
     return Outgoing.of(Message(topic, charge.event_id, data, charge.request_id))
 
 
+def refund_request(message: Message) -> RefundRequest | None:
+    data = message.data
+    try:
+        amount = Decimal(str(data["amount"])).quantize(Decimal("0.01"))
+        return RefundRequest(str(data["bookingId"]), str(data["paymentId"]), str(data["refundId"]), message.event_id,
+                             amount, str(data.get("currency") or "USD"), message.request_id)
+    except (KeyError, InvalidOperation):
+        return None
+
+
+def refund_outcome(refund: RefundRequest, result: RefundResult) -> Outgoing:
+    """refund.succeeded with the provider's reference, or refund.failed with why."""
+    data: dict[str, object] = {"bookingId": refund.booking_id, "paymentId": refund.payment_id,
+                               "refundId": refund.refund_id, "amount": float(refund.amount),
+                               "currency": refund.currency}
+    if result.approved:
+        topic, data["providerRef"] = topics.REFUND_SUCCEEDED, result.reference
+    else:
+        topic, data["reason"] = topics.REFUND_FAILED, result.reason or "The payment provider refused the refund"
+    return Outgoing.of(Message(topic, refund.event_id, data, refund.request_id))
+
+
 @dataclass(frozen=True)
 class PaymentWrites:
     """The payment service's writes, each committed before it returns (with the outcome it publishes)."""
@@ -61,6 +85,25 @@ class PaymentWrites:
     attempt: Callable[[tuple[ChargeRequest, str]], Awaitable[ChargeResult | None]]
     decide: Callable[[tuple[ChargeRequest, ChargeResult]], Awaitable[None]]
     postpone: Callable[[tuple[ChargeRequest, float]], Awaitable[None]]
+    refund_attempt: Callable[[tuple[RefundRequest, str]], Awaitable[RefundResult | None]]
+    refund_decide: Callable[[tuple[RefundRequest, RefundResult, bool]], Awaitable[None]]
+
+
+async def record_refund_attempt(uow: PaymentUnitOfWork, attempt: tuple[RefundRequest, str]) -> RefundResult | None:
+    """Records the refund; one decided before sends its outcome again and says it."""
+    refund, provider = attempt
+    decided = await uow.payments.refund_attempt(refund, provider)
+    if decided is not None:
+        await uow.outbox.add([refund_outcome(refund, decided)])
+    return decided
+
+
+async def record_refund(uow: PaymentUnitOfWork, decision: tuple[RefundRequest, RefundResult, bool]) -> None:
+    """The outcome goes out; the provider's own answer (`final`) is also kept as the refund's result."""
+    refund, result, final = decision
+    if final:
+        await uow.payments.refund_decided(refund, result)
+    await uow.outbox.add([refund_outcome(refund, result)])
 
 
 async def record_attempt(uow: PaymentUnitOfWork, attempt: tuple[ChargeRequest, str]) -> ChargeResult | None:
@@ -120,7 +163,31 @@ async def settle(charge: ChargeRequest, writes: PaymentWrites, provider: Payment
                  result.decline_code)
 
 
-HANDLERS: dict[str, Handler] = {topics.PAYMENT_REQUESTED: request_payment}
+async def request_refund(message: Message, writes: PaymentWrites, provider: PaymentProvider,
+                         policy: ChargePolicy) -> bool:
+    """Refunds a paid booking at most once, under its refund's idempotency key. A refund the provider left
+    unanswered is reported failed (the booking stays confirmed) but not recorded as decided: asking for it
+    again asks the provider again under the same key, which returns the money once however often it is asked."""
+    refund = refund_request(message)
+    if refund is None:
+        log.error("dropping malformed refund request %s", message.id)
+        return False
+    if await writes.refund_attempt((refund, provider.name)) is not None:
+        return False
+    result = await refund_with_retries(provider, refund, policy)
+    if isinstance(result, Undecided):
+        metrics.PAYMENTS.inc("refund_unanswered")
+        await writes.refund_decide((refund, RefundResult(
+            False, "", f"the payment provider did not answer ({result.reason}); ask for the refund again"), False))
+        return True
+    await writes.refund_decide((refund, result, True))
+    metrics.PAYMENTS.inc("refunded" if result.approved else "refund_failed")
+    log.info("refund %s of booking %s %s", refund.refund_id, refund.booking_id,
+             "succeeded" if result.approved else f"refused: {result.reason}")
+    return True
+
+
+HANDLERS: dict[str, Handler] = {topics.PAYMENT_REQUESTED: request_payment, topics.REFUND_REQUESTED: request_refund}
 TOPICS = list(HANDLERS)
 
 
@@ -136,7 +203,9 @@ class PaymentHandler:
         self._policy = policy or ChargePolicy()
         self._writes = PaymentWrites(GroupCommit(uow, record_attempt, outbox),
                                      GroupCommit(uow, record_decision, outbox),
-                                     GroupCommit(uow, record_postponement, outbox))
+                                     GroupCommit(uow, record_postponement, outbox),
+                                     GroupCommit(uow, record_refund_attempt, outbox),
+                                     GroupCommit(uow, record_refund, outbox))
         # Per payment in hand: its lock, and how many copies hold or wait for it.
         self._payments: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self.charged = 0

@@ -35,6 +35,9 @@ STATUS: dict[str, int] = {
     errors.NotAdmitted.code: 403,
     errors.AdmissionExpired.code: 403,
     errors.NoWaitingRoom.code: 409,
+    errors.RefundInProgress.code: 409,
+    errors.BookingRefunded.code: 409,
+    errors.RefundFailed.code: 502,
 }
 # Any other refusal is a conflict with the state things are in.
 DEFAULT_STATUS = 409
@@ -46,6 +49,8 @@ ENDED = {
     "confirmed": (errors.BookingAlreadyConfirmed.code, "is already confirmed"),
     "payment_failed": (errors.BookingPaymentFailed.code, "ended with a declined payment; its seats were released"),
     "paying": (errors.PaymentInProgress.code, "has a payment in progress"),
+    "refunding": (errors.RefundInProgress.code, "is being refunded"),
+    "refunded": (errors.BookingRefunded.code, "was refunded; its seats were released"),
 }
 
 
@@ -89,6 +94,11 @@ def cancelled(booking_id: str, seat_ids: list[str]) -> Answer:
     return 200, {"success": True, "status": "cancelled", "bookingId": booking_id, "seatIds": seat_ids}
 
 
+def refunded(booking_id: str, refund_id: str, amount: float, currency: str, seat_ids: list[str]) -> Answer:
+    return 200, {"success": True, "status": "refunded", "bookingId": booking_id, "refundId": refund_id,
+                 "amount": amount, "currency": currency, "seatIds": seat_ids}
+
+
 def declined(booking_id: str, reason: str = "Payment declined", **extra: Any) -> Answer:
     return 402, {"success": False, "error": f"{reason}; the seats were released", "code": "payment_declined",
                  "status": "payment_failed", "bookingId": booking_id, **extra}
@@ -110,6 +120,9 @@ def booking_result(booking_id: str, message: Message) -> Answer:
         status = data.get("status")
         if status == "cancelled":
             return cancelled(booking_id, data["seatIds"])
+        if status == "refunded":
+            return refunded(booking_id, str(data.get("refundId")), data.get("amount") or 0.0,
+                            str(data.get("currency") or ""), data["seatIds"])
         if status == "payment_failed":
             return declined(booking_id, data.get("declineReason") or "Payment declined",
                             declineCode=data.get("declineCode"))

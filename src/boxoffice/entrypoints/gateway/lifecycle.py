@@ -13,7 +13,6 @@ from starlette.responses import Response
 from boxoffice import messages as topics
 from boxoffice import views
 from boxoffice.adapters.payment_provider import luhn_valid
-from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway import answers
 from boxoffice.entrypoints.gateway.access import (
@@ -108,23 +107,29 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
 
 async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None) -> Response:
     state = await _load(gw, booking_id, caller)
-    if state["status"] == "cancelled":
+    status = state["status"]
+    if status == "cancelled":
         return respond(answers.cancelled(booking_id, list(state["seat_ids"])))
-    if state["status"] == "confirmed":
-        return respond(answers.refusal(errors.BookingAlreadyConfirmed.code,
-                                       f"Booking {booking_id} is confirmed; refunds are not supported yet",
-                                       bookingId=booking_id))
-    if state["status"] != "pending":
-        return respond(answers.not_live(booking_id, state["status"]))
-    message = Message(topics.BOOKING_CANCELLATION_REQUESTED, state["event_id"], {"bookingId": booking_id},
-                      gw.request_ids.new())
-    reply = await _send_and_wait(gw, booking_id, message, "cancel", gw.settings.booking_reply_seconds)
+    if status == "refunded":  # one refund per booking: asking again gets the first answer
+        return respond(answers.refunded(booking_id, state["refund_id"], float(state["amount"]),
+                                        state["currency"].strip(), list(state["seat_ids"])))
+    message: Message | None = None  # a refund under way: wait for its outcome
+    if status in ("pending", "confirmed"):
+        message = Message(topics.BOOKING_CANCELLATION_REQUESTED, state["event_id"],
+                          {"bookingId": booking_id, **({"refund": True} if status == "confirmed" else {})},
+                          gw.request_ids.new())
+    elif status != "refunding":
+        return respond(answers.not_live(booking_id, status))
+    # A refund waits for the payment provider, like a payment.
+    timeout = gw.settings.booking_reply_seconds if status == "pending" else gw.settings.confirm_reply_seconds
+    reply = await _send_and_wait(gw, booking_id, message, "cancel", timeout)
     return _processing(booking_id) if reply is None else respond(answers.booking_result(booking_id, reply))
 
 
 @router.delete("/bookings/{booking_id}", response_model=BookingAnswer, responses={**_ERRORS, **LIMITED})
 async def cancel_booking(booking_id: BookingPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
-    """Cancel a pending booking: its seats are AVAILABLE again."""
+    """Cancel a pending booking, or refund a confirmed one (200 `refunded`, once per booking; 502
+    `refund_failed` leaves it confirmed): its seats are AVAILABLE again."""
     return await _cancel(booking_id, gw, caller)
 
 

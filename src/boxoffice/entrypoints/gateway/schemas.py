@@ -155,7 +155,7 @@ class Booking(BaseModel):
     bookingId: str
     eventId: str
     userId: str
-    status: Literal["pending", "confirmed", "cancelled", "expired", "payment_failed"]
+    status: Literal["pending", "confirmed", "cancelled", "expired", "payment_failed", "refunded"]
     seatIds: list[str]
     amount: float
     currency: str
@@ -163,6 +163,7 @@ class Booking(BaseModel):
     paymentId: str | None
     createdAt: str
     updatedAt: str
+    refundId: str | None = Field(None, description="Once refunded: the refund's id")
 
 
 class Venue(BaseModel):
