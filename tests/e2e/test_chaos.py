@@ -21,7 +21,8 @@ FAULTS_SEED = 20261234
 @pytest.fixture(scope="module")
 def chaos_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     yield from start_platform(tmp_path_factory.mktemp("chaos"), BOXOFFICE_HOLD_SECONDS="3",
-                              BOXOFFICE_PAYMENT_LATENCY_MS="50")
+                              BOXOFFICE_PAYMENT_LATENCY_MS="50",
+                              BOXOFFICE_PAYMENT_LATENCY_P99_MS="250", BOXOFFICE_PAYMENT_FAILURE_RATE="0.05")
 
 
 async def test_nothing_is_lost_or_sold_twice_while_services_are_killed(chaos_platform: RunningPlatform) -> None:
@@ -39,7 +40,8 @@ async def test_nothing_is_lost_or_sold_twice_while_services_are_killed(chaos_pla
 @pytest.fixture(scope="module")
 def faults_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     yield from start_platform(tmp_path_factory.mktemp("faults"), BOXOFFICE_HOLD_SECONDS="3",
-                              BOXOFFICE_PAYMENT_LATENCY_MS="50")
+                              BOXOFFICE_PAYMENT_LATENCY_MS="50",
+                              BOXOFFICE_PAYMENT_LATENCY_P99_MS="250", BOXOFFICE_PAYMENT_FAILURE_RATE="0.05")
 
 
 @pytest.mark.timeout(420)

@@ -636,7 +636,9 @@ def run(seconds: float, seed: int | None, console: Any, faults: tuple[str, ...] 
     seed = seed if seed is not None else random.randrange(1_000_000)
     kinds = parse_faults(",".join(faults))
     data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-chaos-"))
-    settings = Settings(data_dir=data_dir, http_port=free_port(), hold_seconds=3, payment_latency_ms=50)
+    # A provider like a real one: a tail of slow answers and a few retryable errors.
+    settings = Settings(data_dir=data_dir, http_port=free_port(), hold_seconds=3, payment_latency_ms=50,
+                        payment_latency_p99_ms=250, payment_failure_rate=0.05)
     check_faults(kinds, {"embedded_database": not settings.database_url,
                          "embedded_kafka": not settings.kafka_bootstrap})
     console.print(f"[bold]bench chaos[/]: seed {seed} (replay with --seed {seed} --faults {','.join(kinds)}), "
