@@ -18,7 +18,13 @@ from boxoffice.adapters.catalog_store import PostgresCatalogUnitOfWork
 from boxoffice.adapters.payment_store import PostgresPaymentUnitOfWork
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, SeatCounts
-from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult, PaymentUnitOfWork
+from boxoffice.service_layer.payment_ports import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentUnitOfWork,
+    RefundRequest,
+    RefundResult,
+)
 from boxoffice.service_layer.unit_of_work import Outgoing
 from tests.conftest import small_event
 from tests.fakes import CatalogDatabase, FakeCatalogUnitOfWork, FakePaymentUnitOfWork, PaymentDatabase
@@ -165,6 +171,26 @@ class PaymentRepositoryContract:
         await self.postpone(units, charge, retry_in=0)
 
         assert await self.due(units, charge) == [(charge, 2)]
+
+    async def refund_attempt(self, units: PaymentUnits, refund: RefundRequest) -> RefundResult | None:
+        async with (uow := units()):
+            result = await uow.payments.refund_attempt(refund, "simulated")
+            await uow.commit()
+        return result
+
+    async def test_a_refund_is_kept_once_per_id_and_says_its_first_result(self, units: PaymentUnits) -> None:
+        booking_id = str(uuid.uuid4())
+        refund = RefundRequest(booking_id, "pay_1", f"refund_{booking_id}", "ev_contract", Decimal("150.00"), "USD",
+                               "req_contract")
+        assert await self.refund_attempt(units, refund) is None
+        assert await self.refund_attempt(units, refund) is None  # a copy while refunding: still undecided
+        async with (uow := units()):
+            await uow.payments.refund_decided(refund, RefundResult(True, "simr_1"))
+            await uow.commit()
+        async with (uow := units()):
+            await uow.payments.refund_decided(refund, RefundResult(False, "", "too late"))  # the first answer stays
+            await uow.commit()
+        assert await self.refund_attempt(units, refund) == RefundResult(True, "simr_1", None)
 
 
 class TestFakePayments(PaymentRepositoryContract):
