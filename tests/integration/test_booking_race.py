@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from boxoffice import messages as topics
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
-from boxoffice.messages import decode
-from tests.booking_service import reserve
+from boxoffice.messages import Message, decode
+from tests.booking_service import decide, reservation, reserve
 from tests.conftest import new_database, small_event
 from tests.servers import Servers
 
@@ -145,3 +146,28 @@ async def test_seat_status_and_owner_must_agree(pool: asyncpg.Pool, event: Event
         await pool.execute(
             "UPDATE seats SET status = $3, booking_id = CASE WHEN $4 THEN gen_random_uuid() END "
             "WHERE event_id = $1 AND seat_id = $2", event.event_id, "A9", status, booking)
+
+
+async def test_a_batch_mixing_picked_seats_and_best_available_is_decided_in_order_on_postgresql(
+        pool: asyncpg.Pool, event: EventSpec) -> None:
+    def best(user: str, quantity: int, category: str | None = None) -> Message:
+        data: dict[str, object] = {"userId": user, "quantity": quantity}
+        if category:
+            data["categoryId"] = category
+        return Message(topics.SEAT_RESERVATION_REQUESTED, event.event_id, data, f"req_{user}")
+
+    # Row A is "std" (A1-A10), row B "cheap" (B1-B10).
+    batch = [reservation(request(event, "picker", "A1", "A2")), best("ann", 3), best("bob", 2, "cheap"),
+             reservation(request(event, "late", "A3")), best("cy", 8, "std")]
+    rows = await decide(pool, batch, now())
+    outcomes = {m.data["userId"]: m for m in (decode(r.payload) for r in rows)}
+    assert outcomes["ann"].data["seatIds"] == ["A3", "A4", "A5"]
+    assert outcomes["bob"].data["seatIds"] == ["B1", "B2"]
+    assert outcomes["late"].data["code"] == "seat_unavailable"
+    assert outcomes["cy"].data["code"] == "sold_out"  # A6-A10 left: five, not eight
+    for user, seats in (("picker", ["A1", "A2"]), ("ann", ["A3", "A4", "A5"]), ("bob", ["B1", "B2"])):
+        for seat in seats:
+            assert await live_holders(pool, event.event_id, seat) == [user]
+    # A second service (a fresh seating) sees what the first held, from the database.
+    [again] = [decode(r.payload) for r in await decide(pool, [best("dee", 5, "std")], now())]
+    assert again.data["seatIds"] == ["A6", "A7", "A8", "A9", "A10"]
