@@ -20,6 +20,7 @@ const DRAW_SLICE = 4000;          // seats drawn per task (about 40 ms on a slow
 const POLL_MS = 1000;
 const POLL_GIVE_UP_MS = 5 * 60 * 1000;
 const WAITLIST_POLL_MS = 2000;
+const QUEUE_POLL_MS = 2000;       // the waiting room's figures; its ticker moves them once a second
 const STATUS_OF_CHANGE = { "seat.reserved": "RESERVED", "seat.released": "AVAILABLE", "seat.booked": "BOOKED" };
 const RELEASE_REASON = { timeout: "hold expired", cancelled: "cancelled", payment_failed: "payment declined" };
 const OUTCOME_OF_RELEASE = { timeout: "expired", cancelled: "cancelled", payment_failed: "declined" };
@@ -52,6 +53,8 @@ const state = {
   waitlistTimer: null,
   joining: false,           // a POST /events/{id}/waitlist in flight
   countdownTimer: null,
+  queuePollId: 0,           // the waiting room's polling loop in progress; a newer one (or none) stops the older
+  queueTimer: null,
   clockSkew: 0,             // server clock minus ours, in ms (only when it is clearly off)
 };
 
@@ -121,6 +124,7 @@ async function selectEvent(eventId, fromPicker) {
   showEventError("");
   state.event = answer.body;
   showEventHeader(answer.body);
+  watchQueue(eventId, answer.body);
   openStream(eventId);
   restoreWaitlist(eventId);
 }
@@ -142,6 +146,7 @@ function resetMap(eventId) {
   setCounts({ available: null, reserved: null, booked: null, total: 0 });
   showBestAvailable(null);
   setWaitlist(null);
+  watchQueue(eventId, null);
   updateSelection();
 }
 
@@ -161,6 +166,53 @@ function showEventError(text) {
   const node = $("event-error");
   node.textContent = text;
   node.hidden = !text;
+}
+
+// ---------------------------------------------------------------- the waiting room's figures
+
+// An event behind a waiting room shows its queue: polled from GET /events/{id} while the event is on screen
+// (the live stream carries seats only). Each answer schedules the next poll, so polls never overlap.
+function watchQueue(eventId, event) {
+  clearTimeout(state.queueTimer);
+  const pollId = ++state.queuePollId;
+  showQueue(event);
+  if (hasWaitingRoom(event)) state.queueTimer = setTimeout(() => pollQueue(eventId, pollId), QUEUE_POLL_MS);
+}
+
+async function pollQueue(eventId, pollId) {
+  const answer = await api("GET", `/events/${encodeURIComponent(eventId)}`);
+  if (pollId !== state.queuePollId || state.eventId !== eventId) return;  // another event was picked meanwhile
+  // A failed poll keeps the last figures on screen and tries again; a room switched off stops the polling.
+  if (answer.status === 200) {
+    showQueue(answer.body);
+    if (!hasWaitingRoom(answer.body)) return;
+  }
+  state.queueTimer = setTimeout(() => pollQueue(eventId, pollId), QUEUE_POLL_MS);
+}
+
+function hasWaitingRoom(event) {
+  return Boolean(event?.onSale?.waitingRoom && event.queue);
+}
+
+function showQueue(event) {
+  $("queue-panel").hidden = !hasWaitingRoom(event);
+  if (!hasWaitingRoom(event)) return;
+  const { onSale, queue } = event;
+  const opens = $("queue-opens");
+  opens.dateTime = onSale.opensAt;
+  setFigure(opens, queue.opened ? "open" : `opens ${new Date(onSale.opensAt).toLocaleString(undefined,
+    { dateStyle: "medium", timeStyle: "medium" })}`);
+  setFigure($("queue-size"), queue.size);
+  setFigure($("queue-waiting"), queue.waiting);
+  setFigure($("queue-serving"), queue.servingPosition);
+  setFigure($("queue-admitted"), queue.admittedLastMinute);
+  setFigure($("queue-rate"), onSale.admitPerMinute);
+}
+
+// Only a figure that changed is written: the panel is a live region, and a poll with no news says nothing.
+function setFigure(node, value) {
+  const text = value == null ? "–" : String(value);
+  if (node.textContent !== text) node.textContent = text;
 }
 
 // ---------------------------------------------------------------- the live stream
