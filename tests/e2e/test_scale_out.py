@@ -29,7 +29,7 @@ from tests.platforms import RunningPlatform, start_platform
 PARTITIONS = 12  # the default topic_partitions
 GROUP_PARTITIONS = len(BOOKING_TOPICS) * PARTITIONS  # every topic the booking group reads
 ROWS, SEATS_PER_ROW = 4, 15
-RUSH_SECONDS = 16.0
+RUSH_SECONDS = 24.0  # long enough for the joining process to take part on a busy machine
 RATE = 80  # requests per second
 JOIN_AT, KILL_AT = 3.0, 8.0  # seconds into the rush
 

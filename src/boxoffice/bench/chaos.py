@@ -92,6 +92,8 @@ class Journal:
     broker_epoch: int = 0  # broker restarts so far
     layout: dict[str, int] = field(default_factory=dict)  # partitions per topic before the faults
     notes: list[str] = field(default_factory=list)
+    refunds_asked: int = 0
+    waitlist_joins: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,21 @@ async def _crowd(base_url: str, event_id: str, seats: list[str], rng: random.Ran
                  until: float, journal: Journal) -> None:
     async with aiohttp.ClientSession(base_url, timeout=aiohttp.ClientTimeout(total=15)) as http:
         while time.monotonic() < until:
-            wanted = rng.sample(seats, rng.randint(1, 2))
+            user = f"chaos_{rng.randrange(10_000)}"
+            # A quarter of the crowd asks for the best seats instead of picking them (CONTRACT §8.2).
+            asked: dict[str, Any] = ({"quantity": rng.randint(1, 2)} if rng.random() < 0.25
+                                     else {"seatIds": rng.sample(seats, rng.randint(1, 2))})
             sent = time.monotonic()
             try:
-                async with http.post("/bookings", json={"eventId": event_id, "seatIds": wanted,
-                                                        "userId": f"chaos_{rng.randrange(10_000)}"}) as response:
+                async with http.post("/bookings", json={"eventId": event_id, **asked, "userId": user}) as response:
                     body = await response.json()
                     journal.answers.append(Answer(response.status, body, sent - started, time.monotonic() - sent))
+                if response.status == 409 and rng.random() < 0.1:
+                    # Some who lose wait for seats to come free (CONTRACT §8.3).
+                    async with http.post(f"/events/{event_id}/waitlist",
+                                         json={"quantity": rng.randint(1, 2), "userId": user}) as joined:
+                        await joined.read()
+                        journal.waitlist_joins += int(joined.status in (200, 201))
                 if response.status == 201:
                     choice = rng.random()
                     booking_id = body["bookingId"]
@@ -132,6 +142,10 @@ async def _crowd(base_url: str, event_id: str, seats: list[str], rng: random.Ran
                                 "paymentId": f"pay_{uuid.uuid4().hex[:10]}", "amount": body["amount"],
                                 "card": card}) as paid:
                             await paid.read()
+                        if paid.status == 200 and rng.random() < 0.3:  # given back: refunded
+                            async with http.delete(f"/bookings/{booking_id}") as refunded:
+                                await refunded.read()
+                                journal.refunds_asked += 1
                     elif choice < 0.65:
                         async with http.delete(f"/bookings/{booking_id}") as cancelled:
                             await cancelled.read()
@@ -292,9 +306,8 @@ async def invariants(con: asyncpg.Connection, base_url: str, event_id: str, jour
     owners = {r["seat_id"]: r["status"] for r in await con.fetch(
         """SELECT bs.seat_id, b.status FROM booking_seats bs JOIN bookings b USING (booking_id)
            WHERE bs.event_id = $1 AND bs.live""", event_id)}
-    expected = {seat: {"pending": "RESERVED", "paying": "RESERVED", "confirmed": "BOOKED"}.get(owners.get(seat, ""),
-                                                                                             "AVAILABLE")
-                for seat in seat_map}
+    live_status = {"pending": "RESERVED", "paying": "RESERVED", "confirmed": "BOOKED", "refunding": "BOOKED"}
+    expected = {seat: live_status.get(owners.get(seat, ""), "AVAILABLE") for seat in seat_map}
     counts = await con.fetchrow("SELECT available, reserved, booked FROM event_availability WHERE event_id = $1",
                                 event_id)
     assert counts is not None, f"no availability row for {event_id}"
@@ -616,7 +629,68 @@ async def _check(con: asyncpg.Connection, target: Target, mailbox_url: str | Non
     fault_results, fault_stats = fault_figures(journal, seconds)
     results |= fault_results
     stats |= fault_stats
+    after, after_stats = await _after_the_sale(con, target, journal, settle_timeout, log)
+    results |= after
+    stats |= after_stats
     return results, journal, stats
+
+
+async def _after_the_sale(con: asyncpg.Connection, target: Target, journal: Journal, settle_timeout: float,
+                          log: Any) -> tuple[dict[str, int], dict[str, Any]]:
+    """The organiser calls the event off once the crowd has gone: every paid booking is refunded once, the
+    money charged less the money refunded is what confirmed bookings hold (nothing, by then), and the waiting
+    list has ended."""
+    event_id = target.event_id
+    async with aiohttp.ClientSession(target.base_url, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with http.post(f"/events/{event_id}/cancel") as called_off:
+            await called_off.read()
+        deadline = time.monotonic() + settle_timeout
+        done = False
+        while not done and time.monotonic() < deadline:
+            async with http.get(f"/events/{event_id}") as response:
+                cancellation = (await response.json()).get("cancellation") or {}
+            done = bool(cancellation.get("done"))
+            if not done:
+                await asyncio.sleep(0.5)
+    if not done:
+        log(f"the cancellation of {event_id} did not finish within {settle_timeout:.0f} s")
+    statuses = {r["status"]: r["count"] for r in await con.fetch(
+        "SELECT status, count(*) FROM bookings WHERE event_id = $1 GROUP BY status", event_id)}
+    refunds = await con.fetch(
+        """SELECT b.booking_id,
+                  (SELECT count(*) FROM refunds r WHERE r.booking_id = b.booking_id AND r.status = 'succeeded')
+                      AS recorded,
+                  (SELECT count(*) FROM simulated_provider_refunds s
+                    WHERE s.idempotency_key = 'refund:' || b.refund_id AND s.approved) AS returned
+           FROM bookings b WHERE b.event_id = $1 AND b.status = 'refunded'""", event_id)
+    money = await con.fetchrow(
+        """SELECT
+             coalesce((SELECT sum(c.amount) FROM simulated_provider_charges c JOIN bookings b
+                         ON c.idempotency_key LIKE b.booking_id::text || ':%'
+                       WHERE b.event_id = $1 AND c.approved), 0) AS charged,
+             coalesce((SELECT sum(s.amount) FROM simulated_provider_refunds s JOIN bookings b
+                         ON s.idempotency_key = 'refund:' || b.refund_id
+                       WHERE b.event_id = $1 AND s.approved), 0) AS refunded,
+             coalesce((SELECT sum(amount) FROM bookings WHERE event_id = $1 AND status = 'confirmed'), 0) AS held""",
+        event_id)
+    assert money is not None
+    waiting = await con.fetchval("SELECT count(*) FROM waitlist WHERE event_id = $1 AND status = 'waiting'",
+                                 event_id)
+    offered = await con.fetchval("SELECT count(*) FROM waitlist WHERE event_id = $1 AND booking_id IS NOT NULL",
+                                 event_id)
+    results = {
+        "bookings still live after the event was cancelled": sum(
+            statuses.get(s, 0) for s in ("pending", "paying", "confirmed", "refunding")),
+        "refunded bookings without exactly one refund": sum(
+            1 for r in refunds if r["recorded"] != 1 or r["returned"] != 1),
+        "money charged - refunded - held by confirmed bookings": int(
+            abs(money["charged"] - money["refunded"] - money["held"]) * 100),
+        "waiting-list entries not offered, expired or left": waiting,
+    }
+    stats = {"after the sale": {"bookings": statuses, "refunds asked by buyers": journal.refunds_asked,
+                                "waiting-list joins": journal.waitlist_joins, "waiting-list offers": offered,
+                                "charged": float(money["charged"]), "refunded": float(money["refunded"])}}
+    return results, stats
 
 
 def verdict(value: int) -> str:
@@ -642,7 +716,8 @@ def run(seconds: float, seed: int | None, console: Any, faults: tuple[str, ...] 
     check_faults(kinds, {"embedded_database": not settings.database_url,
                          "embedded_kafka": not settings.kafka_bootstrap})
     console.print(f"[bold]bench chaos[/]: seed {seed} (replay with --seed {seed} --faults {','.join(kinds)}), "
-                  f"{seconds:g} s of book / pay / decline / cancel / expire with faults every 2–6 s: "
+                  f"{seconds:g} s of book (picked or best available) / pay / decline / cancel / refund / expire / "
+                  f"wait in line, then the event cancelled, with faults every 2–6 s: "
                   f"{', '.join(kinds)} (services: {', '.join(VICTIMS)}); platform in {data_dir}")
     with console.status("starting the platform..."):
         runtime = platform.up(settings)

@@ -71,7 +71,13 @@ class QueueWatch:
         now = time.monotonic()
         if event_id in self._rooms and now - self._read_at[event_id] < ROOM_FRESH_SECONDS:
             return self._rooms[event_id]
-        record = await views.waiting_room(self._pool, event_id)
+        try:
+            record = await views.waiting_room(self._pool, event_id)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The database is away: the room as last read (or none known) lets a booking be queued in Kafka;
+            # the booking service checks the admission again before it holds, with the database back.
+            log.debug("waiting room of %s not read: database unavailable", event_id)
+            return self._rooms.get(event_id)
         room = _room_of(record, now) if record else None
         self._rooms[event_id], self._read_at[event_id] = room, now
         return room
