@@ -584,3 +584,19 @@ async def test_a_cancelled_event_refunds_paid_bookings_and_a_payment_in_flight_o
     landed = await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, in_flight, paymentId="pay_1", amount=150.0))
     assert [m.type for m in landed] == [topics.BOOKING_CONFIRMED, topics.REFUND_REQUESTED]
     assert platform.booking(in_flight) is BookingStatus.REFUNDING
+
+
+async def test_a_refund_and_the_holds_own_deadline_arriving_together_refund_once_and_expire_nothing() -> None:
+    platform = Platform()
+    booking_id = await confirmed(platform, "A4")
+    platform.now += HOLD  # the hold's deadline has passed; its timeout comes in with the buyer's refund
+    out = await platform.handle(on_booking(topics.SEAT_RESERVATION_TIMEOUT, booking_id),
+                                on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id, refund=True),
+                                on_booking(topics.SEAT_RESERVATION_TIMEOUT, booking_id))
+    assert [m.type for m in out] == [topics.REFUND_REQUESTED]
+    assert platform.booking(booking_id) is BookingStatus.REFUNDING and platform.seat("A4") is SeatStatus.BOOKED
+    out = await platform.handle(on_booking(topics.REFUND_SUCCEEDED, booking_id, refundId=f"refund_{booking_id}"),
+                                on_booking(topics.SEAT_RESERVATION_TIMEOUT, booking_id))
+    assert [(m.type, m.data.get("reason")) for m in out] == [(topics.SEAT_RELEASED, "refunded"),
+                                                              (topics.BOOKING_CANCELLED, "refunded")]
+    assert platform.booking(booking_id) is BookingStatus.REFUNDED and platform.seat("A4") is SeatStatus.AVAILABLE
