@@ -170,13 +170,38 @@ function showEventError(text) {
 
 // ---------------------------------------------------------------- the waiting room's figures
 
-// An event behind a waiting room shows its queue: polled from GET /events/{id} while the event is on screen
-// (the live stream carries seats only). Each answer schedules the next poll, so polls never overlap.
+// An event behind a waiting room shows its queue, and a cancelled one how far its refunds have got: both
+// polled from GET /events/{id} while the event is on screen (the live stream carries seats only). Each
+// answer schedules the next poll, so polls never overlap.
 function watchQueue(eventId, event) {
   clearTimeout(state.queueTimer);
   const pollId = ++state.queuePollId;
   showQueue(event);
-  if (hasWaitingRoom(event)) state.queueTimer = setTimeout(() => pollQueue(eventId, pollId), QUEUE_POLL_MS);
+  showCancellation(event);
+  if (needsPolling(event)) state.queueTimer = setTimeout(() => pollQueue(eventId, pollId), QUEUE_POLL_MS);
+}
+
+function needsPolling(event) {
+  return hasWaitingRoom(event) || (event?.status === "cancelled" && !event.cancellation?.done);
+}
+
+function showCancellation(event) {
+  const node = $("cancellation-status");
+  const cancellation = event?.status === "cancelled" ? event.cancellation : null;
+  node.hidden = !cancellation;
+  if (!cancellation) return;
+  const paid = cancellation.bookingsRefunded + cancellation.bookingsToRefund;
+  setFigure(node, `Cancelled by the organiser. ${cancellation.holdsReleased} unpaid holds released; `
+    + `${cancellation.bookingsRefunded} of ${paid} paid bookings refunded${cancellation.done ? "." : " so far…"}`);
+}
+
+// A seat released because the event was called off: load the event again to show the cancellation.
+function onCalledOff(eventId) {
+  if (state.event?.status === "cancelled") return;
+  state.event = { ...(state.event || {}), status: "cancelled" };
+  api("GET", `/events/${encodeURIComponent(eventId)}`).then((answer) => {
+    if (state.eventId === eventId && answer.status === 200) watchQueue(eventId, answer.body);
+  });
 }
 
 async function pollQueue(eventId, pollId) {
@@ -185,7 +210,8 @@ async function pollQueue(eventId, pollId) {
   // A failed poll keeps the last figures on screen and tries again; a room switched off stops the polling.
   if (answer.status === 200) {
     showQueue(answer.body);
-    if (!hasWaitingRoom(answer.body)) return;
+    showCancellation(answer.body);
+    if (!needsPolling(answer.body)) return;
   }
   state.queueTimer = setTimeout(() => pollQueue(eventId, pollId), QUEUE_POLL_MS);
 }
@@ -293,6 +319,7 @@ function applySnapshot(snapshot) {
 function applyChange(change) {
   const status = STATUS_OF_CHANGE[change.type];
   if (!status) return;
+  if (change.reason === "event_cancelled") onCalledOff(state.eventId);
   const mine = state.hold && change.bookingId === state.hold.bookingId;
   const deselected = [];
   for (const seatId of change.seatIds || []) {
