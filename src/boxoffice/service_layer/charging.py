@@ -9,6 +9,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from boxoffice.service_layer.payment_ports import (
     ChargeRequest,
@@ -57,33 +58,46 @@ def idempotency_key(charge: ChargeRequest) -> str:
     return f"{charge.booking_id}:{charge.payment_id}"
 
 
-async def charge_with_retries(provider: PaymentProvider, charge: ChargeRequest, policy: ChargePolicy,
-                              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                              jitter: Callable[[], float] = random.random) -> ChargeResult | Undecided:
-    """The provider's decision, or Undecided once `policy.attempts` tries timed out or failed retryably. A try
-    that timed out may have been charged: only another try under the same key can tell, so it counts as
-    retryable, and so does an error the provider's adapter did not translate. A refusal that is not retryable is
-    a failed payment (nothing was charged)."""
-    key = idempotency_key(charge)
+T = TypeVar("T")
+
+
+async def ask_with_retries(ask: Callable[[], Awaitable[T]], refused: Callable[[ProviderError], T], what: str,
+                           policy: ChargePolicy, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                           jitter: Callable[[], float] = random.random) -> T | Undecided:
+    """The provider's answer to `ask` (always made under the same idempotency key), or Undecided once
+    `policy.attempts` tries timed out or failed retryably. A try that timed out may have taken effect: only
+    another try under the same key can tell, so it counts as retryable, and so does an error the provider's
+    adapter did not translate. A refusal that is not retryable is answered by `refused` (nothing was done)."""
     reason = ""
     for tries in range(1, policy.attempts + 1):
         try:
             async with asyncio.timeout(policy.timeout_seconds):
-                return await provider.charge(key, charge.amount, charge.currency, charge.card)
+                return await ask()
         except TimeoutError:
             reason = f"no answer within {policy.timeout_seconds:g} s"
         except ProviderError as exc:
             if not exc.retryable:
-                log.warning("the provider refused payment %s: %s", key, exc)
-                return ChargeResult(False, "", PROVIDER_REFUSED, f"The payment provider refused the payment: {exc}")
+                log.warning("the provider refused %s: %s", what, exc)
+                return refused(exc)
             reason = str(exc) or type(exc).__name__
-        except Exception as exc:  # a provider adapter's own bug: it may have charged, so like a timeout
-            log.exception("the provider failed on charge %s with an error it does not say is retryable", key)
+        except Exception as exc:  # a provider adapter's own bug: it may have taken effect, so like a timeout
+            log.exception("the provider failed on %s with an error it does not say is retryable", what)
             reason = repr(exc)[:200]
-        log.info("charge %s failed on try %d of %d (%s)", key, tries, policy.attempts, reason)
+        log.info("%s failed on try %d of %d (%s)", what, tries, policy.attempts, reason)
         if tries < policy.attempts:
             await sleep(policy.backoff(tries, jitter()))
     return Undecided(reason)
+
+
+async def charge_with_retries(provider: PaymentProvider, charge: ChargeRequest, policy: ChargePolicy,
+                              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                              jitter: Callable[[], float] = random.random) -> ChargeResult | Undecided:
+    """The provider's decision on the charge, or Undecided; a refusal that is not retryable is a failed payment."""
+    key = idempotency_key(charge)
+    return await ask_with_retries(
+        lambda: provider.charge(key, charge.amount, charge.currency, charge.card),
+        lambda exc: ChargeResult(False, "", PROVIDER_REFUSED, f"The payment provider refused the payment: {exc}"),
+        f"charge {key}", policy, sleep, jitter)
 
 
 def refund_key(refund: RefundRequest) -> str:
@@ -93,25 +107,9 @@ def refund_key(refund: RefundRequest) -> str:
 async def refund_with_retries(provider: PaymentProvider, refund: RefundRequest, policy: ChargePolicy,
                               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                               jitter: Callable[[], float] = random.random) -> RefundResult | Undecided:
-    """Like a charge: the provider's answer, or Undecided once every try timed out or failed retryably; always
-    under the refund's own key, so the money goes back at most once."""
+    """Like a charge, always under the refund's own key, so the money goes back at most once."""
     key = refund_key(refund)
-    charge_key = f"{refund.booking_id}:{refund.payment_id}"
-    reason = ""
-    for tries in range(1, policy.attempts + 1):
-        try:
-            async with asyncio.timeout(policy.timeout_seconds):
-                return await provider.refund(key, charge_key, refund.amount, refund.currency)
-        except TimeoutError:
-            reason = f"no answer within {policy.timeout_seconds:g} s"
-        except ProviderError as exc:
-            if not exc.retryable:
-                return RefundResult(False, "", f"the payment provider refused the refund: {exc}")
-            reason = str(exc) or type(exc).__name__
-        except Exception as exc:  # a provider adapter's own bug: it may have refunded, so like a timeout
-            log.exception("the provider failed on refund %s with an error it does not say is retryable", key)
-            reason = repr(exc)[:200]
-        log.info("refund %s failed on try %d of %d (%s)", key, tries, policy.attempts, reason)
-        if tries < policy.attempts:
-            await sleep(policy.backoff(tries, jitter()))
-    return Undecided(reason)
+    return await ask_with_retries(
+        lambda: provider.refund(key, f"{refund.booking_id}:{refund.payment_id}", refund.amount, refund.currency),
+        lambda exc: RefundResult(False, "", f"the payment provider refused the refund: {exc}"),
+        f"refund {key}", policy, sleep, jitter)
