@@ -16,6 +16,9 @@ SEED = 20261125
 # Its first faults come in the order kill, freeze, poison, db-restart, broker-restart: poison goes out before a
 # broker restart (after which the request topics can be missing for a while, and poison is not sent to them).
 FAULTS_SEED = 20261234
+# How soon after the last fault every consumer is caught up is the bench's figure (10 s); here only that none is
+# stuck, since on a loaded CI machine a killed service takes longer to come back.
+NOT_STUCK_SECONDS = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,8 @@ async def test_nothing_is_lost_or_sold_twice_while_services_are_killed(chaos_pla
     print(f"chaos seed {SEED}: replay with `boxoffice bench chaos --seconds 45 --seed {SEED}`")
     runtime = chaos_platform.runtime
     results, journal, stats = await chaos(chaos_platform.base_url, str(runtime["database_url"]),
-                                          chaos_platform.data_dir, str(runtime["mailbox_url"]), 45, SEED)
+                                          chaos_platform.data_dir, str(runtime["mailbox_url"]), 45, SEED,
+                                          lag_limit=NOT_STUCK_SECONDS)
     print("kills:", journal.kills, "traffic:", stats)
 
     assert len(journal.kills) >= 5, journal.kills
@@ -53,7 +57,7 @@ async def test_invariants_hold_under_every_kind_of_fault(faults_platform: Runnin
     runtime = faults_platform.runtime
     results, journal, stats = await chaos(faults_platform.base_url, str(runtime["database_url"]),
                                           faults_platform.data_dir, str(runtime["mailbox_url"]), 40, FAULTS_SEED,
-                                          faults=FAULT_KINDS, spacing=(1.0, 4.0))
+                                          faults=FAULT_KINDS, spacing=(1.0, 4.0), lag_limit=NOT_STUCK_SECONDS)
     print("faults:", *(f.describe() for f in journal.faults), sep="\n  ")
     print("traffic:", stats, "notes:", journal.notes)
     print("invariants:", results)

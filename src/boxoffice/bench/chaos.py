@@ -426,7 +426,8 @@ def dead_letter_checks(journal: Journal) -> tuple[dict[str, int], dict[str, Any]
     return results, stats
 
 
-def fault_figures(journal: Journal, seconds: float) -> tuple[dict[str, int], dict[str, Any]]:
+def fault_figures(journal: Journal, seconds: float, lag_limit: float = LAG_LIMIT_SECONDS,
+                  ) -> tuple[dict[str, int], dict[str, Any]]:
     """The invariants about the faults themselves, and the figures per fault kind."""
     services = _services(journal)
     results: dict[str, int] = {}
@@ -458,8 +459,8 @@ def fault_figures(journal: Journal, seconds: float) -> tuple[dict[str, int], dic
         to_zero = {service: _clear_at(journal, last, [service]) for service in _services(journal, consuming=True)}
         longest = max((t if t is not None else float("inf") for t in to_zero.values()), default=0.0)
         stats["after the last fault, s to lag 0 (longest)"] = round(longest, 1) if longest < float("inf") else "never"
-        results[f"services whose consumer lag was not 0 within {LAG_LIMIT_SECONDS:g} s of the last fault"] = sum(
-            1 for t in to_zero.values() if t is None or t > LAG_LIMIT_SECONDS)
+        results[f"services whose consumer lag was not 0 within {lag_limit:g} s of the last fault"] = sum(
+            1 for t in to_zero.values() if t is None or t > lag_limit)
 
     # After poison, holds are decided again at once (one bad message never stops a sale). Checked where no
     # other fault (or its recovery) overlaps the 10 s after the poison, and the crowd ran on that long.
@@ -535,8 +536,10 @@ async def _connect(database_url: str, timeout: float = 60.0) -> asyncpg.Connecti
 async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: str | None, seconds: float,
                 seed: int, clients: int = 12, settle_timeout: float = 90.0, log: Any = print,
                 faults: tuple[str, ...] = ("kill",), spacing: tuple[float, float] = (2.0, 6.0),
-                ) -> tuple[dict[str, int], Journal, dict[str, Any]]:
-    """spacing: the seconds between the end of one fault and the next, drawn uniformly."""
+                lag_limit: float = LAG_LIMIT_SECONDS) -> tuple[dict[str, int], Journal, dict[str, Any]]:
+    """spacing: the seconds between the end of one fault and the next, drawn uniformly. lag_limit: how soon
+    after the last fault every consumer must be caught up (a recovery time, which the bench holds to its
+    figure; the test suite only to "not stuck", since a loaded CI machine restarts processes slower)."""
     kinds = parse_faults(",".join(faults))
     runtime = _read_runtime(Path(data_dir))
     check_faults(kinds, runtime)
@@ -562,7 +565,7 @@ async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: st
               for _ in range(clients)))
         con = await _connect(database_url)
         try:
-            return await _check(con, target, mailbox_url, journal, seconds, settle_timeout, log)
+            return await _check(con, target, mailbox_url, journal, seconds, settle_timeout, log, lag_limit)
         finally:
             await con.close()
     finally:
@@ -571,7 +574,8 @@ async def chaos(base_url: str, database_url: str, data_dir: Any, mailbox_url: st
 
 
 async def _check(con: asyncpg.Connection, target: Target, mailbox_url: str | None, journal: Journal,
-                 seconds: float, settle_timeout: float, log: Any) -> tuple[dict[str, int], Journal, dict[str, Any]]:
+                 seconds: float, settle_timeout: float, log: Any,
+                 lag_limit: float) -> tuple[dict[str, int], Journal, dict[str, Any]]:
     settle_started = time.monotonic()
     while (moving := await _settled(con, target.base_url, 5.0)) is not None:
         if time.monotonic() - settle_started > settle_timeout:
@@ -626,7 +630,7 @@ async def _check(con: asyncpg.Connection, target: Target, mailbox_url: str | Non
             stats["topics with other partition counts than before the faults"] = {
                 topic: (count, layout.get(topic, 0)) for topic, count in journal.layout.items()
                 if layout.get(topic, 0) != count}
-    fault_results, fault_stats = fault_figures(journal, seconds)
+    fault_results, fault_stats = fault_figures(journal, seconds, lag_limit)
     results |= fault_results
     stats |= fault_stats
     after, after_stats = await _after_the_sale(con, target, journal, settle_timeout, log)
