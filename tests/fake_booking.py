@@ -17,6 +17,7 @@ from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
+from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SeatsOutOfStep, StoredOutcome
 from boxoffice.service_layer.ports import OutboxRow
@@ -33,6 +34,7 @@ class BookingTables:
     end_reasons: dict[str, str] = field(default_factory=dict)
     requests: dict[str, StoredOutcome] = field(default_factory=dict)
     change_seq: dict[str, int] = field(default_factory=dict)
+    seat_counts: dict[str, SeatCounts] = field(default_factory=dict)
     waitlist_seq: dict[str, int] = field(default_factory=dict)
     cancelled_events: set[str] = field(default_factory=set)
     layouts: dict[str, list[PlacedSeat]] = field(default_factory=dict)
@@ -44,6 +46,7 @@ class BookingTables:
     def add_event(self, spec: EventSpec) -> None:
         self.currencies[spec.event_id] = spec.currency
         self.change_seq[spec.event_id] = 0
+        self.seat_counts[spec.event_id] = SeatCounts(available=len(spec.seats()))
         for seat in spec.seats():
             self.seats[(spec.event_id, seat.seat_id)] = Seat(seat.seat_id, SeatStatus.AVAILABLE, seat.price)
         self.layouts[spec.event_id] = [PlacedSeat(s.seat_id, s.section, s.row, s.number, s.category_id, s.price,
@@ -159,11 +162,13 @@ class FakeChangeSequence:
     def __init__(self, tables: BookingTables) -> None:
         self._t = tables
 
-    async def advance(self, counts: dict[str, int]) -> dict[str, int]:
-        for event_id, n in counts.items():
+    async def advance(self, changes: dict[str, tuple[int, SeatCounts]]) -> dict[str, CountsAt]:
+        for event_id, (n, moved) in changes.items():
             if event_id in self._t.change_seq:
                 self._t.change_seq[event_id] += n
-        return {e: self._t.change_seq[e] for e in counts if e in self._t.change_seq}
+                self._t.seat_counts[event_id] += moved
+        return {e: CountsAt(self._t.change_seq[e], self._t.seat_counts[e]) for e in changes
+                if e in self._t.change_seq}
 
 
 _outbox_ids = itertools.count(1)

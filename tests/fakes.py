@@ -17,9 +17,8 @@ from typing import Any, Generic, Self, TypeVar
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.service_layer.catalog_ports import (
     AvailabilityCounts,
+    CountsAt,
     EventRepository,
-    ProcessedMessages,
-    SeatCounts,
 )
 from boxoffice.service_layer.payment_ports import (
     ChargeRequest,
@@ -268,7 +267,7 @@ class FakeProvider:
 class CatalogDatabase:
     events: dict[str, EventSpec] = field(default_factory=dict)
     counts: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)  # total, available, reserved, booked
-    processed: dict[tuple[str, str], bool] = field(default_factory=dict)
+    change_seqs: dict[str, int] = field(default_factory=dict)  # the change each event's counts are of
 
 
 class FakeEvents:
@@ -284,29 +283,17 @@ class FakeEvents:
         return True
 
 
-class FakeProcessedMessages:
-    def __init__(self, rows: Staged[tuple[str, str], bool]) -> None:
-        self._rows = rows
-
-    async def first_seen(self, consumer: str, message_ids: list[str]) -> set[str]:
-        fresh = {m for m in message_ids if (consumer, m) not in self._rows}
-        for message_id in fresh:
-            self._rows.put((consumer, message_id), True)
-        return fresh
-
-
 class FakeAvailability:
-    def __init__(self, counts: Staged[str, tuple[int, int, int, int]]) -> None:
-        self._counts = counts
+    def __init__(self, counts: Staged[str, tuple[int, int, int, int]], seqs: Staged[str, int]) -> None:
+        self._counts, self._seqs = counts, seqs
 
-    async def add(self, changes: dict[str, SeatCounts]) -> None:
-        for event_id, change in changes.items():
+    async def keep_newest(self, latest: dict[str, CountsAt]) -> None:
+        for event_id, at in latest.items():
             row = self._counts.get(event_id)
-            if row is None:
+            if row is None or (self._seqs.get(event_id) or 0) >= at.seq:
                 continue
-            total, available, reserved, booked = row
-            self._counts.put(event_id, (total, available + change.available, reserved + change.reserved,
-                                        booked + change.booked))
+            self._counts.put(event_id, (row[0], at.counts.available, at.counts.reserved, at.counts.booked))
+            self._seqs.put(event_id, at.seq)
 
 
 class FakeCatalogUnitOfWork(FakeTransaction):
@@ -314,13 +301,11 @@ class FakeCatalogUnitOfWork(FakeTransaction):
         super().__init__()
         self._db = db
         self.events: EventRepository
-        self.processed: ProcessedMessages
         self.availability: AvailabilityCounts
         self._begin()
 
     def _begin(self) -> None:
-        events, counts, processed = Staged(self._db.events), Staged(self._db.counts), Staged(self._db.processed)
+        events, counts, seqs = Staged(self._db.events), Staged(self._db.counts), Staged(self._db.change_seqs)
         self.events = FakeEvents(events, counts)
-        self.processed = FakeProcessedMessages(processed)
-        self.availability = FakeAvailability(counts)
-        self._tables = [events, counts, processed]
+        self.availability = FakeAvailability(counts, seqs)
+        self._tables = [events, counts, seqs]

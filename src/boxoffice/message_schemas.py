@@ -55,6 +55,7 @@ Reason = Annotated[str, _bounded(8192, 0)]  # may list every seat of a request
 Email = Annotated[str, _bounded(320, 0)]
 Moment = Annotated[str, _bounded(64)]
 Seq = Annotated[int, Field(ge=1)]
+SeatCount = Annotated[int, Field(ge=0, le=10_000_000)]
 Name = Annotated[str, _bounded(1024)]
 
 
@@ -93,6 +94,9 @@ class SeatReserved(Data):
     expiresAt: Moment
     status: Literal["pending"] = "pending"
     seq: Seq | None = None
+    available: SeatCount | None = None
+    reserved: SeatCount | None = None
+    booked: SeatCount | None = None
 
 
 class ReservationFailed(Data):
@@ -143,6 +147,9 @@ class BookingConfirmed(Data):
     userId: UserId | None = None
     email: Email | None = None
     seq: Seq | None = None
+    available: SeatCount | None = None
+    reserved: SeatCount | None = None
+    booked: SeatCount | None = None
 
 
 class CancellationRequested(Data):
@@ -162,6 +169,9 @@ class SeatReleased(Data):
     userId: UserId | None = None
     email: Email | None = None
     seq: Seq | None = None
+    available: SeatCount | None = None
+    reserved: SeatCount | None = None
+    booked: SeatCount | None = None
 
 
 class BookingCancelled(Data):

@@ -16,6 +16,7 @@ from boxoffice.adapters.booking_uow import PostgresBookingUnitOfWork
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.domain import events
 from boxoffice.domain.model import Booking, BookingStatus, SeatStatus
+from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.service_layer.booking_ports import (
     BookingUnitOfWork,
@@ -180,8 +181,10 @@ async def test_request_outcomes_and_change_numbers(setting: tuple[str, UnitOfWor
     outcome = StoredOutcome(f"req-{uuid.uuid4()}", event_id, "hash", "seat.reserved", b'{"answer": 1}')
     async with unit_of_work() as uow:
         await uow.requests.add([outcome])
-        assert await uow.sequence.advance({event_id: 3, "no_such_event": 1}) == {event_id: 3}
-        assert await uow.sequence.advance({event_id: 2}) == {event_id: 5}
+        held, confirmed = SeatCounts(-3, 3, 0), SeatCounts(0, -2, 2)
+        assert await uow.sequence.advance({event_id: (3, held), "no_such_event": (1, held)}) == {
+            event_id: CountsAt(3, SeatCounts(17, 3, 0))}  # 20 seats
+        assert await uow.sequence.advance({event_id: (2, confirmed)}) == {event_id: CountsAt(5, SeatCounts(17, 1, 2))}
         await uow.commit()
     async with unit_of_work() as uow:
         assert await uow.requests.find([outcome.request_id, "req-unknown"]) == {outcome.request_id: outcome}
@@ -193,7 +196,7 @@ async def test_the_seating_of_an_event_is_its_layout_and_its_free_seats_at_a_cha
     await committed_hold(unit_of_work, a_hold(event_id, "A2", "B1"))
     async with unit_of_work() as uow:
         numbers = await uow.seats.change_numbers([event_id, "no_such_event"])
-        await uow.sequence.advance({event_id: 3})
+        await uow.sequence.advance({event_id: (3, SeatCounts())})
         seq, free = await uow.seats.free_seats(event_id)
         layout = await uow.seats.layout(event_id)
         await uow.commit()

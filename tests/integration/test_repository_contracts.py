@@ -17,7 +17,7 @@ import pytest
 from boxoffice.adapters.catalog_store import PostgresCatalogUnitOfWork
 from boxoffice.adapters.payment_store import PostgresPaymentUnitOfWork
 from boxoffice.domain.catalog import EventSpec
-from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, SeatCounts
+from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, CountsAt, SeatCounts
 from boxoffice.service_layer.payment_ports import (
     ChargeRequest,
     ChargeResult,
@@ -218,16 +218,9 @@ class CatalogRepositoryContract:
             await uow.commit()
         return created
 
-    async def first_seen(self, units: CatalogUnits, consumer: str, ids: list[str], commit: bool = True) -> set[str]:
+    async def keep_newest(self, units: CatalogUnits, latest: dict[str, CountsAt], commit: bool = True) -> None:
         async with (uow := units()):
-            fresh = await uow.processed.first_seen(consumer, ids)
-            if commit:
-                await uow.commit()
-        return fresh
-
-    async def add(self, units: CatalogUnits, changes: dict[str, SeatCounts], commit: bool = True) -> None:
-        async with (uow := units()):
-            await uow.availability.add(changes)
+            await uow.availability.keep_newest(latest)
             if commit:
                 await uow.commit()
 
@@ -247,29 +240,18 @@ class CatalogRepositoryContract:
         assert await counts(spec.event_id) is None
         assert await self.create(units, spec)
 
-    async def test_a_message_is_first_seen_once_per_consumer(self, units: CatalogUnits) -> None:
-        consumer = f"contract-{uuid.uuid4().hex[:8]}"
-        a, b, c = (str(uuid.uuid4()) for _ in range(3))
-        assert await self.first_seen(units, consumer, [a, b, a]) == {a, b}
-        assert await self.first_seen(units, consumer, [b, c]) == {c}
-        assert await self.first_seen(units, f"{consumer}-other", [a]) == {a}
-        assert await self.first_seen(units, consumer, []) == set()
-
-    async def test_a_message_seen_in_a_rolled_back_transaction_is_fresh_again(self, units: CatalogUnits) -> None:
-        consumer, a = f"contract-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
-        assert await self.first_seen(units, consumer, [a], commit=False) == {a}
-        assert await self.first_seen(units, consumer, [a]) == {a}
-        assert await self.first_seen(units, consumer, [a]) == set()
-
-    async def test_counts_move_by_their_changes(self, units: CatalogUnits, counts: Counts) -> None:
+    async def test_the_counts_of_the_newest_change_are_kept(self, units: CatalogUnits, counts: Counts) -> None:
         spec, other = small_event(seats=10), small_event(seats=4)
         await self.create(units, spec)
         await self.create(units, other)
         unknown = f"ev_{uuid.uuid4().hex[:12]}"
-        await self.add(units, {spec.event_id: SeatCounts(-3, 3, 0), other.event_id: SeatCounts(-1, 0, 1),
-                               unknown: SeatCounts(-1, 1, 0)})
-        await self.add(units, {spec.event_id: SeatCounts(1, -2, 1)})
-        await self.add(units, {spec.event_id: SeatCounts(-5, 5, 0)}, commit=False)
+        await self.keep_newest(units, {spec.event_id: CountsAt(2, SeatCounts(7, 3, 0)),
+                                       other.event_id: CountsAt(1, SeatCounts(3, 0, 1)),
+                                       unknown: CountsAt(1, SeatCounts(0, 1, 0))})
+        await self.keep_newest(units, {spec.event_id: CountsAt(1, SeatCounts(9, 1, 0))})  # older: kept as is
+        await self.keep_newest(units, {spec.event_id: CountsAt(2, SeatCounts(9, 1, 0))})  # the same change again
+        await self.keep_newest(units, {spec.event_id: CountsAt(3, SeatCounts(8, 1, 1))})
+        await self.keep_newest(units, {spec.event_id: CountsAt(4, SeatCounts(3, 6, 1))}, commit=False)
         assert await counts(spec.event_id) == (10, 8, 1, 1)
         assert await counts(other.event_id) == (4, 3, 0, 1)
         assert await counts(unknown) is None

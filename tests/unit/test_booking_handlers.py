@@ -600,3 +600,41 @@ async def test_a_refund_and_the_holds_own_deadline_arriving_together_refund_once
     assert [(m.type, m.data.get("reason")) for m in out] == [(topics.SEAT_RELEASED, "refunded"),
                                                               (topics.BOOKING_CANCELLED, "refunded")]
     assert platform.booking(booking_id) is BookingStatus.REFUNDED and platform.seat("A4") is SeatStatus.AVAILABLE
+
+
+# -- counts with each change --------------------------------------------------------------------------------------
+
+async def test_each_seat_message_carries_the_counts_right_after_its_change() -> None:
+    """The catalog keeps the counts of the newest change it reads: they are the seats' own, message by message,
+    through holds, a payment, a cancel, a refund and a waiting-list offer in the refund's transaction."""
+    platform = Platform()
+    seat_messages: list[Message] = []
+
+    def truth() -> tuple[int, int, int]:
+        statuses = [seat.status for (event_id, _), seat in platform.tables.seats.items() if event_id == EVENT.event_id]
+        return (statuses.count(SeatStatus.AVAILABLE), statuses.count(SeatStatus.RESERVED),
+                statuses.count(SeatStatus.BOOKED))
+
+    async def step(*batch: Message) -> list[Message]:
+        out = await platform.handle(*batch)
+        seat_messages.extend(m for m in out if "seq" in m.data)
+        return out
+
+    two_holds = await step(hold_request("u1", "A1", "A2"), hold_request("u2", "B1"))
+    assert [(m.data["available"], m.data["reserved"], m.data["booked"]) for m in two_holds] == [(18, 2, 0), (17, 3, 0)]
+    paid = str(two_holds[0].data["bookingId"])
+    await paying(platform, paid, amount=300.0)
+    await step(on_booking(topics.PAYMENT_SUCCEEDED, paid, paymentId="pay_1", amount=300.0))
+    await step(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, str(two_holds[1].data["bookingId"])))
+    await joined(platform, "next", 2)
+    await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, paid, refund=True))
+    await step(on_booking(topics.REFUND_SUCCEEDED, paid, refundId=f"refund_{paid}", paymentId="pay_1", amount=300.0,
+                          currency="USD"))
+
+    assert [(m.type, m.data["seq"]) for m in seat_messages] == [
+        (topics.SEAT_RESERVED, 1), (topics.SEAT_RESERVED, 2), (topics.BOOKING_CONFIRMED, 3),
+        (topics.SEAT_RELEASED, 4), (topics.SEAT_RELEASED, 5), (topics.SEAT_RESERVED, 6)]
+    assert [(m.data["available"], m.data["reserved"], m.data["booked"]) for m in seat_messages] == [
+        (18, 2, 0), (17, 3, 0), (17, 1, 2), (18, 0, 2), (20, 0, 0), (18, 2, 0)]
+    last = seat_messages[-1].data
+    assert (last["available"], last["reserved"], last["booked"]) == truth()

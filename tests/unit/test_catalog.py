@@ -1,4 +1,5 @@
-"""The catalog handlers over in-memory fakes: events created once, each seat event counted once."""
+"""The catalog handlers over in-memory fakes: events created once, and the counts of each event's newest seat
+change kept, whatever order its messages come in."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 
 from boxoffice import messages as topics
 from boxoffice.messages import Message
-from boxoffice.service_layer.catalog import CONSUMER, HANDLERS, CatalogHandler, count_seats, create_events
-from boxoffice.service_layer.catalog_ports import AvailabilityCounts, SeatCounts
+from boxoffice.service_layer.catalog import HANDLERS, CatalogHandler, count_seats, create_events
+from boxoffice.service_layer.catalog_ports import AvailabilityCounts, CountsAt
 from boxoffice.service_layer.event_creation import event_to_data
 from tests.conftest import small_event
 from tests.fakes import CatalogDatabase, FakeCatalogUnitOfWork
@@ -17,8 +18,12 @@ from tests.fakes import CatalogDatabase, FakeCatalogUnitOfWork
 EVENT = small_event("ev_catalog", rows=2, seats=5)  # 10 seats
 
 
-def seats(topic: str, *seat_ids: str, event_id: str = EVENT.event_id) -> Message:
-    return Message(topic, event_id, {"bookingId": "b", "seatIds": list(seat_ids)})
+def seats(topic: str, seq: int, after: tuple[int, int, int], *seat_ids: str,
+          event_id: str = EVENT.event_id) -> Message:
+    """A seat change numbered `seq`, with the event's (available, reserved, booked) counts right after it."""
+    available, reserved, booked = after
+    return Message(topic, event_id, {"bookingId": "b", "seatIds": list(seat_ids), "seq": seq,
+                                     "available": available, "reserved": reserved, "booked": booked})
 
 
 def creation() -> Message:
@@ -59,34 +64,59 @@ async def test_a_malformed_creation_is_logged_and_dropped(caplog: pytest.LogCapt
     assert list(db.events) == [EVENT.event_id]
 
 
-async def test_each_seat_event_moves_the_counts_by_its_seats() -> None:
+async def test_the_counts_of_the_newest_change_are_kept() -> None:
     db = CatalogDatabase()
     handler = await created(db)
-    await handler([seats(topics.SEAT_RESERVED, "A1", "A2", "A3"), seats(topics.SEAT_RELEASED, "A3")])
-    await handler([seats(topics.BOOKING_CONFIRMED, "A1", "A2"), seats(topics.SEAT_RESERVED, "B1")])
-    assert db.counts[EVENT.event_id] == (10, 7, 1, 2)
-
-
-async def test_a_redelivered_seat_message_moves_the_counts_once() -> None:
-    db = CatalogDatabase()
-    handler = await created(db)
-    held = seats(topics.SEAT_RESERVED, "A1", "A2")
-    await handler([held])
-    await handler([held, held])
+    await handler([seats(topics.SEAT_RESERVED, 1, (7, 3, 0), "A1", "A2", "A3"),
+                   seats(topics.SEAT_RELEASED, 2, (8, 2, 0), "A3")])
     assert db.counts[EVENT.event_id] == (10, 8, 2, 0)
-    assert db.processed == {(CONSUMER, held.id): True}
+    await handler([seats(topics.BOOKING_CONFIRMED, 3, (8, 0, 2), "A1", "A2"),
+                   seats(topics.SEAT_RESERVED, 4, (7, 1, 2), "B1")])
+    assert db.counts[EVENT.event_id] == (10, 7, 1, 2) and db.change_seqs[EVENT.event_id] == 4
+
+
+async def test_changes_read_out_of_order_end_at_the_newest() -> None:
+    """One event's seat messages come on three topics, read in no order between them: a hold released and the
+    seats held again can be read hold, hold, release (which, added up, had 4 seats of 2 reserved)."""
+    db = CatalogDatabase()
+    handler = await created(db)
+    first = seats(topics.SEAT_RESERVED, 1, (8, 2, 0), "A1", "A2")
+    released = seats(topics.SEAT_RELEASED, 2, (10, 0, 0), "A1", "A2")
+    again = seats(topics.SEAT_RESERVED, 3, (8, 2, 0), "A1", "A2")
+    await handler([first])
+    await handler([again])
+    await handler([released])
+    assert db.counts[EVENT.event_id] == (10, 8, 2, 0) and db.change_seqs[EVENT.event_id] == 3
+
+
+async def test_a_redelivered_seat_message_changes_nothing() -> None:
+    db = CatalogDatabase()
+    handler = await created(db)
+    held = seats(topics.SEAT_RESERVED, 1, (8, 2, 0), "A1", "A2")
+    await handler([held])
+    await handler([seats(topics.SEAT_RELEASED, 2, (10, 0, 0), "A1", "A2")])
+    await handler([held, held])
+    assert db.counts[EVENT.event_id] == (10, 10, 0, 0)
+
+
+async def test_a_seat_message_without_counts_changes_nothing() -> None:
+    """From a booking service of a version before counts travelled with the change: the next change says."""
+    db = CatalogDatabase()
+    handler = await created(db)
+    await handler([Message(topics.SEAT_RESERVED, EVENT.event_id, {"bookingId": "b", "seatIds": ["A1"]})])
+    assert db.counts[EVENT.event_id] == (10, 10, 0, 0)
 
 
 async def test_an_event_created_in_the_same_batch_is_counted() -> None:
     db = CatalogDatabase()
-    await handler_over(db)([seats(topics.SEAT_RESERVED, "A1"), creation()])
+    await handler_over(db)([seats(topics.SEAT_RESERVED, 1, (9, 1, 0), "A1"), creation()])
     assert db.counts[EVENT.event_id] == (10, 9, 1, 0)
 
 
 async def test_seats_of_an_unknown_event_change_nothing() -> None:
     db = CatalogDatabase()
-    await handler_over(db)([seats(topics.SEAT_RESERVED, "A1", event_id="ev_unknown")])
-    assert db.counts == {} and len(db.processed) == 1
+    await handler_over(db)([seats(topics.SEAT_RESERVED, 1, (9, 1, 0), "A1", event_id="ev_unknown")])
+    assert db.counts == {}
 
 
 class FailingAvailability:
@@ -95,8 +125,8 @@ class FailingAvailability:
     def __init__(self, inner: AvailabilityCounts) -> None:
         self._inner = inner
 
-    async def add(self, changes: dict[str, SeatCounts]) -> None:
-        await self._inner.add(changes)
+    async def keep_newest(self, latest: dict[str, CountsAt]) -> None:
+        await self._inner.keep_newest(latest)
         raise ConnectionError("the database went away")
 
 
@@ -109,11 +139,11 @@ class FailingUnitOfWork(FakeCatalogUnitOfWork):
 async def test_a_failed_batch_records_nothing_so_its_retry_counts() -> None:
     db = CatalogDatabase()
     handler = await created(db)
-    held = seats(topics.SEAT_RESERVED, "A1")
+    held = seats(topics.SEAT_RESERVED, 1, (9, 1, 0), "A1")
 
     with pytest.raises(ConnectionError):
         await CatalogHandler(lambda: FailingUnitOfWork(db))([held])
-    assert db.processed == {} and db.counts[EVENT.event_id] == (10, 10, 0, 0)
+    assert db.change_seqs == {} and db.counts[EVENT.event_id] == (10, 10, 0, 0)
 
     await handler([held])
     assert db.counts[EVENT.event_id] == (10, 9, 1, 0)

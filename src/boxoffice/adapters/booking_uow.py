@@ -17,6 +17,7 @@ from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
 from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
+from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.service_layer.booking_ports import (
     ConcurrentHoldDetected,
@@ -101,9 +102,11 @@ _INSERT_REQUESTS = """
 """
 
 _ADVANCE_SEQUENCE = """
-    UPDATE events e SET change_seq = e.change_seq + d.n
-    FROM unnest($1::text[], $2::int[]) AS d(event_id, n)
-    WHERE e.event_id = d.event_id RETURNING e.event_id, e.change_seq
+    UPDATE events e SET change_seq = e.change_seq + d.n, seats_available = e.seats_available + d.available,
+                        seats_reserved = e.seats_reserved + d.reserved, seats_booked = e.seats_booked + d.booked
+    FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[]) AS d(event_id, n, available, reserved, booked)
+    WHERE e.event_id = d.event_id
+    RETURNING e.event_id, e.change_seq, e.seats_available, e.seats_reserved, e.seats_booked
 """
 
 
@@ -354,10 +357,14 @@ class PostgresChangeSequence:
     def __init__(self, con: asyncpg.Connection) -> None:
         self._con = con
 
-    async def advance(self, counts: dict[str, int]) -> dict[str, int]:
-        event_ids = sorted(counts)
-        rows = await self._con.fetch(_ADVANCE_SEQUENCE, event_ids, [counts[e] for e in event_ids])
-        return {r["event_id"]: r["change_seq"] for r in rows}
+    async def advance(self, changes: dict[str, tuple[int, SeatCounts]]) -> dict[str, CountsAt]:
+        event_ids = sorted(changes)
+        moved = [changes[e][1] for e in event_ids]
+        rows = await self._con.fetch(_ADVANCE_SEQUENCE, event_ids, [changes[e][0] for e in event_ids],
+                                     [m.available for m in moved], [m.reserved for m in moved],
+                                     [m.booked for m in moved])
+        return {r["event_id"]: CountsAt(r["change_seq"], SeatCounts(r["seats_available"], r["seats_reserved"],
+                                                                      r["seats_booked"])) for r in rows}
 
 
 class PostgresWaitingRooms:

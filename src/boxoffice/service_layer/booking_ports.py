@@ -14,6 +14,7 @@ from typing import Protocol
 from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.model import Booking, SeatMap
+from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry
 from boxoffice.service_layer.unit_of_work import UnitOfWork
 
@@ -139,8 +140,9 @@ class EventStates(Protocol):
 
 
 class ChangeSequence(Protocol):
-    async def advance(self, counts: dict[str, int]) -> dict[str, int]:
-        """Moves each event's change number on by its count; returns each event's new last number."""
+    async def advance(self, changes: dict[str, tuple[int, SeatCounts]]) -> dict[str, CountsAt]:
+        """Moves each event's change number on by the number of its changes and its seat counts by how they
+        moved; returns each event's new last number with its counts then (events that do not exist: none)."""
         ...
 
 

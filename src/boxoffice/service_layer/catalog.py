@@ -1,5 +1,6 @@
-"""The catalog service's decisions: organisers' new events are created, and each seat event moves the
-live availability counts once."""
+"""The catalog service's decisions: organisers' new events are created, and the live availability counts follow
+the seat changes. Each seat message carries the event's counts right after it and its change number; the
+catalog keeps the newest, since one event's seat messages come on three topics, in no order between them."""
 
 from __future__ import annotations
 
@@ -8,22 +9,12 @@ from collections.abc import Awaitable, Callable
 
 from boxoffice import messages as topics
 from boxoffice.messages import Message
-from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, SeatCounts
+from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, CountsAt, SeatCounts
 from boxoffice.service_layer.event_creation import event_from_data
 
 log = logging.getLogger(__name__)
 
-# The consumer name its processed messages are recorded under.
-CONSUMER = "catalog.availability"
-
-# How the counts move per seat of each seat event.
-SEAT_CHANGES = {
-    topics.SEAT_RESERVED: SeatCounts(available=-1, reserved=1),
-    topics.SEAT_RELEASED: SeatCounts(available=1, reserved=-1),
-    topics.BOOKING_CONFIRMED: SeatCounts(reserved=-1, booked=1),
-}
-# A refund gives back seats that were BOOKED.
-REFUNDED = SeatCounts(available=1, booked=-1)
+SEAT_CHANGES = (topics.SEAT_RESERVED, topics.SEAT_RELEASED, topics.BOOKING_CONFIRMED)
 
 # A handler takes the batch's messages of its topics, in order.
 Handler = Callable[[list[Message], CatalogUnitOfWork], Awaitable[None]]
@@ -44,21 +35,31 @@ async def create_events(messages: list[Message], uow: CatalogUnitOfWork) -> None
             log.info("created event %s with %d seats", spec.event_id, len(spec.seats()))
 
 
+def counts_after(message: Message) -> CountsAt | None:
+    """The event's counts right after this change, as its message carries them; None from a booking service
+    of a version before counts travelled with the change (the next change of the event carries them)."""
+    seq, available, reserved, booked = (message.data.get(k) for k in ("seq", "available", "reserved", "booked"))
+    if not (isinstance(seq, int) and isinstance(available, int) and isinstance(reserved, int)
+            and isinstance(booked, int)):
+        return None
+    return CountsAt(seq, SeatCounts(available, reserved, booked))
+
+
 async def count_seats(messages: list[Message], uow: CatalogUnitOfWork) -> None:
-    """Messages processed before (a redelivery) change nothing; the batch's changes go in one write."""
+    """Keeps the newest counts of each event: a redelivered or late message changes nothing."""
+    latest: dict[str, CountsAt] = {}
+    for message in messages:
+        counts = counts_after(message)
+        if counts is None:
+            log.debug("seat message %s carries no counts", message.id)
+            continue
+        kept = latest.get(message.event_id)
+        if kept is None or counts.seq > kept.seq:
+            latest[message.event_id] = counts
+    if not latest:
+        return
     async with uow:
-        fresh = await uow.processed.first_seen(CONSUMER, [m.id for m in messages])
-        changes: dict[str, SeatCounts] = {}
-        for message in messages:
-            if message.id not in fresh:
-                continue
-            fresh.discard(message.id)  # a copy later in the same batch is a redelivery too
-            seats = len(message.data.get("seatIds") or [])
-            counts = REFUNDED if message.data.get("reason") == "refunded" else SEAT_CHANGES[message.type]
-            change = counts.times(seats)
-            changes[message.event_id] = changes.get(message.event_id, SeatCounts()) + change
-        if changes:
-            await uow.availability.add(changes)
+        await uow.availability.keep_newest(latest)
         await uow.commit()
 
 

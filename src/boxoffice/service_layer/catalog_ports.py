@@ -1,30 +1,16 @@
 """What the catalog service's handlers need from its database: one unit of work and its repositories.
 
-The catalog publishes nothing, so its unit of work has no outbox: a transaction and three repositories.
+The catalog publishes nothing, so its unit of work has no outbox: a transaction and two repositories.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, Self
 
 from boxoffice.domain.catalog import EventSpec
+from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 
-
-@dataclass(frozen=True)
-class SeatCounts:
-    """A change to an event's (available, reserved, booked) seat counts."""
-
-    available: int = 0
-    reserved: int = 0
-    booked: int = 0
-
-    def __add__(self, other: SeatCounts) -> SeatCounts:
-        return SeatCounts(self.available + other.available, self.reserved + other.reserved,
-                          self.booked + other.booked)
-
-    def times(self, seats: int) -> SeatCounts:
-        return SeatCounts(self.available * seats, self.reserved * seats, self.booked * seats)
+__all__ = ["AvailabilityCounts", "CatalogUnitOfWork", "CountsAt", "EventRepository", "SeatCounts"]
 
 
 class EventRepository(Protocol):
@@ -34,15 +20,10 @@ class EventRepository(Protocol):
         ...
 
 
-class ProcessedMessages(Protocol):
-    async def first_seen(self, consumer: str, message_ids: list[str]) -> set[str]:
-        """Records the messages as processed by the consumer; returns the ids it had not processed before."""
-        ...
-
-
 class AvailabilityCounts(Protocol):
-    async def add(self, changes: dict[str, SeatCounts]) -> None:
-        """Moves each event's counts by its change; an event the catalog does not have is skipped."""
+    async def keep_newest(self, latest: dict[str, CountsAt]) -> None:
+        """Sets each event's counts to the given ones unless the counts kept are of the same change or a later
+        one; an event the catalog does not have is skipped."""
         ...
 
 
@@ -51,9 +32,6 @@ class CatalogUnitOfWork(Protocol):
 
     @property
     def events(self) -> EventRepository: ...
-
-    @property
-    def processed(self) -> ProcessedMessages: ...
 
     @property
     def availability(self) -> AvailabilityCounts: ...
