@@ -1,7 +1,8 @@
 """Seat counts travel with each seat change: the booking service keeps each event's counts next to its change
 number, moved in the transaction that moves the seats, and puts them on every seat message. The catalog keeps
 the counts of the newest change it has read (seat messages of one event arrive on three topics, in no order
-between them: adding their differences could pass through impossible counts on the way).
+between them: adding their differences could pass through impossible counts on the way). Keeping the newest
+needs no record of the messages applied: `processed_messages`, the catalog's only, goes.
 
 Revision ID: 0013
 Revises: 0012
@@ -32,8 +33,16 @@ def upgrade() -> None:
         UPDATE event_availability a SET available = e.seats_available, reserved = e.seats_reserved,
                                         booked = e.seats_booked, change_seq = e.change_seq
         FROM events e WHERE e.event_id = a.event_id""")
+    op.execute("DROP TABLE processed_messages")
 
 
 def downgrade() -> None:
+    op.execute("""
+        CREATE TABLE processed_messages (
+            consumer     text NOT NULL,
+            message_id   uuid NOT NULL,
+            processed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer, message_id)
+        )""")
     op.execute("ALTER TABLE event_availability DROP COLUMN change_seq")
     op.execute("ALTER TABLE events DROP COLUMN seats_available, DROP COLUMN seats_reserved, DROP COLUMN seats_booked")
