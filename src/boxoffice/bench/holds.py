@@ -2,7 +2,9 @@
 
 Starts its own platform (embedded broker and PostgreSQL, a temporary data directory), creates a bench
 event, fires the crowd over HTTP, checks the invariants, then makes the same decisions against the same
-PostgreSQL without Kafka as the baseline, and prints both with the CPU each process used.
+PostgreSQL without Kafka as the baseline, and prints both with the CPU each process used. Then the same kind
+of crowd again from wrk (a load generator in C) on a third event, so that the end-to-end figures do not
+depend on what our Python client costs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -28,6 +31,7 @@ from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
+from boxoffice.bench.wrk_load import WrkRun, ensure_wrk, run_wrk
 from boxoffice.config import Settings
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow, row_labels
 
@@ -201,6 +205,43 @@ def _cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
     return seconds
 
 
+def _per_decision(used: dict[str, float], decided: int) -> str:
+    gateway = sum(seconds for name, seconds in used.items() if name.startswith("gateway"))
+    return f"{gateway * 1000 / decided:.3f} ms" if decided else "-"
+
+
+async def _by_wrk(pool: asyncpg.Pool, base_url: str, seats: int, max_seats: int, clients: int, seconds: float,
+                  seed: int, processes: dict[str, psutil.Process], console: Console,
+                  ) -> tuple[WrkRun, dict[str, float], dict[str, object]] | None:
+    """The crowd from wrk on a third event of the same size, for as long as our client's run took."""
+    wrk = ensure_wrk(console.print)
+    if wrk is None:
+        console.print("[yellow]wrk is not installed and could not be (apt-get install wrk): its run is skipped[/]")
+        return None
+    spec = bench_event(seats)
+    async with pool.acquire() as con:
+        await create_event(con, spec)
+    rows = [row.label for row in spec.rows if row.seats == SEATS_PER_ROW] or [spec.rows[0].label]
+    per_row = min(row.seats for row in spec.rows if row.label in rows)
+    before = _cpu_seconds(processes)
+    try:
+        run = await asyncio.to_thread(run_wrk, wrk, base_url, spec.event_id, rows, per_row,
+                                      min(max_seats, per_row), clients, seconds, seed)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        console.print(f"[yellow]the wrk run failed: {exc}[/]")
+        return None
+    after = _cpu_seconds(processes)
+    held = {r["seat_id"] for r in await pool.fetch(
+        "SELECT seat_id FROM seats WHERE event_id = $1 AND status <> 'AVAILABLE'", spec.event_id)}
+    live = await pool.fetchval("SELECT count(*) FROM booking_seats WHERE event_id = $1 AND live", spec.event_id)
+    booked = await pool.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", spec.event_id)
+    # wrk stops with up to one request per connection in flight: decided, but its answer not counted.
+    checks: dict[str, object] = {
+        f"bookings beyond the 201 answers counted (0 to {clients})": booked - run.created,
+        "live booking rows = seats held": live == len(held)}
+    return run, {name: after[name] - before.get(name, 0.0) for name in after}, checks
+
+
 def run(requests: int, clients: int, seats: int, max_seats: int, seed: int, console: Console) -> None:
     from boxoffice import platform
 
@@ -241,6 +282,8 @@ async def _measure(settings: Settings, runtime: object, requests: int, clients: 
         checks = await invariants(pool, spec.event_id, outcomes)
         base_outcomes, base_wall = await fire_postgres(pool, baseline_spec.event_id, baseline_wanted, clients)
         base_checks = await invariants(pool, baseline_spec.event_id, base_outcomes)
+        by_wrk = await _by_wrk(pool, runtime.base_url, seats, max_seats, clients, wall, seed,  # type: ignore[attr-defined]
+                               processes, console)
     finally:
         await pool.close()
 
@@ -249,6 +292,10 @@ async def _measure(settings: Settings, runtime: object, requests: int, clients: 
         table.add_column(column, justify="right" if column != "path" else "left")
     table.add_row(*_row("end to end", outcomes, wall))
     table.add_row(*_row("raw PostgreSQL", base_outcomes, base_wall))
+    if by_wrk is not None:
+        run, _cpu, _checks = by_wrk
+        table.add_row("end to end, from wrk (C)", f"{run.decided + run.other:,}", str(run.created), str(run.refused),
+                      f"{run.decided / run.seconds:,.0f}", f"{run.p50_ms:.1f}", "", f"{run.p99_ms:.1f}", "")
     console.print(table)
     console.print("  end to end: HTTP → gateway → Kafka → booking (batched, one transaction per batch) → "
                   "PostgreSQL → outbox → Kafka → gateway → HTTP\n"
@@ -258,6 +305,17 @@ async def _measure(settings: Settings, runtime: object, requests: int, clients: 
     base_rate = sum(o.status in (201, 409) for o in base_outcomes) / base_wall
     console.print(f"end to end / raw PostgreSQL throughput: [bold]{e2e_rate / base_rate:.2f}[/]; "
                   f"wall time {wall:.2f} s vs {base_wall:.2f} s")
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    decided = sum(o.status in (201, 409) for o in outcomes)
+    console.print(f"gateway CPU per decision (goal ≤ 0.12 ms): [bold]{_per_decision(used, decided)}[/] "
+                  "with our client")
+    if by_wrk is not None:
+        run, wrk_used, wrk_checks = by_wrk
+        ratio = run.decided / run.seconds / base_rate
+        console.print(f"from wrk: end to end / raw PostgreSQL throughput [bold]{ratio:.2f}[/]; "
+                      f"gateway CPU per decision [bold]{_per_decision(wrk_used, run.decided)}[/]; "
+                      f"{run.other} other answers, {run.timeouts} timeouts; invariants: "
+                      + ", ".join(f"{name} {value}" for name, value in wrk_checks.items()))
 
     publish = [o.publish_ms for o in outcomes if o.publish_ms is not None]
     decision = [o.decision_ms for o in outcomes if o.decision_ms is not None]
@@ -270,7 +328,6 @@ async def _measure(settings: Settings, runtime: object, requests: int, clients: 
     cpu.add_column("process")
     cpu.add_column("CPU s", justify="right")
     cpu.add_column("share", justify="right")
-    used = {name: after[name] - before.get(name, 0.0) for name in after}
     total = sum(used.values()) or 1.0
     for name, seconds in sorted(used.items(), key=lambda item: -item[1]):
         cpu.add_row(name, f"{seconds:.2f}", f"{seconds / total:.0%}")

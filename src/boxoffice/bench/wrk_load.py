@@ -1,0 +1,116 @@
+"""The same kind of crowd as `bench holds`' own client, sent by wrk (Debian's load generator, in C, with a Lua
+script): the figures then do not depend on what our Python client costs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# Each wrk thread has its own Lua state: it counts its answers, and `done` adds the threads' counts up.
+SCRIPT = r"""
+local threads = {}
+local count = 0
+
+function setup(thread)
+  count = count + 1
+  thread:set("id", count)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  event_id, per_row, max_seats = args[1], tonumber(args[3]), tonumber(args[4])
+  rows = {}
+  for label in string.gmatch(args[2], "[^,]+") do table.insert(rows, label) end
+  math.randomseed(tonumber(args[5]) * 1000 + id)
+  created, refused, other, sent = 0, 0, 0, 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  -- Popular rows near the front get more requests, as in the Python crowd.
+  local row = rows[math.min(#rows, 1 + math.floor(-math.log(1 - math.random()) * #rows / 3))]
+  local n = math.random(max_seats)
+  local first = math.random(per_row - n + 1)
+  local seats = {}
+  for number = first, first + n - 1 do table.insert(seats, '"' .. row .. number .. '"') end
+  sent = sent + 1
+  local body = '{"eventId":"' .. event_id .. '","seatIds":[' .. table.concat(seats, ",") ..
+               '],"userId":"wrk_' .. id .. '_' .. sent .. '"}'
+  return wrk.format(nil, "/bookings", nil, body)
+end
+
+function response(status, headers, body)
+  if status == 201 then created = created + 1
+  elseif status == 409 then refused = refused + 1
+  else other = other + 1 end
+end
+
+function done(summary, latency, requests)
+  local c, r, o = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    c, r, o = c + thread:get("created"), r + thread:get("refused"), o + thread:get("other")
+  end
+  io.write(string.format("WRK-RESULT %d %d %d %d %d %d %d\n", c, r, o, summary.errors.timeout,
+                         latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+_RESULT = re.compile(r"^WRK-RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", re.M)
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    created: int
+    refused: int
+    other: int  # any other status, or a socket error wrk counted as an answer
+    timeouts: int
+    p50_ms: float
+    p99_ms: float
+    seconds: float
+
+    @property
+    def decided(self) -> int:
+        return self.created + self.refused
+
+
+def ensure_wrk(say: object = print) -> str | None:
+    """The wrk binary, installed from Debian's packages when missing and the machine allows it; None if not."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if apt is None:
+        return None
+    sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if sudo is None:
+        return None
+    say("wrk is not installed: installing Debian's package (apt-get install wrk)")  # type: ignore[operator]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in ([*sudo, apt, "install", "-y", "-qq", "wrk"], [*sudo, apt, "update", "-qq"],
+                    [*sudo, apt, "install", "-y", "-qq", "wrk"]):
+        done = subprocess.run(command, env=env, capture_output=True, check=False, timeout=600)
+        if done.returncode == 0 and shutil.which("wrk"):
+            break
+    return shutil.which("wrk")
+
+
+def run_wrk(wrk: str, base_url: str, event_id: str, rows: list[str], per_row: int, max_seats: int,
+            connections: int, seconds: float, seed: int) -> WrkRun:
+    with tempfile.TemporaryDirectory(prefix="boxoffice-wrk-") as scratch:
+        script = Path(scratch) / "holds.lua"
+        script.write_text(SCRIPT)
+        done = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(script),
+             base_url, "--", event_id, ",".join(rows), str(per_row), str(max_seats), str(seed)],
+            capture_output=True, text=True, check=False, timeout=seconds + 120)
+    found = _RESULT.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
+    created, refused, other, timeouts, p50_us, p99_us, duration_us = map(int, found.groups())
+    return WrkRun(created, refused, other, timeouts, p50_us / 1000, p99_us / 1000, duration_us / 1e6)
