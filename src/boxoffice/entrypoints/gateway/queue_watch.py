@@ -63,14 +63,24 @@ class QueueWatch:
         self._pool, self.tokens, self._consumer = pool, tokens, consumer
         self._rooms: dict[str, Room | None] = {}
         self._read_at: dict[str, float] = {}
+        self._reading: dict[str, asyncio.Future[Room | None]] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self.pushed = 0
 
     async def room(self, event_id: str) -> Room | None:
         """The event's waiting room (None: it has none), from memory while fresh."""
-        now = time.monotonic()
-        if event_id in self._rooms and now - self._read_at[event_id] < ROOM_FRESH_SECONDS:
+        if event_id in self._rooms and time.monotonic() - self._read_at[event_id] < ROOM_FRESH_SECONDS:
             return self._rooms[event_id]
+        # A crowd's requests find the room stale together: one query per event, the rest wait for it.
+        reading = self._reading.get(event_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_room(event_id))
+            self._reading[event_id] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(event_id, None))
+        return await asyncio.shield(reading)
+
+    async def _read_room(self, event_id: str) -> Room | None:
+        now = time.monotonic()
         try:
             record = await views.waiting_room(self._pool, event_id)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
