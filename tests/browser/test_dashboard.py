@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from playwright.async_api import expect
 
+from tests.browser.test_monitor import open_monitor
 from tests.platforms import RunningPlatform
 
 
@@ -107,3 +108,14 @@ async def test_a_malformed_event_id_is_refused(platform: RunningPlatform) -> Non
     async with httpx.AsyncClient(base_url=platform.base_url) as api:
         answer = await api.get("/events/not%20an%20id/dashboard")
     assert answer.status_code == 422 and answer.json()["code"] == "invalid_id"
+
+
+async def test_the_monitor_links_to_the_events_dashboard(browser, platform: RunningPlatform) -> None:
+    async with httpx.AsyncClient(base_url=platform.base_url) as api:
+        event_id = await create_event(api)
+    page = await open_monitor(browser, platform.base_url, event_id)
+    await page.click("#dashboard-link")
+    await page.wait_for_url(f"**/events/{event_id}/dashboard")
+    await expect(page.locator("#event-name")).to_have_text("Dashboard night — on sale", timeout=10_000)
+    await expect(page.locator("#available")).to_have_text("6", timeout=10_000)
+    await page.close()

@@ -112,6 +112,7 @@ async function selectEvent(eventId, fromPicker) {
     history.replaceState(null, "", url);
   }
   $("event-select").value = eventId;
+  $("dashboard-link").href = `/events/${encodeURIComponent(eventId)}/dashboard`;
   closeStream();
   resetMap(eventId);
   const answer = await api("GET", `/events/${encodeURIComponent(eventId)}`);
