@@ -119,3 +119,12 @@ async def test_the_monitor_links_to_the_events_dashboard(browser, platform: Runn
     await expect(page.locator("#event-name")).to_have_text("Dashboard night — on sale", timeout=10_000)
     await expect(page.locator("#available")).to_have_text("6", timeout=10_000)
     await page.close()
+
+
+async def test_an_unknown_event_says_so(browser, platform: RunningPlatform) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{platform.base_url}/events/no_such_event_here/dashboard")
+    await expect(page.locator("#dashboard-error")).to_have_text("Event “no_such_event_here” does not exist.",
+                                                                timeout=10_000)
+    await expect(page.locator("#connection-status")).to_have_text("Not connected")
+    await page.close()

@@ -24,6 +24,7 @@ const state = {
   refusals: [],         // [{at, total}] of boxoffice_holds_refused_total, for refusals per second
   samples: [],          // [{available, reserved, booked}] one a second
   stream: null,
+  missing: false,       // the event does not exist
 };
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -38,7 +39,12 @@ document.addEventListener("DOMContentLoaded", () => {
 
 async function loadEvent() {
   const answer = await getJson(`/events/${encodeURIComponent(eventId)}`);
-  if (answer.status === 404) return showError(`Event “${eventId}” does not exist.`);
+  if (answer.status === 404) {
+    state.missing = true;  // nothing will ever come: no reconnecting
+    state.stream?.close();
+    setConnection("off");
+    return showError(`Event “${eventId}” does not exist.`);
+  }
   if (answer.status === 200) {
     showError("");
     state.event = answer.body;
@@ -75,6 +81,7 @@ function showError(text) {
 // ---------------------------------------------------------------- the live stream
 
 function openStream() {
+  if (state.missing) return;
   // After a stream closed for good, resume from the last change applied.
   const resume = state.lastSeq >= 0 ? `?lastEventId=${state.lastSeq}` : "";
   const source = new EventSource(`/events/${encodeURIComponent(eventId)}/live${resume}`);
@@ -90,7 +97,7 @@ function openStream() {
   source.onerror = () => {
     setConnection("lost");
     // While CONNECTING the browser retries by itself; a closed source (a 503 answer) is opened again.
-    if (source.readyState === EventSource.CLOSED) setTimeout(openStream, 2000);
+    if (source.readyState === EventSource.CLOSED && state.stream === source) setTimeout(openStream, 2000);
   };
 }
 
@@ -98,7 +105,8 @@ function setConnection(mode) {
   const node = $("connection-status");
   if (node.dataset.state === mode) return;
   node.dataset.state = mode;
-  node.textContent = { live: "Live", lost: "Connection lost — reconnecting…", connecting: "Connecting…" }[mode];
+  node.textContent = { live: "Live", lost: "Connection lost — reconnecting…", connecting: "Connecting…",
+    off: "Not connected" }[mode];
 }
 
 function applySnapshot(snapshot) {
