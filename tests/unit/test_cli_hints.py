@@ -34,6 +34,8 @@ def test_through_run_sh_the_hint_names_run_sh(tmp_path: Path) -> None:
 def test_run_as_a_module_the_hint_names_the_module(tmp_path: Path) -> None:
     printed = _run([sys.executable, "-m", "boxoffice", "stop", "booking"], tmp_path)
     assert f"start it with `{sys.executable} -m boxoffice up`" in printed, printed
+    printed = _run([sys.executable, "-m", "boxoffice", "service", "booking"], tmp_path)
+    assert f"(`{sys.executable} -m boxoffice up` sets them)" in printed, printed
 
 
 def test_as_boxoffice_on_the_path_the_hint_names_boxoffice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -48,3 +50,29 @@ def test_as_boxoffice_on_the_path_the_hint_names_boxoffice(monkeypatch: pytest.M
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert cli.invoked_as() == str(script)
     assert cli._commands("start it with `boxoffice up`") == f"start it with `{script} up`"  # noqa: SLF001
+
+
+def test_the_readme_shows_what_up_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's sample of `up`, given the same ports and paths, is the output byte for byte, and every
+    line but the `try:` command fits an 80-column terminal without being cut."""
+    import io
+
+    from rich.console import Console
+
+    from boxoffice.platform import Runtime
+
+    readme = (ROOT / "README.md").read_text()
+    after = readme.index("`up` prints where to look")
+    start = readme.index("```\n", after) + 4
+    sample = readme[start:readme.index("```\n", start)]
+    runtime = Runtime(kafka_bootstrap="127.0.0.1:36005", database_url="", http_port=8000, embedded_kafka=True,
+                      embedded_database=True, mailbox_url="http://127.0.0.1:56217")
+    terminal = Console(width=80, record=True, file=io.StringIO())
+    cli.print_started(terminal, runtime, Path("/home/you/boxoffice/.boxoffice/logs"), 6.7, detach=False)
+    printed = terminal.export_text()
+    assert printed == sample
+    assert all(len(line) <= 81 for line in printed.splitlines() if "try:" not in line)
+    monkeypatch.setenv("BOXOFFICE_INVOKED_AS", "./run.sh")
+    detached = Console(width=80, record=True, file=io.StringIO())
+    cli.print_started(detached, runtime, Path("/logs"), 6.7, detach=True)
+    assert detached.export_text().splitlines()[-1] == "Stop it with ./run.sh down."

@@ -5,13 +5,17 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from boxoffice.config import SERVICES, get_settings
+
+if TYPE_CHECKING:
+    from boxoffice import platform as platform_runtime
 
 app = typer.Typer(help="boxoffice: event-driven ticket booking over Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -24,7 +28,6 @@ def invoked_as() -> str:
     in BOXOFFICE_INVOKED_AS), `boxoffice` when that is on the PATH, else its full path."""
     import os
     import shutil
-    from pathlib import Path
 
     if os.environ.get("BOXOFFICE_INVOKED_AS"):
         return os.environ["BOXOFFICE_INVOKED_AS"]
@@ -45,16 +48,38 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-# What `up` says of each address it prints.
+# What `up` says of each address it prints: a label short enough that, with the longest address after it,
+# a line fits 80 columns.
 WHAT_IS_THERE = {
-    "gateway": "the HTTP API",
-    "live monitor": "seat map, counts, activity log, live; book and pay from it",
-    "api docs": "OpenAPI, try every call from the browser",
-    "waiting room": "the on-sale demo: its queue opens a minute after up, then admits 600 a minute",
-    "health": "each service's heartbeat",
-    "metrics": "Prometheus: holds, expiries, payments, latency, lag",
-    "mailbox": "the emails the platform sent (embedded SMTP server)",
+    "gateway": "gateway, the HTTP API",
+    "live monitor": "live monitor: book, pay",
+    "api docs": "API docs: try every call",
+    "waiting room": "on-sale waiting room",
+    "health": "health of each service",
+    "metrics": "metrics (Prometheus)",
+    "mailbox": "mailbox: emails sent",
 }
+
+
+def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, seconds: float, detach: bool) -> None:
+    """What `up` prints once the platform is healthy (the README shows it as it is)."""
+    out.print(f"[bold green]boxoffice is up[/] in {seconds:.1f} s "
+              f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
+              f"{'embedded' if runtime.embedded_database else 'external'} PostgreSQL)", soft_wrap=True)
+    rows = [(WHAT_IS_THERE.get(name, name), f"[link={url}]{url}[/link]") for name, url in runtime.urls().items()]
+    rows.append(("logs", str(logs)))
+    width = max(len(label) for label, _ in rows) + 2
+    for label, where in rows:
+        # Plain lines, not a table: an address is never cut or wrapped, so it can be copied.
+        out.print(f"  {label.ljust(width)}{where}", soft_wrap=True, highlight=False)
+    # One line however narrow the terminal: it is there to be copied.
+    out.print(f"  try:  curl -X POST {runtime.base_url}/bookings -H 'Content-Type: application/json' "
+              "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"A1\"], \"userId\": \"user_1\"}'",
+              soft_wrap=True, highlight=False)
+    if detach:
+        out.print(f"Stop it with [bold]{invoked_as()} down[/].", soft_wrap=True, highlight=False)
+    else:
+        out.print("Press Ctrl-C to stop.")
 
 
 @app.command()
@@ -71,22 +96,9 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
         except platform.PlatformError as exc:
             _fail(str(exc))
             return
-    console.print(f"[bold green]boxoffice is up[/] in {time.monotonic() - started:.1f} s "
-                  f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
-                  f"{'embedded' if runtime.embedded_database else 'external'} PostgreSQL)")
-    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
-    for name, url in runtime.urls().items():
-        table.add_row(f"  {name}", f"[link={url}]{url}[/link]", WHAT_IS_THERE.get(name, ""))
-    console.print(table, soft_wrap=True)
-    console.print(f"  logs: {settings.data_path / 'logs'}", soft_wrap=True)
-    # One line however narrow the terminal: it is there to be copied.
-    console.print(f"  try:  curl -X POST {runtime.base_url}/bookings -H 'Content-Type: application/json' "
-                  "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"A1\"], \"userId\": \"user_1\"}'",
-                  soft_wrap=True)
+    print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach)
     if detach:
-        console.print(f"Stop it with [bold]{invoked_as()} down[/].", soft_wrap=True)
         return
-    console.print("Press Ctrl-C to stop.")
     stopping = {"now": False}
 
     def _stop(*_: object) -> None:
@@ -220,6 +232,9 @@ def service(name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> 
     """Run one service in this process (what the supervisor starts)."""
     if name not in SERVICES:
         _fail(f"unknown service {name!r}; one of: {', '.join(SERVICES)}")
+    settings = get_settings()
+    if not settings.kafka_bootstrap or not settings.database_url:
+        _fail("BOXOFFICE_KAFKA_BOOTSTRAP and BOXOFFICE_DATABASE_URL must be set (`boxoffice up` sets them)")
     from boxoffice.entrypoints.service import run
 
     run(name)

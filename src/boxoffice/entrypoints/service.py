@@ -59,7 +59,7 @@ def run(service: str) -> None:
     settings = get_settings()
     configure_logging(service, settings.log_format, settings.log_level)
     if not settings.kafka_bootstrap or not settings.database_url:
-        sys.exit("BOXOFFICE_KAFKA_BOOTSTRAP and BOXOFFICE_DATABASE_URL must be set (boxoffice up sets them)")
+        sys.exit("BOXOFFICE_KAFKA_BOOTSTRAP and BOXOFFICE_DATABASE_URL must be set")
     if service == "gateway":  # uvicorn runs its own loop, signal handling and worker processes
         from boxoffice.entrypoints.gateway.app import serve
 

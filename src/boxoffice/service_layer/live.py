@@ -84,3 +84,36 @@ class LiveSeatMap:
         if not self.recent or self.recent[0]["seq"] > last_seen + 1:
             return None
         return [c for c in self.recent if c["seq"] > last_seen]
+
+
+RECENT_IN_SNAPSHOT = 20
+
+
+class RecentChanges:
+    """The last changes of every event, kept whether or not anyone watches it yet (a map is loaded on its
+    first viewer): a snapshot carries them so that a page opening can show what just happened."""
+
+    def __init__(self, per_event: int = RECENT_IN_SNAPSHOT) -> None:
+        self._per_event = per_event
+        self._by_event: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def record(self, message: Message) -> None:
+        seq = message.data.get("seq")
+        if message.type not in LIVE_TYPES or not isinstance(seq, int):
+            return
+        kept = self._by_event.setdefault(message.event_id, {})
+        if seq in kept or (len(kept) >= self._per_event and seq < min(kept)):
+            return  # a redelivery, or older than all kept
+        kind, _ = LIVE_TYPES[message.type]
+        change = {"type": kind, "seq": seq, "seatIds": list(message.data.get("seatIds", [])),
+                  "bookingId": message.data.get("bookingId"), "at": message.occurred_at}
+        if kind == "seat.released":
+            change["reason"] = message.data.get("reason")
+        kept[seq] = change
+        if len(kept) > self._per_event:
+            del kept[min(kept)]
+
+    def up_to(self, event_id: str, seq: int) -> list[dict[str, Any]]:
+        """The kept changes a snapshot at `seq` already shows, oldest first."""
+        kept = self._by_event.get(event_id, {})
+        return [kept[s] for s in sorted(kept) if s <= seq]

@@ -18,7 +18,7 @@ import orjson
 
 from boxoffice.logs import Outage
 from boxoffice.messages import Message
-from boxoffice.service_layer.live import LIVE_TYPES, LiveSeatMap
+from boxoffice.service_layer.live import LIVE_TYPES, LiveSeatMap, RecentChanges
 from boxoffice.service_layer.live_ports import Subscriber
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class LiveHub:
         self._loading: dict[str, asyncio.Future[LiveSeatMap | None]] = {}
         self._arrived_while_loading: dict[str, list[Message]] = {}
         self.subscribers: dict[str, set[Subscriber]] = {}
+        self.recent = RecentChanges()
         self.delivered = 0
         self.dropped = 0
 
@@ -98,6 +99,7 @@ class LiveHub:
         for message in messages:
             if message.type not in LIVE_TYPES:
                 continue
+            self.recent.record(message)
             seat_map = self.maps.get(message.event_id)
             if seat_map is None:
                 if message.event_id in self._arrived_while_loading:
@@ -113,11 +115,15 @@ class LiveHub:
         """Registers a connection and returns what it must be sent first. No await in between: nothing
         can happen between the snapshot (or the replay) and the stream that follows it."""
         missed = seat_map.since(last_seen) if last_seen is not None else None
-        first = [sse_frame(c) for c in missed] if missed is not None else [sse_frame(seat_map.snapshot())]
+        first = [sse_frame(c) for c in missed] if missed is not None else [self._snapshot_frame(seat_map)]
         if subscriber is None:
             subscriber = QueueSubscriber(seat_map.event_id, asyncio.Queue(self._queue_size))
         self.subscribers.setdefault(seat_map.event_id, set()).add(subscriber)
         return subscriber, first
+
+    def _snapshot_frame(self, seat_map: LiveSeatMap) -> bytes:
+        # `recent`: the activity a page opening shows; changes after the snapshot follow as messages.
+        return sse_frame({**seat_map.snapshot(), "recent": self.recent.up_to(seat_map.event_id, seat_map.seq)})
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         watchers = self.subscribers.get(subscriber.event_id)
@@ -170,4 +176,4 @@ class LiveHub:
             return
         fresh = LiveSeatMap(event_id, *loaded)
         self.maps[event_id] = fresh
-        self._broadcast(event_id, sse_frame(fresh.snapshot()))
+        self._broadcast(event_id, self._snapshot_frame(fresh))

@@ -35,6 +35,7 @@ const state = {
   total: 0,
   available: null,          // AVAILABLE seats now, from the live counts (null until the snapshot)
   lastSeq: -1,              // seq of the last applied stream message
+  loggedSeq: -1,            // seq of the newest change in the activity log
   stream: null,
   reopenTimer: null,
   reopenDelay: 1000,
@@ -111,6 +112,7 @@ async function selectEvent(eventId, fromPicker) {
     history.replaceState(null, "", url);
   }
   $("event-select").value = eventId;
+  $("dashboard-link").href = `/events/${encodeURIComponent(eventId)}/dashboard`;
   closeStream();
   resetMap(eventId);
   const answer = await api("GET", `/events/${encodeURIComponent(eventId)}`);
@@ -133,6 +135,7 @@ function resetMap(eventId) {
   state.eventId = eventId;
   state.event = null;
   state.lastSeq = -1;
+  state.loggedSeq = -1;
   state.total = 0;
   state.selected.clear();
   state.seats.clear();
@@ -314,6 +317,9 @@ function applySnapshot(snapshot) {
   if (sameLayout(snapshot.seats)) refreshSeats(snapshot.seats);
   else renderMap(snapshot.seats);
   setCounts(snapshot);
+  // The last changes before the snapshot: the log of a page just opened (or one that missed some) shows them.
+  state.loggedSeq = Math.min(state.loggedSeq, state.lastSeq);  // a numbering that started again
+  for (const change of snapshot.recent || []) logChange(change);
 }
 
 function applyChange(change) {
@@ -587,6 +593,10 @@ function formatPercent(value) {
 
 function logChange(change) {
   const seats = change.seatIds || [];
+  if (typeof change.seq === "number") {
+    if (change.seq <= state.loggedSeq) return;  // in the log already
+    state.loggedSeq = change.seq;
+  }
   if (!seats.length) return;
   let verb = { "seat.reserved": "reserved", "seat.booked": "booked", "seat.released": "released" }[change.type];
   if (change.type === "seat.released" && RELEASE_REASON[change.reason]) verb += ` (${RELEASE_REASON[change.reason]})`;
@@ -668,6 +678,10 @@ function updateSelection(note) {
   hold.textContent = state.holding ? "Holding…" : `Hold ${n} seat${n === 1 ? "" : "s"}`;
   hold.disabled = n === 0 || Boolean(state.holding) || state.finding || Boolean(state.hold);
   $("clear-button").disabled = n === 0 || Boolean(state.holding);
+  // A shown hold is paid for or cancelled first: buttons to hold more would only stand disabled above it.
+  hold.hidden = Boolean(state.hold);
+  $("clear-button").hidden = Boolean(state.hold) && n === 0;
+  $("selection-actions").hidden = hold.hidden && $("clear-button").hidden;
   updateBestButton();
   let text = "No seats selected.";
   if (n) {

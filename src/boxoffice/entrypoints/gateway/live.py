@@ -33,6 +33,14 @@ async def monitor() -> Response:
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/events/{event_id}/dashboard", include_in_schema=False)
+async def dashboard(event_id: str) -> Response:
+    """The organiser's view of the sale: sold / held / available over time, rates, revenue, lag, the queue."""
+    if not _EVENT_ID.fullmatch(event_id):
+        return error(422, "invalid_id", "Malformed event id")
+    return FileResponse(WEB_DIR / "dashboard.html", headers={"Cache-Control": "no-cache"})
+
+
 _UNAVAILABLE = "Live updates are unavailable right now; retry in a moment"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.entrypoints.gateway.responses import error
@@ -14,6 +16,8 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; scri
 _COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"x-frame-options", b"DENY")]
 _PAGES = ("/", "/static/")
+# An event's pages: its waiting room and its dashboard (a POST to the queue's path gets the header too, harmlessly).
+_EVENT_PAGE = re.compile(r"/events/[^/]+/(queue|dashboard)")
 # Redoc puts its styles in <style> elements it writes; its scripts are held to the same policy.
 REDOC_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
@@ -79,7 +83,7 @@ class SecurityHeaders:
             return
         path: str = scope["path"]
         extra = list(_COMMON)
-        if path in ("/", "/docs") or path.startswith(_PAGES[1]):
+        if path in ("/", "/docs") or path.startswith(_PAGES[1]) or _EVENT_PAGE.fullmatch(path):
             extra.append((b"content-security-policy", PAGE_POLICY.encode()))
         elif path == "/redoc":
             extra.append((b"content-security-policy", REDOC_POLICY.encode()))
