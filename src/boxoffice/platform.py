@@ -11,7 +11,6 @@ from pathlib import Path
 
 from boxoffice.adapters.embedded import (
     EmbeddedPostgres,
-    create_database,
     free_port,
     pg_run_as_user,
     wait_for_port,
@@ -134,7 +133,7 @@ async def prepare(runtime: Runtime, settings: Settings, postgres: EmbeddedPostgr
     if postgres is not None:
         if postgres.trusts_local_connections():  # made by an earlier version: it asks for the password now
             await postgres.lock_down()
-        await create_database(postgres.port, postgres.password)
+        await postgres.provision()  # the services' role; a database of an earlier version is handed to it
     await initialise(runtime.database_url, runtime.kafka_bootstrap, settings.topic_partitions)
 
 
