@@ -138,8 +138,14 @@ async def test_a_database_of_an_earlier_version_is_handed_to_the_services_role(t
         superuser = await _connect(postgres, postgres.password)
         await superuser.execute("CREATE DATABASE boxoffice")
         await superuser.close()
-        await asyncio.to_thread(
-            migrate, f"postgresql://postgres:{postgres.password}@127.0.0.1:{postgres.port}/boxoffice")
+        superuser_dsn = f"postgresql://postgres:{postgres.password}@127.0.0.1:{postgres.port}/boxoffice"
+        await asyncio.to_thread(migrate, superuser_dsn)
+        superuser = await asyncpg.connect(superuser_dsn)
+        await superuser.execute("""
+            CREATE TYPE mood AS ENUM ('calm'); CREATE TYPE pair AS (a int, b int); CREATE DOMAIN positive AS int;
+            CREATE SEQUENCE standalone; CREATE VIEW booked AS SELECT 1 AS one;
+            CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'""")
+        await superuser.close()
         await postgres.provision()
         connection = await _as_services(postgres)
         try:
@@ -147,6 +153,11 @@ async def test_a_database_of_an_earlier_version_is_handed_to_the_services_role(t
                 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname = 'public' AND c.relowner <> current_user::regrole""")
             assert foreign == []
+            assert await connection.fetch("""
+                SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace
+                   AND typowner <> current_user::regrole
+                UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+                   AND proowner <> current_user::regrole""") == []
             assert await connection.fetchval(
                 "SELECT nspowner = current_user::regrole FROM pg_namespace WHERE nspname = 'public'")
             # What a later migration does as the role: change a table, move a sequence, write a row.

@@ -256,7 +256,8 @@ SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, $1::text), 3 
 UNION ALL
 SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, $1::text), 4 FROM pg_type t
   JOIN pg_namespace n ON n.oid = t.typnamespace
- WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'r') AND t.typowner <> $1::regrole
+ WHERE n.nspname = 'public' AND t.typowner <> $1::regrole
+   AND (t.typtype IN ('e', 'd') OR t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
 ORDER BY 2
 """
 
