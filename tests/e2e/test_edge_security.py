@@ -9,6 +9,7 @@ import asyncio
 import stat
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -135,6 +136,54 @@ async def test_the_services_database_role_cannot_run_commands_or_make_roles(plat
                                       "card": "4242424242424242"})
         assert paid.status_code == 200 and paid.json()["status"] == "confirmed", paid.text
         assert (await seat_statuses(client, event_id))["A1"] == "BOOKED"
+
+
+async def _made_by_an_earlier_version(data_dir: Path) -> None:
+    """A data directory as earlier versions left it: the superuser's password only, and the database with
+    every object in it the superuser's (the services connected as superuser)."""
+    import asyncpg
+
+    from boxoffice.adapters.embedded import EmbeddedPostgres, free_port
+    from boxoffice.adapters.postgres import migrate
+    from tests.integration.test_embedded_postgres_access import _connect, _start, _stop
+
+    postgres = EmbeddedPostgres(data_dir, free_port())
+    postgres.init()
+    postgres.service_password_file.unlink()
+    server = _start(postgres, data_dir)
+    try:
+        superuser = await _connect(postgres, postgres.password)
+        await superuser.execute("CREATE DATABASE boxoffice")
+        await superuser.close()
+        dsn = f"postgresql://postgres:{postgres.password}@127.0.0.1:{postgres.port}/boxoffice"
+        await asyncio.to_thread(migrate, dsn)
+        connection = await asyncpg.connect(dsn)
+        assert await connection.fetchval("SELECT count(*) FROM pg_class WHERE relowner = 'postgres'::regrole "
+                                         "AND relnamespace = 'public'::regnamespace") > 10
+        await connection.close()
+    finally:
+        _stop(server)
+
+
+async def test_up_hands_an_earlier_versions_database_to_the_services_role(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    import asyncpg
+
+    data_dir = tmp_path_factory.mktemp("earlier")
+    await _made_by_an_earlier_version(data_dir)
+    with contextmanager(start_platform)(data_dir) as running:
+        assert stat.S_IMODE((data_dir / "boxoffice.password").stat().st_mode) == 0o600
+        connection = await asyncpg.connect(str(running.runtime["database_url"]))
+        try:
+            assert await connection.fetchval("SELECT current_user") == "boxoffice"
+            assert await connection.fetch("SELECT relname FROM pg_class WHERE relowner <> current_user::regrole "
+                                          "AND relnamespace = 'public'::regnamespace") == []
+        finally:
+            await connection.close()
+        async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
+            held = await book(client, EVENT, ["A1"], "upgraded_buyer")
+            assert held.status_code == 201, held.text
+            assert (await seat_statuses(client, EVENT))["A1"] == "RESERVED"
 
 
 @pytest.mark.parametrize("sent", [b"", b"GET /health HTTP/1.1\r\nHost: boxoffice\r\n"], ids=["nothing", "half a head"])
