@@ -15,7 +15,9 @@ SERVICES = ("gateway", "booking", "payment", "catalog", "notification", "realtim
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", env_file=".env", extra="ignore")
+    # An error names the setting, never its value: the input holds passwords and keys.
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     http_port: int = 8000
     http_host: str = "127.0.0.1"
