@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from boxoffice.adapters.catalog_store import create_event
-from boxoffice.adapters.embedded import create_database
+from boxoffice.adapters.embedded import provision_database
 from boxoffice.adapters.kafka import ensure_topics
 from boxoffice.adapters.postgres import create_pool, migrate
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
@@ -25,7 +25,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 
 async def new_database(servers: Servers, name: str) -> str:
-    await create_database(servers.postgres_port, servers.postgres_password, name)
+    await provision_database(servers.postgres_port, servers.postgres_password, servers.service_password, name)
     dsn = servers.dsn(name)
     await asyncio.to_thread(migrate, dsn)
     return dsn

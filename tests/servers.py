@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from boxoffice.adapters.embedded import (
+    SERVICE_ROLE,
     EmbeddedPostgres,
     broker_command,
     free_port,
@@ -21,10 +22,12 @@ from boxoffice.adapters.embedded import (
 class Servers:
     postgres_port: int
     postgres_password: str
+    service_password: str
     kafka_bootstrap: str
 
     def dsn(self, database: str = "boxoffice") -> str:
-        return f"postgresql://postgres:{self.postgres_password}@127.0.0.1:{self.postgres_port}/{database}"
+        """As the services connect: their role, not the superuser."""
+        return f"postgresql://{SERVICE_ROLE}:{self.service_password}@127.0.0.1:{self.postgres_port}/{database}"
 
 
 def _stop(process: subprocess.Popen[bytes], signal_number: int) -> None:
@@ -49,7 +52,7 @@ def embedded_servers(workdir: Path) -> Iterator[Servers]:
     try:
         wait_for_port(postgres.port)
         wait_for_port(broker_port)
-        yield Servers(postgres.port, postgres.password, f"127.0.0.1:{broker_port}")
+        yield Servers(postgres.port, postgres.password, postgres.service_password, f"127.0.0.1:{broker_port}")
     finally:
         _stop(broker, 15)
         _stop(pg, 2)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SEATS_PER_USER = 20
@@ -15,7 +15,9 @@ SERVICES = ("gateway", "booking", "payment", "catalog", "notification", "realtim
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", env_file=".env", extra="ignore")
+    # An error names the setting, never its value: the input holds passwords and keys.
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     http_port: int = 8000
     http_host: str = "127.0.0.1"
@@ -47,6 +49,13 @@ class Settings(BaseSettings):
     # Addresses of the proxies in front of the gateway (comma-separated IPs or CIDRs, "*" for any) whose
     # X-Forwarded-For / X-Forwarded-Proto are believed; unset: none, the client is the connection's peer.
     trusted_proxies: str = ""
+
+    # How the services authenticate to an external Kafka (docs/configuration.md); the embedded broker takes
+    # plain connections only.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
 
     topic_partitions: int = Field(12, ge=1)
     booking_reply_seconds: float = Field(3.0, gt=0)
@@ -111,7 +120,17 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("log_level", mode="before")
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [f"BOXOFFICE_KAFKA_SASL_{name.upper()}" for name in ("mechanism", "username", "password")
+                       if not getattr(self, f"kafka_sasl_{name}")]
+            if missing:
+                raise ValueError(f"BOXOFFICE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                                 + ", ".join(missing))
+        return self
+
+    @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value

@@ -8,10 +8,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from boxoffice.adapters.embedded import (
     EmbeddedPostgres,
-    create_database,
     free_port,
     pg_run_as_user,
     wait_for_port,
@@ -89,6 +89,9 @@ def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
     """Every setting `up` ran with (from the environment, .env or code), then where the parts are."""
     configured = {f"BOXOFFICE_{name.upper()}": str(value)
                   for name, value in settings.model_dump().items() if value is not None}
+    if runtime.embedded_kafka:  # it takes plain connections only: credentials meant for another Kafka stay out
+        configured = {name: value for name, value in configured.items() if not name.startswith("BOXOFFICE_KAFKA_SASL_")}
+        configured["BOXOFFICE_KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
     return {
         **configured,
         "BOXOFFICE_KAFKA_BOOTSTRAP": runtime.kafka_bootstrap,
@@ -134,11 +137,15 @@ async def prepare(runtime: Runtime, settings: Settings, postgres: EmbeddedPostgr
     if postgres is not None:
         if postgres.trusts_local_connections():  # made by an earlier version: it asks for the password now
             await postgres.lock_down()
-        await create_database(postgres.port, postgres.password)
-    await initialise(runtime.database_url, runtime.kafka_bootstrap, settings.topic_partitions)
+        await postgres.provision()  # the services' role; a database of an earlier version is handed to it
+    from boxoffice.adapters.kafka import client_security
+
+    await initialise(runtime.database_url, runtime.kafka_bootstrap, settings.topic_partitions,
+                     kafka_security=None if runtime.embedded_kafka else client_security(settings))
 
 
-async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *, demo: bool = True) -> None:
+async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *, demo: bool = True,
+                     kafka_security: dict[str, Any] | None = None) -> None:
     """Schema migrations (with the platform's secrets), topics and the demo events, on a database and broker
     that already exist: what `up` does for the embedded ones and `boxoffice init` for external ones. Idempotent."""
     from boxoffice.adapters.catalog_store import create_event
@@ -150,7 +157,7 @@ async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *
     pool = await create_pool(database_url, size=2)
     try:
         await asyncio.to_thread(migrate, database_url)
-        await ensure_topics(kafka_bootstrap, partitions)
+        await ensure_topics(kafka_bootstrap, partitions, security=kafka_security)
         if demo:
             async with pool.acquire() as con:
                 for spec in demo_events():

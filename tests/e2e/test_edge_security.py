@@ -1,18 +1,22 @@
 """What an attacker on the network or the machine meets at the platform's edge: a made-up X-Forwarded-For
 does not dodge the per-address limit, an oversized head is refused before it is held in memory, and the
-files carrying the platform's secrets are its owner's alone."""
+files carrying the platform's secrets are its owner's alone; the services' database role can do nothing beyond
+their own schema."""
 
 from __future__ import annotations
 
 import asyncio
 import stat
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.e2e.api_client import book, seat_statuses
 from tests.platforms import RunningPlatform, start_platform
 
 EVENT = "taylor_swift_concert"
@@ -92,13 +96,94 @@ async def test_the_embedded_database_refuses_a_local_user_without_the_password(
     port = urlsplit(str(edge_platform.runtime["database_url"])).port
     with pytest.raises(asyncpg.InvalidPasswordError):
         await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="boxoffice")
-    assert stat.S_IMODE((edge_platform.data_dir / "postgres.password").stat().st_mode) == 0o600
+    for secret in ("postgres.password", "boxoffice.password"):
+        assert stat.S_IMODE((edge_platform.data_dir / secret).stat().st_mode) == 0o600
     # The platform's own connections carry it.
     connection = await asyncpg.connect(str(edge_platform.runtime["database_url"]))
     try:
         assert await connection.fetchval("SELECT count(*) FROM events") >= 1
     finally:
         await connection.close()
+
+
+async def test_the_services_database_role_cannot_run_commands_or_make_roles(platform: RunningPlatform) -> None:
+    import asyncpg
+
+    database_url = str(platform.runtime["database_url"])
+    assert urlsplit(database_url).username == "boxoffice"
+    connection = await asyncpg.connect(database_url)
+    try:
+        for refused in ("COPY (SELECT 1) TO PROGRAM 'id'", "CREATE ROLE intruder SUPERUSER LOGIN",
+                        "SELECT rolname, rolpassword FROM pg_authid"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute(refused)
+    finally:
+        await connection.close()
+    # With that role the platform holds and sells seats as before.
+    event_id = f"locked_{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
+        created = await client.post("/events", json={
+            "eventId": event_id, "name": "Locked Hall", "venue": {"name": "Hall", "city": "Bath"},
+            "startsAt": "2030-01-01T19:30:00Z", "currency": "USD",
+            "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 50.0}],
+            "rows": [{"row": "A", "seats": 4, "section": "Stalls", "categoryId": "std"}]})
+        assert created.status_code == 201, created.text
+        held = await book(client, event_id, ["A1"], "locked_buyer")
+        assert held.status_code == 201, held.text
+        booking = held.json()
+        paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
+                                json={"paymentId": f"pay_{event_id}", "amount": booking["amount"],
+                                      "card": "4242424242424242"})
+        assert paid.status_code == 200 and paid.json()["status"] == "confirmed", paid.text
+        assert (await seat_statuses(client, event_id))["A1"] == "BOOKED"
+
+
+async def _made_by_an_earlier_version(data_dir: Path) -> None:
+    """A data directory as earlier versions left it: the superuser's password only, and the database with
+    every object in it the superuser's (the services connected as superuser)."""
+    import asyncpg
+
+    from boxoffice.adapters.embedded import EmbeddedPostgres, free_port
+    from boxoffice.adapters.postgres import migrate
+    from tests.integration.test_embedded_postgres_access import _connect, _start, _stop
+
+    postgres = EmbeddedPostgres(data_dir, free_port())
+    postgres.init()
+    postgres.service_password_file.unlink()
+    server = _start(postgres, data_dir)
+    try:
+        superuser = await _connect(postgres, postgres.password)
+        await superuser.execute("CREATE DATABASE boxoffice")
+        await superuser.close()
+        dsn = f"postgresql://postgres:{postgres.password}@127.0.0.1:{postgres.port}/boxoffice"
+        await asyncio.to_thread(migrate, dsn)
+        connection = await asyncpg.connect(dsn)
+        assert await connection.fetchval("SELECT count(*) FROM pg_class WHERE relowner = 'postgres'::regrole "
+                                         "AND relnamespace = 'public'::regnamespace") > 10
+        await connection.close()
+    finally:
+        _stop(server)
+
+
+async def test_up_hands_an_earlier_versions_database_to_the_services_role(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    import asyncpg
+
+    data_dir = tmp_path_factory.mktemp("earlier")
+    await _made_by_an_earlier_version(data_dir)
+    with contextmanager(start_platform)(data_dir) as running:
+        assert stat.S_IMODE((data_dir / "boxoffice.password").stat().st_mode) == 0o600
+        connection = await asyncpg.connect(str(running.runtime["database_url"]))
+        try:
+            assert await connection.fetchval("SELECT current_user") == "boxoffice"
+            assert await connection.fetch("SELECT relname FROM pg_class WHERE relowner <> current_user::regrole "
+                                          "AND relnamespace = 'public'::regnamespace") == []
+        finally:
+            await connection.close()
+        async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
+            held = await book(client, EVENT, ["A1"], "upgraded_buyer")
+            assert held.status_code == 201, held.text
+            assert (await seat_statuses(client, EVENT))["A1"] == "RESERVED"
 
 
 @pytest.mark.parametrize("sent", [b"", b"GET /health HTTP/1.1\r\nHost: boxoffice\r\n"], ids=["nothing", "half a head"])

@@ -1,5 +1,7 @@
 """The embedded PostgreSQL asks every connection for the password, which only the platform's user can read;
-a cluster made by an earlier version, which trusted every local connection, is locked down at the next `up`."""
+a cluster made by an earlier version, which trusted every local connection, is locked down at the next `up`.
+The services' role owns their database and may do nothing beyond it; a database made by an earlier version,
+whose objects the superuser owned, is handed to that role."""
 
 from __future__ import annotations
 
@@ -11,7 +13,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from boxoffice.adapters.embedded import EmbeddedPostgres, _pg_bin, free_port, pg_run_as_user, wait_for_port
+from boxoffice.adapters.embedded import (
+    SERVICE_ROLE,
+    EmbeddedPostgres,
+    _pg_bin,
+    free_port,
+    pg_run_as_user,
+    wait_for_port,
+)
+from boxoffice.adapters.postgres import migrate
 
 
 def _start(postgres: EmbeddedPostgres, workdir: Path) -> subprocess.Popen[bytes]:
@@ -77,5 +87,87 @@ async def test_a_cluster_that_trusted_local_connections_is_locked_down(tmp_path:
             await _connect(postgres, None)
         connection = await _connect(postgres, postgres.password)
         await connection.close()
+    finally:
+        _stop(server)
+
+
+async def _as_services(postgres: EmbeddedPostgres, database: str = "boxoffice") -> asyncpg.Connection:
+    return await asyncpg.connect(host="127.0.0.1", port=postgres.port, user=SERVICE_ROLE,
+                                 password=postgres.service_password, database=database)
+
+
+async def test_the_services_role_owns_its_database_and_can_do_nothing_beyond_it(tmp_path: Path) -> None:
+    postgres = EmbeddedPostgres(tmp_path, free_port())
+    postgres.init()
+    assert stat.S_IMODE(postgres.service_password_file.stat().st_mode) == 0o600
+    assert postgres.service_password != postgres.password
+    server = _start(postgres, tmp_path)
+    try:
+        await postgres.provision()
+        await asyncio.to_thread(migrate, postgres.dsn)
+        connection = await _as_services(postgres)
+        try:
+            assert await connection.fetchval("SELECT count(*) FROM alembic_version") == 1
+            role = await connection.fetchrow("SELECT * FROM pg_roles WHERE rolname = current_user")
+            assert not any(role[a] for a in ("rolsuper", "rolcreaterole", "rolcreatedb", "rolreplication",
+                                             "rolbypassrls"))
+            # Not a member of pg_execute_server_program, pg_read_server_files or any other role.
+            assert await connection.fetchval("SELECT count(*) FROM pg_auth_members WHERE member = $1::regrole",
+                                             SERVICE_ROLE) == 0
+            for refused in ("COPY (SELECT 1) TO PROGRAM 'id'", "COPY alembic_version FROM '/etc/passwd'",
+                            "SELECT pg_read_file('/etc/passwd')", "CREATE ROLE intruder SUPERUSER LOGIN",
+                            "ALTER ROLE boxoffice SUPERUSER", "CREATE DATABASE elsewhere",
+                            "SELECT rolpassword FROM pg_authid", "ALTER SYSTEM SET log_statement = 'none'"):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await connection.execute(refused)
+        finally:
+            await connection.close()
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(host="127.0.0.1", port=postgres.port, user="postgres",
+                                  password=postgres.service_password, database="postgres")
+    finally:
+        _stop(server)
+
+
+async def test_a_database_of_an_earlier_version_is_handed_to_the_services_role(tmp_path: Path) -> None:
+    postgres = EmbeddedPostgres(tmp_path, free_port())
+    postgres.init()
+    server = _start(postgres, tmp_path)
+    try:
+        # As earlier versions did: the database and every object in it made by the superuser.
+        superuser = await _connect(postgres, postgres.password)
+        await superuser.execute("CREATE DATABASE boxoffice")
+        await superuser.close()
+        superuser_dsn = f"postgresql://postgres:{postgres.password}@127.0.0.1:{postgres.port}/boxoffice"
+        await asyncio.to_thread(migrate, superuser_dsn)
+        superuser = await asyncpg.connect(superuser_dsn)
+        await superuser.execute("""
+            CREATE TYPE mood AS ENUM ('calm'); CREATE TYPE pair AS (a int, b int); CREATE DOMAIN positive AS int;
+            CREATE SEQUENCE standalone; CREATE VIEW booked AS SELECT 1 AS one;
+            CREATE FUNCTION answer() RETURNS int LANGUAGE sql AS 'SELECT 42'""")
+        await superuser.close()
+        await postgres.provision()
+        connection = await _as_services(postgres)
+        try:
+            foreign = await connection.fetch("""
+                SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND c.relowner <> current_user::regrole""")
+            assert foreign == []
+            assert await connection.fetch("""
+                SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace
+                   AND typowner <> current_user::regrole
+                UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+                   AND proowner <> current_user::regrole""") == []
+            assert await connection.fetchval(
+                "SELECT nspowner = current_user::regrole FROM pg_namespace WHERE nspname = 'public'")
+            # What a later migration does as the role: change a table, move a sequence, write a row.
+            async with connection.transaction():
+                await connection.execute("ALTER TABLE seats ADD COLUMN probe int")
+                await connection.execute("CREATE TABLE probe (id bigserial PRIMARY KEY)")
+                await connection.execute("UPDATE alembic_version SET version_num = version_num")
+        finally:
+            await connection.close()
+        await asyncio.to_thread(migrate, postgres.dsn)
+        await postgres.provision()  # again: nothing to do, nothing fails
     finally:
         _stop(server)

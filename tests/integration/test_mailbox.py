@@ -136,3 +136,46 @@ async def test_an_email_this_server_can_never_take_is_refused_for_good_not_retri
     finally:
         two_lines.close()
         await two_lines.wait_closed()
+
+
+def hostile_email() -> EmailMessage:
+    """HTML whose `cid:` parts a sender chose: a page with a script, an SVG with one, and a real image."""
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "mallory@example.com", "victim@example.com", "Look at this"
+    mail.set_content("see the HTML")
+    mail.add_alternative('<p><img src="cid:pic@x"><a href="cid:page@x">open</a></p>', subtype="html")
+    html = mail.get_payload()[1]
+    html.add_related(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16, maintype="image", subtype="png", cid="<pic@x>")
+    html.add_related("<script>parent.postMessage(document.cookie, '*')</script>", subtype="html", cid="<page@x>")
+    mail.add_attachment(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+                        maintype="image", subtype="svg+xml", filename='a"; b=.svg')
+    mail.get_payload()[-1]["Content-ID"] = "<svg@x>"
+    return mail
+
+
+async def test_what_a_sender_put_in_a_message_is_served_as_data_not_as_a_page_of_the_mailbox(tmp_path: Path) -> None:
+    async with running_mailbox(tmp_path) as mailbox:
+        await SmtpSender(f"smtp://127.0.0.1:{mailbox.smtp_port}").send(hostile_email())
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{mailbox.http_port}") as http:
+            [message] = (await http.get("/messages")).json()
+            parts = f"/messages/{message['id']}/parts"
+            for url in (f"{parts}/page@x", f"{parts}/svg@x", f"/messages/{message['id']}/raw"):
+                answer = await http.get(url)
+                assert answer.status_code == 200, url
+                assert answer.headers["content-disposition"].startswith("attachment"), url
+                policy = {d.strip() for d in answer.headers["content-security-policy"].split(";")}
+                assert {"default-src 'none'", "sandbox"} <= policy, url
+            svg = await http.get(f"{parts}/svg@x")
+            # The sender's file name cannot add parameters to the header.
+            assert svg.headers["content-disposition"] == (
+                "attachment; filename=\"a___b_.svg\"; filename*=UTF-8''a%22%3B%20b%3D.svg")
+            image = await http.get(f"{parts}/pic@x")
+            assert image.headers["content-type"] == "image/png"
+            assert image.headers["content-disposition"] == "inline"
+            assert "sandbox" in image.headers["content-security-policy"]
+            view = await http.get(f"/messages/{message['id']}/html")
+            assert "script-src" not in view.headers["content-security-policy"]
+            for url in ("/", "/messages", f"/messages/{message['id']}", f"{parts}/pic@x", view.url.path):
+                answer = await http.get(url)
+                assert answer.headers["x-content-type-options"] == "nosniff", url
+                assert answer.headers["referrer-policy"] == "no-referrer", url

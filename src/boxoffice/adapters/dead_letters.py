@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -68,9 +69,11 @@ class DeadLetter:
     value: bytes
 
 
-async def read_dead_letters(bootstrap: str, topics: list[str] | None = None) -> list[DeadLetter]:
+async def read_dead_letters(bootstrap: str, topics: list[str] | None = None, *,
+                            security: Mapping[str, Any] | None = None) -> list[DeadLetter]:
     """Every dead letter of the given original topics (all by default), oldest first per topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                **(security or {}))
     await consumer.start()
     try:
         existing = await consumer.topics()
@@ -105,9 +108,9 @@ def _number(text: str | None) -> int:
     return int(text) if text and text.isdigit() else -1
 
 
-async def replay(bootstrap: str, letter: DeadLetter) -> None:
+async def replay(bootstrap: str, letter: DeadLetter, *, security: Mapping[str, Any] | None = None) -> None:
     """Puts the original message back on its topic, with its key: the consumer takes it as new."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(security or {}))
     await producer.start()
     try:
         await producer.send_and_wait(letter.topic, letter.value, key=letter.key,

@@ -15,9 +15,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+if TYPE_CHECKING:
+    import asyncpg
+
 PG_SYSTEM_USER = "embedded_postgres"
+# The role the services and migrations connect as: it owns their database and schema, and may do nothing else.
+SERVICE_ROLE = "boxoffice"
 
 
 def free_port() -> int:
@@ -76,18 +82,29 @@ def _pg_bin() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def _write_secret(path: Path) -> None:
+    """A generated password in a file only its owner can read, made once."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secrets.token_urlsafe(24))
+
+
 def pg_run_as_user() -> str | None:
     """PostgreSQL refuses to run as root: then it runs as a system user of its own."""
     return PG_SYSTEM_USER if os.geteuid() == 0 else None
 
 
 class EmbeddedPostgres:
-    """A cluster of our own. Every connection needs the password (scram-sha-256), which is in a file that
-    only the platform's user can read: other local users cannot connect, let alone as superuser."""
+    """A cluster of our own. Every connection needs a password (scram-sha-256), each in a file that only the
+    platform's user can read: other local users cannot connect. The superuser's is for the platform's own setup;
+    the services connect as `SERVICE_ROLE`, which owns their database and nothing more."""
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.pgdata = data_dir / "pgdata"
         self.password_file = data_dir / "postgres.password"
+        self.service_password_file = data_dir / f"{SERVICE_ROLE}.password"
         self.port = port
 
     @property
@@ -95,15 +112,20 @@ class EmbeddedPostgres:
         return self.password_file.read_text().strip()
 
     @property
+    def service_password(self) -> str:
+        return self.service_password_file.read_text().strip()
+
+    @property
     def dsn(self) -> str:
-        return f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/boxoffice"
+        """The services' connection: their role, not the superuser."""
+        return (f"postgresql://{SERVICE_ROLE}:{quote(self.service_password, safe='')}"
+                f"@127.0.0.1:{self.port}/boxoffice")
 
     def init(self) -> None:
-        """Create the cluster once; later starts reuse it."""
-        if not self.password_file.exists():
-            self.password_file.parent.mkdir(parents=True, exist_ok=True)
-            self.password_file.touch(mode=0o600)
-            self.password_file.write_text(secrets.token_urlsafe(24))
+        """Create the cluster once; later starts reuse it (and give a cluster of an earlier version the
+        services' password, which it did not have)."""
+        _write_secret(self.password_file)
+        _write_secret(self.service_password_file)
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -127,6 +149,9 @@ class EmbeddedPostgres:
             )
         finally:
             os.unlink(pwfile)
+
+    async def provision(self, name: str = "boxoffice") -> None:
+        await provision_database(self.port, self.password, self.service_password, name)
 
     def trusts_local_connections(self) -> bool:
         """A cluster made before passwords were required: `lock_down` it once the server is up."""
@@ -195,7 +220,7 @@ class EmbeddedPostgres:
             time.sleep(0.05)
 
 
-async def create_database(port: int, password: str, name: str = "boxoffice", timeout: float = 30.0) -> None:
+async def _connect_as_superuser(port: int, password: str, database: str, timeout: float) -> asyncpg.Connection:
     import asyncio
 
     import asyncpg
@@ -203,15 +228,59 @@ async def create_database(port: int, password: str, name: str = "boxoffice", tim
     deadline = time.monotonic() + timeout
     while True:
         try:
-            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
-                                         database="postgres")
-            break
+            return await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+                                         database=database)
         except (OSError, asyncpg.PostgresError):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+# What the services' role may not do: be or make superusers, roles, databases, replication, bypass row security.
+_SERVICE_ROLE_LIMITS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+
+# Objects of a database made by an earlier version (whose services were the superuser): re-owned to the
+# services' role. Tables first, since their sequences, indexes and row types follow them.
+_FOREIGN_OBJECTS = """
+SELECT format('ALTER TABLE %I.%I OWNER TO %I', n.nspname, c.relname, $1::text), 1 FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relowner <> $1::regrole
+UNION ALL
+SELECT format('ALTER SEQUENCE %I.%I OWNER TO %I', n.nspname, c.relname, $1::text), 2 FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relowner <> $1::regrole
+UNION ALL
+SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, $1::text), 3 FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'public' AND p.proowner <> $1::regrole
+UNION ALL
+SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, $1::text), 4 FROM pg_type t
+  JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = 'public' AND t.typowner <> $1::regrole
+   AND (t.typtype IN ('e', 'd') OR t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+ORDER BY 2
+"""
+
+
+async def provision_database(port: int, superuser_password: str, service_password: str, name: str = "boxoffice",
+                             timeout: float = 30.0) -> None:
+    """As the superuser: the services' role with its password and nothing more, and a database it owns, with
+    everything in it its own. Idempotent; upgrades a database made by an earlier version."""
+    conn = await _connect_as_superuser(port, superuser_password, "postgres", timeout)
     try:
+        literal = service_password.replace("'", "''")  # CREATE and ALTER ROLE take no parameters
+        verb = "ALTER" if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", SERVICE_ROLE) else "CREATE"
+        await conn.execute(f"{verb} ROLE {SERVICE_ROLE} {_SERVICE_ROLE_LIMITS} PASSWORD '{literal}'")
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}" OWNER {SERVICE_ROLE}')
+        await conn.execute(f'ALTER DATABASE "{name}" OWNER TO {SERVICE_ROLE}')
+    finally:
+        await conn.close()
+    conn = await _connect_as_superuser(port, superuser_password, name, timeout)
+    try:
+        async with conn.transaction():
+            await conn.execute(f"ALTER SCHEMA public OWNER TO {SERVICE_ROLE}")
+            for statement, _ in await conn.fetch(_FOREIGN_OBJECTS, SERVICE_ROLE):
+                await conn.execute(statement)
     finally:
         await conn.close()

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from boxoffice import metrics
 from boxoffice.config import Settings
@@ -26,12 +27,25 @@ class BrokerUnavailable(Exception):
     """The message could not be stored in Kafka."""
 
 
+def client_security(settings: Settings) -> dict[str, Any]:
+    """How every Kafka client of the platform connects: plain, or with TLS and/or SASL to an external Kafka."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context()  # the system's certificate authorities
+    if protocol.startswith("SASL_"):
+        options |= {"sasl_mechanism": settings.kafka_sasl_mechanism,
+                    "sasl_plain_username": settings.kafka_sasl_username,
+                    "sasl_plain_password": settings.kafka_sasl_password}
+    return options
+
+
 async def ensure_topics(bootstrap: str, partitions: int, topics: Iterable[str] = (*ALL_TOPICS, *DEAD_LETTER_TOPICS),
-                        attempts: int = 30) -> None:
+                        attempts: int = 30, *, security: Mapping[str, Any] | None = None) -> None:
     """Create missing topics up front: auto-created ones get the broker's default partition count."""
     outage = Outage(log, "creating the topics")
     for attempt in range(attempts):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **(security or {}))
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -79,7 +93,7 @@ async def repair_fresh_broker_topics(bootstrap: str, partitions: int,
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1,
-        request_timeout_ms=10000, max_batch_size=262144,
+        request_timeout_ms=10000, max_batch_size=262144, **client_security(settings),
     )
 
 
@@ -130,7 +144,7 @@ def make_group_consumer(settings: Settings, group: str, topics: Iterable[str], *
         fetch_max_wait_ms=settings.kafka_fetch_wait_ms if latency_path else settings.kafka_background_fetch_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        max_poll_interval_ms=60000, max_partition_fetch_bytes=4 * 1048576,
+        max_poll_interval_ms=60000, max_partition_fetch_bytes=4 * 1048576, **client_security(settings),
     )
     consumer.subscribe(list(topics), listener=listener)
     return consumer
@@ -140,7 +154,7 @@ async def make_tail_consumer(settings: Settings, topics: Iterable[str]) -> AIOKa
     """Reads every partition from its end, without a group: no join delay, every instance sees all."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=settings.kafka_fetch_wait_ms, auto_offset_reset="latest",
+        fetch_max_wait_ms=settings.kafka_fetch_wait_ms, auto_offset_reset="latest", **client_security(settings),
     )
     await start_with_retry(consumer, "tail consumer")
     partitions = []

@@ -59,12 +59,12 @@ class MailStore:
             self._summaries[message_id] = describe(message_id, message)
         return self._summaries[message_id]
 
-    def part(self, message_id: str, content_id: str) -> tuple[bytes, str] | None:
-        """An inline part by its Content-ID, for the HTML view's `cid:` images."""
+    def part(self, message_id: str, content_id: str) -> tuple[bytes, str, str | None] | None:
+        """A part by its Content-ID, for the HTML view's `cid:` images: its bytes, type and file name."""
         message = self.parsed(message_id)
         for part in message.walk() if message else ():
             if str(part.get("Content-ID", "")).strip("<>") == content_id:
-                return cast(bytes, part.get_payload(decode=True) or b""), part.get_content_type()
+                return cast(bytes, part.get_payload(decode=True) or b""), part.get_content_type(), part.get_filename()
         return None
 
 

@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -256,8 +256,10 @@ def init(demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Create the
               "(`boxoffice up` prepares its embedded database and broker itself)")
         return
     started = time.monotonic()
+    from boxoffice.adapters.kafka import client_security
+
     asyncio.run(platform.initialise(settings.database_url, settings.kafka_bootstrap, settings.topic_partitions,
-                                    demo=demo))
+                                    demo=demo, kafka_security=client_security(settings)))
     console.print(f"boxoffice initialised in {time.monotonic() - started:.1f} s: schema migrated, "
                   f"topics with {settings.topic_partitions} partitions{', demo events' if demo else ''}")
 
@@ -326,12 +328,13 @@ def dead_letters(
         if topic not in ALL_TOPICS:
             _fail(f"unknown topic {topic!r}; one of: {', '.join(ALL_TOPICS)}")
         topics = [topic]
-    found = asyncio.run(letters.read_dead_letters(bootstrap, topics))
+    security = _kafka_security()
+    found = asyncio.run(letters.read_dead_letters(bootstrap, topics, security=security))
     if replay is not None:
         chosen = [letter for letter in found if letter.id == replay]
         if not chosen:
             _fail(f"no dead letter {replay!r}; `boxoffice dead-letters` lists them")
-        asyncio.run(letters.replay(bootstrap, chosen[0]))
+        asyncio.run(letters.replay(bootstrap, chosen[0], security=security))
         console.print(f"dead letter {replay} is back on {chosen[0].topic}; it stays listed here as a record")
         return
     if not found:
@@ -344,6 +347,14 @@ def dead_letters(
                       letter.error, letter.id)
     console.print(table)
     console.print(f"Put one back on its topic with: {invoked_as()} dead-letters --replay ID", soft_wrap=True)
+
+
+def _kafka_security() -> dict[str, Any]:
+    """The configured Kafka credentials; none for the embedded broker of a running platform."""
+    from boxoffice.adapters.kafka import client_security
+
+    settings = get_settings()
+    return client_security(settings) if settings.kafka_bootstrap else {}
 
 
 def _kafka_bootstrap() -> str:
