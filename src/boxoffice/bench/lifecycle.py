@@ -21,7 +21,8 @@ from rich.table import Table
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
-from boxoffice.bench.holds import _pct, bench_event
+from boxoffice.adapters.supervisor import Supervisor
+from boxoffice.bench.holds import _cpu_seconds, _pct, _process_cpu, bench_event
 from boxoffice.config import Settings
 
 CARD = "4242424242424242"
@@ -57,13 +58,14 @@ def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: C
     with console.status("starting the platform..."):
         runtime = platform.up(settings)
     try:
-        asyncio.run(_measure(runtime, holds, confirms, clients, console))
+        asyncio.run(_measure(runtime, settings.data_path, holds, confirms, clients, console))
     finally:
         with console.status("stopping the platform..."):
             platform.down(settings)
 
 
-async def _measure(runtime: object, holds: int, confirms: int, clients: int, console: Console) -> None:
+async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, clients: int,
+                   console: Console) -> None:
     pool = await create_pool(runtime.database_url, size=4)  # type: ignore[attr-defined]
     spec = bench_event(holds + confirms)
     async with pool.acquire() as con:
@@ -88,7 +90,10 @@ async def _measure(runtime: object, holds: int, confirms: int, clients: int, con
             expiring, hold_wall = await _each(seats[:holds], clients, hold)
         with console.status(f"placing and paying {confirms:,} holds..."):
             to_pay, _ = await _each(seats[holds:], clients, hold)
+            processes = _process_cpu(Supervisor(data_path))
+            cpu_before = _cpu_seconds(processes)
             paid, pay_wall = await _each([b for b in to_pay if b], clients, pay)
+            cpu_used = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in _cpu_seconds(processes).items()}
 
     booking_ids = [b["bookingId"] for b in expiring if b]
     last_deadline = await pool.fetchval("SELECT max(expires_at) FROM bookings WHERE booking_id = ANY($1::uuid[])",
@@ -138,5 +143,9 @@ async def _measure(runtime: object, holds: int, confirms: int, clients: int, con
                       f"{_pct(provider_ms, .99):.1f}",
                       f"{_pct(ms, .5) / provider_p50:.2f}×")
     console.print(pay_table)
+    if ok:
+        per_confirmation = ", ".join(f"{name} {seconds * 1000 / len(ok):.2f}" for name, seconds in
+                                     sorted(cpu_used.items(), key=lambda item: -item[1]) if seconds > 0)
+        console.print(f"CPU ms per confirmation while paying ({pay_wall:.1f} s wall, 2 cores): {per_confirmation}")
     console.print(f"seats still held after expiry: {still_held} (must be 0); seats BOOKED: {booked} "
                   f"(must be {len(ok)}); provider charges: {charges} (must be {len(paid)}: one per payment)")
