@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SEATS_PER_USER = 20
@@ -172,6 +172,20 @@ class Settings(BaseSettings):
         return not self.database_url
 
 
+def settings_problems(error: ValidationError) -> str:
+    """One line per invalid setting, named as the environment spells it; never its value (it may be a secret)."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        names = [str(part) for part in problem["loc"]]
+        lines.append(f"  BOXOFFICE_{names[0].upper()}: {message}" if names else f"  {message}")
+    return "boxoffice: invalid settings\n" + "\n".join(lines)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment. Invalid ones end the process with a line per problem, no traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit(settings_problems(exc)) from None
