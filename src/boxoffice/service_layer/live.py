@@ -68,8 +68,10 @@ class LiveSeatMap:
             seat["status"] = status
             self.counts[_COUNTED[status]] += 1
         self.seq = message.data["seq"]
+        # Every watcher is anonymous: a booking id read here would let anyone read, cancel or pass off as a
+        # ticket someone else's booking. The field stays (CONTRACT §3) and is null; a buyer knows their own.
         change = {"type": kind, "eventId": self.event_id, "seq": self.seq, "seatIds": seat_ids,
-                  "bookingId": message.data.get("bookingId"), **self.counts, "at": message.occurred_at}
+                  "bookingId": None, **self.counts, "at": message.occurred_at}
         if kind == "seat.released":
             change["reason"] = message.data.get("reason")
         self.recent.append(change)
