@@ -186,9 +186,11 @@ async def test_pay_then_confirm_books_the_seats_once() -> None:
     platform = Platform()
     booking_id = await held(platform, "A1")
     [asked] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
-                                               paymentId="pay_1", amount=150.0, card="4242424242424242"))
-    assert (asked.type, asked.data["card"], asked.data["amount"]) == (topics.PAYMENT_REQUESTED, "4242424242424242",
-                                                                      150.0)
+                                               paymentId="pay_1", amount=150.0, cardToken="tok_1",
+                                               cardLast4="4242"))
+    # The card goes on as the gateway passed it: the provider's token, no number.
+    assert (asked.type, asked.data["amount"]) == (topics.PAYMENT_REQUESTED, 150.0)
+    assert (asked.data["cardToken"], asked.data["cardLast4"], "card" in asked.data) == ("tok_1", "4242", False)
     assert platform.booking(booking_id) is BookingStatus.PAYING
 
     [confirmed] = await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_1"))

@@ -18,6 +18,7 @@ from boxoffice.adapters.outbox import read_kafka_epoch
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.bootstrap import runtime, signing_key, ticket_seal
+from boxoffice.bootstrap.payment import payment_provider
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
@@ -79,7 +80,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             queue = QueueWatch(pool, QueueTokens(await signing_key(settings, pool)), rooms_consumer)
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
                          await access(settings, pool), queue, await ticket_seal(pool),
-                         lambda: PostgresDoorUnitOfWork(pool))
+                         lambda: PostgresDoorUnitOfWork(pool), payment_provider(rt))
             log.info("gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port,
                      settings.kafka_bootstrap)
             tasks = [asyncio.create_task(t) for t in (

@@ -21,7 +21,7 @@ from boxoffice.service_layer import waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork
 from boxoffice.service_layer.change_numbers import number_seat_changes
 from boxoffice.service_layer.decisions import Decide, Decision
-from boxoffice.service_layer.lifecycle_messages import messages_for, rejection
+from boxoffice.service_layer.lifecycle_messages import CARD_FIELDS, messages_for, rejection
 from boxoffice.service_layer.unit_of_work import Outgoing
 
 log = logging.getLogger(__name__)
@@ -174,11 +174,11 @@ async def _apply(uow: BookingUnitOfWork, message: Message, decide: Decide, apply
         return await _refuse(uow, message, booking.event_id, booking_id, command, exc)
     await uow.bookings.save([booking])
     to_waitlist, offered = await waitlist.after_release(uow, [booking], decide)
-    card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
+    card = ({k: v for k in CARD_FIELDS if isinstance(v := message.data.get(k), str)}
+            if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None)
     decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
                if message.type == topics.PAYMENT_FAILED else None)
-    await _publish(uow, [*messages_for(booking, message.request_id, card if isinstance(card, str) else None,
-                                       decline), *to_waitlist])
+    await _publish(uow, [*messages_for(booking, message.request_id, card, decline), *to_waitlist])
     return [(event, message.request_id) for event in booking.events] + offered
 
 

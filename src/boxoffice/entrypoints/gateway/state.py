@@ -22,6 +22,7 @@ from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.logs import Outage
 from boxoffice.service_layer.door_ports import DoorUnitOfWork
+from boxoffice.service_layer.payment_ports import PaymentProvider
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +144,4 @@ class Gateway:
     queue: QueueWatch
     tickets: TicketSeal
     door: Callable[[], DoorUnitOfWork]
+    cards: PaymentProvider  # tokenises the card numbers of payments
