@@ -12,10 +12,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from boxoffice.messages import BOOKING_CONFIRMATION_REQUESTED, PAYMENT_REQUESTED, Message, decode
 from tests.e2e.api_client import wait_for
 from tests.platforms import RunningPlatform
+
+DECLINED = "4000000000000002"
 
 
 def unique_card() -> str:
@@ -111,3 +114,37 @@ async def test_a_paid_cards_number_is_nowhere_beyond_the_gateway(client: httpx.A
     pgdata = platform.data_dir / "pgdata"
     assert wal_holding(pgdata, booking_id)
     assert wal_holding(pgdata, card) == []
+
+
+async def test_a_confirmation_sent_before_tokens_is_charged_by_token(client: httpx.AsyncClient,
+                                                                     platform: RunningPlatform) -> None:
+    """A booking.confirmation.requested naming the number, as the gateway sent them before the upgrade: the
+    booking service passes on only a token, and the declined test card is still declined."""
+    event_id = f"card_{uuid.uuid4().hex[:8]}"
+    created = await client.post("/events", json={
+        "eventId": event_id, "name": "Old card show", "venue": {"name": "Hall"}, "startsAt": "2027-09-01T19:30:00Z",
+        "priceCategories": [{"categoryId": "std", "name": "Std", "price": 25.0}],
+        "rows": [{"row": "A", "seats": 2, "categoryId": "std"}]})
+    assert created.status_code == 201, created.text
+    held = (await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A2"],
+                                                  "userId": "old_card_buyer"})).json()
+    booking_id = held["bookingId"]
+    runtime = platform.runtime
+    old = Message(BOOKING_CONFIRMATION_REQUESTED, event_id, {"bookingId": booking_id, "paymentId": "pay_old",
+                                                             "amount": held["amount"], "card": DECLINED},
+                  f"req_{uuid.uuid4().hex[:8]}")
+    producer = AIOKafkaProducer(bootstrap_servers=str(runtime["kafka_bootstrap"]), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(BOOKING_CONFIRMATION_REQUESTED, old.encode(), key=old.key)
+    finally:
+        await producer.stop()
+
+    async def declined() -> bool:
+        return (await client.get(f"/bookings/{booking_id}")).json()["status"] == "payment_failed"
+    assert await wait_for(declined)
+    records = [(topic, value) for topic, value in await every_record(str(runtime["kafka_bootstrap"]))
+               if booking_id.encode() in value]
+    assert [topic for topic, value in records if DECLINED.encode() in value] == [BOOKING_CONFIRMATION_REQUESTED]
+    [asked] = [decode(value) for topic, value in records if topic == PAYMENT_REQUESTED]
+    assert "card" not in asked.data and asked.data["cardLast4"] == "0002"

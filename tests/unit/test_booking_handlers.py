@@ -19,6 +19,7 @@ from boxoffice.service_layer.decisions import AdmissionCheck, BookingRules
 from boxoffice.service_layer.ports import OutboxRow
 from tests.conftest import small_event
 from tests.fake_booking import BookingTables, FakeBookingUnitOfWork
+from tests.fakes import FakeProvider
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 HOLD = timedelta(minutes=10)
@@ -44,14 +45,15 @@ class Relay:
 class Platform:
     """A booking service over fresh in-memory tables, with a clock the test moves."""
 
-    def __init__(self, rules: BookingRules | None = None, admissions: AdmissionCheck | None = None) -> None:
+    def __init__(self, rules: BookingRules | None = None, admissions: AdmissionCheck | None = None,
+                 cards: FakeProvider | None = None) -> None:
         self.tables = BookingTables()
         self.tables.add_event(EVENT)
         self.relay = Relay()
         self.now = NOW
         self.units: list[FakeBookingUnitOfWork] = []
         self.service = BookingService(self._unit, self.relay, rules or BookingRules(HOLD, 10), lambda: self.now,
-                                      admissions=admissions)
+                                      admissions=admissions, cards=cards)
 
     def _unit(self) -> FakeBookingUnitOfWork:
         self.units.append(FakeBookingUnitOfWork(self.tables))
@@ -202,6 +204,18 @@ async def test_pay_then_confirm_books_the_seats_once() -> None:
     # The same payment asked for again: its first answer stands, nothing is charged twice.
     assert await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
                                             paymentId="pay_1", amount=150.0)) == []
+
+
+async def test_a_confirmation_from_before_tokens_goes_on_with_a_token_not_the_number() -> None:
+    """A booking.confirmation.requested still naming the number (sent before the upgrade): the booking service
+    tokenises it, so that payment.requested carries no number."""
+    provider = FakeProvider()
+    platform = Platform(cards=provider)
+    booking_id = await held(platform, "A1")
+    [asked] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
+                                               paymentId="pay_1", amount=150.0, card="4000000000000002"))
+    assert "card" not in asked.data and asked.data["cardLast4"] == "0002"
+    assert provider.cards[asked.data["cardToken"]] == "4000000000000002"
 
 
 async def test_a_declined_payment_releases_the_seats_and_says_why() -> None:

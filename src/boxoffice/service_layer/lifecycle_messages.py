@@ -15,11 +15,6 @@ def _booking_data(booking: Booking) -> dict[str, Any]:
             "seatIds": list(booking.seat_ids)}
 
 
-# What payment.requested passes on of the card the confirmation named: the provider's token, never a number
-# (`card` is only in confirmations sent before cards were tokenised; the payment service tokenises it).
-CARD_FIELDS = ("cardToken", "cardLast4", "card")
-
-
 def messages_for(booking: Booking, request_id: str | None, card: dict[str, Any] | None = None,
                  decline: dict[str, Any] | None = None) -> list[Message]:
     """The messages for the events the booking recorded, in order."""

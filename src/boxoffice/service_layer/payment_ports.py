@@ -49,6 +49,10 @@ class RefundResult:
     reason: str | None = None  # why it was refused
 
 
+class CardTokeniser(Protocol):
+    async def tokenise(self, card: str) -> CardToken: ...
+
+
 class PaymentProvider(Protocol):
     name: str
 
