@@ -21,6 +21,7 @@ from boxoffice.service_layer.catalog_ports import (
     EventRepository,
 )
 from boxoffice.service_layer.payment_ports import (
+    CardToken,
     ChargeRequest,
     ChargeResult,
     PaymentRepository,
@@ -229,12 +230,14 @@ class FakePaymentUnitOfWork(FakeUnitOfWork):
 
 
 class FakeProvider:
-    """Approves every card but the declined test card; one result per idempotency key."""
+    """Approves every card but the declined test card; one result per idempotency key. Its tokens name a card it
+    keeps; a number given where a token goes stands for itself."""
 
     name = "fake"
 
     def __init__(self, declined: tuple[str, ...] = ("4000000000000002",)) -> None:
         self._declined = declined
+        self.cards: dict[str, str] = {}
         self.charges: dict[str, ChargeResult] = {}
         self.calls: list[tuple[str, Decimal, str, str]] = []
         self.refunds: dict[str, RefundResult] = {}
@@ -251,12 +254,18 @@ class FakeProvider:
                 else RefundResult(False, "", "The refund was refused"))
         return self.refunds[idempotency_key]
 
-    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
-        self.calls.append((idempotency_key, amount, currency, card))
+    async def tokenise(self, card: str) -> CardToken:
+        token = f"tok_fake_{len(self.cards) + 1}"
+        self.cards[token] = card
+        return CardToken(token, card[-4:])
+
+    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card_token: str) -> ChargeResult:
+        self.calls.append((idempotency_key, amount, currency, card_token))
         if idempotency_key not in self.charges:
             self.charges[idempotency_key] = (
                 ChargeResult(False, f"ref_{len(self.charges)}", "card_declined", "Your card was declined")
-                if card in self._declined else ChargeResult(True, f"ref_{len(self.charges)}"))
+                if self.cards.get(card_token, card_token) in self._declined
+                else ChargeResult(True, f"ref_{len(self.charges)}"))
         return self.charges[idempotency_key]
 
 

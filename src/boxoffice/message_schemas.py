@@ -49,7 +49,10 @@ SeatId = Annotated[str, _bounded(64)]
 Seats = Annotated[list[SeatId], Field(min_length=1, max_length=MAX_SEATS)]
 Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Card = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
+Card = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]  # only in messages from before tokens
+# A provider's token for a card: never all digits, so that a card number cannot pass for one.
+CardToken = Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9_.:-]*[A-Za-z_.:-][A-Za-z0-9_.:-]*$")]
+Last4 = Annotated[str, StringConstraints(pattern=r"^[0-9]{0,4}$")]
 Code = Annotated[str, _bounded(64)]
 Reason = Annotated[str, _bounded(8192, 0)]  # may list every seat of a request
 Email = Annotated[str, _bounded(320, 0)]
@@ -110,6 +113,8 @@ class ConfirmationRequested(Data):
     bookingId: BookingId
     paymentId: Id
     amount: Amount
+    cardToken: CardToken | None = None
+    cardLast4: Last4 | None = None
     card: Card | None = None
 
 
@@ -118,6 +123,8 @@ class PaymentRequested(Data):
     paymentId: Id
     amount: Amount
     currency: Currency
+    cardToken: CardToken | None = None
+    cardLast4: Last4 | None = None
     card: Card | None = None
 
 

@@ -74,3 +74,31 @@ async def test_a_hold_runs_out_on_screen(browser, short_hold_platform: RunningPl
                                  ".includes('expired')", timeout=10_000)
     await asyncio.sleep(0.2)
     await page.close()
+
+
+async def hold_on_page(page, user: str, seat: str) -> str:
+    await page.fill("#user-id", user)
+    await page.click(f"[data-seat-id='{seat}']")
+    await page.click("#hold-button")
+    await page.wait_for_selector("#hold-panel:visible", timeout=10_000)
+    return (await page.text_content("#hold-booking-id")).strip()
+
+
+async def test_the_page_tells_its_own_holds_end_though_the_stream_names_no_bookings(
+        browser, platform: RunningPlatform) -> None:
+    """The stream's changes carry no booking id: a page learns that its hold ended elsewhere (here cancelled
+    through the API) from a change to its seats, and a change to another page's seats leaves its hold alone."""
+    mine, theirs = await open_monitor(browser, platform.base_url), await open_monitor(browser, platform.base_url)
+    booking_id = await hold_on_page(mine, "stream_buyer", "K7")
+    await hold_on_page(theirs, "other_buyer", "K8")
+    async with httpx.AsyncClient(base_url=platform.base_url) as api:
+        assert (await api.delete(f"/bookings/{booking_id}")).status_code == 200
+
+    await mine.wait_for_selector("#hold-panel", state="hidden", timeout=10_000)
+    await mine.wait_for_function("() => document.querySelector('#booking-result').textContent"
+                                 f".includes('Booking {booking_id} cancelled')", timeout=10_000)
+    await theirs.wait_for_selector("[data-seat-id='K7'][data-status='AVAILABLE']", timeout=10_000)
+    assert await theirs.is_visible("#hold-panel")  # K7's release was not theirs
+    assert await seat_status(theirs, "K8") == "RESERVED"
+    for page in (mine, theirs):
+        await page.close()

@@ -38,6 +38,7 @@ async def test_three_windows_see_each_booking(client: httpx.AsyncClient) -> None
             changes = messages[1:4]
             assert [c["type"] for c in changes] == ["seat.reserved"] * 3
             assert [c["seatIds"] for c in changes] == [["A1"], ["A2"], ["A3"]]
+            assert [c["bookingId"] for c in changes] == [None] * 3  # nobody learns another's booking id
             assert changes[-1]["available"] == snapshot["available"] - 3
             assert changes[-1]["reserved"] == snapshot["reserved"] + 3
             assert [c["seq"] for c in changes] == [snapshot["seq"] + 1, snapshot["seq"] + 2, snapshot["seq"] + 3]

@@ -54,9 +54,9 @@ async def test_confirm_then_payment_succeeds(pool: asyncpg.Pool, event: EventSpe
     booking_id = await hold(pool, event, ["A1", "A2"])
 
     asked = await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id,
-                                   paymentId="pay_1", amount=300.0, card="4242424242424242"), now())
+                                   paymentId="pay_1", amount=300.0, cardToken="tok_1", cardLast4="4242"), now())
     assert types(asked) == [topics.PAYMENT_REQUESTED]
-    assert decode(asked[0].payload).data["card"] == "4242424242424242"
+    assert decode(asked[0].payload).data["cardToken"] == "tok_1" and "card" not in decode(asked[0].payload).data
     assert await state(pool, booking_id) == ("paying", ["RESERVED", "RESERVED"])
 
     done = await handle(pool, msg(event, topics.PAYMENT_SUCCEEDED, bookingId=booking_id, paymentId="pay_1"), now())
@@ -180,9 +180,11 @@ async def test_declined_test_card_fails_the_payment(pool: asyncpg.Pool, event: E
     provider = SimulatedProvider(pool, latency_seconds=0)
 
     outbox = CollectingOutbox()
+    card = await provider.tokenise("4000000000000002")
+    assert card.last4 == "0002" and "4000000000000002" not in card.token
     await payment_handler(pool, provider, outbox)(
         [msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="p", amount=150.0,
-             card="4000000000000002")])
+             cardToken=card.token, cardLast4=card.last4)])
 
     failed = decode(outbox.rows[0].payload)
     assert failed.type == topics.PAYMENT_FAILED and failed.data["declineCode"] == "card_declined"

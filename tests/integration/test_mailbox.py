@@ -15,6 +15,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.smtp import SmtpSender
+from boxoffice.domain.tickets import TicketSeal
 from boxoffice.messages import BOOKING_CONFIRMED, Message
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
 from boxoffice.service_layer.notifications import (
@@ -32,7 +33,8 @@ def ticket_email() -> EmailMessage:
                       (SeatLabel("A1", "Main", "A", 1), SeatLabel("A2", "Main", "A", 2)))
     message = Message(BOOKING_CONFIRMED, "ev", {"bookingId": BOOKING, "userId": "user_1", "seatIds": ["A1", "A2"],
                                                 "amount": 300, "currency": "USD", "paymentId": "pay_1"})
-    return confirmation_email(message, event, "boxoffice <tickets@boxoffice.test>", datetime.now(UTC))
+    return confirmation_email(message, event, "boxoffice <tickets@boxoffice.test>", datetime.now(UTC),
+                              TicketSeal(b"k" * 32))
 
 
 def plain_email(to: str) -> EmailMessage:

@@ -14,16 +14,19 @@ from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.notification_store import NotificationStore
 from boxoffice.adapters.smtp import SmtpSender
+from boxoffice.bootstrap import ticket_seal
 from boxoffice.config import Settings
 from boxoffice.domain.catalog import EventSpec
+from boxoffice.domain.tickets import Ticket, TicketSeal
 from boxoffice.entrypoints import notification
 from boxoffice.messages import BOOKING_CONFIRMED, SEAT_RELEASED, Message
 from boxoffice.service_layer.notification_handler import NotificationHandler
-from boxoffice.service_layer.notifications import qr_png, ticket_payload
+from boxoffice.service_layer.notifications import qr_png
 from tests.conftest import small_event
 from tests.mailboxes import mail_to, running_mailbox, wait_for_mail
 
 SENDER = "boxoffice <tickets@boxoffice.test>"
+TEST_SEAL = TicketSeal(b"k" * 32)
 
 
 async def new_event(pool: asyncpg.Pool) -> EventSpec:
@@ -33,9 +36,10 @@ async def new_event(pool: asyncpg.Pool) -> EventSpec:
     return spec
 
 
-def handler_for(pool: asyncpg.Pool, smtp_port: int, first_backoff: float = 0.5) -> NotificationHandler:
+def handler_for(pool: asyncpg.Pool, smtp_port: int, first_backoff: float = 0.5,
+                seal: TicketSeal = TEST_SEAL) -> NotificationHandler:
     sender = SmtpSender(f"smtp://127.0.0.1:{smtp_port}", timeout=2, total_timeout=5)
-    return NotificationHandler(NotificationStore(pool), sender, SENDER, first_backoff=first_backoff,
+    return NotificationHandler(NotificationStore(pool), sender, SENDER, seal, first_backoff=first_backoff,
                                max_backoff=4 * first_backoff)
 
 
@@ -57,7 +61,8 @@ async def test_a_confirmed_booking_gets_one_email_with_a_qr_code_per_seat(pool: 
     booking_id, user = str(uuid.uuid4()), f"user_{uuid.uuid4().hex[:8]}"
     address = f"{user}@boxoffice.test"
     async with running_mailbox(tmp_path) as mailbox:
-        handler = handler_for(pool, mailbox.smtp_port)
+        seal = await ticket_seal(pool)  # the install's key, as the notification service reads it
+        handler = handler_for(pool, mailbox.smtp_port, seal=seal)
         message = confirmed(event, booking_id, user)
         await handler([message])
 
@@ -70,12 +75,12 @@ async def test_a_confirmed_booking_gets_one_email_with_a_qr_code_per_seat(pool: 
             assert expected in mail["text"]
         assert mail["html"] is not None and booking_id in mail["html"]
 
-        # One inline PNG per seat, referenced from the HTML, encoding that seat's ticket.
+        # One inline PNG per seat, referenced from the HTML, encoding that seat's ticket, signed.
         images = [a for a in mail["attachments"] if a["contentType"] == "image/png"]
         assert len(images) == 2 and all(a["inline"] for a in images)
         assert all(f"cid:{a['contentId']}" in mail["html"] for a in images)
         pngs = {mailbox.store.part(mail["id"], a["contentId"])[0] for a in images}  # type: ignore[index]
-        assert pngs == {qr_png(ticket_payload(booking_id, seat)) for seat in ("A1", "A2")}
+        assert pngs == {qr_png(seal.issue(Ticket(event.event_id, booking_id, seat))) for seat in ("A1", "A2")}
 
         # Handled again, and redelivered under a new message id: still the one email.
         await handler([message])

@@ -36,7 +36,7 @@ Counts = Callable[[str], Awaitable[tuple[int, int, int, int] | None]]
 
 def a_charge(booking_id: str | None = None, payment_id: str = "pay_1") -> ChargeRequest:
     return ChargeRequest(booking_id or str(uuid.uuid4()), payment_id, "ev_contract", Decimal("150.00"), "USD",
-                         "4242424242424242", "req_contract")
+                         "tok_contract", "4242", "req_contract")
 
 
 APPROVED = ChargeResult(True, "ref_1")

@@ -30,12 +30,12 @@ def test_without_a_99th_percentile_every_answer_takes_the_median() -> None:
 async def test_with_retryable_failures_every_charge_is_decided_and_made_once(pool: asyncpg.Pool) -> None:
     provider = SimulatedProvider(pool, 0, failure_rate=0.5, rng=random.Random(11))
     policy = ChargePolicy(attempts=20, first_backoff_seconds=0.001, max_backoff_seconds=0.001)
-    charges = [ChargeRequest(str(uuid.uuid4()), "p", "ev", Decimal("20.00"), "USD", "4242424242424242", None)
+    charges = [ChargeRequest(str(uuid.uuid4()), "p", "ev", Decimal("20.00"), "USD", "tok_sim_ok_4242_1", "4242", None)
                for _ in range(40)]
     failures = 0
     for charge in charges[:5]:
         try:
-            await provider.charge(idempotency_key(charge), charge.amount, charge.currency, charge.card)
+            await provider.charge(idempotency_key(charge), charge.amount, charge.currency, charge.card_token)
         except ProviderError as exc:
             assert exc.retryable
             failures += 1

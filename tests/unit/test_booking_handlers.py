@@ -19,6 +19,7 @@ from boxoffice.service_layer.decisions import AdmissionCheck, BookingRules
 from boxoffice.service_layer.ports import OutboxRow
 from tests.conftest import small_event
 from tests.fake_booking import BookingTables, FakeBookingUnitOfWork
+from tests.fakes import FakeProvider
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 HOLD = timedelta(minutes=10)
@@ -44,14 +45,15 @@ class Relay:
 class Platform:
     """A booking service over fresh in-memory tables, with a clock the test moves."""
 
-    def __init__(self, rules: BookingRules | None = None, admissions: AdmissionCheck | None = None) -> None:
+    def __init__(self, rules: BookingRules | None = None, admissions: AdmissionCheck | None = None,
+                 cards: FakeProvider | None = None) -> None:
         self.tables = BookingTables()
         self.tables.add_event(EVENT)
         self.relay = Relay()
         self.now = NOW
         self.units: list[FakeBookingUnitOfWork] = []
         self.service = BookingService(self._unit, self.relay, rules or BookingRules(HOLD, 10), lambda: self.now,
-                                      admissions=admissions)
+                                      admissions=admissions, cards=cards)
 
     def _unit(self) -> FakeBookingUnitOfWork:
         self.units.append(FakeBookingUnitOfWork(self.tables))
@@ -186,9 +188,11 @@ async def test_pay_then_confirm_books_the_seats_once() -> None:
     platform = Platform()
     booking_id = await held(platform, "A1")
     [asked] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
-                                               paymentId="pay_1", amount=150.0, card="4242424242424242"))
-    assert (asked.type, asked.data["card"], asked.data["amount"]) == (topics.PAYMENT_REQUESTED, "4242424242424242",
-                                                                      150.0)
+                                               paymentId="pay_1", amount=150.0, cardToken="tok_1",
+                                               cardLast4="4242"))
+    # The card goes on as the gateway passed it: the provider's token, no number.
+    assert (asked.type, asked.data["amount"]) == (topics.PAYMENT_REQUESTED, 150.0)
+    assert (asked.data["cardToken"], asked.data["cardLast4"], "card" in asked.data) == ("tok_1", "4242", False)
     assert platform.booking(booking_id) is BookingStatus.PAYING
 
     [confirmed] = await platform.handle(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_1"))
@@ -200,6 +204,18 @@ async def test_pay_then_confirm_books_the_seats_once() -> None:
     # The same payment asked for again: its first answer stands, nothing is charged twice.
     assert await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
                                             paymentId="pay_1", amount=150.0)) == []
+
+
+async def test_a_confirmation_from_before_tokens_goes_on_with_a_token_not_the_number() -> None:
+    """A booking.confirmation.requested still naming the number (sent before the upgrade): the booking service
+    tokenises it, so that payment.requested carries no number."""
+    provider = FakeProvider()
+    platform = Platform(cards=provider)
+    booking_id = await held(platform, "A1")
+    [asked] = await platform.handle(on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id,
+                                               paymentId="pay_1", amount=150.0, card="4000000000000002"))
+    assert "card" not in asked.data and asked.data["cardLast4"] == "0002"
+    assert provider.cards[asked.data["cardToken"]] == "4000000000000002"
 
 
 async def test_a_declined_payment_releases_the_seats_and_says_why() -> None:

@@ -56,7 +56,7 @@ class Sleeps:
 
 
 def a_charge(card: str = "4242424242424242") -> ChargeRequest:
-    return ChargeRequest(str(uuid.uuid4()), "pay_1", "ev", Decimal("150.00"), "USD", card, "req_1")
+    return ChargeRequest(str(uuid.uuid4()), "pay_1", "ev", Decimal("150.00"), "USD", card, card[-4:], "req_1")
 
 
 async def test_retryable_errors_are_tried_again_under_the_same_key_with_growing_pauses() -> None:
@@ -146,7 +146,7 @@ class Relay:
 
 def requested(booking_id: str) -> Message:
     return Message(PAYMENT_REQUESTED, "ev", {"bookingId": booking_id, "paymentId": "pay_1", "amount": 150.0,
-                                             "currency": "USD", "card": "4242424242424242"}, "req_1")
+                                             "currency": "USD", "cardToken": "tok_1", "cardLast4": "4242"}, "req_1")
 
 
 async def test_an_undecided_charge_is_put_off_with_nothing_published_then_decided_by_a_later_try() -> None:
@@ -159,7 +159,8 @@ async def test_an_undecided_charge_is_put_off_with_nothing_published_then_decide
 
     record = db.payments[(booking_id, "pay_1")]
     assert record.result is None and record.retries == 1 and record.retry_in == QUICK.postponed(1)
-    assert record.charge.card == "4242424242424242" and record.charge.request_id == "req_1"
+    # What asking again needs is kept: the card's token, never its number.
+    assert (record.charge.card_token, record.charge.card_last4, record.charge.request_id) == ("tok_1", "4242", "req_1")
     assert relay.rows == [] and db.outbox == []
     assert await handler.retry_postponed() == 0  # not due yet
 
@@ -205,10 +206,11 @@ async def test_a_copy_of_an_undecided_payment_asks_the_provider_again_and_publis
 
 
 async def test_a_declined_card_is_reported_at_once_never_put_off() -> None:
-    db, relay = PaymentDatabase(), Relay()
-    handler = PaymentHandler(lambda: FakePaymentUnitOfWork(db), FakeProvider(), relay, QUICK)
+    db, relay, provider = PaymentDatabase(), Relay(), FakeProvider()
+    handler = PaymentHandler(lambda: FakePaymentUnitOfWork(db), provider, relay, QUICK)
     message = requested(str(uuid.uuid4()))
-    message.data["card"] = "4000000000000002"
+    card = await provider.tokenise("4000000000000002")
+    message.data.update(cardToken=card.token, cardLast4=card.last4)
 
     await handler([message])
 

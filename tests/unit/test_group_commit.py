@@ -37,7 +37,7 @@ class CountingUnits:
 
 
 async def attempted(db: PaymentDatabase, n: int) -> list[ChargeRequest]:
-    charges = [ChargeRequest(str(uuid.uuid4()), "p", "ev", Decimal("20.00"), "USD", "4242424242424242", None)
+    charges = [ChargeRequest(str(uuid.uuid4()), "p", "ev", Decimal("20.00"), "USD", "tok_1", "4242", None)
                for _ in range(n)]
     for charge in charges:
         async with (uow := FakePaymentUnitOfWork(db)):

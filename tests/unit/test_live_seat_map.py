@@ -33,6 +33,8 @@ def test_changes_apply_in_order_with_counts() -> None:
     assert [c["type"] for c in first + second + third + fourth] == [
         "seat.reserved", "seat.booked", "seat.reserved", "seat.released"]
     assert fourth[0]["reason"] == "timeout"
+    # The stream is anonymous: the field is there, the booking ids of the messages are not.
+    assert [c["bookingId"] for c in first + second + third + fourth] == [None] * 4
     assert (first[0]["available"], first[0]["reserved"], first[0]["booked"]) == (1, 2, 0)
     assert (fourth[0]["available"], fourth[0]["reserved"], fourth[0]["booked"]) == (1, 0, 2)
     assert status(seat_map) == {"A1": "BOOKED", "A2": "BOOKED", "A3": "AVAILABLE"}

@@ -385,6 +385,7 @@ class FakeGateway:
         self.replies = SimpleNamespace(unanswered=UnansweredRequests(60))
         self.pool = None
         self.queue = SimpleNamespace(room=_returning(None))  # no event of these has a waiting room
+        self.cards = FakeProvider()
 
     async def publish(self, topic: str, message: Message) -> None:
         self.published.append((topic, message.encode()))
@@ -428,7 +429,7 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
     clock = SimpleNamespace(now=datetime(2029, 12, 1, tzinfo=UTC))
     booking = BookingService(lambda: FakeBookingUnitOfWork(tables), booking_relay,
                              BookingRules(timedelta(minutes=10), max_seats_per_booking=2), lambda: clock.now)
-    payment_db, provider = PaymentDatabase(), FakeProvider()
+    payment_db, provider = PaymentDatabase(), gateway.cards  # one provider: it knows the tokens it gave
     payment = PaymentHandler(lambda: FakePaymentUnitOfWork(payment_db), provider, payment_relay)
 
     async def state(pool: object, booking_id: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from boxoffice.adapters.smtp import SmtpTarget
+from boxoffice.domain.tickets import Ticket, TicketSeal
 from boxoffice.messages import BOOKING_CONFIRMED, SEAT_RELEASED, SEAT_RESERVED, Message
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError, UndeliverableEmails
 from boxoffice.service_layer.notification_handler import NotificationHandler
@@ -17,12 +18,14 @@ from boxoffice.service_layer.notifications import (
     EventInfo,
     SeatLabel,
     kind_of,
+    qr_png,
     recipient,
     render,
 )
 
 BOOKING = "6f1c1f7e-6d3a-4c59-9f39-0d3f2b8f1a11"
 NOW = datetime(2029, 6, 1, 12, 0, tzinfo=UTC)
+SEAL = TicketSeal(b"k" * 32)
 EVENT = EventInfo("ev", "Night Show", "Big Hall, Town", datetime(2030, 1, 1, 20, 0, tzinfo=UTC),
                   (SeatLabel("A1", "Stalls", "A", 1), SeatLabel("A2", "Stalls", "A", 2)))
 
@@ -66,7 +69,7 @@ def test_which_messages_call_for_which_email() -> None:
 
 
 def test_confirmation_has_text_html_and_one_inline_qr_per_seat() -> None:
-    mail = render(confirmed(), EVENT, "boxoffice <tickets@boxoffice.test>", NOW)
+    mail = render(confirmed(), EVENT, "boxoffice <tickets@boxoffice.test>", NOW, SEAL)
     assert mail["To"] == "user_1@boxoffice.test" and mail["Message-ID"] == f"<confirmation.{BOOKING}@boxoffice>"
     assert mail.get_content_type() == "multipart/alternative"
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -76,6 +79,10 @@ def test_confirmation_has_text_html_and_one_inline_qr_per_seat() -> None:
     images = [p for p in mail.walk() if p.get_content_type() == "image/png"]
     assert len(images) == 2
     assert all(f"cid:{p['Content-ID'].strip('<>')}" in html.get_content() for p in images)
+    # Each seat's signed ticket: in its QR code, and written out in the text.
+    codes = [SEAL.issue(Ticket("ev", BOOKING, seat)) for seat in ("A1", "A2")]
+    assert [p.get_content() for p in images] == [qr_png(code) for code in codes]
+    assert all(f"{seat}: {code}" in text for seat, code in zip(("A1", "A2"), codes, strict=True))
 
 
 @pytest.mark.parametrize(("reason", "subject", "sentence"), [
@@ -84,7 +91,7 @@ def test_confirmation_has_text_html_and_one_inline_qr_per_seat() -> None:
     ("cancelled", "Your booking for Night Show was cancelled", "your booking was cancelled"),
 ])
 def test_release_notices(reason: str, subject: str, sentence: str) -> None:
-    mail = render(released(reason), EVENT, "b <t@boxoffice.test>", NOW)
+    mail = render(released(reason), EVENT, "b <t@boxoffice.test>", NOW, SEAL)
     assert mail["Subject"] == subject
     assert sentence in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert mail.get_body(("html",)) is not None
@@ -92,7 +99,7 @@ def test_release_notices(reason: str, subject: str, sentence: str) -> None:
 
 def test_event_names_are_escaped_in_html() -> None:
     event = EventInfo("ev", "<script>x</script>", "", None, (SeatLabel("A1"),))
-    html = render(confirmed(seatIds=["A1"]), event, "b <t@boxoffice.test>", NOW).get_body(("html",))
+    html = render(confirmed(seatIds=["A1"]), event, "b <t@boxoffice.test>", NOW, SEAL).get_body(("html",))
     assert "<script>" not in html.get_content() and "&lt;script&gt;" in html.get_content()  # type: ignore[union-attr]
 
 
@@ -128,7 +135,8 @@ async def test_transient_failures_back_off_then_send_once() -> None:
         sleeps.append(seconds)
 
     records, sender = FakeRecords(), FlakySender([TransientMailError("down")] * 5)
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", first_backoff=1, max_backoff=4, sleep=sleep)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, first_backoff=1, max_backoff=4,
+                                  sleep=sleep)
     await handler([confirmed(), confirmed()])
     assert sleeps == [1, 2, 4, 4, 4]
     assert len(sender.delivered) == 1 and records.sent == {(BOOKING, "confirmation"): "user_1@boxoffice.test"}
@@ -137,7 +145,7 @@ async def test_transient_failures_back_off_then_send_once() -> None:
 async def test_a_refused_email_is_not_retried_nor_recorded() -> None:
     sleeps: list[float] = []
     records, sender = FakeRecords(), FlakySender([PermanentMailError("550 no such user")])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", sleep=_recorded(sleeps))
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, sleep=_recorded(sleeps))
     refused = confirmed()
     with pytest.raises(UndeliverableEmails) as raised:
         await handler([refused, Message(BOOKING_CONFIRMED, "ev", {"bookingId": "not-a-uuid"})])
@@ -177,7 +185,8 @@ async def test_an_event_name_with_a_line_break_is_sent_on_one_line(char: str) ->
     event = EventInfo("ev", f"Night{char}Show{char}", f"Big{char}Hall", None,
                       (SeatLabel("A1", f"Stalls{char}", "A", 1),))
     records, sender = RecordsOf(event), FlakySender([])
-    await NotificationHandler(records, sender, "b <t@boxoffice.test>")([confirmed(seatIds=["A1"]), released("timeout")])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    await handler([confirmed(seatIds=["A1"]), released("timeout")])
     confirmation, notice = (on_the_wire(m) for m in sender.delivered)
     assert confirmation["Subject"] == "Your tickets for Night Show"
     assert notice["Subject"] == "Your hold on Night Show expired"
@@ -194,14 +203,15 @@ async def test_an_event_name_with_a_line_break_is_sent_on_one_line(char: str) ->
 ])
 def test_long_and_non_ascii_names_make_a_readable_subject(name: str, subject: str) -> None:
     event = EventInfo("ev", name, "", None, (SeatLabel("A1"),))
-    assert on_the_wire(render(confirmed(seatIds=["A1"]), event, "b <t@boxoffice.test>", NOW))["Subject"] == subject
+    mail = render(confirmed(seatIds=["A1"]), event, "b <t@boxoffice.test>", NOW, SEAL)
+    assert on_the_wire(mail)["Subject"] == subject
 
 
 @pytest.mark.parametrize("email", ["fan\n@example.com", "no-at-sign", "a:b@example.com", "a\x00b@example.com"])
 async def test_an_unusable_address_fails_at_once_and_the_rest_of_the_batch_is_sent(email: str) -> None:
     sleeps: list[float] = []
     records, sender = FakeRecords(), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", sleep=_recorded(sleeps))
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, sleep=_recorded(sleeps))
     bad = confirmed(email=email)
     with pytest.raises(UndeliverableEmails) as raised:
         await handler([bad, released("cancelled")])
@@ -214,7 +224,7 @@ async def test_an_unusable_address_fails_at_once_and_the_rest_of_the_batch_is_se
 async def test_a_booking_id_that_is_not_canonical_gets_no_email() -> None:
     """uuid.UUID() would take it, line break and all, and it goes into the Message-ID."""
     records, sender = FakeRecords(), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>")
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
     await handler([confirmed(bookingId=f"{BOOKING.replace('-', '')[:-1]}\n"), confirmed(bookingId=f"{{{BOOKING}}}")])
     assert sender.delivered == [] and handler.counts == {"malformed": 2}
 

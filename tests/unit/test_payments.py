@@ -59,13 +59,13 @@ def test_the_topic_table() -> None:
 async def test_a_payment_is_charged_under_its_idempotency_key_and_reported() -> None:
     db, provider = PaymentDatabase(), FakeProvider()
     handler, relay = handler_over(db, provider)
-    request = requested(card="4242424242424242")
+    request = requested(cardToken="tok_1", cardLast4="4242")
     booking_id = request.data["bookingId"]
     succeeded = metrics.PAYMENTS.values.get(("succeeded",), 0)
 
     await handler([request])
 
-    assert provider.calls == [(f"{booking_id}:pay_1", Decimal("150.00"), "USD", "4242424242424242")]
+    assert provider.calls == [(f"{booking_id}:pay_1", Decimal("150.00"), "USD", "tok_1")]
     outcome = decode(relay.rows[0].payload)
     assert len(relay.rows) == 1 and relay.rows[0].topic == outcome.type == PAYMENT_SUCCEEDED
     assert relay.rows[0].key == b"ev" and outcome.event_id == "ev" and outcome.request_id == "req_pay_1"
@@ -114,11 +114,11 @@ async def test_an_attempt_left_undecided_is_charged_again_under_the_same_key() -
     request = requested()
     uow = FakePaymentUnitOfWork(db)
     charge = ChargeRequest(str(request.data["bookingId"]), "pay_1", "ev", Decimal("150.00"), "USD",
-                           "4242424242424242", None)
+                           "4242424242424242", "4242", None)
     async with uow:
         assert await uow.payments.attempt(charge, "fake") is None
         await uow.commit()
-    await provider.charge(f"{charge.booking_id}:pay_1", charge.amount, "USD", charge.card)
+    await provider.charge(f"{charge.booking_id}:pay_1", charge.amount, "USD", charge.card_token)
 
     handler, relay = handler_over(db, provider)
     await handler([request])
@@ -246,3 +246,19 @@ async def test_a_refund_left_unanswered_is_reported_failed_and_asked_again_when_
     await handler([refund_asked(booking_id)])
     [answered] = [decode(row.payload) for row in relay.rows]
     assert answered.type == REFUND_SUCCEEDED
+
+
+async def test_a_request_from_before_tokens_is_tokenised_and_its_number_kept_nowhere() -> None:
+    """A payment.requested still naming the card's number (sent before the upgrade) is charged by the token the
+    provider gives for it; the record keeps the token and the last four digits only."""
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    request = requested(card="4000000000000002")
+
+    await handler([request])
+
+    [(_, _, _, token)] = provider.calls
+    assert token.startswith("tok_fake_") and provider.cards[token] == "4000000000000002"
+    record = db.payments[(str(request.data["bookingId"]), "pay_1")]
+    assert (record.charge.card_token, record.charge.card_last4) == (token, "0002")
+    assert decode(relay.rows[0].payload).data["declineCode"] == "card_declined"

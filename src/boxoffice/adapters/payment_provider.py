@@ -15,7 +15,7 @@ from statistics import NormalDist
 
 import asyncpg
 
-from boxoffice.service_layer.payment_ports import ChargeResult, ProviderError, RefundResult
+from boxoffice.service_layer.payment_ports import CardToken, ChargeResult, ProviderError, RefundResult
 
 DECLINED_TEST_CARD = "4000000000000002"
 # A payment whose id holds this cannot be refunded by the simulated provider (a closed card account, say): for
@@ -35,9 +35,10 @@ def luhn_valid(number: str) -> bool:
 
 
 class SimulatedProvider:
-    """Declines 4000000000000002, approves other valid test numbers, after a latency drawn like a real
-    provider's (lognormal from its median and 99th percentile), and answers a share of charges with a retryable
-    error: half of them before charging, half after (the answer lost), as a real provider's 5xx can be.
+    """Tokenises cards; declines the tokens of 4000000000000002, approves those of other valid test numbers,
+    after a latency drawn like a real provider's (lognormal from its median and 99th percentile), and answers a
+    share of charges with a retryable error: half of them before charging, half after (the answer lost), as a
+    real provider's 5xx can be.
     Its ledger is a table, so tests and benchmarks can count real charges and read its answer times."""
 
     name = "simulated"
@@ -51,22 +52,29 @@ class SimulatedProvider:
         self._failure_rate = failure_rate
         self._rng = rng or random.Random()
 
+    async def tokenise(self, card: str) -> CardToken:
+        """A token that tells this provider what it needs to decide a charge (approve, decline, refuse as
+        invalid) and holds no more of the number than its last four digits: nothing to keep, nothing to leak."""
+        kind = "declined" if card == DECLINED_TEST_CARD else "ok" if luhn_valid(card) else "invalid"
+        last4 = card[-4:] if card[-4:].isdigit() else ""
+        return CardToken(f"tok_sim_{kind}_{last4}_{uuid.uuid4().hex[:16]}", last4)
+
     def answer_time(self) -> float:
         """How long the next charge takes to answer."""
         if not self._sigma:
             return self._latency
         return self._rng.lognormvariate(math.log(self._latency), self._sigma)
 
-    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
+    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card_token: str) -> ChargeResult:
         started = time.perf_counter()
         await asyncio.sleep(self.answer_time())
         failing = self._rng.random() < self._failure_rate
         if failing and self._rng.random() < 0.5:
             raise ProviderError("the simulated provider is unavailable (503)", retryable=True)
         decision: tuple[bool, str | None, str | None]
-        if card == DECLINED_TEST_CARD:
+        if card_token.startswith("tok_sim_declined_"):
             decision = (False, "card_declined", "Your card was declined")
-        elif not luhn_valid(card):
+        elif not card_token.startswith("tok_sim_ok_"):
             decision = (False, "invalid_card", "The card number is not valid")
         else:
             decision = (True, None, None)

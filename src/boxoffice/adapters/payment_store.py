@@ -26,7 +26,7 @@ class PostgresPaymentRepository:
                ON CONFLICT (booking_id, payment_id) DO UPDATE SET booking_id = payments.booking_id
                RETURNING status, provider_ref, decline_code, decline_reason""",
             charge.booking_id, charge.payment_id, charge.event_id, charge.amount, charge.currency,
-            charge.card[-4:], provider)
+            charge.card_last4, provider)
         assert row is not None  # RETURNING of an upsert always has its row
         if row["status"] == "charging":
             return None
@@ -46,7 +46,7 @@ class PostgresPaymentRepository:
             """UPDATE payments SET retry_at = now() + make_interval(secs => $3), retries = retries + 1,
                                    card = $4, request_id = $5
                WHERE booking_id = $1 AND payment_id = $2 AND status = 'charging'""",
-            charge.booking_id, charge.payment_id, retry_in, charge.card, charge.request_id)
+            charge.booking_id, charge.payment_id, retry_in, charge.card_token, charge.request_id)
 
     async def due(self, limit: int, lease_seconds: float) -> list[tuple[ChargeRequest, int]]:
         rows = await self._con.fetch(
@@ -55,10 +55,11 @@ class PostgresPaymentRepository:
                    SELECT booking_id, payment_id FROM payments
                    WHERE retry_at <= now() AND status = 'charging'
                    ORDER BY retry_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-               RETURNING booking_id, payment_id, event_id, amount, currency, card, request_id, retries""",
+               RETURNING booking_id, payment_id, event_id, amount, currency, card, card_last4, request_id,
+                         retries""",
             limit, lease_seconds)
         return [(ChargeRequest(str(r["booking_id"]), r["payment_id"], r["event_id"], r["amount"], r["currency"],
-                               r["card"] or "", r["request_id"]), r["retries"]) for r in rows]
+                               r["card"] or "", r["card_last4"], r["request_id"]), r["retries"]) for r in rows]
 
 
     async def refund_attempt(self, refund: RefundRequest, provider: str) -> RefundResult | None:

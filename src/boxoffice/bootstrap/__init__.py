@@ -27,6 +27,7 @@ from boxoffice.adapters.kafka import (
 )
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
+from boxoffice.domain.tickets import TicketSeal
 
 log = logging.getLogger("boxoffice")
 
@@ -48,6 +49,12 @@ async def signing_key(settings: Settings, pool: asyncpg.Pool) -> str:
     """The key accounts' and the waiting room's tokens are signed with: configured, or kept in PostgreSQL."""
     return settings.auth_secret or str(await pool.fetchval(
         "SELECT value FROM platform_secrets WHERE name = 'token_signing_key'"))
+
+
+async def ticket_seal(pool: asyncpg.Pool) -> TicketSeal:
+    """Signs and checks tickets with the install's key, made by the migration that added tickets."""
+    return TicketSeal(str(await pool.fetchval(
+        "SELECT value FROM platform_secrets WHERE name = 'ticket_signing_key'")).encode())
 
 
 @contextlib.asynccontextmanager

@@ -11,12 +11,14 @@ import asyncpg
 
 from boxoffice import messages as topics
 from boxoffice.adapters.accounts import AccountStore, TokenSigner
+from boxoffice.adapters.door_store import PostgresDoorUnitOfWork
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher, make_tail_consumer
 from boxoffice.adapters.outbox import read_kafka_epoch
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.adapters.queue_tokens import QueueTokens
-from boxoffice.bootstrap import runtime, signing_key
+from boxoffice.bootstrap import runtime, signing_key, ticket_seal
+from boxoffice.bootstrap.payment import payment_provider
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
@@ -77,7 +79,8 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered)
             queue = QueueWatch(pool, QueueTokens(await signing_key(settings, pool)), rooms_consumer)
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
-                         await access(settings, pool), queue)
+                         await access(settings, pool), queue, await ticket_seal(pool),
+                         lambda: PostgresDoorUnitOfWork(pool), payment_provider(rt))
             log.info("gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port,
                      settings.kafka_bootstrap)
             tasks = [asyncio.create_task(t) for t in (

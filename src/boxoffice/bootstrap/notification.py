@@ -8,8 +8,9 @@ import asyncpg
 
 from boxoffice.adapters.notification_store import NotificationStore
 from boxoffice.adapters.smtp import EMBEDDED_MAILBOX_PORT, SmtpSender
-from boxoffice.bootstrap import ServiceRuntime, run_consumer_service
+from boxoffice.bootstrap import ServiceRuntime, run_consumer_service, ticket_seal
 from boxoffice.config import Settings
+from boxoffice.domain.tickets import TicketSeal
 from boxoffice.service_layer.mail import MailSender
 from boxoffice.service_layer.notification_handler import TOPICS, NotificationHandler
 
@@ -24,10 +25,11 @@ def mail_sender(settings: Settings) -> SmtpSender:
     return SmtpSender(url)
 
 
-def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str) -> NotificationHandler:
-    return NotificationHandler(NotificationStore(pool), sender, mail_from)
+def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str,
+                         seal: TicketSeal) -> NotificationHandler:
+    return NotificationHandler(NotificationStore(pool), sender, mail_from, seal)
 
 
 async def serve(rt: ServiceRuntime, sender: MailSender) -> None:
-    handler = notification_handler(rt.pool, sender, rt.settings.mail_from)
+    handler = notification_handler(rt.pool, sender, rt.settings.mail_from, await ticket_seal(rt.pool))
     await run_consumer_service(rt, TOPICS, handler, info=handler.info, latency_path=False)

@@ -29,6 +29,11 @@ class Principal:
         return self.role in (Role.ORGANISER, Role.ADMIN)
 
     @property
+    def may_check_tickets(self) -> bool:
+        """Door staff: the organisers."""
+        return self.role in (Role.ORGANISER, Role.ADMIN)
+
+    @property
     def may_grant_roles(self) -> bool:
         return self.role is Role.ADMIN
 

@@ -25,6 +25,7 @@ from boxoffice.service_layer import event_cancellation, holds, waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, ConcurrentHoldDetected, SeatsOutOfStep
 from boxoffice.service_layer.booking_report import report
 from boxoffice.service_layer.decisions import AdmissionCheck, BookingRules, Decide, Decision
+from boxoffice.service_layer.payment_ports import CardTokeniser
 from boxoffice.service_layer.ports import OutboxSink
 from boxoffice.service_layer.seatings import Seatings
 
@@ -83,9 +84,9 @@ class BookingService:
     def __init__(self, unit_of_work: Callable[[], BookingUnitOfWork], relay: OutboxSink, rules: BookingRules,
                  clock: Callable[[], datetime], holds: HoldWatcher | None = None,
                  new_booking_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-                 admissions: AdmissionCheck | None = None) -> None:
+                 admissions: AdmissionCheck | None = None, cards: CardTokeniser | None = None) -> None:
         self._unit_of_work, self._relay, self._rules = unit_of_work, relay, rules
-        self._admissions = admissions
+        self._admissions, self._cards = admissions, cards
         self._clock, self._holds, self._new_booking_id = clock, holds, new_booking_id
         self.seatings = Seatings()
         self.decided = 0
@@ -100,7 +101,8 @@ class BookingService:
     async def __call__(self, batch: list[Message]) -> None:
         for kind, run in _runs(batch):
             started = time.perf_counter()
-            decide = Decide(self._rules, self._clock(), self._new_booking_id, self.seatings, self._admissions)
+            decide = Decide(self._rules, self._clock(), self._new_booking_id, self.seatings, self._admissions,
+                            self._cards)
             if kind == "each":
                 decisions = await self._one_by_one(run, decide)
             else:

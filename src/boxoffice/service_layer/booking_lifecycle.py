@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from boxoffice import messages as topics
 from boxoffice.domain import errors, events
@@ -22,6 +23,7 @@ from boxoffice.service_layer.booking_ports import BookingUnitOfWork
 from boxoffice.service_layer.change_numbers import number_seat_changes
 from boxoffice.service_layer.decisions import Decide, Decision
 from boxoffice.service_layer.lifecycle_messages import messages_for, rejection
+from boxoffice.service_layer.payment_ports import CardTokeniser
 from boxoffice.service_layer.unit_of_work import Outgoing
 
 log = logging.getLogger(__name__)
@@ -174,12 +176,26 @@ async def _apply(uow: BookingUnitOfWork, message: Message, decide: Decide, apply
         return await _refuse(uow, message, booking.event_id, booking_id, command, exc)
     await uow.bookings.save([booking])
     to_waitlist, offered = await waitlist.after_release(uow, [booking], decide)
-    card = message.data.get("card") if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None
+    card = (await card_fields(message.data, decide.cards) if message.type == topics.BOOKING_CONFIRMATION_REQUESTED
+            else None)
     decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
                if message.type == topics.PAYMENT_FAILED else None)
-    await _publish(uow, [*messages_for(booking, message.request_id, card if isinstance(card, str) else None,
-                                       decline), *to_waitlist])
+    await _publish(uow, [*messages_for(booking, message.request_id, card, decline), *to_waitlist])
     return [(event, message.request_id) for event in booking.events] + offered
+
+
+async def card_fields(data: dict[str, Any], cards: CardTokeniser | None) -> dict[str, Any]:
+    """What payment.requested passes on of the card a confirmation named: the provider's token, never a number.
+    A confirmation sent before cards were tokenised names the number: it is tokenised here (or, with nothing to
+    tokenise it, passed on for the payment service to)."""
+    fields = {k: v for k in ("cardToken", "cardLast4") if isinstance(v := data.get(k), str)}
+    number = data.get("card")
+    if "cardToken" in fields or not isinstance(number, str):
+        return fields
+    if cards is None:
+        return {"card": number}
+    token = await cards.tokenise(number)
+    return {"cardToken": token.token, "cardLast4": token.last4}
 
 
 async def _refuse(uow: BookingUnitOfWork, message: Message, event_id: str, booking_id: str, command: str,

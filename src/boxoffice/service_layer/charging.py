@@ -95,7 +95,7 @@ async def charge_with_retries(provider: PaymentProvider, charge: ChargeRequest, 
     """The provider's decision on the charge, or Undecided; a refusal that is not retryable is a failed payment."""
     key = idempotency_key(charge)
     return await ask_with_retries(
-        lambda: provider.charge(key, charge.amount, charge.currency, charge.card),
+        lambda: provider.charge(key, charge.amount, charge.currency, charge.card_token),
         lambda exc: ChargeResult(False, "", PROVIDER_REFUSED, f"The payment provider refused the payment: {exc}"),
         f"charge {key}", policy, sleep, jitter)
 

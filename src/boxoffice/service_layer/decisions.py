@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from boxoffice.domain import events
+from boxoffice.service_layer.payment_ports import CardTokeniser
 from boxoffice.service_layer.seatings import Seatings
 
 Decision = tuple[events.Event, str | None]  # what was decided, and the request it answers
@@ -39,3 +40,5 @@ class Decide:
     new_booking_id: Callable[[], str]
     seatings: Seatings = field(default_factory=Seatings)  # the service's, kept between runs
     admissions: AdmissionCheck | None = None  # None: no event is behind a waiting room
+    # Tokenises the number of a confirmation sent before cards were tokenised; None: passed on as it came.
+    cards: CardTokeniser | None = None

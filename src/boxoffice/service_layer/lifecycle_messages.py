@@ -15,14 +15,14 @@ def _booking_data(booking: Booking) -> dict[str, Any]:
             "seatIds": list(booking.seat_ids)}
 
 
-def messages_for(booking: Booking, request_id: str | None, card: str | None = None,
+def messages_for(booking: Booking, request_id: str | None, card: dict[str, Any] | None = None,
                  decline: dict[str, Any] | None = None) -> list[Message]:
     """The messages for the events the booking recorded, in order."""
     out: list[Message] = []
     for event in booking.events:
         if isinstance(event, events.PaymentRequested):
             data: dict[str, Any] = {"bookingId": event.booking_id, "paymentId": event.payment_id,
-                                    "amount": float(event.amount), "currency": event.currency, "card": card}
+                                    "amount": float(event.amount), "currency": event.currency, **(card or {})}
             out.append(Message(topics.PAYMENT_REQUESTED, booking.event_id, data, request_id))
         elif isinstance(event, events.BookingConfirmed):
             data = {**_booking_data(booking), "amount": float(event.amount), "currency": event.currency,

@@ -68,8 +68,10 @@ class LiveSeatMap:
             seat["status"] = status
             self.counts[_COUNTED[status]] += 1
         self.seq = message.data["seq"]
+        # Every watcher is anonymous: a booking id read here would let anyone read, cancel or pass off as a
+        # ticket someone else's booking. The field stays (CONTRACT §3) and is null; a buyer knows their own.
         change = {"type": kind, "eventId": self.event_id, "seq": self.seq, "seatIds": seat_ids,
-                  "bookingId": message.data.get("bookingId"), **self.counts, "at": message.occurred_at}
+                  "bookingId": None, **self.counts, "at": message.occurred_at}
         if kind == "seat.released":
             change["reason"] = message.data.get("reason")
         self.recent.append(change)
@@ -105,8 +107,9 @@ class RecentChanges:
         if seq in kept or (len(kept) >= self._per_event and seq < min(kept)):
             return  # a redelivery, or older than all kept
         kind, _ = LIVE_TYPES[message.type]
+        # No booking ids, as in the stream's changes: every watcher is anonymous.
         change = {"type": kind, "seq": seq, "seatIds": list(message.data.get("seatIds", [])),
-                  "bookingId": message.data.get("bookingId"), "at": message.occurred_at}
+                  "bookingId": None, "at": message.occurred_at}
         if kind == "seat.released":
             change["reason"] = message.data.get("reason")
         kept[seq] = change

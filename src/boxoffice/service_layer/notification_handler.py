@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from boxoffice import metrics
+from boxoffice.domain.tickets import TicketSeal
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message, utc_now
 from boxoffice.service_layer import notifications
@@ -40,11 +41,11 @@ class NotificationHandler:
     """A batch handler for the consumer loop. A mail server that fails is retried with exponential back-off
     until it takes the email: this holds up only this consumer, and the offsets wait with it."""
 
-    def __init__(self, records: NotificationRecords, sender: MailSender, mail_from: str, *,
+    def __init__(self, records: NotificationRecords, sender: MailSender, mail_from: str, seal: TicketSeal, *,
                  first_backoff: float = 0.5, max_backoff: float = 30.0,
                  clock: Callable[[], datetime] = utc_now,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self._records, self._sender, self._from = records, sender, mail_from
+        self._records, self._sender, self._from, self._seal = records, sender, mail_from, seal
         self._first_backoff, self._max_backoff = first_backoff, max_backoff
         self._clock, self._sleep = clock, sleep
         self.counts: Counter[str] = Counter()
@@ -83,7 +84,7 @@ class NotificationHandler:
         event = await self._records.event_info(message.event_id, seat_ids)
         what = f"{kind} for booking {booking_id}"
         try:
-            email = notifications.render(message, event, self._from, self._clock())
+            email = notifications.render(message, event, self._from, self._clock(), self._seal)
         except PermanentMailError as exc:
             self._refused(what, exc)
             raise

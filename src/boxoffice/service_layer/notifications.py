@@ -21,6 +21,7 @@ import segno
 
 from boxoffice import messages as topics
 from boxoffice.domain.text import is_mail_address, one_line
+from boxoffice.domain.tickets import Ticket, TicketSeal
 from boxoffice.messages import Message
 from boxoffice.service_layer.mail import PermanentMailError
 from boxoffice.service_layer.notification_ports import EventInfo
@@ -81,10 +82,6 @@ def message_id(kind: str, booking_id: str) -> str:
     return f"<{kind}.{booking_id}@boxoffice>"
 
 
-def ticket_payload(booking_id: str, seat_id: str) -> str:
-    return f"boxoffice:ticket:{booking_id}:{seat_id}"
-
-
 def qr_png(payload: str) -> bytes:
     out = io.BytesIO()
     segno.make(payload, error="m").save(out, kind="png", scale=5, border=2)
@@ -121,17 +118,23 @@ def _envelope(kind: str, booking_id: str, to: str, sender: str, subject: str, no
     return mail
 
 
-def confirmation_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+def confirmation_email(message: Message, event: EventInfo, sender: str, now: datetime,
+                       seal: TicketSeal) -> EmailMessage:
+    """The tickets: one QR code per seat, signed with the install's key (POST /tickets/verify checks it)."""
     data, event = message.data, _readable(event)
     booking_id, payment_id = str(data["bookingId"]), one_line(str(data.get("paymentId") or ""))
     total = money(data.get("amount", 0), one_line(str(data.get("currency") or "USD")))
     mail = _envelope(CONFIRMATION, booking_id, recipient(data), sender, _subject("Your tickets for {event}", event),
                      now)
     seat_lines = "\n".join(f"  - {s.describe()}" for s in event.seats)
+    codes = [seal.issue(Ticket(message.event_id, booking_id, s.seat_id)) for s in event.seats]
+    # The QR codes' text too: a mail reader without HTML still has the tickets.
+    code_lines = "\n".join(f"  {s.seat_id}: {code}" for s, code in zip(event.seats, codes, strict=True))
     mail.set_content(
         f"Your booking is confirmed.\n\n{event.name}\n{event.venue}\n{event.when}\n\n"
         f"Seats:\n{seat_lines}\n\nAmount paid: {total}\nBooking: {booking_id}\nPayment: {payment_id}\n\n"
-        "Show the QR code of each ticket at the entrance (one per seat, in the HTML version of this email).\n")
+        "Show the QR code of each ticket at the entrance (one per seat, in the HTML version of this email).\n"
+        f"Ticket codes (what the QR codes say):\n{code_lines}\n")
     cids = [f"ticket{i}.{booking_id}@boxoffice" for i in range(len(event.seats))]
     tickets = "".join(
         f'<tr><td style="padding:8px"><img src="cid:{cid}" width="145" height="145" alt="QR code for seat '
@@ -146,8 +149,8 @@ def confirmation_email(message: Message, event: EventInfo, sender: str, now: dat
         "<p>Show the QR code of each ticket at the entrance.</p></body></html>", subtype="html")
     html_part = mail.get_body(("html",))
     assert html_part is not None
-    for seat, cid in zip(event.seats, cids, strict=True):
-        html_part.add_related(qr_png(ticket_payload(booking_id, seat.seat_id)), "image", "png", cid=f"<{cid}>",
+    for seat, cid, code in zip(event.seats, cids, codes, strict=True):
+        html_part.add_related(qr_png(code), "image", "png", cid=f"<{cid}>",
                               filename=_ticket_filename(seat.seat_id), disposition="inline")
     return mail
 
@@ -198,9 +201,9 @@ def offer_email(message: Message, event: EventInfo, sender: str, now: datetime) 
     return mail
 
 
-def render(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+def render(message: Message, event: EventInfo, sender: str, now: datetime, seal: TicketSeal) -> EmailMessage:
     if message.type == topics.BOOKING_CONFIRMED:
-        return confirmation_email(message, event, sender, now)
+        return confirmation_email(message, event, sender, now, seal)
     if message.type == topics.WAITLIST_UPDATED:
         return offer_email(message, event, sender, now)
     return release_email(message, event, sender, now)

@@ -19,6 +19,14 @@ DEFAULT_TEST_CARD = "4242424242424242"
 
 
 @dataclass(frozen=True)
+class CardToken:
+    """What stands for a card beyond the gateway: the provider's reference to it, and its last four digits."""
+
+    token: str
+    last4: str
+
+
+@dataclass(frozen=True)
 class ChargeResult:
     approved: bool
     reference: str
@@ -41,10 +49,19 @@ class RefundResult:
     reason: str | None = None  # why it was refused
 
 
+class CardTokeniser(Protocol):
+    async def tokenise(self, card: str) -> CardToken: ...
+
+
 class PaymentProvider(Protocol):
     name: str
 
-    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card: str) -> ChargeResult:
+    async def tokenise(self, card: str) -> CardToken:
+        """The provider's token for a card number: the gateway hands it the number and passes on only the
+        token, so that no card number reaches Kafka, the outbox or any table."""
+        ...
+
+    async def charge(self, idempotency_key: str, amount: Decimal, currency: str, card_token: str) -> ChargeResult:
         """Charges at most once per idempotency key; a repeated key returns the first result. A decline is a
         result; no decision at all raises `ProviderError`."""
         ...
@@ -62,7 +79,8 @@ class ChargeRequest:
     event_id: str
     amount: Decimal
     currency: str
-    card: str
+    card_token: str
+    card_last4: str
     request_id: str | None
 
 

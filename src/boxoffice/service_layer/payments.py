@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
 from boxoffice import messages as topics
@@ -16,6 +16,7 @@ from boxoffice.service_layer.charging import ChargePolicy, Undecided, charge_wit
 from boxoffice.service_layer.group_commit import GroupCommit
 from boxoffice.service_layer.payment_ports import (
     DEFAULT_TEST_CARD,
+    CardToken,
     ChargeRequest,
     ChargeResult,
     PaymentProvider,
@@ -32,13 +33,22 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Message, "PaymentWrites", PaymentProvider, ChargePolicy], Awaitable[bool]]
 
 
-def charge_request(message: Message) -> ChargeRequest | None:
+async def card_of(data: dict[str, object], provider: PaymentProvider) -> CardToken:
+    """The card a payment request names: its token. A request made before cards were tokenised names the number
+    (tokenised here, and only the token is kept); one that names no card is charged to the approved test card."""
+    token = data.get("cardToken")
+    if isinstance(token, str) and token:
+        return CardToken(token, str(data.get("cardLast4") or ""))
+    card = data.get("card")
+    return await provider.tokenise(card if isinstance(card, str) and card else DEFAULT_TEST_CARD)
+
+
+def charge_request(message: Message, card: CardToken) -> ChargeRequest | None:
     data = message.data
     try:
         amount = Decimal(str(data["amount"])).quantize(Decimal("0.01"))
         return ChargeRequest(str(data["bookingId"]), str(data["paymentId"]), message.event_id, amount,
-                             str(data.get("currency") or "USD"), str(data.get("card") or DEFAULT_TEST_CARD),
-                             message.request_id)
+                             str(data.get("currency") or "USD"), card.token, card.last4, message.request_id)
     except (KeyError, InvalidOperation):
         return None
 
@@ -129,7 +139,7 @@ async def request_payment(message: Message, writes: PaymentWrites, provider: Pay
                           policy: ChargePolicy) -> bool:
     """A decided payment's outcome is sent again; otherwise the provider is charged under the payment's
     idempotency key, so a charge interrupted before its result was recorded is not made twice."""
-    charge = charge_request(message)
+    charge = charge_request(message, await card_of(message.data, provider))
     if charge is None:
         log.error("dropping malformed payment request %s", message.id)
         return False
@@ -247,4 +257,7 @@ class PaymentHandler:
 
     async def _retry(self, charge: ChargeRequest, postponed: int) -> None:
         REQUEST_ID.set(charge.request_id)
+        if charge.card_token.isdigit():  # put off before cards were tokenised: it kept the number
+            card = await self._provider.tokenise(charge.card_token)
+            charge = replace(charge, card_token=card.token, card_last4=card.last4)
         await settle(charge, self._writes, self._provider, self._policy, postponed)

@@ -23,7 +23,9 @@ const WAITLIST_POLL_MS = 2000;
 const QUEUE_POLL_MS = 2000;       // the waiting room's figures; its ticker moves them once a second
 const STATUS_OF_CHANGE = { "seat.reserved": "RESERVED", "seat.released": "AVAILABLE", "seat.booked": "BOOKED" };
 const RELEASE_REASON = { timeout: "hold expired", cancelled: "cancelled", payment_failed: "payment declined" };
-const OUTCOME_OF_RELEASE = { timeout: "expired", cancelled: "cancelled", payment_failed: "declined" };
+// A booking's status once it has ended → how the hold panel tells it.
+const OUTCOME_OF_STATUS = { confirmed: "confirmed", expired: "expired", cancelled: "cancelled",
+  payment_failed: "declined", refunded: "cancelled" };
 
 const state = {
   accountsRequired: false,  // BOXOFFICE_AUTH=on: bookings need a signed-in account
@@ -326,7 +328,9 @@ function applyChange(change) {
   const status = STATUS_OF_CHANGE[change.type];
   if (!status) return;
   if (change.reason === "event_cancelled") onCalledOff(state.eventId);
-  const mine = state.hold && change.bookingId === state.hold.bookingId;
+  // The stream names no bookings: a change to our hold's seats may be our booking ending (or an older
+  // change of those seats arriving late); GET /bookings/{id} tells which.
+  const mine = state.hold && (change.seatIds || []).some((seatId) => state.hold.seatIds.includes(seatId));
   const deselected = [];
   for (const seatId of change.seatIds || []) {
     const seat = state.seats.get(seatId);
@@ -338,7 +342,7 @@ function applyChange(change) {
   setCounts(change);
   logChange(change);
   if (deselected.length) onSelectedSeatsTaken(deselected);
-  if (mine) onOwnBookingChange(change);
+  if (mine) onOwnSeatsChange(change, state.hold);
 }
 
 // Selected seats that someone holds now leave the selection. Our own hold in flight is usually announced
@@ -1199,12 +1203,14 @@ function outcomeOfCode(code) {
     booking_confirmed: "confirmed", booking_payment_failed: "declined" }[code];
 }
 
-// The live stream can tell the outcome of our own booking first (e.g. the expiry from the server).
-function onOwnBookingChange(change) {
-  if (change.type === "seat.booked") finishHold("confirmed");
-  else if (change.type === "seat.released" && !state.hold.paying) {
-    finishHold(OUTCOME_OF_RELEASE[change.reason] || "cancelled");
-  }
+// The live stream can tell the outcome of our own booking first (e.g. the expiry from the server). A
+// release while paying is the payment's answer to tell (with the decline's reason).
+async function onOwnSeatsChange(change, hold) {
+  if (change.type === "seat.reserved" || (change.type === "seat.released" && hold.paying)) return;
+  const answer = await api("GET", `/bookings/${encodeURIComponent(hold.bookingId)}`);
+  if (state.hold !== hold || answer.status !== 200) return;
+  const outcome = OUTCOME_OF_STATUS[answer.body.status];
+  if (outcome === "confirmed" || (outcome && !hold.paying)) finishHold(outcome);
 }
 
 function finishHold(outcome, detail) {

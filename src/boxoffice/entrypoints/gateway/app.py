@@ -25,6 +25,7 @@ from boxoffice.entrypoints.gateway import (
     operations,
     queue,
     telemetry,
+    tickets,
     waitlist,
 )
 from boxoffice.entrypoints.gateway.access import document_bearer
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(telemetry.router)
     app.include_router(live.router)
     app.include_router(waitlist.router)
+    app.include_router(tickets.router)
     docs.install(app)  # /docs, /redoc and their assets, without a CDN
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
     app.add_middleware(BodySizeLimit)

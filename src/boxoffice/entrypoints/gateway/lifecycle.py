@@ -98,9 +98,12 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
     elif status != "pending":
         return respond(answers.not_live(booking_id, status))
     else:
+        # The card number stops here: the provider's token (and the last four digits) go on instead.
+        card = await gw.cards.tokenise(body.card) if body.card is not None else None
         message = Message(topics.BOOKING_CONFIRMATION_REQUESTED, state["event_id"],
                           {"bookingId": booking_id, "paymentId": body.payment_id, "amount": float(amount),
-                           "card": body.card}, gw.request_ids.new())
+                           **({"cardToken": card.token, "cardLast4": card.last4} if card else {})},
+                          gw.request_ids.new())
     reply = await _send_and_wait(gw, booking_id, message, "confirm", gw.settings.confirm_reply_seconds)
     return _processing(booking_id) if reply is None else respond(answers.booking_result(booking_id, reply))
 

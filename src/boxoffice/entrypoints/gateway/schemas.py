@@ -124,6 +124,22 @@ class BookingHeld(BaseModel):
     requestId: str
 
 
+class TicketCheck(Strict):
+    ticket: str = Field(min_length=1, max_length=512, description="The QR code's text, as scanned")
+
+
+class TicketVerdict(BaseModel):
+    success: bool = Field(description="true only for `valid`: let the holder in")
+    status: Literal["valid", "already_used", "invalid"]
+    eventId: str | None = None
+    bookingId: str | None = None
+    seatId: str | None = None
+    usedAt: str | None = Field(None, description="the first entry: now for `valid`, earlier for `already_used`")
+    reason: str | None = Field(None, description="why not `valid`: forged, unsigned, malformed, unknown_booking, "
+                                                 "seat_not_in_booking, booking_<status>, already_used")
+    message: str | None = None
+
+
 class SeatsUnavailable(ErrorBody):
     seatIds: list[str]
 

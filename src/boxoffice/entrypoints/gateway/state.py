@@ -15,11 +15,14 @@ from boxoffice import views
 from boxoffice.adapters.heartbeat import beat_status, read_heartbeats
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.config import Settings
+from boxoffice.domain.tickets import TicketSeal
 from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.logs import Outage
+from boxoffice.service_layer.door_ports import DoorUnitOfWork
+from boxoffice.service_layer.payment_ports import PaymentProvider
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +142,6 @@ class Gateway:
     health: ServiceHealth
     access: Access
     queue: QueueWatch
+    tickets: TicketSeal
+    door: Callable[[], DoorUnitOfWork]
+    cards: PaymentProvider  # tokenises the card numbers of payments
