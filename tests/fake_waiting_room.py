@@ -11,7 +11,7 @@ from datetime import datetime
 from boxoffice.domain.waiting_room import WaitingRoom
 from boxoffice.service_layer.ports import OutboxRow
 from boxoffice.service_layer.unit_of_work import Outgoing
-from boxoffice.service_layer.waiting_room_ports import Place
+from boxoffice.service_layer.waiting_room_ports import Place, PlaceTaken
 
 
 @dataclass
@@ -50,8 +50,11 @@ class FakeVisitors:
         return {v: self._t.visitors[(event_id, v)] for v in visitor_ids if (event_id, v) in self._t.visitors}
 
     async def add(self, event_id: str, places: list[Place]) -> None:
+        seqs = {p.join_seq for (e, _), p in self._t.visitors.items() if e == event_id}
         for place in places:
-            assert (event_id, place.visitor_id) not in self._t.visitors, "a visitor placed twice"
+            if (event_id, place.visitor_id) in self._t.visitors or place.join_seq in seqs:
+                raise PlaceTaken(f"{place.visitor_id} placed twice")
+            seqs.add(place.join_seq)
             self._t.visitors[(event_id, place.visitor_id)] = place
         self._check_unique(event_id)
 
@@ -66,7 +69,8 @@ class FakeVisitors:
 
     def _check_unique(self, event_id: str) -> None:
         given = [p.position for (e, _), p in self._t.visitors.items() if e == event_id and p.position is not None]
-        assert len(given) == len(set(given)), "a position given twice"
+        if len(given) != len(set(given)):
+            raise PlaceTaken("a position given twice")
 
 
 class FakeAdmissions:

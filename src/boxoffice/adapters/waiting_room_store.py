@@ -8,7 +8,7 @@ import asyncpg
 
 from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
 from boxoffice.domain.waiting_room import WaitingRoom
-from boxoffice.service_layer.waiting_room_ports import Admissions, Place, Rooms, Visitors
+from boxoffice.service_layer.waiting_room_ports import Admissions, Place, PlaceTaken, Rooms, Visitors
 
 _ROOM_COLUMNS = """event_id, opens_at, admit_per_minute, admission_minutes, enabled, opened_at, joined, last_position,
                    serving_position, metered_from_position, metered_from, pre_queue_size, shuffle_digest"""
@@ -69,11 +69,15 @@ class PostgresVisitors:
     async def add(self, event_id: str, places: list[Place]) -> None:
         if not places:
             return
-        await self._con.execute(
-            """INSERT INTO queue_visitors (event_id, visitor_id, queue_token, join_seq, position)
-               SELECT $1, v, t, s, p FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS j(v, t, s, p)""",
-            event_id, [p.visitor_id for p in places], [p.queue_token for p in places],
-            [p.join_seq for p in places], [p.position for p in places])
+        try:
+            await self._con.execute(
+                """INSERT INTO queue_visitors (event_id, visitor_id, queue_token, join_seq, position)
+                   SELECT $1, v, t, s, p
+                   FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS j(v, t, s, p)""",
+                event_id, [p.visitor_id for p in places], [p.queue_token for p in places],
+                [p.join_seq for p in places], [p.position for p in places])
+        except asyncpg.UniqueViolationError as exc:
+            raise PlaceTaken(f"a place in the waiting room of {event_id} given twice") from exc
 
     async def pre_queue(self, event_id: str) -> list[int]:
         rows = await self._con.fetch(
@@ -85,11 +89,14 @@ class PostgresVisitors:
         if not positions:
             return
         seqs = sorted(positions)
-        await self._con.execute(
-            """UPDATE queue_visitors v SET position = p.position
-               FROM unnest($2::int[], $3::bigint[]) AS p(join_seq, position)
-               WHERE v.event_id = $1 AND v.join_seq = p.join_seq""",
-            event_id, seqs, [positions[s] for s in seqs])
+        try:
+            await self._con.execute(
+                """UPDATE queue_visitors v SET position = p.position
+                   FROM unnest($2::int[], $3::bigint[]) AS p(join_seq, position)
+                   WHERE v.event_id = $1 AND v.join_seq = p.join_seq""",
+                event_id, seqs, [positions[s] for s in seqs])
+        except asyncpg.UniqueViolationError as exc:
+            raise PlaceTaken(f"a position in the waiting room of {event_id} given twice") from exc
 
 
 class PostgresAdmissions:
