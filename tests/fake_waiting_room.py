@@ -19,6 +19,7 @@ class RoomTables:
     rooms: dict[str, WaitingRoom] = field(default_factory=dict)
     visitors: dict[tuple[str, str], Place] = field(default_factory=dict)
     admissions: list[tuple[str, int, int, datetime]] = field(default_factory=list)
+    finished: dict[tuple[str, str], datetime] = field(default_factory=dict)
     outbox: list[OutboxRow] = field(default_factory=list)
 
 
@@ -67,6 +68,11 @@ class FakeVisitors:
                 self._t.visitors[key] = replace(p, position=positions[p.join_seq])
         self._check_unique(event_id)
 
+    async def finish(self, event_id: str, visitor_ids: list[str], at: datetime) -> None:
+        for visitor_id in visitor_ids:
+            if (event_id, visitor_id) in self._t.visitors:
+                self._t.finished.setdefault((event_id, visitor_id), at)
+
     def _check_unique(self, event_id: str) -> None:
         given = [p.position for (e, _), p in self._t.visitors.items() if e == event_id and p.position is not None]
         if len(given) != len(set(given)):
@@ -79,6 +85,17 @@ class FakeAdmissions:
 
     async def add(self, event_id: str, first: int, last: int, at: datetime) -> None:
         self._t.admissions.append((event_id, first, last, at))
+
+    def _recent(self, event_id: str, since: datetime) -> set[int]:
+        return {p for e, first, last, at in self._t.admissions if e == event_id and at > since
+                for p in range(first, last + 1)}
+
+    async def admitted_since(self, event_id: str, since: datetime) -> int:
+        return len(self._recent(event_id, since))
+
+    async def active(self, event_id: str, since: datetime) -> int:
+        finished = {self._t.visitors[key].position for key in self._t.finished if key[0] == event_id}
+        return len(self._recent(event_id, since) - finished)
 
 
 class FakeOutbox:

@@ -14,7 +14,7 @@ import pytest
 
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.waiting_room_store import PostgresWaitingRoomUnitOfWork
-from boxoffice.domain.waiting_room import WaitingRoom
+from boxoffice.domain.waiting_room import AUTO, OnSale, WaitingRoom
 from boxoffice.service_layer.waiting_room_ports import Place, PlaceTaken, WaitingRoomUnitOfWork
 from tests.conftest import small_event
 from tests.fake_waiting_room import FakeWaitingRoomUnitOfWork, RoomTables
@@ -178,3 +178,40 @@ async def test_admissions_are_kept_with_their_time(setting: Setting) -> None:
     async with (uow := setting.units()):
         await uow.admissions.add(room.event_id, 12, 20, OPENS + timedelta(seconds=2))  # rolled back
     assert await setting.admitted(room.event_id) == [(1, 10, OPENS), (11, 11, OPENS + timedelta(seconds=1))]
+
+
+async def test_an_auto_room_is_kept_as_auto(setting: Setting) -> None:
+    room = WaitingRoom(await setting.new_event(), OPENS, AUTO, 10)
+    async with (uow := setting.units()):
+        await uow.rooms.create(room)
+        await uow.commit()
+    assert await locked(setting, room.event_id) == room
+    room.change(OnSale(OPENS, True, 90, 10), OPENS)
+    async with (uow := setting.units()):
+        await uow.rooms.save([room])
+        await uow.commit()
+    assert (await locked(setting, room.event_id)) == room
+
+
+async def test_active_visitors_are_those_admitted_in_the_window_who_have_not_finished(setting: Setting) -> None:
+    room = await new_room(setting)
+    await add(setting, room.event_id, *(place(f"fan_{p}", p, p) for p in range(1, 8)))
+    async with (uow := setting.units()):
+        await uow.admissions.add(room.event_id, 1, 3, OPENS)
+        await uow.admissions.add(room.event_id, 4, 6, OPENS + timedelta(minutes=1))
+        await uow.commit()
+    async with (uow := setting.units()):
+        await uow.visitors.finish(room.event_id, ["fan_2", "fan_5"], OPENS + timedelta(minutes=2))
+        await uow.visitors.finish(room.event_id, ["fan_7"], OPENS + timedelta(minutes=2))  # not admitted: not active
+        await uow.commit()
+    async with (uow := setting.units()):
+        await uow.visitors.finish(room.event_id, ["fan_4"], OPENS + timedelta(minutes=2))  # rolled back
+    async with (uow := setting.units()):
+        assert await uow.admissions.active(room.event_id, OPENS - timedelta(seconds=1)) == 6 - 2
+        assert await uow.admissions.active(room.event_id, OPENS) == 3 - 1  # the first admission's window is over
+        assert await uow.admissions.active(room.event_id, OPENS + timedelta(minutes=1)) == 0
+        assert await uow.admissions.admitted_since(room.event_id, OPENS - timedelta(seconds=1)) == 6
+        assert await uow.admissions.admitted_since(room.event_id, OPENS + timedelta(seconds=30)) == 3
+        # Finishing again keeps the first moment and counts once.
+        await uow.visitors.finish(room.event_id, ["fan_2"], OPENS + timedelta(minutes=3))
+        assert await uow.admissions.active(room.event_id, OPENS - timedelta(seconds=1)) == 4

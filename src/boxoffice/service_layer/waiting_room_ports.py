@@ -53,9 +53,21 @@ class Visitors(Protocol):
         """Gives each join_seq its position; PlaceTaken for a position already given."""
         ...
 
+    async def finish(self, event_id: str, visitor_ids: list[str], at: datetime) -> None:
+        """Records that these visitors have finished (the first time only)."""
+        ...
+
 
 class Admissions(Protocol):
     async def add(self, event_id: str, first: int, last: int, at: datetime) -> None: ...
+
+    async def admitted_since(self, event_id: str, since: datetime) -> int:
+        """How many positions were admitted after `since`."""
+        ...
+
+    async def active(self, event_id: str, since: datetime) -> int:
+        """How many positions admitted after `since` belong to visitors who have not finished."""
+        ...
 
 
 class WaitingRoomUnitOfWork(UnitOfWork, Protocol):

@@ -200,7 +200,7 @@ class Cancellation(BaseModel):
 class OnSaleView(BaseModel):
     opensAt: str
     waitingRoom: bool
-    admitPerMinute: int
+    admitPerMinute: int | Literal["auto"]
     admissionMinutes: int
 
 
@@ -273,7 +273,10 @@ class NewOnSale(Strict):
 
     opens_at: str = Field(alias="opensAt", examples=["2027-06-01T09:00:00Z"])
     waiting_room: bool = Field(True, alias="waitingRoom")
-    admit_per_minute: int = Field(600, alias="admitPerMinute", ge=1, le=1_000_000)
+    admit_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] | Literal["auto"] = Field(
+        600, alias="admitPerMinute",
+        description='Admissions a minute, or "auto": as fast as the booking side takes them (a ceiling on the '
+                    "admitted visitors who have not finished)")
     admission_minutes: int = Field(10, alias="admissionMinutes", ge=1, le=1440)
 
 
