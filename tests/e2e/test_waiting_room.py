@@ -238,6 +238,7 @@ async def test_an_auto_room_admits_no_more_active_visitors_than_the_ceiling_unti
     for bad in ("fast", 0, None, 1.5):
         refused = await client.post("/events", json=onsale_event(admit_per_minute=bad))  # type: ignore[arg-type]
         assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"] == 'onSale.admitPerMinute: must be a whole number from 1 to 1000000, or "auto"'
     event_id = await create(client, onsale_event(admit_per_minute="auto"))
     assert (await client.get(f"/events/{event_id}")).json()["onSale"]["admitPerMinute"] == "auto"
     fans = [f"auto_fan_{i}" for i in range(6)]
