@@ -54,7 +54,8 @@ def _sent_at(message: Message, fallback: datetime) -> datetime:
 
 
 class WaitingRoomService:
-    """The batch handler of queue.joined and onsale.change.requested, and the admission ticker."""
+    """The batch handler of queue.joined, onsale.change.requested and booking.confirmed, and the admission
+    ticker."""
 
     def __init__(self, unit_of_work: Callable[[], WaitingRoomUnitOfWork], relay: OutboxSink,
                  clock: Callable[[], datetime], rng: random.Random,
