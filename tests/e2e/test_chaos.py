@@ -92,7 +92,9 @@ async def test_a_waiting_room_loses_no_place_and_gives_none_twice_while_its_serv
     print("kills:", journal.kills, "visitors:", len(journal.joins), "holds:", journal.holds, "invariants:", results)
 
     assert {victim for _, victim in journal.kills} == set(VICTIMS), journal.kills
-    assert len(journal.joins) > 100 and journal.holds > 0, (len(journal.joins), journal.holds)
+    # How many join depends on how loaded the machine is (a join waits up to 5 s for a waitingroom that is down,
+    # then 202): 250 on a quiet machine, 15 with a load of 25 on 2 cores. Some of the admitted always hold.
+    assert len(journal.joins) >= 10 and journal.holds > 0, (len(journal.joins), journal.holds)
     serving_at_end = journal.serving[-1][1]
     assert serving_at_end > 0, "nobody was admitted"
     assert results == dict.fromkeys(results, 0), results

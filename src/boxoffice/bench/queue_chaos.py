@@ -79,29 +79,56 @@ def _elsewhere(before: dict[str, Any], after: dict[str, Any]) -> bool:
     return None not in (before["position"], after["position"]) and before["position"] != after["position"]
 
 
-async def _buyers(base_url: str, event_id: str, rng: random.Random, until: float, journal: QueueJournal) -> None:
-    """Admitted visitors hold one seat each, with their access token."""
-    tried: set[str] = set()
+async def _hold_if_admitted(http: aiohttp.ClientSession, event_id: str, visitor: str,
+                            journal: QueueJournal) -> bool:
+    """An admitted visitor holds one seat with their access token; False if not admitted (yet)."""
+    async with http.get(journal.joins[visitor]["statusUrl"]) as answer:
+        seen = await answer.json()
+    if answer.status != 200 or seen["status"] != "admitted":
+        return False
+    async with http.post("/bookings", json={"eventId": event_id, "quantity": 1, "userId": visitor},
+                         headers={"X-Queue-Access": seen["accessToken"]}) as held:
+        await held.read()
+        journal.holds += int(held.status in (201, 202))
+    return True
+
+
+async def _buyers(base_url: str, event_id: str, rng: random.Random, until: float, journal: QueueJournal,
+                  tried: set[str]) -> None:
+    """Admitted visitors hold one seat each, during the faults."""
     async with _http(base_url) as http:
         while time.monotonic() < until:
             await asyncio.sleep(rng.uniform(0.05, 0.15))
             untried = sorted(set(journal.joins) - tried)
             if not untried:
                 continue
-            visitor = rng.choice(untried[:50])  # the earliest joins are admitted first
+            visitor = rng.choice(untried[:50])
             try:
-                async with http.get(journal.joins[visitor]["statusUrl"]) as answer:
-                    seen = await answer.json()
-                if answer.status != 200 or seen["status"] != "admitted":
-                    continue
-                tried.add(visitor)
-                async with http.post("/bookings", json={"eventId": event_id, "quantity": 1, "userId": visitor},
-                                     headers={"X-Queue-Access": seen["accessToken"]}) as held:
-                    await held.read()
-                    journal.holds += int(held.status in (201, 202))
+                if await _hold_if_admitted(http, event_id, visitor, journal):
+                    tried.add(visitor)
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 journal.unanswered += 1
                 await asyncio.sleep(0.2)
+
+
+async def _last_buyers(base_url: str, event_id: str, journal: QueueJournal, tried: set[str], count: int,
+                       timeout: float) -> None:
+    """Once settled, up to `count` more admitted visitors hold: on a slow machine the faults may have left
+    little time to admit anyone and to hold."""
+    deadline = time.monotonic() + timeout
+    held = 0
+    async with _http(base_url) as http:
+        while held < count and time.monotonic() < deadline and set(journal.joins) - tried:
+            for visitor in sorted(set(journal.joins) - tried):
+                if held >= count:
+                    break
+                try:
+                    if await _hold_if_admitted(http, event_id, visitor, journal):
+                        tried.add(visitor)
+                        held += 1
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the next admissions
 
 
 async def _open(base_url: str, event_id: str, rate: int, at: float, journal: QueueJournal) -> None:
@@ -143,10 +170,13 @@ async def _kill(data_dir: Path, rng: random.Random, started: float, until: float
         await asyncio.sleep(rng.uniform(*spacing))
         if time.monotonic() >= until:
             return
-        victim = first_round.pop(0) if first_round else rng.choice(VICTIMS)
+        first = bool(first_round)
+        victim = first_round.pop(0) if first else rng.choice(VICTIMS)
         pid = (await programs.pids([victim])).get(victim)
-        if pid is None:
-            continue  # not back from the previous kill yet
+        if pid is None:  # not back from the previous kill yet
+            if first:
+                first_round.insert(0, victim)  # every victim is killed at least once
+            continue
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         journal.kills.append((time.monotonic() - started, victim))
@@ -171,11 +201,12 @@ async def queue_chaos(base_url: str, database_url: str, data_dir: Any, seconds: 
     until = started + seconds
     stop = asyncio.Event()
     watcher = asyncio.create_task(_watch_serving(base_url, event_id, started, stop, journal))
+    tried: set[str] = set()
     try:
         await asyncio.gather(
             _kill(Path(data_dir), random.Random(rng.random()), started, until, journal, spacing),
             _open(base_url, event_id, rate, started + seconds / 4, journal),
-            _buyers(base_url, event_id, random.Random(rng.random()), until, journal),
+            _buyers(base_url, event_id, random.Random(rng.random()), until, journal, tried),
             *(_visitors(base_url, event_id, f"v{i}", random.Random(rng.random()), until, journal)
               for i in range(clients)))
         con = await _connect(database_url)
@@ -186,7 +217,8 @@ async def queue_chaos(base_url: str, database_url: str, data_dir: Any, seconds: 
                     log(f"not settled after {settle_timeout:.0f} s: {moving}")
                     break
                 await asyncio.sleep(0.5)
-            # One more tick after the settling, so that the serving position seen at the end is the room's own.
+            await _last_buyers(base_url, event_id, journal, tried, count=5, timeout=30)
+            # One more tick, so that the serving position seen at the end is the room's own.
             await asyncio.sleep(1.5)
             results = await queue_invariants(con, event_id, journal, rate)
             results["not settled (lag, outbox)"] = int(moving is not None)
