@@ -11,7 +11,7 @@ from datetime import datetime
 from boxoffice.domain.waiting_room import WaitingRoom
 from boxoffice.service_layer.ports import OutboxRow
 from boxoffice.service_layer.unit_of_work import Outgoing
-from boxoffice.service_layer.waiting_room_ports import Place
+from boxoffice.service_layer.waiting_room_ports import Place, PlaceTaken
 
 
 @dataclass
@@ -19,6 +19,7 @@ class RoomTables:
     rooms: dict[str, WaitingRoom] = field(default_factory=dict)
     visitors: dict[tuple[str, str], Place] = field(default_factory=dict)
     admissions: list[tuple[str, int, int, datetime]] = field(default_factory=list)
+    finished: dict[tuple[str, str], datetime] = field(default_factory=dict)
     outbox: list[OutboxRow] = field(default_factory=list)
 
 
@@ -50,8 +51,11 @@ class FakeVisitors:
         return {v: self._t.visitors[(event_id, v)] for v in visitor_ids if (event_id, v) in self._t.visitors}
 
     async def add(self, event_id: str, places: list[Place]) -> None:
+        seqs = {p.join_seq for (e, _), p in self._t.visitors.items() if e == event_id}
         for place in places:
-            assert (event_id, place.visitor_id) not in self._t.visitors, "a visitor placed twice"
+            if (event_id, place.visitor_id) in self._t.visitors or place.join_seq in seqs:
+                raise PlaceTaken(f"{place.visitor_id} placed twice")
+            seqs.add(place.join_seq)
             self._t.visitors[(event_id, place.visitor_id)] = place
         self._check_unique(event_id)
 
@@ -64,9 +68,15 @@ class FakeVisitors:
                 self._t.visitors[key] = replace(p, position=positions[p.join_seq])
         self._check_unique(event_id)
 
+    async def finish(self, event_id: str, visitor_ids: list[str], at: datetime) -> None:
+        for visitor_id in visitor_ids:
+            if (event_id, visitor_id) in self._t.visitors:
+                self._t.finished.setdefault((event_id, visitor_id), at)
+
     def _check_unique(self, event_id: str) -> None:
         given = [p.position for (e, _), p in self._t.visitors.items() if e == event_id and p.position is not None]
-        assert len(given) == len(set(given)), "a position given twice"
+        if len(given) != len(set(given)):
+            raise PlaceTaken("a position given twice")
 
 
 class FakeAdmissions:
@@ -75,6 +85,17 @@ class FakeAdmissions:
 
     async def add(self, event_id: str, first: int, last: int, at: datetime) -> None:
         self._t.admissions.append((event_id, first, last, at))
+
+    def _recent(self, event_id: str, since: datetime) -> set[int]:
+        return {p for e, first, last, at in self._t.admissions if e == event_id and at > since
+                for p in range(first, last + 1)}
+
+    async def admitted_since(self, event_id: str, since: datetime) -> int:
+        return len(self._recent(event_id, since))
+
+    async def active(self, event_id: str, since: datetime) -> int:
+        finished = {self._t.visitors[key].position for key in self._t.finished if key[0] == event_id}
+        return len(self._recent(event_id, since) - finished)
 
 
 class FakeOutbox:

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     queue_tick_seconds: float = Field(1.0, gt=0, le=10)
     queue_joins_per_minute: int = Field(10, ge=1)
     queue_joins_burst: int = Field(5, ge=1)
+    # "admitPerMinute": "auto": at most this many admitted visitors who have not finished (paid, or their
+    # admission run out) at once, across one event's room.
+    waiting_room_active_ceiling: int = Field(500, ge=1, le=1_000_000)
     mail_from: str = "boxoffice <tickets@boxoffice.test>"
     # The embedded mailbox's ports (used when smtp_url is unset); unset = free ports picked at `up`.
     mailbox_smtp_port: int | None = None

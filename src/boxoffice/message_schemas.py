@@ -252,7 +252,7 @@ class NewSeat(Data):
 class NewOnSale(Data):
     opensAt: Annotated[str, _bounded(64), AfterValidator(_moment)]
     waitingRoom: bool = True
-    admitPerMinute: Annotated[int, Field(ge=1, le=MAX_ADMIT_PER_MINUTE)] = 600
+    admitPerMinute: Annotated[int, Field(ge=1, le=MAX_ADMIT_PER_MINUTE)] | Literal["auto"] = 600
     admissionMinutes: Annotated[int, Field(ge=1, le=MAX_ADMISSION_MINUTES)] = 10
 
 
@@ -290,13 +290,14 @@ class QueueAdmitted(Data):
     servingPosition: Annotated[int, Field(ge=0)]
     queueSize: Annotated[int, Field(ge=0)]
     opened: bool
-    admitPerMinute: Annotated[int, Field(ge=1)]
+    admitPerMinute: Annotated[int, Field(ge=1)] | Literal["auto"]
     admissionMinutes: Annotated[int, Field(ge=1)]
     opensAt: Moment
     at: Moment
     enabled: bool = True
     firstPosition: Position | None = None
     lastPosition: Position | None = None
+    admittedLastMinute: Annotated[int, Field(ge=0)] | None = None  # with "auto"
 
 
 class WaitlistJoinRequested(Data):

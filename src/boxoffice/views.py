@@ -156,7 +156,8 @@ async def waiting_room(pool: asyncpg.Pool, event_id: str) -> asyncpg.Record | No
 
 def on_sale_view(room: asyncpg.Record) -> dict[str, Any]:
     return {"opensAt": iso(room["opens_at"]), "waitingRoom": room["enabled"],
-            "admitPerMinute": room["admit_per_minute"], "admissionMinutes": room["admission_minutes"]}
+            "admitPerMinute": room["admit_per_minute"] if room["admit_per_minute"] is not None else "auto",
+            "admissionMinutes": room["admission_minutes"]}
 
 
 def queue_figures(room: asyncpg.Record) -> dict[str, Any]:

@@ -7,19 +7,21 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.e2e.api_client import wait_for
-from tests.platforms import RunningPlatform
+from tests.platforms import RunningPlatform, start_platform
 
 LATER = "2030-01-01T00:00:00Z"  # an opening far away: the test opens the room with PUT .../onsale
 
 
-def onsale_event(admit_per_minute: int = 600, admission_minutes: int = 10, opens_at: str = LATER) -> dict:
+def onsale_event(admit_per_minute: int | str = 600, admission_minutes: int = 10, opens_at: str = LATER) -> dict:
     return {
         "eventId": f"onsale_{uuid.uuid4().hex[:8]}", "name": "On-sale day",
         "venue": {"name": "Arena", "city": "Leeds"}, "startsAt": "2027-08-01T19:30:00Z",
@@ -53,7 +55,7 @@ async def status(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     return answer.json()
 
 
-async def open_now(client: httpx.AsyncClient, event_id: str, admit_per_minute: int = 600,
+async def open_now(client: httpx.AsyncClient, event_id: str, admit_per_minute: int | str = 600,
                    admission_minutes: int = 10) -> None:
     now = datetime.now(UTC).isoformat()
     changed = await client.put(f"/events/{event_id}/onsale", json={
@@ -212,3 +214,76 @@ async def test_killing_the_waiting_room_mid_sale_loses_no_place_and_gives_none_t
 async def _serving_at_least(client: httpx.AsyncClient, event_id: str, least: int) -> int | None:
     serving = (await client.get(f"/events/{event_id}")).json()["queue"]["servingPosition"]
     return serving if serving >= least else None
+
+
+AUTO_CEILING = 3
+
+
+@pytest.fixture(scope="module")
+def auto_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """A small ceiling of active visitors for "auto" rooms."""
+    yield from start_platform(tmp_path_factory.mktemp("auto_room"),
+                              BOXOFFICE_WAITING_ROOM_ACTIVE_CEILING=str(AUTO_CEILING))
+
+
+@pytest.fixture
+async def auto_client(auto_platform: RunningPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=auto_platform.base_url, timeout=30) as c:
+        yield c
+
+
+async def test_an_auto_room_admits_no_more_active_visitors_than_the_ceiling_until_one_pays(
+        auto_client: httpx.AsyncClient, auto_platform: RunningPlatform) -> None:
+    client = auto_client
+    for bad in ("fast", 0, None, 1.5):
+        refused = await client.post("/events", json=onsale_event(admit_per_minute=bad))  # type: ignore[arg-type]
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"] == 'onSale.admitPerMinute: must be a whole number from 1 to 1000000, or "auto"'
+    event_id = await create(client, onsale_event(admit_per_minute="auto"))
+    assert (await client.get(f"/events/{event_id}")).json()["onSale"]["admitPerMinute"] == "auto"
+    fans = [f"auto_fan_{i}" for i in range(6)]
+    urls = {v: (await join(client, event_id, v)).json()["statusUrl"] for v in fans}
+    await open_now(client, event_id, admit_per_minute="auto")
+
+    async def admitted_count(wanted: int) -> list[dict[str, Any]] | None:
+        seen = [await status(client, url) for url in urls.values()]
+        return seen if sum(s["status"] == "admitted" for s in seen) >= wanted else None
+
+    seen = await wait_for(lambda: admitted_count(AUTO_CEILING), timeout=30)
+    assert seen, "nobody was admitted"
+    admitted = sorted((s for s in seen if s["status"] == "admitted"), key=lambda s: s["position"])
+    assert [s["position"] for s in admitted] == [1, 2, 3]
+    waiting = [s for s in seen if s["status"] == "waiting"]
+    assert sorted(s["position"] for s in waiting) == [4, 5, 6]
+    # Three admitted in the last minute: the next in line is estimated at a third of a minute.
+    assert {s["position"]: s["estimatedWaitSeconds"] for s in waiting}[4] == 20
+
+    first = admitted[0]
+    buyer = next(v for v, s in zip(urls, seen, strict=True) if s["position"] == first["position"])
+    held = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1"], "userId": buyer},
+                             headers={"X-Queue-Access": first["accessToken"]})
+    assert held.status_code == 201, held.text
+    assert (await client.get(f"/events/{event_id}")).json()["queue"]["servingPosition"] == AUTO_CEILING
+    booking = held.json()
+    paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
+                            json={"paymentId": f"pay_{uuid.uuid4().hex[:8]}", "amount": booking["amount"],
+                                  "card": "4242424242424242"})
+    assert paid.status_code == 200 and paid.json()["status"] == "confirmed", paid.text
+
+    moved = await wait_for(lambda: _serving_at_least(client, event_id, AUTO_CEILING + 1), timeout=30)
+    assert moved == AUTO_CEILING + 1, "the next visitor was not admitted after one paid (or more were)"
+    next_one = await wait_for(lambda: admitted_count(AUTO_CEILING + 1))
+    assert next_one and sorted(s["position"] for s in next_one if s["status"] == "admitted") == [1, 2, 3, 4]
+
+    database = await asyncpg.connect(str(auto_platform.runtime["database_url"]))
+    try:
+        finished = await database.fetch("SELECT visitor_id, finished_at FROM queue_visitors "
+                                        "WHERE event_id = $1 AND finished_at IS NOT NULL", event_id)
+        admissions = await database.fetch("SELECT first_position, last_position, admitted_at FROM queue_admissions "
+                                          "WHERE event_id = $1 ORDER BY first_position", event_id)
+    finally:
+        await database.close()
+    assert [r["visitor_id"] for r in finished] == [buyer]
+    before_the_payment = [a for a in admissions if a["admitted_at"] < finished[0]["finished_at"]]
+    assert sum(a["last_position"] - a["first_position"] + 1 for a in before_the_payment) == AUTO_CEILING
+    assert [(a["first_position"], a["last_position"]) for a in admissions][-1] == (4, 4)

@@ -121,6 +121,16 @@ def test_a_typical_message_passes_as_it_was_sent(topic: str) -> None:
     assert decode_checked(raw, topic) == decode(raw)
 
 
+@pytest.mark.parametrize("topic", [topics.QUEUE_ADMITTED, topics.ONSALE_CHANGE_REQUESTED])
+def test_an_auto_rate_passes_and_other_words_do_not(topic: str) -> None:
+    auto = {**TYPICAL[topic], "admitPerMinute": "auto"}
+    if topic == topics.QUEUE_ADMITTED:
+        auto["admittedLastMinute"] = 40
+    assert decode_checked(encoded(topic, auto), topic).data["admitPerMinute"] == "auto"
+    for rate in ("fast", "AUTO", 0):
+        refused(encoded(topic, {**TYPICAL[topic], "admitPerMinute": rate}), topic)
+
+
 def test_the_bounds_are_the_gateways() -> None:
     assert f"^{message_schemas.EVENT_ID.pattern}$" == gateway_schemas.EVENT_ID
     assert f"^{message_schemas.UUID.pattern}$" == gateway_schemas.UUID

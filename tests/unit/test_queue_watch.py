@@ -1,4 +1,5 @@
-"""The gateway's memory of waiting rooms: a crowd finding it stale together asks the database once."""
+"""The gateway's memory of waiting rooms: a crowd finding it stale together asks the database once; an "auto"
+room's watchers get a wait estimated from the last minute's admissions."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any, cast
 
 import asyncpg
 
+from boxoffice import messages as topics
 from boxoffice.adapters.queue_tokens import QueueTokens
-from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
+from boxoffice.entrypoints.gateway.queue_watch import QueueWatch, Watcher
+from boxoffice.messages import Message
 
 
 class SlowPool:
@@ -33,3 +36,15 @@ async def test_a_crowd_finding_the_room_unread_asks_the_database_once() -> None:
     assert await asyncio.gather(*crowd, other) == [None] * 201
     assert pool.queries == 2  # one per event
     assert await watch.room("ev_rush") is None and pool.queries == 2  # fresh: from memory
+
+
+async def test_an_auto_rooms_watchers_are_told_a_wait_from_the_last_minutes_admissions() -> None:
+    watch = QueueWatch(cast(asyncpg.Pool, SlowPool()), QueueTokens("k" * 32))
+    waiting = Watcher("ev_auto", "q" * 43, "fan", 20, None)
+    watch.watch(waiting)
+    await watch.moved(Message(topics.QUEUE_ADMITTED, "ev_auto", {
+        "servingPosition": 10, "queueSize": 40, "opened": True, "admitPerMinute": "auto", "admissionMinutes": 10,
+        "opensAt": "2030-01-01T09:00:00+00:00", "at": "2030-01-01T09:00:01+00:00", "firstPosition": 1,
+        "lastPosition": 10, "admittedLastMinute": 30}))
+    pushed = waiting.updates.get_nowait()
+    assert (pushed["status"], pushed["ahead"], pushed["estimatedWaitSeconds"]) == ("waiting", 9, 20)

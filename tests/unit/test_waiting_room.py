@@ -129,12 +129,12 @@ class Relay:
 
 
 class Service:
-    def __init__(self, tables: RoomTables | None = None, seed: int = 1) -> None:
+    def __init__(self, tables: RoomTables | None = None, seed: int = 1, ceiling: int = 500) -> None:
         self.tables = tables or RoomTables(rooms={EVENT: room(rate=600)})
         self.relay = Relay()
         self.now = at(-600)
         self.service = WaitingRoomService(lambda: FakeWaitingRoomUnitOfWork(self.tables), self.relay,
-                                          lambda: self.now, random.Random(seed))
+                                          lambda: self.now, random.Random(seed), ceiling)
 
     async def join(self, *visitors: str, sent: datetime | None = None) -> list[Message]:
         await self.service([Message(topics.QUEUE_JOINED, EVENT, {"visitorId": v, "queueToken": f"token_{v}_xxxxxxxx"},

@@ -6,6 +6,7 @@ import asyncpg
 
 from boxoffice.adapters.postgres import Connection
 from boxoffice.adapters.postgres_uow import PostgresTransaction
+from boxoffice.adapters.waiting_room_store import rate_column
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.service_layer.catalog_ports import AvailabilityCounts, CountsAt, EventRepository
 
@@ -36,8 +37,8 @@ async def create_event(con: Connection, spec: EventSpec) -> bool:
             await con.execute(
                 """INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_minute, admission_minutes)
                    VALUES ($1, $2, $3, $4, $5)""",
-                spec.event_id, spec.on_sale.waiting_room, spec.on_sale.opens_at, spec.on_sale.admit_per_minute,
-                spec.on_sale.admission_minutes)
+                spec.event_id, spec.on_sale.waiting_room, spec.on_sale.opens_at,
+                rate_column(spec.on_sale.admit_per_minute), spec.on_sale.admission_minutes)
         return True
 
 

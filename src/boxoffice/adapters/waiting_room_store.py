@@ -7,15 +7,25 @@ from datetime import datetime
 import asyncpg
 
 from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
-from boxoffice.domain.waiting_room import WaitingRoom
-from boxoffice.service_layer.waiting_room_ports import Admissions, Place, Rooms, Visitors
+from boxoffice.domain.waiting_room import AUTO, AdmitRate, WaitingRoom
+from boxoffice.service_layer.waiting_room_ports import Admissions, Place, PlaceTaken, Rooms, Visitors
 
 _ROOM_COLUMNS = """event_id, opens_at, admit_per_minute, admission_minutes, enabled, opened_at, joined, last_position,
                    serving_position, metered_from_position, metered_from, pre_queue_size, shuffle_digest"""
 
 
+def rate_of(column: int | None) -> AdmitRate:
+    return AUTO if column is None else column
+
+
+def rate_column(rate: AdmitRate) -> int | None:
+    """NULL stands for "auto" (the column's CHECK holds numbers to > 0)."""
+    return rate if isinstance(rate, int) else None
+
+
 def room_of(r: asyncpg.Record) -> WaitingRoom:
-    return WaitingRoom(r["event_id"], r["opens_at"], r["admit_per_minute"], r["admission_minutes"], r["enabled"],
+    return WaitingRoom(r["event_id"], r["opens_at"], rate_of(r["admit_per_minute"]), r["admission_minutes"],
+                       r["enabled"],
                        r["opened_at"], r["joined"], r["last_position"], r["serving_position"],
                        r["metered_from_position"], r["metered_from"], r["pre_queue_size"], r["shuffle_digest"])
 
@@ -34,7 +44,7 @@ class PostgresRooms:
         await self._con.execute(
             """INSERT INTO waiting_rooms (event_id, enabled, opens_at, admit_per_minute, admission_minutes)
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-            room.event_id, room.enabled, room.opens_at, room.admit_per_minute, room.admission_minutes)
+            room.event_id, room.enabled, room.opens_at, rate_column(room.admit_per_minute), room.admission_minutes)
 
     async def save(self, rooms: list[WaitingRoom]) -> None:
         await self._con.executemany(
@@ -43,8 +53,8 @@ class PostgresRooms:
                    metered_from_position = $10, metered_from = $11, pre_queue_size = $12, shuffle_digest = $13,
                    updated_at = now()
                WHERE event_id = $1""",
-            [(r.event_id, r.opens_at, r.admit_per_minute, r.admission_minutes, r.enabled, r.opened_at, r.joined,
-              r.last_position, r.serving_position, r.metered_from_position, r.metered_from, r.pre_queue_size,
+            [(r.event_id, r.opens_at, rate_column(r.admit_per_minute), r.admission_minutes, r.enabled, r.opened_at,
+              r.joined, r.last_position, r.serving_position, r.metered_from_position, r.metered_from, r.pre_queue_size,
               r.shuffle_digest) for r in rooms])
 
     async def needing_work(self, now: datetime) -> list[str]:
@@ -69,11 +79,15 @@ class PostgresVisitors:
     async def add(self, event_id: str, places: list[Place]) -> None:
         if not places:
             return
-        await self._con.execute(
-            """INSERT INTO queue_visitors (event_id, visitor_id, queue_token, join_seq, position)
-               SELECT $1, v, t, s, p FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS j(v, t, s, p)""",
-            event_id, [p.visitor_id for p in places], [p.queue_token for p in places],
-            [p.join_seq for p in places], [p.position for p in places])
+        try:
+            await self._con.execute(
+                """INSERT INTO queue_visitors (event_id, visitor_id, queue_token, join_seq, position)
+                   SELECT $1, v, t, s, p
+                   FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS j(v, t, s, p)""",
+                event_id, [p.visitor_id for p in places], [p.queue_token for p in places],
+                [p.join_seq for p in places], [p.position for p in places])
+        except asyncpg.UniqueViolationError as exc:
+            raise PlaceTaken(f"a place in the waiting room of {event_id} given twice") from exc
 
     async def pre_queue(self, event_id: str) -> list[int]:
         rows = await self._con.fetch(
@@ -85,11 +99,19 @@ class PostgresVisitors:
         if not positions:
             return
         seqs = sorted(positions)
+        try:
+            await self._con.execute(
+                """UPDATE queue_visitors v SET position = p.position
+                   FROM unnest($2::int[], $3::bigint[]) AS p(join_seq, position)
+                   WHERE v.event_id = $1 AND v.join_seq = p.join_seq""",
+                event_id, seqs, [positions[s] for s in seqs])
+        except asyncpg.UniqueViolationError as exc:
+            raise PlaceTaken(f"a position in the waiting room of {event_id} given twice") from exc
+
+    async def finish(self, event_id: str, visitor_ids: list[str], at: datetime) -> None:
         await self._con.execute(
-            """UPDATE queue_visitors v SET position = p.position
-               FROM unnest($2::int[], $3::bigint[]) AS p(join_seq, position)
-               WHERE v.event_id = $1 AND v.join_seq = p.join_seq""",
-            event_id, seqs, [positions[s] for s in seqs])
+            """UPDATE queue_visitors SET finished_at = $3
+               WHERE event_id = $1 AND visitor_id = ANY($2) AND finished_at IS NULL""", event_id, visitor_ids, at)
 
 
 class PostgresAdmissions:
@@ -100,6 +122,22 @@ class PostgresAdmissions:
         await self._con.execute(
             """INSERT INTO queue_admissions (event_id, first_position, last_position, admitted_at)
                VALUES ($1, $2, $3, $4)""", event_id, first, last, at)
+
+    async def admitted_since(self, event_id: str, since: datetime) -> int:
+        count = await self._con.fetchval(
+            """SELECT coalesce(sum(last_position - first_position + 1), 0) FROM queue_admissions
+               WHERE event_id = $1 AND admitted_at > $2""", event_id, since)
+        return int(count)
+
+    async def active(self, event_id: str, since: datetime) -> int:
+        count = await self._con.fetchval(
+            """WITH recent AS (SELECT first_position, last_position FROM queue_admissions
+                               WHERE event_id = $1 AND admitted_at > $2)
+               SELECT (SELECT coalesce(sum(last_position - first_position + 1), 0) FROM recent)
+                    - (SELECT count(*) FROM queue_visitors v JOIN recent r
+                           ON v.position BETWEEN r.first_position AND r.last_position
+                       WHERE v.event_id = $1 AND v.finished_at IS NOT NULL)""", event_id, since)
+        return int(count)
 
 
 class PostgresWaitingRoomUnitOfWork(PostgresUnitOfWork):

@@ -23,7 +23,7 @@ def waiting_room_service(rt: ServiceRuntime, rng: random.Random | None = None) -
     relay = OutboxRelay(rt.pool, rt.publisher, producer="waitingroom", retain_seconds=rt.settings.outbox_retention)
     # The opening's draw comes from the operating system's cryptographic source: nobody can predict or replay it.
     service = WaitingRoomService(lambda: PostgresWaitingRoomUnitOfWork(rt.pool), relay, utc_now,
-                                 rng or secrets.SystemRandom())
+                                 rng or secrets.SystemRandom(), rt.settings.waiting_room_active_ceiling)
     return service, relay
 
 

@@ -5,7 +5,8 @@ first places in a uniformly random order (drawn with the random source the calle
 one in the service), and whoever joins later is placed behind them in the order their joins arrive. The
 serving position then advances at `admit_per_minute`, never faster: it is metered from a base (a position
 and a moment) that is moved whenever the rate changes or nobody is left waiting, so unused time is not
-saved up for a burst later. A visitor's status follows from two numbers, their position and the serving one.
+saved up for a burst later. With `"auto"` it advances as far as keeps the admitted visitors who have not
+finished under a ceiling. A visitor's status follows from two numbers, their position and the serving one.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 MAX_ADMIT_PER_MINUTE = 1_000_000
 MAX_ADMISSION_MINUTES = 24 * 60
+AUTO: Literal["auto"] = "auto"
+AdmitRate = int | Literal["auto"]  # admissions a minute, or as fast as the booking side takes them
+DEFAULT_ACTIVE_CEILING = 500
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class OnSale:
 
     opens_at: datetime
     waiting_room: bool = True
-    admit_per_minute: int = 600
+    admit_per_minute: AdmitRate = 600
     admission_minutes: int = 10
 
 
@@ -34,7 +39,7 @@ class OnSale:
 class WaitingRoom:
     event_id: str
     opens_at: datetime
-    admit_per_minute: int
+    admit_per_minute: AdmitRate
     admission_minutes: int
     enabled: bool = True
     opened_at: datetime | None = None
@@ -83,15 +88,24 @@ class WaitingRoom:
         self.metered_from_position, self.metered_from = self.serving_position, now
         return places
 
-    def admit(self, now: datetime) -> tuple[int, int] | None:
-        """Moves the serving position as far as the rate allows by `now`; the positions admitted, if any."""
+    @property
+    def auto(self) -> bool:
+        return self.admit_per_minute == AUTO
+
+    def admit(self, now: datetime, active: int = 0,
+              ceiling: int = DEFAULT_ACTIVE_CEILING) -> tuple[int, int] | None:
+        """Moves the serving position as far as the rate allows by `now` (with "auto": as far as keeps the
+        `active` admitted visitors who have not finished within `ceiling`); the positions admitted, if any."""
         if not self.enabled or not self.opened:
             return None
         if self.metered_from is None:
             self.metered_from_position, self.metered_from = self.serving_position, now
-        elapsed = max(0.0, (now - self.metered_from).total_seconds())
-        allowed = self.metered_from_position + math.floor(elapsed * self.admit_per_minute / 60 + 1e-9)
-        target = min(self.last_position, allowed)
+        if isinstance(self.admit_per_minute, int):
+            elapsed = max(0.0, (now - self.metered_from).total_seconds())
+            allowed = self.metered_from_position + math.floor(elapsed * self.admit_per_minute / 60 + 1e-9)
+            target = min(self.last_position, allowed)
+        else:
+            target = auto_admission_target(self.serving_position, self.last_position, active, ceiling)
         admitted = None
         if target > self.serving_position:
             admitted = (self.serving_position + 1, target)
@@ -113,12 +127,19 @@ class WaitingRoom:
             self.metered_from_position, self.metered_from = self.serving_position, now
 
     def next_admission_at(self) -> datetime | None:
-        """When the next position is due, if anyone waits with a place."""
+        """When the next position is due, if anyone waits with a place (with "auto": unknown, None)."""
         if not self.enabled or not self.opened or self.serving_position >= self.last_position \
-                or self.metered_from is None:
+                or self.metered_from is None or not isinstance(self.admit_per_minute, int):
             return None
         due = self.serving_position + 1 - self.metered_from_position
         return self.metered_from + timedelta(seconds=due * 60 / self.admit_per_minute)
+
+
+def auto_admission_target(serving_position: int, last_position: int, active: int, ceiling: int) -> int:
+    """The serving position "auto" moves to: in order, as far as the queue goes, and no further than keeps the
+    admitted visitors who have not finished (`active`) within `ceiling`; never back."""
+    room_for = max(0, ceiling - active)
+    return max(serving_position, min(last_position, serving_position + room_for))
 
 
 def permutation_digest(join_seqs_in_order: list[int]) -> str:
@@ -131,10 +152,16 @@ class Serving:
     """An event's figures a visitor's status is derived from."""
 
     serving_position: int
-    admit_per_minute: int
+    admit_per_minute: AdmitRate
     admission_minutes: int
     opens_at: datetime
     opened: bool
+    admitted_last_minute: int = 0  # what "auto" estimates the wait from
+
+    @property
+    def rate(self) -> int:
+        """Admissions a minute: the set rate, or with "auto" the rate of the last minute."""
+        return self.admit_per_minute if isinstance(self.admit_per_minute, int) else self.admitted_last_minute
 
 
 @dataclass(frozen=True)
@@ -161,7 +188,10 @@ def visitor_status(position: int | None, serving: Serving, admitted_at: datetime
         status = "expired" if now >= until else "admitted"
         return VisitorStatus(status, position, 0, serving.serving_position, 0, at, until)
     ahead = position - serving.serving_position - 1
-    wait = math.ceil((ahead + 1) * 60 / serving.admit_per_minute)
+    if serving.rate <= 0:
+        # "auto" with nobody admitted in the last minute: nothing to estimate from.
+        return VisitorStatus("waiting", position, ahead, serving.serving_position, None)
+    wait = math.ceil((ahead + 1) * 60 / serving.rate)
     if not serving.opened:
         wait += max(0, math.ceil((serving.opens_at - now).total_seconds()))
     return VisitorStatus("waiting", position, ahead, serving.serving_position, wait)

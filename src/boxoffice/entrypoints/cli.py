@@ -500,9 +500,20 @@ def bench_chaos(
         help="comma-separated faults to inject: kill (SIGKILL services), freeze (SIGSTOP a service 2–6 s), "
              "db-restart (the embedded PostgreSQL), broker-restart (the embedded broker, which comes back empty), "
              "poison (bad messages on the request topics)")] = "kill",
+    waiting_room: Annotated[bool, typer.Option(
+        "--waiting-room", help="instead: visitors join an event's waiting room and the admitted hold, while the "
+                               "waitingroom service and the gateway are SIGKILLed; then no place lost or given "
+                               "twice, admissions in order and at the rate, the serving position moving on")] = False,
 ) -> None:
     """Inject faults at random moments during a mixed crowd, then check nothing was lost or sold twice."""
     from boxoffice.bench import chaos
+
+    if waiting_room:
+        from boxoffice.bench import queue_chaos
+
+        if not queue_chaos.run(seconds, seed, console):
+            raise typer.Exit(1)
+        return
 
     try:
         kinds = chaos.parse_faults(faults)

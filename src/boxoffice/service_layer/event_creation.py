@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
-from boxoffice.domain.waiting_room import OnSale
+from boxoffice.domain.waiting_room import AUTO, AdmitRate, OnSale
 
 
 def event_to_data(spec: EventSpec) -> dict[str, Any]:
@@ -30,9 +30,13 @@ def on_sale_to_data(on_sale: OnSale) -> dict[str, Any]:
             "admitPerMinute": on_sale.admit_per_minute, "admissionMinutes": on_sale.admission_minutes}
 
 
+def rate_from_data(value: object) -> AdmitRate:
+    return AUTO if value == AUTO else int(str(value))
+
+
 def on_sale_from_data(data: dict[str, Any]) -> OnSale:
     return OnSale(datetime.fromisoformat(data["opensAt"]), bool(data.get("waitingRoom", True)),
-                  int(data.get("admitPerMinute", 600)), int(data.get("admissionMinutes", 10)))
+                  rate_from_data(data.get("admitPerMinute", 600)), int(data.get("admissionMinutes", 10)))
 
 
 def event_from_data(data: dict[str, Any]) -> EventSpec:

@@ -1,6 +1,8 @@
 """The waitingroom service's decisions (CONTRACT §8.1): joins placed in Kafka order, the opening's draw,
-metered admissions, and organisers' on-sale changes. Every change and the messages it publishes are written
-in one transaction (the outbox), so a restart loses no place and gives none twice.
+metered admissions (or "auto": as many as keep the active visitors under a ceiling, a visitor being active
+from their admission until it runs out or their booking is paid), and organisers' on-sale changes. Every
+change and the messages it publishes are written in one transaction (the outbox), so a restart loses no
+place and gives none twice.
 """
 
 from __future__ import annotations
@@ -8,11 +10,11 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from boxoffice import messages as topics
-from boxoffice.domain.waiting_room import WaitingRoom
+from boxoffice.domain.waiting_room import DEFAULT_ACTIVE_CEILING, WaitingRoom
 from boxoffice.messages import Message, iso
 from boxoffice.service_layer.event_creation import on_sale_from_data
 from boxoffice.service_layer.ports import OutboxSink
@@ -21,12 +23,16 @@ from boxoffice.service_layer.waiting_room_ports import Place, WaitingRoomUnitOfW
 
 log = logging.getLogger(__name__)
 
-TOPICS = [topics.QUEUE_JOINED, topics.ONSALE_CHANGE_REQUESTED]
+# booking.confirmed: a paid booking ends its buyer's turn, which frees a place under an "auto" room's ceiling.
+TOPICS = [topics.QUEUE_JOINED, topics.ONSALE_CHANGE_REQUESTED, topics.BOOKING_CONFIRMED]
 NO_WAITING_ROOM = "no_waiting_room"
+MINUTE = timedelta(minutes=1)
 
 
-def figures(room: WaitingRoom, now: datetime, admitted: tuple[int, int] | None = None) -> Message:
-    """A queue.admitted message: the room's figures after a change, with the positions it admitted if any."""
+def figures(room: WaitingRoom, now: datetime, admitted: tuple[int, int] | None = None,
+            admitted_last_minute: int | None = None) -> Message:
+    """A queue.admitted message: the room's figures after a change, with the positions it admitted if any
+    (and for "auto" the last minute's admissions, which visitors' waits are estimated from)."""
     data: dict[str, Any] = {
         "servingPosition": room.serving_position, "queueSize": room.joined, "opened": room.opened,
         "admitPerMinute": room.admit_per_minute, "admissionMinutes": room.admission_minutes,
@@ -34,6 +40,8 @@ def figures(room: WaitingRoom, now: datetime, admitted: tuple[int, int] | None =
     }
     if admitted is not None:
         data |= {"firstPosition": admitted[0], "lastPosition": admitted[1]}
+    if admitted_last_minute is not None:
+        data["admittedLastMinute"] = admitted_last_minute
     return Message(topics.QUEUE_ADMITTED, room.event_id, data)
 
 
@@ -46,23 +54,31 @@ def _sent_at(message: Message, fallback: datetime) -> datetime:
 
 
 class WaitingRoomService:
-    """The batch handler of queue.joined and onsale.change.requested, and the admission ticker."""
+    """The batch handler of queue.joined, onsale.change.requested and booking.confirmed, and the admission
+    ticker."""
 
     def __init__(self, unit_of_work: Callable[[], WaitingRoomUnitOfWork], relay: OutboxSink,
-                 clock: Callable[[], datetime], rng: random.Random) -> None:
+                 clock: Callable[[], datetime], rng: random.Random,
+                 active_ceiling: int = DEFAULT_ACTIVE_CEILING) -> None:
         self._unit_of_work, self._relay, self._clock, self._rng = unit_of_work, relay, clock, rng
+        self._ceiling = active_ceiling
         self.joins = 0
         self.admitted = 0
+        self.finished = 0
 
     def stats(self) -> dict[str, int]:
-        return {"joins": self.joins, "admitted": self.admitted}
+        return {"joins": self.joins, "admitted": self.admitted, "finished": self.finished}
 
     async def __call__(self, batch: list[Message]) -> None:
         # Runs of consecutive joins are placed in one transaction; a change is applied where it stands.
         run: list[Message] = []
+        paid: list[Message] = []
         for message in batch:
             if message.type == topics.QUEUE_JOINED:
                 run.append(message)
+                continue
+            if message.type == topics.BOOKING_CONFIRMED:
+                paid.append(message)  # independent of joins and changes: the order among them does not matter
                 continue
             if run:
                 await self._place(run)
@@ -71,6 +87,44 @@ class WaitingRoomService:
                 await self._change(message)
         if run:
             await self._place(run)
+        if paid:
+            await self._finish(paid)
+
+    async def _finish(self, paid: list[Message]) -> None:
+        """Admitted visitors whose booking is paid have finished: they no longer count as active."""
+        now = self._clock()
+        buyers: dict[str, set[str]] = {}
+        for message in paid:
+            if isinstance(user_id := message.data.get("userId"), str):
+                buyers.setdefault(message.event_id, set()).add(user_id)
+        if not buyers:
+            return
+        uow = self._unit_of_work()
+        async with uow:
+            rooms = await uow.rooms.lock(sorted(buyers))
+            for event_id, room in rooms.items():
+                places = await uow.visitors.find(event_id, sorted(buyers[event_id]))
+                done = sorted(v for v, p in places.items()
+                              if p.position is not None and p.position <= room.serving_position)
+                if done:
+                    await uow.visitors.finish(event_id, done, now)
+                    self.finished += len(done)
+            await uow.commit()
+
+    async def _admit(self, uow: WaitingRoomUnitOfWork, room: WaitingRoom, now: datetime) -> list[Message]:
+        """Admits as many as the room's rate (or "auto", its active visitors) allows by now: its figures."""
+        active = 0
+        if room.auto:
+            active = await uow.admissions.active(room.event_id, now - timedelta(minutes=room.admission_minutes))
+        admitted = room.admit(now, active, self._ceiling)
+        if admitted is None:
+            return []
+        await uow.admissions.add(room.event_id, *admitted, now)
+        self.admitted += admitted[1] - admitted[0] + 1
+        return [figures(room, now, admitted, await self._last_minute(uow, room, now))]
+
+    async def _last_minute(self, uow: WaitingRoomUnitOfWork, room: WaitingRoom, now: datetime) -> int | None:
+        return await uow.admissions.admitted_since(room.event_id, now - MINUTE) if room.auto else None
 
     async def _place(self, run: list[Message]) -> None:
         now = self._clock()
@@ -139,17 +193,14 @@ class WaitingRoomService:
                 await uow.rooms.create(room)
             else:
                 # What the old rate allowed until now is admitted before the new one applies.
-                if admitted := room.admit(now):
-                    await uow.admissions.add(room.event_id, *admitted, now)
-                    self.admitted += admitted[1] - admitted[0] + 1
-                    outgoing.append(figures(room, now, admitted))
+                outgoing += await self._admit(uow, room, now)
                 room.change(on_sale, now)
                 await uow.rooms.save([room])
-            outgoing.append(figures(room, now))
+            outgoing.append(figures(room, now, admitted_last_minute=await self._last_minute(uow, room, now)))
             await uow.outbox.add([Outgoing.of(m) for m in outgoing])
             await uow.commit()
         self._relay.submit(uow.outbox.written)
-        log.info("on-sale of %s set: opens %s, waiting room %s, %d a minute, admissions last %d minutes",
+        log.info("on-sale of %s set: opens %s, waiting room %s, %s a minute, admissions last %d minutes",
                  message.event_id, iso(on_sale.opens_at), "on" if on_sale.waiting_room else "off",
                  on_sale.admit_per_minute, on_sale.admission_minutes)
 
@@ -167,10 +218,7 @@ class WaitingRoomService:
                 outgoing = []
                 if room.due_to_open(now):
                     outgoing.append(await self._open(uow, room, now))
-                if admitted := room.admit(now):
-                    await uow.admissions.add(event_id, *admitted, now)
-                    self.admitted += admitted[1] - admitted[0] + 1
-                    outgoing.append(figures(room, now, admitted))
+                outgoing += await self._admit(uow, room, now)
                 await uow.rooms.save([room])
                 await uow.outbox.add([Outgoing.of(m) for m in outgoing])
                 await uow.commit()

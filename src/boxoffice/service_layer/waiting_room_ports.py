@@ -10,6 +10,10 @@ from boxoffice.domain.waiting_room import WaitingRoom
 from boxoffice.service_layer.unit_of_work import UnitOfWork
 
 
+class PlaceTaken(Exception):
+    """A visitor or a position given twice in one room: the transaction is rolled back."""
+
+
 @dataclass(frozen=True)
 class Place:
     """A visitor in a room: their token, their join in Kafka order and the position given (None: pre-queue)."""
@@ -37,19 +41,33 @@ class Rooms(Protocol):
 class Visitors(Protocol):
     async def find(self, event_id: str, visitor_ids: list[str]) -> dict[str, Place]: ...
 
-    async def add(self, event_id: str, places: list[Place]) -> None: ...
+    async def add(self, event_id: str, places: list[Place]) -> None:
+        """Raises PlaceTaken for a visitor already in the room or a position already given."""
+        ...
 
     async def pre_queue(self, event_id: str) -> list[int]:
         """The join_seq of every visitor without a position yet."""
         ...
 
     async def place(self, event_id: str, positions: dict[int, int]) -> None:
-        """Gives each join_seq its position."""
+        """Gives each join_seq its position; PlaceTaken for a position already given."""
+        ...
+
+    async def finish(self, event_id: str, visitor_ids: list[str], at: datetime) -> None:
+        """Records that these visitors have finished (the first time only)."""
         ...
 
 
 class Admissions(Protocol):
     async def add(self, event_id: str, first: int, last: int, at: datetime) -> None: ...
+
+    async def admitted_since(self, event_id: str, since: datetime) -> int:
+        """How many positions were admitted after `since`."""
+        ...
+
+    async def active(self, event_id: str, since: datetime) -> int:
+        """How many positions admitted after `since` belong to visitors who have not finished."""
+        ...
 
 
 class WaitingRoomUnitOfWork(UnitOfWork, Protocol):

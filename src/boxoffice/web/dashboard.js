@@ -68,7 +68,8 @@ function showEvent(event) {
   setText("queue-size", event.queue.size);
   setText("queue-waiting", event.queue.waiting);
   setText("queue-admitted", event.queue.admittedLastMinute);
-  setText("queue-rate", `${event.onSale.admitPerMinute} a minute`);
+  const rate = event.onSale.admitPerMinute;
+  setText("queue-rate", rate === "auto" ? "auto (as the booking side takes them)" : `${rate} a minute`);
   setText("queue-opens", event.queue.opened ? "open" :
     `opens ${new Date(event.onSale.opensAt).toLocaleTimeString()}`);
 }

@@ -23,6 +23,7 @@ from boxoffice import messages as topics
 from boxoffice import views
 from boxoffice.adapters.kafka import RestartedLogs, tail_messages
 from boxoffice.adapters.queue_tokens import QueueTokens
+from boxoffice.adapters.waiting_room_store import rate_of
 from boxoffice.domain.waiting_room import Serving, VisitorStatus, visitor_status
 from boxoffice.logs import Outage
 from boxoffice.messages import Message, iso, utc_now
@@ -54,8 +55,8 @@ class Watcher:
 
 def _room_of(record: asyncpg.Record, now: float) -> Room:
     return Room(record["event_id"], record["enabled"],
-                Serving(record["serving_position"], record["admit_per_minute"], record["admission_minutes"],
-                        record["opens_at"], record["opened_at"] is not None), now)
+                Serving(record["serving_position"], rate_of(record["admit_per_minute"]), record["admission_minutes"],
+                        record["opens_at"], record["opened_at"] is not None, int(record["last_minute"])), now)
 
 
 class QueueWatch:
@@ -128,7 +129,7 @@ class QueueWatch:
         opens_at = datetime.fromisoformat(data["opensAt"])
         room = Room(message.event_id, bool(data.get("enabled", True)),
                     Serving(data["servingPosition"], data["admitPerMinute"], data["admissionMinutes"], opens_at,
-                            data["opened"]), time.monotonic())
+                            data["opened"], data.get("admittedLastMinute") or 0), time.monotonic())
         self._rooms[room.event_id], self._read_at[room.event_id] = room, room.read_at
         watchers = self._watchers.get(room.event_id)
         if not watchers:
