@@ -2,14 +2,14 @@
 position moves as far as keeps the admitted visitors who have not finished under a ceiling), and each visitor's
 `finished_at` (their booking paid) frees their share of that ceiling before their admission runs out.
 
-Revision ID: 0016
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 from alembic import op
 
-revision = "0016"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
