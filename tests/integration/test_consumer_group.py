@@ -60,17 +60,20 @@ async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str, 
         return gate, asyncio.create_task(run())
 
     first_gate, first = process(slow_first_batch=True)
-    await in_hand.wait()
-    second_gate, second = process(slow_first_batch=False)
+    second: asyncio.Task[None] | None = None
     try:
+        async with asyncio.timeout(60):  # a group that never hands out a batch fails here instead of hanging
+            await in_hand.wait()
+        second_gate, second = process(slow_first_batch=False)
         async with asyncio.timeout(30):
             while len(handled) < len(sent) or not (first_gate.assigned and second_gate.assigned):
                 await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # a message handled twice would show up meanwhile
     finally:
-        first.cancel()
-        second.cancel()
-        await asyncio.gather(first, second, return_exceptions=True)
+        running = [task for task in (first, second) if task is not None]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     assert set(handled) == {m.id for m in sent}
     assert [m for m, times in handled.items() if times > 1] == [], "handled by both processes"
