@@ -13,8 +13,10 @@ def _counts(r: asyncpg.Record) -> dict[str, int]:
     return {"totalSeats": r["total"], "available": r["available"], "reserved": r["reserved"], "booked": r["booked"]}
 
 
+# The counts the booking service keeps in the transaction that moves the seats: they agree with the seat map at
+# once (the catalog's copy in event_availability follows the seat messages a moment later).
 _EVENT_COLUMNS = """e.event_id, e.name, e.venue_name, e.venue_city, e.starts_at, e.currency,
-                    a.total, a.available, a.reserved, a.booked"""
+                    a.total, e.seats_available AS available, e.seats_reserved AS reserved, e.seats_booked AS booked"""
 
 
 def _event(r: asyncpg.Record) -> dict[str, Any]:

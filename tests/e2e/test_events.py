@@ -78,3 +78,26 @@ def test_bad_events_are_refused_and_nothing_is_created(client: httpx.Client, ove
     assert answer.json()["success"] is False and answer.json()["code"] == "validation_error"
     if isinstance(body.get("eventId"), str) and " " not in body["eventId"]:
         assert client.get(f"/events/{body['eventId']}").status_code == 404
+
+
+def test_the_event_counts_agree_with_the_seat_map_right_after_each_answer(client: httpx.Client) -> None:
+    """The counts come from the transaction that moved the seats: read right after a 201 or a cancel's 200,
+    they already say what the seat map says (no second of a released seat still counted as reserved)."""
+    body = new_event()
+    assert client.post("/events", json=body).status_code == 201
+    event_id = body["eventId"]
+
+    def counts() -> tuple[int, int, int]:
+        event = client.get(f"/events/{event_id}").json()
+        return event["available"], event["reserved"], event["booked"]
+
+    def seat_map() -> tuple[int, int, int]:
+        statuses = [s["status"] for s in client.get(f"/events/{event_id}/seats").json()]
+        return statuses.count("AVAILABLE"), statuses.count("RESERVED"), statuses.count("BOOKED")
+
+    for _ in range(5):
+        held = client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1", "A2"], "userId": "counts_fan"})
+        assert held.status_code == 201, held.text
+        assert counts() == seat_map() == (20, 2, 0)
+        assert client.delete(f"/bookings/{held.json()['bookingId']}").status_code == 200
+        assert counts() == seat_map() == (22, 0, 0)
