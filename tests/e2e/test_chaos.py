@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from boxoffice.bench.chaos import FAULT_KINDS, chaos
-from boxoffice.bench.queue_chaos import VICTIMS, queue_chaos
 from tests.platforms import RunningPlatform, start_platform
 
 SEED = 20261125
@@ -71,30 +70,3 @@ async def test_invariants_hold_under_every_kind_of_fault(faults_platform: Runnin
     violated = {name: value for name, value in results.items() if value > 0}
     assert not violated, violated
 
-
-QUEUE_SEED = 20261205
-
-
-@pytest.fixture(scope="module")
-def queue_chaos_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    yield from start_platform(tmp_path_factory.mktemp("queue_chaos"))
-
-
-@pytest.mark.timeout(300)
-async def test_a_waiting_room_loses_no_place_and_gives_none_twice_while_its_service_and_the_gateway_die(
-        queue_chaos_platform: RunningPlatform) -> None:
-    print(f"chaos seed {QUEUE_SEED}: replay with `boxoffice bench chaos --waiting-room --seconds 30 "
-          f"--seed {QUEUE_SEED}`")
-    results, journal = await queue_chaos(queue_chaos_platform.base_url,
-                                         str(queue_chaos_platform.runtime["database_url"]),
-                                         queue_chaos_platform.data_dir, 30, QUEUE_SEED, rate=300,
-                                         spacing=(2.0, 4.0))
-    print("kills:", journal.kills, "visitors:", len(journal.joins), "holds:", journal.holds, "invariants:", results)
-
-    assert {victim for _, victim in journal.kills} == set(VICTIMS), journal.kills
-    # How many join depends on how loaded the machine is (a join waits up to 5 s for a waitingroom that is down,
-    # then 202): 250 on a quiet machine, 15 with a load of 25 on 2 cores. Some of the admitted always hold.
-    assert len(journal.joins) >= 10 and journal.holds > 0, (len(journal.joins), journal.holds)
-    serving_at_end = journal.serving[-1][1]
-    assert serving_at_end > 0, "nobody was admitted"
-    assert results == dict.fromkeys(results, 0), results
