@@ -41,4 +41,15 @@ async def test_create_an_account_sign_in_and_hold_from_the_page(browser, auth_pl
                                 headers={"Authorization": f"Bearer {token['access_token']}"})
     assert booking.status_code == 200 and booking.json()["userId"] == token["userId"]
     assert booking.json()["seatIds"] == ["M1"]
+
+    # Signing out on the page revokes the page's token on the server, not only in the tab.
+    pages_token = await page.evaluate("() => JSON.parse(sessionStorage.getItem('boxoffice.account')).token")
+    await page.click("#sign-out-button")
+    await page.wait_for_selector("#sign-in:visible", timeout=5_000)
+    # The page says so once the server has answered its sign-out call.
+    await page.wait_for_function("() => document.querySelector('#booking-result').textContent.includes('Signed out')",
+                                 timeout=5_000)
+    async with httpx.AsyncClient(base_url=auth_platform.base_url) as api:
+        me = await api.get("/auth/me", headers={"Authorization": f"Bearer {pages_token}"})
+    assert me.status_code == 401 and me.json()["code"] == "token_revoked", me.text
     await page.close()

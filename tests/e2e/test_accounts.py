@@ -125,11 +125,88 @@ async def test_only_organisers_create_events(client: httpx.AsyncClient) -> None:
     granted = await client.put(f"/users/{buyer_id}/role", json=promote, headers=admin)
     assert granted.status_code == 200 and granted.json()["role"] == "organiser"
 
-    me = await client.get("/auth/me", headers=buyer)
-    organiser = await login(client, me.json()["email"], "a long enough password")
+    # The buyer's token was revoked with the change; a new sign-in carries the organiser role.
+    email = granted.json()["email"]
+    revoked = await client.get("/auth/me", headers=buyer)
+    assert revoked.status_code == 401 and revoked.json()["code"] == "token_revoked", revoked.text
+    organiser = await login(client, email, "a long enough password")
     created = await client.post("/events", json=event, headers=organiser)
     assert created.status_code == 201, created.text
     assert (await client.get(f"/events/{event_id}")).status_code == 200
+
+    # Demoted, the organiser's token stops at once: it cannot create another event with the old role.
+    demoted = await client.put(f"/users/{buyer_id}/role", json={"role": "buyer"}, headers=admin)
+    assert demoted.status_code == 200 and demoted.json()["role"] == "buyer"
+    second = event | {"eventId": f"{event_id}_2"}
+    late = await client.post("/events", json=second, headers=organiser)
+    assert late.status_code == 401 and late.json()["code"] == "token_revoked", late.text
+    assert (await client.get(f"/events/{event_id}_2")).status_code == 404
+    # Granting the role an account already has revokes nothing.
+    buyer_again = await login(client, email, "a long enough password")
+    assert (await client.put(f"/users/{buyer_id}/role", json={"role": "buyer"}, headers=admin)).status_code == 200
+    assert (await client.get("/auth/me", headers=buyer_again)).status_code == 200
+
+
+async def test_signing_out_revokes_the_token_at_once_and_everywhere_revokes_them_all(
+        client: httpx.AsyncClient) -> None:
+    email, password = f"leaver-{uuid.uuid4().hex[:10]}@example.com", "a long enough password"
+    assert (await client.post("/auth/register", json={"email": email, "password": password})).status_code == 201
+    laptop, phone = await login(client, email, password), await login(client, email, password)
+
+    out = await client.post("/auth/logout", headers=laptop)
+    assert out.status_code == 200 and out.json()["success"] is True, out.text
+    for call in (client.get("/auth/me", headers=laptop),
+                 client.post("/bookings", json={"eventId": EVENT, "seatIds": ["S1"]}, headers=laptop),
+                 client.post("/auth/logout", headers=laptop)):
+        refused = await call
+        assert refused.status_code == 401 and refused.json()["code"] == "token_revoked", refused.text
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert (await seat_statuses(client, EVENT))["S1"] == "AVAILABLE"
+    assert (await client.get("/auth/me", headers=phone)).status_code == 200
+
+    everywhere = await client.post("/auth/logout", params={"everywhere": "true"}, headers=phone)
+    assert everywhere.status_code == 200, everywhere.text
+    assert (await client.get("/auth/me", headers=phone)).json()["code"] == "token_revoked"
+    tablet = await login(client, email, password)
+    assert (await client.get("/auth/me", headers=tablet)).status_code == 200
+    assert (await client.post("/auth/logout")).status_code == 401
+
+
+async def test_a_new_password_revokes_the_old_tokens_and_the_old_password(client: httpx.AsyncClient) -> None:
+    # Five sign-in attempts a minute per account: a sign-in and three password changes fit, with one to spare.
+    email, password = f"mover-{uuid.uuid4().hex[:10]}@example.com", "a long enough password"
+    assert (await client.post("/auth/register", json={"email": email, "password": password})).status_code == 201
+    old = await login(client, email, password)
+
+    wrong = await client.put("/auth/password", json={"currentPassword": "not it at all",
+                                                     "newPassword": "the new passphrase"}, headers=old)
+    assert wrong.status_code == 403 and wrong.json()["code"] == "wrong_password", wrong.text
+    weak = await client.put("/auth/password", json={"currentPassword": password, "newPassword": "password123"},
+                            headers=old)
+    assert weak.status_code == 422 and "too common" in weak.json()["error"], weak.text
+    assert (await client.get("/auth/me", headers=old)).status_code == 200  # refused changes revoke nothing
+
+    changed = await client.put("/auth/password", json={"currentPassword": password,
+                                                       "newPassword": "the new passphrase"}, headers=old)
+    assert changed.status_code == 200, changed.text
+    new = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+    assert (await client.get("/auth/me", headers=new)).json()["email"] == email
+    assert (await client.get("/auth/me", headers=old)).json()["code"] == "token_revoked"
+    stale = await client.post("/auth/token", data={"username": email, "password": password})
+    assert stale.status_code == 401 and stale.json()["code"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    ("password123", "too common"), ("qwertyuiop", "too common"), ("87654321", "only digits"),
+    ("common-sense", "the email")])
+async def test_common_passwords_digits_only_and_the_email_are_refused_at_registration(
+        client: httpx.AsyncClient, password: str, why: str) -> None:
+    email = f"common-sense@{uuid.uuid4().hex[:10]}.example.com"
+    refused = await client.post("/auth/register", json={"email": email, "password": password})
+    assert refused.status_code == 422 and refused.json()["code"] == "validation_error", refused.text
+    assert why in refused.json()["error"]
+    attempt = await client.post("/auth/token", data={"username": email, "password": password})
+    assert attempt.status_code == 401  # no account was made
 
 
 async def test_rate_limit_answers_429_with_retry_after(client: httpx.AsyncClient) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import jwt
 import pytest
 
 from boxoffice.adapters.accounts import InvalidToken, TokenSigner
+from boxoffice.adapters.common_passwords import common_passwords
 from boxoffice.domain.accounts import Principal, Role, password_problem
 from boxoffice.service_layer.rate_limits import TokenBuckets
 
@@ -27,15 +29,28 @@ def test_only_organisers_and_admins_create_events_and_only_admins_grant_roles():
 
 
 @pytest.mark.parametrize(("password", "problem"), [
-    ("short", "at least 8"), ("x" * 129, "at most 128"), ("        ", "blank"), ("long enough", None)])
+    ("short", "at least 8"), ("x" * 129, "at most 128"), ("        ", "blank"), ("long enough", None),
+    ("12345678", "only digits"), ("20261205", "only digits"), ("password", "too common"),
+    ("Password1", "too common"), ("  QWERTYUIOP ", "too common"), ("iloveyou", "too common"),
+    ("fan.of.music", "the email"), ("FAN.OF.MUSIC@example.com", "the email"), ("fan.of.music2", None)])
 def test_password_rules(password: str, problem: str | None):
-    found = password_problem(password)
-    assert (found is None) if problem is None else (found is not None and problem in found)
+    found = password_problem(password, "fan.of.music@example.com", common_passwords())
+    assert (found is None) if problem is None else (found is not None and problem in found), found
 
 
-def test_a_token_round_trips_and_expires():
+def test_the_common_password_list_is_packaged_lower_cased_and_only_holds_passwords_the_length_rule_allows():
+    common = common_passwords()
+    assert len(common) > 8000
+    assert all(p == p.lower() and 8 <= len(p) <= 128 for p in common)
+    assert {"password", "12345678", "qwertyuiop"} <= common
+
+
+def test_a_token_round_trips_with_its_version_and_its_own_id_and_expires():
     signer = TokenSigner("k" * 32, lifetime_seconds=60)
-    assert signer.verify(signer.issue(ORGANISER)) == ORGANISER
+    token = signer.verify(signer.issue(ORGANISER, version=3))
+    assert (token.principal, token.version) == (ORGANISER, 3)
+    assert token.expires_at == pytest.approx(time.time() + 60, abs=2)
+    assert token.token_id != signer.verify(signer.issue(ORGANISER, version=3)).token_id
     stale = signer.issue(BUYER, now=time.time() - 120)
     with pytest.raises(InvalidToken) as expired:
         signer.verify(stale)
@@ -51,6 +66,24 @@ def test_a_token_signed_with_another_key_or_altered_is_refused():
     tampered = ".".join([header, claims[:-2] + ("A" if claims[-2] != "A" else "B") + claims[-1], signature])
     with pytest.raises(InvalidToken):
         signer.verify(tampered)
+
+
+def test_a_genuine_token_without_a_version_or_an_id_is_refused():
+    """Tokens of the version before revocation carry neither: they cannot be revoked, so they are not taken."""
+    now = int(time.time())
+    claims = {"sub": "user_a", "role": "buyer", "iss": "boxoffice", "iat": now, "exp": now + 60}
+    for extra in ({}, {"ver": 0}, {"jti": "x"}, {"ver": True, "jti": "x"}, {"ver": "0", "jti": "x"}):
+        with pytest.raises(InvalidToken) as refused:
+            TokenSigner("k" * 32, 60).verify(jwt.encode(claims | extra, "k" * 32, algorithm="HS256"))
+        assert refused.value.code == "invalid_token", extra
+
+
+def test_a_token_is_revoked_by_a_newer_account_version_a_sign_out_or_a_deleted_account():
+    token = TokenSigner("k" * 32, 60).verify(TokenSigner("k" * 32, 60).issue(BUYER, version=2))
+    assert not token.revoked(2, signed_out=False)
+    assert token.revoked(3, signed_out=False)
+    assert token.revoked(2, signed_out=True)
+    assert token.revoked(None, signed_out=False)
 
 
 class Clock:

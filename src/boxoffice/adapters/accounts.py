@@ -12,7 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from boxoffice.domain.accounts import Principal, Role
+from boxoffice.domain.accounts import AccessToken, Principal, Role
 
 _hasher = PasswordHasher()
 # Verifying against this when the email is unknown keeps both answers equally slow.
@@ -40,6 +40,7 @@ class Account:
     email: str
     role: Role
     password_hash: str
+    token_version: int = 0
 
     @property
     def principal(self) -> Principal:
@@ -66,17 +67,46 @@ class AccountStore:
 
     async def by_email(self, email: str) -> Account | None:
         row = await self._pool.fetchrow(
-            "SELECT user_id, email, role, password_hash FROM accounts WHERE lower(email) = lower($1)", email)
+            f"SELECT {_COLUMNS} FROM accounts WHERE lower(email) = lower($1)", email)
         return _account(row)
 
     async def by_user_id(self, user_id: str) -> Account | None:
         row = await self._pool.fetchrow(
-            "SELECT user_id, email, role, password_hash FROM accounts WHERE user_id = $1", user_id)
+            f"SELECT {_COLUMNS} FROM accounts WHERE user_id = $1", user_id)
         return _account(row)
 
     async def set_role(self, user_id: str, role: Role) -> bool:
-        done = await self._pool.execute("UPDATE accounts SET role = $2 WHERE user_id = $1", user_id, role.value)
+        """A new role revokes the account's tokens: the old role must not outlive the change."""
+        done = await self._pool.execute(
+            "UPDATE accounts SET role = $2, token_version = token_version + (role <> $2)::int WHERE user_id = $1",
+            user_id, role.value)
         return done.endswith(" 1")
+
+    async def set_password(self, user_id: str, password_hash: str) -> Account | None:
+        """A new password revokes every token issued before it."""
+        row = await self._pool.fetchrow(
+            "UPDATE accounts SET password_hash = $2, token_version = token_version + 1 WHERE user_id = $1 "
+            f"RETURNING {_COLUMNS}", user_id, password_hash)
+        return _account(row)
+
+    async def revoke_all_tokens(self, user_id: str) -> None:
+        await self._pool.execute("UPDATE accounts SET token_version = token_version + 1 WHERE user_id = $1", user_id)
+
+    async def revoke_token(self, token: AccessToken) -> None:
+        """Signs one token out; the list forgets tokens that have expired anyway."""
+        async with self._pool.acquire() as con, con.transaction():
+            await con.execute("INSERT INTO revoked_tokens (token_id, expires_at) VALUES ($1, to_timestamp($2)) "
+                              "ON CONFLICT DO NOTHING", token.token_id, token.expires_at)
+            await con.execute("DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'")
+
+    async def token_standing(self, token: AccessToken) -> tuple[int | None, bool]:
+        """The account's token version now (None if the account is gone) and whether this token was signed out."""
+        row = await self._pool.fetchrow(
+            "SELECT (SELECT token_version FROM accounts WHERE user_id = $1) AS version, "
+            "EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2) AS signed_out",
+            token.principal.user_id, token.token_id)
+        assert row is not None
+        return row["version"], row["signed_out"]
 
     async def ensure_admin(self, email: str, password: str) -> Account:
         """The configured admin exists with this password and the admin role."""
@@ -88,15 +118,20 @@ class AccountStore:
                 account = await self.by_email(email)
                 assert account is not None
         if account.role is not Role.ADMIN or not await verify_password(account.password_hash, password):
-            await self._pool.execute("UPDATE accounts SET role = 'admin', password_hash = $2 WHERE user_id = $1",
+            # The configured password or role replaces another: tokens issued under the old one stop working.
+            await self._pool.execute("UPDATE accounts SET role = 'admin', password_hash = $2, "
+                                     "token_version = token_version + 1 WHERE user_id = $1",
                                      account.user_id, await hash_password(password))
         return Account(account.user_id, account.email, Role.ADMIN, account.password_hash)
+
+
+_COLUMNS = "user_id, email, role, password_hash, token_version"
 
 
 def _account(row: asyncpg.Record | None) -> Account | None:
     if row is None:
         return None
-    return Account(row["user_id"], row["email"], Role(row["role"]), row["password_hash"])
+    return Account(row["user_id"], row["email"], Role(row["role"]), row["password_hash"], row["token_version"])
 
 
 class InvalidToken(Exception):
@@ -111,17 +146,24 @@ class TokenSigner:
     def __init__(self, key: str, lifetime_seconds: int) -> None:
         self._key, self.lifetime = key, lifetime_seconds
 
-    def issue(self, principal: Principal, now: float | None = None) -> str:
+    def issue(self, principal: Principal, version: int = 0, now: float | None = None) -> str:
+        """A token for this account under its current token version, with an id of its own."""
         issued = int(now if now is not None else time.time())
         return jwt.encode({"sub": principal.user_id, "email": principal.email, "role": principal.role.value,
+                           "ver": version, "jti": secrets.token_urlsafe(16),
                            "iss": self.ISSUER, "iat": issued, "exp": issued + self.lifetime},
                           self._key, algorithm="HS256")
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str) -> AccessToken:
+        """The token's claims if its signature is genuine and it has not expired (revocation is the store's)."""
         try:
             claims = jwt.decode(token, self._key, algorithms=["HS256"], issuer=self.ISSUER,
-                                options={"require": ["sub", "exp", "iat", "role"]})
-            return Principal(str(claims["sub"]), str(claims.get("email", "")), Role(claims["role"]))
+                                options={"require": ["sub", "exp", "iat", "role", "ver", "jti"]})
+            version = claims["ver"]
+            if type(version) is not int:
+                raise ValueError("ver")
+            principal = Principal(str(claims["sub"]), str(claims.get("email", "")), Role(claims["role"]))
+            return AccessToken(principal, version, str(claims["jti"]), float(claims["exp"]))
         except jwt.ExpiredSignatureError:
             raise InvalidToken("token_expired", "The access token has expired; get a new one at POST /auth/token") \
                 from None

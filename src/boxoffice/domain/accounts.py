@@ -38,16 +38,39 @@ class Principal:
         return self.role is Role.ADMIN
 
 
+@dataclass(frozen=True)
+class AccessToken:
+    """A genuine, unexpired access token: whom it speaks for, the account's token version it was issued under,
+    its own id (for signing out) and when it expires (epoch seconds)."""
+
+    principal: Principal
+    version: int
+    token_id: str
+    expires_at: float
+
+    def revoked(self, account_version: int | None, signed_out: bool) -> bool:
+        """Revoked: the account is gone, its tokens were revoked since (a role or password change, a sign-out
+        everywhere), or this one token was signed out."""
+        return account_version is None or account_version != self.version or signed_out
+
+
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 
 
-def password_problem(password: str) -> str | None:
-    """Why a new password is refused, or None."""
+def password_problem(password: str, email: str = "", common: frozenset[str] = frozenset()) -> str | None:
+    """Why a new password is refused, or None. `common` holds the most used passwords, lower-cased."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"password: at least {MIN_PASSWORD_LENGTH} characters"
     if len(password) > MAX_PASSWORD_LENGTH:
         return f"password: at most {MAX_PASSWORD_LENGTH} characters"
     if password.strip() == "":
         return "password: must not be blank"
+    if password.isdigit():
+        return "password: must not be only digits"
+    folded = password.strip().lower()
+    if folded in common:
+        return "password: too common (it is on a list of the 20,000 most used passwords); choose another"
+    if email and folded in (email.strip().lower(), email.strip().lower().partition("@")[0]):
+        return "password: must not be the email address"
     return None

@@ -748,7 +748,7 @@ async function initAccounts() {
   try { state.account = JSON.parse(sessionStorage.getItem("boxoffice.account") || "null"); } catch { /* blocked */ }
   $("sign-in").addEventListener("submit", (e) => { e.preventDefault(); signIn(); });
   $("register-button").addEventListener("click", register);
-  $("sign-out-button").addEventListener("click", () => setAccount(null));
+  $("sign-out-button").addEventListener("click", signOut);
   setAccount(state.account);
 }
 
@@ -776,6 +776,17 @@ async function signIn() {
   $("sign-in-password").value = "";
   setAccount({ email, userId: body.userId, token: body.access_token });
   showResult(`Signed in as ${email}.`, "success");
+}
+
+// The token is revoked on the server too, so that a copy of it left anywhere stops working.
+async function signOut() {
+  const token = state.account?.token;
+  setAccount(null);
+  if (token) {
+    await fetch("/auth/logout", { method: "POST", headers: { Accept: "application/json", Authorization: `Bearer ${token}` } })
+      .catch(() => null);
+  }
+  showResult("Signed out.", "success");
 }
 
 async function register() {
@@ -1260,7 +1271,7 @@ async function api(method, url, body, headers = {}) {
     noteServerClock(response);
     if (response.status === 401 && state.account) {
       setAccount(null);
-      showResult("Your sign-in has run out; please sign in again.", "error");
+      showResult("Your sign-in has ended (it ran out or was revoked); please sign in again.", "error");
     }
     let data = {};
     try { data = await response.json(); } catch { /* an empty or non-JSON body */ }

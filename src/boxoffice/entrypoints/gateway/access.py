@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from boxoffice.adapters.accounts import AccountStore, InvalidToken, TokenSigner
 from boxoffice.config import Settings
-from boxoffice.domain.accounts import Principal
+from boxoffice.domain.accounts import AccessToken, Principal
 from boxoffice.entrypoints.gateway.responses import ApiError
 from boxoffice.entrypoints.gateway.schemas import ErrorBody
 from boxoffice.service_layer.rate_limits import TokenBuckets
@@ -38,15 +38,21 @@ class Access:
         self.joins_per_ip = TokenBuckets(s.queue_joins_per_minute, s.queue_joins_burst)
         self.joins_per_account = TokenBuckets(s.queue_joins_per_minute, s.queue_joins_burst)
 
-    def principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    async def token(self, credentials: HTTPAuthorizationCredentials | None) -> AccessToken:
+        """The caller's token: genuine, unexpired, and not revoked since it was issued (read from PostgreSQL on
+        every call, so that a sign-out or a role change counts at once on every gateway process)."""
         if credentials is None:
             raise ApiError(401, "not_authenticated",
                            "Log in first: send Authorization: Bearer <token> (get one at POST /auth/token)",
                            headers=_CHALLENGE)
         try:
-            return self.tokens.verify(credentials.credentials)
+            token = self.tokens.verify(credentials.credentials)
         except InvalidToken as exc:
             raise ApiError(401, exc.code, exc.message, headers=_CHALLENGE) from None
+        if token.revoked(*await self.accounts.token_standing(token)):
+            raise ApiError(401, "token_revoked", "This access token was revoked (signed out, or the account's role "
+                           "or password changed); get a new one at POST /auth/token", headers=_CHALLENGE)
+        return token
 
     def limit_ip(self, request: Request) -> None:
         if self.settings.rate_limits_on:

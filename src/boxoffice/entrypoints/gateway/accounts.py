@@ -1,20 +1,23 @@
-"""Accounts: register, get an access token (OAuth2 password flow), who am I, and granting roles."""
+"""Accounts: register, get an access token (OAuth2 password flow), who am I, sign out, change the password,
+and granting roles."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Path, Request
-from pydantic import Field
+from fastapi import APIRouter, Form, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from boxoffice.adapters.accounts import EmailTaken, hash_password, verify_password
+from boxoffice.adapters.accounts import Account, EmailTaken, hash_password, verify_password
+from boxoffice.adapters.common_passwords import common_passwords
 from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
 from boxoffice.domain.text import has_control
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE
-from boxoffice.entrypoints.gateway.deps import GatewayDep, SignedIn
+from boxoffice.entrypoints.gateway.deps import GatewayDep, SignedIn, SignedInToken
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
+from boxoffice.entrypoints.gateway.state import Gateway
 
 router = APIRouter(tags=["accounts"], responses=BODY_TOO_LARGE)
 
@@ -46,6 +49,33 @@ class RoleChange(Strict):
     role: RoleName
 
 
+class PasswordChange(Strict):
+    currentPassword: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    newPassword: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH, examples=["a new long passphrase"])
+
+
+class SignOutScope(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown query parameter is a mistake worth a 422
+    everywhere: bool = Field(False, description="Revoke every token of the account, not only this one")
+
+
+class SignedOut(Strict):
+    success: Literal[True] = True
+    message: str
+
+
+def _refuse_weak(password: str, email: str) -> None:
+    if problem := password_problem(password, email, common_passwords()):
+        raise ApiError(422, "validation_error", problem)
+
+
+def _token_answer(gw: Gateway, account: Account) -> Response:
+    tokens = gw.access.tokens
+    return JSON({"access_token": tokens.issue(account.principal, account.token_version), "token_type": "bearer",
+                 "expires_in": tokens.lifetime, "userId": account.user_id, "role": account.role.value},
+                headers={"Cache-Control": "no-store"})
+
+
 def _account(user_id: str, email: str, role: Role, status: int = 200) -> Response:
     return JSON({"success": True, "userId": user_id, "email": email, "role": role.value}, status_code=status)
 
@@ -70,8 +100,7 @@ async def register(body: Registration, request: Request, gw: GatewayDep) -> Resp
     """Create a buyer account. Organisers and admins are made by an admin (PUT /users/{userId}/role)."""
     access = gw.access
     access.limit_ip(request)
-    if problem := password_problem(body.password):
-        raise ApiError(422, "validation_error", problem)
+    _refuse_weak(body.password, body.email)
     try:
         account = await access.accounts.create(body.email, await hash_password(body.password))
     except EmailTaken:
@@ -95,9 +124,7 @@ async def token(
     account = None if has_control(username) else await access.accounts.by_email(username)
     if not await verify_password(account.password_hash if account else None, password) or account is None:
         raise ApiError(401, "invalid_credentials", "Wrong email or password", headers={"WWW-Authenticate": "Bearer"})
-    return JSON({"access_token": access.tokens.issue(account.principal), "token_type": "bearer",
-                 "expires_in": access.tokens.lifetime, "userId": account.user_id, "role": account.role.value},
-                headers={"Cache-Control": "no-store"})
+    return _token_answer(gw, account)
 
 
 @router.get("/auth/me", response_model=AccountBody, responses={401: {"model": ErrorBody}})
@@ -106,12 +133,43 @@ async def me(caller: SignedIn) -> Response:
     return _account(caller.user_id, caller.email, caller.role)
 
 
+@router.post("/auth/logout", response_model=SignedOut, responses={401: {"model": ErrorBody}})
+async def logout(token: SignedInToken, gw: GatewayDep, scope: Annotated[SignOutScope, Query()]) -> Response:
+    """Sign out: this access token stops working at once (with everywhere=true, all of the account's tokens)."""
+    accounts = gw.access.accounts
+    everywhere = scope.everywhere
+    if everywhere:
+        await accounts.revoke_all_tokens(token.principal.user_id)
+    else:
+        await accounts.revoke_token(token)
+    return JSON({"success": True, "message": "Signed out everywhere: every token of this account was revoked"
+                 if everywhere else "Signed out: this token no longer works"}, headers={"Cache-Control": "no-store"})
+
+
+@router.put("/auth/password", response_model=TokenBody,
+            responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody},
+                       429: {"model": ErrorBody}})
+async def change_password(body: PasswordChange, caller: SignedIn, gw: GatewayDep) -> Response:
+    """Change the caller's password. Every token issued before is revoked; the answer carries a new one."""
+    access = gw.access
+    access.limit_login(caller.email)  # the current password is guessed no faster here than at POST /auth/token
+    account = await access.accounts.by_user_id(caller.user_id)
+    if account is None or not await verify_password(account.password_hash, body.currentPassword):
+        raise ApiError(403, "wrong_password", "The current password is not right")
+    _refuse_weak(body.newPassword, account.email)
+    changed = await access.accounts.set_password(account.user_id, await hash_password(body.newPassword))
+    if changed is None:
+        raise ApiError(401, "token_revoked", "This account no longer exists", headers={"WWW-Authenticate": "Bearer"})
+    return _token_answer(gw, changed)
+
+
 @router.put("/users/{user_id}/role", response_model=AccountBody,
             responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
                        422: {"model": ErrorBody}})
 async def set_role(user_id: Annotated[str, Path(max_length=128, pattern=USER_ID)], body: RoleChange,
                    caller: SignedIn, gw: GatewayDep) -> Response:
-    """Admins only: make an account a buyer, an organiser or an admin (takes effect with its next token)."""
+    """Admins only: make an account a buyer, an organiser or an admin. A change revokes the account's tokens: the
+    new role counts from its next sign-in."""
     if not caller.may_grant_roles:
         raise ApiError(403, "forbidden", "Only an admin can change roles")
     accounts = gw.access.accounts

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from boxoffice.domain.accounts import Principal
+from boxoffice.domain.accounts import AccessToken, Principal
 from boxoffice.entrypoints.gateway.state import Gateway
 
 
@@ -25,7 +25,7 @@ async def optional_caller(gw: GatewayDep, credentials: Credentials) -> Principal
     """The caller when accounts are on (401 without a valid token); None in the open demo mode."""
     if not gw.settings.auth_on:
         return None
-    return gw.access.principal(credentials)
+    return (await gw.access.token(credentials)).principal
 
 
 async def limited_caller(request: Request, gw: GatewayDep, credentials: Credentials) -> Principal | None:
@@ -40,9 +40,15 @@ async def limited_caller(request: Request, gw: GatewayDep, credentials: Credenti
 
 async def signed_in(gw: GatewayDep, credentials: Credentials) -> Principal:
     """A valid token, whether or not accounts are required for booking."""
-    return gw.access.principal(credentials)
+    return (await gw.access.token(credentials)).principal
+
+
+async def signed_in_token(gw: GatewayDep, credentials: Credentials) -> AccessToken:
+    """The valid token itself (signing out revokes it)."""
+    return await gw.access.token(credentials)
 
 
 Caller = Annotated[Principal | None, Depends(optional_caller)]
 LimitedCaller = Annotated[Principal | None, Depends(limited_caller)]
 SignedIn = Annotated[Principal, Depends(signed_in)]
+SignedInToken = Annotated[AccessToken, Depends(signed_in_token)]
