@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # Accounts: access tokens live this long; signed with this secret (unset: a key kept in PostgreSQL).
     token_seconds: int = Field(900, ge=30, le=86_400)
     auth_secret: str | None = None
+    # With accounts on: "on" holds seats only for accounts whose email address was confirmed through a link
+    # sent to it (and each mailbox confirms one account); "off" takes any registered account.
+    email_verification: Literal["on", "off"] = "off"
+    # Where links in emails point (the gateway as buyers reach it); unset: http://<http host>:<http port>.
+    public_url: str | None = Field(None, max_length=512, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     # An admin account ensured at start-up when both are set (admins grant the organiser role).
     admin_email: str | None = None
     admin_password: str | None = None
@@ -118,7 +123,7 @@ class Settings(BaseSettings):
     mailbox_smtp_port: int | None = None
     mailbox_http_port: int | None = None
 
-    @field_validator("auth", "rate_limits", mode="before")
+    @field_validator("auth", "rate_limits", "email_verification", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -145,6 +150,17 @@ class Settings(BaseSettings):
     @property
     def auth_on(self) -> bool:
         return self.auth == "on"
+
+    @property
+    def verification_on(self) -> bool:
+        return self.auth_on and self.email_verification == "on"
+
+    @property
+    def public_base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.http_port}"
 
     @property
     def rate_limits_on(self) -> bool:

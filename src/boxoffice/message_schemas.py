@@ -273,6 +273,14 @@ QueueToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")
 Position = Annotated[int, Field(ge=1)]
 
 
+class AccountVerificationRequested(Data):
+    verificationId: BookingId  # a UUID: the email is sent once per id
+    userId: UserId
+    email: Annotated[str, _bounded(320)]
+    link: Annotated[str, _bounded(2048), StringConstraints(pattern=r"^https?://[^\s]+$")]
+    expiresAt: Annotated[str, _bounded(64), AfterValidator(_moment)]
+
+
 class QueueJoined(Data):
     visitorId: UserId
     queueToken: QueueToken
@@ -380,6 +388,7 @@ SCHEMAS: dict[str, type[Data]] = {
     topics.QUEUE_PLACED: QueuePlaced,
     topics.QUEUE_ADMITTED: QueueAdmitted,
     topics.ONSALE_CHANGE_REQUESTED: NewOnSale,
+    topics.ACCOUNT_VERIFICATION_REQUESTED: AccountVerificationRequested,
 }
 
 # A command answered under its request id: without one, nobody could be answered.

@@ -9,7 +9,7 @@ import pytest
 
 from boxoffice.adapters.accounts import InvalidToken, TokenSigner
 from boxoffice.adapters.common_passwords import common_passwords
-from boxoffice.domain.accounts import Principal, Role, password_problem
+from boxoffice.domain.accounts import Principal, Role, mailbox, password_problem
 from boxoffice.service_layer.rate_limits import TokenBuckets
 
 BUYER = Principal("user_a", "a@example.com", Role.BUYER)
@@ -116,3 +116,29 @@ def test_buckets_forget_keys_that_have_refilled():
     clock.now += 1.0  # 2 tokens at 10/s: every bucket is full again
     buckets.take("last")
     assert len(buckets) == 1
+
+
+@pytest.mark.parametrize(("email", "box"), [
+    ("fan@example.com", "fan@example.com"), ("Fan+Tour2027@Example.COM", "fan@example.com"),
+    ("a+b+c@x.io", "a@x.io"), (" odd.name@host.example ", "odd.name@host.example")])
+def test_the_mailbox_of_an_address_ignores_capitals_and_plus_tags(email: str, box: str):
+    assert mailbox(email) == box
+
+
+def test_an_address_check_token_round_trips_runs_out_and_is_never_an_access_token():
+    signer = TokenSigner("k" * 32, 60)
+    token, expires = signer.issue_email_check("user_a", "a@example.com")
+    assert signer.read_email_check(token) == ("user_a", "a@example.com")
+    assert expires == pytest.approx(time.time() + 24 * 3600, abs=5)
+    with pytest.raises(InvalidToken) as as_access:
+        signer.verify(token)
+    assert as_access.value.code == "invalid_token"
+    with pytest.raises(InvalidToken) as access_as_check:
+        signer.read_email_check(signer.issue(BUYER))
+    assert access_as_check.value.code == "invalid_verification"
+    stale, _ = signer.issue_email_check("user_a", "a@example.com", now=time.time() - 25 * 3600)
+    with pytest.raises(InvalidToken) as expired:
+        signer.read_email_check(stale)
+    assert expired.value.code == "verification_expired"
+    with pytest.raises(InvalidToken):
+        TokenSigner("o" * 32, 60).read_email_check(token)

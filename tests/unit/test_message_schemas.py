@@ -15,12 +15,13 @@ from pydantic import ValidationError
 
 from boxoffice import message_schemas, views
 from boxoffice import messages as topics
+from boxoffice.adapters.accounts import TokenSigner
 from boxoffice.adapters.expiry import ExpiryScheduler
 from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.config import Settings
 from boxoffice.domain.accounts import Principal, Role
 from boxoffice.domain.waiting_room import OnSale
-from boxoffice.entrypoints.gateway import bookings, events, lifecycle, waitlist
+from boxoffice.entrypoints.gateway import accounts, bookings, events, lifecycle, waitlist
 from boxoffice.entrypoints.gateway import schemas as gateway_schemas
 from boxoffice.entrypoints.gateway.replies import UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
@@ -93,6 +94,9 @@ TYPICAL: dict[str, dict[str, Any]] = {
                             "lastPosition": 12},
     topics.ONSALE_CHANGE_REQUESTED: {"opensAt": "2030-01-01T09:00:00+00:00", "waitingRoom": True,
                                      "admitPerMinute": 600, "admissionMinutes": 10},
+    topics.ACCOUNT_VERIFICATION_REQUESTED: {"verificationId": BOOKING, "userId": "user_1",
+                                            "email": "fan@example.com", "expiresAt": "2030-01-02T12:00:00.000Z",
+                                            "link": "https://tickets.example.com/#verify=a.b.c"},
 }
 
 
@@ -588,6 +592,11 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
     room_clock.now += timedelta(minutes=2)
     await room.tick()
     assert {m.type for m in produced.rows(room_relay)} == {topics.QUEUE_ADMITTED, topics.QUEUE_PLACED}
+
+    # The link that confirms an account's address, as the gateway asks for it (BOXOFFICE_EMAIL_VERIFICATION=on).
+    gateway.access.tokens = TokenSigner("k" * 32, 60)
+    await accounts.send_email_check(gateway, "user_0123456789abcdef", "fan@example.com")  # type: ignore[arg-type]
+    produced.check(*gateway.take())
 
     assert produced.topics == set(ALL_TOPICS)
 

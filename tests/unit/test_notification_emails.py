@@ -11,12 +11,13 @@ import pytest
 
 from boxoffice.adapters.smtp import SmtpTarget
 from boxoffice.domain.tickets import Ticket, TicketSeal
-from boxoffice.messages import BOOKING_CONFIRMED, SEAT_RELEASED, SEAT_RESERVED, Message
+from boxoffice.messages import ACCOUNT_VERIFICATION_REQUESTED, BOOKING_CONFIRMED, SEAT_RELEASED, SEAT_RESERVED, Message
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError, UndeliverableEmails
 from boxoffice.service_layer.notification_handler import NotificationHandler
 from boxoffice.service_layer.notifications import (
     EventInfo,
     SeatLabel,
+    email_check_email,
     kind_of,
     qr_png,
     recipient,
@@ -242,3 +243,39 @@ def test_smtp_urls(url: str, target: SmtpTarget) -> None:
 def test_a_url_that_is_not_smtp_is_refused() -> None:
     with pytest.raises(ValueError, match="not an SMTP URL"):
         SmtpTarget.from_url("http://example.com")
+
+
+CHECK_ID = "0b7a4c1e-2f5d-4e8a-9c3b-5d6e7f8a9b0c"
+
+
+def email_check(email: str = "fan@example.com", link: str = "https://tickets.example.com/#verify=abc.def-ghi"
+                ) -> Message:
+    return Message(ACCOUNT_VERIFICATION_REQUESTED, "user_0123456789abcdef",
+                   {"verificationId": CHECK_ID, "userId": "user_0123456789abcdef", "email": email, "link": link,
+                    "expiresAt": "2029-06-02T12:00:00.000Z"})
+
+
+def test_the_address_check_email_carries_its_link_to_the_account_s_address_only() -> None:
+    assert kind_of(email_check()) == "email-confirmation"
+    mail = email_check_email(email_check(), "b <t@boxoffice.test>", NOW)
+    assert mail["To"] == "fan@example.com" and mail["Message-ID"] == f"<email-confirmation.{CHECK_ID}@boxoffice>"
+    assert mail["X-Boxoffice-Booking"] is None
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "https://tickets.example.com/#verify=abc.def-ghi" in text and "2029-06-02T12:00:00.000Z" in text
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert '<a href="https://tickets.example.com/#verify=abc.def-ghi">' in html
+
+
+def test_a_link_with_markup_is_escaped_and_an_unusable_address_is_refused() -> None:
+    html = email_check_email(email_check(link='https://x.example/#verify="><script>x</script>'), "b <t@b.test>",
+                             NOW).get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    with pytest.raises(PermanentMailError):
+        email_check_email(email_check(email="x@y.z\r\nBcc: victim@example.com"), "b <t@b.test>", NOW)
+
+
+async def test_the_address_check_is_sent_once_per_verification_id() -> None:
+    records, sender = FakeRecords(), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    await handler([email_check(), email_check()])
+    assert len(sender.delivered) == 1 and records.sent == {(CHECK_ID, "email-confirmation"): "fan@example.com"}

@@ -12,7 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from boxoffice.domain.accounts import AccessToken, Principal, Role
+from boxoffice.domain.accounts import AccessToken, Principal, Role, mailbox
 
 _hasher = PasswordHasher()
 # Verifying against this when the email is unknown keeps both answers equally slow.
@@ -41,14 +41,28 @@ class Account:
     role: Role
     password_hash: str
     token_version: int = 0
+    email_verified: bool = False
 
     @property
     def principal(self) -> Principal:
-        return Principal(self.user_id, self.email, self.role)
+        return Principal(self.user_id, self.email, self.role, self.email_verified)
 
 
 class EmailTaken(Exception):
     pass
+
+
+class MailboxTaken(Exception):
+    """Another account has confirmed an address of the same mailbox."""
+
+
+@dataclass(frozen=True)
+class TokenStanding:
+    """What PostgreSQL says of a token's account now."""
+
+    version: int | None  # None: the account is gone
+    signed_out: bool
+    email_verified: bool
 
 
 class AccountStore:
@@ -99,21 +113,34 @@ class AccountStore:
                               "ON CONFLICT DO NOTHING", token.token_id, token.expires_at)
             await con.execute("DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'")
 
-    async def token_standing(self, token: AccessToken) -> tuple[int | None, bool]:
-        """The account's token version now (None if the account is gone) and whether this token was signed out."""
+    async def token_standing(self, token: AccessToken) -> TokenStanding:
+        """The account's token version and confirmed address now, and whether this token was signed out."""
         row = await self._pool.fetchrow(
-            "SELECT (SELECT token_version FROM accounts WHERE user_id = $1) AS version, "
-            "EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2) AS signed_out",
+            "SELECT a.token_version AS version, a.email_verified_at IS NOT NULL AS verified, "
+            "EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = $2) AS signed_out "
+            "FROM (SELECT 1) AS one LEFT JOIN accounts a ON a.user_id = $1",
             token.principal.user_id, token.token_id)
         assert row is not None
-        return row["version"], row["signed_out"]
+        return TokenStanding(row["version"], row["signed_out"], bool(row["verified"]))
+
+    async def confirm_email(self, user_id: str, email: str) -> Account | None:
+        """Marks the address confirmed if it is still the account's (None otherwise); MailboxTaken if another
+        account confirmed the same mailbox first. Confirming again changes nothing."""
+        try:
+            row = await self._pool.fetchrow(
+                "UPDATE accounts SET email_verified_at = coalesce(email_verified_at, now()), verified_mailbox = $3 "
+                f"WHERE user_id = $1 AND lower(email) = lower($2) RETURNING {_COLUMNS}",
+                user_id, email, mailbox(email))
+        except asyncpg.UniqueViolationError:
+            raise MailboxTaken(email) from None
+        return _account(row)
 
     async def ensure_admin(self, email: str, password: str) -> Account:
         """The configured admin exists with this password and the admin role."""
         account = await self.by_email(email)
         if account is None:
             try:
-                return await self.create(email, await hash_password(password), Role.ADMIN)
+                account = await self.create(email, await hash_password(password), Role.ADMIN)
             except EmailTaken:  # another gateway worker created it meanwhile
                 account = await self.by_email(email)
                 assert account is not None
@@ -122,16 +149,20 @@ class AccountStore:
             await self._pool.execute("UPDATE accounts SET role = 'admin', password_hash = $2, "
                                      "token_version = token_version + 1 WHERE user_id = $1",
                                      account.user_id, await hash_password(password))
-        return Account(account.user_id, account.email, Role.ADMIN, account.password_hash)
+        # The operator chose this address: it needs no link to be confirmed.
+        await self._pool.execute("UPDATE accounts SET email_verified_at = coalesce(email_verified_at, now()) "
+                                 "WHERE user_id = $1", account.user_id)
+        return Account(account.user_id, account.email, Role.ADMIN, account.password_hash, email_verified=True)
 
 
-_COLUMNS = "user_id, email, role, password_hash, token_version"
+_COLUMNS = "user_id, email, role, password_hash, token_version, email_verified_at IS NOT NULL AS email_verified"
 
 
 def _account(row: asyncpg.Record | None) -> Account | None:
     if row is None:
         return None
-    return Account(row["user_id"], row["email"], Role(row["role"]), row["password_hash"], row["token_version"])
+    return Account(row["user_id"], row["email"], Role(row["role"]), row["password_hash"], row["token_version"],
+                   row["email_verified"])
 
 
 class InvalidToken(Exception):
@@ -142,6 +173,8 @@ class InvalidToken(Exception):
 
 class TokenSigner:
     ISSUER = "boxoffice"
+    EMAIL_CHECK = "confirm_email"  # the purpose of a link that confirms an address
+    EMAIL_CHECK_SECONDS = 24 * 3600
 
     def __init__(self, key: str, lifetime_seconds: int) -> None:
         self._key, self.lifetime = key, lifetime_seconds
@@ -169,3 +202,27 @@ class TokenSigner:
                 from None
         except (jwt.InvalidTokenError, ValueError):
             raise InvalidToken("invalid_token", "The access token is not valid") from None
+
+    def issue_email_check(self, user_id: str, email: str, now: float | None = None) -> tuple[str, float]:
+        """The token of a link that confirms this account's address, and when it runs out (epoch seconds). It
+        carries no role or version: it is never taken as an access token."""
+        issued = int(now if now is not None else time.time())
+        expires = issued + self.EMAIL_CHECK_SECONDS
+        token = jwt.encode({"sub": user_id, "email": email, "purpose": self.EMAIL_CHECK, "iss": self.ISSUER,
+                            "jti": secrets.token_urlsafe(12), "iat": issued, "exp": expires},
+                           self._key, algorithm="HS256")
+        return token, float(expires)
+
+    def read_email_check(self, token: str) -> tuple[str, str]:
+        """(userId, email) of a genuine, unexpired link token; InvalidToken otherwise."""
+        try:
+            claims = jwt.decode(token, self._key, algorithms=["HS256"], issuer=self.ISSUER,
+                                options={"require": ["sub", "exp", "email", "purpose"]})
+            if claims["purpose"] != self.EMAIL_CHECK:
+                raise ValueError("purpose")
+            return str(claims["sub"]), str(claims["email"])
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("verification_expired", "This confirmation link has run out; sign in and ask for "
+                               "a new one at POST /auth/verification") from None
+        except (jwt.InvalidTokenError, ValueError):
+            raise InvalidToken("invalid_verification", "This is not a valid confirmation link") from None

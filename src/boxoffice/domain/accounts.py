@@ -19,6 +19,7 @@ class Principal:
     user_id: str
     email: str
     role: Role
+    email_verified: bool = False
 
     def may_act_for(self, user_id: str) -> bool:
         """Reading, paying for or cancelling a booking: its buyer, or an admin."""
@@ -74,3 +75,10 @@ def password_problem(password: str, email: str = "", common: frozenset[str] = fr
     if email and folded in (email.strip().lower(), email.strip().lower().partition("@")[0]):
         return "password: must not be the email address"
     return None
+
+
+def mailbox(email: str) -> str:
+    """The mailbox an address delivers to, as far as can be told from the address: lower-cased, without a
+    `+tag` after the local part (fan+1@example.com and Fan@example.com reach one person)."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"

@@ -72,24 +72,27 @@ class NotificationHandler:
         kind = notifications.kind_of(message)
         if kind is None:
             return
-        booking_id = str(message.data.get("bookingId") or "")
-        if not _UUID.fullmatch(booking_id):
-            log.error("%s %s has no valid bookingId (%r); no email", message.type, message.id, booking_id)
+        about = notifications.subject_id(kind, message.data)
+        if not _UUID.fullmatch(about):
+            log.error("%s %s has no valid id (%r); no email", message.type, message.id, about)
             self.counts["malformed"] += 1
             return
-        if await self._records.was_sent(booking_id, kind):
+        if await self._records.was_sent(about, kind):
             self.counts["duplicate"] += 1
             return
-        seat_ids = [str(s) for s in message.data.get("seatIds") or []]
-        event = await self._records.event_info(message.event_id, seat_ids)
-        what = f"{kind} for booking {booking_id}"
+        what = f"{kind} {about}" if kind == notifications.EMAIL_CHECK else f"{kind} for booking {about}"
         try:
-            email = notifications.render(message, event, self._from, self._clock(), self._seal)
+            if kind == notifications.EMAIL_CHECK:
+                email = notifications.email_check_email(message, self._from, self._clock())
+            else:
+                seat_ids = [str(s) for s in message.data.get("seatIds") or []]
+                event = await self._records.event_info(message.event_id, seat_ids)
+                email = notifications.render(message, event, self._from, self._clock(), self._seal)
         except PermanentMailError as exc:
             self._refused(what, exc)
             raise
         await self._deliver(email, what)
-        await self._records.record_sent(booking_id, kind, str(email["To"]), str(email["Message-ID"]))
+        await self._records.record_sent(about, kind, str(email["To"]), str(email["Message-ID"]))
         self.counts[kind] += 1
         metrics.EMAILS_SENT.inc(kind)
 

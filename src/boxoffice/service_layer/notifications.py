@@ -1,4 +1,5 @@
-"""The emails the notification service sends: ticket confirmation and release notices.
+"""The emails the notification service sends: ticket confirmation and release notices, waiting-list offers,
+and the link that confirms an account's address.
 
 Pure rendering: the handler loads the event and seats, this turns them into an `EmailMessage`. Text from the
 catalog or the message is folded to one line wherever it goes (events created before the API refused line
@@ -29,6 +30,7 @@ from boxoffice.service_layer.notification_ports import SeatLabel as SeatLabel  #
 
 CONFIRMATION = "confirmation"
 WAITLIST_OFFER = "waitlist-offer"
+EMAIL_CHECK = "email-confirmation"  # not about a booking: sent once per verificationId
 # One kind per release reason: a booking is released once, and each reason reads differently.
 RELEASE_KINDS = {"timeout": "hold-expired", "payment_failed": "payment-declined", "cancelled": "cancellation",
                  "event_cancelled": "event-cancelled", "refunded": "refund"}
@@ -53,7 +55,13 @@ KIND_BY_TOPIC: dict[str, Callable[[Message], str | None]] = {
     topics.BOOKING_CONFIRMED: lambda _: CONFIRMATION,
     topics.SEAT_RELEASED: _release_kind,
     topics.WAITLIST_UPDATED: lambda m: WAITLIST_OFFER if m.data.get("status") == "offered" else None,
+    topics.ACCOUNT_VERIFICATION_REQUESTED: lambda _: EMAIL_CHECK,
 }
+
+
+def subject_id(kind: str, data: dict[str, object]) -> str:
+    """What an email is about, for sending it once: the booking, or the address check itself."""
+    return str(data.get("verificationId" if kind == EMAIL_CHECK else "bookingId") or "")
 
 
 def kind_of(message: Message) -> str | None:
@@ -198,6 +206,33 @@ def offer_email(message: Message, event: EventInfo, sender: str, now: datetime) 
         f"<p>Seats: {escape(seats)}<br>Price: {escape(price)}<br>Booking: <code>{escape(booking_id)}</code></p>"
         f"<p>Pay before then (<code>{escape(pay)}</code>) to keep them; after that they go to the next person "
         "waiting.</p></body></html>", subtype="html")
+    return mail
+
+
+def email_check_email(message: Message, sender: str, now: datetime) -> EmailMessage:
+    """The link that confirms an account's address (the gateway made it, under the configured public URL)."""
+    data = message.data
+    to = str(data.get("email") or "").strip()
+    if not is_mail_address(to):
+        raise PermanentMailError(f"the account's email {to!r} is not an address mail can be sent to")
+    link, until = one_line(str(data["link"])), one_line(str(data.get("expiresAt") or ""))
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = "Confirm your email address for boxoffice"
+    mail["Date"] = format_datetime(now.astimezone(UTC))
+    mail["Message-ID"] = message_id(EMAIL_CHECK, str(data["verificationId"]))
+    mail.set_content(
+        f"Hello,\n\nsomeone, we hope you, made a boxoffice account with this address. To confirm it, open this "
+        f"link before {until}:\n\n{link}\n\nUntil then the account cannot hold seats. If it was not you, "
+        "ignore this email: nothing happens without the link.\n")
+    mail.add_alternative(
+        f"<html><body style=\"font-family:sans-serif\"><p>Hello,</p><p>someone, we hope you, made a boxoffice "
+        f"account with this address. To confirm it, open this link before <strong>{escape(until)}</strong>:</p>"
+        f"<p><a href=\"{escape(link, quote=True)}\">Confirm my email address</a></p>"
+        f"<p style=\"word-break:break-all\"><code>{escape(link)}</code></p><p>Until then the account cannot hold "
+        "seats. If it was not you, ignore this email: nothing happens without the link.</p></body></html>",
+        subtype="html")
     return mail
 
 

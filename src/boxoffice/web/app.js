@@ -750,6 +750,22 @@ async function initAccounts() {
   $("register-button").addEventListener("click", register);
   $("sign-out-button").addEventListener("click", signOut);
   setAccount(state.account);
+  await confirmEmailFromLink();
+}
+
+// The link in the confirmation email opens this page with #verify=<token>: the fragment never reaches a
+// server's logs, and the token is sent once, in a POST, then dropped from the address bar.
+async function confirmEmailFromLink() {
+  const match = /^#verify=([A-Za-z0-9_.-]+)$/.exec(location.hash);
+  if (!match) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  const answer = await api("POST", "/auth/verify", { token: match[1] });
+  if (answer.status === 200) {
+    if (state.account && state.account.userId === answer.body.userId) setAccount({ ...state.account, emailVerified: true });
+    showResult(`Email confirmed: ${answer.body.email} can hold seats now.`, "success");
+  } else {
+    showResult(`Could not confirm the email: ${answer.body.error || describeFailure(answer)}`, "error");
+  }
 }
 
 function setAccount(account) {
@@ -799,6 +815,9 @@ async function register() {
     return;
   }
   await signIn();
+  if (answer.body.emailVerified === false) {
+    showResult(`Account created. We sent a link to ${email}: open it to confirm the address, then hold seats.`, "success");
+  }
 }
 
 async function holdSelected() {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,10 +50,18 @@ class Access:
             token = self.tokens.verify(credentials.credentials)
         except InvalidToken as exc:
             raise ApiError(401, exc.code, exc.message, headers=_CHALLENGE) from None
-        if token.revoked(*await self.accounts.token_standing(token)):
+        standing = await self.accounts.token_standing(token)
+        if token.revoked(standing.version, standing.signed_out):
             raise ApiError(401, "token_revoked", "This access token was revoked (signed out, or the account's role "
                            "or password changed); get a new one at POST /auth/token", headers=_CHALLENGE)
-        return token
+        return dataclasses.replace(
+            token, principal=dataclasses.replace(token.principal, email_verified=standing.email_verified))
+
+    def require_confirmed_email(self, caller: Principal) -> None:
+        """With BOXOFFICE_EMAIL_VERIFICATION=on, seats go only to accounts that confirmed their address."""
+        if self.settings.verification_on and not caller.email_verified:
+            raise ApiError(403, "email_not_verified", "Confirm your email address first: open the link sent to "
+                           f"{caller.email} (a new one: POST /auth/verification)")
 
     def limit_ip(self, request: Request) -> None:
         if self.settings.rate_limits_on:

@@ -25,7 +25,7 @@ from boxoffice.entrypoints.gateway.access import (
     require_owner,
 )
 from boxoffice.entrypoints.gateway.answers import refuse, reservation_result, respond
-from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
+from boxoffice.entrypoints.gateway.deps import BuyingCaller, Caller, GatewayDep
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -110,7 +110,7 @@ def buyer(body: BookingRequest | WaitlistJoin, caller: Principal | None, gw: Gat
                409: {"model": SeatsUnavailable}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}, **LIMITED},
 )
 async def create_booking(
-    body: BookingRequest, gw: GatewayDep, caller: LimitedCaller,
+    body: BookingRequest, gw: GatewayDep, caller: BuyingCaller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
     queue_access: Annotated[str | None, Header(alias="X-Queue-Access", max_length=2048)] = None,
 ) -> Response:

@@ -38,6 +38,23 @@ async def limited_caller(request: Request, gw: GatewayDep, credentials: Credenti
     return principal
 
 
+async def buying_caller(request: Request, gw: GatewayDep, credentials: Credentials) -> Principal | None:
+    """For the calls that take seats or a place in line: a limited caller whose address is confirmed when
+    BOXOFFICE_EMAIL_VERIFICATION is on (403 otherwise)."""
+    principal = await limited_caller(request, gw, credentials)
+    if principal is not None:
+        gw.access.require_confirmed_email(principal)
+    return principal
+
+
+async def joining_caller(gw: GatewayDep, credentials: Credentials) -> Principal | None:
+    """Joining a waiting room: the caller, with a confirmed address when verification is on."""
+    principal = await optional_caller(gw, credentials)
+    if principal is not None:
+        gw.access.require_confirmed_email(principal)
+    return principal
+
+
 async def signed_in(gw: GatewayDep, credentials: Credentials) -> Principal:
     """A valid token, whether or not accounts are required for booking."""
     return (await gw.access.token(credentials)).principal
@@ -50,5 +67,7 @@ async def signed_in_token(gw: GatewayDep, credentials: Credentials) -> AccessTok
 
 Caller = Annotated[Principal | None, Depends(optional_caller)]
 LimitedCaller = Annotated[Principal | None, Depends(limited_caller)]
+BuyingCaller = Annotated[Principal | None, Depends(buying_caller)]
+JoiningCaller = Annotated[Principal | None, Depends(joining_caller)]
 SignedIn = Annotated[Principal, Depends(signed_in)]
 SignedInToken = Annotated[AccessToken, Depends(signed_in_token)]

@@ -20,7 +20,7 @@ from boxoffice.domain.waiting_room import OnSale
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED
 from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import publish_command
-from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep
+from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, JoiningCaller
 from boxoffice.entrypoints.gateway.live import WEB_DIR
 from boxoffice.entrypoints.gateway.queue_watch import Watcher
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
@@ -94,7 +94,7 @@ async def _joined(gw: GatewayDep, event_id: str, queue_token: str, visitor_id: s
              responses={200: {"model": QueueJoined, "description": "Joined before: the same token and place"},
                         201: {"model": QueueJoined}, 202: {"model": QueueJoined}, **_ERRORS, **LIMITED})
 async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw: GatewayDep,
-                     caller: Caller) -> Response:
+                     caller: JoiningCaller) -> Response:
     """Join the event's waiting room. Before the opening the place is not yet known (`position: null`): at
     the opening everyone who joined before gets a random place; later visitors queue behind, in order.
     202: the join is safely in Kafka but the waiting room has not placed it yet; see `statusUrl`."""

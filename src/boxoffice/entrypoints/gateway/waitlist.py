@@ -19,7 +19,7 @@ from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_owner
 from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import ask, buyer, is_uuid
-from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
+from boxoffice.entrypoints.gateway.deps import BuyingCaller, Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, WaitlistEntry, WaitlistJoin
 from boxoffice.messages import Message
@@ -41,7 +41,7 @@ def _entry(data: dict[str, Any], event_id: str) -> dict[str, Any]:
 
 @router.post("/events/{event_id}/waitlist", status_code=201,
              responses={201: {"model": WaitlistEntry}, 200: {"model": WaitlistEntry}, **_ERRORS, **LIMITED})
-async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep, caller: LimitedCaller) -> Response:
+async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep, caller: BuyingCaller) -> Response:
     """Wait for seats of a sold-out event: 201 with your place in line; 200 with the same entry if you are
     already waiting. Seats that come free are offered in order, as a pending booking and an email."""
     user_id, email = buyer(body, caller, gw)
