@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.api_client import book, seat_statuses
+from tests.e2e.api_client import book, seat_statuses, wait_for
 from tests.platforms import RunningPlatform, start_platform
 
 EVENT = "taylor_swift_concert"
@@ -198,3 +198,17 @@ async def test_a_client_that_never_finishes_its_headers_is_cut_off(edge_platform
     finally:
         writer.close()
     assert answer.startswith(b"HTTP/1.1 408 ") and b'"code":"request_timeout"' in answer, answer[:200]
+
+
+async def test_the_live_connection_handoff_sockets_are_the_owners_alone(edge_platform: RunningPlatform) -> None:
+    """Another local user who could connect to a realtime process's handoff socket could pass it any socket."""
+    handoff = edge_platform.data_dir / "handoff"
+
+    async def sockets() -> list[Path]:
+        return sorted(handoff.glob("*.sock"))
+
+    found = await wait_for(sockets, timeout=30)
+    assert found, "no realtime process made its handoff socket"
+    assert stat.S_IMODE(handoff.stat().st_mode) & 0o077 == 0, oct(handoff.stat().st_mode)
+    for sock in found:
+        assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0, f"{sock.name} is {oct(sock.stat().st_mode)}"
