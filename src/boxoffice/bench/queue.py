@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -26,7 +27,8 @@ from rich.table import Table
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
-from boxoffice.bench.holds import _pct, bench_event
+from boxoffice.adapters.supervisor import Supervisor
+from boxoffice.bench.holds import _cpu_seconds, _pct, _process_cpu, bench_event
 from boxoffice.config import Settings
 from boxoffice.domain.waiting_room import OnSale
 
@@ -67,7 +69,7 @@ def run(visitors: int, early_share: float, clients: int, admit_per_minute: int, 
         runtime = platform.up(settings)
     try:
         asyncio.run(_measure(runtime.base_url, runtime.database_url, visitors, early_share, clients,
-                             admit_per_minute, window, watchers, console))
+                             admit_per_minute, window, watchers, console, Supervisor(settings.data_path)))
     finally:
         with console.status("stopping the platform..."):
             platform.down(settings)
@@ -103,8 +105,10 @@ async def _watch(session: aiohttp.ClientSession, url: str, arrivals: dict[str, f
 
 
 async def _measure(base_url: str, database_url: str, visitors: int, early_share: float, clients: int,
-                   admit_per_minute: int, window: float, watchers: int, console: Console) -> None:
+                   admit_per_minute: int, window: float, watchers: int, console: Console,
+                   supervisor: Supervisor) -> None:
     pool = await create_pool(database_url, size=4)
+    processes = _process_cpu(supervisor)
     spec = bench_event(200)
     spec = type(spec)(**{**spec.__dict__, "on_sale": OnSale(FAR, True, admit_per_minute, 10)})
     event_id = spec.event_id
@@ -115,12 +119,14 @@ async def _measure(base_url: str, database_url: str, visitors: int, early_share:
     connector = aiohttp.TCPConnector(limit=clients + watchers + 10)
     try:
         async with aiohttp.ClientSession(base_url, connector=connector) as session:
+            cpu_before = _cpu_seconds(processes)
             early, early_ms, early_wall = await _join_all(session, event_id, names[:early_count], clients)
             async with session.put(f"/events/{event_id}/onsale", json={
                     "opensAt": datetime.now(UTC).isoformat(), "admitPerMinute": admit_per_minute}) as opened:
                 assert opened.status == 200, await opened.text()
             _, late_ms, late_wall = await _join_all(session, event_id, names[early_count:], clients)
             await _wait_placed(pool, event_id, visitors)
+            cpu_used = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in _cpu_seconds(processes).items()}
 
             # Watchers: visitors whose turn comes inside the measured window.
             serving = await pool.fetchval("SELECT serving_position FROM waiting_rooms WHERE event_id = $1", event_id)
@@ -152,6 +158,7 @@ async def _measure(base_url: str, database_url: str, visitors: int, early_share:
             table.add_row(phase, f"{len(ms):,}", f"{len(ms) / wall:,.0f}", f"{_pct(ms, .5):.1f}",
                           f"{_pct(ms, .99):.1f}", f"{max(ms):.1f}")
     console.print(table)
+    console.print(_cpu_table(cpu_used, visitors, early_wall + late_wall))
     console.print(f"fairness of the draw over the {early_count:,} early visitors: {fairness}")
     (t0, s0), (t1, s1) = first, last
     rate = (s1 - s0) / (t1 - t0) * 60
@@ -169,6 +176,21 @@ async def _measure(base_url: str, database_url: str, visitors: int, early_share:
     console.print(checks_table)
     ok = checks["positions 1..N once each"] and checks["admissions in order"] and holds["holds without admission"] == 0
     console.print("[bold green]invariants hold[/]" if ok else "[bold red]INVARIANT VIOLATED[/]")
+
+
+def _cpu_table(used: dict[str, float], joins: int, wall: float) -> Table:
+    """Where the CPU of the joins went: each process's CPU time from the first join until every join was
+    placed, per join and as a share of the machine's cores over the joining time."""
+    table = Table(title=f"CPU of the joins ({os.cpu_count()} cores)", title_justify="left")
+    for column in ("process", "CPU s", "ms per join", "share of the CPU used"):
+        table.add_column(column, justify="left" if column == "process" else "right")
+    total = sum(used.values()) or 1.0
+    for name, seconds in sorted(used.items(), key=lambda item: -item[1]):
+        if seconds >= 0.05:
+            table.add_row(name, f"{seconds:.1f}", f"{seconds * 1000 / joins:.3f}", f"{seconds / total:.0%}")
+    table.add_row("all", f"{total:.1f}", f"{total * 1000 / joins:.3f}",
+                  f"{total / (wall * (os.cpu_count() or 1)):.0%} of the cores")
+    return table
 
 
 async def _serving(pool: asyncpg.Pool, event_id: str) -> tuple[float, int]:
