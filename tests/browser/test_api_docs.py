@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.offline import offline_page
 from tests.platforms import RunningPlatform
 
 
-async def _offline_page(browser, platform: RunningPlatform):
-    """A page that can reach the gateway and nothing else, and records what it was refused."""
-    context = await browser.new_context()
-    outside: list[str] = []
-
-    async def only_the_gateway(route) -> None:
-        if route.request.url.startswith(platform.base_url):
-            await route.continue_()
-        else:
-            outside.append(route.request.url)
-            await route.abort("internetdisconnected")
-
-    await context.route("**/*", only_the_gateway)
-    page = await context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    return context, page, outside, refused
-
-
 async def test_swagger_ui_shows_the_operations_offline(browser, platform: RunningPlatform, artifacts) -> None:
-    context, page, outside, refused = await _offline_page(browser, platform)
+    context, page, outside, refused = await offline_page(browser, platform)
     try:
         response = await page.goto(f"{platform.base_url}/docs")
         assert response is not None and response.status == 200
@@ -42,7 +24,7 @@ async def test_swagger_ui_shows_the_operations_offline(browser, platform: Runnin
 
 
 async def test_redoc_shows_the_operations_offline(browser, platform: RunningPlatform) -> None:
-    context, page, outside, refused = await _offline_page(browser, platform)
+    context, page, outside, refused = await offline_page(browser, platform)
     try:
         response = await page.goto(f"{platform.base_url}/redoc")
         assert response is not None and response.status == 200

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from playwright.async_api import expect
 
+from tests.browser.offline import offline_page
 from tests.browser.test_monitor import open_monitor
 from tests.platforms import RunningPlatform
 
@@ -27,20 +28,7 @@ async def create_event(api: httpx.AsyncClient, **extra: object) -> str:
 
 async def open_offline(browser, platform: RunningPlatform, path: str):
     """The page with every request outside the gateway refused, and what the policy refused recorded."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    outside: list[str] = []
-
-    async def only_the_gateway(route) -> None:
-        if route.request.url.startswith(platform.base_url):
-            await route.continue_()
-        else:
-            outside.append(route.request.url)
-            await route.abort("internetdisconnected")
-
-    await context.route("**/*", only_the_gateway)
-    page = await context.new_page()
-    refused: list[str] = []
-    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    context, page, outside, refused = await offline_page(browser, platform, viewport={"width": 1280, "height": 900})
     response = await page.goto(f"{platform.base_url}{path}")
     assert response is not None and response.status == 200
     assert "script-src 'self'" in response.headers["content-security-policy"]
