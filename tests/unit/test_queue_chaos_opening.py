@@ -1,19 +1,27 @@
 """The waiting room chaos bench's own waits end: the organiser's opening survives a gateway killed under it, and
-gives up with a reason; the traffic's parts end together, with a reason if one does not."""
+gives up with a reason; the traffic's parts end together, with a reason if one does not; a look at whether
+everything has settled, and a call to supervisord, give up on a server that does not answer; the command says
+why in one line."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from typer.testing import CliRunner
 
+from boxoffice.bench import chaos, faults, queue_chaos
+from boxoffice.bench.chaos import _settled
 from boxoffice.bench.faults import ChaosError
 from boxoffice.bench.queue_chaos import QueueJournal, _open, _together
+from boxoffice.entrypoints import cli
 
 EVENT = "evt_opening"
 
@@ -43,21 +51,30 @@ class FakeGateway:
         return web.json_response({"success": True, **body})
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @pytest.fixture
-async def serve() -> AsyncIterator[Any]:
+async def serve_app() -> AsyncIterator[Callable[[str, Handler], Awaitable[str]]]:
+    """Serves one route on a free port: its base URL."""
     servers: list[TestServer] = []
 
-    async def start(gateway: FakeGateway) -> str:
+    async def start(path: str, handler: Handler) -> str:
         app = web.Application()
-        app.router.add_put(f"/events/{EVENT}/onsale", gateway.on_sale)
+        app.router.add_route("*", path, handler)
         server = TestServer(app)
         await server.start_server()
         servers.append(server)
-        return str(server.make_url(""))
+        return str(server.make_url("")).rstrip("/")
 
     yield start
     for server in servers:
         await server.close()
+
+
+@pytest.fixture
+def serve(serve_app: Callable[[str, Handler], Awaitable[str]]) -> Callable[[FakeGateway], Awaitable[str]]:
+    return lambda gateway: serve_app(f"/events/{EVENT}/onsale", gateway.on_sale)
 
 
 async def test_an_opening_the_gateway_died_under_is_asked_again_unchanged(serve: Any) -> None:
@@ -106,3 +123,73 @@ async def test_parts_of_the_traffic_still_running_at_the_deadline_are_named() ->
 
     with pytest.raises(ChaosError, match=r"still running .*: holds, joins v1$"):
         await _together(time.monotonic() + 0.2, {"joins v1": forever(), "kills": ends(), "holds": forever()})
+
+
+class QuietDatabase:
+    """What `_settled` reads when every service beats, nothing lags and nothing is left to publish."""
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[dict[str, Any]]:
+        return [{"service": "waitingroom", "info": b"{}", "age": 0.5}]
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> int:
+        return 0
+
+
+class SlowDatabase(QuietDatabase):
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[dict[str, Any]]:
+        assert timeout is not None, "a query without a timeout"
+        raise TimeoutError
+
+
+async def test_a_gateway_that_never_answers_its_health_is_not_settled(serve_app: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chaos, "SETTLED_CHECK_SECONDS", 0.2)
+
+    async def never(request: web.Request) -> web.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    assert await _settled(QuietDatabase(), await serve_app("/health", ok), 5.0) is None  # type: ignore[arg-type]
+    moving = await _settled(QuietDatabase(), await serve_app("/health", never), 5.0)  # type: ignore[arg-type]
+    assert moving == "gateway's /health not answered within 0.2 s"
+
+
+async def test_a_database_that_does_not_answer_is_not_settled() -> None:
+    moving = await _settled(SlowDatabase(), "http://127.0.0.1:9", 5.0)  # type: ignore[arg-type]
+    assert moving == f"the database did not answer within {chaos.SETTLED_CHECK_SECONDS:g} s"
+
+
+async def test_a_supervisord_that_does_not_answer_is_an_error(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faults, "SUPERVISOR_CALL_SECONDS", 0.2)
+    path = tmp_path / "supervisor.sock"
+    accepted = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # reads the call, never answers
+        writer.close()
+
+    server = await asyncio.start_unix_server(silent, path=str(path))
+    try:
+        programs = faults.Programs(SimpleNamespace(socket=path))  # type: ignore[arg-type]
+        with pytest.raises(faults.ChaosError, match=r"supervisord getAllProcessInfo.*timed out"):
+            await programs.pids(["gateway"])
+        assert accepted.is_set()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_bench_chaos_waiting_room_ends_with_the_reason_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def gives_up(seconds: float, seed: int | None, console: Any) -> bool:
+        raise ChaosError(f"the sale of {EVENT} was not opened: last answer 503")
+
+    monkeypatch.setattr(queue_chaos, "run", gives_up)
+    result = CliRunner().invoke(cli.app, ["bench", "chaos", "--waiting-room", "--seconds", "5"])
+    assert result.exit_code == 1, result.output
+    assert f"error: the sale of {EVENT} was not opened: last answer 503" in result.output, result.output
+    assert "Traceback" not in result.output

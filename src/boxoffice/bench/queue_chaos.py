@@ -34,6 +34,7 @@ from boxoffice.domain.waiting_room import OnSale
 VICTIMS = ("waitingroom", "gateway")
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
 REQUEST_SECONDS = 10.0  # the longest any one request of the bench waits for its answer
+QUERY_SECONDS = 30.0  # the same for a query of the checks
 # The opening is asked again, if need be, until this long after the traffic: a gateway killed under it may take
 # a while to come back on a loaded machine.
 OPEN_GRACE_SECONDS = 30.0
@@ -119,13 +120,13 @@ async def _buyers(base_url: str, event_id: str, rng: random.Random, until: float
 async def _last_buyers(base_url: str, event_id: str, journal: QueueJournal, tried: set[str], count: int,
                        timeout: float) -> None:
     """Once settled, up to `count` more admitted visitors hold: on a slow machine the faults may have left
-    little time to admit anyone and to hold."""
+    little time to admit anyone and to hold. No visitor is asked after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     held = 0
     async with _http(base_url) as http:
         while held < count and time.monotonic() < deadline and set(journal.joins) - tried:
             for visitor in sorted(set(journal.joins) - tried):
-                if held >= count:
+                if held >= count or time.monotonic() >= deadline:
                     break
                 try:
                     if await _hold_if_admitted(http, event_id, visitor, journal):
@@ -265,18 +266,19 @@ async def queue_chaos(base_url: str, database_url: str, data_dir: Any, seconds: 
 async def queue_invariants(con: asyncpg.Connection, event_id: str, journal: QueueJournal,
                            rate: int) -> dict[str, int]:
     places = {r["visitor_id"]: dict(r) for r in await con.fetch(
-        "SELECT visitor_id, queue_token, position FROM queue_visitors WHERE event_id = $1", event_id)}
+        "SELECT visitor_id, queue_token, position FROM queue_visitors WHERE event_id = $1", event_id,
+        timeout=QUERY_SECONDS)}
     room = await con.fetchrow("SELECT opened_at, serving_position, last_position FROM waiting_rooms "
-                              "WHERE event_id = $1", event_id)
+                              "WHERE event_id = $1", event_id, timeout=QUERY_SECONDS)
     assert room is not None, f"no waiting room for {event_id}"
     admissions = await con.fetch("SELECT first_position, last_position, admitted_at FROM queue_admissions "
-                                 "WHERE event_id = $1 ORDER BY first_position", event_id)
+                                 "WHERE event_id = $1 ORDER BY first_position", event_id, timeout=QUERY_SECONDS)
     holds = await con.fetch(
         """SELECT b.user_id, b.created_at, v.position,
                   (SELECT a.admitted_at FROM queue_admissions a WHERE a.event_id = b.event_id
                      AND v.position BETWEEN a.first_position AND a.last_position) AS admitted_at
            FROM bookings b LEFT JOIN queue_visitors v ON v.event_id = b.event_id AND v.visitor_id = b.user_id
-           WHERE b.event_id = $1""", event_id)
+           WHERE b.event_id = $1""", event_id, timeout=QUERY_SECONDS)
     return judge(journal, rate, places, dict(room), [dict(a) for a in admissions], [dict(h) for h in holds])
 
 
