@@ -49,6 +49,7 @@ class QueueJournal:
     serving: list[tuple[float, int]] = field(default_factory=list)  # (seconds since the start, serving position)
     holds: int = 0
     opened: bool = False
+    opening_answers: list[str] = field(default_factory=list)  # each PUT .../onsale of the opening: status or error
 
 
 def _http(base_url: str) -> aiohttp.ClientSession:
@@ -152,8 +153,10 @@ async def _open(base_url: str, event_id: str, rate: int, at: float, give_up_at: 
                 async with http.put(f"/events/{event_id}/onsale", json=on_sale) as answer:
                     last = f"{answer.status} {(await answer.text())[:300]}"
                     journal.opened = answer.status in (200, 202)
+                    journal.opening_answers.append(str(answer.status))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = repr(exc)
+                journal.opening_answers.append(type(exc).__name__)
             if journal.opened:
                 return
             if time.monotonic() >= give_up_at:
