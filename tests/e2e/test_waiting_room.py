@@ -117,6 +117,27 @@ async def test_joins_before_the_opening_are_drawn_into_random_places_and_later_o
             assert s["ahead"] == s["position"] - s["servingPosition"] - 1 and s["estimatedWaitSeconds"] > 0
 
 
+async def test_an_on_sale_sent_again_unchanged_after_the_opening_is_accepted_and_another_opening_time_is_not(
+        client: httpx.AsyncClient) -> None:
+    """An organiser whose PUT went unanswered (the gateway died under it) sends it again, when the room may have
+    opened meanwhile: the same request is accepted again, another opensAt no longer (bench chaos --waiting-room
+    relies on both)."""
+    event_id = await create(client, onsale_event())
+    on_sale = {"opensAt": datetime.now(UTC).isoformat(), "waitingRoom": True, "admitPerMinute": 600,
+               "admissionMinutes": 10}
+    first = await client.put(f"/events/{event_id}/onsale", json=on_sale)
+    assert first.status_code == 200, first.text
+
+    async def opened() -> bool:
+        return bool((await client.get(f"/events/{event_id}")).json()["queue"]["opened"])
+
+    assert await wait_for(opened), "the room did not open"
+    again = await client.put(f"/events/{event_id}/onsale", json=on_sale)
+    assert again.status_code == 200 and again.json()["success"] is True, again.text
+    moved = await client.put(f"/events/{event_id}/onsale", json={**on_sale, "opensAt": datetime.now(UTC).isoformat()})
+    assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
+
+
 async def test_bookings_need_the_buyers_own_admission(client: httpx.AsyncClient) -> None:
     event_id = await create(client, onsale_event(admit_per_minute=6000))
     first, second = [(await join(client, event_id, v)).json() for v in ("buyer_a", "buyer_b")]

@@ -250,24 +250,42 @@ async def _inject(target: Target, kinds: tuple[str, ...], rng: random.Random, st
             log(f"{kind} at {at:.1f} s could not be injected: {exc!r}")
 
 
+SETTLED_CHECK_SECONDS = 10.0  # how long one look at whether everything is quiet waits for each answer
+
+
 async def _settled(con: asyncpg.Connection, base_url: str, stale_after: float) -> str | None:
-    """None once everything is quiet, else what is still moving."""
+    """None once everything is quiet, else what is still moving (a database or gateway that does not answer
+    within SETTLED_CHECK_SECONDS is that)."""
+    try:
+        return await _moving(con, stale_after, SETTLED_CHECK_SECONDS) or await _gateway_unhealthy(base_url)
+    except TimeoutError:
+        return f"the database did not answer within {SETTLED_CHECK_SECONDS:g} s"
+
+
+async def _moving(con: asyncpg.Connection, stale_after: float, timeout: float) -> str | None:
     rows = await con.fetch("SELECT DISTINCT ON (service) service, info, extract(epoch FROM now() - beat_at) AS age "
-                           "FROM service_heartbeats ORDER BY service, beat_at DESC")
+                           "FROM service_heartbeats ORDER BY service, beat_at DESC", timeout=timeout)
     for r in rows:
         if r["age"] > stale_after:
             return f"{r['service']} not beating"
         if orjson.loads(r["info"]).get("lag", 0):
             return f"{r['service']} lagging"
     if await con.fetchval("SELECT count(*) FROM bookings WHERE status IN ('pending', 'paying') "
-                          "AND expires_at < now() - interval '1 second'"):
+                          "AND expires_at < now() - interval '1 second'", timeout=timeout):
         return "holds past their deadline"
-    if await con.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+    if await con.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL", timeout=timeout):
         return "outbox not drained"
+    return None
+
+
+async def _gateway_unhealthy(base_url: str) -> str | None:
     try:
-        async with aiohttp.ClientSession() as http, http.get(f"{base_url}/health") as response:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SETTLED_CHECK_SECONDS)) as http, \
+                http.get(f"{base_url}/health") as response:
             if (await response.json())["status"] != "ok":
                 return "health degraded"
+    except TimeoutError:
+        return f"gateway's /health not answered within {SETTLED_CHECK_SECONDS:g} s"
     except (aiohttp.ClientError, ValueError, KeyError):
         return "gateway not answering"
     return None

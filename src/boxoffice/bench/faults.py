@@ -108,13 +108,19 @@ class DeadLetter:
 
 # --- processes ---------------------------------------------------------------------------------------------
 
+# How long a call to supervisord may take (a start waits for the program's startsecs): a supervisord that does
+# not answer is an error, not a wait in a thread that nothing can cancel.
+SUPERVISOR_CALL_SECONDS = 60.0
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
-        super().__init__("localhost")
+        super().__init__("localhost", timeout=SUPERVISOR_CALL_SECONDS)
         self._path = path
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(SUPERVISOR_CALL_SECONDS)
         sock.connect(self._path)
         self.sock = sock
 

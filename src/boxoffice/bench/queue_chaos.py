@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +27,17 @@ import asyncpg
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.chaos import _connect, _read_runtime, _settled
-from boxoffice.bench.faults import Programs
+from boxoffice.bench.faults import ChaosError, Programs
 from boxoffice.bench.holds import bench_event
 from boxoffice.domain.waiting_room import OnSale
 
 VICTIMS = ("waitingroom", "gateway")
 FAR = datetime(2030, 1, 1, tzinfo=UTC)
+REQUEST_SECONDS = 10.0  # the longest any one request of the bench waits for its answer
+QUERY_SECONDS = 30.0  # the same for a query of the checks
+# The opening is asked again, if need be, until this long after the traffic: a gateway killed under it may take
+# a while to come back on a loaded machine.
+OPEN_GRACE_SECONDS = 30.0
 
 
 @dataclass
@@ -43,10 +49,11 @@ class QueueJournal:
     serving: list[tuple[float, int]] = field(default_factory=list)  # (seconds since the start, serving position)
     holds: int = 0
     opened: bool = False
+    opening_answers: list[str] = field(default_factory=list)  # each PUT .../onsale of the opening: status or error
 
 
 def _http(base_url: str) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(base_url, timeout=aiohttp.ClientTimeout(total=10))
+    return aiohttp.ClientSession(base_url, timeout=aiohttp.ClientTimeout(total=REQUEST_SECONDS))
 
 
 async def _visitors(base_url: str, event_id: str, name: str, rng: random.Random, until: float,
@@ -114,13 +121,13 @@ async def _buyers(base_url: str, event_id: str, rng: random.Random, until: float
 async def _last_buyers(base_url: str, event_id: str, journal: QueueJournal, tried: set[str], count: int,
                        timeout: float) -> None:
     """Once settled, up to `count` more admitted visitors hold: on a slow machine the faults may have left
-    little time to admit anyone and to hold."""
+    little time to admit anyone and to hold. No visitor is asked after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     held = 0
     async with _http(base_url) as http:
         while held < count and time.monotonic() < deadline and set(journal.joins) - tried:
             for visitor in sorted(set(journal.joins) - tried):
-                if held >= count:
+                if held >= count or time.monotonic() >= deadline:
                     break
                 try:
                     if await _hold_if_admitted(http, event_id, visitor, journal):
@@ -131,21 +138,31 @@ async def _last_buyers(base_url: str, event_id: str, journal: QueueJournal, trie
             await asyncio.sleep(0.5)  # the next admissions
 
 
-async def _open(base_url: str, event_id: str, rate: int, at: float, journal: QueueJournal) -> None:
-    """The organiser opens the sale (a gateway down is asked again)."""
+async def _open(base_url: str, event_id: str, rate: int, at: float, give_up_at: float,
+                journal: QueueJournal) -> None:
+    """The organiser opens the sale at `at`. A request the gateway died under (or answered too slowly) is sent
+    again unchanged: it may have been applied, and once the room has opened, another opensAt is refused for
+    good (409 sale_open). ChaosError if no opening is confirmed by `give_up_at` (time.monotonic())."""
     await asyncio.sleep(max(0.0, at - time.monotonic()))
+    on_sale = {"opensAt": datetime.now(UTC).isoformat(), "waitingRoom": True, "admitPerMinute": rate,
+               "admissionMinutes": 10}
+    last = "none"
     async with _http(base_url) as http:
-        while not journal.opened:
+        while True:
             try:
-                async with http.put(f"/events/{event_id}/onsale", json={
-                        "opensAt": datetime.now(UTC).isoformat(), "waitingRoom": True, "admitPerMinute": rate,
-                        "admissionMinutes": 10}) as answer:
-                    await answer.read()
+                async with http.put(f"/events/{event_id}/onsale", json=on_sale) as answer:
+                    last = f"{answer.status} {(await answer.text())[:300]}"
                     journal.opened = answer.status in (200, 202)
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            if not journal.opened:
-                await asyncio.sleep(0.5)
+                    journal.opening_answers.append(str(answer.status))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = repr(exc)
+                journal.opening_answers.append(type(exc).__name__)
+            if journal.opened:
+                return
+            if time.monotonic() >= give_up_at:
+                raise ChaosError(f"the sale of {event_id} was not opened: PUT /events/{event_id}/onsale asked "
+                                 f"{time.monotonic() - at:.0f} s without success; last answer: {last}")
+            await asyncio.sleep(0.5)
 
 
 async def _watch_serving(base_url: str, event_id: str, started: float, stop: asyncio.Event,
@@ -182,6 +199,24 @@ async def _kill(data_dir: Path, rng: random.Random, started: float, until: float
         journal.kills.append((time.monotonic() - started, victim))
 
 
+async def _together(deadline: float, parts: dict[str, Coroutine[Any, Any, None]]) -> None:
+    """Runs the named parts to their end. The first to fail cancels the others and its error is raised; parts
+    still running at `deadline` (time.monotonic()) are cancelled, and a ChaosError names them."""
+    tasks = {asyncio.ensure_future(part): name for name, part in parts.items()}
+    try:
+        done, running = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()),
+                                           return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+        if running:
+            raise ChaosError("still running when the traffic should long have ended: "
+                             + ", ".join(sorted(tasks[task] for task in running)))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def queue_chaos(base_url: str, database_url: str, data_dir: Any, seconds: float, seed: int,
                       rate: int = 300, clients: int = 3, spacing: tuple[float, float] = (2.0, 6.0),
                       settle_timeout: float = 90.0, log: Any = print) -> tuple[dict[str, int], QueueJournal]:
@@ -203,12 +238,13 @@ async def queue_chaos(base_url: str, database_url: str, data_dir: Any, seconds: 
     watcher = asyncio.create_task(_watch_serving(base_url, event_id, started, stop, journal))
     tried: set[str] = set()
     try:
-        await asyncio.gather(
-            _kill(Path(data_dir), random.Random(rng.random()), started, until, journal, spacing),
-            _open(base_url, event_id, rate, started + seconds / 4, journal),
-            _buyers(base_url, event_id, random.Random(rng.random()), until, journal, tried),
-            *(_visitors(base_url, event_id, f"v{i}", random.Random(rng.random()), until, journal)
-              for i in range(clients)))
+        await _together(until + OPEN_GRACE_SECONDS + REQUEST_SECONDS, {
+            "kills": _kill(Path(data_dir), random.Random(rng.random()), started, until, journal, spacing),
+            "the opening": _open(base_url, event_id, rate, started + seconds / 4, until + OPEN_GRACE_SECONDS,
+                                 journal),
+            "holds": _buyers(base_url, event_id, random.Random(rng.random()), until, journal, tried),
+            **{f"joins v{i}": _visitors(base_url, event_id, f"v{i}", random.Random(rng.random()), until, journal)
+               for i in range(clients)}})
         con = await _connect(database_url)
         try:
             settle_started = time.monotonic()
@@ -233,18 +269,19 @@ async def queue_chaos(base_url: str, database_url: str, data_dir: Any, seconds: 
 async def queue_invariants(con: asyncpg.Connection, event_id: str, journal: QueueJournal,
                            rate: int) -> dict[str, int]:
     places = {r["visitor_id"]: dict(r) for r in await con.fetch(
-        "SELECT visitor_id, queue_token, position FROM queue_visitors WHERE event_id = $1", event_id)}
+        "SELECT visitor_id, queue_token, position FROM queue_visitors WHERE event_id = $1", event_id,
+        timeout=QUERY_SECONDS)}
     room = await con.fetchrow("SELECT opened_at, serving_position, last_position FROM waiting_rooms "
-                              "WHERE event_id = $1", event_id)
+                              "WHERE event_id = $1", event_id, timeout=QUERY_SECONDS)
     assert room is not None, f"no waiting room for {event_id}"
     admissions = await con.fetch("SELECT first_position, last_position, admitted_at FROM queue_admissions "
-                                 "WHERE event_id = $1 ORDER BY first_position", event_id)
+                                 "WHERE event_id = $1 ORDER BY first_position", event_id, timeout=QUERY_SECONDS)
     holds = await con.fetch(
         """SELECT b.user_id, b.created_at, v.position,
                   (SELECT a.admitted_at FROM queue_admissions a WHERE a.event_id = b.event_id
                      AND v.position BETWEEN a.first_position AND a.last_position) AS admitted_at
            FROM bookings b LEFT JOIN queue_visitors v ON v.event_id = b.event_id AND v.visitor_id = b.user_id
-           WHERE b.event_id = $1""", event_id)
+           WHERE b.event_id = $1""", event_id, timeout=QUERY_SECONDS)
     return judge(journal, rate, places, dict(room), [dict(a) for a in admissions], [dict(h) for h in holds])
 
 

@@ -511,7 +511,12 @@ def bench_chaos(
     if waiting_room:
         from boxoffice.bench import queue_chaos
 
-        if not queue_chaos.run(seconds, seed, console):
+        try:
+            ok = queue_chaos.run(seconds, seed, console)
+        except chaos.ChaosError as exc:
+            _fail(str(exc))
+            return
+        if not ok:
             raise typer.Exit(1)
         return
 
