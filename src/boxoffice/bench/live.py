@@ -8,6 +8,7 @@ same clock), messages delivered per second, and the memory each connection costs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -34,6 +36,16 @@ def _processes(data_dir: Path, name: str) -> list[psutil.Process]:
             if (program == name or program.startswith(name + "-")) and description.startswith("pid ")]
 
 
+def _cpu(processes: list[psutil.Process]) -> float:
+    """CPU seconds the processes have used (100 % is one core)."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _rss(processes: list[psutil.Process]) -> int:
     return sum(p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
                for p in processes)
@@ -44,25 +56,47 @@ class Listener:
         self.latencies: list[float] = []
         self.received = 0
         self.ready = 0
+        self._moments: dict[bytes, float] = {}
+
+    def moment(self, stamp: bytes) -> float:
+        """A change's commit time as epoch seconds: every connection gets the same stamps, parsed once."""
+        at = self._moments.get(stamp)
+        if at is None:
+            if len(self._moments) > 100_000:
+                self._moments.clear()
+            at = self._moments[stamp] = datetime.fromisoformat(stamp.decode().replace("Z", "+00:00")).timestamp()
+        return at
 
 
 class LiveClient(asyncio.Protocol):
-    """A browser's EventSource, cheaply: the load generator shares the two cores with the platform, so it
-    reads raw bytes and stamps each chunk's arrival once instead of parsing every line in Python."""
+    """A browser's EventSource, cheaply: the load generator shares the two cores with the platform. Every
+    connection counts the frames it gets (a frame's `data:` line follows a line break, and JSON holds none);
+    one in TIMED_EVERY also stamps each frame's arrival against the change's commit time."""
 
-    def __init__(self, listener: Listener, request: bytes) -> None:
-        self._listener, self._request = listener, request
+    def __init__(self, listener: Listener, request: bytes, timed: bool) -> None:
+        self._listener, self._request, self._timed = listener, request, timed
         self._buffer = b""
+        self._tail = b""
         self._snapshot_seen = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport.write(self._request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        if not self._timed:
+            # The last 6 bytes are kept: a "\ndata: " split between two reads is counted once, with the second.
+            frames = (self._tail + data).count(b"\ndata: ")
+            self._tail = data[-6:] if len(data) >= 6 else (self._tail + data)[-6:]
+            if frames and not self._snapshot_seen:
+                self._snapshot_seen = True
+                self._listener.ready += 1
+                frames -= 1
+            self._listener.received += frames
+            return
         arrived = time.time()
-        frames = (self._buffer + data).split(b"\n\n")
-        self._buffer = frames.pop()
-        for frame in frames:
+        frames_seen = (self._buffer + data).split(b"\n\n")
+        self._buffer = frames_seen.pop()
+        for frame in frames_seen:
             if b"data: " not in frame:
                 continue
             if not self._snapshot_seen:
@@ -71,10 +105,12 @@ class LiveClient(asyncio.Protocol):
                 continue
             at = frame.find(b'"at":"')
             if at >= 0:
-                stamp = frame[at + 6:frame.index(b'"', at + 6)].decode()
-                self._listener.latencies.append(
-                    (arrived - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()) * 1000)
+                stamp = frame[at + 6:frame.index(b'"', at + 6)]
+                self._listener.latencies.append((arrived - self._listener.moment(stamp)) * 1000)
             self._listener.received += 1
+
+
+TIMED_EVERY = 10
 
 
 def run(connections: list[int], rate: float, seconds: float, direct: bool, console: Console) -> None:
@@ -89,12 +125,13 @@ def run(connections: list[int], rate: float, seconds: float, direct: bool, conso
         runtime = platform.up(settings)
     table = Table(title="commit → browser", title_justify="left")
     for column in ("connections", "changes", "delivered", "missing", "msgs/s", "p50 ms", "p99 ms", "max ms",
-                   "realtime KiB/conn", "gateway KiB/conn"):
+                   "realtime KiB/conn", "gateway KiB/conn", "CPU % realtime / load generator / gateway"):
         table.add_column(column, justify="right")
     try:
         for count in connections:
             with console.status(f"{count} connections..."):
-                table.add_row(*asyncio.run(_round(settings, runtime, count, rate, seconds, direct)))
+                # uvloop, as the platform's servers run: the client's reads cost less of the shared cores.
+                table.add_row(*uvloop.run(_round(settings, runtime, count, rate, seconds, direct)))
     finally:
         with console.status("stopping the platform..."):
             platform.down(settings)
@@ -117,7 +154,9 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
     loop = asyncio.get_running_loop()
     transports = []
     for i in range(count):
-        transport, _ = await loop.create_connection(lambda: LiveClient(listener, request.encode()), host, port)
+        timed = i % TIMED_EVERY == 0
+        transport, _ = await loop.create_connection(
+            lambda timed=timed: LiveClient(listener, request.encode(), timed), host, port)  # type: ignore[misc]
         transports.append(transport)
         if i % 200 == 199:
             await asyncio.sleep(0.05)
@@ -129,6 +168,8 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
     seats = [s.seat_id for s in spec.seats()]
     random.Random(count).shuffle(seats)
     changes = int(rate * seconds)
+    watched = {"realtime": realtime, "load generator": [psutil.Process()], "gateway": gateway}
+    cpu_before = {name: _cpu(processes) for name, processes in watched.items()}
     started = time.perf_counter()
     async with aiohttp.ClientSession(runtime.base_url) as api:  # type: ignore[attr-defined]
         posting: set[asyncio.Task[aiohttp.ClientResponse]] = set()  # held until done: the loop holds weak references
@@ -143,6 +184,7 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
         while listener.received < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
     wall = time.perf_counter() - started
+    busy = " / ".join(f"{(_cpu(processes) - cpu_before[name]) / wall:.0%}" for name, processes in watched.items())
     for transport in transports:
         transport.close()
     per_connection = [(after - before) / 1024 / max(count, 1) for before, after in zip(memory_before, memory_after,
@@ -151,4 +193,4 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
     return [f"{count:,}", f"{changes:,}", f"{listener.received:,}", f"{max(0, expected - listener.received):,}",
             f"{listener.received / wall:,.0f}", f"{_pct(late, .5):.1f}", f"{_pct(late, .99):.1f}",
             f"{max(late) if late else float('nan'):.1f}", f"{per_connection[0]:.1f}",
-            "-" if direct else f"{per_connection[1]:.1f}"]
+            "-" if direct else f"{per_connection[1]:.1f}", busy]
