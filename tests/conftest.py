@@ -14,7 +14,13 @@ from boxoffice.adapters.embedded import provision_database
 from boxoffice.adapters.kafka import ensure_topics
 from boxoffice.adapters.postgres import create_pool, migrate
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
-from tests.platforms import RunningPlatform, auth_platform, platform, short_hold_platform  # noqa: F401 - shared fixtures
+from tests.platforms import (  # noqa: F401 - shared fixtures
+    RunningPlatform,
+    auth_platform,
+    platform,
+    proof_platform,
+    short_hold_platform,
+)
 from tests.servers import Servers, embedded_servers
 
 

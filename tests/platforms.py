@@ -72,6 +72,12 @@ def short_hold_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                               BOXOFFICE_PAYMENT_LATENCY_MS="20")
 
 
+@pytest.fixture(scope="session")
+def proof_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """A waiting room that asks each join for a proof of work of 12 bits (quick to find in a test)."""
+    yield from start_platform(tmp_path_factory.mktemp("proof"), BOXOFFICE_QUEUE_PROOF_OF_WORK_BITS="12")
+
+
 ADMIN = ("admin@boxoffice.test", "admin-password-1")
 
 

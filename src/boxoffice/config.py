@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     queue_tick_seconds: float = Field(1.0, gt=0, le=10)
     queue_joins_per_minute: int = Field(10, ge=1)
     queue_joins_burst: int = Field(5, ge=1)
+    # A proof of work on each join (the page computes it): 0 = off; n = about 2**n SHA-256 hashes per join
+    # (16: a second or so in a browser). A challenge lasts queue_proof_seconds.
+    queue_proof_of_work_bits: int = Field(0, ge=0, le=28)
+    queue_proof_seconds: int = Field(300, ge=10, le=3600)
     # "admitPerMinute": "auto": at most this many admitted visitors who have not finished (paid, or their
     # admission run out) at once, across one event's room.
     waiting_room_active_ceiling: int = Field(500, ge=1, le=1_000_000)

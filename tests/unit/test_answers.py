@@ -23,6 +23,7 @@ DOCUMENTED = {
     "refund_in_progress": 409, "booking_refunded": 409, "refund_failed": 502,
     # CONTRACT §8.1 (waiting room).
     "not_admitted": 403, "admission_expired": 403, "no_waiting_room": 409,
+    "proof_of_work_required": 403, "proof_of_work_invalid": 403,
 }
 BOOKING = "0b5e4c1e-5f0a-4e7b-9a55-2d7c1f7a9e01"
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from datetime import datetime, timedelta
 
 import jwt
 
+PROOF_REQUIRED = "proof_of_work_required"
+PROOF_INVALID = "proof_of_work_invalid"
 NOT_ADMITTED = "not_admitted"
 ADMISSION_EXPIRED = "admission_expired"
 AUDIENCE = "boxoffice-queue-access"
@@ -28,6 +31,29 @@ class QueueTokens:
     def __init__(self, signing_key: str) -> None:
         self._place_key = _derived(signing_key, "waiting room place")
         self._access_key = _derived(signing_key, "waiting room access")
+        self._challenge_key = _derived(signing_key, "waiting room challenge")
+
+    def challenge(self, event_id: str, visitor_id: str, expires_at: int) -> str:
+        """A proof-of-work challenge for this visitor of this event, good until `expires_at` (epoch seconds):
+        `<expires>.<nonce>.<mac>`, so the gateway keeps nothing and one solution serves one visitor only."""
+        nonce = secrets.token_urlsafe(12)
+        return f"{expires_at}.{nonce}.{self._challenge_mac(event_id, visitor_id, expires_at, nonce)}"
+
+    def challenge_problem(self, challenge: str, event_id: str, visitor_id: str, now: float) -> str | None:
+        """Why the challenge does not stand for this visitor now, or None."""
+        expires, _, rest = challenge.partition(".")
+        nonce, _, mac = rest.partition(".")
+        if not challenge.isascii() or not expires.isdigit() or not nonce or not hmac.compare_digest(
+                mac, self._challenge_mac(event_id, visitor_id, int(expires), nonce)):
+            return "the challenge was not made for this visitor of this event"
+        if now >= int(expires):
+            return "the challenge has run out; ask for a new one"
+        return None
+
+    def _challenge_mac(self, event_id: str, visitor_id: str, expires_at: int, nonce: str) -> str:
+        digest = hmac.new(self._challenge_key, f"{event_id}\0{visitor_id}\0{expires_at}\0{nonce}".encode(),
+                          hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def queue_token(self, event_id: str, visitor_id: str) -> str:
         digest = hmac.new(self._place_key, f"{event_id}\0{visitor_id}".encode(), hashlib.sha256).digest()

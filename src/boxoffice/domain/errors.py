@@ -134,3 +134,15 @@ class AdmissionExpired(DomainError):
 
 class NoWaitingRoom(DomainError):
     code = "no_waiting_room"
+
+
+class ProofOfWorkRequired(DomainError):
+    """A join without the proof of work the waiting room asks for."""
+
+    code = "proof_of_work_required"
+
+
+class ProofOfWorkInvalid(DomainError):
+    """A join whose proof of work is forged, another visitor's, run out, or short of the bits asked."""
+
+    code = "proof_of_work_invalid"

@@ -52,18 +52,38 @@ function fail(message) {
   $("queue-error").hidden = false;
 }
 
-async function join() {
+async function post(path, body) {
+  const response = await fetch(`/events/${encodeURIComponent(eventId)}/${path}`, {
+    method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { response, answer: await response.json() };
+}
+
+// A waiting room that asks for a proof of work (off by default) says so on the first join: the page gets a
+// challenge for this visitor, solves it, and joins again with the solution.
+async function proved() {
+  const { response, answer } = await post("queue/challenge", { visitorId: visitorId() });
+  if (!response.ok) throw new Error(answer.error || "Could not get a challenge");
+  $("queue-state").textContent = "Checking this browser before it joins…";
+  const solution = await solveProofOfWork(answer.challenge, answer.bits);
+  return { challenge: answer.challenge, solution };
+}
+
+async function join(proof) {
   $("queue-event").textContent = `Waiting room — ${eventId}`;
   let answer;
   try {
-    const response = await fetch(`/events/${encodeURIComponent(eventId)}/queue`, {
-      method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ visitorId: visitorId() }),
-    });
-    answer = await response.json();
+    let response;
+    ({ response, answer } = await post("queue", { visitorId: visitorId(), ...(proof ? { proof } : {}) }));
+    if (response.status === 403 && answer.code === "proof_of_work_required" && !proof) {
+      join(await proved());
+      return;
+    }
     if (!response.ok) {
       fail(answer.error || "Could not join the queue");
       if (response.status === 429 || response.status >= 500) setTimeout(join, 3000);
+      if (answer.code === "proof_of_work_invalid") setTimeout(async () => join(await proved()), 1000);
       return;
     }
   } catch {

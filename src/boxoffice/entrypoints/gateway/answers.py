@@ -35,6 +35,8 @@ STATUS: dict[str, int] = {
     errors.NotAdmitted.code: 403,
     errors.AdmissionExpired.code: 403,
     errors.NoWaitingRoom.code: 409,
+    errors.ProofOfWorkRequired.code: 403,
+    errors.ProofOfWorkInvalid.code: 403,
     errors.RefundInProgress.code: 409,
     errors.BookingRefunded.code: 409,
     errors.RefundFailed.code: 502,

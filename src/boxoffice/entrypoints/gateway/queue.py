@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from boxoffice import views
-from boxoffice.domain import errors
+from boxoffice.domain import errors, proof_of_work
 from boxoffice.domain.accounts import Principal
 from boxoffice.domain.waiting_room import OnSale
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED
@@ -30,6 +30,8 @@ from boxoffice.entrypoints.gateway.schemas import (
     ErrorBody,
     NewOnSale,
     OnSaleView,
+    QueueChallenge,
+    QueueChallengeRequest,
     QueueJoin,
     QueueJoined,
     QueueStatus,
@@ -69,15 +71,45 @@ async def _active_room(gw: GatewayDep, event_id: str) -> None:
     raise refuse(errors.NoWaitingRoom.code, f"Event {event_id} has no waiting room")
 
 
-def _visitor(body: QueueJoin, caller: Principal | None) -> str:
+def _visitor(visitor_id: str | None, caller: Principal | None) -> str:
     if caller is None:
-        if body.visitor_id is None:
+        if visitor_id is None:
             raise ApiError(422, "validation_error", "visitorId: Field required", details=[
                 {"field": "visitorId", "message": "visitorId: Field required"}])
-        return body.visitor_id
-    if body.visitor_id is not None and body.visitor_id != caller.user_id:
+        return visitor_id
+    if visitor_id is not None and visitor_id != caller.user_id:
         raise ApiError(403, "user_mismatch", f"visitorId must be your own ({caller.user_id}) or left out")
     return caller.user_id
+
+
+def _check_proof(gw: GatewayDep, body: QueueJoin, event_id: str, visitor_id: str) -> None:
+    """With BOXOFFICE_QUEUE_PROOF_OF_WORK_BITS set, a join carries a solved challenge of its own visitor."""
+    bits = gw.settings.queue_proof_of_work_bits
+    if bits == 0:
+        return
+    if body.proof is None:
+        raise refuse(errors.ProofOfWorkRequired.code, "This waiting room asks for a proof of work: get a challenge "
+                     f"at POST /events/{event_id}/queue/challenge and send its solution as `proof`", bits=bits)
+    problem = gw.queue.tokens.challenge_problem(body.proof.challenge, event_id, visitor_id, time.time())
+    if problem is None and not proof_of_work.solves(body.proof.challenge, body.proof.solution, bits):
+        problem = f"the solution does not give {bits} leading zero bits"
+    if problem is not None:
+        raise refuse(errors.ProofOfWorkInvalid.code, f"The proof of work does not stand: {problem}", bits=bits)
+
+
+@router.post("/events/{event_id}/queue/challenge", response_model=QueueChallenge, responses={**_ERRORS, **OWNED})
+async def queue_challenge(event_id: EventPath, body: QueueChallengeRequest, gw: GatewayDep,
+                          caller: JoiningCaller) -> Response:
+    """A proof-of-work challenge for one visitor's join (`bits` 0: this platform asks for none). Find a decimal
+    `solution` such that sha256("<challenge>:<solution>") starts with `bits` zero bits, and join with
+    `"proof": {"challenge", "solution"}` before `expiresAt`."""
+    _check_event_id(event_id)
+    visitor_id = _visitor(body.visitor_id, caller)
+    await _active_room(gw, event_id)
+    expires = int(time.time()) + gw.settings.queue_proof_seconds
+    return JSON({"success": True, "challenge": gw.queue.tokens.challenge(event_id, visitor_id, expires),
+                 "bits": gw.settings.queue_proof_of_work_bits,
+                 "expiresAt": iso(datetime.fromtimestamp(expires, UTC))})
 
 
 async def _joined(gw: GatewayDep, event_id: str, queue_token: str, visitor_id: str, position: int | None,
@@ -99,9 +131,10 @@ async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw:
     the opening everyone who joined before gets a random place; later visitors queue behind, in order.
     202: the join is safely in Kafka but the waiting room has not placed it yet; see `statusUrl`."""
     _check_event_id(event_id)
-    visitor_id = _visitor(body, caller)
+    visitor_id = _visitor(body.visitor_id, caller)
     gw.access.limit_join(request, caller.user_id if caller else None)
     await _active_room(gw, event_id)
+    _check_proof(gw, body, event_id, visitor_id)
     queue_token = gw.queue.tokens.queue_token(event_id, visitor_id)
     place = await views.queue_place(gw.pool, event_id, queue_token)
     if place is not None:

@@ -306,10 +306,32 @@ class NewOnSale(Strict):
     admission_minutes: int = Field(10, alias="admissionMinutes", ge=1, le=1440)
 
 
+class QueueProof(Strict):
+    challenge: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._-]+$",
+                           description="From POST /events/{eventId}/queue/challenge, for the same visitor")
+    solution: str = Field(min_length=1, max_length=32, pattern=r"^[0-9]+$",
+                          description='sha256("<challenge>:<solution>") starts with `bits` zero bits')
+
+
 class QueueJoin(Strict):
     """The visitor who joins: in the open demo the body's `visitorId`; with accounts on, the token's account."""
 
     visitor_id: UserId | None = Field(None, alias="visitorId", examples=["fan_1"])
+    proof: QueueProof | None = Field(None, description="Needed when the waiting room asks for a proof of work "
+                                                       "(BOXOFFICE_QUEUE_PROOF_OF_WORK_BITS)")
+
+
+class QueueChallengeRequest(Strict):
+    """The visitor a challenge is for (with accounts on, the token's account)."""
+
+    visitor_id: UserId | None = Field(None, alias="visitorId", examples=["fan_1"])
+
+
+class QueueChallenge(BaseModel):
+    success: bool
+    challenge: str
+    bits: int
+    expiresAt: str
 
 
 class QueueJoined(BaseModel):
