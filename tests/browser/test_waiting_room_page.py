@@ -11,15 +11,21 @@ import httpx
 from tests.platforms import RunningPlatform
 
 
+async def create_onsale_event(api: httpx.AsyncClient, prefix: str) -> str:
+    """An event behind a waiting room that opens far in the future (the test opens it when it wants)."""
+    event_id = f"{prefix}_{uuid.uuid4().hex[:6]}"
+    created = await api.post("/events", json={
+        "eventId": event_id, "name": "On-sale in the browser", "venue": {"name": "Arena", "city": "Leeds"},
+        "startsAt": "2027-08-01T19:30:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40}],
+        "rows": [{"row": "A", "seats": 10, "section": "Floor", "categoryId": "std"}],
+        "onSale": {"opensAt": "2030-01-01T00:00:00Z", "admitPerMinute": 600}})
+    assert created.status_code == 201, created.text
+    return event_id
+
+
 async def test_a_visitor_waits_is_admitted_and_holds_a_seat(browser, platform: RunningPlatform) -> None:
-    event_id = f"page_onsale_{uuid.uuid4().hex[:6]}"
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as api:
-        created = await api.post("/events", json={
-            "eventId": event_id, "name": "On-sale in the browser", "venue": {"name": "Arena", "city": "Leeds"},
-            "startsAt": "2027-08-01T19:30:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40}],
-            "rows": [{"row": "A", "seats": 10, "section": "Floor", "categoryId": "std"}],
-            "onSale": {"opensAt": "2030-01-01T00:00:00Z", "admitPerMinute": 600}})
-        assert created.status_code == 201, created.text
+        event_id = await create_onsale_event(api, "page_onsale")
 
         page = await browser.new_page(viewport={"width": 1400, "height": 1000})
         await page.goto(f"{platform.base_url}/events/{event_id}/queue")
@@ -42,14 +48,8 @@ async def test_a_visitor_waits_is_admitted_and_holds_a_seat(browser, platform: R
 async def test_the_page_solves_the_proof_of_work_and_joins(browser, proof_platform: RunningPlatform) -> None:
     """With BOXOFFICE_QUEUE_PROOF_OF_WORK_BITS set, the page finds the solution itself (its own SHA-256,
     checked by the gateway's) and the visitor gets a place."""
-    event_id = f"page_proof_{uuid.uuid4().hex[:6]}"
     async with httpx.AsyncClient(base_url=proof_platform.base_url, timeout=30) as api:
-        created = await api.post("/events", json={
-            "eventId": event_id, "name": "On-sale with a proof", "venue": {"name": "Arena", "city": "Leeds"},
-            "startsAt": "2027-08-01T19:30:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40}],
-            "rows": [{"row": "A", "seats": 10, "section": "Floor", "categoryId": "std"}],
-            "onSale": {"opensAt": "2030-01-01T00:00:00Z", "admitPerMinute": 600}})
-        assert created.status_code == 201, created.text
+        event_id = await create_onsale_event(api, "page_proof")
         page = await browser.new_page()
         await page.goto(f"{proof_platform.base_url}/events/{event_id}/queue")
         await page.wait_for_selector("#queue-state:has-text('your place is drawn then')", timeout=20_000)

@@ -16,8 +16,6 @@ from datetime import datetime, timedelta
 
 import jwt
 
-PROOF_REQUIRED = "proof_of_work_required"
-PROOF_INVALID = "proof_of_work_invalid"
 NOT_ADMITTED = "not_admitted"
 ADMISSION_EXPIRED = "admission_expired"
 AUDIENCE = "boxoffice-queue-access"

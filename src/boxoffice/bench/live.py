@@ -8,7 +8,6 @@ same clock), messages delivered per second, and the memory each connection costs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import tempfile
 import time
@@ -25,7 +24,7 @@ from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
-from boxoffice.bench.holds import _pct, bench_event
+from boxoffice.bench.holds import _cpu_seconds, _pct, bench_event
 from boxoffice.config import Settings
 
 
@@ -34,16 +33,6 @@ def _processes(data_dir: Path, name: str) -> list[psutil.Process]:
     return [psutil.Process(int(description.split()[1].rstrip(",")))
             for program, _state, description in Supervisor(data_dir).status()
             if (program == name or program.startswith(name + "-")) and description.startswith("pid ")]
-
-
-def _cpu(processes: list[psutil.Process]) -> float:
-    """CPU seconds the processes have used (100 % is one core)."""
-    total = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
 
 
 def _rss(processes: list[psutil.Process]) -> int:
@@ -194,3 +183,8 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
             f"{listener.received / wall:,.0f}", f"{_pct(late, .5):.1f}", f"{_pct(late, .99):.1f}",
             f"{max(late) if late else float('nan'):.1f}", f"{per_connection[0]:.1f}",
             "-" if direct else f"{per_connection[1]:.1f}", busy]
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    """CPU seconds the processes (and their children) have used: 100 % is one core."""
+    return sum(_cpu_seconds({str(n): process for n, process in enumerate(processes)}).values())

@@ -115,13 +115,18 @@ def _ticket_filename(seat_id: str) -> str:
     return f"ticket-{re.sub(r'[^A-Za-z0-9_-]', '_', seat_id)}.png"
 
 
-def _envelope(kind: str, booking_id: str, to: str, sender: str, subject: str, now: datetime) -> EmailMessage:
+def _headers(kind: str, about: str, to: str, sender: str, subject: str, now: datetime) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = to
     mail["Subject"] = subject
     mail["Date"] = format_datetime(now.astimezone(UTC))
-    mail["Message-ID"] = message_id(kind, booking_id)
+    mail["Message-ID"] = message_id(kind, about)
+    return mail
+
+
+def _envelope(kind: str, booking_id: str, to: str, sender: str, subject: str, now: datetime) -> EmailMessage:
+    mail = _headers(kind, booking_id, to, sender, subject, now)
     mail["X-Boxoffice-Booking"] = booking_id
     return mail
 
@@ -216,12 +221,8 @@ def email_check_email(message: Message, sender: str, now: datetime) -> EmailMess
     if not is_mail_address(to):
         raise PermanentMailError(f"the account's email {to!r} is not an address mail can be sent to")
     link, until = one_line(str(data["link"])), one_line(str(data.get("expiresAt") or ""))
-    mail = EmailMessage()
-    mail["From"] = sender
-    mail["To"] = to
-    mail["Subject"] = "Confirm your email address for boxoffice"
-    mail["Date"] = format_datetime(now.astimezone(UTC))
-    mail["Message-ID"] = message_id(EMAIL_CHECK, str(data["verificationId"]))
+    mail = _headers(EMAIL_CHECK, str(data["verificationId"]), to, sender, "Confirm your email address for boxoffice",
+                    now)
     mail.set_content(
         f"Hello,\n\nsomeone, we hope you, made a boxoffice account with this address. To confirm it, open this "
         f"link before {until}:\n\n{link}\n\nUntil then the account cannot hold seats. If it was not you, "
