@@ -162,3 +162,21 @@ async def _notices_the_lost_lock(pool: asyncpg.Pool, event: EventSpec, consumer:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_leader_that_stops_gives_the_lock_back_with_its_connection_still_pooled(
+        pool: asyncpg.Pool, kafka: str) -> None:
+    """The pool hands connections on without asyncpg's session reset, so the leader itself must unlock:
+    otherwise the next borrower of that connection would carry the lock and no scheduler could lead."""
+    async with timeout_topic(kafka) as (_, producer):
+        scheduler = ExpiryScheduler(pool, Publisher(producer), utc_now, resend_after=30)
+        task = asyncio.create_task(scheduler.run())
+        try:
+            async with asyncio.timeout(5):
+                while not scheduler.leading or await lock_holder(pool) is None:
+                    await asyncio.sleep(0.02)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert await lock_holder(pool) is None
+        assert pool.get_size() - pool.get_idle_size() == 0  # the connection went back to the pool, open

@@ -67,7 +67,8 @@ class ExpiryScheduler:
         while True:
             try:
                 # The lock belongs to this connection's session: it is held for as long as the connection
-                # is, and released when it goes back to the pool (the pool's reset unlocks) or breaks.
+                # is, and released by `_lead_if_first` before the connection goes back to the pool, or with
+                # the connection when it breaks.
                 async with self._pool.acquire() as con:
                     try:
                         await self._lead_if_first(con)
@@ -94,6 +95,10 @@ class ExpiryScheduler:
             await self._lead(con)
         finally:
             self.leading = False
+            # The pool keeps session state (`keep_session`): a connection lent on must not carry the lock.
+            if not con.is_closed():
+                with contextlib.suppress(*TRANSIENT_ERRORS, asyncpg.PostgresError):
+                    await con.execute("SELECT pg_advisory_unlock_all()", timeout=LOCK_CHECK_EVERY)
 
     async def _lead(self, con: Connection) -> None:
         """Passes over the due holds until the connection (and with it the lock) is lost."""

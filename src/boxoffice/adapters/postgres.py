@@ -26,12 +26,22 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+async def keep_session(con: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is, once asyncpg has rolled back a transaction left open.
+
+    asyncpg's default reset sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release,
+    a round trip (and a statement on the server) for each borrowed connection. The services set no session
+    state, and the one session lock they take (the hold expiry leader's) is released by its holder.
+    """
+
+
 async def create_pool(dsn: str, size: int = 8, attempts: int = 100) -> asyncpg.Pool:
     """Waits for the database with a bounded retry before the service serves."""
     outage = Outage(log, "connecting to the database")
     for attempt in range(attempts):
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size, command_timeout=30)
+            pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size, command_timeout=30,
+                                             reset=keep_session)
         except TRANSIENT_ERRORS as exc:
             if attempt == attempts - 1:
                 raise

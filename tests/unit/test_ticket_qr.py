@@ -1,0 +1,75 @@
+"""The ticket QR codes in confirmation emails: the PNG shows segno's symbol, and a reader gets the code back."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+import zxingcpp
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from boxoffice.domain.tickets import Ticket, TicketSeal
+from boxoffice.service_layer.notifications import QR_BORDER, QR_MASK, QR_SCALE, qr_png, qr_symbol
+
+SEAL = TicketSeal(b"k" * 32)
+
+
+def _pixels(png: bytes) -> tuple[int, list[list[int]]]:
+    """A 1-bit greyscale PNG's rows as 0 (black) and 1 (white) per pixel; filters None and Up only."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    at, idat, width, height = 8, b"", 0, 0
+    while at < len(png):
+        (length,), kind = struct.unpack(">I", png[at:at + 4]), png[at + 4:at + 8]
+        body = png[at + 8:at + 8 + length]
+        assert struct.unpack(">I", png[at + 8 + length:at + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert (depth, colour) == (1, 0)
+        elif kind == b"IDAT":
+            idat += body
+        at += 12 + length
+    raw, stride = zlib.decompress(idat), (width + 7) // 8 + 1
+    rows, previous = [], bytes(stride - 1)
+    for y in range(height):
+        kind, line = raw[y * stride], raw[y * stride + 1:(y + 1) * stride]
+        assert kind in (0, 2)
+        line = bytes((a + b) & 0xFF for a, b in zip(line, previous, strict=True)) if kind == 2 else line
+        rows.append([(line[x // 8] >> (7 - x % 8)) & 1 for x in range(width)])
+        previous = line
+    return width, rows
+
+
+def _read(png: bytes) -> list[str]:
+    width, rows = _pixels(png)
+    grey = bytes(255 * bit for row in rows for bit in row)
+    return [code.text for code in zxingcpp.read_barcodes(memoryview(grey).cast("B", (len(rows), width)))]
+
+
+def _segno_png(payload: str) -> bytes:
+    out = io.BytesIO()
+    qr_symbol(payload).save(out, kind="png", scale=QR_SCALE, border=QR_BORDER)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("seat", ["A1", "Stalls-Row-Z-123", "Balcón 7", "x" * 60])
+def test_the_png_has_segnos_own_pixels_and_reads_back_as_the_ticket(seat: str) -> None:
+    code = SEAL.issue(Ticket("evt_rock_2030", "9f1c2d3e-1111-2222-3333-444455556666", seat))
+    png = qr_png(code)
+    assert _pixels(png) == _pixels(_segno_png(code))
+    assert _read(png) == [code]
+
+
+def test_the_symbol_is_full_size_with_the_fixed_mask_and_error_level_m() -> None:
+    for payload in ("A", "¡", SEAL.issue(Ticket("e", "b", "A1"))):
+        symbol = qr_symbol(payload)
+        assert (symbol.is_micro, symbol.mask, symbol.error) == (False, QR_MASK, "M")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=200))
+@example("¡")  # read as "｡" (Shift JIS) when the symbol does not say UTF-8
+def test_any_text_reads_back(payload: str) -> None:
+    assert _read(qr_png(payload)) == [payload]
