@@ -96,6 +96,8 @@ def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
         **configured,
         "BOXOFFICE_KAFKA_BOOTSTRAP": runtime.kafka_bootstrap,
         "BOXOFFICE_OUTBOX_RETAIN_SECONDS": str(_outbox_retention(settings, runtime)),
+        # Resolved here: the services reach the embedded broker by address, like an external one.
+        "BOXOFFICE_TOPIC_PARTITIONS": str(settings.partitions),
         "BOXOFFICE_DATABASE_URL": runtime.database_url,
         "BOXOFFICE_HTTP_PORT": str(runtime.http_port),
         "BOXOFFICE_DATA_DIR": str(settings.data_path),
@@ -140,7 +142,7 @@ async def prepare(runtime: Runtime, settings: Settings, postgres: EmbeddedPostgr
         await postgres.provision()  # the services' role; a database of an earlier version is handed to it
     from boxoffice.adapters.kafka import client_security
 
-    await initialise(runtime.database_url, runtime.kafka_bootstrap, settings.topic_partitions,
+    await initialise(runtime.database_url, runtime.kafka_bootstrap, settings.partitions,
                      kafka_security=None if runtime.embedded_kafka else client_security(settings))
 
 

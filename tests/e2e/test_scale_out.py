@@ -22,11 +22,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from boxoffice.config import EMBEDDED_BROKER_PARTITIONS
 from boxoffice.messages import SEAT_RESERVATION_REQUESTED, decode
 from boxoffice.service_layer.booking import TOPICS as BOOKING_TOPICS
 from tests.platforms import RunningPlatform, start_platform
 
-PARTITIONS = 12  # the default topic_partitions
+PARTITIONS = EMBEDDED_BROKER_PARTITIONS  # three booking processes: the default's 4 partitions
 GROUP_PARTITIONS = len(BOOKING_TOPICS) * PARTITIONS  # every topic the booking group reads
 ROWS, SEATS_PER_ROW = 4, 15
 RUSH_SECONDS = 24.0  # long enough for the joining process to take part on a busy machine

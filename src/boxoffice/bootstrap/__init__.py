@@ -81,7 +81,7 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
     handle go to their topic's dead letters, so every consumer produces (a producer of its own if needed).
     With `concurrency`, up to that many messages are handled at once, one per call of the handler."""
     # Topics a restarted embedded broker forgot are made again, with the configured partitions.
-    await ensure_topics(rt.settings.kafka_bootstrap or "", rt.settings.topic_partitions,
+    await ensure_topics(rt.settings.kafka_bootstrap or "", rt.settings.partitions,
                         security=client_security(rt.settings))
     own_producer = None
     if rt.producer is None:

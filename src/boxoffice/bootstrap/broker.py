@@ -36,12 +36,12 @@ async def after_start(settings: Settings, port: int, broker_alive: Callable[[], 
     settled_at = time.monotonic() + SETTLE_SECONDS
     while time.monotonic() < settled_at:
         try:
-            remade = await repair_fresh_broker_topics(bootstrap, settings.topic_partitions)
+            remade = await repair_fresh_broker_topics(bootstrap, settings.partitions)
         except KafkaError as exc:
             log.warning("checking the topics of the new broker: %s", exc)
         else:
             if remade:
-                log.warning("made again with %d partitions: %s", settings.topic_partitions, ", ".join(remade))
+                log.warning("made again with %d partitions: %s", settings.partitions, ", ".join(remade))
         await asyncio.sleep(0.2)
     if not settings.database_url:
         return

@@ -258,10 +258,10 @@ def init(demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Create the
     started = time.monotonic()
     from boxoffice.adapters.kafka import client_security
 
-    asyncio.run(platform.initialise(settings.database_url, settings.kafka_bootstrap, settings.topic_partitions,
+    asyncio.run(platform.initialise(settings.database_url, settings.kafka_bootstrap, settings.partitions,
                                     demo=demo, kafka_security=client_security(settings)))
     console.print(f"boxoffice initialised in {time.monotonic() - started:.1f} s: schema migrated, "
-                  f"topics with {settings.topic_partitions} partitions{', demo events' if demo else ''}")
+                  f"topics with {settings.partitions} partitions{', demo events' if demo else ''}")
 
 
 @app.command()
