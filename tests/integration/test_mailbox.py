@@ -181,3 +181,63 @@ async def test_what_a_sender_put_in_a_message_is_served_as_data_not_as_a_page_of
                 answer = await http.get(url)
                 assert answer.headers["x-content-type-options"] == "nosniff", url
                 assert answer.headers["referrer-policy"] == "no-referrer", url
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.recipients: list[str] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.recipients += envelope.rcpt_tos
+        return "250 OK"
+
+
+async def test_one_connection_carries_the_emails_and_one_the_server_dropped_is_replaced_at_once() -> None:
+    handler, sessions = Recording(), []
+
+    def session() -> SMTP:
+        sessions.append(SMTP(handler))
+        return sessions[-1]
+
+    port = free_port()
+    server = await asyncio.get_running_loop().create_server(session, "127.0.0.1", port)
+    sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2)
+    try:
+        for n in range(3):
+            await sender.send(plain_email(f"fan{n}@example.com"))
+        assert (len(sessions), sender.connections) == (1, 1)
+        sessions[0].transport.close()  # the server's own idle timeout
+        await sender.send(plain_email("fan3@example.com"))
+        assert handler.recipients == [f"fan{n}@example.com" for n in range(4)]
+        assert (len(sessions), sender.connections) == (2, 2)
+
+        idle = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2, idle_seconds=0)  # never trusts an idle one
+        await idle.send(plain_email("fan4@example.com"))
+        await idle.send(plain_email("fan5@example.com"))
+        assert idle.connections == 2 and handler.recipients[-2:] == ["fan4@example.com", "fan5@example.com"]
+        await idle.close()
+    finally:
+        await sender.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_after_a_refusal_the_next_email_goes_on_a_new_connection() -> None:
+    port = free_port()
+    sessions: list[SMTP] = []
+
+    def session() -> SMTP:
+        sessions.append(SMTP(RefuseEveryone()))
+        return sessions[-1]
+
+    server = await asyncio.get_running_loop().create_server(session, "127.0.0.1", port)
+    sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2)
+    try:
+        for _ in range(2):
+            with pytest.raises(PermanentMailError):
+                await sender.send(plain_email("x@example.com"))
+        assert sender.connections == 2 and len(sessions) == 2
+    finally:
+        await sender.close()
+        server.close()
+        await server.wait_closed()
