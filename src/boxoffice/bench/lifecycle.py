@@ -44,6 +44,21 @@ async def _each(items: list[T], clients: int, work: Callable[[T], Awaitable[R]])
     return results, time.perf_counter() - started
 
 
+EMAILS_WAIT_SECONDS = 300.0
+
+
+async def _emails_sent(pool: Any, booking_ids: list[str]) -> tuple[int, Any]:
+    """How many of the bookings' confirmation emails went out, and when the last did; waits (bounded) for all."""
+    deadline = time.monotonic() + EMAILS_WAIT_SECONDS
+    while True:
+        sent, last = await pool.fetchrow(
+            "SELECT count(*), max(sent_at) FROM notifications_sent WHERE kind = 'confirmation' "
+            "AND booking_id = ANY($1::uuid[])", booking_ids)
+        if sent >= len(booking_ids) or time.monotonic() > deadline:
+            return sent, last
+        await asyncio.sleep(0.2)
+
+
 def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: Console) -> None:
     from boxoffice import platform
 
@@ -92,8 +107,16 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
             to_pay, _ = await _each(seats[holds:], clients, hold)
             processes = _process_cpu(Supervisor(data_path))
             cpu_before = _cpu_seconds(processes)
-            paid, pay_wall = await _each([b for b in to_pay if b], clients, pay)
+            paying = [b for b in to_pay if b]
+            paid, pay_wall = await _each(paying, clients, pay)
             cpu_used = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in _cpu_seconds(processes).items()}
+            paid_at = await pool.fetchval("SELECT clock_timestamp()")
+        # Emails are off the buyer's path and may trail the payments: their CPU is counted once all are out.
+        confirmed_ids = [b["bookingId"] for b, (status, _) in zip(paying, paid, strict=True) if status == 200]
+        with console.status("waiting for the confirmation emails..."):
+            emailed, last_email = await _emails_sent(pool, confirmed_ids)
+            cpu_with_emails = {name: seconds - cpu_before.get(name, 0.0)
+                               for name, seconds in _cpu_seconds(processes).items()}
 
     booking_ids = [b["bookingId"] for b in expiring if b]
     last_deadline = await pool.fetchval("SELECT max(expires_at) FROM bookings WHERE booking_id = ANY($1::uuid[])",
@@ -147,5 +170,12 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
         per_confirmation = ", ".join(f"{name} {seconds * 1000 / len(ok):.2f}" for name, seconds in
                                      sorted(cpu_used.items(), key=lambda item: -item[1]) if seconds > 0)
         console.print(f"CPU ms per confirmation while paying ({pay_wall:.1f} s wall, 2 cores): {per_confirmation}")
+        trailing = (f"the last {(last_email - paid_at).total_seconds():.1f} s after the last payment"
+                    if last_email is not None and last_email > paid_at else "all during the payments")
+        console.print(f"confirmation emails: {emailed:,} of {len(ok):,} sent, {trailing}; CPU ms per confirmation "
+                      f"with them: {sum(cpu_with_emails.values()) * 1000 / len(ok):.2f} in all (notification "
+                      f"{cpu_with_emails.get('notification', 0.0) * 1000 / len(ok):.2f}, mailbox "
+                      f"{cpu_with_emails.get('mailbox', 0.0) * 1000 / len(ok):.2f}), against "
+                      f"{sum(cpu_used.values()) * 1000 / len(ok):.2f} while paying")
     console.print(f"seats still held after expiry: {still_held} (must be 0); seats BOOKED: {booked} "
                   f"(must be {len(ok)}); provider charges: {charges} (must be {len(paid)}: one per payment)")
