@@ -11,9 +11,10 @@ booking's state refuses is answered with booking.command.rejected.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from boxoffice import messages as topics
 from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus
+from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
 from boxoffice.service_layer import waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork
@@ -168,48 +170,60 @@ async def expire_holds(uow: BookingUnitOfWork, batch: list[Message], decide: Dec
     return [(event, None) for b in due for event in b.events] + offered
 
 
+def _booking_id(message: Message) -> str | None:
+    booking_id = message.data.get("bookingId")
+    return booking_id if isinstance(booking_id, str) and _UUID.match(booking_id) else None
+
+
+@contextlib.contextmanager
+def _handling(message: Message) -> Iterator[None]:
+    """Lines logged while one message of a run is decided carry its request id."""
+    token = REQUEST_ID.set(message.request_id)
+    try:
+        yield
+    finally:
+        REQUEST_ID.reset(token)
+
+
 async def _apply(uow: BookingUnitOfWork, run: list[Message], decide: Decide, apply: Apply,
                  command: str | None = None) -> list[Decision]:
     """Applies each message of the run to its booking, in order. `command` names a buyer's command, which is
     answered even when refused; other messages are not."""
-    named: list[tuple[Message, str]] = []
-    for message in run:
-        booking_id = message.data.get("bookingId")
-        if isinstance(booking_id, str) and _UUID.match(booking_id):
-            named.append((message, booking_id))
-        else:
-            log.error("dropping %s %s without a valid bookingId", message.type, message.id)
-    if not named:
-        return []
-    found = {b.booking_id: b for b in await uow.bookings.lock([b for _, b in named])}
+    named = [b for m in run if (b := _booking_id(m)) is not None]
+    found = {b.booking_id: b for b in await uow.bookings.lock(named)} if named else {}
     changed: dict[str, Booking] = {}
     outgoing: list[Message] = []
     decisions: list[Decision] = []
-    for message, booking_id in named:
-        booking = found.get(booking_id.lower())  # the database spells a uuid in lower case
-        if booking is None:
-            if command is not None:
-                missing = errors.BookingNotFound(f"Booking {booking_id} does not exist")
-                _refuse(outgoing, decisions, message, message.event_id, booking_id, command, missing)
-            continue
-        recorded = len(booking.events)
-        try:
-            if not apply(booking, message, decide.now):
+    for message in run:
+        with _handling(message):
+            booking_id = _booking_id(message)
+            if booking_id is None:
+                log.error("dropping %s %s without a valid bookingId", message.type, message.id)
                 continue
-        except errors.DomainError as exc:
-            if command is None:
-                log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
-            else:
-                _refuse(outgoing, decisions, message, booking.event_id, booking_id, command, exc)
-            continue
-        changed[booking.booking_id] = booking
-        card = (await card_fields(message.data, decide.cards)
-                if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None)
-        decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
-                   if message.type == topics.PAYMENT_FAILED else None)
-        # This message's own events only, as they are now: a later message of the run cannot change them.
-        outgoing += messages_for(booking, message.request_id, card, decline, since=recorded)
-        decisions += [(event, message.request_id) for event in booking.events[recorded:]]
+            booking = found.get(booking_id.lower())  # the database spells a uuid in lower case
+            if booking is None:
+                if command is not None:
+                    missing = errors.BookingNotFound(f"Booking {booking_id} does not exist")
+                    _refuse(outgoing, decisions, message, message.event_id, booking_id, command, missing)
+                continue
+            recorded = len(booking.events)
+            try:
+                if not apply(booking, message, decide.now):
+                    continue
+            except errors.DomainError as exc:
+                if command is None:
+                    log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
+                else:
+                    _refuse(outgoing, decisions, message, booking.event_id, booking_id, command, exc)
+                continue
+            changed[booking.booking_id] = booking
+            card = (await card_fields(message.data, decide.cards)
+                    if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None)
+            decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
+                       if message.type == topics.PAYMENT_FAILED else None)
+            # This message's own events only, as they are now: a later message of the run cannot change them.
+            outgoing += messages_for(booking, message.request_id, card, decline, since=recorded)
+            decisions += [(event, message.request_id) for event in booking.events[recorded:]]
     offered: list[Decision] = []
     if changed:
         await uow.bookings.save(list(changed.values()))
