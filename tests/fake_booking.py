@@ -114,25 +114,33 @@ class FakeBookings:
                                 if b.event_id == event_id and b.status in LIVE])
 
     async def save(self, bookings: list[Booking]) -> None:
-        for booking in bookings:
+        # Kind by kind in lifecycle order, as the adapter's set-based statements write them; every confirmation's
+        # seats are checked before any is booked, as its one UPDATE counts them all.
+        recorded = [(b, e) for b in bookings for e in b.events]
+        for booking, event in recorded:
+            if isinstance(event, events.PaymentRequested):
+                stored = self._t.bookings[booking.booking_id]
+                stored.status, stored.payment_id = BookingStatus.PAYING, event.payment_id
+        confirmed = [b for b, e in recorded if isinstance(e, events.BookingConfirmed)]
+        for seat in [seat for booking in confirmed for seat in self._reserved_seats(booking)]:
+            seat.status = SeatStatus.BOOKED
+        for booking in confirmed:
+            self._t.bookings[booking.booking_id].status = BookingStatus.CONFIRMED
+        for booking, event in recorded:
             stored = self._t.bookings[booking.booking_id]
-            for event in booking.events:
-                if isinstance(event, events.PaymentRequested):
-                    stored.status, stored.payment_id = BookingStatus.PAYING, event.payment_id
-                elif isinstance(event, events.BookingConfirmed):
-                    for seat in self._reserved_seats(booking):
-                        seat.status = SeatStatus.BOOKED
-                    stored.status = BookingStatus.CONFIRMED
-                elif isinstance(event, events.RefundRequested):
-                    stored.status, stored.refund_id = BookingStatus.REFUNDING, event.refund_id
-                elif isinstance(event, events.RefundFailed):
-                    stored.status = BookingStatus.CONFIRMED
-                elif isinstance(event, events.SeatsReleased):
-                    was = SeatStatus.BOOKED if event.reason == "refunded" else SeatStatus.RESERVED
-                    for seat in self._seats_in(booking, was):
-                        seat.status, seat.booking_id = SeatStatus.AVAILABLE, None
-                    stored.status = booking.status
-                    self._t.end_reasons[booking.booking_id] = event.reason
+            if isinstance(event, events.RefundRequested) and stored.status is BookingStatus.CONFIRMED:
+                stored.status, stored.refund_id = BookingStatus.REFUNDING, event.refund_id
+        for booking, event in recorded:
+            stored = self._t.bookings[booking.booking_id]
+            if isinstance(event, events.RefundFailed) and stored.status is BookingStatus.REFUNDING:
+                stored.status = BookingStatus.CONFIRMED
+        for booking, event in recorded:
+            if isinstance(event, events.SeatsReleased):
+                was = SeatStatus.BOOKED if event.reason == "refunded" else SeatStatus.RESERVED
+                for seat in self._seats_in(booking, was):
+                    seat.status, seat.booking_id = SeatStatus.AVAILABLE, None
+                self._t.bookings[booking.booking_id].status = booking.status
+                self._t.end_reasons[booking.booking_id] = event.reason
 
     def _reserved_seats(self, booking: Booking) -> list[Seat]:
         return self._seats_in(booking, SeatStatus.RESERVED)

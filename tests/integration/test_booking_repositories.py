@@ -12,7 +12,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from boxoffice.adapters.booking_uow import PostgresBookingUnitOfWork
+from boxoffice.adapters.booking_uow import PostgresBookings, PostgresBookingUnitOfWork
 from boxoffice.adapters.catalog_store import create_event
 from boxoffice.domain import events
 from boxoffice.domain.model import Booking, BookingStatus, SeatStatus
@@ -174,6 +174,120 @@ async def test_releasing_seats_the_booking_does_not_hold_is_refused(setting: tup
         async with unit_of_work() as uow:
             await uow.bookings.save([impostor])
     assert (await stored_booking(unit_of_work, hold.booking_id)).status is BookingStatus.PENDING
+
+
+async def held_bookings(unit_of_work: UnitOfWorkFactory, event_id: str, *seat_sets: tuple[str, ...]) -> list[str]:
+    holds = [a_hold(event_id, *seats) for seats in seat_sets]
+    for hold in holds:
+        await committed_hold(unit_of_work, hold)
+    return [h.booking_id for h in holds]
+
+
+async def test_saving_several_payment_requests_at_once_writes_each(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    ids = await held_bookings(unit_of_work, event_id, ("A1",), ("A2", "A3"), ("B1",))
+    async with unit_of_work() as uow:
+        locked = await uow.bookings.lock(ids)
+        for booking in locked:
+            booking.start_payment(f"pay_{booking.booking_id}", booking.amount, EXPIRES - timedelta(minutes=1))
+        await uow.bookings.save(locked)
+        await uow.commit()
+
+    for booking_id in ids:
+        stored = await stored_booking(unit_of_work, booking_id)
+        assert (stored.status, stored.payment_id) == (BookingStatus.PAYING, f"pay_{booking_id}")
+    assert set((await seat_states(unit_of_work, event_id, "A1", "A2", "A3", "B1")).values()) == {
+        ("RESERVED", b) for b in ids}
+
+
+async def confirmed_together(unit_of_work: UnitOfWorkFactory, ids: list[str], refunded: str | None = None) -> None:
+    """Pays and confirms the bookings in one save each (`refunded` is then refunded at once, as a payment for a
+    called-off event is)."""
+    async with unit_of_work() as uow:
+        locked = await uow.bookings.lock(ids)
+        for booking in locked:
+            booking.start_payment(f"pay_{booking.booking_id}", booking.amount, EXPIRES - timedelta(minutes=1))
+        await uow.bookings.save(locked)
+        await uow.commit()
+    async with unit_of_work() as uow:
+        locked = await uow.bookings.lock(ids)
+        for booking in locked:
+            booking.confirm()
+            if booking.booking_id == refunded:
+                booking.start_refund(f"refund_{booking.booking_id}")
+        await uow.bookings.save(locked)
+        await uow.commit()
+
+
+async def test_saving_several_confirmations_at_once_books_all_their_seats(
+        setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    ids = await held_bookings(unit_of_work, event_id, ("A1",), ("A2", "A3"), ("B1",))
+    await confirmed_together(unit_of_work, ids, refunded=ids[2])
+
+    assert await seat_states(unit_of_work, event_id, "A1", "A2", "A3", "B1", "B2") == {
+        "A1": ("BOOKED", ids[0]), "A2": ("BOOKED", ids[1]), "A3": ("BOOKED", ids[1]), "B1": ("BOOKED", ids[2]),
+        "B2": ("AVAILABLE", None)}
+    stored = [await stored_booking(unit_of_work, b) for b in ids]
+    assert [(b.status, b.payment_id, b.refund_id) for b in stored] == [
+        (BookingStatus.CONFIRMED, f"pay_{ids[0]}", None), (BookingStatus.CONFIRMED, f"pay_{ids[1]}", None),
+        (BookingStatus.REFUNDING, f"pay_{ids[2]}", f"refund_{ids[2]}")]
+
+
+async def test_a_confirmation_whose_seats_are_not_reserved_for_it_refuses_the_whole_save(
+        setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    fine, other, neighbour = await held_bookings(unit_of_work, event_id, ("A4",), ("A5",), ("A6",))
+    async with unit_of_work() as uow:
+        locked = await uow.bookings.lock([fine, other])
+        for booking in locked:
+            booking.start_payment("pay_1", booking.amount, EXPIRES - timedelta(minutes=1))
+        await uow.bookings.save(locked)
+        await uow.commit()
+
+    with pytest.raises(SeatsOutOfStep):
+        async with unit_of_work() as uow:
+            locked = {b.booking_id: b for b in await uow.bookings.lock([fine, other])}
+            # It says it holds A6 too, which is RESERVED for its neighbour.
+            impostor = dataclasses.replace(locked[other], seat_ids=["A5", "A6"])
+            for booking in (locked[fine], impostor):
+                booking.confirm()
+            await uow.bookings.save([locked[fine], impostor])
+            await uow.commit()
+    assert await seat_states(unit_of_work, event_id, "A4", "A5", "A6") == {
+        "A4": ("RESERVED", fine), "A5": ("RESERVED", other), "A6": ("RESERVED", neighbour)}
+    assert [(await stored_booking(unit_of_work, b)).status for b in (fine, other)] == [BookingStatus.PAYING] * 2
+
+
+async def test_saving_many_bookings_takes_one_statement_per_kind_of_change(pool: asyncpg.Pool) -> None:
+    spec = small_event(rows=2)
+    async with pool.acquire() as con:
+        await create_event(con, spec)
+    unit_of_work = lambda: PostgresBookingUnitOfWork(pool)  # noqa: E731
+    confirming = await held_bookings(unit_of_work, spec.event_id, ("A1",), ("A2", "A3"), ("B1",))
+    asking = await held_bookings(unit_of_work, spec.event_id, ("B2",), ("B3",))
+    async with unit_of_work() as uow:
+        locked = await uow.bookings.lock(confirming)
+        for booking in locked:
+            booking.start_payment("pay_1", booking.amount, EXPIRES - timedelta(minutes=1))
+        await uow.bookings.save(locked)
+        await uow.commit()
+
+    statements: list[str] = []
+    async with pool.acquire() as con, con.transaction():
+        bookings = PostgresBookings(con)
+        locked = await bookings.lock(confirming + asking)
+        for booking in locked:
+            if booking.booking_id in confirming:
+                booking.confirm()
+            else:
+                booking.start_payment("pay_2", booking.amount, EXPIRES - timedelta(minutes=1))
+        with con.query_logger(lambda query: statements.append(query.query)):
+            await bookings.save(locked)
+    # The commit's round trip has run the logger's callbacks (asyncpg calls them soon after each statement).
+    assert len(statements) == 3  # the payments, the confirmed seats, the confirmed bookings
+    assert set((await seat_states(unit_of_work, spec.event_id, "A1", "A2", "A3", "B1", "B2")).values()) == {
+        ("BOOKED", b) for b in confirming} | {("RESERVED", asking[0])}
 
 
 async def test_request_outcomes_and_change_numbers(setting: tuple[str, UnitOfWorkFactory]) -> None:

@@ -16,7 +16,8 @@ from boxoffice.bootstrap.payment import payment_handler
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import Message, decode
-from tests.booking_service import CollectingOutbox, expire, handle, reserve
+from boxoffice.service_layer.ports import OutboxRow
+from tests.booking_service import CollectingOutbox, decide, expire, handle, reserve
 from tests.conftest import small_event
 
 
@@ -210,3 +211,29 @@ async def test_many_timeouts_expire_in_one_transaction_and_spare_the_rest(pool: 
     assert await state(pool, not_yet) == ("pending", ["RESERVED"])
     assert await state(pool, paying) == ("paying", ["RESERVED"])
     assert await expire(pool, event.event_id, due, start + timedelta(seconds=2)) == []
+
+
+async def test_a_run_of_payments_is_decided_together_and_a_booking_out_of_step_alone_left_unapplied(
+        pool: asyncpg.Pool, event: EventSpec) -> None:
+    ids = [await hold(pool, event, [f"B{n}"]) for n in range(1, 5)]
+    asked = await decide(pool, [msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=b, paymentId=f"pay_{n}",
+                                    amount=20.0) for n, b in enumerate(ids)], now())
+    assert [(m.type, m.data["bookingId"], m.data["paymentId"]) for m in map(decode_row, asked)] == [
+        (topics.PAYMENT_REQUESTED, b, f"pay_{n}") for n, b in enumerate(ids)]
+    # B2 was given back behind its booking's back: the booking and its seat disagree.
+    await pool.execute("UPDATE seats SET status = 'AVAILABLE', booking_id = NULL WHERE event_id = $1 "
+                       "AND seat_id = 'B2'", event.event_id)
+
+    out = [decode_row(r) for r in await decide(pool, [
+        *(msg(event, topics.PAYMENT_SUCCEEDED, bookingId=b, paymentId=f"pay_{n}") for n, b in enumerate(ids[:3])),
+        msg(event, topics.PAYMENT_FAILED, bookingId=ids[3], paymentId="pay_3", declineCode="card_declined")], now())]
+
+    assert [(m.type, m.data["bookingId"], m.data.get("seq")) for m in out] == [
+        (topics.BOOKING_CONFIRMED, ids[0], 5), (topics.BOOKING_CONFIRMED, ids[2], 6),
+        (topics.SEAT_RELEASED, ids[3], 7), (topics.BOOKING_CANCELLED, ids[3], None)]
+    assert [await state(pool, b) for b in ids] == [("confirmed", ["BOOKED"]), ("paying", ["AVAILABLE"]),
+                                                   ("confirmed", ["BOOKED"]), ("payment_failed", ["AVAILABLE"])]
+
+
+def decode_row(row: OutboxRow) -> Message:
+    return decode(row.payload)

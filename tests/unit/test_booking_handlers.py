@@ -92,13 +92,15 @@ async def paying(platform: Platform, booking_id: str, amount: float = 150.0) -> 
     assert asked.type == topics.PAYMENT_REQUESTED
 
 
-def test_every_booking_topic_has_exactly_one_kind_of_handler() -> None:
+def test_every_booking_topic_has_a_handler_and_the_payment_topics_a_fallback_too() -> None:
     assert set(TOPIC_HANDLERS) == {
         topics.SEAT_RESERVATION_REQUESTED, topics.SEAT_RESERVATION_TIMEOUT, topics.BOOKING_CONFIRMATION_REQUESTED,
         topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED, topics.BOOKING_CANCELLATION_REQUESTED,
         topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED, topics.EVENT_CANCELLATION_REQUESTED,
         topics.REFUND_SUCCEEDED, topics.REFUND_FAILED}
-    assert all((route.batch is None) != (route.each is None) for route in TOPIC_HANDLERS.values())
+    assert all(route.batch is not None or route.each is not None for route in TOPIC_HANDLERS.values())
+    assert {t for t, route in TOPIC_HANDLERS.items() if route.batch is not None and route.each is not None} == {
+        topics.BOOKING_CONFIRMATION_REQUESTED, topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED}
 
 
 async def test_three_buyers_of_one_seat_in_one_batch_first_one_wins() -> None:
@@ -654,3 +656,136 @@ async def test_each_seat_message_carries_the_counts_right_after_its_change() -> 
         (18, 2, 0), (17, 3, 0), (17, 1, 2), (18, 0, 2), (20, 0, 0), (18, 2, 0)]
     last = seat_messages[-1].data
     assert (last["available"], last["reserved"], last["booked"]) == truth()
+
+
+# -- runs of confirmations and payment outcomes, decided as a whole --------------------------------------------
+
+def on_payment(topic: str, booking_id: str, request_id: str, **data: object) -> Message:
+    return Message(topic, EVENT.event_id, {"bookingId": booking_id, **data}, request_id)
+
+
+async def six_holds(platform: Platform) -> list[str]:
+    out = await platform.handle(*(hold_request(f"u{i}", f"A{i}") for i in range(1, 7)))
+    assert [m.type for m in out] == [topics.SEAT_RESERVED] * 6
+    return [str(m.data["bookingId"]) for m in out]
+
+
+def seen(out: list[Message], ids: list[str]) -> list[tuple[object, ...]]:
+    """What a test compares of each message: booking ids as their place in `ids`."""
+    return [(m.type, ids.index(str(m.data["bookingId"])), m.request_id, m.data.get("seq"), m.data.get("available"),
+             m.data.get("reserved"), m.data.get("booked")) for m in out]
+
+
+@pytest.mark.parametrize("together", [True, False])
+async def test_a_run_of_confirmations_and_outcomes_decides_each_booking_as_one_by_one_would(together: bool) -> None:
+    platform = Platform()
+    ids = await six_holds(platform)
+    confirms = [on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, b, f"req-confirm-{i}", paymentId=f"pay_{i}",
+                           amount=150.0, cardToken=f"tok_{i}") for i, b in enumerate(ids)]
+    succeeded, failed = topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED
+    outcomes = [on_payment(topic, ids[i], f"req-outcome-{i}", paymentId=f"pay_{i}", declineCode="card_declined")
+                for i, topic in enumerate([succeeded, succeeded, failed, failed, succeeded, succeeded])]
+    units_before = len(platform.units)
+    if together:
+        asked = await platform.handle(*confirms)
+        answered = await platform.handle(*outcomes)
+    else:
+        asked = [m for c in confirms for m in await platform.handle(c)]
+        answered = [m for o in outcomes for m in await platform.handle(o)]
+
+    assert [(m.type, m.data["bookingId"], m.request_id, m.data["paymentId"], m.data["cardToken"]) for m in asked] == [
+        (topics.PAYMENT_REQUESTED, b, f"req-confirm-{i}", f"pay_{i}", f"tok_{i}") for i, b in enumerate(ids)]
+    confirmed, released, cancelled = topics.BOOKING_CONFIRMED, topics.SEAT_RELEASED, topics.BOOKING_CANCELLED
+    assert seen(answered, ids) == [
+        (confirmed, 0, "req-outcome-0", 7, 14, 5, 1), (confirmed, 1, "req-outcome-1", 8, 14, 4, 2),
+        (released, 2, "req-outcome-2", 9, 15, 3, 2), (cancelled, 2, "req-outcome-2", None, None, None, None),
+        (released, 3, "req-outcome-3", 10, 16, 2, 2), (cancelled, 3, "req-outcome-3", None, None, None, None),
+        (confirmed, 4, "req-outcome-4", 11, 16, 1, 3), (confirmed, 5, "req-outcome-5", 12, 16, 0, 4)]
+    assert answered[3].data["declineCode"] == "card_declined" and answered[3].data["status"] == "payment_failed"
+    assert [platform.booking(b) for b in ids] == [BookingStatus.CONFIRMED] * 2 + [BookingStatus.PAYMENT_FAILED] * 2 \
+        + [BookingStatus.CONFIRMED] * 2
+    assert [platform.seat(f"A{i}") for i in range(1, 7)] == [SeatStatus.BOOKED] * 2 + [SeatStatus.AVAILABLE] * 2 \
+        + [SeatStatus.BOOKED] * 2
+    # Together: one transaction for the confirmations, one for each run of outcomes (successes, failures, successes).
+    assert len(platform.units) - units_before == (4 if together else 12)
+
+
+async def test_a_booking_named_twice_in_a_run_sees_the_first_messages_effect() -> None:
+    platform = Platform()
+    first, second = await held(platform, "A1"), await held(platform, "A2", user="other")
+    out = await platform.handle(
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, first, "req-1", paymentId="pay_1", amount=1.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, first, "req-2", paymentId="pay_1", amount=150.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, second, "req-3", paymentId="pay_3", amount=150.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, first, "req-4", paymentId="pay_1", amount=150.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, first, "req-5", paymentId="pay_2", amount=150.0))
+    # The wrong amount is refused, the next one asks; the same payment again is not asked twice, another refused.
+    assert [(m.type, m.request_id, m.data.get("code")) for m in out] == [
+        (topics.BOOKING_COMMAND_REJECTED, "req-1", "amount_mismatch"), (topics.PAYMENT_REQUESTED, "req-2", None),
+        (topics.PAYMENT_REQUESTED, "req-3", None), (topics.BOOKING_COMMAND_REJECTED, "req-5", "payment_in_progress")]
+    assert platform.tables.bookings[first].payment_id == "pay_1" and platform.booking(second) is BookingStatus.PAYING
+
+    twice = await platform.handle(on_payment(topics.PAYMENT_SUCCEEDED, first, "req-6", paymentId="pay_1"),
+                                  on_payment(topics.PAYMENT_SUCCEEDED, first, "req-7", paymentId="pay_1"))
+    assert [(m.type, m.request_id, m.data["seq"]) for m in twice] == [(topics.BOOKING_CONFIRMED, "req-6", 3)]
+    assert platform.booking(first) is BookingStatus.CONFIRMED and platform.seat("A1") is SeatStatus.BOOKED
+
+
+async def test_payments_landing_together_for_a_called_off_event_are_confirmed_then_refunded_each_once() -> None:
+    platform = Platform()
+    first, second = await held(platform, "A1"), await held(platform, "A2", user="other")
+    await paying(platform, first)
+    await paying(platform, second)
+    await platform.handle(Message(topics.EVENT_CANCELLATION_REQUESTED, EVENT.event_id, {}, "req-off"))
+    out = await platform.handle(on_payment(topics.PAYMENT_SUCCEEDED, first, "req-1", paymentId="pay_1"),
+                                on_payment(topics.PAYMENT_SUCCEEDED, second, "req-2", paymentId="pay_1"),
+                                on_payment(topics.PAYMENT_SUCCEEDED, first, "req-3", paymentId="pay_1"))
+
+    assert [(m.type, m.data["bookingId"], m.request_id) for m in out] == [
+        (topics.BOOKING_CONFIRMED, first, "req-1"), (topics.REFUND_REQUESTED, first, "req-1"),
+        (topics.BOOKING_CONFIRMED, second, "req-2"), (topics.REFUND_REQUESTED, second, "req-2")]
+    assert [(platform.booking(b), platform.tables.bookings[b].refund_id) for b in (first, second)] == [
+        (BookingStatus.REFUNDING, f"refund_{first}"), (BookingStatus.REFUNDING, f"refund_{second}")]
+    assert platform.seat("A1") is SeatStatus.BOOKED and platform.seat("A2") is SeatStatus.BOOKED
+
+
+async def test_a_refused_command_in_the_middle_of_a_run_is_answered_and_the_others_go_on() -> None:
+    platform = Platform()
+    ids = await six_holds(platform)
+    unknown = str(uuid.uuid4())
+    out = await platform.handle(
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, ids[0], "req-0", paymentId="pay_0", amount=150.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, ids[1], "req-1", paymentId="pay_1", amount=149.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, unknown, "req-2", paymentId="pay_2", amount=150.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, "not-a-uuid", "req-3", paymentId="pay_3", amount=150.0),
+        on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, ids[2], "req-4", paymentId="pay_4", amount=150.0))
+
+    assert [(m.type, m.data["bookingId"], m.request_id, m.data.get("code")) for m in out] == [
+        (topics.PAYMENT_REQUESTED, ids[0], "req-0", None),
+        (topics.BOOKING_COMMAND_REJECTED, ids[1], "req-1", "amount_mismatch"),
+        (topics.BOOKING_COMMAND_REJECTED, unknown, "req-2", "booking_not_found"),
+        (topics.PAYMENT_REQUESTED, ids[2], "req-4", None)]
+    assert [platform.booking(b) for b in ids[:3]] == [BookingStatus.PAYING, BookingStatus.PENDING,
+                                                      BookingStatus.PAYING]
+
+
+@pytest.mark.parametrize("topic, applied, status, seat", [
+    (topics.PAYMENT_SUCCEEDED, [topics.BOOKING_CONFIRMED], BookingStatus.CONFIRMED, SeatStatus.BOOKED),
+    (topics.PAYMENT_FAILED, [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED], BookingStatus.PAYMENT_FAILED,
+     SeatStatus.AVAILABLE)])
+async def test_a_run_with_a_booking_out_of_step_is_decided_one_by_one_and_only_that_message_left_unapplied(
+        topic: str, applied: list[str], status: BookingStatus, seat: SeatStatus) -> None:
+    platform = Platform()
+    ids = await six_holds(platform)
+    await platform.handle(*(on_payment(topics.BOOKING_CONFIRMATION_REQUESTED, b, f"req-confirm-{i}",
+                                       paymentId="pay_1", amount=150.0) for i, b in enumerate(ids[:3])))
+    platform.tables.seats[(EVENT.event_id, "A2")].booking_id = "someone-else"
+    units_before = len(platform.units)
+    out = await platform.handle(*(on_payment(topic, b, f"req-{i}", paymentId="pay_1") for i, b in enumerate(ids[:3])))
+
+    assert [(m.type, m.data["bookingId"], m.request_id) for m in out] == [
+        *((t, ids[0], "req-0") for t in applied), *((t, ids[2], "req-2") for t in applied)]
+    assert [m.data["seq"] for m in out if "seq" in m.data] == [7, 8]  # the run given up took no numbers
+    assert [platform.booking(b) for b in ids[:3]] == [status, BookingStatus.PAYING, status]
+    assert [platform.seat(s) for s in ("A1", "A2", "A3")] == [seat, SeatStatus.RESERVED, seat]
+    assert len(platform.units) - units_before == 2  # the run as a whole, rolled back; then one by one

@@ -81,8 +81,22 @@ _RELEASE_SEATS = """
 """
 
 _BOOK_SEATS = """
-    UPDATE seats SET status = 'BOOKED', updated_at = now()
-    WHERE event_id = $1 AND seat_id = ANY($2) AND booking_id = $3 AND status = 'RESERVED'
+    UPDATE seats s SET status = 'BOOKED', updated_at = now()
+    FROM unnest($1::text[], $2::text[], $3::uuid[]) AS c(event_id, seat_id, booking_id)
+    WHERE s.event_id = c.event_id AND s.seat_id = c.seat_id AND s.booking_id = c.booking_id
+      AND s.status = 'RESERVED'
+"""
+
+_CONFIRM_BOOKINGS = """
+    UPDATE bookings SET status = 'confirmed', decided_at = now(), updated_at = now()
+    WHERE booking_id = ANY($1::uuid[])
+"""
+
+_START_PAYMENTS = """
+    UPDATE bookings b SET status = 'paying', payment_id = p.payment_id, payment_requested_at = now(),
+                          updated_at = now()
+    FROM unnest($1::uuid[], $2::text[]) AS p(booking_id, payment_id)
+    WHERE b.booking_id = p.booking_id
 """
 
 _END_BOOKINGS = """
@@ -224,36 +238,36 @@ class PostgresBookings:
         return [_booking(r) for r in rows]
 
     async def save(self, bookings: list[Booking]) -> None:
-        released: list[tuple[Booking, events.SeatsReleased]] = []
-        for booking in bookings:
-            for event in booking.events:
-                if isinstance(event, events.PaymentRequested):
-                    await self._con.execute(
-                        "UPDATE bookings SET status = 'paying', payment_id = $2, payment_requested_at = now(), "
-                        "updated_at = now() WHERE booking_id = $1", booking.booking_id, event.payment_id)
-                elif isinstance(event, events.BookingConfirmed):
-                    await self._book(booking)
-                elif isinstance(event, events.RefundRequested):
-                    await self._con.execute(
-                        "UPDATE bookings SET status = 'refunding', refund_id = $2, updated_at = now() "
-                        "WHERE booking_id = $1 AND status = 'confirmed'", booking.booking_id, event.refund_id)
-                elif isinstance(event, events.RefundFailed):
-                    await self._con.execute(
-                        "UPDATE bookings SET status = 'confirmed', updated_at = now() "
-                        "WHERE booking_id = $1 AND status = 'refunding'", booking.booking_id)
-                elif isinstance(event, events.SeatsReleased):
-                    released.append((booking, event))
+        """One statement per kind of change for all the bookings, kinds in lifecycle order: that is also the
+        order of one booking's events (a payment landing for a called-off event confirms, then refunds)."""
+        recorded = [(b, e) for b in bookings for e in b.events]
+        payments = [(b.booking_id, e.payment_id) for b, e in recorded if isinstance(e, events.PaymentRequested)]
+        if payments:
+            await self._con.execute(_START_PAYMENTS, *_columns(payments))
+        confirmed = [b for b, e in recorded if isinstance(e, events.BookingConfirmed)]
+        if confirmed:
+            await self._book(confirmed)
+        for booking, event in recorded:
+            if isinstance(event, events.RefundRequested):
+                await self._con.execute(
+                    "UPDATE bookings SET status = 'refunding', refund_id = $2, updated_at = now() "
+                    "WHERE booking_id = $1 AND status = 'confirmed'", booking.booking_id, event.refund_id)
+        for booking, event in recorded:
+            if isinstance(event, events.RefundFailed):
+                await self._con.execute(
+                    "UPDATE bookings SET status = 'confirmed', updated_at = now() "
+                    "WHERE booking_id = $1 AND status = 'refunding'", booking.booking_id)
+        released = [(b, e) for b, e in recorded if isinstance(e, events.SeatsReleased)]
         if released:
             await self._release(released)
 
-    async def _book(self, booking: Booking) -> None:
-        seats = sorted(booking.seat_ids)
-        booked = await self._con.execute(_BOOK_SEATS, booking.event_id, seats, booking.booking_id)
+    async def _book(self, confirmed: list[Booking]) -> None:
+        seats = sorted((b.event_id, s, b.booking_id) for b in confirmed for s in b.seat_ids)
+        booked = await self._con.execute(_BOOK_SEATS, *_columns(seats))
         if _changed(booked) != len(seats):
-            raise SeatsOutOfStep(f"booking {booking.booking_id}: {booked}, expected {len(seats)} seats")
-        await self._con.execute(
-            "UPDATE bookings SET status = 'confirmed', decided_at = now(), updated_at = now() "
-            "WHERE booking_id = $1", booking.booking_id)
+            which = f"booking {confirmed[0].booking_id}" if len(confirmed) == 1 else f"{len(confirmed)} bookings"
+            raise SeatsOutOfStep(f"confirming {which}: {booked}, expected {len(seats)} seats")
+        await self._con.execute(_CONFIRM_BOOKINGS, [b.booking_id for b in confirmed])
 
     async def _release(self, released: list[tuple[Booking, events.SeatsReleased]]) -> None:
         seats = sorted((b.event_id, s, b.booking_id, "BOOKED" if e.reason == "refunded" else "RESERVED")

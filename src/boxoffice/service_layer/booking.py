@@ -1,9 +1,12 @@
 """The booking service: which handler decides each topic, and the transactions they run in.
 
 A batch from Kafka is split into runs of consecutive messages, kept in partition order. A run of a batched
-topic (reservation requests, timeouts) is decided as a whole in one transaction; a run of other messages
-shares one transaction, each message in a savepoint of its own. Counters and log lines follow the commit,
-and the outbox rows written go to the relay only once they are durable.
+topic (reservation requests, timeouts, confirmation requests, payment outcomes) is decided as a whole in one
+transaction; a run of other messages shares one transaction, each message in a savepoint of its own. A
+batched run whose write finds a booking and its seats disagreeing (SeatsOutOfStep) cannot tell which message
+is at fault: when its topic also has a single-message handler, the run is decided again that way, and only
+the faulty message is left unapplied. Counters and log lines follow the commit, and the outbox rows written
+go to the relay only once they are durable.
 """
 
 from __future__ import annotations
@@ -38,15 +41,15 @@ MessageHandler = Callable[[BookingUnitOfWork, Message, Decide], Awaitable[list[D
 @dataclass(frozen=True)
 class Route:
     batch: BatchHandler | None = None  # decides a run of its topic's messages at once
-    each: MessageHandler | None = None  # decides one message, in a savepoint of its own
+    each: MessageHandler | None = None  # decides one message, in a savepoint of its own (with batch: the fallback)
 
 
 TOPIC_HANDLERS: dict[str, Route] = {
     topics.SEAT_RESERVATION_REQUESTED: Route(batch=holds.reserve_seats),
     topics.SEAT_RESERVATION_TIMEOUT: Route(batch=lifecycle.expire_holds),
-    topics.BOOKING_CONFIRMATION_REQUESTED: Route(each=lifecycle.request_payment),
-    topics.PAYMENT_SUCCEEDED: Route(each=lifecycle.payment_succeeded),
-    topics.PAYMENT_FAILED: Route(each=lifecycle.payment_failed),
+    topics.BOOKING_CONFIRMATION_REQUESTED: Route(lifecycle.request_payments, lifecycle.request_payment),
+    topics.PAYMENT_SUCCEEDED: Route(lifecycle.payments_succeeded, lifecycle.payment_succeeded),
+    topics.PAYMENT_FAILED: Route(lifecycle.payments_failed, lifecycle.payment_failed),
     topics.BOOKING_CANCELLATION_REQUESTED: Route(each=lifecycle.cancel_booking),
     topics.WAITLIST_JOIN_REQUESTED: Route(each=waitlist.join_waitlist),
     topics.WAITLIST_LEAVE_REQUESTED: Route(each=waitlist.leave_waitlist),
@@ -106,15 +109,7 @@ class BookingService:
             if kind == "each":
                 decisions = await self._one_by_one(run, decide)
             else:
-                batch_handler = TOPIC_HANDLERS[kind].batch
-                assert batch_handler is not None
-                try:
-                    decisions = await self._in_one_transaction(batch_handler, run, decide)
-                except ConcurrentHoldDetected:
-                    # A seating that was behind offered a seat already taken (or another process decided
-                    # meanwhile): the run is decided again from what the database holds now.
-                    log.warning("a seat of the batch was taken meanwhile; deciding the batch again")
-                    decisions = await self._in_one_transaction(batch_handler, run, decide)
+                decisions = await self._as_a_whole(TOPIC_HANDLERS[kind], run, decide)
             self.seconds_in_store += time.perf_counter() - started
             report(decisions)
             if kind == topics.SEAT_RESERVATION_REQUESTED:
@@ -124,6 +119,24 @@ class BookingService:
                 self.lifecycle_messages += len(run)
             if self._holds is not None and any(isinstance(event, SeatsReserved) for event, _ in decisions):
                 self._holds.hold_created(decide.now + self._rules.hold)  # holds, and waiting-list offers
+
+    async def _as_a_whole(self, route: Route, run: list[Message], decide: Decide) -> list[Decision]:
+        assert route.batch is not None
+        try:
+            try:
+                return await self._in_one_transaction(route.batch, run, decide)
+            except ConcurrentHoldDetected:
+                # A seating that was behind offered a seat already taken (or another process decided
+                # meanwhile): the run is decided again from what the database holds now.
+                log.warning("a seat of the batch was taken meanwhile; deciding the batch again")
+                return await self._in_one_transaction(route.batch, run, decide)
+        except SeatsOutOfStep:
+            if route.each is None:
+                raise
+            # Which message's booking is at fault is unknown: one by one, only that one is left unapplied.
+            log.warning("a booking of the %s run and its seats disagree; deciding it one message at a time",
+                        run[0].type)
+            return await self._one_by_one(run, decide)
 
     async def _in_one_transaction(self, handler: BatchHandler, run: list[Message], decide: Decide) -> list[Decision]:
         try:

@@ -1,15 +1,20 @@
 """A booking after its hold: paying, the payment's outcome, cancelling, and holds that ran out.
 
-Each handler locks the booking, lets the domain decide, and writes the booking, its seats and the messages
-together. A redelivered message finds the booking already moved on and changes nothing; a buyer's command
-that the booking's state refuses is answered with booking.command.rejected.
+Each handler locks its bookings, lets the domain decide, and writes the bookings, their seats and the
+messages together. Confirmation requests and payment outcomes come in runs of tens to hundreds under load:
+their handlers decide a whole run of one topic at once, with one lock, one save and one write of the
+messages, message by message in partition order as one by one would (a booking named twice sees the first
+message's effect); the single-message handlers are the same over a run of one, for the service's fallback.
+A redelivered message finds the booking already moved on and changes nothing; a buyer's command that the
+booking's state refuses is answered with booking.command.rejected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,6 +22,7 @@ from typing import Any
 from boxoffice import messages as topics
 from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus
+from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
 from boxoffice.service_layer import waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork
@@ -101,37 +107,49 @@ def _refund_refused(booking: Booking, message: Message, now: datetime) -> bool:
     return True
 
 
+async def request_payments(uow: BookingUnitOfWork, run: list[Message], decide: Decide) -> list[Decision]:
+    return await _apply(uow, run, decide, _start_payment, command="confirm")
+
+
 async def request_payment(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, message, decide, _start_payment, command="confirm")
+    return await request_payments(uow, [message], decide)
 
 
-async def payment_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+async def payments_succeeded(uow: BookingUnitOfWork, run: list[Message], decide: Decide) -> list[Decision]:
     """Paid: confirmed; if the event was called off while the payment was in flight, refunded at once."""
-    called_off = bool(await uow.events.cancelled([message.event_id]))
+    called_off = await uow.events.cancelled(sorted({m.event_id for m in run}))
 
     def confirm(booking: Booking, message: Message, now: datetime) -> bool:
         if not _confirm_paid(booking, message, now):
             return False
-        if called_off:
+        if message.event_id in called_off:
             booking.start_refund(refund_id(booking))
         return True
-    return await _apply(uow, message, decide, confirm)
+    return await _apply(uow, run, decide, confirm)
+
+
+async def payment_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
+    return await payments_succeeded(uow, [message], decide)
+
+
+async def payments_failed(uow: BookingUnitOfWork, run: list[Message], decide: Decide) -> list[Decision]:
+    return await _apply(uow, run, decide, _release_declined)
 
 
 async def payment_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, message, decide, _release_declined)
+    return await payments_failed(uow, [message], decide)
 
 
 async def cancel_booking(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, message, decide, _cancel, command="cancel")
+    return await _apply(uow, [message], decide, _cancel, command="cancel")
 
 
 async def refund_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, message, decide, _refunded)
+    return await _apply(uow, [message], decide, _refunded)
 
 
 async def refund_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, message, decide, _refund_refused)
+    return await _apply(uow, [message], decide, _refund_refused)
 
 
 async def expire_holds(uow: BookingUnitOfWork, batch: list[Message], decide: Decide) -> list[Decision]:
@@ -152,36 +170,68 @@ async def expire_holds(uow: BookingUnitOfWork, batch: list[Message], decide: Dec
     return [(event, None) for b in due for event in b.events] + offered
 
 
-async def _apply(uow: BookingUnitOfWork, message: Message, decide: Decide, apply: Apply,
-                 command: str | None = None) -> list[Decision]:
-    """`command` names a buyer's command, which is answered even when refused; other messages are not."""
+def _booking_id(message: Message) -> str | None:
     booking_id = message.data.get("bookingId")
-    if not isinstance(booking_id, str) or not _UUID.match(booking_id):
-        log.error("dropping %s %s without a valid bookingId", message.type, message.id)
-        return []
-    found = await uow.bookings.lock([booking_id])
-    if not found:
-        if command is None:
-            return []
-        missing = errors.BookingNotFound(f"Booking {booking_id} does not exist")
-        return await _refuse(uow, message, message.event_id, booking_id, command, missing)
-    booking = found[0]
+    return booking_id if isinstance(booking_id, str) and _UUID.match(booking_id) else None
+
+
+@contextlib.contextmanager
+def _handling(message: Message) -> Iterator[None]:
+    """Lines logged while one message of a run is decided carry its request id."""
+    token = REQUEST_ID.set(message.request_id)
     try:
-        if not apply(booking, message, decide.now):
-            return []
-    except errors.DomainError as exc:
-        if command is None:
-            log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
-            return []
-        return await _refuse(uow, message, booking.event_id, booking_id, command, exc)
-    await uow.bookings.save([booking])
-    to_waitlist, offered = await waitlist.after_release(uow, [booking], decide)
-    card = (await card_fields(message.data, decide.cards) if message.type == topics.BOOKING_CONFIRMATION_REQUESTED
-            else None)
-    decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
-               if message.type == topics.PAYMENT_FAILED else None)
-    await _publish(uow, [*messages_for(booking, message.request_id, card, decline), *to_waitlist])
-    return [(event, message.request_id) for event in booking.events] + offered
+        yield
+    finally:
+        REQUEST_ID.reset(token)
+
+
+async def _apply(uow: BookingUnitOfWork, run: list[Message], decide: Decide, apply: Apply,
+                 command: str | None = None) -> list[Decision]:
+    """Applies each message of the run to its booking, in order. `command` names a buyer's command, which is
+    answered even when refused; other messages are not."""
+    named = [b for m in run if (b := _booking_id(m)) is not None]
+    found = {b.booking_id: b for b in await uow.bookings.lock(named)} if named else {}
+    changed: dict[str, Booking] = {}
+    outgoing: list[Message] = []
+    decisions: list[Decision] = []
+    for message in run:
+        with _handling(message):
+            booking_id = _booking_id(message)
+            if booking_id is None:
+                log.error("dropping %s %s without a valid bookingId", message.type, message.id)
+                continue
+            booking = found.get(booking_id.lower())  # the database spells a uuid in lower case
+            if booking is None:
+                if command is not None:
+                    missing = errors.BookingNotFound(f"Booking {booking_id} does not exist")
+                    _refuse(outgoing, decisions, message, message.event_id, booking_id, command, missing)
+                continue
+            recorded = len(booking.events)
+            try:
+                if not apply(booking, message, decide.now):
+                    continue
+            except errors.DomainError as exc:
+                if command is None:
+                    log.info("%s for booking %s ignored: %s", message.type, booking_id, exc.message)
+                else:
+                    _refuse(outgoing, decisions, message, booking.event_id, booking_id, command, exc)
+                continue
+            changed[booking.booking_id] = booking
+            card = (await card_fields(message.data, decide.cards)
+                    if message.type == topics.BOOKING_CONFIRMATION_REQUESTED else None)
+            decline = ({"declineCode": message.data.get("declineCode"), "declineReason": message.data.get("reason")}
+                       if message.type == topics.PAYMENT_FAILED else None)
+            # This message's own events only, as they are now: a later message of the run cannot change them.
+            outgoing += messages_for(booking, message.request_id, card, decline, since=recorded)
+            decisions += [(event, message.request_id) for event in booking.events[recorded:]]
+    offered: list[Decision] = []
+    if changed:
+        await uow.bookings.save(list(changed.values()))
+        to_waitlist, offered = await waitlist.after_release(uow, changed.values(), decide)
+        outgoing += to_waitlist
+    if outgoing:
+        await _publish(uow, outgoing)
+    return decisions + offered
 
 
 async def card_fields(data: dict[str, Any], cards: CardTokeniser | None) -> dict[str, Any]:
@@ -198,11 +248,11 @@ async def card_fields(data: dict[str, Any], cards: CardTokeniser | None) -> dict
     return {"cardToken": token.token, "cardLast4": token.last4}
 
 
-async def _refuse(uow: BookingUnitOfWork, message: Message, event_id: str, booking_id: str, command: str,
-                  error: errors.DomainError) -> list[Decision]:
+def _refuse(outgoing: list[Message], decisions: list[Decision], message: Message, event_id: str, booking_id: str,
+            command: str, error: errors.DomainError) -> None:
     refused = events.CommandRejected(booking_id, event_id, command, error.code, error.message)
-    await uow.outbox.add([Outgoing.of(rejection(refused, message.request_id))])
-    return [(refused, message.request_id)]
+    outgoing.append(rejection(refused, message.request_id))
+    decisions.append((refused, message.request_id))
 
 
 async def _publish(uow: BookingUnitOfWork, outgoing: list[Message]) -> None:

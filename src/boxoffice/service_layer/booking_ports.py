@@ -83,8 +83,9 @@ class BookingRepository(Protocol):
         ...
 
     async def save(self, bookings: list[Booking]) -> None:
-        """Writes what each booking recorded in `events`: a payment started, seats BOOKED, seats AVAILABLE
-        again. SeatsOutOfStep if a booking's seats are not RESERVED for it."""
+        """Writes what each booking (each named once) recorded in `events`: a payment started, seats BOOKED,
+        seats AVAILABLE again. SeatsOutOfStep if a booking's seats are not held by it as it says: the writes
+        are then to be rolled back, all the bookings' alike."""
         ...
 
 

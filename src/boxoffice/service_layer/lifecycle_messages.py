@@ -16,10 +16,10 @@ def _booking_data(booking: Booking) -> dict[str, Any]:
 
 
 def messages_for(booking: Booking, request_id: str | None, card: dict[str, Any] | None = None,
-                 decline: dict[str, Any] | None = None) -> list[Message]:
-    """The messages for the events the booking recorded, in order."""
+                 decline: dict[str, Any] | None = None, since: int = 0) -> list[Message]:
+    """The messages for the events the booking recorded (from its `since`-th on), in order."""
     out: list[Message] = []
-    for event in booking.events:
+    for event in booking.events[since:]:
         if isinstance(event, events.PaymentRequested):
             data: dict[str, Any] = {"bookingId": event.booking_id, "paymentId": event.payment_id,
                                     "amount": float(event.amount), "currency": event.currency, **(card or {})}
