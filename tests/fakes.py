@@ -199,6 +199,13 @@ class FakePaymentRepository:
         if record is not None:
             self._rows.put(key, PaymentRecord(record.charge, record.provider, result))
 
+    async def attempt_all(self, charges: list[ChargeRequest], provider: str) -> list[ChargeResult | None]:
+        return [await self.attempt(charge, provider) for charge in charges]
+
+    async def decide_all(self, decisions: list[tuple[ChargeRequest, ChargeResult]]) -> None:
+        for charge, result in decisions:
+            await self.decide(charge, result)
+
     async def postpone(self, charge: ChargeRequest, retry_in: float) -> None:
         record = self._rows.get((charge.booking_id, charge.payment_id))
         if record is not None and record.result is None:

@@ -13,9 +13,10 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
+from asyncpg.connection import LoggedQuery
 
 from boxoffice.adapters.catalog_store import PostgresCatalogUnitOfWork
-from boxoffice.adapters.payment_store import PostgresPaymentUnitOfWork
+from boxoffice.adapters.payment_store import PostgresPaymentRepository, PostgresPaymentUnitOfWork
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.service_layer.catalog_ports import CatalogUnitOfWork, CountsAt, SeatCounts
 from boxoffice.service_layer.payment_ports import (
@@ -172,6 +173,90 @@ class PaymentRepositoryContract:
 
         assert await self.due(units, charge) == [(charge, 2)]
 
+    async def attempt_all(self, units: PaymentUnits, *charges: ChargeRequest) -> list[ChargeResult | None]:
+        async with (uow := units()):
+            results = await uow.payments.attempt_all(list(charges), "simulated")
+            await uow.commit()
+        return results
+
+    async def decide_all(self, units: PaymentUnits, *decisions: tuple[ChargeRequest, ChargeResult]) -> None:
+        async with (uow := units()):
+            await uow.payments.decide_all(list(decisions))
+            await uow.commit()
+
+    async def stored(self, units: PaymentUnits, charge: ChargeRequest) -> ChargeRequest:
+        """What the record of an undecided payment holds, read back through a postponement."""
+        await self.postpone(units, charge, retry_in=0)
+        async with (uow := units()):
+            due = await uow.payments.due(100, lease_seconds=60)
+            await uow.commit()
+        [kept] = [c for c, _ in due if (c.booking_id, c.payment_id) == (charge.booking_id, charge.payment_id)]
+        return kept
+
+    async def test_new_charges_attempted_together_are_each_recorded_undecided(self, units: PaymentUnits) -> None:
+        charges = [a_charge(), a_charge(), a_charge(payment_id="pay_2")]
+        assert await self.attempt_all(units, *charges) == [None, None, None]
+        assert [await self.attempt(units, c) for c in charges] == [None, None, None]  # charging, not new
+        await self.decide(units, charges[1], APPROVED)
+        assert [await self.attempt(units, c) for c in charges] == [None, APPROVED, None]
+        assert await self.stored(units, charges[2]) == charges[2]
+
+    async def test_attempts_together_of_new_charging_and_decided_payments_say_each_its_own(
+            self, units: PaymentUnits) -> None:
+        charging, approved, declined, new = a_charge(), a_charge(), a_charge(), a_charge()
+        for charge in (charging, approved, declined):
+            await self.attempt(units, charge)
+        await self.decide_all(units, (approved, APPROVED), (declined, DECLINED))
+
+        assert await self.attempt_all(units, declined, new, approved, charging) == [DECLINED, None, APPROVED, None]
+        assert await self.attempt_all(units, new) == [None]  # recorded by the attempts together
+        assert await self.attempt_all(units) == []
+
+    async def test_a_charge_twice_in_one_call_is_as_two_attempts_one_after_the_other(
+            self, units: PaymentUnits) -> None:
+        charge, decided = a_charge(), a_charge()
+        copy = ChargeRequest(charge.booking_id, charge.payment_id, "ev_copy", Decimal("1.00"), "EUR", "tok_copy",
+                             "0000", "req_copy")
+        await self.attempt(units, decided)
+        await self.decide(units, decided, DECLINED)
+
+        assert await self.attempt_all(units, charge, decided, copy, decided) == [None, DECLINED, None, DECLINED]
+        assert await self.stored(units, charge) == charge  # the first copy's record; the second left it as it is
+        await self.decide(units, charge, APPROVED)
+        assert await self.attempt_all(units, copy, charge) == [APPROVED, APPROVED]
+
+    async def test_decisions_together_are_each_recorded(self, units: PaymentUnits) -> None:
+        approved, declined, undecided, postponed, never_attempted = (a_charge() for _ in range(5))
+        for charge in (approved, declined, undecided, postponed):
+            await self.attempt(units, charge)
+        await self.postpone(units, postponed, retry_in=0)
+
+        await self.decide_all(units, (approved, APPROVED), (declined, DECLINED), (postponed, APPROVED),
+                              (never_attempted, APPROVED))
+
+        assert await self.attempt_all(units, approved, declined, undecided, postponed) == [
+            APPROVED, DECLINED, None, APPROVED]
+        assert await self.due(units, postponed) == []  # decided: no longer asked again
+        assert await self.attempt(units, never_attempted) is None  # a result without an attempt records nothing
+        await self.decide_all(units)
+
+    async def test_a_payment_decided_twice_together_keeps_the_later_result(self, units: PaymentUnits) -> None:
+        charge = a_charge()
+        await self.attempt(units, charge)
+        await self.decide_all(units, (charge, DECLINED), (charge, APPROVED))
+        assert await self.attempt(units, charge) == APPROVED
+
+    async def test_attempts_and_decisions_together_not_committed_are_not_kept(self, units: PaymentUnits) -> None:
+        decided, new = a_charge(), a_charge()
+        await self.attempt(units, decided)
+        async with (uow := units()):
+            await uow.payments.decide_all([(decided, APPROVED)])
+            await uow.payments.attempt_all([new], "simulated")
+            await uow.rollback()
+        assert await self.attempt_all(units, decided, new) == [None, None]
+        await self.decide(units, new, APPROVED)
+        assert await self.attempt(units, new) == APPROVED  # the attempt above recorded it anew
+
     async def refund_attempt(self, units: PaymentUnits, refund: RefundRequest) -> RefundResult | None:
         async with (uow := units()):
             result = await uow.payments.refund_attempt(refund, "simulated")
@@ -209,6 +294,27 @@ class TestPostgresPayments(PaymentRepositoryContract):
     async def no_rows_left_for_a_relay(self, pool: asyncpg.Pool) -> AsyncIterator[None]:
         yield
         await pool.execute("DELETE FROM outbox WHERE topic LIKE 'contract.%'")
+
+    async def test_charges_attempted_or_decided_together_take_one_statement(self, pool: asyncpg.Pool) -> None:
+        charges = [a_charge() for _ in range(50)]
+        statements: list[str] = []
+
+        def logged(query: LoggedQuery) -> None:
+            statements.append(query.query)
+
+        async with pool.acquire() as con, con.transaction():
+            payments = PostgresPaymentRepository(con)
+            warm_up = a_charge()  # a connection reads the types of a statement's arguments once, the first time
+            await payments.attempt_all([warm_up], "simulated")
+            await payments.decide_all([(warm_up, APPROVED)])
+            con.add_query_logger(logged)
+            try:
+                assert await payments.attempt_all(charges + charges[:5], "simulated") == [None] * 55
+                await payments.decide_all([(charge, APPROVED) for charge in charges])
+                assert await payments.attempt_all(charges, "simulated") == [APPROVED] * 50
+            finally:
+                con.remove_query_logger(logged)
+        assert len(statements) == 3, [s[:60] for s in statements]
 
 
 class CatalogRepositoryContract:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
 from boxoffice.adapters.postgres_uow import PostgresUnitOfWork
@@ -28,10 +30,47 @@ class PostgresPaymentRepository:
             charge.booking_id, charge.payment_id, charge.event_id, charge.amount, charge.currency,
             charge.card_last4, provider)
         assert row is not None  # RETURNING of an upsert always has its row
-        if row["status"] == "charging":
-            return None
-        return ChargeResult(row["status"] == "succeeded", row["provider_ref"] or "", row["decline_code"],
-                            row["decline_reason"])
+        return _result(row)
+
+    async def attempt_all(self, charges: list[ChargeRequest], provider: str) -> list[ChargeResult | None]:
+        # A row may be touched once per statement (ON CONFLICT DO UPDATE), so each payment goes in once; a copy
+        # after the first finds what the first found or inserted. Sorted, so that transactions lock in one order.
+        firsts: dict[tuple[uuid.UUID, str], ChargeRequest] = {}
+        for charge in charges:
+            firsts.setdefault(_key(charge), charge)
+        unique = [firsts[key] for key in sorted(firsts)]
+        if not unique:
+            return []
+        rows = await self._con.fetch(
+            """INSERT INTO payments (booking_id, payment_id, event_id, amount, currency, card_last4, status,
+                                     provider)
+               SELECT t.booking_id, t.payment_id, t.event_id, t.amount, t.currency, t.card_last4, 'charging', $7
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::text[], $6::text[])
+                    AS t(booking_id, payment_id, event_id, amount, currency, card_last4)
+               ON CONFLICT (booking_id, payment_id) DO UPDATE SET booking_id = payments.booking_id
+               RETURNING booking_id, payment_id, status, provider_ref, decline_code, decline_reason""",
+            [_key(c)[0] for c in unique], [c.payment_id for c in unique], [c.event_id for c in unique],
+            [c.amount for c in unique], [c.currency for c in unique], [c.card_last4 for c in unique], provider)
+        found = {(r["booking_id"], r["payment_id"]): _result(r) for r in rows}
+        return [found[_key(charge)] for charge in charges]
+
+    async def decide_all(self, decisions: list[tuple[ChargeRequest, ChargeResult]]) -> None:
+        # UPDATE … FROM applies one source row per target row: the later decision of a payment decided twice.
+        last = {_key(charge): (charge, result) for charge, result in decisions}
+        if not last:
+            return
+        keys = sorted(last)
+        results = [last[key][1] for key in keys]
+        await self._con.execute(
+            """UPDATE payments p SET status = d.status, provider_ref = d.provider_ref, decline_code = d.decline_code,
+                                     decline_reason = d.decline_reason, decided_at = now(), retry_at = NULL,
+                                     card = NULL
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                    AS d(booking_id, payment_id, status, provider_ref, decline_code, decline_reason)
+               WHERE p.booking_id = d.booking_id AND p.payment_id = d.payment_id""",
+            [key[0] for key in keys], [key[1] for key in keys],
+            ["succeeded" if r.approved else "failed" for r in results], [r.reference for r in results],
+            [r.decline_code for r in results], [r.decline_reason for r in results])
 
     async def decide(self, charge: ChargeRequest, result: ChargeResult) -> None:
         await self._con.execute(
@@ -80,6 +119,18 @@ class PostgresPaymentRepository:
             """UPDATE refunds SET status = $2, provider_ref = $3, reason = $4, decided_at = now()
                WHERE refund_id = $1 AND status = 'refunding'""",
             refund.refund_id, "succeeded" if result.approved else "failed", result.reference, result.reason)
+
+
+def _key(charge: ChargeRequest) -> tuple[uuid.UUID, str]:
+    """The payment's primary key as PostgreSQL compares it (the booking id as a uuid, however it was spelled)."""
+    return uuid.UUID(charge.booking_id), charge.payment_id
+
+
+def _result(row: asyncpg.Record) -> ChargeResult | None:
+    if row["status"] == "charging":
+        return None
+    return ChargeResult(row["status"] == "succeeded", row["provider_ref"] or "", row["decline_code"],
+                        row["decline_reason"])
 
 
 class PostgresPaymentUnitOfWork(PostgresUnitOfWork):

@@ -105,6 +105,15 @@ class PaymentRepository(Protocol):
         """Records the provider's result for the attempt (and forgets what asking again would have needed)."""
         ...
 
+    async def attempt_all(self, charges: list[ChargeRequest], provider: str) -> list[ChargeResult | None]:
+        """`attempt` of each charge, in their order and as if one after the other (a charge twice: the second
+        finds the first's record), with as few statements as it can."""
+        ...
+
+    async def decide_all(self, decisions: list[tuple[ChargeRequest, ChargeResult]]) -> None:
+        """`decide` of each, as if one after the other (a payment decided twice keeps the later result)."""
+        ...
+
     async def postpone(self, charge: ChargeRequest, retry_in: float) -> None:
         """Keeps the undecided attempt, with what asking again needs, to be asked again in `retry_in` seconds."""
         ...
