@@ -23,7 +23,14 @@ from boxoffice.messages import (
 )
 from boxoffice.service_layer.charging import ChargePolicy
 from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult
-from boxoffice.service_layer.payments import HANDLERS, PaymentHandler, request_payment, request_refund
+from boxoffice.service_layer.payments import (
+    HANDLERS,
+    PaymentHandler,
+    record_attempts,
+    record_decisions,
+    request_payment,
+    request_refund,
+)
 from boxoffice.service_layer.ports import OutboxRow
 from tests.fakes import FakePaymentUnitOfWork, FakeProvider, PaymentDatabase
 
@@ -125,6 +132,59 @@ async def test_an_attempt_left_undecided_is_charged_again_under_the_same_key() -
 
     assert [call[0] for call in provider.calls] == [f"{charge.booking_id}:pay_1"] * 2
     assert len(provider.charges) == 1 and decode(relay.rows[0].payload).data["providerRef"] == "ref_0"
+
+
+async def test_payments_ready_together_are_recorded_together_each_charged_once_and_reported() -> None:
+    db, provider = PaymentDatabase(), FakeProvider()
+    opened = 0
+
+    def unit() -> FakePaymentUnitOfWork:
+        nonlocal opened
+        opened += 1
+        return FakePaymentUnitOfWork(db)
+
+    relay = Relay(db)
+    handler = PaymentHandler(unit, provider, relay)
+    earlier = [requested(card=DECLINED if i % 2 else "4242424242424242") for i in range(10)]
+    await handler(earlier)
+    new = [requested() for _ in range(30)]
+    opened, relay.rows = 0, []
+
+    await handler(new + earlier)
+
+    assert len(provider.calls) == 40 and handler.charged == 40  # the copies of earlier ones are not charged
+    outcomes = [decode(row.payload) for row in relay.rows]
+    assert sorted(str(m.data["bookingId"]) for m in outcomes) == sorted(str(m.data["bookingId"]) for m in new
+                                                                        + earlier)
+    assert [m.type for m in outcomes if m.data["bookingId"] in {r.data["bookingId"] for r in earlier}] == [
+        PAYMENT_FAILED if i % 2 else PAYMENT_SUCCEEDED for i in range(10)]  # replayed, in their order
+    refs = {m.data["bookingId"]: m.data["providerRef"] for m in outcomes if m.type == PAYMENT_SUCCEEDED}
+    assert all(db.payments[(str(r.data["bookingId"]), "pay_1")].result == ChargeResult(True, refs[r.data["bookingId"]])
+               for r in new)
+    assert opened <= 6  # the attempts share units of work, and so do the decisions
+
+
+async def test_attempts_recorded_together_answer_as_one_after_the_other() -> None:
+    db = PaymentDatabase()
+    new, decided, other = (ChargeRequest(str(uuid.uuid4()), "pay_1", "ev", Decimal("20.00"), "USD", "tok", "4242",
+                                         f"req_{i}") for i in range(3))
+    async with (uow := FakePaymentUnitOfWork(db)):
+        await record_decisions(uow, [])
+        await uow.payments.attempt(decided, "fake")
+        await record_decisions(uow, [(decided, ChargeResult(False, "ref_d", "card_declined", "declined"))])
+        await uow.commit()
+
+    async with uow:
+        results = await record_attempts(uow, [(new, "fake"), (decided, "fake"), (new, "fake"), (other, "other"),
+                                              (decided, "other")])
+        await uow.commit()
+
+    declined = ChargeResult(False, "ref_d", "card_declined", "declined")
+    assert results == [None, declined, None, None, declined]
+    assert [(db.payments[(c.booking_id, "pay_1")].provider, db.payments[(c.booking_id, "pay_1")].result)
+            for c in (new, decided, other)] == [("fake", None), ("fake", declined), ("other", None)]
+    replayed = [decode(row.payload) for row in uow.outbox.written[1:]]
+    assert [(m.type, m.data["bookingId"]) for m in replayed] == [(PAYMENT_FAILED, decided.booking_id)] * 2
 
 
 @pytest.mark.parametrize(("key", "value"), [("amount", None), ("paymentId", None), ("bookingId", None),

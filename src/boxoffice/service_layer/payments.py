@@ -131,6 +131,28 @@ async def record_decision(uow: PaymentUnitOfWork, decision: tuple[ChargeRequest,
     await uow.outbox.add([outcome(charge, result)])
 
 
+async def record_attempts(uow: PaymentUnitOfWork,
+                          attempts: list[tuple[ChargeRequest, str]]) -> list[ChargeResult | None]:
+    """`record_attempt` of each, in one statement per provider (one in practice) and one outbox write."""
+    by_provider: dict[str, list[int]] = {}
+    for i, (_, provider) in enumerate(attempts):
+        by_provider.setdefault(provider, []).append(i)
+    decided: list[ChargeResult | None] = [None] * len(attempts)
+    for provider, indices in by_provider.items():
+        found = await uow.payments.attempt_all([attempts[i][0] for i in indices], provider)
+        for i, result in zip(indices, found, strict=True):
+            decided[i] = result
+    await uow.outbox.add([outcome(charge, result) for (charge, _), result in zip(attempts, decided, strict=True)
+                          if result is not None])
+    return decided
+
+
+async def record_decisions(uow: PaymentUnitOfWork, decisions: list[tuple[ChargeRequest, ChargeResult]]) -> list[None]:
+    await uow.payments.decide_all(decisions)
+    await uow.outbox.add([outcome(charge, result) for charge, result in decisions])
+    return [None] * len(decisions)
+
+
 async def record_postponement(uow: PaymentUnitOfWork, postponement: tuple[ChargeRequest, float]) -> None:
     await uow.payments.postpone(*postponement)
 
@@ -205,14 +227,15 @@ class PaymentHandler:
     """A handler for the consumer loop, of a batch or (with many charges in flight) of one message per call.
     Different payments are independent and charged concurrently; copies of one payment are handled one after
     the other, across calls too. The writes of charges that are ready together share a unit of work
-    (group_commit.py); what it wrote to the outbox goes to the relay once it has committed."""
+    (group_commit.py), attempts and decisions a statement each; what it wrote to the outbox goes to the relay
+    once it has committed."""
 
     def __init__(self, uow: Callable[[], PaymentUnitOfWork], provider: PaymentProvider, outbox: OutboxSink,
                  policy: ChargePolicy | None = None) -> None:
         self._uow, self._provider = uow, provider
         self._policy = policy or ChargePolicy()
-        self._writes = PaymentWrites(GroupCommit(uow, record_attempt, outbox),
-                                     GroupCommit(uow, record_decision, outbox),
+        self._writes = PaymentWrites(GroupCommit(uow, record_attempt, outbox, write_all=record_attempts),
+                                     GroupCommit(uow, record_decision, outbox, write_all=record_decisions),
                                      GroupCommit(uow, record_postponement, outbox),
                                      GroupCommit(uow, record_refund_attempt, outbox),
                                      GroupCommit(uow, record_refund, outbox))
