@@ -179,6 +179,13 @@ OPEN_DEMO: list[tuple[bytes, dict[str, str], str]] = [
     (body(seatIds=["A12"], eventId="dbdown"), JSON, ""),  # the app's handler: 503
     (body(seatIds=["A12"], eventId="boom"), JSON, ""),  # the app's 500
     (body(seatIds=["A12"]), {**JSON, "Authorization": "Bearer not-a-token"}, ""),  # ignored in the demo
+    # Where Python's json and pydantic's parser could disagree: FastAPI must have the last word.
+    (b'{"eventId": "gala", "quantity": 2, "section": "a\\ud800", "userId": "fan_1"}', JSON, ""),
+    (body(seatIds=["A13"]).decode().encode("utf-16"), JSON, ""),
+    (b"\xef\xbb\xbf" + body(seatIds=["A14"]), JSON, ""),
+    (body(seatIds=["A15"]) + b" x", JSON, ""),
+    (b'{"eventId": "gala", "seatIds": ["A16"], "userId": "fan\xff"}', JSON, ""),
+    (body(seatIds=["A17"], email="j\u00fcrgen@ex\u00e4mple.de", section=None), JSON, ""),
 ]
 
 

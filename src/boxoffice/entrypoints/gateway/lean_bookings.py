@@ -83,8 +83,11 @@ class LeanBookings:
             caller = await buying_caller(request, gw, await bearer(request))
             response = await create_booking(booking, gw, caller, headers.get(b"idempotency-key"),
                                             headers.get(b"x-queue-access"))
-        except Exception as exc:  # noqa: BLE001 - answered by the app's handler for it, or raised again
-            response = await _handled(request, exc)
+        except Exception as exc:
+            handled = await _handled(request, exc)
+            if handled is None:
+                raise  # to the app's 500 handler outside, as from the route
+            response = handled
         self.answered += 1
         await response(scope, receive, send)
 
@@ -101,15 +104,15 @@ def _declared_headers(scope: Scope) -> dict[bytes, str] | None:
     return found
 
 
-async def _handled(request: Request, exc: Exception) -> Response:
-    """The answer of the app's own handler for `exc`, looked up as Starlette's ExceptionMiddleware does; the
-    handler of Exception (and of 500) belongs to ServerErrorMiddleware outside us, so those propagate."""
+async def _handled(request: Request, exc: Exception) -> Response | None:
+    """The answer of the app's own handler for `exc`, looked up as Starlette's ExceptionMiddleware does; None
+    when only the handler of Exception (or of 500) has it: that one belongs to ServerErrorMiddleware outside."""
     handlers: dict[Any, Any] = request.app.exception_handlers
     handler = handlers.get(exc.status_code) if isinstance(exc, HTTPException) and exc.status_code != 500 else None
     if handler is None:
         handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers and c is not Exception), None)
     if handler is None:
-        raise exc
+        return None
     if inspect.iscoroutinefunction(handler):
         return await handler(request, exc)  # type: ignore[no-any-return]
     return await run_in_threadpool(handler, request, exc)
