@@ -106,7 +106,7 @@ class Gateway:
         self.publisher = Publisher(self.pool, self.replies)
         self.request_ids = RequestIds(KEY)
         self.seats = Seats()
-        self.access = Access(settings, Accounts(verified), TokenSigner("k" * 32, 3600))  # type: ignore[arg-type]
+        self.access = Access(settings, Accounts(verified), TokenSigner("k" * 32, 3600))
         self.health = self
         self.refreshed_at, self.outage = 1.0, self
         self.ongoing = False
