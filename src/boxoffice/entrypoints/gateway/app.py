@@ -29,6 +29,7 @@ from boxoffice.entrypoints.gateway import (
     waitlist,
 )
 from boxoffice.entrypoints.gateway.access import document_bearer
+from boxoffice.entrypoints.gateway.lean_bookings import LeanBookings
 from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, SecurityHeaders
 from boxoffice.entrypoints.gateway.responses import install_error_handlers
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tickets.router)
     docs.install(app)  # /docs, /redoc and their assets, without a CDN
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
+    app.add_middleware(LeanBookings)  # innermost of ours: a well-formed hold skips FastAPI's routing (its docstring)
     app.add_middleware(BodySizeLimit)
     if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
