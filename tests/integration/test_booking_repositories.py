@@ -183,15 +183,20 @@ async def held_bookings(unit_of_work: UnitOfWorkFactory, event_id: str, *seat_se
     return [h.booking_id for h in holds]
 
 
-async def test_saving_several_payment_requests_at_once_writes_each(setting: tuple[str, UnitOfWorkFactory]) -> None:
-    event_id, unit_of_work = setting
-    ids = await held_bookings(unit_of_work, event_id, ("A1",), ("A2", "A3"), ("B1",))
+async def payments_started_together(unit_of_work: UnitOfWorkFactory, ids: list[str]) -> None:
+    """Starts a payment for each booking, all saved at once."""
     async with unit_of_work() as uow:
         locked = await uow.bookings.lock(ids)
         for booking in locked:
             booking.start_payment(f"pay_{booking.booking_id}", booking.amount, EXPIRES - timedelta(minutes=1))
         await uow.bookings.save(locked)
         await uow.commit()
+
+
+async def test_saving_several_payment_requests_at_once_writes_each(setting: tuple[str, UnitOfWorkFactory]) -> None:
+    event_id, unit_of_work = setting
+    ids = await held_bookings(unit_of_work, event_id, ("A1",), ("A2", "A3"), ("B1",))
+    await payments_started_together(unit_of_work, ids)
 
     for booking_id in ids:
         stored = await stored_booking(unit_of_work, booking_id)
@@ -203,12 +208,7 @@ async def test_saving_several_payment_requests_at_once_writes_each(setting: tupl
 async def confirmed_together(unit_of_work: UnitOfWorkFactory, ids: list[str], refunded: str | None = None) -> None:
     """Pays and confirms the bookings in one save each (`refunded` is then refunded at once, as a payment for a
     called-off event is)."""
-    async with unit_of_work() as uow:
-        locked = await uow.bookings.lock(ids)
-        for booking in locked:
-            booking.start_payment(f"pay_{booking.booking_id}", booking.amount, EXPIRES - timedelta(minutes=1))
-        await uow.bookings.save(locked)
-        await uow.commit()
+    await payments_started_together(unit_of_work, ids)
     async with unit_of_work() as uow:
         locked = await uow.bookings.lock(ids)
         for booking in locked:
