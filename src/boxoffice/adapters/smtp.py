@@ -65,11 +65,8 @@ class SmtpSender:
             try:
                 async with asyncio.timeout(self._total_timeout):
                     await self._send(message)
-            except asyncio.CancelledError:
-                self._drop()
-                raise
             except BaseException:
-                await self._close()
+                self._drop()  # no QUIT: a connection that just failed may not answer one
                 raise
             finally:
                 self._last_used = time.monotonic()
@@ -97,13 +94,19 @@ class SmtpSender:
             raise TransientMailError(f"{t.host}:{t.port}: {exc!r}") from exc
 
     async def close(self) -> None:
+        """Says QUIT and closes the connection, if one is open."""
         async with self._lock:
-            await self._close()
+            client, self._client = self._client, None
+            if client is not None and client.is_connected:
+                try:
+                    await asyncio.wait_for(client.quit(), self._timeout)
+                except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
+                    client.close()
 
     async def _on_a_connection(self, message: EmailMessage) -> None:
         reused = self._client is not None and time.monotonic() - self._last_used < self._idle_seconds
         if not reused:
-            await self._close()
+            self._drop()  # idle too long: the server may have let it go without a word
         try:
             client = self._client or await self._connect()
             await client.send_message(message)
@@ -112,7 +115,7 @@ class SmtpSender:
                 raise
             # Dropped while it sat idle (a server's own idle timeout), as a rule before it took anything of
             # this email; a copy taken twice has the same Message-ID, as after any retry.
-            await self._close()
+            self._drop()
             await (await self._connect()).send_message(message)
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -125,14 +128,6 @@ class SmtpSender:
         self.connections += 1
         self._client = client
         return client
-
-    async def _close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            try:
-                await asyncio.wait_for(client.quit(), self._timeout)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
-                client.close()
 
     def _drop(self) -> None:
         client, self._client = self._client, None
