@@ -160,7 +160,8 @@ class OffsetCommits:
     async def commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """True once committed; False when the commit failed and what it covered will be redelivered."""
         try:
-            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
+            async with asyncio.timeout(COMMIT_TIMEOUT_SECONDS):
+                await self._consumer.commit(offsets)
         except TimeoutError as exc:
             raise ConsumerStuck(f"an offset commit did not finish in {COMMIT_TIMEOUT_SECONDS:.0f} s") from exc
         except (CommitFailedError, KafkaError) as exc:

@@ -120,7 +120,8 @@ class ExpiryScheduler:
         until = loop.time() + max(delay, 0.0)
         while not self._wake.is_set() and (left := until - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(left, LOCK_CHECK_EVERY))
+                async with asyncio.timeout(min(left, LOCK_CHECK_EVERY)):
+                    await self._wake.wait()
             if (not self._wake.is_set() and until > loop.time()
                     and not await con.fetchval(_HOLDS_LOCK, LEADER_LOCK, timeout=LOCK_CHECK_EVERY)):
                 raise LockLost

@@ -196,7 +196,8 @@ class RestartedLogs:
             if end is None:
                 continue
             try:
-                position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
+                async with asyncio.timeout(0.5):
+                    position = await self._consumer.position(tp)
             except Exception:  # noqa: BLE001 - no position yet, or the partition moved: nothing to rewind
                 continue
             if position > end:

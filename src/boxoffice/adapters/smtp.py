@@ -99,7 +99,8 @@ class SmtpSender:
             client, self._client = self._client, None
             if client is not None and client.is_connected:
                 try:
-                    await asyncio.wait_for(client.quit(), self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        await client.quit()
                 except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
                     client.close()
 

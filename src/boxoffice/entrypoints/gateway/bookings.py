@@ -155,7 +155,8 @@ async def create_booking(
     try:
         await publish_command(gw, message)
         published = time.perf_counter()
-        outcome = await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
+        async with asyncio.timeout(gw.settings.booking_reply_seconds):
+            outcome = await asyncio.shield(reply)
     except TimeoutError:
         return _queued(request_id)
     finally:
@@ -211,7 +212,8 @@ async def ask(gw: GatewayDep, message: Message) -> Message | None:
     reply = gw.replies.expect(message.request_id)
     try:
         await publish_command(gw, message)
-        return await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
+        async with asyncio.timeout(gw.settings.booking_reply_seconds):
+            return await asyncio.shield(reply)
     except TimeoutError:
         return None
     finally:

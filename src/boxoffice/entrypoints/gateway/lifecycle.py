@@ -69,7 +69,8 @@ async def _send_and_wait(gw: GatewayDep, booking_id: str, message: Message | Non
     try:
         if message is not None:
             await publish_command(gw, message)
-        return await asyncio.wait_for(asyncio.shield(reply), timeout)
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(reply)
     except TimeoutError:
         return None
     finally:

@@ -55,7 +55,8 @@ async def _open_stream(gw: Gateway, event_id: str,
     resume = f"Last-Event-ID: {last}\r\n" if last.isascii() and last.isdigit() else ""  # "²" is a digit too
     writer.write(f"GET /events/{event_id}/live HTTP/1.1\r\nHost: realtime\r\n{resume}\r\n".encode())
     try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
         writer.close()
         return error(503, "live_unavailable", _UNAVAILABLE, headers={"Retry-After": "2"})

@@ -24,7 +24,8 @@ async def health(gw: GatewayDep) -> Response:
     heartbeats could not be read lately). `status` is "ok" only when the database and every service are up."""
     database = "up"
     try:
-        await asyncio.wait_for(gw.pool.fetchval("SELECT 1"), DATABASE_CHECK_SECONDS)
+        async with asyncio.timeout(DATABASE_CHECK_SECONDS):
+            await gw.pool.fetchval("SELECT 1")
     except Exception:  # noqa: BLE001 - reported, not raised
         database = "down"
     services = {name: gw.health.report(name) for name in SERVICES if name != "gateway"}

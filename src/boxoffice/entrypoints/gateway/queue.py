@@ -145,7 +145,8 @@ async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw:
     reply = gw.replies.expect(request_id)
     try:
         await publish_command(gw, message)
-        placed = await asyncio.wait_for(asyncio.shield(reply), gw.settings.booking_reply_seconds)
+        async with asyncio.timeout(gw.settings.booking_reply_seconds):
+            placed = await asyncio.shield(reply)
     except TimeoutError:
         return await _joined(gw, event_id, queue_token, visitor_id, None, 202)
     finally:
@@ -202,13 +203,16 @@ async def queue_live(event_id: EventPath, queue_token: TokenPath, gw: GatewayDep
                     until = datetime.fromisoformat(last["admittedUntil"])
                     wait = min(wait, max(0.05, (until - utc_now()).total_seconds()))
                 try:
-                    yield _sse(await asyncio.wait_for(watcher.updates.get(), wait))
+                    async with asyncio.timeout(wait):
+                        update = await watcher.updates.get()
                 except TimeoutError:
                     room = await gw.queue.room(event_id)
                     if room is not None:
                         gw.queue.push(watcher, room)  # an admission that has run out
                     if watcher.updates.empty():
                         yield b": keepalive\n\n"
+                else:
+                    yield _sse(update)
         finally:
             gw.queue.unwatch(watcher)
 

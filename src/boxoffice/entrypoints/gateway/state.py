@@ -118,7 +118,8 @@ class ServiceHealth:
 
     async def refresh(self) -> None:
         try:
-            self.services = await asyncio.wait_for(self.read(), READ_TIMEOUT_SECONDS)
+            async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                self.services = await self.read()
         except Exception as exc:  # noqa: BLE001 - the database may be down: the statuses age meanwhile
             self.outage.failed(exc)
             return

@@ -51,7 +51,8 @@ async def prometheus_metrics(gw: GatewayDep) -> Response:
     """Counters and gauges of every service instance, in the Prometheus text format."""
     global _last_read
     try:
-        _last_read = await asyncio.wait_for(read_instances(gw.pool), READ_TIMEOUT_SECONDS)
+        async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+            _last_read = await read_instances(gw.pool)
     except Exception as exc:  # noqa: BLE001 - the last read is served instead
         _reading.failed(exc)
     else:
