@@ -129,9 +129,9 @@ async def test_a_slow_charge_holds_back_the_committed_offset_and_is_charged_once
             # its row is written, so the position is awaited. In order it stops at the slow charge; the control
             # goes past it (where exactly depends on the order the later tickets finish in).
             if control:
-                await until(lambda: committed_past(consumer, P0, slow[1]), timeout=10)
+                await until(lambda: committed_past(consumer, P0, slow[1]))
             else:
-                await until(lambda: committed(consumer, P0, slow[1]), timeout=10)
+                await until(lambda: committed(consumer, P0, slow[1]))
                 assert await consumer.committed(P0) == slow[1]
         finally:
             task.cancel()  # the process dies with the slow charge unanswered
