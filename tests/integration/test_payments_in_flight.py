@@ -33,9 +33,15 @@ P0, P1 = TopicPartition(PAYMENT_REQUESTED, 0), TopicPartition(PAYMENT_REQUESTED,
 class CommitsPastUnfinished(InFlight):
     """The control: the position follows the newest finished message, whatever is still in flight before it."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._newest: dict[TopicPartition, int] = {}
+
     def finish(self, ticket: Ticket) -> None:
         super().finish(ticket)
-        self._position[ticket.tp] = max(self._position.get(ticket.tp, 0), ticket.offset + 1)
+        # Kept apart from the in-order position, which an older message finishing last would move back.
+        self._newest[ticket.tp] = max(self._newest.get(ticket.tp, 0), ticket.offset + 1)
+        self._position[ticket.tp] = self._newest[ticket.tp]
 
 
 class Provider(SimulatedProvider):
