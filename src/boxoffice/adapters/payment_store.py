@@ -21,16 +21,7 @@ class PostgresPaymentRepository:
         self._con = con
 
     async def attempt(self, charge: ChargeRequest, provider: str) -> ChargeResult | None:
-        row = await self._con.fetchrow(
-            """INSERT INTO payments (booking_id, payment_id, event_id, amount, currency, card_last4, status,
-                                     provider)
-               VALUES ($1, $2, $3, $4, $5, $6, 'charging', $7)
-               ON CONFLICT (booking_id, payment_id) DO UPDATE SET booking_id = payments.booking_id
-               RETURNING status, provider_ref, decline_code, decline_reason""",
-            charge.booking_id, charge.payment_id, charge.event_id, charge.amount, charge.currency,
-            charge.card_last4, provider)
-        assert row is not None  # RETURNING of an upsert always has its row
-        return _result(row)
+        return (await self.attempt_all([charge], provider))[0]
 
     async def attempt_all(self, charges: list[ChargeRequest], provider: str) -> list[ChargeResult | None]:
         # A row may be touched once per statement (ON CONFLICT DO UPDATE), so each payment goes in once; a copy
@@ -73,12 +64,7 @@ class PostgresPaymentRepository:
             [r.decline_code for r in results], [r.decline_reason for r in results])
 
     async def decide(self, charge: ChargeRequest, result: ChargeResult) -> None:
-        await self._con.execute(
-            """UPDATE payments SET status = $3, provider_ref = $4, decline_code = $5, decline_reason = $6,
-                                   decided_at = now(), retry_at = NULL, card = NULL
-               WHERE booking_id = $1 AND payment_id = $2""",
-            charge.booking_id, charge.payment_id, "succeeded" if result.approved else "failed",
-            result.reference, result.decline_code, result.decline_reason)
+        await self.decide_all([(charge, result)])
 
     async def postpone(self, charge: ChargeRequest, retry_in: float) -> None:
         await self._con.execute(
