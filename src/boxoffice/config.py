@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # Realtime processes `up` runs (realtime, realtime-2, ...): each tails every change and serves its share.
     # Two by default: the fan-out to open pages is most of the live path's work, and it then uses two cores.
     realtime_processes: int = Field(2, ge=1, le=16)
+    # How much lower the CPU priority of the notification service and the embedded mailbox is (a Unix nice
+    # increment; 0: the same as the others). Emails are off the buyer's path: on shared cores, checkout goes first
+    # and the emails go out on the CPU it leaves.
+    notification_nice: int = Field(10, ge=0, le=19)
     payment_provider: str = "simulated"
     # Charges each payment process keeps in flight at once: charges per second ≈ this ÷ the provider's answer
     # time, about 1,700 at the simulated provider's 150 ms, with room for a real provider's slower answers.

@@ -7,9 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from boxoffice.adapters.supervisor import Supervisor
 from tests.e2e.api_client import book, wait_for
 from tests.platforms import RunningPlatform
 
@@ -94,3 +96,11 @@ async def test_metrics_count_a_hold_a_refusal_and_a_payment(client: httpx.AsyncC
     lags = {dict(labels)["service"] for name, labels in after if name == "boxoffice_consumer_lag"}
     assert {"booking", "payment", "catalog", "notification", "realtime"} <= lags
 
+
+
+def test_notification_and_the_mailbox_run_at_a_lower_cpu_priority(platform: RunningPlatform) -> None:
+    """Emails are off the buyer's path: on shared cores checkout goes first (BOXOFFICE_NOTIFICATION_NICE, 10)."""
+    niceness = {name: psutil.Process(int(description.split()[1].rstrip(","))).nice()
+                for name, state, description in Supervisor(platform.data_dir).status() if state == "RUNNING"}
+    assert niceness["notification"] == niceness["mailbox"] == niceness["booking"] + 10
+    assert niceness["gateway"] == niceness["payment"] == niceness["booking"]

@@ -461,7 +461,9 @@ def mailbox(
     from pathlib import Path
 
     from boxoffice.entrypoints.mailbox import run
+    from boxoffice.entrypoints.service import lower_priority
 
+    lower_priority(get_settings().notification_nice)  # it stands in for the mail server: as notification's
     run(Path(directory) if directory else get_settings().data_path / "mailbox", smtp_port, http_port, http_host)
 
 

@@ -50,6 +50,12 @@ def _give_up(task: asyncio.Task[None]) -> None:
     os._exit(1)
 
 
+def lower_priority(increment: int) -> None:
+    """Lowers this process's CPU priority by `increment` (where the system has priorities)."""
+    if increment and hasattr(os, "nice"):
+        os.nice(increment)
+
+
 def run(service: str) -> None:
     import gc
 
@@ -60,6 +66,8 @@ def run(service: str) -> None:
     configure_logging(service, settings.log_format, settings.log_level)
     if not settings.kafka_bootstrap or not settings.database_url:
         sys.exit("BOXOFFICE_KAFKA_BOOTSTRAP and BOXOFFICE_DATABASE_URL must be set")
+    if service == "notification":
+        lower_priority(settings.notification_nice)
     if service == "gateway":  # uvicorn runs its own loop, signal handling and worker processes
         from boxoffice.entrypoints.gateway.app import serve
 
