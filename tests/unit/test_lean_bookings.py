@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from boxoffice import metrics
 from boxoffice.adapters.accounts import TokenSigner, TokenStanding
+from boxoffice.adapters.payment_provider import SimulatedProvider
 from boxoffice.config import Settings
 from boxoffice.domain.accounts import Principal, Role
 from boxoffice.entrypoints.gateway.access import Access
@@ -24,7 +25,16 @@ from boxoffice.entrypoints.gateway.app import create_app
 from boxoffice.entrypoints.gateway.lean_bookings import LeanBookings
 from boxoffice.entrypoints.gateway.replies import UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
-from boxoffice.messages import SEAT_RESERVATION_FAILED, SEAT_RESERVED, Message
+from boxoffice.messages import (
+    BOOKING_CANCELLED,
+    BOOKING_COMMAND_REJECTED,
+    BOOKING_CONFIRMATION_REQUESTED,
+    BOOKING_CONFIRMED,
+    SEAT_RESERVATION_FAILED,
+    SEAT_RESERVED,
+    Message,
+    decode,
+)
 
 EVENT = "gala"
 SEATS = frozenset(f"A{n}" for n in range(1, 21))
@@ -295,3 +305,172 @@ def test_a_well_formed_hold_takes_the_lean_path_and_a_malformed_one_does_not() -
     assert (layer.answered, layer.passed_on) == (2, 4)
     assert http.get("/bookings/00000000-0000-0000-0000-000000000000").status_code != 201
     assert (layer.answered, layer.passed_on) == (2, 4)  # other routes are not its business
+
+
+# PUT /bookings/{id}/confirm: the same comparison, over a booking service that decides payments at once.
+BOOKING = "00000000-0000-0000-0000-{:012d}"
+
+
+class Bookings(Pool):
+    """The decided requests and the bookings, as views.request_outcome and views.booking_state read them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bookings: dict[str, dict[str, Any]] = {}
+
+    async def fetchrow(self, query: str, key: str) -> dict[str, Any] | None:  # type: ignore[override]
+        if "FROM bookings" not in query:
+            return await super().fetchrow(query, key)
+        if key == BOOKING.format(666):
+            raise RuntimeError("a bug")
+        if key == BOOKING.format(503):
+            raise asyncpg.PostgresConnectionError("connection lost")
+        return self.bookings.get(key)
+
+
+@dataclass
+class BookingReplies(Replies):
+    by_booking: dict[str, list[tuple[asyncio.Future[Message], Any]]] = field(default_factory=dict)
+
+    def expect_booking(self, booking_id: str, accept: Any) -> asyncio.Future[Message]:
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.by_booking.setdefault(booking_id, []).append((future, accept))
+        return future
+
+    def forget_booking(self, booking_id: str, future: asyncio.Future[Message]) -> None:
+        self.by_booking[booking_id] = [w for w in self.by_booking.get(booking_id, []) if w[0] is not future]
+
+
+@dataclass
+class BookingService(Publisher):
+    """Holds as Publisher does, keeping each booking; a payment confirms it unless its card is declined."""
+
+    async def publish(self, topic: str, command: Message) -> None:
+        if topic != BOOKING_CONFIRMATION_REQUESTED:
+            await super().publish(topic, command)
+            outcome = decode(self.pool.outcomes[str(command.request_id)]["outcome"])
+            if outcome.type == SEAT_RESERVED:
+                data = outcome.data
+                self.pool.bookings[data["bookingId"]] = {  # type: ignore[attr-defined]
+                    "event_id": outcome.event_id, "userId": data["userId"], "status": "pending",
+                    "payment_id": None, "amount": data["amount"], "currency": "USD", "seat_ids": data["seatIds"],
+                    "refund_id": None}
+            return
+        data = command.data
+        booking = self.pool.bookings[data["bookingId"]]  # type: ignore[attr-defined]
+        if str(data.get("cardToken", "")).startswith("tok_sim_declined_"):
+            booking.update(status="payment_failed", payment_id=data["paymentId"])
+            reply = Message(BOOKING_CANCELLED, command.event_id, {
+                "bookingId": data["bookingId"], "status": "payment_failed", "seatIds": booking["seat_ids"],
+                "declineCode": "card_declined", "declineReason": "Your card was declined"}, command.request_id)
+        elif data["amount"] != booking["amount"]:
+            reply = Message(BOOKING_COMMAND_REJECTED, command.event_id, {
+                "bookingId": data["bookingId"], "command": "confirm", "code": "wrong_amount",
+                "reason": f"The amount due is {booking['amount']}"}, command.request_id)
+        else:
+            booking.update(status="confirmed", payment_id=data["paymentId"])
+            reply = Message(BOOKING_CONFIRMED, command.event_id, {
+                "bookingId": data["bookingId"], "paymentId": data["paymentId"], "amount": booking["amount"],
+                "currency": "USD", "seatIds": booking["seat_ids"]}, command.request_id)
+        for future, accept in self.replies.by_booking.get(data["bookingId"], []):  # type: ignore[attr-defined]
+            if not future.done() and accept(reply):
+                future.set_result(reply)
+
+
+class PayingGateway(Gateway):
+    def __init__(self, settings: Settings, verified: bool = True) -> None:
+        super().__init__(settings, verified)
+        self.pool, self.replies = Bookings(), BookingReplies()
+        self.publisher = BookingService(self.pool, self.replies)
+        self.cards = SimulatedProvider(None, latency_seconds=0)  # type: ignore[arg-type]  # tokenises only
+
+
+def pay(payment_id: str = "pay_1", amount: Any = 10.0, **fields: Any) -> bytes:
+    return orjson.dumps({"paymentId": payment_id, "amount": amount, "card": "4242424242424242", **fields})
+
+
+Exchange = tuple[str, str, bytes, dict[str, str]]
+HOLDS: list[Exchange] = [("POST", "/bookings", body(seatIds=[f"A{n}"], userId="fan_1"), JSON) for n in range(1, 9)]
+PAYING: list[Exchange] = [
+    *HOLDS,  # bookings 0 to 7, 10.0 each
+    ("PUT", f"/bookings/{BOOKING.format(0)}/confirm", pay(), JSON),
+    ("PUT", f"/bookings/{BOOKING.format(0)}/confirm", pay(), JSON),  # the same payment again: its answer
+    ("PUT", f"/bookings/{BOOKING.format(0)}/confirm", pay("pay_2"), JSON),  # already confirmed: 409
+    ("PUT", f"/bookings/{BOOKING.format(1)}/confirm", pay(amount=10.001), JSON),  # the route's 422
+    ("PUT", f"/bookings/{BOOKING.format(1)}/confirm", pay(amount=12.0), JSON),  # the booking service's refusal
+    ("PUT", f"/bookings/{BOOKING.format(1)}/confirm", pay(card="4242424242424241"), JSON),  # Luhn: the route's 422
+    ("PUT", f"/bookings/{BOOKING.format(1)}/confirm", pay(card="4000000000000002"), JSON),  # declined: 402
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm", pay(card="42"), JSON),  # the model's 422
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm", pay(amount="10.0"), JSON),
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm", pay(amount=10), JSON),
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm", pay(amount=True), JSON),
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm", pay(surprise=1), JSON),
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm", b'{"paymentId": "p", "amount": 10.0', JSON),  # not JSON
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm", pay(), {"Content-Type": "text/plain"}),
+    ("PUT", f"/bookings/{BOOKING.format(2)}/confirm?x=1", pay(), JSON),
+    ("PUT", f"/bookings/{BOOKING.format(3)}/confirm", pay(), {"Content-Type": "application/json; charset=utf-8"}),
+    ("PUT", f"/bookings/{BOOKING.format(4)}/confirm", pay(card=None), JSON),  # no card: the booking service's answer
+    ("PUT", f"/bookings/{BOOKING.format(99)}/confirm", pay(), JSON),  # unknown: 404
+    ("PUT", "/bookings/not-a-booking/confirm", pay(), JSON),  # malformed id: 422
+    ("PUT", f"/bookings/{'b' * 65}/confirm", pay(), JSON),  # over the path's limit: FastAPI's 422
+    ("PUT", f"/bookings/{BOOKING.format(503)}/confirm", pay(), JSON),  # the app's handler: 503
+    ("PUT", f"/bookings/{BOOKING.format(666)}/confirm", pay(), JSON),  # the app's 500
+    ("PUT", f"/bookings/{BOOKING.format(5)}/confirm/", pay(), JSON),  # not the route
+    ("POST", f"/bookings/{BOOKING.format(5)}/confirm", pay(), JSON),  # not its method
+    ("PUT", f"/bookings/{BOOKING.format(5)}/confirm", pay(), {**JSON, "Authorization": "Bearer x"}),  # ignored
+    ("PUT", f"/bookings/{BOOKING.format(6)}/confirm", b'{"paymentId": "p", "paymentId": "q", "amount": 10.0}', JSON),
+]
+PAYING_WITH_ACCOUNTS: list[Exchange] = [
+    *[("POST", "/bookings", orjson.dumps({"eventId": EVENT, "seatIds": [f"A{n}"]}), with_auth("fan_1"))
+      for n in range(1, 4)],
+    ("PUT", f"/bookings/{BOOKING.format(0)}/confirm", pay(), JSON),  # no token: 401
+    ("PUT", f"/bookings/{BOOKING.format(0)}/confirm", pay(), with_auth("fan_2")),  # another's booking: 403
+    ("PUT", f"/bookings/{BOOKING.format(0)}/confirm", pay(), with_auth("fan_1")),
+    *[("PUT", f"/bookings/{BOOKING.format(n)}/confirm", pay(), with_auth("fan_1")) for n in (1, 2, 1, 2, 1)],
+]
+
+
+def exchanges(settings: Settings, requests: list[Exchange], lean: bool) -> tuple[list[Any], dict[Any, float]]:
+    before = dict(metrics.HTTP_REQUESTS.values)
+    app = create_app(settings)
+    if not lean:
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not LeanBookings]
+    app.state.gateway = PayingGateway(settings)
+    http = client(app)
+    seen = []
+    for method, path, content, headers in requests:
+        answer = http.request(method, path, content=content, headers=headers)
+        seen.append((answer.status_code, normalised(answer.json()), normalised_headers(answer.headers)))
+    counted = {k: v - before.get(k, 0) for k, v in metrics.HTTP_REQUESTS.values.items() if v != before.get(k, 0)}
+    if lean:  # payments were answered by the layer, or the comparison compares FastAPI with itself
+        layer = lean_layer(app)
+        paid = sum(1 for method, *_ in requests if method == "PUT")
+        assert layer.answered > len(requests) - paid, (layer.answered, layer.passed_on)
+    return seen, counted
+
+
+@pytest.mark.parametrize(("settings", "requests"), [
+    (Settings(), PAYING),
+    (Settings(auth="on", rate_limit_user_burst=6), PAYING_WITH_ACCOUNTS),
+], ids=["open demo", "accounts and rate limits"])
+def test_the_lean_path_answers_payments_as_the_route_does(settings: Settings, requests: list[Exchange]) -> None:
+    lean, lean_counted = exchanges(settings, requests, lean=True)
+    routed, routed_counted = exchanges(settings, requests, lean=False)
+    for number, (one, other) in enumerate(zip(lean, routed, strict=True)):
+        assert one == other, f"request {number}: {requests[number][:3]!r}"
+    assert lean_counted == routed_counted
+
+
+def test_the_payment_sequences_cover_what_they_claim() -> None:
+    seen, _ = exchanges(Settings(), PAYING, lean=True)
+    codes = [(status, b.get("code") or b.get("status")) for status, b, _ in seen[len(HOLDS):]]
+    assert codes[:3] == [(200, "confirmed"), (200, "confirmed"), (409, "booking_already_confirmed")]
+    assert codes[3] == (422, "validation_error") and codes[4][0] == 409 and codes[5] == (422, "validation_error")
+    assert codes[6] == (402, "payment_declined")
+    assert codes[15] == (200, "confirmed") and codes[17] == (404, "booking_not_found")
+    assert codes[18] == (422, "invalid_id") and codes[19][0] == 422
+    assert codes[20] == (503, "database_unavailable") and codes[21] == (500, "internal_error")
+    accounts, _ = exchanges(Settings(auth="on", rate_limit_user_burst=6), PAYING_WITH_ACCOUNTS, lean=True)
+    codes = [(status, b.get("code") or b.get("status")) for status, b, _ in accounts[3:]]
+    assert codes[:3] == [(401, "not_authenticated"), (403, "forbidden"), (200, "confirmed")]
+    assert codes[-1] == (429, "rate_limited")

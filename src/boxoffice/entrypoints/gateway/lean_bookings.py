@@ -1,10 +1,12 @@
-"""POST /bookings without FastAPI's routing and dependency solving, for the requests it is sure about.
+"""POST /bookings and PUT /bookings/{id}/confirm without FastAPI's routing and dependency solving, for the
+requests it is sure about.
 
 Measured under `boxoffice bench holds`, about a third of the gateway's CPU per hold went to FastAPI itself:
 routing, dependency solving, its body parsing (json, then a TypeAdapter), its exit stacks and exception
 middlewares. A hold is the on-sale's hot route, so this layer, the innermost of our middlewares, answers a
-well-formed one directly: the body is validated by the same model, the caller is found by the same dependency
-functions, and the route function itself decides, so the answers are the route's. An ApiError (or anything
+well-formed one directly, and so does it a payment (checkout's hot route): the body is validated by the same
+model, the caller is found by the same dependency functions, and the route function itself decides, so the
+answers are the route's. An ApiError (or anything
 else the app has a handler for) is answered by the app's own handler; any other exception goes on up to the
 app's 500 handler, as from the route.
 
@@ -16,6 +18,8 @@ The route stays registered there for that, and for the OpenAPI schema.
 from __future__ import annotations
 
 import inspect
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -26,14 +30,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.entrypoints.gateway import lifecycle
 from boxoffice.entrypoints.gateway.bookings import create_booking, router
-from boxoffice.entrypoints.gateway.deps import bearer, buying_caller, get_gateway
-from boxoffice.entrypoints.gateway.schemas import BookingRequest
+from boxoffice.entrypoints.gateway.deps import bearer, buying_caller, get_gateway, limited_caller
+from boxoffice.entrypoints.gateway.lifecycle import confirm_booking
+from boxoffice.entrypoints.gateway.schemas import BookingRequest, ConfirmRequest
 
 # The headers the route declares, with its limits (Header(max_length=...) in bookings.create_booking).
 _LIMITS = {b"idempotency-key": 255, b"x-queue-access": 2048}
-# The route as FastAPI's router puts it in scope["route"] (the metrics label requests by its path).
+# The routes as FastAPI's router puts them in scope["route"] (the metrics label requests by their path).
 _ROUTE = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is create_booking)
+_CONFIRM_ROUTE = next(r for r in lifecycle.router.routes if isinstance(r, APIRoute) and r.endpoint is confirm_booking)
+# The confirm route's path parameter as Starlette matches it, and its limit (BookingPath in lifecycle.py).
+_CONFIRM_PATH = re.compile(r"/bookings/([^/]+)/confirm")
+_BOOKING_ID_LIMIT = 64
 
 
 class LeanBookings:
@@ -44,9 +54,22 @@ class LeanBookings:
         self.passed_on = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/bookings" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path, method = scope["path"], scope["method"]
+        if path == "/bookings" and method == "POST":
+            await self._lean(scope, receive, send, BookingRequest, _ROUTE, {}, self._hold)
+            return
+        if method == "PUT" and (match := _CONFIRM_PATH.fullmatch(path)) and len(match[1]) <= _BOOKING_ID_LIMIT:
+            await self._lean(scope, receive, send, ConfirmRequest, _CONFIRM_ROUTE, {"booking_id": match[1]},
+                             self._confirm)
+            return
+        await self.app(scope, receive, send)
+
+    async def _lean(self, scope: Scope, receive: Receive, send: Send, model: type[BookingRequest | ConfirmRequest],
+                    route: APIRoute, path_params: dict[str, str],
+                    decide: Callable[[Request, Any, dict[bytes, str]], Awaitable[Response]]) -> None:
         headers = _declared_headers(scope)
         content_type = headers.pop(b"content-type", None) if headers is not None else None
         if (headers is None or content_type is None or content_type.split(";")[0].strip().lower() != "application/json"
@@ -69,20 +92,17 @@ class LeanBookings:
             return received.pop(0) if received else await receive()
 
         try:
-            booking = BookingRequest.model_validate_json(body) if received[-1]["type"] == "http.request" else None
+            asked = model.model_validate_json(body) if received[-1]["type"] == "http.request" else None
         except ValidationError:
-            booking = None
-        if booking is None:
+            asked = None
+        if asked is None:
             self.passed_on += 1
             await self.app(scope, replay, send)
             return
-        scope["route"], scope["endpoint"], scope["path_params"] = _ROUTE, create_booking, {}  # as the router does
+        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, path_params  # as routed
         request = Request(scope, replay)
         try:
-            gw = await get_gateway(request)
-            caller = await buying_caller(request, gw, await bearer(request))
-            response = await create_booking(booking, gw, caller, headers.get(b"idempotency-key"),
-                                            headers.get(b"x-queue-access"))
+            response = await decide(request, asked, headers)
         except Exception as exc:
             handled = await _handled(request, exc)
             if handled is None:
@@ -90,6 +110,19 @@ class LeanBookings:
             response = handled
         self.answered += 1
         await response(scope, receive, send)
+
+    @staticmethod
+    async def _hold(request: Request, booking: BookingRequest, headers: dict[bytes, str]) -> Response:
+        gw = await get_gateway(request)
+        caller = await buying_caller(request, gw, await bearer(request))
+        return await create_booking(booking, gw, caller, headers.get(b"idempotency-key"),
+                                    headers.get(b"x-queue-access"))
+
+    @staticmethod
+    async def _confirm(request: Request, payment: ConfirmRequest, headers: dict[bytes, str]) -> Response:
+        gw = await get_gateway(request)
+        caller = await limited_caller(request, gw, await bearer(request))
+        return await confirm_booking(request.path_params["booking_id"], payment, gw, caller)
 
 
 def _declared_headers(scope: Scope) -> dict[bytes, str] | None:
