@@ -1,6 +1,6 @@
 """POST /bookings and PUT /bookings/{id}/confirm answered by the lean layer (entrypoints/gateway/lean_bookings.py)
-and by FastAPI's routes give the same answers: the same requests, in the same order, go to two apps over identical fake gateways, one built
-without the layer, and their statuses, bodies, headers and request metrics are compared."""
+and by FastAPI's routes give the same answers: the same requests, in the same order, go to two apps over identical
+fake gateways, one built without the layer, and their statuses, bodies, headers and request metrics are compared."""
 
 from __future__ import annotations
 
