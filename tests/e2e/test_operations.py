@@ -98,7 +98,6 @@ async def test_metrics_count_a_hold_a_refusal_and_a_payment(client: httpx.AsyncC
     assert {"booking", "payment", "catalog", "notification", "realtime"} <= lags
 
 
-
 def test_notification_and_the_mailbox_run_at_a_lower_cpu_priority(platform: RunningPlatform) -> None:
     """Emails are off the buyer's path: on shared cores checkout goes first (BOXOFFICE_NOTIFICATION_NICE, 10)."""
     names = {"notification", "mailbox", "booking", "gateway", "payment"}

@@ -419,6 +419,7 @@ PAYING: list[Exchange] = [
     ("POST", f"/bookings/{BOOKING.format(5)}/confirm", pay(), JSON),  # not its method
     ("PUT", f"/bookings/{BOOKING.format(5)}/confirm", pay(), {**JSON, "Authorization": "Bearer x"}),  # ignored
     ("PUT", f"/bookings/{BOOKING.format(6)}/confirm", b'{"paymentId": "p", "paymentId": "q", "amount": 10.0}', JSON),
+    ("PUT", f"/bookings/{BOOKING.format(7)}/confirm", pay(), {**JSON, "Idempotency-Key": "k" * 300}),  # not its header
 ]
 PAYING_WITH_ACCOUNTS: list[Exchange] = [
     *[("POST", "/bookings", orjson.dumps({"eventId": EVENT, "seatIds": [f"A{n}"]}), with_auth("fan_1"))

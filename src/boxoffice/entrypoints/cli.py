@@ -463,8 +463,9 @@ def mailbox(
     from boxoffice.entrypoints.mailbox import run
     from boxoffice.entrypoints.service import lower_priority
 
-    lower_priority(get_settings().notification_nice)  # it stands in for the mail server: as notification's
-    run(Path(directory) if directory else get_settings().data_path / "mailbox", smtp_port, http_port, http_host)
+    settings = get_settings()
+    lower_priority(settings.notification_nice)  # it stands in for the mail server: as notification's
+    run(Path(directory) if directory else settings.data_path / "mailbox", smtp_port, http_port, http_host)
 
 
 @bench_app.command("lifecycle")

@@ -4,11 +4,10 @@ requests it is sure about.
 Measured under `boxoffice bench holds`, about a third of the gateway's CPU per hold went to FastAPI itself:
 routing, dependency solving, its body parsing (json, then a TypeAdapter), its exit stacks and exception
 middlewares. A hold is the on-sale's hot route, so this layer, the innermost of our middlewares, answers a
-well-formed one directly, and so does it a payment (checkout's hot route): the body is validated by the same
+well-formed one directly, and so it does a payment (checkout's hot route): the body is validated by the same
 model, the caller is found by the same dependency functions, and the route function itself decides, so the
-answers are the route's. An ApiError (or anything
-else the app has a handler for) is answered by the app's own handler; any other exception goes on up to the
-app's 500 handler, as from the route.
+answers are the route's. An ApiError (or anything else the app has a handler for) is answered by the app's own
+handler; any other exception goes on up to the app's 500 handler, as from the route.
 
 Anything it is not sure about (no JSON content type, a query string, a body or a header that fails
 validation, a repeated header) goes on to FastAPI with the body replayed, which answers as it always did.
@@ -36,8 +35,9 @@ from boxoffice.entrypoints.gateway.deps import bearer, buying_caller, get_gatewa
 from boxoffice.entrypoints.gateway.lifecycle import confirm_booking
 from boxoffice.entrypoints.gateway.schemas import BookingRequest, ConfirmRequest
 
-# The headers the route declares, with its limits (Header(max_length=...) in bookings.create_booking).
-_LIMITS = {b"idempotency-key": 255, b"x-queue-access": 2048}
+# The headers each route declares, with their limits (Header(max_length=...) in bookings.create_booking).
+_HOLD_HEADERS = {b"idempotency-key": 255, b"x-queue-access": 2048}
+_CONFIRM_HEADERS: dict[bytes, int] = {}
 # The routes as FastAPI's router puts them in scope["route"] (the metrics label requests by their path).
 _ROUTE = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is create_booking)
 _CONFIRM_ROUTE = next(r for r in lifecycle.router.routes if isinstance(r, APIRoute) and r.endpoint is confirm_booking)
@@ -59,18 +59,18 @@ class LeanBookings:
             return
         path, method = scope["path"], scope["method"]
         if path == "/bookings" and method == "POST":
-            await self._lean(scope, receive, send, BookingRequest, _ROUTE, {}, self._hold)
+            await self._lean(scope, receive, send, BookingRequest, _ROUTE, {}, _HOLD_HEADERS, self._hold)
             return
         if method == "PUT" and (match := _CONFIRM_PATH.fullmatch(path)) and len(match[1]) <= _BOOKING_ID_LIMIT:
             await self._lean(scope, receive, send, ConfirmRequest, _CONFIRM_ROUTE, {"booking_id": match[1]},
-                             self._confirm)
+                             _CONFIRM_HEADERS, self._confirm)
             return
         await self.app(scope, receive, send)
 
     async def _lean(self, scope: Scope, receive: Receive, send: Send, model: type[BookingRequest | ConfirmRequest],
-                    route: APIRoute, path_params: dict[str, str],
+                    route: APIRoute, path_params: dict[str, str], declared: dict[bytes, int],
                     decide: Callable[[Request, Any, dict[bytes, str]], Awaitable[Response]]) -> None:
-        headers = _declared_headers(scope)
+        headers = _declared_headers(scope, declared)
         content_type = headers.pop(b"content-type", None) if headers is not None else None
         if (headers is None or content_type is None or content_type.split(";")[0].strip().lower() != "application/json"
                 or scope["query_string"] or scope.get("root_path")):
@@ -125,13 +125,14 @@ class LeanBookings:
         return await confirm_booking(request.path_params["booking_id"], payment, gw, caller)
 
 
-def _declared_headers(scope: Scope) -> dict[bytes, str] | None:
-    """Content-Type and the route's headers, decoded as Starlette does; None if one is repeated or too long."""
+def _declared_headers(scope: Scope, declared: dict[bytes, int]) -> dict[bytes, str] | None:
+    """Content-Type and the route's `declared` headers, decoded as Starlette does; None if one is repeated or over
+    its limit."""
     found: dict[bytes, str] = {}
     for name, value in scope["headers"]:
-        if name == b"content-type" or name in _LIMITS:
+        if name == b"content-type" or name in declared:
             text = value.decode("latin-1")
-            if name in found or len(text) > _LIMITS.get(name, len(text)):
+            if name in found or len(text) > declared.get(name, len(text)):
                 return None
             found[name] = text
     return found
