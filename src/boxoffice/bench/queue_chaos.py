@@ -268,6 +268,14 @@ async def queue_chaos(base_url: str, database_url: str, data_dir: Any, seconds: 
 
 async def queue_invariants(con: asyncpg.Connection, event_id: str, journal: QueueJournal,
                            rate: int) -> dict[str, int]:
+    # One snapshot: the admission ticker goes on meanwhile, and a tick between two reads made the room's serving
+    # position disagree with the admissions read before it.
+    async with con.transaction(isolation="repeatable_read", readonly=True):
+        return await _invariants_in_one_snapshot(con, event_id, journal, rate)
+
+
+async def _invariants_in_one_snapshot(con: asyncpg.Connection, event_id: str, journal: QueueJournal,
+                                      rate: int) -> dict[str, int]:
     places = {r["visitor_id"]: dict(r) for r in await con.fetch(
         "SELECT visitor_id, queue_token, position FROM queue_visitors WHERE event_id = $1", event_id,
         timeout=QUERY_SECONDS)}
