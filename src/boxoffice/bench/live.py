@@ -8,6 +8,8 @@ same clock), messages delivered per second, and the memory each connection costs
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 import random
 import tempfile
 import time
@@ -45,7 +47,21 @@ class Listener:
         self.latencies: list[float] = []
         self.received = 0
         self.ready = 0
+        self.timed_received = 0
+        self.timed_ready = 0
+        self.resting: collections.deque[asyncio.ReadTransport] = collections.deque()
         self._moments: dict[bytes, float] = {}
+
+    async def wake_resting_forever(self, every: float, slices: int = 10) -> None:
+        """Counting connections read about once per `every`, a slice of them at a time (not all in one turn of
+        the loop, which would delay the timed reads): frames wait in their socket buffers meanwhile, as they
+        would in a browser's, and the load generator leaves the cores it shares to the platform."""
+        while True:
+            await asyncio.sleep(every / slices)
+            for _ in range(math.ceil(len(self.resting) / slices)):
+                transport = self.resting.popleft()
+                if not transport.is_closing():
+                    transport.resume_reading()
 
     def moment(self, stamp: bytes) -> float:
         """A change's commit time as epoch seconds: every connection gets the same stamps, parsed once."""
@@ -60,15 +76,19 @@ class Listener:
 class LiveClient(asyncio.Protocol):
     """A browser's EventSource, cheaply: the load generator shares the two cores with the platform. Every
     connection counts the frames it gets (a frame's `data:` line follows a line break, and JSON holds none);
-    one in TIMED_EVERY also stamps each frame's arrival against the change's commit time."""
+    TIMED of them also stamp each frame's arrival against the change's commit time and read at once.
+    The others, once their snapshot is in, rest between reads (`Listener.wake_resting_forever`): the platform
+    writes to their sockets all the same, and what is missing is counted at the end."""
 
     def __init__(self, listener: Listener, request: bytes, timed: bool) -> None:
         self._listener, self._request, self._timed = listener, request, timed
         self._buffer = b""
         self._tail = b""
         self._snapshot_seen = False
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
         transport.write(self._request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
@@ -81,6 +101,9 @@ class LiveClient(asyncio.Protocol):
                 self._listener.ready += 1
                 frames -= 1
             self._listener.received += frames
+            if self._snapshot_seen and self._transport is not None:
+                self._transport.pause_reading()
+                self._listener.resting.append(self._transport)
             return
         arrived = time.time()
         frames_seen = (self._buffer + data).split(b"\n\n")
@@ -91,15 +114,18 @@ class LiveClient(asyncio.Protocol):
             if not self._snapshot_seen:
                 self._snapshot_seen = True
                 self._listener.ready += 1
+                self._listener.timed_ready += 1
                 continue
             at = frame.find(b'"at":"')
             if at >= 0:
                 stamp = frame[at + 6:frame.index(b'"', at + 6)]
                 self._listener.latencies.append((arrived - self._listener.moment(stamp)) * 1000)
             self._listener.received += 1
+            self._listener.timed_received += 1
 
 
-TIMED_EVERY = 10
+TIMED = 200  # connections that stamp every frame's arrival, spread evenly over the others
+RESTING_READS_EVERY = 1.0  # seconds between reads of a counting connection
 
 
 def run(connections: list[int], rate: float, seconds: float, direct: bool, console: Console) -> None:
@@ -137,13 +163,15 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
     realtime, gateway = _processes(settings.data_path, "realtime"), _processes(settings.data_path, "gateway")
     memory_before = (_rss(realtime), _rss(gateway))
     listener = Listener()
+    waking = asyncio.ensure_future(listener.wake_resting_forever(RESTING_READS_EVERY))
     host = "127.0.0.1"
     port = runtime.realtime_port if direct else runtime.http_port  # type: ignore[attr-defined]
     request = f"GET /events/{spec.event_id}/live HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
     loop = asyncio.get_running_loop()
     transports = []
+    timed_every = max(1, count // TIMED)
     for i in range(count):
-        timed = i % TIMED_EVERY == 0
+        timed = i % timed_every == 0
         transport, _ = await loop.create_connection(
             lambda timed=timed: LiveClient(listener, request.encode(), timed), host, port)  # type: ignore[misc]
         transports.append(transport)
@@ -168,12 +196,17 @@ async def _round(settings: Settings, runtime: object, count: int, rate: float, s
             posting.add(post)
             post.add_done_callback(posting.discard)
             await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+        # The crowd's time ends when the timed connections, which read at once, have every change; the
+        # resting ones are only counted, so they may read their last frames after it.
         expected = changes * listener.ready
         deadline = time.monotonic() + 30
-        while listener.received < expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        while listener.timed_received < changes * listener.timed_ready and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
     wall = time.perf_counter() - started
     busy = " / ".join(f"{(_cpu(processes) - cpu_before[name]) / wall:.0%}" for name, processes in watched.items())
+    while listener.received < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    waking.cancel()
     for transport in transports:
         transport.close()
     per_connection = [(after - before) / 1024 / max(count, 1) for before, after in zip(memory_before, memory_after,
