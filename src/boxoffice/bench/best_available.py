@@ -13,10 +13,8 @@ import asyncio
 import itertools
 import math
 import random
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import asyncpg
 from rich.console import Console
@@ -36,6 +34,7 @@ from boxoffice.bench.holds import (
     fire_bodies,
     invariants,
 )
+from boxoffice.bench.running import fresh_data_dir, own_platform
 from boxoffice.config import Settings
 from boxoffice.domain.catalog import EventSpec
 
@@ -151,23 +150,17 @@ def categories() -> list[str]:
 def run(requests: int | None, clients: int, seats: int, max_seats: int, category: str | None, seed: int,
         console: Console) -> bool:
     """Returns whether the invariants held for both crowds."""
-    from boxoffice import platform
 
     on_sale = len(_scope(bench_event(seats), category).seats())
     requests = requests if requests is not None else default_requests(on_sale, max_seats)
-    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    data_dir = fresh_data_dir("boxoffice-bench-")
     settings = Settings(data_dir=data_dir, http_port=free_port(), booking_reply_seconds=10)
     where = f"category {category}" if category else "any category"
     console.print(f"[bold]bench holds --best-available[/]: {requests:,} requests from {clients} concurrent clients "
                   f"for {on_sale:,} seats ({where}) on each of two events of {seats:,} seats, 1–{max_seats} seats "
                   f"each, seed {seed}; platform in {data_dir}")
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
-    try:
+    with own_platform(settings, console) as runtime:
         return asyncio.run(_measure(settings, runtime, requests, clients, seats, max_seats, category, seed, console))
-    finally:
-        with console.status("stopping the platform..."):
-            platform.down(settings)
 
 
 @dataclass

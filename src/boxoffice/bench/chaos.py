@@ -46,6 +46,7 @@ from boxoffice.bench.faults import (
     topic_layout,
 )
 from boxoffice.bench.holds import bench_event
+from boxoffice.bench.running import fresh_data_dir, own_platform
 
 __all__ = ["FAULT_KINDS", "ChaosError", "Journal", "chaos", "parse_faults", "run"]
 
@@ -721,17 +722,14 @@ def verdict(value: int) -> str:
 
 def run(seconds: float, seed: int | None, console: Any, faults: tuple[str, ...] = ("kill",)) -> bool:
     """Starts its own platform (holds of 3 s), runs the chaos, prints the faults and the invariants."""
-    import tempfile
-
     from rich.table import Table
 
-    from boxoffice import platform
     from boxoffice.adapters.embedded import free_port
     from boxoffice.config import Settings
 
     seed = seed if seed is not None else random.randrange(1_000_000)
     kinds = parse_faults(",".join(faults))
-    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-chaos-"))
+    data_dir = fresh_data_dir("boxoffice-chaos-")
     # A provider like a real one: a tail of slow answers and a few retryable errors.
     settings = Settings(data_dir=data_dir, http_port=free_port(), hold_seconds=3, payment_latency_ms=50,
                         payment_latency_p99_ms=250, payment_failure_rate=0.05)
@@ -741,16 +739,10 @@ def run(seconds: float, seed: int | None, console: Any, faults: tuple[str, ...] 
                   f"{seconds:g} s of book (picked or best available) / pay / decline / cancel / refund / expire / "
                   f"wait in line, then the event cancelled, with faults every 2–6 s: "
                   f"{', '.join(kinds)} (services: {', '.join(VICTIMS)}); platform in {data_dir}")
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
-    try:
-        with console.status("running..."):
-            results, journal, stats = asyncio.run(chaos(
-                runtime.base_url, runtime.database_url, settings.data_path, runtime.mailbox_url, seconds, seed,
-                log=console.print, faults=kinds))
-    finally:
-        with console.status("stopping the platform..."):
-            platform.down(settings)
+    with own_platform(settings, console) as runtime, console.status("running..."):
+        results, journal, stats = asyncio.run(chaos(
+            runtime.base_url, runtime.database_url, settings.data_path, runtime.mailbox_url, seconds, seed,
+            log=console.print, faults=kinds))
     console.print("faults (seconds since the start):")
     for fault in journal.faults:
         console.print("  " + fault.describe())

@@ -13,13 +13,11 @@ import asyncio
 import random
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -31,6 +29,7 @@ from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
+from boxoffice.bench.running import fresh_data_dir, own_platform
 from boxoffice.bench.wrk_load import WrkRun, ensure_wrk, run_wrk
 from boxoffice.config import Settings
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow, row_labels
@@ -243,19 +242,13 @@ async def _by_wrk(pool: asyncpg.Pool, base_url: str, seats: int, max_seats: int,
 
 
 def run(requests: int, clients: int, seats: int, max_seats: int, seed: int, console: Console) -> None:
-    from boxoffice import platform
 
-    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    data_dir = fresh_data_dir("boxoffice-bench-")
     settings = Settings(data_dir=data_dir, http_port=free_port(), booking_reply_seconds=10)
     console.print(f"[bold]bench holds[/]: {requests:,} requests from {clients} concurrent clients for "
                   f"{seats:,} seats (1–{max_seats} neighbouring seats each, seed {seed}); platform in {data_dir}")
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
-    try:
+    with own_platform(settings, console) as runtime:
         asyncio.run(_measure(settings, runtime, requests, clients, seats, max_seats, seed, console))
-    finally:
-        with console.status("stopping the platform..."):
-            platform.down(settings)
 
 
 async def _measure(settings: Settings, runtime: object, requests: int, clients: int, seats: int, max_seats: int,

@@ -8,7 +8,6 @@ late each release was (release commit − deadline) and the confirmation rate.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.holds import _cpu_seconds, _pct, _process_cpu, bench_event
+from boxoffice.bench.running import fresh_data_dir, own_platform
 from boxoffice.config import Settings
 
 CARD = "4242424242424242"
@@ -60,9 +60,8 @@ async def _emails_sent(pool: Any, booking_ids: list[str]) -> tuple[int, Any]:
 
 
 def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: Console) -> None:
-    from boxoffice import platform
 
-    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    data_dir = fresh_data_dir("boxoffice-bench-")
     settings = Settings(data_dir=data_dir, http_port=free_port(), hold_seconds=hold_seconds,
                         booking_reply_seconds=10, confirm_reply_seconds=30)
     console.print(f"[bold]bench lifecycle[/]: {holds:,} holds of {hold_seconds:g} s left to expire, {confirms:,} "
@@ -70,13 +69,8 @@ def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: C
                   f"{settings.payment_latency_ms:g} ms (p99 {settings.payment_latency_p99_ms or '='} ms, retryable "
                   f"failures {settings.payment_failure_rate:.0%}), {settings.payment_concurrency} charges in flight; "
                   f"platform in {data_dir}")
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
-    try:
+    with own_platform(settings, console) as runtime:
         asyncio.run(_measure(runtime, settings.data_path, holds, confirms, clients, console))
-    finally:
-        with console.status("stopping the platform..."):
-            platform.down(settings)
 
 
 async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, clients: int,

@@ -11,7 +11,6 @@ import asyncio
 import collections
 import math
 import random
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.holds import _cpu_seconds, _pct, bench_event
+from boxoffice.bench.running import fresh_data_dir, own_platform
 from boxoffice.config import Settings
 
 
@@ -129,27 +129,21 @@ RESTING_READS_EVERY = 1.0  # seconds between reads of a counting connection
 
 
 def run(connections: list[int], rate: float, seconds: float, direct: bool, console: Console) -> None:
-    from boxoffice import platform
 
-    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    data_dir = fresh_data_dir("boxoffice-bench-")
     settings = Settings(data_dir=data_dir, http_port=free_port())
     console.print(f"[bold]bench live[/]: {', '.join(map(str, connections))} connections "
                   f"({'straight to the realtime service' if direct else 'through the gateway'}), a crowd booking "
                   f"{rate:g} seats/s for {seconds:g} s each round; platform in {data_dir}")
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
     table = Table(title="commit → browser", title_justify="left")
     for column in ("connections", "changes", "delivered", "missing", "msgs/s", "p50 ms", "p99 ms", "max ms",
                    "realtime KiB/conn", "gateway KiB/conn", "CPU % realtime / load generator / gateway"):
         table.add_column(column, justify="right")
-    try:
+    with own_platform(settings, console) as runtime:
         for count in connections:
             with console.status(f"{count} connections..."):
                 # uvloop, as the platform's servers run: the client's reads cost less of the shared cores.
                 table.add_row(*uvloop.run(_round(settings, runtime, count, rate, seconds, direct)))
-    finally:
-        with console.status("stopping the platform..."):
-            platform.down(settings)
     console.print(table)
 
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,6 +27,7 @@ from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.holds import _cpu_seconds, _pct, _process_cpu, bench_event
+from boxoffice.bench.running import fresh_data_dir, own_platform
 from boxoffice.config import Settings
 from boxoffice.domain.waiting_room import OnSale
 
@@ -58,21 +57,15 @@ def spearman(xs: list[int], ys: list[int]) -> tuple[float, float]:
 
 def run(visitors: int, early_share: float, clients: int, admit_per_minute: int, window: float, watchers: int,
         console: Console) -> None:
-    from boxoffice import platform
 
-    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    data_dir = fresh_data_dir("boxoffice-bench-")
     settings = Settings(data_dir=data_dir, http_port=free_port(), booking_reply_seconds=10)
     console.print(f"[bold]bench queue[/]: {visitors:,} visitors ({early_share:.0%} before the opening) from "
                   f"{clients} concurrent clients; {admit_per_minute:,} admissions a minute measured over "
                   f"{window:g} s; {watchers} SSE watchers; platform in {data_dir}")
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
-    try:
+    with own_platform(settings, console) as runtime:
         asyncio.run(_measure(runtime.base_url, runtime.database_url, visitors, early_share, clients,
                              admit_per_minute, window, watchers, console, Supervisor(settings.data_path)))
-    finally:
-        with console.status("stopping the platform..."):
-            platform.down(settings)
 
 
 async def _join_all(session: aiohttp.ClientSession, event_id: str, names: list[str],

@@ -29,6 +29,7 @@ from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.chaos import _connect, _read_runtime, _settled
 from boxoffice.bench.faults import ChaosError, Programs
 from boxoffice.bench.holds import bench_event
+from boxoffice.bench.running import fresh_data_dir, own_platform
 from boxoffice.domain.waiting_room import OnSale
 
 VICTIMS = ("waitingroom", "gateway")
@@ -340,29 +341,20 @@ def _stuck(journal: QueueJournal, serving_at_end: int, last_position: int) -> in
 
 def run(seconds: float, seed: int | None, console: Any) -> bool:
     """Starts its own platform, runs the waiting room's chaos, prints the kills and the invariants."""
-    import tempfile
-
     from rich.table import Table
 
-    from boxoffice import platform
     from boxoffice.adapters.embedded import free_port
     from boxoffice.config import Settings
 
     seed = seed if seed is not None else random.randrange(1_000_000)
-    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-queue-chaos-"))
+    data_dir = fresh_data_dir("boxoffice-queue-chaos-")
     settings = Settings(data_dir=data_dir, http_port=free_port())
     console.print(f"[bold]bench chaos --waiting-room[/]: seed {seed} (replay with --seed {seed}), {seconds:g} s of "
                   f"joins (the room opening at a quarter of them) and holds by the admitted, with "
                   f"{' or '.join(VICTIMS)} SIGKILLed every 2–6 s; platform in {data_dir}")
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
-    try:
-        with console.status("running..."):
-            results, journal = asyncio.run(queue_chaos(runtime.base_url, runtime.database_url,
-                                                       settings.data_path, seconds, seed, log=console.print))
-    finally:
-        with console.status("stopping the platform..."):
-            platform.down(settings)
+    with own_platform(settings, console) as runtime, console.status("running..."):
+        results, journal = asyncio.run(queue_chaos(runtime.base_url, runtime.database_url,
+                                                   settings.data_path, seconds, seed, log=console.print))
     console.print("kills (seconds since the start): " + ", ".join(f"{at:.1f} {v}" for at, v in journal.kills))
     console.print(f"traffic: {len(journal.joins)} visitors joined, {journal.holds} holds, "
                   f"{journal.unanswered} requests unanswered (gateway killed)")
