@@ -4,6 +4,7 @@ card charged once."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from decimal import Decimal
@@ -52,3 +53,38 @@ async def test_with_retryable_failures_every_charge_is_decided_and_made_once(poo
     refs = {r["idempotency_key"]: r["reference"] for r in await pool.fetch(
         "SELECT idempotency_key, reference FROM simulated_provider_charges WHERE idempotency_key = ANY($1)", keys)}
     assert [refs[k] for k in keys] == [r.reference for r in results if isinstance(r, ChargeResult)]
+
+
+async def test_charges_ready_together_are_written_together_and_each_gets_the_row_under_its_key(
+        pool: asyncpg.Pool) -> None:
+    provider = SimulatedProvider(pool, 0.02)  # answers together: one group
+    made_before = f"{uuid.uuid4()}:before"
+    first = await provider.charge(made_before, Decimal("5.00"), "USD", "tok_sim_ok_4242_1")
+    keys = [f"{uuid.uuid4()}:p" for _ in range(30)]
+    tokens = ["tok_sim_declined_0002_1" if n % 3 == 0 else "tok_sim_ok_4242_1" for n in range(30)]
+    calls = [provider.charge(key, Decimal("20.00"), "USD", token) for key, token in zip(keys, tokens, strict=True)]
+    calls += [provider.charge(keys[1], Decimal("20.00"), "USD", "tok_sim_ok_4242_1"),  # the same key twice at once
+              provider.charge(made_before, Decimal("5.00"), "USD", "tok_sim_ok_4242_1")]
+    results = await asyncio.gather(*calls)
+
+    assert [r.approved for r in results[:30]] == [n % 3 != 0 for n in range(30)]
+    assert results[30].reference == results[1].reference and results[31].reference == first.reference
+    ledger = {r["idempotency_key"]: r for r in await pool.fetch(
+        "SELECT * FROM simulated_provider_charges WHERE idempotency_key = ANY($1)", [*keys, made_before])}
+    assert [ledger[k]["reference"] for k in keys] == [r.reference for r in results[:30]]
+    assert len(ledger) == 31
+    # now() is the time its transaction began: charges written in one statement share it.
+    assert len({ledger[k]["created_at"] for k in keys}) < 5, "written in groups, not one statement each"
+
+
+async def test_a_charge_the_ledger_refuses_fails_alone(pool: asyncpg.Pool) -> None:
+    provider = SimulatedProvider(pool, 0.02)
+    keys = [f"{uuid.uuid4()}:p" for _ in range(5)]
+    amounts = [Decimal("20.00")] * 4 + [Decimal("1e12")]  # too large for the ledger's numeric(10, 2)
+    results = await asyncio.gather(*(provider.charge(k, a, "USD", "tok_sim_ok_4242_1")
+                                     for k, a in zip(keys, amounts, strict=True)), return_exceptions=True)
+    assert [isinstance(r, ChargeResult) and r.approved for r in results] == [True] * 4 + [False]
+    assert isinstance(results[4], asyncpg.NumericValueOutOfRangeError)
+    assert await pool.fetchval("SELECT count(*) FROM simulated_provider_charges WHERE idempotency_key = ANY($1)",
+                               keys) == 4
+
