@@ -11,10 +11,12 @@ import random
 import time
 import uuid
 from decimal import Decimal
+from functools import partial
 from statistics import NormalDist
 
 import asyncpg
 
+from boxoffice.service_layer.group_commit import Grouped
 from boxoffice.service_layer.payment_ports import CardToken, ChargeResult, ProviderError, RefundResult
 
 DECLINED_TEST_CARD = "4000000000000002"
@@ -51,7 +53,9 @@ class SimulatedProvider:
                        if p99_seconds and latency_seconds and p99_seconds > latency_seconds else 0.0)
         self._failure_rate = failure_rate
         self._rng = rng or random.Random()
-        self._ledger = _ChargeLedger(pool)
+        # Charges that finish together share one statement: the provider stands in for a service on other
+        # machines, but here it shares the platform's cores and database.
+        self._ledger: Grouped[_Charge, asyncpg.Record] = Grouped(partial(_write_charges, pool), most=500, at_once=1)
 
     async def tokenise(self, card: str) -> CardToken:
         """A token that tells this provider what it needs to decide a charge (approve, decline, refuse as
@@ -79,7 +83,7 @@ class SimulatedProvider:
             decision = (False, "invalid_card", "The card number is not valid")
         else:
             decision = (True, None, None)
-        row = await self._ledger.record((idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}",
+        row = await self._ledger((idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}",
                                          decision[1], (time.perf_counter() - started) * 1000))
         if failing:
             raise ProviderError("the simulated provider's answer was lost (502)", retryable=True)
@@ -115,71 +119,26 @@ class SimulatedProvider:
         return RefundResult(row["approved"], row["reference"], None if row["approved"] else reason or "Refused")
 
 
+
 _Charge = tuple[str, Decimal, str, bool, str, str | None, float]  # key, amount, currency, approved, reference, decline
 
 
-class _ChargeLedger:
-    """The simulated provider's ledger, written a group of charges at a time (one statement for the charges that
-    are ready together): the provider stands in for a service on other machines, but here it shares the
-    platform's cores and database. Each charge gets the row under its key: its own, or one made before it."""
-
-    def __init__(self, pool: asyncpg.Pool, most: int = 500) -> None:
-        self._pool, self._most = pool, most
-        self._waiting: list[tuple[_Charge, asyncio.Future[asyncpg.Record]]] = []
-        self._writer: asyncio.Task[None] | None = None  # held: the loop keeps only weak references to tasks
-
-    async def record(self, charge: _Charge) -> asyncpg.Record:
-        future: asyncio.Future[asyncpg.Record] = asyncio.get_running_loop().create_future()
-        self._waiting.append((charge, future))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_waiting())
-        return await future
-
-    async def _write_waiting(self) -> None:
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting[:self._most], self._waiting[self._most:]
-                try:
-                    rows = await self._write([charge for charge, _ in group])
-                except Exception as exc:  # noqa: BLE001 - each charge is written alone, so its caller gets its own error
-                    if len(group) == 1:
-                        _settle(group[0][1], exc)
-                        continue
-                    for charge, future in group:
-                        try:
-                            _settle(future, (await self._write([charge]))[charge[0]])
-                        except Exception as alone:  # noqa: BLE001 - handed to the caller that waits for it
-                            _settle(future, alone)
-                    continue
-                for charge, future in group:
-                    _settle(future, rows[charge[0]])
-        finally:
-            self._writer = None
-
-    async def _write(self, charges: list[_Charge]) -> dict[str, asyncpg.Record]:
-        keys = [c[0] for c in charges]
-        made = await self._pool.fetch(
-            """INSERT INTO simulated_provider_charges (idempotency_key, amount, currency, approved, reference,
-                                                      decline_code, latency_ms)
-               SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::bool[], $5::text[], $6::text[],
-                                    $7::real[])
-               ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
-            keys, *(list(column) for column in list(zip(*charges, strict=True))[1:]))
-        rows = {row["idempotency_key"]: row for row in made}
-        missing = [key for key in keys if key not in rows]
-        if missing:  # made before, or by a charge under the same key that committed meanwhile
-            rows.update((row["idempotency_key"], row) for row in await self._pool.fetch(
-                "SELECT * FROM simulated_provider_charges WHERE idempotency_key = ANY($1)", missing))
-        lost = [key for key in keys if key not in rows]
-        if lost:
-            raise RuntimeError(f"the simulated charges {', '.join(lost)} are neither made nor found")
-        return rows
-
-
-def _settle(future: asyncio.Future[asyncpg.Record], outcome: asyncpg.Record | Exception) -> None:
-    if future.done():  # its caller was cancelled meanwhile
-        return
-    if isinstance(outcome, Exception):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+async def _write_charges(pool: asyncpg.Pool, charges: list[_Charge]) -> list[asyncpg.Record]:
+    """One statement for the charges: each gets the row under its key, its own or one made before it."""
+    keys = [c[0] for c in charges]
+    made = await pool.fetch(
+        """INSERT INTO simulated_provider_charges (idempotency_key, amount, currency, approved, reference,
+                                                  decline_code, latency_ms)
+           SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::bool[], $5::text[], $6::text[],
+                                $7::real[])
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING *""",
+        keys, *(list(column) for column in list(zip(*charges, strict=True))[1:]))
+    rows = {row["idempotency_key"]: row for row in made}
+    missing = [key for key in keys if key not in rows]
+    if missing:  # made before, or by a charge under the same key that committed meanwhile
+        rows.update((row["idempotency_key"], row) for row in await pool.fetch(
+            "SELECT * FROM simulated_provider_charges WHERE idempotency_key = ANY($1)", missing))
+    lost = [key for key in keys if key not in rows]
+    if lost:
+        raise RuntimeError(f"the simulated charges {', '.join(lost)} are neither made nor found")
+    return [rows[key] for key in keys]

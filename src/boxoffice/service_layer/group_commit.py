@@ -23,14 +23,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class GroupCommit(Generic[U, T, R]):
-    def __init__(self, unit_of_work: Callable[[], U], write: Callable[[U, T], Awaitable[R]], outbox: OutboxSink,
-                 most: int = 100, at_once: int = 2,
-                 write_all: Callable[[U, list[T]], Awaitable[list[R]]] | None = None) -> None:
-        """`most` writes share a unit of work; `at_once` units of work may be open together. `write_all` writes
-        a group's items together and returns their results in their order, as `write` would one by one."""
-        self._unit_of_work, self._write, self._write_all, self._outbox = unit_of_work, write, write_all, outbox
-        self._most, self._at_once = most, at_once
+class Grouped(Generic[T, R]):
+    """Items that are ready at the same moment are handled together by `handle_all`, which returns their
+    results in their order: at most `most` items a group, at most `at_once` groups at a time. If a group fails,
+    each of its items is handled alone, so that one bad item fails only its own caller."""
+
+    def __init__(self, handle_all: Callable[[list[T]], Awaitable[list[R]]], most: int = 100,
+                 at_once: int = 2) -> None:
+        self._handle_all, self._most, self._at_once = handle_all, most, at_once
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._flushing = 0
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
@@ -50,8 +50,10 @@ class GroupCommit(Generic[U, T, R]):
             while self._waiting:
                 batch, self._waiting = self._waiting[:self._most], self._waiting[self._most:]
                 try:
-                    results = await self._together([item for item, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - each write is tried alone, so its caller gets its own error
+                    results = await self._handle_all([item for item, _ in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(f"{len(results)} results for {len(batch)} items")
+                except Exception as exc:  # noqa: BLE001 - each item is tried alone, so its caller gets its own error
                     if len(batch) == 1:
                         _settle(batch[0][1], exc)
                         continue
@@ -61,6 +63,24 @@ class GroupCommit(Generic[U, T, R]):
                     _settle(future, result)
         finally:
             self._flushing -= 1
+
+    async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
+        try:
+            [result] = await self._handle_all([item])
+        except Exception as exc:  # noqa: BLE001 - handed to the caller that waits for it
+            _settle(future, exc)
+        else:
+            _settle(future, result)
+
+
+class GroupCommit(Grouped[T, R], Generic[U, T, R]):
+    def __init__(self, unit_of_work: Callable[[], U], write: Callable[[U, T], Awaitable[R]], outbox: OutboxSink,
+                 most: int = 100, at_once: int = 2,
+                 write_all: Callable[[U, list[T]], Awaitable[list[R]]] | None = None) -> None:
+        """`most` writes share a unit of work; `at_once` units of work may be open together. `write_all` writes
+        a group's items together and returns their results in their order, as `write` would one by one."""
+        super().__init__(self._together, most, at_once)
+        self._unit_of_work, self._write, self._write_all, self._outbox = unit_of_work, write, write_all, outbox
 
     async def _together(self, items: list[T]) -> list[R]:
         uow = self._unit_of_work()
@@ -76,14 +96,6 @@ class GroupCommit(Generic[U, T, R]):
         finally:
             self._outbox.submit(uow.outbox.written)
         return results
-
-    async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
-        try:
-            [result] = await self._together([item])
-        except Exception as exc:  # noqa: BLE001 - handed to the caller that waits for it
-            _settle(future, exc)
-        else:
-            _settle(future, result)
 
 
 def _settle(future: asyncio.Future[R], outcome: R | Exception) -> None:
