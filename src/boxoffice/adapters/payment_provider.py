@@ -84,7 +84,7 @@ class SimulatedProvider:
         else:
             decision = (True, None, None)
         row = await self._ledger((idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}",
-                                         decision[1], (time.perf_counter() - started) * 1000))
+                                  decision[1], (time.perf_counter() - started) * 1000))
         if failing:
             raise ProviderError("the simulated provider's answer was lost (502)", retryable=True)
         approved = row["approved"]
@@ -117,7 +117,6 @@ class SimulatedProvider:
             if row is None:
                 raise RuntimeError(f"the simulated refund {idempotency_key} is neither made nor found")
         return RefundResult(row["approved"], row["reference"], None if row["approved"] else reason or "Refused")
-
 
 
 _Charge = tuple[str, Decimal, str, bool, str, str | None, float]  # key, amount, currency, approved, reference, decline

@@ -129,7 +129,6 @@ RESTING_READS_EVERY = 1.0  # seconds between reads of a counting connection
 
 
 def run(connections: list[int], rate: float, seconds: float, direct: bool, console: Console) -> None:
-
     data_dir = fresh_data_dir("boxoffice-bench-")
     settings = Settings(data_dir=data_dir, http_port=free_port())
     console.print(f"[bold]bench live[/]: {', '.join(map(str, connections))} connections "
