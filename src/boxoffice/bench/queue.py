@@ -144,7 +144,8 @@ async def _measure(base_url: str, database_url: str, visitors: int, early_share:
             first = await _serving(pool, event_id)
             await asyncio.sleep(window)
             last = await _serving(pool, event_id)
-            await asyncio.wait(tasks, timeout=5)
+            if tasks:  # none when every visitor's turn came before the window (a small crowd)
+                await asyncio.wait(tasks, timeout=5)
             for task in tasks:
                 task.cancel()
             holds = await _holds(session, pool, event_id, early)
