@@ -16,7 +16,7 @@ from statistics import NormalDist
 
 import asyncpg
 
-from boxoffice.service_layer.group_commit import Grouped
+from boxoffice.grouping import Grouped
 from boxoffice.service_layer.payment_ports import CardToken, ChargeResult, ProviderError, RefundResult
 
 DECLINED_TEST_CARD = "4000000000000002"
