@@ -1,4 +1,5 @@
-"""The ticket QR codes in confirmation emails: the PNG shows segno's symbol, and a reader gets the code back."""
+"""The ticket QR codes in confirmation emails: the PNG shows the symbol its writer drew (zxing-cpp for ASCII, segno
+beyond it), and a reader gets the code back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from boxoffice.domain.tickets import Ticket, TicketSeal
-from boxoffice.service_layer.notifications import QR_BORDER, QR_MASK, QR_SCALE, qr_png, qr_symbol
+from boxoffice.service_layer.notifications import QR_BORDER, QR_MASK, QR_SCALE, qr_modules, qr_png, qr_symbol
 
 SEAL = TicketSeal(b"k" * 32)
 
@@ -54,18 +55,47 @@ def _segno_png(payload: str) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("seat", ["A1", "Stalls-Row-Z-123", "Balcón 7", "x" * 60])
-def test_the_png_has_segnos_own_pixels_and_reads_back_as_the_ticket(seat: str) -> None:
+def _zxing_pixels(payload: str) -> tuple[int, list[list[int]]]:
+    """zxing-cpp's own drawing of the symbol at the email's scale, in the email's white border."""
+    image = zxingcpp.create_barcode(payload, zxingcpp.BarcodeFormat.QRCode, ec_level="M").to_image(
+        scale=QR_SCALE, add_quiet_zones=False)
+    height, width = image.shape
+    grey, edge = bytes(memoryview(image)), QR_BORDER * QR_SCALE  # type: ignore[arg-type]
+    size = width + 2 * edge
+    rows = [[1] * size for _ in range(edge)]
+    rows += [[1] * edge + [1 if grey[y * width + x] else 0 for x in range(width)] + [1] * edge for y in range(height)]
+    return size, rows + [[1] * size for _ in range(edge)]
+
+
+CODES = [SEAL.issue(Ticket("evt_rock_2030", "9f1c2d3e-1111-2222-3333-444455556666", seat))
+         for seat in ("A1", "Stalls-Row-Z-123", "x" * 60)]
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_an_ascii_ticket_has_zxings_own_pixels_and_reads_back(code: str) -> None:
+    png = qr_png(code)
+    assert _pixels(png) == _zxing_pixels(code)
+    assert _read(png) == [code]
+
+
+@pytest.mark.parametrize("seat", ["Balcón 7", "Ложа 3", "席 12"])
+def test_a_ticket_beyond_ascii_has_segnos_own_pixels_and_reads_back(seat: str) -> None:
     code = SEAL.issue(Ticket("evt_rock_2030", "9f1c2d3e-1111-2222-3333-444455556666", seat))
     png = qr_png(code)
     assert _pixels(png) == _pixels(_segno_png(code))
     assert _read(png) == [code]
 
 
-def test_the_symbol_is_full_size_with_the_fixed_mask_and_error_level_m() -> None:
-    for payload in ("A", "¡", SEAL.issue(Ticket("e", "b", "A1"))):
+def test_the_symbol_is_full_size_with_error_level_m() -> None:
+    for payload in ("¡", "Balcón 7"):  # segno's, with the fixed mask
         symbol = qr_symbol(payload)
         assert (symbol.is_micro, symbol.mask, symbol.error) == (False, QR_MASK, "M")
+    for payload in ("A", *CODES):  # zxing-cpp's, as a reader finds it
+        width, rows = _pixels(qr_png(payload))
+        grey = bytes(255 * bit for row in rows for bit in row)
+        [found] = zxingcpp.read_barcodes(memoryview(grey).cast("B", (len(rows), width)))
+        assert (found.format, found.ec_level) == (zxingcpp.BarcodeFormat.QRCode, "M")
+        assert len(qr_modules(payload)) >= 21  # a full-size symbol: Micro QR codes have 11 to 17 modules a side
 
 
 @settings(max_examples=30, deadline=None)
