@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # increment; 0: the same as the others). Emails are off the buyer's path: on shared cores, checkout goes first
     # and the emails go out on the CPU it leaves.
     notification_nice: int = Field(10, ge=0, le=19)
+    # Emails each notification process prepares at once: one is rendered and looked up while another is on its
+    # way to the mail server. Emails about one booking still go out one after the other, in order.
+    notification_concurrency: int = Field(16, ge=1, le=256)
     payment_provider: str = "simulated"
     # Charges each payment process keeps in flight at once: charges per second ≈ this ÷ the provider's answer
     # time, about 1,700 at the simulated provider's 150 ms, with room for a real provider's slower answers.

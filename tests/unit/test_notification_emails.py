@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -279,3 +281,51 @@ async def test_the_address_check_is_sent_once_per_verification_id() -> None:
     handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
     await handler([email_check(), email_check()])
     assert len(sender.delivered) == 1 and records.sent == {(CHECK_ID, "email-confirmation"): "fan@example.com"}
+
+
+class GatedSender:
+    """Holds each email until the test lets it go, and notes which were on their way at once."""
+
+    def __init__(self) -> None:
+        self.delivered: list[EmailMessage] = []
+        self.on_the_way: list[str] = []
+        self.most_at_once = 0
+        self.gate = asyncio.Event()
+
+    async def send(self, message: EmailMessage) -> None:
+        self.on_the_way.append(str(message["Message-ID"]))
+        self.most_at_once = max(self.most_at_once, len(self.on_the_way))
+        await self.gate.wait()
+        self.on_the_way.remove(str(message["Message-ID"]))
+        self.delivered.append(message)
+
+
+async def test_emails_about_different_bookings_are_on_their_way_at_once() -> None:
+    records, sender = FakeRecords(), GatedSender()
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    bookings = [str(uuid.uuid4()) for _ in range(3)]
+    handling = [asyncio.ensure_future(handler([confirmed(bookingId=b)])) for b in bookings]
+    async with asyncio.timeout(5):
+        while sender.most_at_once < 3:
+            await asyncio.sleep(0)
+    sender.gate.set()
+    await asyncio.gather(*handling)
+    assert set(records.sent) == {(b, "confirmation") for b in bookings}
+
+
+async def test_copies_of_one_message_handled_at_once_make_one_email_and_a_bookings_emails_keep_their_order() -> None:
+    records, sender = FakeRecords(), GatedSender()
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    first, copy, then = confirmed(), confirmed(), released("timeout")
+    handling = [asyncio.ensure_future(handler([m])) for m in (first, copy, then)]
+    async with asyncio.timeout(5):
+        while not sender.on_the_way:
+            await asyncio.sleep(0)
+    for _ in range(20):  # the others wait for the booking's first email, however long it takes
+        await asyncio.sleep(0)
+    assert sender.most_at_once == 1
+    sender.gate.set()
+    await asyncio.gather(*handling)
+    assert [m["Message-ID"] for m in sender.delivered] == [f"<confirmation.{BOOKING}@boxoffice>",
+                                                           f"<hold-expired.{BOOKING}@boxoffice>"]
+    assert handler.counts["duplicate"] == 1 and not handler._handling

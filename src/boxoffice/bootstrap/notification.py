@@ -32,4 +32,5 @@ def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str,
 
 async def serve(rt: ServiceRuntime, sender: MailSender) -> None:
     handler = notification_handler(rt.pool, sender, rt.settings.mail_from, await ticket_seal(rt.pool))
-    await run_consumer_service(rt, TOPICS, handler, info=handler.info, latency_path=False)
+    await run_consumer_service(rt, TOPICS, handler, info=handler.info, latency_path=False,
+                               concurrency=rt.settings.notification_concurrency)

@@ -6,10 +6,11 @@ handled, then `UndeliverableEmails` names it, for the consumer loop to make a de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
@@ -50,6 +51,7 @@ class NotificationHandler:
         self._clock, self._sleep = clock, sleep
         self.counts: Counter[str] = Counter()
         self.last_error: str | None = None
+        self._handling: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # per subject: its lock, and who holds or waits
 
     def info(self) -> dict[str, Any]:
         return {"emails": dict(self.counts), **({"lastMailError": self.last_error} if self.last_error else {})}
@@ -68,7 +70,9 @@ class NotificationHandler:
             raise UndeliverableEmails(undeliverable) from next(iter(undeliverable.values()))
 
     async def handle(self, message: Message) -> None:
-        """Raises PermanentMailError for an email that can never be sent; retries a failing server itself."""
+        """Raises PermanentMailError for an email that can never be sent; retries a failing server itself.
+        Messages about one booking (or one address check) are handled one after the other, in the order they
+        came, also when several are handled at once: two copies of one message make one email."""
         kind = notifications.kind_of(message)
         if kind is None:
             return
@@ -77,6 +81,22 @@ class NotificationHandler:
             log.error("%s %s has no valid id (%r); no email", message.type, message.id, about)
             self.counts["malformed"] += 1
             return
+        async with self._one_at_a_time(about):
+            await self._handle(message, kind, about)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, about: str) -> AsyncIterator[None]:
+        lock, users = self._handling.setdefault(about, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:  # asyncio's locks are taken in the order they were asked for
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._handling[about]
+
+    async def _handle(self, message: Message, kind: str, about: str) -> None:
         if await self._records.was_sent(about, kind):
             self.counts["duplicate"] += 1
             return
