@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     # Emails each notification process prepares at once: one is rendered and looked up while another is on its
     # way to the mail server. Emails about one booking still go out one after the other, in order.
     notification_concurrency: int = Field(16, ge=1, le=256)
+    # Connections each notification process keeps open to the mail server, each carrying one email at a time.
+    smtp_connections: int = Field(4, ge=1, le=32)
     payment_provider: str = "simulated"
     # Charges each payment process keeps in flight at once: charges per second ≈ this ÷ the provider's answer
     # time, about 1,700 at the simulated provider's 150 ms, with room for a real provider's slower answers.

@@ -222,6 +222,51 @@ async def test_one_connection_carries_the_emails_and_one_the_server_dropped_is_r
         await server.wait_closed()
 
 
+class SlowRecording(Recording):
+    """Takes an email's data only when the test lets it, noting how many were taken at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taking = 0
+        self.most_at_once = 0
+        self.gate = asyncio.Event()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.taking += 1
+        self.most_at_once = max(self.most_at_once, self.taking)
+        await self.gate.wait()
+        self.taking -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_emails_sent_together_share_the_open_lines_one_email_each_and_close_waits_for_them() -> None:
+    handler, sessions = SlowRecording(), []
+
+    def session() -> SMTP:
+        sessions.append(SMTP(handler))
+        return sessions[-1]
+
+    port = free_port()
+    server = await asyncio.get_running_loop().create_server(session, "127.0.0.1", port)
+    sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2, lines=3)
+    try:
+        sending = [asyncio.ensure_future(sender.send(plain_email(f"fan{n}@example.com"))) for n in range(5)]
+        async with asyncio.timeout(5):
+            while handler.taking < 3:
+                await asyncio.sleep(0.01)
+        closing = asyncio.ensure_future(sender.close())
+        handler.gate.set()
+        await closing
+        assert all(s.done() for s in sending), "close waits for the emails on their way"
+        await asyncio.gather(*sending)
+        assert handler.most_at_once == 3, "one email at a time on each of the three lines"
+        assert sorted(handler.recipients) == [f"fan{n}@example.com" for n in range(5)]
+        assert (len(sessions), sender.connections) == (3, 3)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_after_a_refusal_the_next_email_goes_on_a_new_connection() -> None:
     port = free_port()
     sessions: list[SMTP] = []

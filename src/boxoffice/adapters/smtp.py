@@ -43,38 +43,50 @@ class SmtpTarget:
                    parts.scheme == "smtps", verify)
 
 
+@dataclass(eq=False)
+class _Line:
+    """One SMTP session, opened when first needed, and when it last carried an email."""
+
+    client: aiosmtplib.SMTP | None = None
+    last_used: float = 0.0
+
+
 class SmtpSender:
-    """Keeps one connection open between emails: a connection costs a TCP handshake, the greeting, EHLO, maybe
-    STARTTLS and a login, more than the email itself during a sale. A connection that fails is closed, never
-    reused; one that the server dropped while idle is replaced once, at once, before an error is reported."""
+    """Keeps up to `lines` connections open between emails, each carrying one email at a time: a connection costs
+    a TCP handshake, the greeting, EHLO, maybe STARTTLS and a login, more than the email itself during a sale,
+    and an email's turn at the server is mostly waiting for its answers. A connection that fails is closed,
+    never reused; one that the server dropped while idle is replaced once, at once, before an error is
+    reported."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, total_timeout: float = 30.0,
-                 idle_seconds: float = 30.0) -> None:
+                 idle_seconds: float = 30.0, lines: int = 1) -> None:
         self.target = SmtpTarget.from_url(url)
         self._timeout = timeout
         self._total_timeout = total_timeout
         self._idle_seconds = idle_seconds  # an open connection unused this long is closed rather than trusted
-        self._client: aiosmtplib.SMTP | None = None
-        self._last_used = 0.0
-        self._lock = asyncio.Lock()
+        self._lines = lines
+        self._free: asyncio.Queue[_Line] = asyncio.Queue()
+        for _ in range(lines):
+            self._free.put_nowait(_Line())
         self._local_hostname = socket.getfqdn()  # what EHLO says; asked once (it may mean a DNS lookup)
         self.connections = 0  # opened so far
 
     async def send(self, message: EmailMessage) -> None:
-        async with self._lock:
-            try:
-                async with asyncio.timeout(self._total_timeout):
-                    await self._send(message)
-            except BaseException:
-                self._drop()  # no QUIT: a connection that just failed may not answer one
-                raise
-            finally:
-                self._last_used = time.monotonic()
+        line = await self._free.get()
+        try:
+            async with asyncio.timeout(self._total_timeout):
+                await self._send(line, message)
+        except BaseException:
+            self._drop(line)  # no QUIT: a connection that just failed may not answer one
+            raise
+        finally:
+            line.last_used = time.monotonic()
+            self._free.put_nowait(line)
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, line: _Line, message: EmailMessage) -> None:
         t = self.target
         try:
-            await self._on_a_connection(message)
+            await self._on_a_connection(line, message)
         except aiosmtplib.SMTPResponseException as exc:
             error = PermanentMailError if 500 <= exc.code < 600 and not _is_auth(exc) else TransientMailError
             # A multi-line reply would make as many log lines.
@@ -94,32 +106,37 @@ class SmtpSender:
             raise TransientMailError(f"{t.host}:{t.port}: {exc!r}") from exc
 
     async def close(self) -> None:
-        """Says QUIT and closes the connection, if one is open."""
-        async with self._lock:
-            client, self._client = self._client, None
-            if client is not None and client.is_connected:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        await client.quit()
-                except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
-                    client.close()
-
-    async def _on_a_connection(self, message: EmailMessage) -> None:
-        reused = self._client is not None and time.monotonic() - self._last_used < self._idle_seconds
-        if not reused:
-            self._drop()  # idle too long: the server may have let it go without a word
+        """Says QUIT and closes the open connections, once the emails on their way have gone."""
+        lines = [await self._free.get() for _ in range(self._lines)]
         try:
-            client = self._client or await self._connect()
+            for line in lines:
+                client, line.client = line.client, None
+                if client is not None and client.is_connected:
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            await client.quit()
+                    except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
+                        client.close()
+        finally:
+            for line in lines:
+                self._free.put_nowait(line)
+
+    async def _on_a_connection(self, line: _Line, message: EmailMessage) -> None:
+        reused = line.client is not None and time.monotonic() - line.last_used < self._idle_seconds
+        if not reused:
+            self._drop(line)  # idle too long: the server may have let it go without a word
+        try:
+            client = line.client or await self._connect(line)
             await client.send_message(message)
         except aiosmtplib.SMTPServerDisconnected:
             if not reused:
                 raise
             # Dropped while it sat idle (a server's own idle timeout), as a rule before it took anything of
             # this email; a copy taken twice has the same Message-ID, as after any retry.
-            self._drop()
-            await (await self._connect()).send_message(message)
+            self._drop(line)
+            await (await self._connect(line)).send_message(message)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self, line: _Line) -> aiosmtplib.SMTP:
         t = self.target
         client = aiosmtplib.SMTP(hostname=t.host, port=t.port, username=t.username, password=t.password,
                                  use_tls=t.implicit_tls, start_tls=False if t.implicit_tls else None,
@@ -127,11 +144,12 @@ class SmtpSender:
                                  local_hostname=self._local_hostname)
         await client.connect()
         self.connections += 1
-        self._client = client
+        line.client = client
         return client
 
-    def _drop(self) -> None:
-        client, self._client = self._client, None
+    @staticmethod
+    def _drop(line: _Line) -> None:
+        client, line.client = line.client, None
         if client is not None:
             client.close()
 

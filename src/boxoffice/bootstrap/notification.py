@@ -22,7 +22,7 @@ def mail_sender(settings: Settings) -> SmtpSender:
     url = settings.smtp_url or f"smtp://127.0.0.1:{settings.mailbox_smtp_port or EMBEDDED_MAILBOX_PORT}"
     if not settings.smtp_url:
         log.warning("BOXOFFICE_SMTP_URL is unset: sending to the embedded mailbox at %s", url)
-    return SmtpSender(url)
+    return SmtpSender(url, lines=settings.smtp_connections)
 
 
 def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str,
