@@ -4,7 +4,9 @@ SMTP sender's errors, against real SMTP servers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -192,8 +194,10 @@ class Recording:
         return "250 OK"
 
 
-async def test_one_connection_carries_the_emails_and_one_the_server_dropped_is_replaced_at_once() -> None:
-    handler, sessions = Recording(), []
+@contextlib.asynccontextmanager
+async def smtp_server(handler: object) -> AsyncIterator[tuple[int, list[SMTP]]]:
+    """An SMTP server on a free port, handing every session to `handler`; yields its port and its sessions."""
+    sessions: list[SMTP] = []
 
     def session() -> SMTP:
         sessions.append(SMTP(handler))
@@ -201,8 +205,17 @@ async def test_one_connection_carries_the_emails_and_one_the_server_dropped_is_r
 
     port = free_port()
     server = await asyncio.get_running_loop().create_server(session, "127.0.0.1", port)
-    sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2)
     try:
+        yield port, sessions
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_one_connection_carries_the_emails_and_one_the_server_dropped_is_replaced_at_once() -> None:
+    handler = Recording()
+    async with smtp_server(handler) as (port, sessions):
+        sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2)
         for n in range(3):
             await sender.send(plain_email(f"fan{n}@example.com"))
         assert (len(sessions), sender.connections) == (1, 1)
@@ -216,10 +229,7 @@ async def test_one_connection_carries_the_emails_and_one_the_server_dropped_is_r
         await idle.send(plain_email("fan5@example.com"))
         assert idle.connections == 2 and handler.recipients[-2:] == ["fan4@example.com", "fan5@example.com"]
         await idle.close()
-    finally:
         await sender.close()
-        server.close()
-        await server.wait_closed()
 
 
 class SlowRecording(Recording):
@@ -240,16 +250,9 @@ class SlowRecording(Recording):
 
 
 async def test_emails_sent_together_share_the_open_lines_one_email_each_and_close_waits_for_them() -> None:
-    handler, sessions = SlowRecording(), []
-
-    def session() -> SMTP:
-        sessions.append(SMTP(handler))
-        return sessions[-1]
-
-    port = free_port()
-    server = await asyncio.get_running_loop().create_server(session, "127.0.0.1", port)
-    sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2, lines=3)
-    try:
+    handler = SlowRecording()
+    async with smtp_server(handler) as (port, sessions):
+        sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2, lines=3)
         sending = [asyncio.ensure_future(sender.send(plain_email(f"fan{n}@example.com"))) for n in range(5)]
         async with asyncio.timeout(5):
             while handler.taking < 3:
@@ -262,27 +265,13 @@ async def test_emails_sent_together_share_the_open_lines_one_email_each_and_clos
         assert handler.most_at_once == 3, "one email at a time on each of the three lines"
         assert sorted(handler.recipients) == [f"fan{n}@example.com" for n in range(5)]
         assert (len(sessions), sender.connections) == (3, 3)
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_after_a_refusal_the_next_email_goes_on_a_new_connection() -> None:
-    port = free_port()
-    sessions: list[SMTP] = []
-
-    def session() -> SMTP:
-        sessions.append(SMTP(RefuseEveryone()))
-        return sessions[-1]
-
-    server = await asyncio.get_running_loop().create_server(session, "127.0.0.1", port)
-    sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2)
-    try:
+    async with smtp_server(RefuseEveryone()) as (port, sessions):
+        sender = SmtpSender(f"smtp://127.0.0.1:{port}", timeout=2)
         for _ in range(2):
             with pytest.raises(PermanentMailError):
                 await sender.send(plain_email("x@example.com"))
         assert sender.connections == 2 and len(sessions) == 2
-    finally:
         await sender.close()
-        server.close()
-        await server.wait_closed()
