@@ -150,10 +150,9 @@ def categories() -> list[str]:
 def run(requests: int | None, clients: int, seats: int, max_seats: int, category: str | None, seed: int,
         console: Console) -> bool:
     """Returns whether the invariants held for both crowds."""
-
     on_sale = len(_scope(bench_event(seats), category).seats())
     requests = requests if requests is not None else default_requests(on_sale, max_seats)
-    data_dir = fresh_data_dir("boxoffice-bench-")
+    data_dir = fresh_data_dir()
     settings = Settings(data_dir=data_dir, http_port=free_port(), booking_reply_seconds=10)
     where = f"category {category}" if category else "any category"
     console.print(f"[bold]bench holds --best-available[/]: {requests:,} requests from {clients} concurrent clients "

@@ -242,7 +242,7 @@ async def _by_wrk(pool: asyncpg.Pool, base_url: str, seats: int, max_seats: int,
 
 
 def run(requests: int, clients: int, seats: int, max_seats: int, seed: int, console: Console) -> None:
-    data_dir = fresh_data_dir("boxoffice-bench-")
+    data_dir = fresh_data_dir()
     settings = Settings(data_dir=data_dir, http_port=free_port(), booking_reply_seconds=10)
     console.print(f"[bold]bench holds[/]: {requests:,} requests from {clients} concurrent clients for "
                   f"{seats:,} seats (1–{max_seats} neighbouring seats each, seed {seed}); platform in {data_dir}")

@@ -60,7 +60,7 @@ async def _emails_sent(pool: Any, booking_ids: list[str]) -> tuple[int, Any]:
 
 
 def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: Console) -> None:
-    data_dir = fresh_data_dir("boxoffice-bench-")
+    data_dir = fresh_data_dir()
     settings = Settings(data_dir=data_dir, http_port=free_port(), hold_seconds=hold_seconds,
                         booking_reply_seconds=10, confirm_reply_seconds=30)
     console.print(f"[bold]bench lifecycle[/]: {holds:,} holds of {hold_seconds:g} s left to expire, {confirms:,} "

@@ -129,7 +129,7 @@ RESTING_READS_EVERY = 1.0  # seconds between reads of a counting connection
 
 
 def run(connections: list[int], rate: float, seconds: float, direct: bool, console: Console) -> None:
-    data_dir = fresh_data_dir("boxoffice-bench-")
+    data_dir = fresh_data_dir()
     settings = Settings(data_dir=data_dir, http_port=free_port())
     console.print(f"[bold]bench live[/]: {', '.join(map(str, connections))} connections "
                   f"({'straight to the realtime service' if direct else 'through the gateway'}), a crowd booking "

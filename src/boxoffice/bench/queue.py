@@ -57,7 +57,7 @@ def spearman(xs: list[int], ys: list[int]) -> tuple[float, float]:
 
 def run(visitors: int, early_share: float, clients: int, admit_per_minute: int, window: float, watchers: int,
         console: Console) -> None:
-    data_dir = fresh_data_dir("boxoffice-bench-")
+    data_dir = fresh_data_dir()
     settings = Settings(data_dir=data_dir, http_port=free_port(), booking_reply_seconds=10)
     console.print(f"[bold]bench queue[/]: {visitors:,} visitors ({early_share:.0%} before the opening) from "
                   f"{clients} concurrent clients; {admit_per_minute:,} admissions a minute measured over "

@@ -102,11 +102,9 @@ _ZXING_MODULES = bytes.maketrans(b"\x00\xff", b"\x01\x00")  # zxing's image: 0 d
 
 
 def qr_symbol(payload: str) -> segno.QRCode:
-    """Never a Micro QR code (not every reader reads them); text beyond ASCII as UTF-8, said so by an ECI
-    header, so a reader does not guess another character set."""
-    plain = payload.isascii()
-    return segno.make(payload, error="m", mask=QR_MASK, boost_error=False, micro=False,
-                      encoding=None if plain else "utf-8", eci=not plain)
+    """Text beyond ASCII (qr_modules draws the rest): never a Micro QR code (not every reader reads them), as
+    UTF-8, said so by an ECI header, so a reader does not guess another character set."""
+    return segno.make(payload, error="m", mask=QR_MASK, boost_error=False, micro=False, encoding="utf-8", eci=True)
 
 
 def qr_modules(payload: str) -> list[bytes]:
