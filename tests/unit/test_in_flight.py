@@ -58,3 +58,16 @@ def test_a_forgotten_partition_ignores_what_finishes_from_before() -> None:
     assert offsets.committable() == {}
     offsets.finish(fresh)
     assert offsets.committable() == {P0: 1}
+
+
+def test_what_is_taken_and_not_finished_counts_as_unfinished_until_it_finishes() -> None:
+    offsets = InFlight()
+    first, slow, last = (offsets.take(P0, n) for n in range(3))
+    other = offsets.take(P1, 7)
+    assert offsets.unfinished() == 4
+    offsets.finish(first)
+    offsets.finish(last)  # finished behind the slow one: done, though not yet committable
+    assert offsets.unfinished() == 2
+    offsets.finish(slow)
+    offsets.finish(other)
+    assert offsets.unfinished() == 0

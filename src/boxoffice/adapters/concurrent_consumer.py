@@ -73,6 +73,11 @@ class InFlight:
             offset, _ = tickets.popitem(last=False)
             self._position[ticket.tp] = offset + 1
 
+    def unfinished(self) -> int:
+        """Messages taken and not yet finished: fetched, so the consumer's position is past them, but not done.
+        The service's lag counts them, so that it is not 0 while work is still on its way."""
+        return sum(1 for tickets in self._open.values() for ticket in tickets.values() if not ticket.done)
+
     def committable(self) -> dict[TopicPartition, int]:
         """Positions that moved since they were last committed."""
         return {tp: p for tp, p in self._position.items() if self._committed.get(tp) != p}
@@ -89,14 +94,14 @@ class InFlight:
 
 async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler, dead_letters: DeadLetterSink,
                                limit: int, gate: PartitionGate | None = None,
-                               watch: RetryWatch | None = None) -> None:
+                               watch: RetryWatch | None = None, offsets: InFlight | None = None) -> None:
     """`handle` is called with one message at a time, up to `limit` calls at once; each call must make its
     message's outcome durable before it returns. Handlers that must keep some messages in order (copies of
     one payment) order them themselves."""
     busy = gate.busy if gate is not None else asyncio.Lock()
     watch = watch or RetryWatch()
     commits = OffsetCommits(consumer, watch)
-    offsets = InFlight()
+    offsets = offsets or InFlight()
     tasks: set[asyncio.Task[None]] = set()
     broken: list[BaseException] = []
     restarted_logs = RestartedLogs(consumer)

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from boxoffice.adapters.concurrent_consumer import consume_concurrently
+from boxoffice.adapters.concurrent_consumer import InFlight, consume_concurrently
 from boxoffice.adapters.consumer_loop import BatchHandler, PartitionGate, RetryWatch, consume_forever
 from boxoffice.adapters.dead_letters import KafkaDeadLetters
 from boxoffice.adapters.heartbeat import beat_forever
@@ -96,13 +96,16 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
     await start_with_retry(consumer, f"{rt.name} consumer")
     log.info("%s consuming %s as group %s from %s", rt.name, ", ".join(topics), rt.name, rt.settings.kafka_bootstrap)
 
+    in_flight = InFlight()  # what the concurrent loop has taken and not finished (the one-batch loop takes none here)
+
     async def heartbeat_info() -> dict[str, Any]:
-        return {"lag": await consumer_lag(consumer), "partitions": len(gate.assigned),
+        return {"lag": await consumer_lag(consumer) + in_flight.unfinished(), "partitions": len(gate.assigned),
                 "rebalances": gate.rebalances, "deadLetters": dead_letters.sent, **watch.info(),
                 **(info() if info else {})}
 
     consuming = (consume_forever(consumer, handler, dead_letters, gate=gate, watch=watch) if concurrency is None
-                 else consume_concurrently(consumer, handler, dead_letters, concurrency, gate=gate, watch=watch))
+                 else consume_concurrently(consumer, handler, dead_letters, concurrency, gate=gate, watch=watch,
+                                           offsets=in_flight))
     tasks = [asyncio.ensure_future(t) for t in (
         consuming,
         beat_forever(rt.pool, rt.name, rt.settings.heartbeat_seconds, heartbeat_info),
