@@ -32,5 +32,6 @@ def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str,
 
 async def serve(rt: ServiceRuntime, sender: MailSender) -> None:
     handler = notification_handler(rt.pool, sender, rt.settings.mail_from, await ticket_seal(rt.pool))
+    concurrency = rt.settings.notification_concurrency
     await run_consumer_service(rt, TOPICS, handler, info=handler.info, latency_path=False,
-                               concurrency=rt.settings.notification_concurrency)
+                               concurrency=concurrency if concurrency > 1 else None)
