@@ -106,8 +106,7 @@ class Settings(BaseSettings):
     notification_nice: int = Field(10, ge=0, le=19)
     # Emails each notification process prepares at once: one is rendered and looked up while another is on its
     # way to the mail server. Emails about one booking still go out one after the other, in order. One by
-    # default: each email in flight backs off on its own while the mail server is down, so after an outage
-    # they come back as late as the longest back-off (docs/notifications.md).
+    # default: with 16, the chaos test once ended with confirmations still without an email (docs/notifications.md).
     notification_concurrency: int = Field(1, ge=1, le=256)
     # Connections each notification process keeps open to the mail server, each carrying one email at a time.
     smtp_connections: int = Field(4, ge=1, le=32)
