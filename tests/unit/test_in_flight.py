@@ -71,3 +71,16 @@ def test_what_is_taken_and_not_finished_counts_as_unfinished_until_it_finishes()
     offsets.finish(slow)
     offsets.finish(other)
     assert offsets.unfinished() == 0
+
+
+def test_a_partition_read_again_from_further_back_counts_only_what_is_taken_since() -> None:
+    """The group reset the position to its last commit: the messages taken before are delivered again, and
+    those that finish first must not move the position past the ones read again."""
+    offsets = InFlight()
+    for ticket in [offsets.take(P0, n) for n in range(10, 14)]:
+        offsets.finish(ticket)
+    again = offsets.take(P0, 8)
+
+    assert offsets.committable() == {}
+    offsets.finish(again)
+    assert offsets.committable() == {P0: 9}

@@ -58,8 +58,15 @@ class InFlight:
         self._open: dict[TopicPartition, OrderedDict[int, Ticket]] = {}
         self._position: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._last_taken: dict[TopicPartition, int] = {}
 
     def take(self, tp: TopicPartition, offset: int) -> Ticket:
+        """Offsets are taken in order per partition; one not past the last taken means the partition was read
+        again from further back, so what was taken before no longer counts (it is delivered again)."""
+        if offset <= self._last_taken.get(tp, -1):
+            log.warning("%s is read again from offset %d: the messages taken before are not counted", tp, offset)
+            self.forget([tp])
+        self._last_taken[tp] = offset
         ticket = Ticket(tp, offset)
         self._open.setdefault(tp, OrderedDict())[offset] = ticket
         return ticket
@@ -90,6 +97,7 @@ class InFlight:
             self._open.pop(tp, None)
             self._position.pop(tp, None)
             self._committed.pop(tp, None)
+            self._last_taken.pop(tp, None)
 
 
 async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler, dead_letters: DeadLetterSink,
@@ -144,8 +152,16 @@ async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler,
                 batches = await consumer.getmany(timeout_ms=int(POLL_SECONDS * 1000), max_records=room)
             else:  # back-pressure: nothing more is fetched until a message in flight is finished
                 await asyncio.wait(set(tasks), timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            # getmany returns records of the partitions' current assignment only; a rebalance may still come
+            # between here and the lock.
+            generation = gate.generation if gate is not None else 0
             # No await between getmany and taking the lock when it is free: a rebalance waits for these records.
             async with busy:
+                if gate is not None and gate.generation != generation:
+                    # A rebalance came in between and reset the positions to the last commit, which may be behind
+                    # these records: taken now, they could finish first and have their offsets committed past
+                    # messages not yet handled again. They are fetched again in turn.
+                    batches = {}
                 assigned = consumer.assignment()
                 for tp, records in batches.items():
                     if tp not in assigned:
