@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
@@ -123,12 +124,19 @@ async def user_bookings(pool: asyncpg.Pool, user_id: str, limit: int = 100) -> l
     return [_booking(r) for r in rows]
 
 
+_BOOKING_STATE = ("SELECT booking_id, event_id, user_id AS \"userId\", status, payment_id, amount, currency, "
+                  "seat_ids, refund_id FROM bookings ")
+
+
 async def booking_state(pool: asyncpg.Pool, booking_id: str) -> asyncpg.Record | None:
-    return await pool.fetchrow(
-        "SELECT event_id, user_id AS \"userId\", status, payment_id, amount, currency, seat_ids, refund_id "
-        "FROM bookings "
-        "WHERE booking_id = $1",
-        booking_id)
+    return await pool.fetchrow(_BOOKING_STATE + "WHERE booking_id = $1", booking_id)
+
+
+async def booking_states(pool: asyncpg.Pool, booking_ids: list[str]) -> list[asyncpg.Record | None]:
+    """booking_state of each id, in their order, in one statement: a payment rush reads many at once."""
+    rows = await pool.fetch(_BOOKING_STATE + "WHERE booking_id = ANY($1::uuid[])", booking_ids)
+    found = {str(r["booking_id"]): r for r in rows}
+    return [found.get(str(uuid.UUID(b))) for b in booking_ids]
 
 
 async def waitlist_entry(pool: asyncpg.Pool, waitlist_id: str) -> dict[str, Any] | None:

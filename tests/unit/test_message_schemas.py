@@ -452,6 +452,7 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
                                        "payment_id": b.payment_id, "amount": b.amount, "currency": b.currency,
                                        "seat_ids": b.seat_ids, "refund_id": b.refund_id}
     monkeypatch.setattr(views, "booking_state", state)
+    gateway.booking_states = lambda booking_id: state(None, booking_id)
 
     async def to_booking(topic: str, raw: bytes) -> list[Message]:
         await booking([produced.check(topic, raw)])

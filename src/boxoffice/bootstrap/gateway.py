@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 import asyncpg
 
 from boxoffice import messages as topics
+from boxoffice import views
 from boxoffice.adapters.accounts import AccountStore, TokenSigner
 from boxoffice.adapters.door_store import PostgresDoorUnitOfWork
 from boxoffice.adapters.heartbeat import beat_forever
@@ -25,6 +27,7 @@ from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter, UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
 from boxoffice.entrypoints.gateway.state import Gateway, SeatDirectory, ServiceHealth
+from boxoffice.grouping import Grouped
 from boxoffice.logs import Outage
 
 log = logging.getLogger("boxoffice.gateway")
@@ -80,7 +83,8 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             queue = QueueWatch(pool, QueueTokens(await signing_key(settings, pool)), rooms_consumer)
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
                          await access(settings, pool), queue, await ticket_seal(pool),
-                         lambda: PostgresDoorUnitOfWork(pool), payment_provider(rt))
+                         lambda: PostgresDoorUnitOfWork(pool), payment_provider(rt),
+                         Grouped(partial(views.booking_states, pool), most=500))
             log.info("gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port,
                      settings.kafka_bootstrap)
             tasks = [asyncio.create_task(t) for t in (

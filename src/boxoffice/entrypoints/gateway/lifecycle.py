@@ -51,7 +51,7 @@ def _processing(booking_id: str) -> Response:
 
 
 async def _load(gw: GatewayDep, booking_id: str, caller: Principal | None) -> Any:
-    return await owned_booking(gw, booking_id, caller, views.booking_state)
+    return await owned_booking(gw, booking_id, caller, lambda _pool, booking: gw.booking_states(booking))
 
 
 async def _send_and_wait(gw: GatewayDep, booking_id: str, message: Message | None, command: str,

@@ -146,3 +146,6 @@ class Gateway:
     tickets: TicketSeal
     door: Callable[[], DoorUnitOfWork]
     cards: PaymentProvider  # tokenises the card numbers of payments
+    # What a payment or cancel needs to know of its booking (views.booking_state); reads that are asked for at
+    # the same moment share one statement.
+    booking_states: Callable[[str], Awaitable[Any]]
