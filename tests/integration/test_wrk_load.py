@@ -1,5 +1,6 @@
-"""bench holds' wrk run: the Lua script sends well-formed holds of neighbouring seats, and its counts of the
-answers are the server's (wrk stops with at most one request per connection in flight)."""
+"""The benches' wrk runs: bench holds' Lua script sends well-formed holds of neighbouring seats, bench lifecycle's
+pays each listed booking once, and their counts of the answers are the server's (wrk stops with at most one
+request per connection in flight)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from boxoffice.bench.wrk_load import ensure_wrk, run_wrk
+from boxoffice.bench.wrk_load import ensure_wrk, run_wrk, run_wrk_payments
 
 ROWS, PER_ROW, MAX_SEATS, CONNECTIONS = ["A", "B", "C"], 20, 3, 8
 
@@ -72,3 +73,62 @@ def test_wrk_sends_holds_of_neighbouring_seats_and_counts_the_answers(server: st
     assert 0 <= cut_off <= CONNECTIONS
     assert 0 <= Recorder.answered[201] - run.created <= CONNECTIONS
     assert run.created > 0 and run.refused > 0
+
+
+class PaymentRecorder(BaseHTTPRequestHandler):
+    """Answers a payment 200 (402 for bookings whose id ends in 7) and /health without a booking id."""
+
+    paid: ClassVar[list[tuple[str, dict[str, object]]]] = []
+    answered: ClassVar[Counter[int]] = Counter()
+    health_checks: ClassVar[int] = 0
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def do_PUT(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        found = re.fullmatch(r"/bookings/([0-9a-f-]{36})/confirm", self.path)
+        assert found is not None, self.path
+        booking = found.group(1)
+        status = 402 if booking.endswith("7") else 200
+        with self.lock:
+            self.paid.append((booking, body))
+            self.answered[status] += 1
+        self._answer(status, json.dumps({"bookingId": booking}).encode())
+
+    def do_GET(self) -> None:
+        with self.lock:
+            PaymentRecorder.health_checks += 1
+        self._answer(200, b'{"status": "ok"}')
+
+    def _answer(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_wrk_pays_each_listed_booking_once_and_counts_only_payments() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), PaymentRecorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        wrk = ensure_wrk()
+        assert wrk is not None, "wrk is missing: .ci/run installs Debian's package"
+        bookings = [(f"00000000-0000-4000-8000-{n:012d}", f"{10 + n}.5") for n in range(40)]
+        run = run_wrk_payments(wrk, f"http://127.0.0.1:{httpd.server_address[1]}", bookings, 4, 1)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+    paid = PaymentRecorder.paid
+    assert sorted(b for b, _ in paid) == sorted(b for b, _ in bookings), "each listed booking paid exactly once"
+    amounts = dict(bookings)
+    for booking, body in paid:
+        assert body == {"paymentId": f"wrk_{booking[:12]}", "amount": float(amounts[booking]),
+                        "card": "4242424242424242"}
+    # 40 payments take far less than the second wrk runs: both threads ran out and asked for /health, uncounted.
+    assert run.ran_out and PaymentRecorder.health_checks > 0
+    assert (run.paid, run.other) == (PaymentRecorder.answered[200], PaymentRecorder.answered[402]) == (36, 4)

@@ -1,5 +1,6 @@
-"""The same kind of crowd as `bench holds`' own client, sent by wrk (Debian's load generator, in C, with a Lua
-script): the figures then do not depend on what our Python client costs."""
+"""The same kind of crowd as `bench holds`' own client, and the same payments as `bench lifecycle`'s, sent by wrk
+(Debian's load generator, in C, with a Lua script): the figures then do not depend on what our Python client
+costs."""
 
 from __future__ import annotations
 
@@ -61,7 +62,66 @@ function done(summary, latency, requests)
 end
 """
 
+# Each thread pays its share of the holds listed in a file ("bookingId amount" a line), each once; a thread that
+# has paid all of its share asks for /health instead, which is not counted.
+PAY_SCRIPT = r"""
+local threads = {}
+local count = 0
+
+function setup(thread)
+  count = count + 1
+  thread:set("id", count)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local path, share = args[1], tonumber(args[2])
+  mine, line_no, next_one = {}, 0, 1
+  for line in io.lines(path) do
+    if line_no % share == id - 1 then table.insert(mine, line) end
+    line_no = line_no + 1
+  end
+  paid, other, ran_out = 0, 0, 0
+  -- wrk calls the first thread's request() once before the run, to check it, and sends nothing of it.
+  checked = id ~= 1
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+  if not checked then
+    checked = true
+    return wrk.format("GET", "/health")
+  end
+  local line = mine[next_one]
+  if line == nil then
+    ran_out = 1
+    return wrk.format("GET", "/health")
+  end
+  next_one = next_one + 1
+  local booking, amount = line:match("^(%S+) (%S+)$")
+  local body = '{"paymentId":"wrk_' .. booking:sub(1, 12) .. '","amount":' .. amount ..
+               ',"card":"4242424242424242"}'
+  return wrk.format("PUT", "/bookings/" .. booking .. "/confirm", nil, body)
+end
+
+function response(status, headers, body)
+  if not body:find('"bookingId"', 1, true) then return end
+  if status == 200 then paid = paid + 1 else other = other + 1 end
+end
+
+function done(summary, latency, requests)
+  local p, o, r = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    p, o, r = p + thread:get("paid"), o + thread:get("other"), r + thread:get("ran_out")
+  end
+  io.write(string.format("WRK-PAID %d %d %d %d %d %d %d\n", p, o, summary.errors.timeout,
+                         latency:percentile(50), latency:percentile(99), summary.duration, r))
+end
+"""
+WRK_THREADS = 2
+
 _RESULT = re.compile(r"^WRK-RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", re.M)
+_PAID = re.compile(r"^WRK-PAID (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -100,17 +160,46 @@ def ensure_wrk(say: object = print) -> str | None:
     return shutil.which("wrk")
 
 
+@dataclass(frozen=True)
+class WrkPayments:
+    paid: int  # answered 200
+    other: int  # any other status, or a socket error wrk counted as an answer
+    timeouts: int
+    p50_ms: float
+    p99_ms: float
+    seconds: float
+    ran_out: bool  # a thread paid all of its share before the time was up: the rate is a floor
+
+
 def run_wrk(wrk: str, base_url: str, event_id: str, rows: list[str], per_row: int, max_seats: int,
             connections: int, seconds: float, seed: int) -> WrkRun:
     with tempfile.TemporaryDirectory(prefix="boxoffice-wrk-") as scratch:
         script = Path(scratch) / "holds.lua"
         script.write_text(SCRIPT)
         done = subprocess.run(
-            [wrk, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(script),
-             base_url, "--", event_id, ",".join(rows), str(per_row), str(max_seats), str(seed)],
+            [wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+             "-s", str(script), base_url, "--", event_id, ",".join(rows), str(per_row), str(max_seats), str(seed)],
             capture_output=True, text=True, check=False, timeout=seconds + 120)
     found = _RESULT.search(done.stdout)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
     created, refused, other, timeouts, p50_us, p99_us, duration_us = map(int, found.groups())
     return WrkRun(created, refused, other, timeouts, p50_us / 1000, p99_us / 1000, duration_us / 1e6)
+
+
+def run_wrk_payments(wrk: str, base_url: str, bookings: list[tuple[str, str]], connections: int,
+                     seconds: float) -> WrkPayments:
+    """Pays each (booking id, amount) at most once, for `seconds`, from `connections` connections."""
+    with tempfile.TemporaryDirectory(prefix="boxoffice-wrk-") as scratch:
+        script, listed = Path(scratch) / "pay.lua", Path(scratch) / "bookings.txt"
+        script.write_text(PAY_SCRIPT)
+        listed.write_text("".join(f"{booking} {amount}\n" for booking, amount in bookings))
+        done = subprocess.run(
+            [wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+             "-s", str(script), base_url, "--", str(listed), str(WRK_THREADS)],
+            capture_output=True, text=True, check=False, timeout=seconds + 120)
+    found = _PAID.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
+    paid, other, timeouts, p50_us, p99_us, duration_us, ran_out = map(int, found.groups())
+    return WrkPayments(paid, other, timeouts, p50_us / 1000, p99_us / 1000, duration_us / 1e6, bool(ran_out))
