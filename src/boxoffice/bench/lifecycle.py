@@ -2,7 +2,8 @@
 
 Starts its own platform with a hold of T seconds, places N single-seat holds as fast as the clients can,
 confirms C more holds through the payment service, then waits for the N holds to expire and prints how
-late each release was (release commit − deadline) and the confirmation rate. Then wrk (a load generator in C)
+late each release was (release commit − deadline), the confirmation rate, and where the payments' time went
+(between the rows each leaves in the database). Then wrk (a load generator in C)
 pays holds of a second event for as long as our client paid, so that the rate does not hang on what our
 Python client costs.
 """
@@ -87,6 +88,59 @@ async def _payments_by_wrk(base_url: str, pool: Any, holds: int, clients: int, s
     return run, {name: after[name] - before.get(name, 0.0) for name in after}
 
 
+# A payment's way, as the rows it leaves show it: each step from the one before.
+_STEPS = (("sent", "the booking service asks for the charge (its transaction starts)", "asked"),
+          ("asked", "payment.requested published", "requested"),
+          ("requested", "the payment service records the attempt", "attempted"),
+          ("attempted", "the provider's answer is in its ledger", "charged"),
+          ("charged", "the payment is decided", "decided"),
+          ("decided", "payment.succeeded published", "succeeded"),
+          ("succeeded", "the booking service confirms", "confirmed"),
+          ("confirmed", "booking.confirmed published", "announced"),
+          ("announced", "our client has the answer", "answered"))
+
+
+async def _steps(pool: Any, event_id: str, answered: dict[str, tuple[float, float]]) -> list[tuple[str, list[float]]]:
+    """Per step of a payment, how long it took for each one paid. The embedded broker's outbox rows are kept a
+    while after they are published; without them (nothing kept) there is nothing to show."""
+    rows = await pool.fetch(
+        """WITH published AS (
+               SELECT topic, convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'bookingId' AS booking_id,
+                      min(created_at) AS created_at, min(published_at) AS published_at
+               FROM outbox WHERE key = convert_to($1, 'UTF8') AND published_at IS NOT NULL
+                 AND topic = ANY(ARRAY['payment.requested', 'payment.succeeded', 'booking.confirmed'])
+               GROUP BY 1, 2)
+           SELECT b.booking_id::text AS booking_id,
+                  extract(epoch FROM requested.created_at) AS asked,
+                  extract(epoch FROM requested.published_at) AS requested,
+                  extract(epoch FROM p.created_at) AS attempted,
+                  extract(epoch FROM c.created_at) AS charged,
+                  extract(epoch FROM p.decided_at) AS decided,
+                  extract(epoch FROM succeeded.published_at) AS succeeded,
+                  extract(epoch FROM b.decided_at) AS confirmed,
+                  extract(epoch FROM confirmed.published_at) AS announced
+           FROM bookings b
+           JOIN payments p ON p.booking_id = b.booking_id AND p.status = 'succeeded'
+           JOIN simulated_provider_charges c ON c.idempotency_key = p.booking_id || ':' || p.payment_id
+           JOIN published requested ON requested.topic = 'payment.requested'
+                AND requested.booking_id = b.booking_id::text
+           JOIN published succeeded ON succeeded.topic = 'payment.succeeded'
+                AND succeeded.booking_id = b.booking_id::text
+           JOIN published confirmed ON confirmed.topic = 'booking.confirmed'
+                AND confirmed.booking_id = b.booking_id::text
+           WHERE b.event_id = $1 AND b.status = 'confirmed'""", event_id)
+    steps: dict[str, list[float]] = {name: [] for _, name, _ in _STEPS}
+    for row in rows:
+        if row["booking_id"] not in answered:
+            continue
+        times = {name: float(row[name]) for name in ("asked", "requested", "attempted", "charged", "decided",
+                                                      "succeeded", "confirmed", "announced")}
+        times["sent"], times["answered"] = answered[row["booking_id"]]
+        for start, name, end in _STEPS:
+            steps[name].append((times[end] - times[start]) * 1000)
+    return [(name, values) for name, values in steps.items() if values]
+
+
 def _cpu_per_confirmation(used: dict[str, float], confirmed: int) -> str:
     return ", ".join(f"{name} {seconds * 1000 / confirmed:.2f}" for name, seconds in
                      sorted(used.items(), key=lambda item: -item[1]) if seconds > 0)
@@ -130,11 +184,14 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
         async def hold(seat: str) -> dict[str, Any] | None:
             return await _hold(http, spec.event_id, seat)
 
+        answered: dict[str, tuple[float, float]] = {}  # booking id: when its payment was sent and answered
+
         async def pay(booking: dict[str, Any]) -> tuple[int, float]:
-            started = time.perf_counter()
+            started, sent_at = time.perf_counter(), time.time()
             body = {"paymentId": f"pay_{booking['bookingId'][:12]}", "amount": booking["amount"], "card": CARD}
             async with http.put(f"/bookings/{booking['bookingId']}/confirm", json=body) as response:
                 await response.read()
+                answered[booking["bookingId"]] = (sent_at, time.time())
                 return response.status, time.perf_counter() - started
 
         with console.status(f"placing {holds:,} holds..."):
@@ -177,6 +234,7 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
     charges = await pool.fetchval(
         "SELECT count(*) FROM simulated_provider_charges c JOIN payments p "
         "ON c.idempotency_key = p.booking_id || ':' || p.payment_id WHERE p.event_id = $1", spec.event_id)
+    steps = await _steps(pool, spec.event_id, answered)
     by_wrk = await _payments_by_wrk(runtime.base_url, pool, 2 * confirms, clients,  # type: ignore[attr-defined]
                                     max(3.0, pay_wall), processes, console)
     await pool.close()
@@ -209,6 +267,14 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
                           f"{run.paid / run.seconds:,.0f}" + (" (ran out)" if run.ran_out else ""),
                           f"{run.p50_ms:.1f}", f"{run.p99_ms:.1f}", "", "", f"{run.p50_ms / provider_p50:.2f}×")
     console.print(pay_table)
+    if steps:
+        step_table = Table(title="where our client's payments spent their time, step by step (ms; published: "
+                                 "marked so once Kafka acknowledged it)", title_justify="left")
+        for column in ("step", "p50", "p99"):
+            step_table.add_column(column, justify="right" if column != "step" else "left")
+        for name, values in steps:
+            step_table.add_row(name, f"{_pct(values, .5):.1f}", f"{_pct(values, .99):.1f}")
+        console.print(step_table)
     if ok:
         console.print(f"CPU ms per confirmation while paying ({pay_wall:.1f} s wall, 2 cores): "
                       f"{_cpu_per_confirmation(cpu_used, len(ok))}")
