@@ -19,6 +19,14 @@ from boxoffice.bench.wrk_load import ensure_wrk, run_wrk, run_wrk_payments
 ROWS, PER_ROW, MAX_SEATS, CONNECTIONS = ["A", "B", "C"], 20, 3, 8
 
 
+def answer(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
 class Recorder(BaseHTTPRequestHandler):
     bodies: ClassVar[list[dict[str, object]]] = []
     answered: ClassVar[Counter[int]] = Counter()
@@ -31,12 +39,7 @@ class Recorder(BaseHTTPRequestHandler):
         with self.lock:
             self.bodies.append(body)
             self.answered[status] += 1
-        payload = b"{}"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        answer(self, status, b"{}")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -92,19 +95,12 @@ class PaymentRecorder(BaseHTTPRequestHandler):
         with self.lock:
             self.paid.append((booking, body))
             self.answered[status] += 1
-        self._answer(status, json.dumps({"bookingId": booking}).encode())
+        answer(self, status, json.dumps({"bookingId": booking}).encode())
 
     def do_GET(self) -> None:
         with self.lock:
             PaymentRecorder.health_checks += 1
-        self._answer(200, b'{"status": "ok"}')
-
-    def _answer(self, status: int, payload: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        answer(self, 200, b'{"status": "ok"}')
 
     def log_message(self, *args: object) -> None:
         pass

@@ -30,7 +30,7 @@ from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.running import fresh_data_dir, own_platform
-from boxoffice.bench.wrk_load import WrkRun, ensure_wrk, run_wrk
+from boxoffice.bench.wrk_load import WrkRun, run_wrk, wrk_or_skip
 from boxoffice.config import Settings
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow, row_labels
 
@@ -213,9 +213,8 @@ async def _by_wrk(pool: asyncpg.Pool, base_url: str, seats: int, max_seats: int,
                   seed: int, processes: dict[str, psutil.Process], console: Console,
                   ) -> tuple[WrkRun, dict[str, float], dict[str, object]] | None:
     """The crowd from wrk on a third event of the same size, for as long as our client's run took."""
-    wrk = ensure_wrk(console.print)
+    wrk = wrk_or_skip(console.print)
     if wrk is None:
-        console.print("[yellow]wrk is not installed and could not be (apt-get install wrk): its run is skipped[/]")
         return None
     spec = bench_event(seats)
     async with pool.acquire() as con:

@@ -28,7 +28,7 @@ from boxoffice.adapters.postgres import create_pool
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.holds import _cpu_seconds, _pct, _process_cpu, bench_event
 from boxoffice.bench.running import fresh_data_dir, own_platform
-from boxoffice.bench.wrk_load import WrkPayments, ensure_wrk, run_wrk_payments
+from boxoffice.bench.wrk_load import WrkPayments, run_wrk_payments, wrk_or_skip
 from boxoffice.config import Settings
 
 CARD = "4242424242424242"
@@ -64,9 +64,8 @@ async def _payments_by_wrk(base_url: str, pool: Any, holds: int, clients: int, s
                            ) -> tuple[WrkPayments, dict[str, float]] | None:
     """wrk pays holds of a second event for `seconds`; it is given twice as many as our client paid, so that it
     does not run out. Its run and the CPU each process used meanwhile (wrk's under this process)."""
-    wrk = ensure_wrk(console.print)
+    wrk = wrk_or_skip(console.print)
     if wrk is None:
-        console.print("[yellow]wrk is not installed and could not be (apt-get install wrk): its run is skipped[/]")
         return None
     spec = bench_event(holds)
     async with pool.acquire() as con:

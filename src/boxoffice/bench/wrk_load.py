@@ -12,8 +12,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# Each wrk thread has its own Lua state: it counts its answers, and `done` adds the threads' counts up.
-SCRIPT = r"""
+# Each wrk thread has its own Lua state: it counts its answers, and `done` reports the threads' counts added up,
+# then the run's timeouts, latency p50 and p99 and duration (µs), on one line after the script's tag.
+_THREADS = r"""
 local threads = {}
 local count = 0
 
@@ -23,6 +24,22 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+function report(tag, summary, latency, ...)
+  local line = {tag}
+  for _, name in ipairs({...}) do
+    local sum = 0
+    for _, thread in ipairs(threads) do sum = sum + thread:get(name) end
+    table.insert(line, string.format("%d", sum))
+  end
+  for _, value in ipairs({summary.errors.timeout, latency:percentile(50), latency:percentile(99),
+                          summary.duration}) do
+    table.insert(line, string.format("%d", value))
+  end
+  io.write(table.concat(line, " ") .. "\n")
+end
+"""
+
+SCRIPT = _THREADS + r"""
 function init(args)
   event_id, per_row, max_seats = args[1], tonumber(args[3]), tonumber(args[4])
   rows = {}
@@ -53,27 +70,13 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local c, r, o = 0, 0, 0
-  for _, thread in ipairs(threads) do
-    c, r, o = c + thread:get("created"), r + thread:get("refused"), o + thread:get("other")
-  end
-  io.write(string.format("WRK-RESULT %d %d %d %d %d %d %d\n", c, r, o, summary.errors.timeout,
-                         latency:percentile(50), latency:percentile(99), summary.duration))
+  report("WRK-RESULT", summary, latency, "created", "refused", "other")
 end
 """
 
 # Each thread pays its share of the holds listed in a file ("bookingId amount" a line), each once; a thread that
 # has paid all of its share asks for /health instead, which is not counted.
-PAY_SCRIPT = r"""
-local threads = {}
-local count = 0
-
-function setup(thread)
-  count = count + 1
-  thread:set("id", count)
-  table.insert(threads, thread)
-end
-
+PAY_SCRIPT = _THREADS + r"""
 function init(args)
   local path, share = args[1], tonumber(args[2])
   mine, line_no, next_one = {}, 0, 1
@@ -110,18 +113,11 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local p, o, r = 0, 0, 0
-  for _, thread in ipairs(threads) do
-    p, o, r = p + thread:get("paid"), o + thread:get("other"), r + thread:get("ran_out")
-  end
-  io.write(string.format("WRK-PAID %d %d %d %d %d %d %d\n", p, o, summary.errors.timeout,
-                         latency:percentile(50), latency:percentile(99), summary.duration, r))
+  report("WRK-PAID", summary, latency, "paid", "other", "ran_out")
 end
 """
 WRK_THREADS = 2
 
-_RESULT = re.compile(r"^WRK-RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", re.M)
-_PAID = re.compile(r"^WRK-PAID (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -160,6 +156,14 @@ def ensure_wrk(say: object = print) -> str | None:
     return shutil.which("wrk")
 
 
+def wrk_or_skip(say: object) -> str | None:
+    """ensure_wrk, saying that a bench's wrk run is skipped when there is no wrk."""
+    wrk = ensure_wrk(say)
+    if wrk is None:
+        say("[yellow]wrk is not installed and could not be (apt-get install wrk): its run is skipped[/]")  # type: ignore[operator]
+    return wrk
+
+
 @dataclass(frozen=True)
 class WrkPayments:
     paid: int  # answered 200
@@ -173,33 +177,35 @@ class WrkPayments:
 
 def run_wrk(wrk: str, base_url: str, event_id: str, rows: list[str], per_row: int, max_seats: int,
             connections: int, seconds: float, seed: int) -> WrkRun:
-    with tempfile.TemporaryDirectory(prefix="boxoffice-wrk-") as scratch:
-        script = Path(scratch) / "holds.lua"
-        script.write_text(SCRIPT)
-        done = subprocess.run(
-            [wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-             "-s", str(script), base_url, "--", event_id, ",".join(rows), str(per_row), str(max_seats), str(seed)],
-            capture_output=True, text=True, check=False, timeout=seconds + 120)
-    found = _RESULT.search(done.stdout)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
-    created, refused, other, timeouts, p50_us, p99_us, duration_us = map(int, found.groups())
+    created, refused, other, timeouts, p50_us, p99_us, duration_us = _run(
+        wrk, "WRK-RESULT", SCRIPT, base_url, connections, seconds,
+        [event_id, ",".join(rows), str(per_row), str(max_seats), str(seed)])
     return WrkRun(created, refused, other, timeouts, p50_us / 1000, p99_us / 1000, duration_us / 1e6)
 
 
 def run_wrk_payments(wrk: str, base_url: str, bookings: list[tuple[str, str]], connections: int,
                      seconds: float) -> WrkPayments:
     """Pays each (booking id, amount) at most once, for `seconds`, from `connections` connections."""
+    listed = "".join(f"{booking} {amount}\n" for booking, amount in bookings)
+    paid, other, ran_out, timeouts, p50_us, p99_us, duration_us = _run(
+        wrk, "WRK-PAID", PAY_SCRIPT, base_url, connections, seconds, [str(WRK_THREADS)], listed)
+    return WrkPayments(paid, other, timeouts, p50_us / 1000, p99_us / 1000, duration_us / 1e6, bool(ran_out))
+
+
+def _run(wrk: str, tag: str, script: str, base_url: str, connections: int, seconds: float, args: list[str],
+         listed: str | None = None) -> list[int]:
+    """The numbers of the script's report line. `listed` goes to a file, whose path is the script's first argument."""
     with tempfile.TemporaryDirectory(prefix="boxoffice-wrk-") as scratch:
-        script, listed = Path(scratch) / "pay.lua", Path(scratch) / "bookings.txt"
-        script.write_text(PAY_SCRIPT)
-        listed.write_text("".join(f"{booking} {amount}\n" for booking, amount in bookings))
+        script_path, listed_path = Path(scratch) / "load.lua", Path(scratch) / "listed.txt"
+        script_path.write_text(script)
+        if listed is not None:
+            listed_path.write_text(listed)
+            args = [str(listed_path), *args]
         done = subprocess.run(
             [wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-             "-s", str(script), base_url, "--", str(listed), str(WRK_THREADS)],
+             "-s", str(script_path), base_url, "--", *args],
             capture_output=True, text=True, check=False, timeout=seconds + 120)
-    found = _PAID.search(done.stdout)
+    found = re.search(rf"^{tag}((?: \d+)+)$", done.stdout, re.M)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
-    paid, other, timeouts, p50_us, p99_us, duration_us, ran_out = map(int, found.groups())
-    return WrkPayments(paid, other, timeouts, p50_us / 1000, p99_us / 1000, duration_us / 1e6, bool(ran_out))
+    return [int(n) for n in found.group(1).split()]
