@@ -61,8 +61,9 @@ class InFlight:
         self._last_taken: dict[TopicPartition, int] = {}
 
     def take(self, tp: TopicPartition, offset: int) -> Ticket:
-        """Offsets are taken in order per partition; one not past the last taken means the partition was read
-        again from further back, so what was taken before no longer counts (it is delivered again)."""
+        """Offsets are taken in order per partition. One not past the last taken means the client reads the
+        partition again from further back: it reset its position (a log made anew, as Apache Kafka reports with
+        an out-of-range error), so what was taken before no longer counts: those offsets may be another log's."""
         if offset <= self._last_taken.get(tp, -1):
             log.warning("%s is read again from offset %d: the messages taken before are not counted", tp, offset)
             self.forget([tp])
@@ -152,16 +153,8 @@ async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler,
                 batches = await consumer.getmany(timeout_ms=int(POLL_SECONDS * 1000), max_records=room)
             else:  # back-pressure: nothing more is fetched until a message in flight is finished
                 await asyncio.wait(set(tasks), timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-            # getmany returns records of the partitions' current assignment only; a rebalance may still come
-            # between here and the lock.
-            generation = gate.generation if gate is not None else 0
             # No await between getmany and taking the lock when it is free: a rebalance waits for these records.
             async with busy:
-                if gate is not None and gate.generation != generation:
-                    # A rebalance came in between and reset the positions to the last commit, which may be behind
-                    # these records: taken now, they could finish first and have their offsets committed past
-                    # messages not yet handled again. They are fetched again in turn.
-                    batches = {}
                 assigned = consumer.assignment()
                 for tp, records in batches.items():
                     if tp not in assigned:

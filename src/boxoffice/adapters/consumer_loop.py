@@ -63,15 +63,11 @@ class PartitionGate(ConsumerRebalanceListener):
         self.busy = asyncio.Lock()
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.rebalances = 0
-        # Moves when partitions are given up or assigned: records fetched before it moved are from before
-        # the positions were reset, and a loop that takes messages out of order must not take them.
-        self.generation = 0
         self._wait_limit = wait_limit
         # A loop with messages in flight outside `busy` finishes and commits them here (concurrent_consumer.py).
         self.drain: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.generation += 1
         try:
             async with asyncio.timeout(self._wait_limit):
                 async with self.busy:
@@ -82,7 +78,6 @@ class PartitionGate(ConsumerRebalanceListener):
                         self._wait_limit)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.generation += 1
         self.assigned = frozenset(assigned)
         self.rebalances += 1
         log.info("assigned %d partitions (rebalance %d)", len(assigned), self.rebalances)
