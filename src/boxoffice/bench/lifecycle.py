@@ -3,9 +3,8 @@
 Starts its own platform with a hold of T seconds, places N single-seat holds as fast as the clients can,
 confirms C more holds through the payment service, then waits for the N holds to expire and prints how
 late each release was (release commit − deadline), the confirmation rate, and where the payments' time went
-(between the rows each leaves in the database). Then wrk (a load generator in C)
-pays holds of a second event for as long as our client paid, so that the rate does not hang on what our
-Python client costs.
+(between the rows each leaves in the database). Then wrk (a load generator in C) pays holds of a second event
+for as long as our client paid, so that the rate does not hang on what our Python client costs.
 """
 
 from __future__ import annotations
