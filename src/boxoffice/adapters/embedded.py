@@ -26,22 +26,32 @@ PG_SYSTEM_USER = "embedded_postgres"
 SERVICE_ROLE = "boxoffice"
 
 
+# Ports this process has handed out: their servers may not have bound them yet, so a test bind alone would hand
+# the same port out twice (`up` picks the database's, the broker's, the realtime's and the mailbox's together).
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port nothing is bound to, for a server started a moment later. Taken below the kernel's range for
-    the local ports of outgoing connections: one picked in that range (as port 0 would) can be taken by any
-    client's connection before the server binds it."""
+    """A port nothing is bound to, for a server started a moment later, and not handed out before by this
+    process. Taken below the kernel's range for the local ports of outgoing connections: one picked in that
+    range (as port 0 would) can be taken by any client's connection before the server binds it."""
     first_outgoing = _first_outgoing_port()
     for _ in range(200):
         port = random.randrange(max(1024, first_outgoing - 12000), first_outgoing)
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     with socket.socket() as sock:  # all taken: any free one
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _handed_out.add(port)
+    return port
 
 
 def _first_outgoing_port() -> int:
