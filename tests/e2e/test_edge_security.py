@@ -6,6 +6,7 @@ their own schema."""
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -212,3 +213,58 @@ async def test_the_live_connection_handoff_sockets_are_the_owners_alone(edge_pla
     assert stat.S_IMODE(handoff.stat().st_mode) & 0o077 == 0, oct(handoff.stat().st_mode)
     for sock in found:
         assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0, f"{sock.name} is {oct(sock.stat().st_mode)}"
+
+
+async def _raw_answer(base_url: str, request: bytes, *,
+                      stays_open: bool = False) -> tuple[bytes, dict[str, str], bytes]:
+    """Sends bytes as they are; the status line, headers and body the gateway answers before it closes (for a
+    connection that stays open, the head only)."""
+    address = urlsplit(base_url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n") if stays_open else reader.read(), 30)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return status.encode(), headers, body
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /health HTTP/1.1\r\nHost: boxoffice\r\nX-Trace: \x01\r\n\r\n",
+    b"NOT HTTP AT ALL\r\n\r\n",
+    b"GET /health HTTP/9.9\r\nHost: boxoffice\r\n\r\n",
+    b"POST /bookings HTTP/1.1\r\nHost: boxoffice\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+], ids=["control character in a header", "no request line", "unknown version", "broken chunk"])
+async def test_a_request_that_is_not_http_gets_the_apis_json_error(platform: RunningPlatform,
+                                                                   request_bytes: bytes) -> None:
+    status, headers, body = await _raw_answer(platform.base_url, request_bytes)
+    assert status.startswith(b"HTTP/1.1 400 "), (status, body)
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"success": False, "error": "The request is not valid HTTP", "code": "bad_request"}
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_refused_websocket_handshake_gets_the_apis_json_error(platform: RunningPlatform) -> None:
+    upgrade = b"Host: boxoffice\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    key = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    for request, expected_status, code in [
+        (b"GET /ws/events/" + EVENT.encode() + b" HTTP/1.1\r\n" + upgrade + b"\r\n", 400, "bad_request"),  # no key
+        (b"GET /health HTTP/1.1\r\n" + upgrade + key + b"\r\n", 403, "forbidden"),  # no WebSocket there
+    ]:
+        status, headers, body = await _raw_answer(platform.base_url, request)
+        assert status.startswith(b"HTTP/1.1 %d " % expected_status), (status, body)
+        assert headers["content-type"] == "application/json"
+        refusal = json.loads(body)
+        assert refusal["success"] is False and refusal["code"] == code
+        assert refusal["error"].startswith("WebSocket refused: ")
+    # A handshake that is right still opens.
+    status, headers, _ = await _raw_answer(platform.base_url, b"GET /ws/events/" + EVENT.encode() + b" HTTP/1.1\r\n"
+                                           + upgrade + key + b"\r\n", stays_open=True)
+    assert status.startswith(b"HTTP/1.1 101 ") and headers["upgrade"].lower() == "websocket"
+

@@ -93,11 +93,13 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from boxoffice.entrypoints.gateway.live_splice import LiveSplicingProtocol
+    from boxoffice.entrypoints.gateway.websocket_refusals import JsonRefusingWebSockets
 
     uvicorn.run(
         "boxoffice.entrypoints.gateway.app:app_from_environment", factory=True,
         host=settings.http_host, port=settings.http_port, workers=settings.gateway_workers,
-        loop="uvloop", http=LiveSplicingProtocol, access_log=False, log_level="warning", lifespan="on",
+        loop="uvloop", http=LiveSplicingProtocol, ws=JsonRefusingWebSockets, access_log=False, log_level="warning",
+        lifespan="on",
         log_config=None,  # uvicorn's lines go through our handler: the same format (text or JSON)
         backlog=4096, timeout_keep_alive=75,
         # A client's address is the connection's unless a trusted proxy forwards it (per-address limits).

@@ -111,6 +111,9 @@ _HEAD_TOO_LARGE_BODY = (b'{"success":false,"error":"The request line and headers
 _HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                    % (len(_HEAD_TOO_LARGE_BODY), _HEAD_TOO_LARGE_BODY))
+_NOT_HTTP_BODY = b'{"success":false,"error":"The request is not valid HTTP","code":"bad_request"}'
+_NOT_HTTP = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+             b"Connection: close\r\n\r\n%s" % (len(_NOT_HTTP_BODY), _NOT_HTTP_BODY))
 
 
 class LiveSplicingProtocol(HttpToolsProtocol):
@@ -151,6 +154,11 @@ class LiveSplicingProtocol(HttpToolsProtocol):
                 return
             self._head_bytes += len(data)
         super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        """What the parser refuses (a control character in a header, a broken request line or chunk): the API's
+        JSON error, where uvicorn answers in plain text."""
+        self._refuse(_NOT_HTTP)
 
     def _refuse(self, answer: bytes) -> None:
         """The answer, then a lingering close: closing at once with unread data resets the connection, and
