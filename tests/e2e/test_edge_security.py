@@ -268,3 +268,18 @@ async def test_a_refused_websocket_handshake_gets_the_apis_json_error(platform: 
                                            + upgrade + key + b"\r\n", stays_open=True)
     assert status.startswith(b"HTTP/1.1 101 ") and headers["upgrade"].lower() == "websocket"
 
+
+
+@pytest.mark.parametrize("path", ["/bookings", "/events/taylor_swift_concert/waitlist"])
+async def test_a_client_that_never_finishes_its_body_is_answered_408_and_cut_off(platform: RunningPlatform,
+                                                                                path: str) -> None:
+    request = (f"POST {path} HTTP/1.1\r\nHost: boxoffice\r\nContent-Type: application/json\r\n"
+               "Content-Length: 80\r\n\r\n").encode() + b'{"eventId": "taylor_swift_concert", '
+    status, headers, body = await _raw_answer(platform.base_url, request)  # until the gateway closes
+    assert status.startswith(b"HTTP/1.1 408 "), (status, body)
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"success": False, "error": "The request body took too long to arrive",
+                                "code": "request_timeout"}
+    # The gateway serves the next request.
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
+        assert (await client.get("/health")).status_code == 200

@@ -103,9 +103,15 @@ REFUSED_LINGER_SECONDS = 2.0
 # From connecting, or from a request's first byte, to the end of its headers: a client that sends them
 # slowly (or not at all) would otherwise hold its connection for ever.
 HEAD_TIMEOUT_SECONDS = 10.0
+# From the end of the headers to the end of the body (at most 64 KiB): a client that stops sending it would
+# otherwise hold its connection, and a task waiting for the body, for ever.
+BODY_TIMEOUT_SECONDS = 10.0
 _TOO_SLOW_BODY = b'{"success":false,"error":"The request headers took too long to arrive","code":"request_timeout"}'
 _TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
              b"Connection: close\r\n\r\n%s" % (len(_TOO_SLOW_BODY), _TOO_SLOW_BODY))
+_BODY_TOO_SLOW_BODY = b'{"success":false,"error":"The request body took too long to arrive","code":"request_timeout"}'
+_BODY_TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                  b"Connection: close\r\n\r\n%s" % (len(_BODY_TOO_SLOW_BODY), _BODY_TOO_SLOW_BODY))
 _HEAD_TOO_LARGE_BODY = (b'{"success":false,"error":"The request line and headers are too large (at most 64 KiB)",'
                         b'"code":"headers_too_large"}')
 _HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
@@ -122,6 +128,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
     _head_bytes = 0  # of the request whose head is being read; -1 once its headers are complete
     _refused = False
     _head_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -154,6 +161,27 @@ class LiveSplicingProtocol(HttpToolsProtocol):
                 return
             self._head_bytes += len(data)
         super().data_received(data)
+        # Headers complete, body not (most bodies come with their headers: no timer for those).
+        if self._head_bytes == -1 and not self._spliced and not self._refused and self._body_timer is None:
+            self._body_timer = self.loop.call_later(BODY_TIMEOUT_SECONDS, self._body_too_slow)
+
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        if self._head_bytes != -1 or self._refused or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started:
+            self.transport.close()  # the app answered without waiting for the body: nothing more to say
+            return
+        if cycle is not None:  # the app, waiting for the body, reads a disconnect, and what it sends is dropped
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self._refuse(_BODY_TOO_SLOW)
 
     def send_400_response(self, msg: str) -> None:
         """What the parser refuses (a control character in a header, a broken request line or chunk): the API's
@@ -165,6 +193,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
         the client could lose the answer; what it still sends is dropped for a moment, then it is cut off."""
         self._refused = True
         self._disarm_head_timer()
+        self._disarm_body_timer()
         self.transport.write(answer)
         if self.transport.can_write_eof():
             self.transport.write_eof()
@@ -172,6 +201,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._head_bytes = 0  # the next request's head starts
+        self._disarm_body_timer()
         if not self._spliced:
             super().on_message_complete()
 
@@ -215,6 +245,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        self._disarm_body_timer()
         if self._upstream is not None:
             self._upstream.close()
         super().connection_lost(exc)
