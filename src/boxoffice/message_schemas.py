@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from boxoffice import messages as topics
+from boxoffice.domain import moments
 from boxoffice.domain.waiting_room import MAX_ADMISSION_MINUTES, MAX_ADMIT_PER_MINUTE
 from boxoffice.messages import MalformedMessage, Message, decode
 
@@ -220,6 +221,8 @@ def _moment(text: str) -> str:
         raise ValueError("not an ISO-8601 time") from None
     if moment.tzinfo is None:
         raise ValueError("no time zone")
+    if not moments.supported(moment):
+        raise ValueError(moments.OUT_OF_RANGE)
     return text
 
 

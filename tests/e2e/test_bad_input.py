@@ -104,6 +104,27 @@ def test_wrong_method(client: httpx.Client) -> None:
     assert_error(client.delete("/events"), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00", "2100-01-01T00:00:00Z"])
+def test_an_opening_or_a_start_outside_the_platforms_years_is_refused(client: httpx.Client, moment: str) -> None:
+    """Once, an on-sale opening at 0001-01-01 was taken: the waitingroom service then stopped at every start and
+    the event's page answered 500."""
+    before = client.get("/events/eras_tour_onsale").json()["onSale"]
+    moved = client.put("/events/eras_tour_onsale/onsale", json={
+        "opensAt": moment, "waitingRoom": True, "admitPerMinute": 600, "admissionMinutes": 10})
+    assert_error(moved, 422, "validation_error")
+    assert "opensAt" in moved.json()["error"]
+    created = client.post("/events", json={
+        "eventId": "far_off_show", "name": "Far Off", "venue": {"name": "Hall", "city": "Bath"},
+        "startsAt": moment, "currency": "USD",
+        "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 50.0}],
+        "rows": [{"row": "A", "seats": 4, "section": "Stalls", "categoryId": "std"}]})
+    assert_error(created, 422, "validation_error")
+    assert "startsAt" in created.json()["error"]
+    after = client.get("/events/eras_tour_onsale")
+    assert after.status_code == 200 and after.json()["onSale"] == before
+    assert client.get("/events/far_off_show").status_code == 404
+
+
 async def test_bad_input_changed_nothing(platform: RunningPlatform) -> None:
     async with httpx.AsyncClient(base_url=platform.base_url) as client:
         statuses = await seat_statuses(client, EVENT)

@@ -135,6 +135,22 @@ def test_an_auto_rate_passes_and_other_words_do_not(topic: str) -> None:
         refused(encoded(topic, {**TYPICAL[topic], "admitPerMinute": rate}), topic)
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+00:00", "0001-01-01T00:30:00+01:00",
+                                    "9999-12-31T23:59:59-05:00", "1999-12-31T23:59:59+00:00", "2100-01-01T00:00:00Z"])
+def test_an_opening_or_a_start_outside_the_platforms_years_is_refused(moment: str) -> None:
+    """At the calendar's ends PostgreSQL stores -infinity and gives back a time without a zone, which the waiting
+    room's clock could not compare: one such on-sale change stopped the waitingroom service at every start."""
+    on_sale = TYPICAL[topics.ONSALE_CHANGE_REQUESTED]
+    assert "opensAt" in refused(encoded(topics.ONSALE_CHANGE_REQUESTED, {**on_sale, "opensAt": moment}),
+                                topics.ONSALE_CHANGE_REQUESTED)
+    creation = TYPICAL[topics.EVENT_CREATION_REQUESTED]
+    assert "startsAt" in refused(encoded(topics.EVENT_CREATION_REQUESTED, {**creation, "startsAt": moment}),
+                                 topics.EVENT_CREATION_REQUESTED)
+    for edge in ("2000-01-01T00:00:00+00:00", "2099-12-31T23:59:59+00:00"):
+        assert decode_checked(encoded(topics.ONSALE_CHANGE_REQUESTED, {**on_sale, "opensAt": edge}),
+                              topics.ONSALE_CHANGE_REQUESTED).data["opensAt"] == edge
+
+
 def test_the_bounds_are_the_gateways() -> None:
     assert f"^{message_schemas.EVENT_ID.pattern}$" == gateway_schemas.EVENT_ID
     assert f"^{message_schemas.UUID.pattern}$" == gateway_schemas.UUID

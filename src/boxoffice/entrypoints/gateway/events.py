@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from boxoffice import views
+from boxoffice.domain import moments
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED
 from boxoffice.entrypoints.gateway.bookings import ask, publish_command
@@ -44,6 +45,8 @@ def _spec(body: NewEvent) -> EventSpec:
         raise ApiError(422, "validation_error", "startsAt: not an ISO-8601 date and time") from None
     if starts_at.tzinfo is None:
         raise ApiError(422, "validation_error", "startsAt: give a time zone (e.g. Z)")
+    if not moments.supported(starts_at):
+        raise ApiError(422, "validation_error", f"startsAt: {moments.OUT_OF_RANGE}")
     spec = EventSpec(
         body.event_id, body.name, body.venue.name, body.venue.city, starts_at, body.currency,
         tuple(PriceCategory(c.category_id, c.name, Decimal(str(c.price))) for c in body.price_categories),

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from boxoffice import views
-from boxoffice.domain import errors, proof_of_work
+from boxoffice.domain import errors, moments, proof_of_work
 from boxoffice.domain.accounts import Principal
 from boxoffice.domain.waiting_room import OnSale
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED
@@ -234,6 +234,8 @@ def _on_sale(body: NewOnSale) -> OnSale:
         raise ApiError(422, "validation_error", "onSale.opensAt: not an ISO-8601 date and time") from None
     if opens_at.tzinfo is None:
         raise ApiError(422, "validation_error", "onSale.opensAt: give a time zone (e.g. Z)")
+    if not moments.supported(opens_at):
+        raise ApiError(422, "validation_error", f"onSale.opensAt: {moments.OUT_OF_RANGE}")
     return OnSale(opens_at, body.waiting_room, body.admit_per_minute, body.admission_minutes)
 
 

@@ -1,0 +1,19 @@
+"""Which times the platform takes for an event's start and an on-sale's opening.
+
+Far outside this range a time is a mistake or an attack, and at the ends of Python's calendar PostgreSQL and
+Python disagree: 0001-01-01T00:00Z is stored as -infinity and read back without a time zone, and a time that
+a UTC offset moves past year 1 or 9999 cannot be converted at all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+OUT_OF_RANGE = "must be from 2000-01-01 to 2099-12-31 (UTC)"
+
+
+def supported(moment: datetime) -> bool:
+    """A time with a time zone, in the range the platform takes."""
+    return moment.tzinfo is not None and EARLIEST <= moment < LATEST
