@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from boxoffice.config import SERVICES, get_settings
+from boxoffice.domain.waiting_room import MAX_ADMIT_PER_MINUTE
 
 if TYPE_CHECKING:
     from boxoffice import platform as platform_runtime
@@ -405,11 +406,11 @@ def _bench_setup() -> None:
 def bench_holds(
     requests: Annotated[int | None, typer.Option(
         help="reservation requests in the crowd (20,000; with --best-available, enough to ask for 1.2× "
-             "the seats on sale)", show_default=False)] = None,
-    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 500,
-    seats: Annotated[int, typer.Option(help="seats on sale")] = 2_000,
+             "the seats on sale)", show_default=False, min=1)] = None,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients", min=1)] = 500,
+    seats: Annotated[int, typer.Option(help="seats on sale", min=10)] = 2_000,
     max_seats: Annotated[int | None, typer.Option(
-        help="most seats in one request (3; with --best-available, 4)", show_default=False)] = None,
+        help="most seats in one request (3; with --best-available, 4)", show_default=False, min=1, max=10)] = None,
     seed: Annotated[int, typer.Option(help="random seed of the crowd")] = 1,
     best_available: Annotated[bool, typer.Option(
         "--best-available", help="the same wishes to sell-out as pick-a-seat and as best-available requests, "
@@ -437,12 +438,13 @@ def bench_holds(
 
 @bench_app.command("queue")
 def bench_queue(
-    visitors: Annotated[int, typer.Option(help="visitors who join the waiting room")] = 100_000,
-    early: Annotated[float, typer.Option(help="share of them who join before the opening")] = 0.9,
-    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 200,
-    admit_per_minute: Annotated[int, typer.Option(help="admissions a minute")] = 6_000,
-    window: Annotated[float, typer.Option(help="seconds over which the admission rate is measured")] = 30.0,
-    watchers: Annotated[int, typer.Option(help="visitors following their place live (SSE)")] = 200,
+    visitors: Annotated[int, typer.Option(help="visitors who join the waiting room", min=1)] = 100_000,
+    early: Annotated[float, typer.Option(help="share of them who join before the opening", min=0.0, max=1.0)] = 0.9,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients", min=1)] = 200,
+    admit_per_minute: Annotated[int, typer.Option(help="admissions a minute", min=1,
+                                                  max=MAX_ADMIT_PER_MINUTE)] = 6_000,
+    window: Annotated[float, typer.Option(help="seconds over which the admission rate is measured", min=1.0)] = 30.0,
+    watchers: Annotated[int, typer.Option(help="visitors following their place live (SSE)", min=0)] = 200,
 ) -> None:
     """A crowd joins one waiting room: joins/s, the draw's fairness, admission rate, admission → live status."""
     from boxoffice.bench import queue
@@ -470,10 +472,10 @@ def mailbox(
 
 @bench_app.command("lifecycle")
 def bench_lifecycle(
-    holds: Annotated[int, typer.Option(help="holds left to expire")] = 10_000,
-    hold_seconds: Annotated[float, typer.Option(help="hold time T")] = 30.0,
-    confirms: Annotated[int, typer.Option(help="holds confirmed through the payment service")] = 1_000,
-    clients: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 200,
+    holds: Annotated[int, typer.Option(help="holds left to expire", min=0)] = 10_000,
+    hold_seconds: Annotated[float, typer.Option(help="hold time T", min=1.0)] = 30.0,
+    confirms: Annotated[int, typer.Option(help="holds confirmed through the payment service", min=1)] = 1_000,
+    clients: Annotated[int, typer.Option(help="concurrent HTTP clients", min=1)] = 200,
 ) -> None:
     """Holds expiring together (lateness p50/p99/max) and confirmations per second end to end."""
     from boxoffice.bench import lifecycle
@@ -485,19 +487,22 @@ def bench_lifecycle(
 def bench_live(
     connections: Annotated[
         str, typer.Option(help="comma-separated connection counts, one round each")] = "100,1000,5000",
-    rate: Annotated[float, typer.Option(help="bookings per second during a round")] = 50.0,
-    seconds: Annotated[float, typer.Option(help="length of the booking crowd in each round")] = 10.0,
+    rate: Annotated[float, typer.Option(help="bookings per second during a round", min=1.0)] = 50.0,
+    seconds: Annotated[float, typer.Option(help="length of the booking crowd in each round", min=1.0)] = 10.0,
     direct: Annotated[bool, typer.Option(help="connect to the realtime service's own port, not the gateway")] = False,
 ) -> None:
     """Open live connections while a crowd books: commit-to-client latency, messages/s, memory per connection."""
     from boxoffice.bench import live
 
-    live.run([int(c) for c in connections.split(",")], rate, seconds, direct, console)
+    counts = [c.strip() for c in connections.split(",")]
+    if not all(c.isdigit() and int(c) >= 1 for c in counts):
+        raise typer.BadParameter("whole numbers of at least 1, separated by commas", param_hint="--connections")
+    live.run([int(c) for c in counts], rate, seconds, direct, console)
 
 
 @bench_app.command("chaos")
 def bench_chaos(
-    seconds: Annotated[float, typer.Option(help="how long the crowd runs while faults are injected")] = 180.0,
+    seconds: Annotated[float, typer.Option(help="how long the crowd runs while faults are injected", min=1.0)] = 180.0,
     seed: Annotated[int | None, typer.Option(help="random seed; printed, so that a run can be replayed")] = None,
     faults: Annotated[str, typer.Option(
         help="comma-separated faults to inject: kill (SIGKILL services), freeze (SIGSTOP a service 2–6 s), "
