@@ -19,6 +19,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from boxoffice import metrics
@@ -26,10 +27,17 @@ from boxoffice.config import get_settings
 
 _LIVE = re.compile(rb"^/events/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/live(\?[^ ]*)?$")
 BACKLOG_LIMIT_BYTES = 1 << 20
-_UNAVAILABLE_BODY = (b'{"success":false,"error":"Live updates are unavailable right now; retry in a moment",'
-                     b'"code":"live_unavailable"}')
-_UNAVAILABLE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 2\r\n"
-                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_UNAVAILABLE_BODY), _UNAVAILABLE_BODY))
+
+
+def _closing_answer(status: bytes, error: str, code: str, extra_headers: bytes = b"") -> bytes:
+    """A whole answer in the API's JSON error shape, written straight to the socket before it is closed."""
+    body = orjson.dumps({"success": False, "error": error, "code": code})
+    return (b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (status, extra_headers, len(body), body))
+
+
+_UNAVAILABLE = _closing_answer(b"503 Service Unavailable", "Live updates are unavailable right now; retry in a moment",
+                               "live_unavailable", b"Retry-After: 2\r\n")
 
 
 class _Handoff:
@@ -106,20 +114,16 @@ HEAD_TIMEOUT_SECONDS = 10.0
 # From the end of the headers to the end of the body (at most 64 KiB): a client that stops sending it would
 # otherwise hold its connection, and a task waiting for the body, for ever.
 BODY_TIMEOUT_SECONDS = 10.0
-_TOO_SLOW_BODY = b'{"success":false,"error":"The request headers took too long to arrive","code":"request_timeout"}'
-_TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-             b"Connection: close\r\n\r\n%s" % (len(_TOO_SLOW_BODY), _TOO_SLOW_BODY))
-_BODY_TOO_SLOW_BODY = b'{"success":false,"error":"The request body took too long to arrive","code":"request_timeout"}'
-_BODY_TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                  b"Connection: close\r\n\r\n%s" % (len(_BODY_TOO_SLOW_BODY), _BODY_TOO_SLOW_BODY))
-_HEAD_TOO_LARGE_BODY = (b'{"success":false,"error":"The request line and headers are too large (at most 64 KiB)",'
-                        b'"code":"headers_too_large"}')
-_HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                   % (len(_HEAD_TOO_LARGE_BODY), _HEAD_TOO_LARGE_BODY))
-_NOT_HTTP_BODY = b'{"success":false,"error":"The request is not valid HTTP","code":"bad_request"}'
-_NOT_HTTP = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-             b"Connection: close\r\n\r\n%s" % (len(_NOT_HTTP_BODY), _NOT_HTTP_BODY))
+_TOO_SLOW = _closing_answer(b"408 Request Timeout", "The request headers took too long to arrive", "request_timeout")
+_BODY_TOO_SLOW = _closing_answer(b"408 Request Timeout", "The request body took too long to arrive", "request_timeout")
+_HEAD_TOO_LARGE = _closing_answer(b"431 Request Header Fields Too Large",
+                                  "The request line and headers are too large (at most 64 KiB)", "headers_too_large")
+_NOT_HTTP = _closing_answer(b"400 Bad Request", "The request is not valid HTTP", "bad_request")
+
+
+def _cancel(timer: asyncio.TimerHandle | None) -> None:
+    if timer is not None:
+        timer.cancel()
 
 
 class LiveSplicingProtocol(HttpToolsProtocol):
@@ -139,9 +143,8 @@ class LiveSplicingProtocol(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_too_slow)
 
     def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        _cancel(self._head_timer)
+        self._head_timer = None
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
@@ -166,9 +169,8 @@ class LiveSplicingProtocol(HttpToolsProtocol):
             self._body_timer = self.loop.call_later(BODY_TIMEOUT_SECONDS, self._body_too_slow)
 
     def _disarm_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        _cancel(self._body_timer)
+        self._body_timer = None
 
     def _body_too_slow(self) -> None:
         self._body_timer = None
