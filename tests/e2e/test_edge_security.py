@@ -283,3 +283,24 @@ async def test_a_client_that_never_finishes_its_body_is_answered_408_and_cut_off
     # The gateway serves the next request.
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_websocket_outlives_the_body_timeout(platform: RunningPlatform) -> None:
+    """The body timer is the HTTP request's: a connection upgraded to a WebSocket keeps getting changes after it."""
+    import websockets
+
+    from boxoffice.entrypoints.gateway.live_splice import BODY_TIMEOUT_SECONDS
+
+    address = urlsplit(platform.base_url)
+    async with websockets.connect(f"ws://{address.netloc}/ws/events/{EVENT}") as socket_:
+        snapshot = json.loads(await asyncio.wait_for(socket_.recv(), 30))
+        assert snapshot["type"] == "snapshot"
+        await asyncio.sleep(BODY_TIMEOUT_SECONDS + 2)  # the time that must pass, not a wait for a condition
+        async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
+            held = await book(client, EVENT, ["O23"], "websocket_watcher")
+            assert held.status_code == 201, held.text
+        async with asyncio.timeout(30):
+            while True:
+                frames = [json.loads(line) for line in str(await socket_.recv()).splitlines() if line.strip()]
+                if any(f["type"] == "seat.reserved" and "O23" in f["seatIds"] for f in frames):
+                    break

@@ -164,8 +164,10 @@ class LiveSplicingProtocol(HttpToolsProtocol):
                 return
             self._head_bytes += len(data)
         super().data_received(data)
-        # Headers complete, body not (most bodies come with their headers: no timer for those).
-        if self._head_bytes == -1 and not self._spliced and not self._refused and self._body_timer is None:
+        # Headers complete, body not (most bodies come with their headers: no timer for those); never on a
+        # connection handed to the WebSocket protocol.
+        if (self._head_bytes == -1 and self._body_timer is None and not self._spliced and not self._refused
+                and self.transport.get_protocol() is self):
             self._body_timer = self.loop.call_later(BODY_TIMEOUT_SECONDS, self._body_too_slow)
 
     def _disarm_body_timer(self) -> None:
