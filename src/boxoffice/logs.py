@@ -84,6 +84,7 @@ def configure(service: str, log_format: str = "text", level: int = logging.INFO)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("asyncpg.pool").addFilter(quiet_pool_floor_retries)
     handler.addFilter(quiet_kafka_client_retries)
+    handler.addFilter(quiet_unparseable_requests)
 
 
 # What aiokafka logs at each of its retries while the broker is away: ten lines a second per client.
@@ -92,6 +93,15 @@ _KAFKA_CLIENT_RETRIES = (
     "Got error produce response", "Group Coordinator Request failed", "Heartbeat send request failed",
     "FindCoordinator Request failed",
 )
+
+
+def quiet_unparseable_requests(record: logging.LogRecord) -> bool:
+    """uvicorn's line for each request its parser refuses becomes DEBUG: anyone can send such bytes as fast as
+    they like, and the gateway counts them in boxoffice_http_requests_total (route "refused at the edge")."""
+    if record.name != "uvicorn.error" or record.msg != "Invalid HTTP request received.":
+        return True
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 def quiet_kafka_client_retries(record: logging.LogRecord) -> bool:

@@ -248,6 +248,12 @@ async def test_a_request_that_is_not_http_gets_the_apis_json_error(platform: Run
     assert json.loads(body) == {"success": False, "error": "The request is not valid HTTP", "code": "bad_request"}
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
         assert (await client.get("/health")).status_code == 200
+        # Counted, not logged a line each: anyone can send such bytes as fast as they like.
+        metrics = (await client.get("/metrics")).text
+    refused = [line for line in metrics.splitlines() if line.startswith("boxoffice_http_requests_total{")
+               and 'route="refused at the edge"' in line and 'status="400"' in line]
+    assert len(refused) == 1 and float(refused[0].rsplit(" ", 1)[1]) >= 1, refused
+    assert "Invalid HTTP request received" not in (platform.data_dir / "logs" / "gateway.log").read_text()
 
 
 async def test_a_refused_websocket_handshake_gets_the_apis_json_error(platform: RunningPlatform) -> None:

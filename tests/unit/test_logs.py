@@ -199,3 +199,15 @@ def test_kafka_client_retry_lines_are_debug_and_its_other_errors_stay(caplog: py
                          ("boxoffice.tests", "ERROR", "Unable connect to our own thing")]
     finally:
         caplog.handler.removeFilter(logs.quiet_kafka_client_retries)
+
+
+def test_the_line_for_each_request_that_is_not_http_is_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(logs.quiet_unparseable_requests)
+    try:
+        logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+        logging.getLogger("uvicorn.error").error("Exception in ASGI application")
+        shown = [(r.name, r.levelname, r.getMessage()) for r in caplog.records if r.levelno > logging.DEBUG]
+        assert shown == [("uvicorn.error", "ERROR", "Exception in ASGI application")]
+    finally:
+        caplog.handler.removeFilter(logs.quiet_unparseable_requests)

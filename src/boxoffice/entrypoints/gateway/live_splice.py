@@ -119,6 +119,8 @@ _BODY_TOO_SLOW = _closing_answer(b"408 Request Timeout", "The request body took 
 _HEAD_TOO_LARGE = _closing_answer(b"431 Request Header Fields Too Large",
                                   "The request line and headers are too large (at most 64 KiB)", "headers_too_large")
 _NOT_HTTP = _closing_answer(b"400 Bad Request", "The request is not valid HTTP", "bad_request")
+# The route label of the requests refused here, before any route is known.
+EDGE_ROUTE = "refused at the edge"
 
 
 def _cancel(timer: asyncio.TimerHandle | None) -> None:
@@ -198,6 +200,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
         self._refused = True
         self._disarm_head_timer()
         self._disarm_body_timer()
+        metrics.HTTP_REQUESTS.inc("other", EDGE_ROUTE, answer[9:12].decode())  # "HTTP/1.1 408 ..."
         self.transport.write(answer)
         if self.transport.can_write_eof():
             self.transport.write_eof()
