@@ -14,6 +14,19 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 OUT_OF_RANGE = "must be from 2000-01-01 to 2099-12-31 (UTC)"
 
 
+def parse(text: str) -> datetime:
+    """An ISO-8601 time with a time zone, in the range the platform takes; ValueError says what is wrong."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("not an ISO-8601 date and time") from None
+    if moment.tzinfo is None:
+        raise ValueError("give a time zone (e.g. Z)")
+    if not supported(moment):
+        raise ValueError(OUT_OF_RANGE)
+    return moment
+
+
 def supported(moment: datetime) -> bool:
     """A time with a time zone, in the range the platform takes."""
     return moment.tzinfo is not None and EARLIEST <= moment < LATEST

@@ -229,13 +229,9 @@ async def queue_page(event_id: EventPath) -> Response:
 
 def _on_sale(body: NewOnSale) -> OnSale:
     try:
-        opens_at = datetime.fromisoformat(body.opens_at.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(422, "validation_error", "onSale.opensAt: not an ISO-8601 date and time") from None
-    if opens_at.tzinfo is None:
-        raise ApiError(422, "validation_error", "onSale.opensAt: give a time zone (e.g. Z)")
-    if not moments.supported(opens_at):
-        raise ApiError(422, "validation_error", f"onSale.opensAt: {moments.OUT_OF_RANGE}")
+        opens_at = moments.parse(body.opens_at)
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", f"onSale.opensAt: {exc}") from None
     return OnSale(opens_at, body.waiting_room, body.admit_per_minute, body.admission_minutes)
 
 
