@@ -356,6 +356,31 @@ async def invariants(con: asyncpg.Connection, base_url: str, event_id: str, jour
     }
 
 
+async def emailless_confirmations(con: asyncpg.Connection, event_id: str, mailbox_url: str,
+                                  data_dir: Path) -> list[dict[str, Any]]:
+    """What is known of each confirmed booking without exactly one confirmation email: when it was decided,
+    whether its booking.confirmed left the outbox, whether the notification service recorded an email, and the
+    services' log lines that name it. Printed with a failed check, so one failure is enough to find the cause."""
+    emails = await _emails_per_booking(mailbox_url)
+    rows = await con.fetch(
+        """SELECT b.booking_id::text AS booking_id, b.decided_at,
+                  (SELECT n.sent_at FROM notifications_sent n WHERE n.booking_id = b.booking_id
+                     AND n.kind = 'confirmation') AS email_recorded_at,
+                  (SELECT array_agg(coalesce(o.published_at::text, 'unpublished') ORDER BY o.id) FROM outbox o
+                    WHERE o.topic = 'booking.confirmed' AND position(b.booking_id::text IN
+                          convert_from(o.payload, 'UTF8')) > 0) AS confirmed_message_published_at
+           FROM bookings b WHERE b.event_id = $1 AND b.status = 'confirmed'""", event_id)
+    found = []
+    for row in rows:
+        if len(emails.get(row["booking_id"], ())) == 1:
+            continue
+        lines = [f"{path.name}: {line.strip()[:300]}" for path in sorted((data_dir / "logs").glob("*.log"))
+                 for line in path.read_text(errors="replace").splitlines() if row["booking_id"] in line]
+        found.append({**{k: str(v) for k, v in row.items()}, "emails": len(emails.get(row["booking_id"], ())),
+                      "log lines": lines[:10]})
+    return found
+
+
 def _median_max(values: list[float]) -> tuple[float, float]:
     ordered = sorted(values)
     return round(ordered[len(ordered) // 2], 1), round(ordered[-1], 1)
@@ -629,6 +654,9 @@ async def _check(con: asyncpg.Connection, target: Target, mailbox_url: str | Non
         if all(v <= 0 for v in results.values()) or time.monotonic() > check_deadline:
             break
         await asyncio.sleep(1.0)
+    if mailbox_url and results["confirmed bookings without exactly one email"] > 0:
+        stats["confirmed bookings without exactly one email"] = await emailless_confirmations(
+            con, event_id, mailbox_url, target.data_dir)
     # Settled means: every service beating, consumer lag 0, no hold past its deadline, outbox drained.
     results["not settled (lag, holds past deadline, outbox)"] = unsettled
     try:
