@@ -102,6 +102,52 @@ async def test_a_reader_gets_the_new_log_of_a_restarted_broker(broker: Broker, r
         await consumer.stop()
 
 
+class Epochs:
+    """The Kafka epoch as PostgreSQL holds it: counted by the broker's supervisor program after each start."""
+
+    def __init__(self) -> None:
+        self.epoch = 1
+
+    async def read(self) -> int:
+        return self.epoch
+
+
+@pytest.mark.parametrize("epoch_known", [True, False], ids=["epoch-counted", "position-only"])
+async def test_a_reader_gets_a_new_log_that_grew_past_its_position_before_it_looked(broker: Broker,
+                                                                                  epoch_known: bool) -> None:
+    """The new broker takes 25 messages before the reader (at offset 20 of the old log) fetches again: a
+    partition that is not shorter than the position is read from its start only once the epoch says so."""
+    await _create(broker.bootstrap)
+    await _send(broker.bootstrap, [b"old-%d" % i for i in range(20)])
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=50)
+    await consumer.start()
+    epochs = Epochs()
+    try:
+        consumer.assign([TopicPartition(TOPIC, 0)])
+        restarted_logs = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.read if epoch_known else None)
+        assert len(await _read(consumer, restarted_logs, 20)) == 20
+
+        broker.stop()
+        broker.start()
+        await _create(broker.bootstrap)
+        await _send(broker.bootstrap, [b"new-%d" % i for i in range(25)])
+        epochs.epoch += 1
+
+        if epoch_known:  # the first fetch may bring new-20..new-24 before the epoch is read: then all once more
+            wanted = {b"new-%d" % i for i in range(25)}
+            received: list[bytes] = []
+            async with asyncio.timeout(5):
+                while not wanted <= set(received):
+                    received += await _read(consumer, restarted_logs, 1)
+            assert received[-25:] == [b"new-%d" % i for i in range(25)]
+        else:  # the position check alone sees a log as long as the position, and reads on past new-0..new-19
+            with pytest.raises(TimeoutError):
+                await _read(consumer, restarted_logs, 6)
+    finally:
+        await consumer.stop()
+
+
 async def test_topics_auto_created_with_other_partitions_are_made_again(broker: Broker) -> None:
     await _create(broker.bootstrap, partitions=4)  # as a client's metadata request does on a fresh broker
     remade = await repair_fresh_broker_topics(broker.bootstrap, 12, [TOPIC, "restart.missing"])

@@ -13,6 +13,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from boxoffice import messages as topics
 from boxoffice import metrics
+from boxoffice.adapters.kafka import RestartedLogs
 from boxoffice.bootstrap.realtime import _tail
 from boxoffice.entrypoints.gateway.replies import ReplyWaiter
 from boxoffice.messages import Message
@@ -130,7 +131,7 @@ async def test_the_realtime_tail_hands_the_hub_only_well_formed_seat_changes() -
     hub = Hub()
     before = skipped(topics.SEAT_RESERVED), skipped(topics.SEAT_RELEASED)
 
-    running = asyncio.ensure_future(_tail(consumer, hub))  # type: ignore[arg-type]
+    running = asyncio.ensure_future(_tail(consumer, hub, RestartedLogs(consumer)))  # type: ignore[arg-type]
     try:
         async with asyncio.timeout(5):
             await hub.received.wait()

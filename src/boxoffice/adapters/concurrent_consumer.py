@@ -103,7 +103,8 @@ class InFlight:
 
 async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler, dead_letters: DeadLetterSink,
                                limit: int, gate: PartitionGate | None = None,
-                               watch: RetryWatch | None = None, offsets: InFlight | None = None) -> None:
+                               watch: RetryWatch | None = None, offsets: InFlight | None = None,
+                               restarted_logs: RestartedLogs | None = None) -> None:
     """`handle` is called with one message at a time, up to `limit` calls at once; each call must make its
     message's outcome durable before it returns. Handlers that must keep some messages in order (copies of
     one payment) order them themselves."""
@@ -113,7 +114,7 @@ async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler,
     offsets = offsets or InFlight()
     tasks: set[asyncio.Task[None]] = set()
     broken: list[BaseException] = []
-    restarted_logs = RestartedLogs(consumer)
+    restarted_logs = restarted_logs or RestartedLogs(consumer)
 
     async def run(ticket: Ticket, delivery: Delivery) -> None:
         REQUEST_ID.set(delivery.message.request_id)

@@ -119,14 +119,14 @@ class Delivery:
 
 async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead_letters: DeadLetterSink,
                           max_records: int = 500, gate: PartitionGate | None = None,
-                          watch: RetryWatch | None = None) -> None:
+                          watch: RetryWatch | None = None, restarted_logs: RestartedLogs | None = None) -> None:
     """Offsets are committed only after the handler has made the batch's outcome durable (and its dead
     letters are in Kafka); with the gate the consumer was subscribed with, partitions are not given up
     while a batch is in hand."""
     busy = gate.busy if gate is not None else asyncio.Lock()
     watch = watch or RetryWatch()
     commits = OffsetCommits(consumer, watch)
-    restarted_logs = RestartedLogs(consumer)
+    restarted_logs = restarted_logs or RestartedLogs(consumer)
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
         await restarted_logs.rewind()  # those partitions fetched nothing: the batch is handled as usual

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -174,15 +174,23 @@ async def make_tail_consumer(settings: Settings, topics: Iterable[str]) -> AIOKa
 class RestartedLogs:
     """Rewinds the partitions that a broker restart made anew, for a consumer that reads on from its position.
 
-    Apache Kafka answers a fetch past a partition's end with an out-of-range error (the consumer then resets
-    its position); the embedded broker, which forgets its logs when it restarts, answers with nothing, so a
-    consumer would wait at its old offset until the new log grew that long. A partition whose end is before
-    the consumer's position has been made anew since: all of it is new to the consumer, so it is read from
-    its start (consumers absorb repeats)."""
+    The embedded broker forgets its logs when it restarts, and the new logs start at offset 0 again. Apache
+    Kafka answers a fetch past a partition's end with an out-of-range error (the consumer then resets its
+    position); the embedded broker answers with nothing, so a consumer would wait at its old offset until the
+    new log grew that long, and then read on from there, past the new messages before it. Two signs, each
+    checked at most once in `every` seconds:
+    - a new Kafka epoch (`broker_epoch`, counted in PostgreSQL at each start of the embedded broker): every
+      partition is read again from its start, also one whose new log has already grown past the position;
+    - until the epoch is counted (a few seconds after the start), a partition whose end is before the
+      consumer's position: it has been made anew, and is read from its start.
+    Consumers absorb repeats."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, every: float = 1.0) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, every: float = 1.0,
+                 broker_epoch: Callable[[], Awaitable[int]] | None = None) -> None:
         self._consumer = consumer
         self._every = every
+        self._broker_epoch = broker_epoch
+        self._epoch_seen: int | None = None
         self._checked = -1e9
 
     async def rewind(self) -> list[TopicPartition]:
@@ -190,23 +198,40 @@ class RestartedLogs:
         if time.monotonic() - self._checked < self._every:
             return []
         self._checked = time.monotonic()
-        rewound = []
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            if end is None:
-                continue
-            try:
-                async with asyncio.timeout(0.5):
-                    position = await self._consumer.position(tp)
-            except Exception:  # noqa: BLE001 - no position yet, or the partition moved: nothing to rewind
-                continue
-            if position > end:
-                self._consumer.seek(tp, 0)
-                rewound.append(tp)
+        if await self._new_epoch():
+            rewound = sorted(self._consumer.assignment())
+            reason = "the broker has restarted (a new Kafka epoch)"
+        else:
+            rewound = [tp for tp in self._consumer.assignment() if await self._ends_before_position(tp)]
+            reason = "they end before this consumer's position: made anew by a broker restart"
+        for tp in rewound:
+            self._consumer.seek(tp, 0)
         if rewound:
-            log.warning("%d partitions (%s, ...) end before this consumer's position: made anew by a broker restart, "
-                        "they are read from their start", len(rewound), rewound[0].topic)
+            log.warning("%d partitions (%s, ...) are read from their start: %s", len(rewound), rewound[0].topic,
+                        reason)
         return rewound
+
+    async def _new_epoch(self) -> bool:
+        if self._broker_epoch is None:
+            return False
+        try:
+            async with asyncio.timeout(0.5):
+                epoch = await self._broker_epoch()
+        except Exception:  # noqa: BLE001 - the database unavailable: asked again at the next check
+            return False
+        seen, self._epoch_seen = self._epoch_seen, epoch
+        return seen is not None and epoch != seen
+
+    async def _ends_before_position(self, tp: TopicPartition) -> bool:
+        end = self._consumer.highwater(tp)
+        if end is None:
+            return False
+        try:
+            async with asyncio.timeout(0.5):
+                position = await self._consumer.position(tp)
+        except Exception:  # noqa: BLE001 - no position yet, or the partition moved: nothing to rewind
+            return False
+        return bool(position > end)
 
 
 def tail_messages(batches: dict[TopicPartition, list[Any]]) -> list[Message]:

@@ -19,7 +19,7 @@ from boxoffice.adapters.kafka import BrokerUnavailable, Publisher, make_tail_con
 from boxoffice.adapters.outbox import read_kafka_epoch
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.adapters.queue_tokens import QueueTokens
-from boxoffice.bootstrap import runtime, signing_key, ticket_seal
+from boxoffice.bootstrap import restarted_logs, runtime, signing_key, ticket_seal
 from boxoffice.bootstrap.payment import payment_provider
 from boxoffice.config import Settings
 from boxoffice.entrypoints.gateway.access import Access
@@ -79,8 +79,10 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
             health = ServiceHealth.of(pool, settings.heartbeat_stale_seconds)
             unanswered = UnansweredRequests(settings.outbox_retention)
-            replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered)
-            queue = QueueWatch(pool, QueueTokens(await signing_key(settings, pool)), rooms_consumer)
+            replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered,
+                                  restarted_logs=restarted_logs(consumer, pool))
+            queue = QueueWatch(pool, QueueTokens(await signing_key(settings, pool)), rooms_consumer,
+                               restarted_logs(rooms_consumer, pool))
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
                          await access(settings, pool), queue, await ticket_seal(pool),
                          lambda: PostgresDoorUnitOfWork(pool), payment_provider(rt),

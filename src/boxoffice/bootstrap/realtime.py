@@ -16,7 +16,7 @@ from boxoffice.adapters.kafka import RestartedLogs, consumer_lag, make_tail_cons
 from boxoffice.adapters.live_store import load_seat_map
 from boxoffice.adapters.sse_server import serve as serve_live
 from boxoffice.adapters.sse_server import serve_handoffs
-from boxoffice.bootstrap import ServiceRuntime
+from boxoffice.bootstrap import ServiceRuntime, restarted_logs
 from boxoffice.service_layer.live import LIVE_TYPES
 from boxoffice.service_layer.live_hub import LiveHub
 
@@ -29,11 +29,10 @@ def live_hub(pool: asyncpg.Pool) -> LiveHub:
     return LiveHub(lambda event_id: load_seat_map(pool, event_id))
 
 
-async def _tail(consumer: AIOKafkaConsumer, hub: LiveHub) -> None:
-    restarted_logs = RestartedLogs(consumer)
+async def _tail(consumer: AIOKafkaConsumer, hub: LiveHub, rewinding: RestartedLogs) -> None:
     while True:
         batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
-        await restarted_logs.rewind()
+        await rewinding.rewind()
         hub.on_messages(tail_messages(batches))
 
 
@@ -55,7 +54,8 @@ async def serve(rt: ServiceRuntime) -> None:
     handoff_dir = settings.handoff_dir
     handoff = handoff_dir / f"{os.environ.get('SUPERVISOR_PROCESS_NAME', 'realtime')}.sock" if handoff_dir else None
     tasks = [asyncio.ensure_future(t) for t in (
-        _tail(consumer, hub), hub.resync_gaps_forever(), hub.keep_alive_forever(KEEPALIVE_SECONDS),
+        _tail(consumer, hub, restarted_logs(consumer, rt.pool)), hub.resync_gaps_forever(),
+        hub.keep_alive_forever(KEEPALIVE_SECONDS),
         serve_live(hub, settings.http_host, settings.realtime_port, health),
         beat_forever(rt.pool, "realtime", settings.heartbeat_seconds, info),
         *([serve_handoffs(hub, handoff, health)] if handoff else []))]

@@ -60,8 +60,10 @@ def _room_of(record: asyncpg.Record, now: float) -> Room:
 
 
 class QueueWatch:
-    def __init__(self, pool: asyncpg.Pool, tokens: QueueTokens, consumer: AIOKafkaConsumer | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, tokens: QueueTokens, consumer: AIOKafkaConsumer | None = None,
+                 restarted_logs: RestartedLogs | None = None) -> None:
         self._pool, self.tokens, self._consumer = pool, tokens, consumer
+        self._restarted_logs = restarted_logs
         self._rooms: dict[str, Room | None] = {}
         self._read_at: dict[str, float] = {}
         self._reading: dict[str, asyncio.Future[Room | None]] = {}
@@ -158,7 +160,7 @@ class QueueWatch:
     async def run(self) -> None:
         if self._consumer is None:
             return
-        restarted = RestartedLogs(self._consumer)
+        restarted = self._restarted_logs or RestartedLogs(self._consumer)
         reading = Outage(log, "following the waiting rooms")
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=2000)

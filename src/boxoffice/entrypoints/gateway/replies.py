@@ -57,11 +57,12 @@ class UnansweredRequests:
 
 class ReplyWaiter:
     def __init__(self, consumer: AIOKafkaConsumer, on_reply: Callable[[], None] = lambda: None,
-                 unanswered: UnansweredRequests | None = None) -> None:
+                 unanswered: UnansweredRequests | None = None,
+                 restarted_logs: RestartedLogs | None = None) -> None:
         self._consumer = consumer
         self._on_reply = on_reply
         self.unanswered = unanswered or UnansweredRequests(0.0)
-        self._restarted_logs = RestartedLogs(consumer)
+        self._restarted_logs = restarted_logs or RestartedLogs(consumer)
         self._waiting: dict[str, list[asyncio.Future[Message]]] = {}
         self._by_booking: dict[str, list[tuple[asyncio.Future[Message], Callable[[Message], bool]]]] = {}
 
