@@ -140,6 +140,15 @@ class Programs:
 
     def __init__(self, supervisor: Supervisor) -> None:
         self._socket = str(supervisor.socket)
+        self._logs = supervisor.socket.parent / "logs"
+
+    def log_tail(self, program: str, lines: int = 5) -> str:
+        """The last lines of the program's log, one line each, for a report."""
+        try:
+            text = (self._logs / f"{program}.log").read_text(errors="replace")
+        except OSError as exc:
+            return f"(no log: {exc})"
+        return " | ".join(line.strip() for line in text.splitlines()[-lines:])
 
     def _call(self, method: str, *args: Any) -> Any:
         proxy = xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(self._socket))
@@ -194,10 +203,19 @@ async def restart_program(programs: Programs, program: str, port: int, rng: rand
     await programs.stop(program)
     stopped_at = time.monotonic()
     await asyncio.sleep(down)
-    await programs.start(program)
-    await asyncio.to_thread(wait_for_port, port, 30.0)
+    first_start = ""
+    try:
+        await programs.start(program)
+    except ChaosError as exc:
+        # supervisord starts a program that exited too quickly again by itself (startretries), as in
+        # production: the fault is over once the server listens; why the first start failed is reported.
+        first_start = f" (first start failed: {exc}; its log: {programs.log_tail(program)})"
+    try:
+        await asyncio.to_thread(wait_for_port, port, 30.0)
+    except TimeoutError as exc:
+        raise ChaosError(f"{program} not back: {exc}{first_start}; its log: {programs.log_tail(program)}") from exc
     fault.ended = time.monotonic() - started
-    fault.detail = f"down {time.monotonic() - stopped_at:.1f} s"
+    fault.detail = f"down {time.monotonic() - stopped_at:.1f} s{first_start}"
 
 
 # --- poison ------------------------------------------------------------------------------------------------
