@@ -129,7 +129,9 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
     restarted_logs = restarted_logs or RestartedLogs(consumer)
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
-        await restarted_logs.rewind()  # those partitions fetched nothing: the batch is handled as usual
+        # A rewound partition is read again from its start: the batch in hand is still handled, but its offset
+        # is not committed past messages that the rewind is there to read.
+        rewound = set(await restarted_logs.rewind())
         if not batches:
             continue
         # No await between getmany and taking the lock: a rebalance that starts now waits for this batch.
@@ -146,7 +148,8 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
             # batches set it per message).
             REQUEST_ID.set(deliveries[0].message.request_id if len(deliveries) == 1 else None)
             await handle_with_retry(handle, deliveries, dead_letters, watch)
-            if await commits.commit({tp: records[-1].offset + 1 for tp, records in batches.items()}):
+            if await commits.commit({tp: records[-1].offset + 1 for tp, records in batches.items()
+                                     if tp not in rewound}):
                 watch.moved_on()
 
 
