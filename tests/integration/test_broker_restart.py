@@ -108,7 +108,7 @@ class Epochs:
     def __init__(self) -> None:
         self.epoch = 1
 
-    async def read(self) -> int:
+    def current(self) -> int:
         return self.epoch
 
 
@@ -125,7 +125,7 @@ async def test_a_reader_gets_a_new_log_that_grew_past_its_position_before_it_loo
     epochs = Epochs()
     try:
         consumer.assign([TopicPartition(TOPIC, 0)])
-        restarted_logs = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.read if epoch_known else None)
+        restarted_logs = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.current if epoch_known else None)
         assert len(await _read(consumer, restarted_logs, 20)) == 20
 
         broker.stop()

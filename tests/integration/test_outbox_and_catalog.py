@@ -10,7 +10,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from boxoffice.adapters.kafka import Publisher
-from boxoffice.adapters.outbox import OutboxRelay, bump_kafka_epoch, insert_outbox, replay_if_broker_restarted
+from boxoffice.adapters.outbox import (
+    KafkaEpochWatch,
+    OutboxRelay,
+    bump_kafka_epoch,
+    insert_outbox,
+    replay_if_broker_restarted,
+)
 from boxoffice.bootstrap.catalog import catalog_handler
 from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.commands import ReserveSeats
@@ -198,3 +204,23 @@ async def test_without_retention_published_rows_are_deleted(pool: asyncpg.Pool, 
         await asyncio.gather(task, return_exceptions=True)
         await producer.stop()
     assert await _read_all(kafka, topic, 5) == [b"v-%d" % i for i in range(5)]
+
+
+async def test_the_epoch_watch_follows_the_kafka_epoch_that_postgres_holds(pool: asyncpg.Pool) -> None:
+    watch = KafkaEpochWatch(pool, every=0.05)
+    assert watch.current() is None
+    task = asyncio.create_task(watch.run())
+    try:
+        async with asyncio.timeout(10):
+            while watch.current() is None:
+                await asyncio.sleep(0.01)
+            before = watch.current()
+            assert before == await pool.fetchval("SELECT epoch FROM kafka_epoch")
+            async with pool.acquire() as con:
+                bumped = await bump_kafka_epoch(con)
+            while watch.current() == before:
+                await asyncio.sleep(0.01)
+        assert watch.current() == bumped
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -179,14 +179,15 @@ class RestartedLogs:
     position); the embedded broker answers with nothing, so a consumer would wait at its old offset until the
     new log grew that long, and then read on from there, past the new messages before it. Two signs, each
     checked at most once in `every` seconds:
-    - a new Kafka epoch (`broker_epoch`, counted in PostgreSQL at each start of the embedded broker): every
-      partition is read again from its start, also one whose new log has already grown past the position;
+    - a new Kafka epoch (`broker_epoch`: the latest known, counted in PostgreSQL at each start of the embedded
+      broker and read by a task of its own, so the loop never waits on the database): every partition is read
+      again from its start, also one whose new log has already grown past the position;
     - until the epoch is counted (a few seconds after the start), a partition whose end is before the
       consumer's position: it has been made anew, and is read from its start.
     Consumers absorb repeats."""
 
     def __init__(self, consumer: AIOKafkaConsumer, every: float = 1.0,
-                 broker_epoch: Callable[[], Awaitable[int]] | None = None) -> None:
+                 broker_epoch: Callable[[], int | None] | None = None) -> None:
         self._consumer = consumer
         self._every = every
         self._broker_epoch = broker_epoch
@@ -198,7 +199,7 @@ class RestartedLogs:
         if time.monotonic() - self._checked < self._every:
             return []
         self._checked = time.monotonic()
-        if await self._new_epoch():
+        if self._new_epoch():
             rewound = sorted(self._consumer.assignment())
             reason = "the broker has restarted (a new Kafka epoch)"
         else:
@@ -211,13 +212,9 @@ class RestartedLogs:
                         reason)
         return rewound
 
-    async def _new_epoch(self) -> bool:
-        if self._broker_epoch is None:
-            return False
-        try:
-            async with asyncio.timeout(0.5):
-                epoch = await self._broker_epoch()
-        except Exception:  # noqa: BLE001 - the database unavailable: asked again at the next check
+    def _new_epoch(self) -> bool:
+        epoch = self._broker_epoch() if self._broker_epoch is not None else None
+        if epoch is None:  # not read yet (the database unavailable since the start)
             return False
         seen, self._epoch_seen = self._epoch_seen, epoch
         return seen is not None and epoch != seen

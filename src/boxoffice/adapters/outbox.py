@@ -78,6 +78,32 @@ async def read_kafka_epoch(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT epoch FROM kafka_epoch"))
 
 
+_EPOCH_UNREAD: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, TimeoutError)
+
+
+class KafkaEpochWatch:
+    """The Kafka epoch as PostgreSQL holds it, read once a second by `run`: consumers compare `current()` to
+    what they saw before without waiting on the database."""
+
+    def __init__(self, pool: asyncpg.Pool, every: float = 1.0) -> None:
+        self._pool, self._every = pool, every
+        self._epoch: int | None = None
+        self._reading = Outage(log, "reading the Kafka epoch")
+
+    def current(self) -> int | None:
+        return self._epoch
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(max(self._every, 1.0)):
+                    self._epoch = await read_kafka_epoch(self._pool)
+                self._reading.recovered()
+            except _EPOCH_UNREAD as exc:
+                self._reading.failed(exc)
+            await asyncio.sleep(self._every)
+
+
 async def bump_kafka_epoch(con: Connection) -> int:
     """A start of a broker whose storage does not outlive it: every producer replays what it kept."""
     return int(await con.fetchval("UPDATE kafka_epoch SET epoch = epoch + 1, changed_at = now() RETURNING epoch"))

@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import asyncpg
@@ -27,7 +26,7 @@ from boxoffice.adapters.kafka import (
     make_producer,
     start_with_retry,
 )
-from boxoffice.adapters.outbox import read_kafka_epoch
+from boxoffice.adapters.outbox import KafkaEpochWatch
 from boxoffice.adapters.postgres import create_pool
 from boxoffice.config import Settings
 from boxoffice.domain.tickets import TicketSeal
@@ -48,10 +47,10 @@ class ServiceRuntime:
         return Publisher(self.producer)
 
 
-def restarted_logs(consumer: AIOKafkaConsumer, pool: asyncpg.Pool) -> RestartedLogs:
+def restarted_logs(consumer: AIOKafkaConsumer, epochs: KafkaEpochWatch) -> RestartedLogs:
     """What a consumer reads again when the embedded broker has restarted: told by the Kafka epoch that the
     broker's start counts in PostgreSQL (with Apache Kafka it never changes)."""
-    return RestartedLogs(consumer, broker_epoch=partial(read_kafka_epoch, pool))
+    return RestartedLogs(consumer, broker_epoch=epochs.current)
 
 
 async def signing_key(settings: Settings, pool: asyncpg.Pool) -> str:
@@ -112,13 +111,15 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
                 "rebalances": gate.rebalances, "deadLetters": dead_letters.sent, **watch.info(),
                 **(info() if info else {})}
 
-    rewinding = restarted_logs(consumer, rt.pool)
+    epochs = KafkaEpochWatch(rt.pool)
+    rewinding = restarted_logs(consumer, epochs)
     consuming = (consume_forever(consumer, handler, dead_letters, gate=gate, watch=watch, restarted_logs=rewinding)
                  if concurrency is None
                  else consume_concurrently(consumer, handler, dead_letters, concurrency, gate=gate, watch=watch,
                                            offsets=in_flight, restarted_logs=rewinding))
     tasks = [asyncio.ensure_future(t) for t in (
         consuming,
+        epochs.run(),
         beat_forever(rt.pool, rt.name, rt.settings.heartbeat_seconds, heartbeat_info),
         *(extra or []),
     )]

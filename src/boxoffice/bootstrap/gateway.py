@@ -16,7 +16,7 @@ from boxoffice.adapters.accounts import AccountStore, TokenSigner
 from boxoffice.adapters.door_store import PostgresDoorUnitOfWork
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher, make_tail_consumer
-from boxoffice.adapters.outbox import read_kafka_epoch
+from boxoffice.adapters.outbox import KafkaEpochWatch, read_kafka_epoch
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.bootstrap import restarted_logs, runtime, signing_key, ticket_seal
@@ -79,10 +79,11 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
             health = ServiceHealth.of(pool, settings.heartbeat_stale_seconds)
             unanswered = UnansweredRequests(settings.outbox_retention)
+            epochs = KafkaEpochWatch(pool)
             replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered,
-                                  restarted_logs=restarted_logs(consumer, pool))
+                                  restarted_logs=restarted_logs(consumer, epochs))
             queue = QueueWatch(pool, QueueTokens(await signing_key(settings, pool)), rooms_consumer,
-                               restarted_logs(rooms_consumer, pool))
+                               restarted_logs(rooms_consumer, epochs))
             gw = Gateway(settings, pool, rt.publisher, replies, RequestIds(key), SeatDirectory(pool), health,
                          await access(settings, pool), queue, await ticket_seal(pool),
                          lambda: PostgresDoorUnitOfWork(pool), payment_provider(rt),
@@ -90,7 +91,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             log.info("gateway serving on %s:%d (Kafka %s)", settings.http_host, settings.http_port,
                      settings.kafka_bootstrap)
             tasks = [asyncio.create_task(t) for t in (
-                replies.run(), queue.run(), health.refresh_forever(),
+                replies.run(), queue.run(), epochs.run(), health.refresh_forever(),
                 beat_forever(pool, "gateway", settings.heartbeat_seconds),
                 # Only a broker that forgets what it held (the embedded one) needs requests written again.
                 *([resend_at_new_kafka_epochs(pool, unanswered, rt.publisher)] if settings.outbox_retention else []))]

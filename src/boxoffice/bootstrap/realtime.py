@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import RestartedLogs, consumer_lag, make_tail_consumer, tail_messages
 from boxoffice.adapters.live_store import load_seat_map
+from boxoffice.adapters.outbox import KafkaEpochWatch
 from boxoffice.adapters.sse_server import serve as serve_live
 from boxoffice.adapters.sse_server import serve_handoffs
 from boxoffice.bootstrap import ServiceRuntime, restarted_logs
@@ -42,6 +43,7 @@ async def serve(rt: ServiceRuntime) -> None:
     hub = live_hub(rt.pool)
     # No consumer group: every instance sees every change, and restarts without waiting for a group to form.
     consumer = await make_tail_consumer(settings, list(LIVE_TYPES))
+    epochs = KafkaEpochWatch(rt.pool)
 
     async def info() -> dict[str, object]:
         return {"lag": await consumer_lag(consumer), "connections": hub.connections, "events": len(hub.maps),
@@ -54,7 +56,7 @@ async def serve(rt: ServiceRuntime) -> None:
     handoff_dir = settings.handoff_dir
     handoff = handoff_dir / f"{os.environ.get('SUPERVISOR_PROCESS_NAME', 'realtime')}.sock" if handoff_dir else None
     tasks = [asyncio.ensure_future(t) for t in (
-        _tail(consumer, hub, restarted_logs(consumer, rt.pool)), hub.resync_gaps_forever(),
+        _tail(consumer, hub, restarted_logs(consumer, epochs)), epochs.run(), hub.resync_gaps_forever(),
         hub.keep_alive_forever(KEEPALIVE_SECONDS),
         serve_live(hub, settings.http_host, settings.realtime_port, health),
         beat_forever(rt.pool, "realtime", settings.heartbeat_seconds, info),
