@@ -30,7 +30,7 @@ from boxoffice.entrypoints.gateway import (
 )
 from boxoffice.entrypoints.gateway.access import document_bearer
 from boxoffice.entrypoints.gateway.lean_bookings import LeanBookings
-from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, SecurityHeaders
+from boxoffice.entrypoints.gateway.middleware import BodySizeLimit, HeadAsGet, SecurityHeaders
 from boxoffice.entrypoints.gateway.responses import install_error_handlers
 
 # FastAPI's own OpenTelemetry hooks ask for the tracer, meter and logger providers on every request (9 % of the
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
                            expose_headers=["Retry-After", "Server-Timing", "X-Request-ID"], max_age=600)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(telemetry.RequestTelemetry)
+    app.add_middleware(HeadAsGet)  # outermost: everything inside answers a HEAD as the GET it stands for
     return app
 
 

@@ -1,7 +1,9 @@
-"""ASGI middleware of the gateway: body size limit, security headers on every answer, CORS when configured."""
+"""ASGI middleware of the gateway: body size limit, security headers on every answer, CORS when configured, HEAD
+answered as GET without the body."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,3 +96,44 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class HeadAsGet:
+    """HEAD is GET without the body (RFC 9110 §9.3.2), for every GET route. The app sees a GET; uvicorn, whose
+    scope keeps the request's own method, writes the head of the answer and no body. Once the head is out, the
+    app reads a disconnect, so a stream behind a GET (a live feed) ends at once instead of running unread."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        answered = asyncio.Event()
+
+        async def send_head(message: Message) -> None:
+            if answered.is_set():
+                return
+            if message["type"] == "http.response.start":
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                answered.set()
+
+        async def receive_until_answered() -> Message:
+            if answered.is_set():
+                return _DISCONNECT
+            reading, waiting = asyncio.ensure_future(receive()), asyncio.ensure_future(answered.wait())
+            try:
+                await asyncio.wait({reading, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+            if reading.done():
+                return reading.result()
+            reading.cancel()
+            return _DISCONNECT
+
+        await self.app({**scope, "method": "GET"}, receive_until_answered, send_head)
