@@ -125,3 +125,18 @@ async def test_the_batch_in_hand_at_a_rewind_is_handled_but_its_offset_not_commi
     assert handled == [*range(20, 25), *range(25)]
     assert consumer.seeks == [(P0, 0)]
     assert consumer.commits == [{}, {P0: 25}]
+
+
+async def test_a_partition_already_read_from_its_start_is_not_rewound_again_at_the_epoch() -> None:
+    """The new log of seat.released was found shorter than the position before the epoch was counted: it is
+    being read whole already, and reading it again would handle the broker's replay twice."""
+    consumer, epochs = Consumer(), Epochs()
+    restarted = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.current)  # type: ignore[arg-type]
+    epochs.answers = [5, 5, 6, 6, 7]
+    assert await restarted.rewind() == []
+    consumer.highwater = lambda tp: 5 if tp.topic == "seat.released" else 50  # type: ignore[method-assign]
+    assert await restarted.rewind() == [TopicPartition("seat.released", 2)]
+    consumer.highwater = lambda tp: 50  # type: ignore[method-assign]
+    assert await restarted.rewind() == [TopicPartition("booking.confirmed", 0)]  # epoch 6: only the other one
+    assert await restarted.rewind() == []
+    assert await restarted.rewind() == sorted(PARTITIONS)  # epoch 7: nothing was rewound since 6

@@ -181,7 +181,8 @@ class RestartedLogs:
     checked at most once in `every` seconds:
     - a new Kafka epoch (`broker_epoch`: the latest known, counted in PostgreSQL at each start of the embedded
       broker and read by a task of its own, so the loop never waits on the database): every partition is read
-      again from its start, also one whose new log has already grown past the position;
+      again from its start, also one whose new log has already grown past the position, except those the
+      next sign already sent back to their start since the previous epoch (they are being read whole);
     - until the epoch is counted (a few seconds after the start), a partition whose end is before the
       consumer's position: it has been made anew, and is read from its start.
     Consumers absorb repeats."""
@@ -192,6 +193,7 @@ class RestartedLogs:
         self._every = every
         self._broker_epoch = broker_epoch
         self._epoch_seen: int | None = None
+        self._rewound_since_epoch: set[TopicPartition] = set()
         self._checked = -1e9
 
     async def rewind(self) -> list[TopicPartition]:
@@ -200,10 +202,12 @@ class RestartedLogs:
             return []
         self._checked = time.monotonic()
         if self._new_epoch():
-            rewound = sorted(self._consumer.assignment())
+            rewound = sorted(self._consumer.assignment() - self._rewound_since_epoch)
+            self._rewound_since_epoch = set()
             reason = "the broker has restarted (a new Kafka epoch)"
         else:
             rewound = [tp for tp in self._consumer.assignment() if await self._ends_before_position(tp)]
+            self._rewound_since_epoch.update(rewound)
             reason = "they end before this consumer's position: made anew by a broker restart"
         for tp in rewound:
             self._consumer.seek(tp, 0)
