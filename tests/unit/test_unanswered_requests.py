@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable
+
 from boxoffice import messages as topics
+from boxoffice.adapters.kafka import BrokerUnavailable
+from boxoffice.bootstrap.gateway import resend_at_new_kafka_epochs
 from boxoffice.entrypoints.gateway.replies import UnansweredRequests
 from boxoffice.messages import Message
 
@@ -60,3 +66,61 @@ def test_without_a_request_id_nothing_is_kept() -> None:
     unanswered = UnansweredRequests(60, Clock())
     unanswered.sent(Message(topics.SEAT_RESERVATION_REQUESTED, "ev_1", {}, None))
     assert unanswered.waiting() == []
+
+
+class Epochs:
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+
+    def current(self) -> int | None:
+        return self.epoch
+
+
+class Broker:
+    """Takes what the gateway writes again; `down` refuses it as a broker still starting would."""
+
+    def __init__(self) -> None:
+        self.written: list[list[str]] = []
+        self.down = False
+        self.tries = 0
+
+    async def publish_many(self, items: list[tuple[str, bytes, bytes]]) -> None:
+        self.tries += 1
+        if self.down:
+            raise BrokerUnavailable("not yet")
+        self.written.append([json.loads(value)["requestId"] for _, _, value in items])
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0)
+
+
+async def test_unanswered_requests_are_written_again_once_per_new_epoch_and_again_after_a_refusal() -> None:
+    unanswered = UnansweredRequests(60, Clock())
+    for n in (1, 2, 3):
+        unanswered.sent(request(n))
+    unanswered.answered("req-2")
+    epochs, broker = Epochs(), Broker()
+    resending = asyncio.create_task(resend_at_new_kafka_epochs(epochs, unanswered, broker, every=0))  # type: ignore[arg-type]
+    try:
+        epochs.epoch = 4  # the first epoch seen is where the gateway started: nothing to write again
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert broker.written == []
+        broker.down = True
+        epochs.epoch = 5
+        await until(lambda: broker.tries >= 2)  # refused, and tried again at the next pass
+        assert broker.written == []
+        broker.down = False
+        await until(lambda: len(broker.written) == 1)
+        assert broker.written == [["req-1", "req-3"]]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(broker.written) == 1  # once per epoch
+        epochs.epoch = 6
+        await until(lambda: len(broker.written) == 2)
+        assert broker.written[1] == ["req-1", "req-3"]
+    finally:
+        resending.cancel()

@@ -16,8 +16,7 @@ from boxoffice.adapters.accounts import AccountStore, TokenSigner
 from boxoffice.adapters.door_store import PostgresDoorUnitOfWork
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher, make_tail_consumer
-from boxoffice.adapters.outbox import KafkaEpochWatch, read_kafka_epoch
-from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.adapters.outbox import KafkaEpochWatch
 from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.bootstrap import restarted_logs, runtime, signing_key, ticket_seal
 from boxoffice.bootstrap.payment import payment_provider
@@ -38,25 +37,24 @@ REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOO
                 topics.EVENT_CANCELLED, topics.QUEUE_PLACED]
 
 
-async def resend_at_new_kafka_epochs(pool: asyncpg.Pool, unanswered: UnansweredRequests, publisher: Publisher,
+async def resend_at_new_kafka_epochs(epochs: KafkaEpochWatch, unanswered: UnansweredRequests, publisher: Publisher,
                                      every: float = 1.0) -> None:
     """When the embedded broker has started again, the booking requests it may have held are written again."""
     known: int | None = None
-    reading = Outage(log, "reading the Kafka epoch")
+    sending = Outage(log, "writing unanswered booking requests again")
     while True:
+        epoch = epochs.current()
         try:
-            epoch = await read_kafka_epoch(pool)
-            reading.recovered()
-            if known is not None and epoch > known:
+            if known is not None and epoch is not None and epoch > known:
                 waiting = unanswered.waiting()
                 if waiting:
                     log.warning("the broker has restarted: writing %d unanswered booking requests again", len(waiting))
                     await publisher.publish_many([(m.type, m.key, m.encode()) for m in waiting])
-            known = epoch
-        except BrokerUnavailable as exc:  # the epoch stays unseen: tried again at the next pass
-            reading.failed(exc)
-        except TRANSIENT_ERRORS as exc:
-            reading.failed(exc)
+                sending.recovered()
+            if epoch is not None:
+                known = epoch
+        except BrokerUnavailable as exc:  # `known` stays behind: written again at the next pass
+            sending.failed(exc)
         await asyncio.sleep(every)
 
 
@@ -94,7 +92,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
                 replies.run(), queue.run(), epochs.run(), health.refresh_forever(),
                 beat_forever(pool, "gateway", settings.heartbeat_seconds),
                 # Only a broker that forgets what it held (the embedded one) needs requests written again.
-                *([resend_at_new_kafka_epochs(pool, unanswered, rt.publisher)] if settings.outbox_retention else []))]
+                *([resend_at_new_kafka_epochs(epochs, unanswered, rt.publisher)] if settings.outbox_retention else []))]
             try:
                 yield gw
             finally:
