@@ -134,7 +134,7 @@ class Gateway:
 def app_for(settings: Settings, lean: bool, verified: bool = True) -> Any:
     app = create_app(settings)
     if not lean:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not LeanBookings]
+        app.lean = False
     app.state.gateway = Gateway(settings, verified)
     return app
 
@@ -309,6 +309,34 @@ def test_a_well_formed_hold_takes_the_lean_path_and_a_malformed_one_does_not() -
     assert (layer.answered, layer.passed_on) == (2, 4)  # other routes are not its business
 
 
+def test_outside_the_middleware_it_answers_with_what_the_middleware_adds_and_leaves_it_what_is_its_own() -> None:
+    """The layer sits outside all middleware: the security headers and the X-Request-ID are its to add, and a
+    body over the limit, a chunked body and a cross-origin request under CORS are the middleware's to answer."""
+    cors = Settings(cors_origins="https://tickets.example")
+    apps = {lean: app_for(cors, lean) for lean in (True, False)}
+    seen: dict[bool, list[tuple[int, dict[str, str]]]] = {True: [], False: []}
+    for lean, app in apps.items():
+        http = client(app)
+        for n, (content, headers) in enumerate([
+            (body(seatIds=["A1"]), {**JSON, "X-Request-ID": "caller-7"}),
+            (body(seatIds=["A2"]), {**JSON, "Origin": "https://tickets.example"}),
+            (body(seatIds=["A3"], email="x" * 70_000), JSON),
+            (iter([body(seatIds=["A4"])]), JSON),  # an iterator: sent chunked
+            (body(seatIds=["A5"]), {**JSON, "X-Request-ID": "not a sane id"}),
+        ]):
+            answer = http.post("/bookings", content=content, headers=headers)
+            seen[lean].append((answer.status_code, {k: v for k, v in answer.headers.items() if k != "server-timing"}))
+            assert answer.headers["x-content-type-options"] == "nosniff", (lean, n)
+    layer = lean_layer(apps[True])
+    assert (layer.answered, layer.passed_on) == (2, 3)
+    for lean in (True, False):
+        assert [status for status, _ in seen[lean]] == [201, 201, 413, 201, 201]
+        assert seen[lean][0][1]["x-request-id"] == "caller-7"
+        assert seen[lean][1][1]["access-control-allow-origin"] == "https://tickets.example"
+        assert seen[lean][4][1]["x-request-id"] not in ("", "not a sane id")
+    assert [normalised_headers(h) for _, h in seen[True]] == [normalised_headers(h) for _, h in seen[False]]
+
+
 # PUT /bookings/{id}/confirm: the same comparison, over a booking service that decides payments at once.
 BOOKING = "00000000-0000-0000-0000-{:012d}"
 
@@ -447,7 +475,7 @@ def exchanges(settings: Settings, requests: list[Exchange], lean: bool) -> tuple
     before = dict(metrics.HTTP_REQUESTS.values)
     app = create_app(settings)
     if not lean:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not LeanBookings]
+        app.lean = False
     app.state.gateway = PayingGateway(settings)
     http = client(app)
     seen = []

@@ -1,23 +1,27 @@
-"""POST /bookings and PUT /bookings/{id}/confirm without FastAPI's routing and dependency solving, for the
-requests it is sure about.
+"""POST /bookings and PUT /bookings/{id}/confirm without FastAPI's routing and dependency solving, and without the
+middleware stack, for the requests it is sure about.
 
 Measured under `boxoffice bench holds`, about a third of the gateway's CPU per hold went to FastAPI itself:
 routing, dependency solving, its body parsing (json, then a TypeAdapter), its exit stacks and exception
-middlewares. A hold is the on-sale's hot route, so this layer, the innermost of our middlewares, answers a
-well-formed one directly, and so it does a payment (checkout's hot route): the body is validated by the same
-model, the caller is found by the same dependency functions, and the route function itself decides, so the
-answers are the route's. An ApiError (or anything else the app has a handler for) is answered by the app's own
-handler; any other exception goes on up to the app's 500 handler, as from the route.
+middlewares; of what was left, about a tenth went through the middleware layers and their wrapped `send`s. A hold
+is the on-sale's hot route, so this layer, outside all the others, answers a well-formed one directly, and so it
+does a payment (checkout's hot route): the body is validated by the same model, the caller is found by the same
+dependency functions, and the route function itself decides, so the answers are the route's. What the middleware
+adds to such an answer it adds too: the security headers, the X-Request-ID and the request's metrics. An ApiError
+(or anything else the app has a handler for) is answered by the app's own handler; any other exception gets the
+app's 500 answer and goes on to the server's log, as from Starlette's ServerErrorMiddleware.
 
-Anything it is not sure about (no JSON content type, a query string, a body or a header that fails
-validation, a repeated header) goes on to FastAPI with the body replayed, which answers as it always did.
-The route stays registered there for that, and for the OpenAPI schema.
+Anything it is not sure about (no JSON content type, a query string, a body or a header that fails validation, a
+repeated header, a body without a Content-Length or over the limit, a cross-origin request when CORS is on) goes
+on to the app with the body replayed, which answers as it always did. The routes stay registered there for that,
+and for the OpenAPI schema.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,11 +33,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxoffice.entrypoints.gateway import lifecycle
+from boxoffice.entrypoints.gateway import lifecycle, telemetry
 from boxoffice.entrypoints.gateway.bookings import create_booking, router
 from boxoffice.entrypoints.gateway.deps import bearer, buying_caller, get_gateway, limited_caller
 from boxoffice.entrypoints.gateway.lifecycle import confirm_booking
+from boxoffice.entrypoints.gateway.middleware import EVERY_ANSWER_HEADERS, MAX_BODY_BYTES
 from boxoffice.entrypoints.gateway.schemas import BookingRequest, ConfirmRequest
+from boxoffice.logs import CORRELATION_ID
 
 # The headers each route declares, with their limits (Header(max_length=...) in bookings.create_booking).
 _HOLD_HEADERS = {b"idempotency-key": 255, b"x-queue-access": 2048}
@@ -44,11 +50,17 @@ _CONFIRM_ROUTE = next(r for r in lifecycle.router.routes if isinstance(r, APIRou
 # The confirm route's path parameter as Starlette matches it, and its limit (BookingPath in lifecycle.py).
 _CONFIRM_PATH = re.compile(r"/bookings/([^/]+)/confirm")
 _BOOKING_ID_LIMIT = 64
+# What the CORS middleware adds to an answer to a request without an Origin (requests with one go through it).
+_VARY_ORIGIN = ((b"vary", b"Origin"),)
 
 
 class LeanBookings:
-    def __init__(self, app: ASGIApp) -> None:
+    """`app` is the whole middleware stack (FastAPI's build_middleware_stack); `cors`: CORS is configured, so a
+    request with an Origin goes through its middleware."""
+
+    def __init__(self, app: ASGIApp, cors: bool = False) -> None:
         self.app = app
+        self.cors = cors
         # How many holds were answered here, and how many POST /bookings went on to FastAPI.
         self.answered = 0
         self.passed_on = 0
@@ -70,7 +82,8 @@ class LeanBookings:
     async def _lean(self, scope: Scope, receive: Receive, send: Send, model: type[BookingRequest | ConfirmRequest],
                     route: APIRoute, path_params: dict[str, str], declared: dict[bytes, int],
                     decide: Callable[[Request, Any, dict[bytes, str]], Awaitable[Response]]) -> None:
-        headers = _declared_headers(scope, declared)
+        started = time.perf_counter()
+        headers = _declared_headers(scope, declared, self.cors)
         content_type = headers.pop(b"content-type", None) if headers is not None else None
         if (headers is None or content_type is None or content_type.split(";")[0].strip().lower() != "application/json"
                 or scope["query_string"] or scope.get("root_path")):
@@ -100,16 +113,27 @@ class LeanBookings:
             await self.app(scope, replay, send)
             return
         scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, path_params  # as routed
+        correlation_id = telemetry.correlation_id_of(headers.pop(b"x-request-id", "").encode("latin-1") or None)
+        correlation = CORRELATION_ID.set(correlation_id)
         request = Request(scope, replay)
         try:
             response = await decide(request, asked, headers)
         except Exception as exc:
             handled = await _handled(request, exc)
             if handled is None:
-                raise  # to the app's 500 handler outside, as from the route
+                # As Starlette's ServerErrorMiddleware: the app's 500 answer, then on to the server's log (the
+                # correlation id stays set for it).
+                telemetry.observe(scope, 500, started)
+                await (await _server_error(request, exc))(scope, receive, send)
+                raise
             response = handled
         self.answered += 1
-        await response(scope, receive, send)
+        telemetry.observe(scope, response.status_code, started)
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": [*response.raw_headers, *(_VARY_ORIGIN if self.cors else ()), *EVERY_ANSWER_HEADERS,
+                                (b"x-request-id", correlation_id.encode())]})
+        await send({"type": "http.response.body", "body": response.body})
+        CORRELATION_ID.reset(correlation)
 
     @staticmethod
     async def _hold(request: Request, booking: BookingRequest, headers: dict[bytes, str]) -> Response:
@@ -125,17 +149,25 @@ class LeanBookings:
         return await confirm_booking(request.path_params["booking_id"], payment, gw, caller)
 
 
-def _declared_headers(scope: Scope, declared: dict[bytes, int]) -> dict[bytes, str] | None:
-    """Content-Type and the route's `declared` headers, decoded as Starlette does; None if one is repeated or over
-    its limit."""
+def _declared_headers(scope: Scope, declared: dict[bytes, int], cors: bool) -> dict[bytes, str] | None:
+    """Content-Type, X-Request-ID and the route's `declared` headers, decoded as Starlette does; None if one is
+    repeated or over its limit, or if the request is one for the middleware: a body without a Content-Length or
+    over the limit, or an Origin while CORS is on."""
     found: dict[bytes, str] = {}
+    length = -1
     for name, value in scope["headers"]:
-        if name == b"content-type" or name in declared:
+        if name == b"content-type" or name == b"x-request-id" or name in declared:
             text = value.decode("latin-1")
             if name in found or len(text) > declared.get(name, len(text)):
                 return None
             found[name] = text
-    return found
+        elif name == b"content-length":
+            if length >= 0 or not value.isdigit():
+                return None
+            length = int(value)
+        elif name == b"transfer-encoding" or (cors and name == b"origin"):
+            return None
+    return found if 0 <= length <= MAX_BODY_BYTES else None
 
 
 async def _handled(request: Request, exc: Exception) -> Response | None:
@@ -147,6 +179,16 @@ async def _handled(request: Request, exc: Exception) -> Response | None:
         handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers and c is not Exception), None)
     if handler is None:
         return None
+    return await _call(handler, request, exc)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """The answer of the app's handler of Exception (or of 500)."""
+    handlers: dict[Any, Any] = request.app.exception_handlers
+    return await _call(handlers.get(Exception) or handlers[500], request, exc)
+
+
+async def _call(handler: Any, request: Request, exc: Exception) -> Response:
     if inspect.iscoroutinefunction(handler):
         return await handler(request, exc)  # type: ignore[no-any-return]
     return await run_in_threadpool(handler, request, exc)

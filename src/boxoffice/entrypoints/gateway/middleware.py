@@ -15,7 +15,7 @@ MAX_BODY_BYTES = 64 * 1024
 # The pages load only their own scripts and styles; nothing may frame them.
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-_COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+EVERY_ANSWER_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"x-frame-options", b"DENY")]
 _PAGES = ("/", "/static/")
 # An event's pages: its waiting room and its dashboard (a POST to the queue's path gets the header too, harmlessly).
@@ -84,7 +84,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        extra = list(_COMMON)
+        extra = list(EVERY_ANSWER_HEADERS)
         if path in ("/", "/docs") or path.startswith(_PAGES[1]) or _EVENT_PAGE.fullmatch(path):
             extra.append((b"content-security-policy", PAGE_POLICY.encode()))
         elif path == "/redoc":

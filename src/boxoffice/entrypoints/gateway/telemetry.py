@@ -160,9 +160,7 @@ class RequestTelemetry:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        correlation_id = (incoming.decode() if incoming and _INCOMING_ID.match(incoming)
-                          else f"{_ID_PREFIX}{next(_id_counter):016x}")
+        correlation_id = correlation_id_of(next((v for k, v in scope["headers"] if k == b"x-request-id"), None))
         token = CORRELATION_ID.set(correlation_id)
         header = (b"x-request-id", correlation_id.encode())
         status = 0
@@ -172,19 +170,25 @@ class RequestTelemetry:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), header]}
-                _observe(scope, status, started)
+                observe(scope, status, started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except BaseException:
             if not status:
-                _observe(scope, 500, started)  # the error handler outside answers 500
+                observe(scope, 500, started)  # the error handler outside answers 500
             raise  # the id stays set: the error handler logs with it
         CORRELATION_ID.reset(token)
 
 
-def _observe(scope: Scope, status: int, started: float) -> None:
+def correlation_id_of(incoming: bytes | None) -> str:
+    """The caller's X-Request-ID when it is a sane one, else a new id."""
+    return (incoming.decode() if incoming and _INCOMING_ID.match(incoming)
+            else f"{_ID_PREFIX}{next(_id_counter):016x}")
+
+
+def observe(scope: Scope, status: int, started: float) -> None:
     # Time to the response's status line: for a stream (SSE) that is when it opens, not when it closes.
     route = getattr(scope.get("route"), "path", None) or "unmatched"
     method = scope["method"] if scope["method"] in _METHODS else "other"
