@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -26,6 +25,7 @@ from boxoffice.entrypoints.gateway.access import (
 )
 from boxoffice.entrypoints.gateway.answers import refuse, reservation_result, respond
 from boxoffice.entrypoints.gateway.deps import BuyingCaller, Caller, GatewayDep
+from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -155,8 +155,7 @@ async def create_booking(
     try:
         await publish_command(gw, message)
         published = time.perf_counter()
-        async with asyncio.timeout(gw.settings.booking_reply_seconds):
-            outcome = await asyncio.shield(reply)
+        outcome = await within(reply, gw.settings.booking_reply_seconds)
     except TimeoutError:
         return _queued(request_id)
     finally:
@@ -212,8 +211,7 @@ async def ask(gw: GatewayDep, message: Message) -> Message | None:
     reply = gw.replies.expect(message.request_id)
     try:
         await publish_command(gw, message)
-        async with asyncio.timeout(gw.settings.booking_reply_seconds):
-            return await asyncio.shield(reply)
+        return await within(reply, gw.settings.booking_reply_seconds)
     except TimeoutError:
         return None
     finally:

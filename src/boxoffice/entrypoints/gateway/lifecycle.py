@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from decimal import Decimal
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from boxoffice.entrypoints.gateway.access import (
 from boxoffice.entrypoints.gateway.answers import respond
 from boxoffice.entrypoints.gateway.bookings import owned_booking, publish_command
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
+from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
     USER_ID,
@@ -69,8 +69,7 @@ async def _send_and_wait(gw: GatewayDep, booking_id: str, message: Message | Non
     try:
         if message is not None:
             await publish_command(gw, message)
-        async with asyncio.timeout(timeout):
-            return await asyncio.shield(reply)
+        return await within(reply, timeout)
     except TimeoutError:
         return None
     finally:

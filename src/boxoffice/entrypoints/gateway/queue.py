@@ -23,6 +23,7 @@ from boxoffice.entrypoints.gateway.bookings import publish_command
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, JoiningCaller
 from boxoffice.entrypoints.gateway.live import WEB_DIR
 from boxoffice.entrypoints.gateway.queue_watch import Watcher
+from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import (
     EVENT_ID,
@@ -145,8 +146,7 @@ async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw:
     reply = gw.replies.expect(request_id)
     try:
         await publish_command(gw, message)
-        async with asyncio.timeout(gw.settings.booking_reply_seconds):
-            placed = await asyncio.shield(reply)
+        placed = await within(reply, gw.settings.booking_reply_seconds)
     except TimeoutError:
         return await _joined(gw, event_id, queue_token, visitor_id, None, 202)
     finally:
