@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from boxoffice import metrics
 from boxoffice.config import get_settings
+from boxoffice.entrypoints.gateway.one_write import HeadWithBody
 
 _LIVE = re.compile(rb"^/events/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/live(\?[^ ]*)?$")
 BACKLOG_LIMIT_BYTES = 1 << 20
@@ -222,7 +223,11 @@ class LiveSplicingProtocol(HttpToolsProtocol):
             last = dict(self.headers).get(b"last-event-id", b"")
             self.loop.create_task(self._splice(self.url, last if last.isdigit() else b""))
             return
+        cycle = self.cycle
         super().on_headers_complete()
+        # A new request's cycle, not yet running; uvicorn writes no body for a HEAD, so its head is not kept.
+        if self.cycle is not cycle and self.cycle is not None and self.scope["method"] != "HEAD":
+            self.cycle.transport = HeadWithBody(self.transport)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         if not self._spliced:
