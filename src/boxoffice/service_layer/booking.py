@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from boxoffice import messages as topics
 from boxoffice.domain.events import SeatsReserved
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
+from boxoffice.randomness import uuid4_text
 from boxoffice.service_layer import booking_lifecycle as lifecycle
 from boxoffice.service_layer import event_cancellation, holds, waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, ConcurrentHoldDetected, SeatsOutOfStep
@@ -86,7 +86,7 @@ class BookingService:
 
     def __init__(self, unit_of_work: Callable[[], BookingUnitOfWork], relay: OutboxSink, rules: BookingRules,
                  clock: Callable[[], datetime], holds: HoldWatcher | None = None,
-                 new_booking_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+                 new_booking_id: Callable[[], str] = uuid4_text,
                  admissions: AdmissionCheck | None = None, cards: CardTokeniser | None = None) -> None:
         self._unit_of_work, self._relay, self._rules = unit_of_work, relay, rules
         self._admissions, self._cards = admissions, cards
