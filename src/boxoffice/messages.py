@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
-from boxoffice.randomness import uuid4_text
 
 SEAT_RESERVATION_REQUESTED = "seat.reservation.requested"
 SEAT_RESERVED = "seat.reserved"
@@ -78,11 +77,21 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def uuid4_text() -> str:
+    """str(uuid.uuid4()) at 2/5 of the cost (each message and booking has one): the same 16 random bytes with the
+    version and variant bits set, without the UUID class."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 _second: tuple[int, str] = (-1, "")
 
 
 def now_iso() -> str:
-    """iso(utc_now()) at a fifth of the cost (each message carries one): the current second's text is kept."""
+    """iso(utc_now()) at a third of the cost (each message carries one): the current second's text is kept."""
     global _second
     now = time.time()
     whole = int(now)

@@ -21,8 +21,7 @@ from typing import Protocol
 from boxoffice import messages as topics
 from boxoffice.domain.events import SeatsReserved
 from boxoffice.logs import REQUEST_ID
-from boxoffice.messages import Message
-from boxoffice.randomness import uuid4_text
+from boxoffice.messages import Message, uuid4_text
 from boxoffice.service_layer import booking_lifecycle as lifecycle
 from boxoffice.service_layer import event_cancellation, holds, waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, ConcurrentHoldDetected, SeatsOutOfStep

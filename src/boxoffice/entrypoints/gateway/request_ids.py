@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-
-from boxoffice.randomness import random_bytes
+import secrets
 
 PATTERN = re.compile(r"^req_[0-9a-f]{48}$")
 
@@ -23,7 +22,7 @@ class RequestIds:
         return hmac.new(self._key, base.encode(), hashlib.sha256).hexdigest()[:16]
 
     def new(self) -> str:
-        base = random_bytes(16).hex()
+        base = secrets.token_hex(16)
         return f"req_{base}{self._tag(base)}"
 
     def for_idempotency_key(self, user_id: str, key: str) -> str:
