@@ -16,7 +16,7 @@ MAX_BODY_BYTES = 64 * 1024
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 EVERY_ANSWER_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-           (b"x-frame-options", b"DENY")]
+                        (b"x-frame-options", b"DENY")]
 _PAGES = ("/", "/static/")
 # An event's pages: its waiting room and its dashboard (a POST to the queue's path gets the header too, harmlessly).
 _EVENT_PAGE = re.compile(r"/events/[^/]+/(queue|dashboard)")

@@ -57,7 +57,7 @@ class UnansweredRequests:
 
 async def within(reply: asyncio.Future[Message], seconds: float) -> Message:
     """The reply, or TimeoutError once `seconds` have passed. One timer instead of asyncio.timeout and shield
-    (4 % of the gateway's CPU per hold under `bench holds`); each waiter has a future of its own, so ending it
+    (4 % of the gateway's samples per hold under `bench holds`); each waiter has a future of its own, so ending it
     on time concerns no one else, and the waiter skips a future already done."""
     timer = asyncio.get_running_loop().call_later(seconds, _too_late, reply)
     try:
