@@ -33,3 +33,26 @@ def test_a_declared_length_over_the_limit_is_refused_unread():
     answer = client.post("/bookings", content=b"{}", headers={"Content-Length": str(10**6),
                                                                 "Content-Type": "application/json"})
     assert answer.status_code == 413 and answer.json()["code"] == "payload_too_large"
+
+
+def test_a_body_in_a_content_coding_is_refused_415_unread_and_identity_is_read() -> None:
+    import gzip
+
+    import orjson
+
+    client = TestClient(create_app(Settings()), raise_server_exceptions=False)
+    hold = orjson.dumps({"eventId": "ev_1", "userId": "fan_1", "seatIds": ["A1"]})
+    for coding, content in [("gzip", gzip.compress(hold)), ("GZIP", gzip.compress(hold)), ("br", b"\x0b\x02"),
+                            ("gzip, identity", gzip.compress(hold))]:
+        for method, path in [("POST", "/bookings"), ("PUT", "/bookings/00000000-0000-0000-0000-000000000001/confirm"),
+                             ("POST", "/events")]:
+            answer = client.request(method, path, content=content,
+                                    headers={"Content-Type": "application/json", "Content-Encoding": coding})
+            assert answer.status_code == 415, (coding, method, path, answer.text)
+            assert answer.json()["code"] == "unsupported_content_encoding"
+            assert answer.headers["Accept-Encoding"] == "identity"
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    plain = client.post("/events/nope/queue", content=b'{"visitorId": "v1"}',
+                        headers={"Content-Type": "application/json", "Content-Encoding": "identity"})
+    assert plain.status_code != 415
+    assert client.get("/health", headers={"Content-Encoding": "gzip"}).status_code != 415

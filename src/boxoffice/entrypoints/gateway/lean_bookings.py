@@ -12,9 +12,9 @@ adds to such an answer it adds too: the security headers, the X-Request-ID and t
 app's 500 answer and goes on to the server's log, as from Starlette's ServerErrorMiddleware.
 
 Anything it is not sure about (no JSON content type, a query string, a body or a header that fails validation, a
-repeated header, a body without a Content-Length or over the limit, a cross-origin request when CORS is on) goes
-on to the app with the body replayed, which answers as it always did. The routes stay registered there for that,
-and for the OpenAPI schema.
+repeated header, a body without a Content-Length, over the limit or in a content coding, a cross-origin request
+when CORS is on) goes on to the app with the body replayed, which answers as it always did. The routes stay
+registered there for that, and for the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class LeanBookings:
 def _declared_headers(scope: Scope, declared: dict[bytes, int], cors: bool) -> dict[bytes, str] | None:
     """Content-Type, X-Request-ID and the route's `declared` headers, decoded as Starlette does; None if one is
     repeated or over its limit, or if the request is one for the middleware: a body without a Content-Length or
-    over the limit, or an Origin while CORS is on."""
+    over the limit or in a content coding, or an Origin while CORS is on."""
     found: dict[bytes, str] = {}
     length = -1
     for name, value in scope["headers"]:
@@ -165,7 +165,7 @@ def _declared_headers(scope: Scope, declared: dict[bytes, int], cors: bool) -> d
             if length >= 0 or not value.isdigit():
                 return None
             length = int(value)
-        elif name == b"transfer-encoding" or (cors and name == b"origin"):
+        elif name == b"transfer-encoding" or name == b"content-encoding" or (cors and name == b"origin"):
             return None
     return found if 0 <= length <= MAX_BODY_BYTES else None
 

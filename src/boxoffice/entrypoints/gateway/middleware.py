@@ -25,7 +25,9 @@ REDOC_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe
 
 
 class BodySizeLimit:
-    """Refuses bodies larger than the limit: by Content-Length before reading, or while reading a chunked one."""
+    """Refuses bodies larger than the limit: by Content-Length before reading, or while reading a chunked one; and
+    bodies in a content coding (gzip and the like, which no route reads: they would be taken as JSON and fail as
+    malformed) with 415, unread."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.limit = app, limit
@@ -35,6 +37,14 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        coding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if coding != b"identity" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            response = error(415, "unsupported_content_encoding",
+                             f"Request bodies are read as they are sent: Content-Encoding "
+                             f"{coding.decode('latin-1')[:40]!r} is not supported",
+                             headers={"Accept-Encoding": "identity"})
+            await response(scope, receive, send)
+            return
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.limit:
