@@ -310,8 +310,9 @@ def test_a_well_formed_hold_takes_the_lean_path_and_a_malformed_one_does_not() -
 
 
 def test_outside_the_middleware_it_answers_with_what_the_middleware_adds_and_leaves_it_what_is_its_own() -> None:
-    """The layer sits outside all middleware: the security headers and the X-Request-ID are its to add, and a
-    body over the limit, a chunked body and a cross-origin request under CORS are the middleware's to answer."""
+    """The layer sits outside all middleware: the security headers, the X-Request-ID and (through the CORS
+    middleware's own `send`) the CORS headers are its to add, and a body over the limit or chunked is the
+    middleware's to answer."""
     cors = Settings(cors_origins="https://tickets.example")
     apps = {lean: app_for(cors, lean) for lean in (True, False)}
     seen: dict[bool, list[tuple[int, dict[str, str]]]] = {True: [], False: []}
@@ -323,17 +324,19 @@ def test_outside_the_middleware_it_answers_with_what_the_middleware_adds_and_lea
             (body(seatIds=["A3"], email="x" * 70_000), JSON),
             (iter([body(seatIds=["A4"])]), JSON),  # an iterator: sent chunked
             (body(seatIds=["A5"]), {**JSON, "X-Request-ID": "not a sane id"}),
+            (body(seatIds=["A6"]), {**JSON, "Origin": "https://evil.example"}),
         ]):
             answer = http.post("/bookings", content=content, headers=headers)
             seen[lean].append((answer.status_code, {k: v for k, v in answer.headers.items() if k != "server-timing"}))
             assert answer.headers["x-content-type-options"] == "nosniff", (lean, n)
     layer = lean_layer(apps[True])
-    assert (layer.answered, layer.passed_on) == (2, 3)
+    assert (layer.answered, layer.passed_on) == (4, 2)
     for lean in (True, False):
-        assert [status for status, _ in seen[lean]] == [201, 201, 413, 201, 201]
+        assert [status for status, _ in seen[lean]] == [201, 201, 413, 201, 201, 201]
         assert seen[lean][0][1]["x-request-id"] == "caller-7"
         assert seen[lean][1][1]["access-control-allow-origin"] == "https://tickets.example"
         assert seen[lean][4][1]["x-request-id"] not in ("", "not a sane id")
+        assert "access-control-allow-origin" not in seen[lean][5][1] and seen[lean][5][1]["vary"] == "Origin"
     assert [normalised_headers(h) for _, h in seen[True]] == [normalised_headers(h) for _, h in seen[False]]
 
 

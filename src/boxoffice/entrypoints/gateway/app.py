@@ -44,7 +44,7 @@ class GatewayApp(FastAPI):
     """The gateway's FastAPI app, with the lean layer for holds and payments outside all its middleware."""
 
     lean = True  # off: every request goes through the middleware and FastAPI (the tests compare the two)
-    cors = False
+    cors: CORSMiddleware | None = None  # when configured: its `send` adds the CORS headers to the lean answers
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
@@ -80,11 +80,12 @@ def create_app(settings: Settings) -> GatewayApp:
     app.mount("/static", StaticFiles(directory=live.WEB_DIR), name="static")
     app.add_middleware(BodySizeLimit)
     if origins := [o.strip() for o in settings.cors_origins.split(",") if o.strip()]:
-        app.cors = True
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
-                                                                    "X-Queue-Access"],
-                           expose_headers=["Retry-After", "Server-Timing", "X-Request-ID"], max_age=600)
+        cors: dict[str, Any] = {
+            "allow_origins": origins, "allow_methods": ["GET", "POST", "PUT", "DELETE"],
+            "allow_headers": ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Queue-Access"],
+            "expose_headers": ["Retry-After", "Server-Timing", "X-Request-ID"], "max_age": 600}
+        app.add_middleware(CORSMiddleware, **cors)
+        app.cors = CORSMiddleware(app.router, **cors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(telemetry.RequestTelemetry)
     app.add_middleware(HeadAsGet)  # outermost of the middleware: everything inside answers a HEAD as its GET

@@ -7,18 +7,20 @@ middlewares; of what was left, about a tenth went through the middleware layers 
 is the on-sale's hot route, so this layer, outside all the others, answers a well-formed one directly, and so it
 does a payment (checkout's hot route): the body is validated by the same model, the caller is found by the same
 dependency functions, and the route function itself decides, so the answers are the route's. What the middleware
-adds to such an answer it adds too: the security headers, the X-Request-ID and the request's metrics. An ApiError
+adds to such an answer it adds too: the security headers, the X-Request-ID, the request's metrics and, when CORS is
+configured, the CORS headers (through the CORS middleware's own `send`). An ApiError
 (or anything else the app has a handler for) is answered by the app's own handler; any other exception gets the
 app's 500 answer and goes on to the server's log, as from Starlette's ServerErrorMiddleware.
 
 Anything it is not sure about (no JSON content type, a query string, a body or a header that fails validation, a
-repeated header, a body without a Content-Length, over the limit or in a content coding, a cross-origin request
-when CORS is on) goes on to the app with the body replayed, which answers as it always did. The routes stay
-registered there for that, and for the OpenAPI schema.
+repeated header, a body without a Content-Length, over the limit or in a content coding) goes on to the app with
+the body replayed, which answers as it always did. The routes stay registered there for that, and for the OpenAPI
+schema.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import time
@@ -28,7 +30,9 @@ from typing import Any
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,15 +54,13 @@ _CONFIRM_ROUTE = next(r for r in lifecycle.router.routes if isinstance(r, APIRou
 # The confirm route's path parameter as Starlette matches it, and its limit (BookingPath in lifecycle.py).
 _CONFIRM_PATH = re.compile(r"/bookings/([^/]+)/confirm")
 _BOOKING_ID_LIMIT = 64
-# What the CORS middleware adds to an answer to a request without an Origin (requests with one go through it).
-_VARY_ORIGIN = ((b"vary", b"Origin"),)
 
 
 class LeanBookings:
-    """`app` is the whole middleware stack (FastAPI's build_middleware_stack); `cors`: CORS is configured, so a
-    request with an Origin goes through its middleware."""
+    """`app` is the whole middleware stack (FastAPI's build_middleware_stack); `cors`: the CORS middleware as
+    configured, whose `send` adds its headers to the answers given here."""
 
-    def __init__(self, app: ASGIApp, cors: bool = False) -> None:
+    def __init__(self, app: ASGIApp, cors: CORSMiddleware | None = None) -> None:
         self.app = app
         self.cors = cors
         # How many holds were answered here, and how many POST /bookings went on to FastAPI.
@@ -83,7 +85,7 @@ class LeanBookings:
                     route: APIRoute, path_params: dict[str, str], declared: dict[bytes, int],
                     decide: Callable[[Request, Any, dict[bytes, str]], Awaitable[Response]]) -> None:
         started = time.perf_counter()
-        headers = _declared_headers(scope, declared, self.cors)
+        headers = _declared_headers(scope, declared)
         content_type = headers.pop(b"content-type", None) if headers is not None else None
         if (headers is None or content_type is None or content_type.split(";")[0].strip().lower() != "application/json"
                 or scope["query_string"] or scope.get("root_path")):
@@ -129,8 +131,10 @@ class LeanBookings:
             response = handled
         self.answered += 1
         telemetry.observe(scope, response.status_code, started)
+        if self.cors is not None:
+            send = functools.partial(self.cors.send, send=send, request_headers=Headers(scope=scope))
         await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": [*response.raw_headers, *(_VARY_ORIGIN if self.cors else ()), *EVERY_ANSWER_HEADERS,
+                    "headers": [*response.raw_headers, *EVERY_ANSWER_HEADERS,
                                 (b"x-request-id", correlation_id.encode())]})
         await send({"type": "http.response.body", "body": response.body})
         CORRELATION_ID.reset(correlation)
@@ -149,10 +153,10 @@ class LeanBookings:
         return await confirm_booking(request.path_params["booking_id"], payment, gw, caller)
 
 
-def _declared_headers(scope: Scope, declared: dict[bytes, int], cors: bool) -> dict[bytes, str] | None:
+def _declared_headers(scope: Scope, declared: dict[bytes, int]) -> dict[bytes, str] | None:
     """Content-Type, X-Request-ID and the route's `declared` headers, decoded as Starlette does; None if one is
-    repeated or over its limit, or if the request is one for the middleware: a body without a Content-Length or
-    over the limit or in a content coding, or an Origin while CORS is on."""
+    repeated or over its limit, or if the body is one for the middleware: without a Content-Length, over the limit
+    or in a content coding."""
     found: dict[bytes, str] = {}
     length = -1
     for name, value in scope["headers"]:
@@ -165,7 +169,7 @@ def _declared_headers(scope: Scope, declared: dict[bytes, int], cors: bool) -> d
             if length >= 0 or not value.isdigit():
                 return None
             length = int(value)
-        elif name == b"transfer-encoding" or name == b"content-encoding" or (cors and name == b"origin"):
+        elif name == b"transfer-encoding" or name == b"content-encoding":
             return None
     return found if 0 <= length <= MAX_BODY_BYTES else None
 
