@@ -27,11 +27,38 @@ def waiting_room_service(rt: ServiceRuntime, rng: random.Random | None = None) -
     return service, relay
 
 
+class RoomTicker:
+    """Opens and admits in each room with work. An outage is raised for the caller to wait out; a room whose
+    work fails for any other reason is passed over (logged once until it works again), so that it never stops
+    the other rooms' openings and admissions."""
+
+    def __init__(self, service: WaitingRoomService) -> None:
+        self._service = service
+        self.failing: dict[str, Outage] = {}
+
+    async def tick(self) -> None:
+        now, due = await self._service.rooms_due()
+        for event_id in due:
+            room = self.failing.get(event_id) or Outage(log, f"opening and admitting in the waiting room of {event_id}")
+            try:
+                await self._service.tick_room(event_id, now)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                if room.failed(exc):
+                    log.exception("the waiting room of %s is passed over until it can be worked", event_id)
+                self.failing[event_id] = room
+            else:
+                if self.failing.pop(event_id, None) is not None:
+                    room.recovered()
+
+
 async def tick_forever(service: WaitingRoomService, every: float) -> None:
+    ticker = RoomTicker(service)
     ticking = Outage(log, "opening and admitting")
     while True:
         try:
-            await service.tick()
+            await ticker.tick()
             ticking.recovered()
         except TRANSIENT_ERRORS as exc:
             ticking.failed(exc)

@@ -206,23 +206,33 @@ class WaitingRoomService:
 
     async def tick(self) -> None:
         """Opens the rooms whose time has come and admits as many as each room's rate allows by now."""
+        now, due = await self.rooms_due()
+        for event_id in due:
+            await self.tick_room(event_id, now)
+
+    async def rooms_due(self) -> tuple[datetime, list[str]]:
+        """Now, and the rooms with work by now: an opening whose time has come or visitors to admit."""
         now = self._clock()
         uow = self._unit_of_work()
         async with uow:
-            due = await uow.rooms.needing_work(now)
-        for event_id in due:
-            async with uow:
-                room = (await uow.rooms.lock([event_id])).get(event_id)
-                if room is None:
-                    continue
-                outgoing = []
-                if room.due_to_open(now):
-                    outgoing.append(await self._open(uow, room, now))
-                outgoing += await self._admit(uow, room, now)
-                await uow.rooms.save([room])
-                await uow.outbox.add([Outgoing.of(m) for m in outgoing])
-                await uow.commit()
-            self._relay.submit(uow.outbox.written)
+            return now, await uow.rooms.needing_work(now)
+
+    async def tick_room(self, event_id: str, now: datetime) -> None:
+        """Opens one room if its time has come and admits as many as its rate allows by `now`, in a transaction
+        of its own."""
+        uow = self._unit_of_work()
+        async with uow:
+            room = (await uow.rooms.lock([event_id])).get(event_id)
+            if room is None:
+                return
+            outgoing = []
+            if room.due_to_open(now):
+                outgoing.append(await self._open(uow, room, now))
+            outgoing += await self._admit(uow, room, now)
+            await uow.rooms.save([room])
+            await uow.outbox.add([Outgoing.of(m) for m in outgoing])
+            await uow.commit()
+        self._relay.submit(uow.outbox.written)
 
 
 def _placed(message: Message, place: Place | None, *, new: bool, code: str | None = None) -> Message:
