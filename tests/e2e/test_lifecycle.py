@@ -193,3 +193,32 @@ async def test_a_redelivered_payment_request_charges_once(client: httpx.AsyncCli
     assert (await client.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "confirmed"
     assert (await seat_statuses(client, EVENT))["G1"] == "BOOKED"
     assert len(await emails_about(short_hold_platform, booking["bookingId"])) == 1
+
+
+async def test_a_payment_and_two_cancels_at_once_each_get_an_answer_true_to_what_became_of_the_booking(
+        client: httpx.AsyncClient) -> None:
+    # Each of the three may lose to another, but none is told of another's success as its own: a payment gets
+    # 200 "confirmed" only when it confirmed the booking, a cancel 200 "cancelled" only when the booking ended so.
+    finals = []
+    for i in range(12):
+        booking = await hold(client, f"Q{i + 1}")
+        url = f"/bookings/{booking['bookingId']}"
+        deleted, paid, posted = await asyncio.gather(client.delete(url), confirm(client, booking, f"pay_race_{i}"),
+                                                     client.post(f"{url}/cancel"))
+        final = (await client.get(url)).json()["status"]
+        finals.append(final)
+        if paid.status_code == 200:
+            assert paid.json()["status"] == "confirmed" and paid.json()["paymentId"] == f"pay_race_{i}", paid.text
+            assert final in ("confirmed", "refunded")
+        else:
+            assert paid.status_code == 409, paid.text
+            assert (paid.json()["code"], final) in (("booking_cancelled", "cancelled"), ("booking_expired", "expired"))
+        for cancel in (deleted, posted):
+            body = cancel.json()
+            if cancel.status_code == 200:
+                assert body["status"] == final and final in ("cancelled", "refunded"), (cancel.text, final)
+            else:
+                assert cancel.status_code == 409, cancel.text
+                assert body["code"] in ("booking_already_confirmed", "payment_in_progress", "refund_in_progress",
+                                        "booking_expired"), body
+    assert "cancelled" in finals  # the race was run: cancels won some of them

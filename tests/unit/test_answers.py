@@ -6,7 +6,7 @@ import pytest
 from boxoffice import messages as topics
 from boxoffice.domain import errors
 from boxoffice.entrypoints.gateway import answers
-from boxoffice.entrypoints.gateway.answers import booking_result, reservation_result
+from boxoffice.entrypoints.gateway.answers import cancel_result, confirm_result, reservation_result
 from boxoffice.messages import Message, decode
 
 # CONTRACT §3.
@@ -73,21 +73,21 @@ def test_a_failed_reservation_has_the_status_of_its_code(code, status):
 
 def test_booking_confirmed_is_200():
     data = {"bookingId": BOOKING, "paymentId": "pay_1", "amount": 150.0, "currency": "USD", "seatIds": ["A1"]}
-    assert booking_result(BOOKING, Message(topics.BOOKING_CONFIRMED, "ev_1", data)) == (200, {
+    assert confirm_result(BOOKING, "pay_1", Message(topics.BOOKING_CONFIRMED, "ev_1", data)) == (200, {
         "success": True, "status": "confirmed", "bookingId": BOOKING, "paymentId": "pay_1", "amount": 150.0,
         "currency": "USD", "seatIds": ["A1"]})
 
 
 def test_booking_cancelled_is_200():
     data = {"bookingId": BOOKING, "status": "cancelled", "seatIds": ["A1"]}
-    assert booking_result(BOOKING, Message(topics.BOOKING_CANCELLED, "ev_1", data)) == (200, {
+    assert cancel_result(BOOKING, Message(topics.BOOKING_CANCELLED, "ev_1", data)) == (200, {
         "success": True, "status": "cancelled", "bookingId": BOOKING, "seatIds": ["A1"]})
 
 
 def test_a_declined_payment_is_402_with_the_providers_reason():
     data = {"bookingId": BOOKING, "status": "payment_failed", "seatIds": ["A1"], "declineCode": "card_declined",
             "declineReason": "Card declined"}
-    assert booking_result(BOOKING, Message(topics.BOOKING_CANCELLED, "ev_1", data)) == (402, {
+    assert confirm_result(BOOKING, "pay_1", Message(topics.BOOKING_CANCELLED, "ev_1", data)) == (402, {
         "success": False, "error": "Card declined; the seats were released", "code": "payment_declined",
         "status": "payment_failed", "bookingId": BOOKING, "declineCode": "card_declined"})
     assert answers.declined(BOOKING) == (402, {
@@ -97,9 +97,11 @@ def test_a_declined_payment_is_402_with_the_providers_reason():
 
 def test_an_expired_booking_is_a_409_refusal():
     data = {"bookingId": BOOKING, "status": "expired", "seatIds": ["A1"]}
-    assert booking_result(BOOKING, Message(topics.BOOKING_CANCELLED, "ev_1", data)) == (409, {
-        "success": False, "error": f"Booking {BOOKING} has expired; its seats were released",
-        "code": "booking_expired", "bookingId": BOOKING, "status": "expired"})
+    for answer in (confirm_result(BOOKING, "pay_1", Message(topics.BOOKING_CANCELLED, "ev_1", data)),
+                   cancel_result(BOOKING, Message(topics.BOOKING_CANCELLED, "ev_1", data))):
+        assert answer == (409, {
+            "success": False, "error": f"Booking {BOOKING} has expired; its seats were released",
+            "code": "booking_expired", "bookingId": BOOKING, "status": "expired"})
 
 
 @pytest.mark.parametrize("status", sorted(answers.ENDED))
@@ -115,5 +117,31 @@ def test_a_booking_no_longer_pending_is_refused_with_409(status):
 ])
 def test_a_rejected_command_has_the_status_of_its_code(code, status):
     data = {"bookingId": BOOKING, "command": "confirm", "code": code, "reason": "No"}
-    assert booking_result(BOOKING, Message(topics.BOOKING_COMMAND_REJECTED, "ev_1", data, "req_3")) == (status, {
-        "success": False, "error": "No", "code": code, "bookingId": BOOKING})
+    rejection = Message(topics.BOOKING_COMMAND_REJECTED, "ev_1", data, "req_3")
+    for answer in (confirm_result(BOOKING, "pay_1", rejection), cancel_result(BOOKING, rejection)):
+        assert answer == (status, {"success": False, "error": "No", "code": code, "bookingId": BOOKING})
+
+
+def test_a_payment_overtaken_by_a_cancel_or_another_payment_is_refused_not_told_of_their_success():
+    seats = {"bookingId": BOOKING, "seatIds": ["A1"]}
+    by_a_cancel = Message(topics.BOOKING_CANCELLED, "ev_1", {**seats, "status": "cancelled"})
+    by_a_refund = Message(topics.BOOKING_CANCELLED, "ev_1", {**seats, "status": "refunded", "refundId": "r_1",
+                                                              "amount": 150.0, "currency": "USD"})
+    by_another_payment = Message(topics.BOOKING_CONFIRMED, "ev_1", {**seats, "paymentId": "pay_2", "amount": 150.0,
+                                                                   "currency": "USD"})
+    assert [confirm_result(BOOKING, "pay_1", m)[1]["code"] for m in (by_a_cancel, by_a_refund, by_another_payment)] \
+        == ["booking_cancelled", "booking_refunded", "booking_already_confirmed"]
+    assert all(confirm_result(BOOKING, "pay_1", m)[0] == 409 for m in (by_a_cancel, by_a_refund, by_another_payment))
+
+
+def test_a_cancel_overtaken_by_a_payment_is_refused_and_one_overtaken_by_another_cancel_is_answered_as_it():
+    seats = {"bookingId": BOOKING, "seatIds": ["A1"]}
+    paid = Message(topics.BOOKING_CONFIRMED, "ev_1", {**seats, "paymentId": "pay_1", "amount": 150.0,
+                                                      "currency": "USD"})
+    declined = Message(topics.BOOKING_CANCELLED, "ev_1", {**seats, "status": "payment_failed",
+                                                          "declineCode": "card_declined"})
+    assert cancel_result(BOOKING, paid) == answers.not_live(BOOKING, "confirmed")
+    assert cancel_result(BOOKING, declined) == answers.not_live(BOOKING, "payment_failed")
+    cancelled = Message(topics.BOOKING_CANCELLED, "ev_1", {**seats, "status": "cancelled"})
+    assert cancel_result(BOOKING, cancelled) == (200, {"success": True, "status": "cancelled", "bookingId": BOOKING,
+                                                       "seatIds": ["A1"]})

@@ -112,12 +112,27 @@ def not_live(booking_id: str, status: str) -> Answer:
     return refusal(code, f"Booking {booking_id} {what}", bookingId=booking_id, status=status)
 
 
-def booking_result(booking_id: str, message: Message) -> Answer:
-    """The answer to a confirm or cancel for a booking.confirmed, booking.cancelled or booking.command.rejected
-    message."""
+def confirm_result(booking_id: str, payment_id: str, message: Message) -> Answer:
+    """A confirm's answer for the booking.confirmed, booking.cancelled or booking.command.rejected message that
+    ended its wait. That may be another request's outcome (a cancel, another payment or the expiry that got
+    there first): then the answer is why this payment cannot confirm the booking, never another's success."""
     data = message.data
     if message.type == topics.BOOKING_CONFIRMED:
+        if data["paymentId"] != payment_id:
+            return not_live(booking_id, "confirmed")
         return confirmed(booking_id, data["paymentId"], data["amount"], data["currency"], data["seatIds"])
+    if message.type == topics.BOOKING_CANCELLED:
+        if data.get("status") == "payment_failed":
+            return declined(booking_id, data.get("declineReason") or "Payment declined",
+                            declineCode=data.get("declineCode"))
+        return not_live(booking_id, str(data.get("status")))
+    return rejected(booking_id, message)
+
+
+def cancel_result(booking_id: str, message: Message) -> Answer:
+    """A cancel's (or a refund's) answer for the message that ended its wait; if that is another request's
+    outcome (a payment or the expiry that got there first), why the booking cannot be cancelled."""
+    data = message.data
     if message.type == topics.BOOKING_CANCELLED:
         status = data.get("status")
         if status == "cancelled":
@@ -125,8 +140,12 @@ def booking_result(booking_id: str, message: Message) -> Answer:
         if status == "refunded":
             return refunded(booking_id, str(data.get("refundId")), data.get("amount") or 0.0,
                             str(data.get("currency") or ""), data["seatIds"])
-        if status == "payment_failed":
-            return declined(booking_id, data.get("declineReason") or "Payment declined",
-                            declineCode=data.get("declineCode"))
         return not_live(booking_id, str(status))
-    return refusal(str(data.get("code")), str(data.get("reason")), bookingId=booking_id)
+    if message.type == topics.BOOKING_CONFIRMED:
+        return not_live(booking_id, "confirmed")
+    return rejected(booking_id, message)
+
+
+def rejected(booking_id: str, message: Message) -> Answer:
+    """The refusal a booking.command.rejected message stands for."""
+    return refusal(str(message.data.get("code")), str(message.data.get("reason")), bookingId=booking_id)

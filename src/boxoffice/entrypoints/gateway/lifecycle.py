@@ -12,6 +12,7 @@ from starlette.responses import Response
 from boxoffice import messages as topics
 from boxoffice import views
 from boxoffice.adapters.payment_provider import luhn_valid
+from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway import answers
 from boxoffice.entrypoints.gateway.access import (
@@ -41,6 +42,10 @@ _USER_ID = re.compile(USER_ID)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+# A cancel refused with these was overtaken by another cancel or refund of the same booking.
+_ENDED_BY_ANOTHER = (errors.BookingCancelled.code, errors.BookingRefunded.code)
 
 
 def _processing(booking_id: str) -> Response:
@@ -105,10 +110,12 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
                            **({"cardToken": card.token, "cardLast4": card.last4} if card else {})},
                           gw.request_ids.new())
     reply = await _send_and_wait(gw, booking_id, message, "confirm", gw.settings.confirm_reply_seconds)
-    return _processing(booking_id) if reply is None else respond(answers.booking_result(booking_id, reply))
+    if reply is None:
+        return _processing(booking_id)
+    return respond(answers.confirm_result(booking_id, body.payment_id, reply))
 
 
-async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None) -> Response:
+async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None, may_read_again: bool = True) -> Response:
     state = await _load(gw, booking_id, caller)
     status = state["status"]
     if status == "cancelled":
@@ -126,7 +133,12 @@ async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None) -> 
     # A refund waits for the payment provider, like a payment.
     timeout = gw.settings.booking_reply_seconds if status == "pending" else gw.settings.confirm_reply_seconds
     reply = await _send_and_wait(gw, booking_id, message, "cancel", timeout)
-    return _processing(booking_id) if reply is None else respond(answers.booking_result(booking_id, reply))
+    if reply is None:
+        return _processing(booking_id)
+    if may_read_again and reply.type == topics.BOOKING_COMMAND_REJECTED and reply.data.get("code") in _ENDED_BY_ANOTHER:
+        # Another cancel or refund of this booking got there first: answer as a repeat of it does.
+        return await _cancel(booking_id, gw, caller, may_read_again=False)
+    return respond(answers.cancel_result(booking_id, reply))
 
 
 @router.delete("/bookings/{booking_id}", response_model=BookingAnswer, responses={**_ERRORS, **LIMITED})
