@@ -214,19 +214,16 @@ async def _attempt(handle: BatchHandler, deliveries: list[Delivery], watch: Retr
         except TRANSIENT as exc:
             outage.failed(exc)
             watch.failed(exc)
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name not in DECIDED_ELSEWHERE:
-                failures, error = failures + 1, exc
-                watch.failed(exc)
-                if failures == 1:
-                    log.exception("handler failed on a batch of %d (attempt 1 of %d)", len(messages), attempts)
-            else:  # expected when a partition changed hands under a batch: the retry replays those outcomes
-                log.warning("part of the batch was decided meanwhile by another process (%s); retrying",
-                            exc.constraint_name)
         except Exception as exc:
             failures, error = failures + 1, exc
             watch.failed(exc)
-            if failures == 1:
+            if isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name in DECIDED_ELSEWHERE:
+                # Expected when a partition changed hands under a batch: the retry replays those outcomes. A key
+                # that refuses the batch at every try is not another process's doing but a message's (say, one
+                # that reuses the request id of a booking made otherwise), so these count as failures too.
+                log.warning("part of the batch was decided meanwhile by another process (%s); retrying",
+                            exc.constraint_name)
+            elif failures == 1:
                 log.exception("handler failed on a batch of %d (attempt 1 of %d)", len(messages), attempts)
         if failures >= attempts:
             return error
