@@ -57,7 +57,23 @@ Last4 = Annotated[str, StringConstraints(pattern=r"^[0-9]{0,4}$")]
 Code = Annotated[str, _bounded(64)]
 Reason = Annotated[str, _bounded(8192, 0)]  # may list every seat of a request
 Email = Annotated[str, _bounded(320, 0)]
-Moment = Annotated[str, _bounded(64)]
+
+
+def _moment(text: str) -> str:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    if not moments.supported(moment):
+        raise ValueError(moments.OUT_OF_RANGE)
+    return text
+
+
+# A time as the platform writes it (ISO-8601 with a zone): consumers read it as one, and emails show it.
+Moment = Annotated[str, _bounded(64), AfterValidator(_moment)]
+
 Seq = Annotated[int, Field(ge=1)]
 SeatCount = Annotated[int, Field(ge=0, le=10_000_000)]
 Name = Annotated[str, _bounded(1024)]
@@ -214,18 +230,6 @@ def _price(text: str) -> str:
     return text
 
 
-def _moment(text: str) -> str:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("not an ISO-8601 time") from None
-    if moment.tzinfo is None:
-        raise ValueError("no time zone")
-    if not moments.supported(moment):
-        raise ValueError(moments.OUT_OF_RANGE)
-    return text
-
-
 class NewVenue(Data):
     name: Name
     city: Annotated[str, _bounded(1024, 0)] = ""
@@ -253,7 +257,7 @@ class NewSeat(Data):
 
 
 class NewOnSale(Data):
-    opensAt: Annotated[str, _bounded(64), AfterValidator(_moment)]
+    opensAt: Moment
     waitingRoom: bool = True
     admitPerMinute: Annotated[int, Field(ge=1, le=MAX_ADMIT_PER_MINUTE)] | Literal["auto"] = 600
     admissionMinutes: Annotated[int, Field(ge=1, le=MAX_ADMISSION_MINUTES)] = 10
@@ -263,13 +267,20 @@ class EventCreationRequested(Data):
     eventId: Annotated[str, StringConstraints(pattern=f"^{EVENT_ID.pattern}$")]
     name: Name
     venue: NewVenue
-    startsAt: Annotated[str, _bounded(64), AfterValidator(_moment)]
+    startsAt: Moment
     currency: Currency
     priceCategories: Annotated[list[NewPriceCategory], Field(min_length=1, max_length=50)]
     rows: Annotated[list[NewRow], Field(max_length=1000)] = []
     seats: Annotated[list[NewSeat], Field(max_length=MAX_EVENT_SEATS)] = []
     bestOrder: Annotated[list[Annotated[str, _bounded(64)]], Field(max_length=MAX_EVENT_SEATS)] = []
     onSale: NewOnSale | None = None
+
+    @model_validator(mode="after")
+    def _at_most_the_seats_of_an_event(self) -> EventCreationRequested:
+        # Rows and listed seats each have a bound; what they make together has the gateway's too.
+        if sum(row.seats for row in self.rows) + len(self.seats) > MAX_EVENT_SEATS:
+            raise ValueError(f"an event has at most {MAX_EVENT_SEATS} seats")
+        return self
 
 
 QueueToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
@@ -281,7 +292,7 @@ class AccountVerificationRequested(Data):
     userId: UserId
     email: Annotated[str, _bounded(320)]
     link: Annotated[str, _bounded(2048), StringConstraints(pattern=r"^https?://[^\s]+$")]
-    expiresAt: Annotated[str, _bounded(64), AfterValidator(_moment)]
+    expiresAt: Moment
 
 
 class QueueJoined(Data):

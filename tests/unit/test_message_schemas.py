@@ -626,3 +626,29 @@ def _returning(value: object) -> Any:
     async def call(*args: object) -> object:
         return value
     return call
+
+
+def test_an_event_of_more_seats_than_the_gateway_allows_is_refused_however_they_are_given() -> None:
+    # Each row and the listed seats have bounds of their own; 1,000 rows of 1,000 seats passed them, and the
+    # catalog retried creating a million seats for minutes, holding up every event creation behind it.
+    creation = TYPICAL[topics.EVENT_CREATION_REQUESTED]
+
+    def event(rows: int, listed: int) -> bytes:
+        return encoded(topics.EVENT_CREATION_REQUESTED, {
+            **creation, "rows": [{"row": f"R{i}", "section": "S", "categoryId": "std", "seats": 1000}
+                                 for i in range(rows)],
+            "seats": [{"seatId": f"X{i}", "row": "X", "number": i, "section": "S", "categoryId": "std"}
+                      for i in range(listed)]})
+
+    assert "100000 seats" in refused(event(1000, 0), topics.EVENT_CREATION_REQUESTED)
+    assert "100000 seats" in refused(event(99, 1001), topics.EVENT_CREATION_REQUESTED)
+    assert decode_checked(event(99, 1000), topics.EVENT_CREATION_REQUESTED).data["eventId"] == creation["eventId"]
+
+
+@pytest.mark.parametrize(("topic", "field"), [(topics.SEAT_RESERVED, "expiresAt"),
+                                              (topics.WAITLIST_UPDATED, "expiresAt"),
+                                              (topics.QUEUE_ADMITTED, "at"), (topics.QUEUE_ADMITTED, "opensAt")])
+@pytest.mark.parametrize("text", ["<b>soon</b> 31/02/99999", "not a date", "2030-01-01T12:10:00"])
+def test_a_time_that_is_not_one_is_refused_before_an_email_or_a_page_shows_it(topic: str, field: str,
+                                                                             text: str) -> None:
+    assert field in refused(encoded(topic, {**TYPICAL[topic], field: text}), topic)
