@@ -410,6 +410,15 @@ NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED, topics.WAITLIST
                               topics.EVENT_CANCELLATION_REQUESTED, topics.QUEUE_JOINED})
 
 
+def decode_record(raw: bytes, topic: str, key: bytes | None) -> Message:
+    """As decode_checked, for a record read from Kafka with its key: the key must be the message's eventId, the
+    partition that orders the event's messages (a message keyed otherwise would be decided out of its order)."""
+    message = decode_checked(raw, topic)
+    if key != message.key:
+        raise MalformedMessage(_one_line(f"keyed by {key!r}, not by its eventId {message.event_id!r}"))
+    return message
+
+
 def decode_checked(raw: bytes, topic: str) -> Message:
     """The message in `raw`, read from `topic`; MalformedMessage (with a one-line reason) if it is not a
     message of that topic. A topic without a schema gets the envelope's checks only."""

@@ -25,7 +25,7 @@ from boxoffice.entrypoints.gateway import accounts, bookings, events, lifecycle,
 from boxoffice.entrypoints.gateway import schemas as gateway_schemas
 from boxoffice.entrypoints.gateway.replies import UnansweredRequests
 from boxoffice.entrypoints.gateway.request_ids import RequestIds
-from boxoffice.message_schemas import SCHEMAS, decode_checked
+from boxoffice.message_schemas import SCHEMAS, decode_checked, decode_record
 from boxoffice.messages import ALL_TOPICS, MalformedMessage, Message, decode
 from boxoffice.service_layer.booking import BookingService
 from boxoffice.service_layer.decisions import BookingRules
@@ -652,3 +652,13 @@ def test_an_event_of_more_seats_than_the_gateway_allows_is_refused_however_they_
 def test_a_time_that_is_not_one_is_refused_before_an_email_or_a_page_shows_it(topic: str, field: str,
                                                                              text: str) -> None:
     assert field in refused(encoded(topic, {**TYPICAL[topic], field: text}), topic)
+
+
+def test_a_record_keyed_otherwise_than_by_its_event_is_refused() -> None:
+    # The key is the partition that orders an event's messages: one keyed by another event would be decided out
+    # of its event's order.
+    raw = encoded(topics.SEAT_RESERVATION_REQUESTED, TYPICAL[topics.SEAT_RESERVATION_REQUESTED])
+    assert decode_record(raw, topics.SEAT_RESERVATION_REQUESTED, EVENT.encode()).event_id == EVENT
+    for key in (b"jazz_night", None, b""):
+        with pytest.raises(MalformedMessage, match="not by its eventId"):
+            decode_record(raw, topics.SEAT_RESERVATION_REQUESTED, key)

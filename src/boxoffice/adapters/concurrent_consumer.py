@@ -32,7 +32,7 @@ from boxoffice.adapters.consumer_loop import (
 from boxoffice.adapters.dead_letters import DeadLetterSink
 from boxoffice.adapters.kafka import RestartedLogs
 from boxoffice.logs import REQUEST_ID
-from boxoffice.message_schemas import decode_checked
+from boxoffice.message_schemas import decode_record
 from boxoffice.messages import MalformedMessage
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler,
                     for record in records:
                         ticket = offsets.take(tp, record.offset)
                         try:
-                            delivery = Delivery(record, decode_checked(record.value, record.topic))
+                            delivery = Delivery(record, decode_record(record.value, record.topic, record.key))
                         except MalformedMessage as exc:
                             await dead_letter(dead_letters, record, exc, watch)
                             offsets.finish(ticket)

@@ -24,7 +24,7 @@ from boxoffice.adapters.dead_letters import DeadLetterSink
 from boxoffice.adapters.kafka import RestartedLogs
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.logs import REQUEST_ID, Outage
-from boxoffice.message_schemas import decode_checked
+from boxoffice.message_schemas import decode_record
 from boxoffice.messages import MalformedMessage, Message
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
                 metrics.MESSAGES_CONSUMED.inc(tp.topic, by=len(records))
                 for record in records:
                     try:
-                        deliveries.append(Delivery(record, decode_checked(record.value, record.topic)))
+                        deliveries.append(Delivery(record, decode_record(record.value, record.topic, record.key)))
                     except MalformedMessage as exc:
                         await dead_letter(dead_letters, record, exc, watch)
             # A batch of one is one request: its id goes on what is logged about it (handlers of larger

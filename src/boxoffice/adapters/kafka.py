@@ -17,7 +17,7 @@ from aiokafka.helpers import create_ssl_context
 from boxoffice import metrics
 from boxoffice.config import Settings
 from boxoffice.logs import Outage
-from boxoffice.message_schemas import decode_checked
+from boxoffice.message_schemas import decode_record
 from boxoffice.messages import ALL_TOPICS, DEAD_LETTER_TOPICS, MalformedMessage, Message
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def tail_messages(batches: dict[TopicPartition, list[Any]]) -> list[Message]:
     for records in batches.values():
         for record in records:
             try:
-                messages.append(decode_checked(record.value, record.topic))
+                messages.append(decode_record(record.value, record.topic, record.key))
             except MalformedMessage as exc:
                 metrics.INVALID_SKIPPED.inc(record.topic)
                 log.warning("skipping malformed message on %s partition %d offset %d: %s",
