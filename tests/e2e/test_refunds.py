@@ -102,6 +102,30 @@ async def test_a_confirmed_booking_is_refunded_once_and_its_seats_come_back(
     assert (await client.get(f"/bookings/{booking_id}")).json()["status"] == "refunded"
 
 
+async def test_confirming_a_refunded_booking_again_is_refused_at_once_with_either_payment_id(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    """The same paymentId's first answer no longer stands once the booking is refunded: the refund is the
+    answer, at once (not a 202 after the confirmation's wait), and nothing is charged again."""
+    payment_id = f"pay_{uuid.uuid4().hex[:6]}"
+    _, held = await paid_booking(client, payment_id, seats=1)
+    booking_id = held["bookingId"]
+    assert (await client.delete(f"/bookings/{booking_id}")).status_code == 200
+    for asked in (payment_id, f"pay_new_{uuid.uuid4().hex[:6]}"):
+        again = await client.put(f"/bookings/{booking_id}/confirm",
+                                 json={"paymentId": asked, "amount": held["amount"], "card": CARD})
+        assert again.status_code == 409, again.text
+        assert again.json() == {"success": False, "code": "booking_refunded", "bookingId": booking_id,
+                                "status": "refunded",
+                                "error": f"Booking {booking_id} was refunded; its seats were released"}
+    assert (await client.get(f"/bookings/{booking_id}")).json()["status"] == "refunded"
+    connection = await asyncpg.connect(str(platform.runtime["database_url"]))
+    try:
+        payments = await connection.fetchval("SELECT count(*) FROM payments WHERE booking_id = $1", booking_id)
+    finally:
+        await connection.close()
+    assert payments == 1
+
+
 async def test_a_refund_the_provider_refuses_leaves_the_booking_confirmed(
         client: httpx.AsyncClient, platform: RunningPlatform) -> None:
     event_id, held = await paid_booking(client, "pay_no-refund_" + uuid.uuid4().hex[:6], seats=1)

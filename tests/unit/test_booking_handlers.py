@@ -579,6 +579,23 @@ async def test_cancelling_a_paid_booking_asks_for_its_refund_once_and_the_refund
     assert refused.type == topics.BOOKING_COMMAND_REJECTED and refused.data["code"] == "booking_refunded"
 
 
+async def test_the_payment_of_a_refunded_booking_asked_for_again_is_refused_not_left_unanswered() -> None:
+    """The same paymentId again gets the payment's own answer while it stands; once the booking is being
+    refunded or refunded, the truthful answer is the refund: refused at once, nothing charged."""
+    platform = Platform()
+    booking_id = await confirmed(platform, "A5")
+    again = on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id, paymentId="pay_1", amount=150.0)
+    assert await platform.handle(again) == []  # confirmed: its first answer stands
+    await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id, refund=True))
+    [refunding] = await platform.handle(again)
+    await platform.handle(on_booking(topics.REFUND_SUCCEEDED, booking_id, refundId=f"refund_{booking_id}"))
+    [refunded] = await platform.handle(again)
+    assert [(m.type, m.request_id, m.data["command"], m.data["code"]) for m in (refunding, refunded)] == [
+        (topics.BOOKING_COMMAND_REJECTED, again.request_id, "confirm", "refund_in_progress"),
+        (topics.BOOKING_COMMAND_REJECTED, again.request_id, "confirm", "booking_refunded")]
+    assert platform.booking(booking_id) is BookingStatus.REFUNDED and platform.seat("A5") is SeatStatus.AVAILABLE
+
+
 async def test_a_refund_the_provider_refuses_leaves_the_booking_confirmed_and_says_why() -> None:
     platform = Platform()
     booking_id = await confirmed(platform, "A3")

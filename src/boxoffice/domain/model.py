@@ -166,6 +166,10 @@ class SeatMap:
         )
 
 
+# Where a payment leaves its booking: a confirmation repeating that payment gets the answer the payment got
+# (CONTRACT §3). A refund ends that: the booking is refused like any that is no longer pending.
+PAYMENT_ANSWERS = frozenset({BookingStatus.PAYING, BookingStatus.CONFIRMED, BookingStatus.PAYMENT_FAILED})
+
 _ENDED_ERRORS: dict[BookingStatus, type[errors.BookingNotPending]] = {
     BookingStatus.EXPIRED: errors.BookingExpired,
     BookingStatus.CANCELLED: errors.BookingCancelled,
@@ -197,6 +201,11 @@ class Booking:
             return
         error = _ENDED_ERRORS.get(self.status, errors.BookingNotPending)
         raise error(f"Booking {self.booking_id} is {self.status.value}", booking_id=self.booking_id)
+
+    def repeats_payment(self, payment_id: str) -> bool:
+        """Whether a confirmation with `payment_id` is this booking's payment asked for again, which the
+        payment's own outcome answers (in flight, confirmed or declined; not once refunded)."""
+        return self.payment_id == payment_id and self.status in PAYMENT_ANSWERS
 
     def start_payment(self, payment_id: str, amount: Decimal, now: datetime) -> None:
         if self.status is BookingStatus.PENDING and now >= self.expires_at:

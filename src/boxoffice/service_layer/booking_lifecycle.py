@@ -51,8 +51,8 @@ def _start_payment(booking: Booking, message: Message, now: datetime) -> bool:
     payment_id, amount = message.data.get("paymentId"), _amount(message.data.get("amount"))
     if not isinstance(payment_id, str) or amount is None:
         raise errors.InvalidRequest("A confirmation needs a paymentId and an amount")
-    if booking.payment_id == payment_id and booking.status is not BookingStatus.PENDING:
-        return False  # the same payment again: its first answer stands
+    if booking.repeats_payment(payment_id):
+        return False  # the same payment again: its outcome answers (a refunded booking's is refused below)
     booking.start_payment(payment_id, amount, now)
     return True
 

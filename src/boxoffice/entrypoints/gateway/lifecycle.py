@@ -14,6 +14,7 @@ from boxoffice import views
 from boxoffice.adapters.payment_provider import luhn_valid
 from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
+from boxoffice.domain.model import PAYMENT_ANSWERS
 from boxoffice.entrypoints.gateway import answers
 from boxoffice.entrypoints.gateway.access import (
     BODY_TOO_LARGE,
@@ -93,7 +94,7 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
         raise ApiError(422, "validation_error", "card: not a valid card number")
     state = await _load(gw, booking_id, caller)
     status = state["status"]
-    if state["payment_id"] == body.payment_id and status != "pending":
+    if state["payment_id"] == body.payment_id and status in PAYMENT_ANSWERS:
         if status == "confirmed":
             return respond(answers.confirmed(booking_id, body.payment_id, float(state["amount"]),
                                              state["currency"].strip(), list(state["seat_ids"])))
