@@ -197,6 +197,9 @@ class FakeEventStates:
     async def cancelled(self, event_ids: list[str]) -> set[str]:
         return self._t.cancelled_events & set(event_ids)
 
+    async def lock_called_off(self, event_id: str) -> bool | None:
+        return None if event_id not in self._t.currencies else event_id in self._t.cancelled_events
+
 
 class FakeWaitlist:
     def __init__(self, tables: BookingTables) -> None:

@@ -342,6 +342,9 @@ class WaitlistUpdated(Data):
     bookingId: BookingId | None = None
     email: Email | None = None
     joined: bool | None = None  # on a join's answer: whether this join made the entry
+    # On a join's refusal (the event was called off): why, and no entry was made.
+    code: Code | None = None
+    reason: Reason | None = None
     # With an offer: the booking's seats, price and deadline.
     seatIds: Seats | None = None
     amount: Amount | None = None

@@ -45,6 +45,11 @@ async def test_a_cancelled_event_takes_no_holds_and_gives_its_seats_back(client:
     for body in ({"seatIds": ["A3"]}, {"quantity": 1}):
         refused = await client.post("/bookings", json={"eventId": event_id, "userId": "late", **body})
         assert refused.status_code == 409 and refused.json()["code"] == "event_cancelled", refused.text
+    # Nor a waiting list that would wait for ever: the join is refused, and no entry is made.
+    late = await client.post(f"/events/{event_id}/waitlist", json={"quantity": 1, "userId": "late"})
+    assert late.status_code == 409, late.text
+    assert late.json() == {"success": False, "code": "event_cancelled",
+                           "error": f"Event {event_id} was cancelled by its organiser: its waiting list is closed"}
     again = await client.post(f"/events/{event_id}/cancel")
     assert again.status_code == 200 and again.json()["cancellation"] == event["cancellation"]
 

@@ -517,6 +517,18 @@ async def test_a_cancelled_event_releases_its_holds_ends_its_line_and_takes_no_m
     assert [m.data["code"] for m in refused] == ["event_cancelled", "event_cancelled"]
     [again] = await platform.handle(call_off)
     assert again.data["cancelledNow"] is False and platform.seat("A1") is SeatStatus.AVAILABLE
+async def test_a_cancelled_event_refuses_new_waiting_list_entries_and_stores_none() -> None:
+    platform = Platform()
+    await platform.handle(Message(topics.EVENT_CANCELLATION_REQUESTED, EVENT.event_id, {}, "req-cancel"))
+    late = join_request("late", 1, request_id="req-late")
+    [refused] = await platform.handle(late)
+    assert (refused.type, refused.request_id) == (topics.WAITLIST_UPDATED, "req-late")
+    assert refused.data == {**refused.data, "waitlistId": late.data["waitlistId"], "status": "expired",
+                            "joined": False, "position": None, "code": "event_cancelled"}
+    assert "was cancelled" in str(refused.data["reason"])
+    assert platform.tables.waitlist == {}  # nobody waits for seats that will never come
+
+
 async def test_a_hold_behind_a_waiting_room_needs_the_buyers_own_unexpired_admission() -> None:
     from boxoffice.adapters.queue_tokens import QueueTokens
 

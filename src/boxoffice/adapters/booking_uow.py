@@ -204,6 +204,11 @@ class PostgresEventStates:
             "SELECT event_id FROM events WHERE event_id = ANY($1) AND status = 'cancelled'", event_ids)
         return {r["event_id"] for r in rows}
 
+    async def lock_called_off(self, event_id: str) -> bool | None:
+        status = await self._con.fetchval(
+            "SELECT status FROM events WHERE event_id = $1 FOR NO KEY UPDATE", event_id)
+        return None if status is None else status == "cancelled"
+
 
 class PostgresBookings:
     def __init__(self, con: asyncpg.Connection) -> None:

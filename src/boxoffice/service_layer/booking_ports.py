@@ -139,6 +139,11 @@ class EventStates(Protocol):
         """Which of the events were called off."""
         ...
 
+    async def lock_called_off(self, event_id: str) -> bool | None:
+        """Whether the event was called off (None: it does not exist), its row locked until the unit of work ends:
+        a cancel waits for what is decided under it, or is seen by it."""
+        ...
+
 
 class ChangeSequence(Protocol):
     async def advance(self, changes: dict[str, tuple[int, SeatCounts]]) -> dict[str, CountsAt]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from boxoffice import messages as topics
-from boxoffice.domain import events
+from boxoffice.domain import errors, events
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus, offers
 from boxoffice.messages import Message, iso
@@ -52,7 +52,8 @@ def updated(entry: WaitlistEntry, request_id: str | None, ahead: int | None = No
 
 
 async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    """A new entry at the back of the line; a buyer already waiting keeps their entry and place."""
+    """A new entry at the back of the line; a buyer already waiting keeps their entry and place. A called-off
+    event takes no new entries: the join is answered `event_cancelled`, and nothing is stored."""
     data = message.data
     waitlist_id, user_id, quantity = data.get("waitlistId"), data.get("userId"), data.get("quantity")
     if not message.request_id or not isinstance(waitlist_id, str) or not _UUID.match(waitlist_id) \
@@ -63,8 +64,17 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
     if entry is None:
         entry = await uow.waitlist.waiting_for(message.event_id, user_id)
     if entry is None:
-        if not await uow.seats.change_numbers([message.event_id]):
+        # Under the event's lock: a cancel that ends the line either comes after this entry or refuses it.
+        called_off = await uow.events.lock_called_off(message.event_id)
+        if called_off is None:
             log.error("dropping waiting list join %s: event %s does not exist", message.id, message.event_id)
+            return []
+        if called_off:
+            refused = WaitlistEntry(waitlist_id, message.event_id, user_id, str(data.get("email") or ""), quantity,
+                                    0, WaitlistStatus.EXPIRED)
+            await uow.outbox.add([Outgoing.of(updated(
+                refused, message.request_id, joined=False, code=errors.EventCancelled.code,
+                reason=f"Event {message.event_id} was cancelled by its organiser: its waiting list is closed"))])
             return []
         entry = await uow.waitlist.add(WaitlistEntry(waitlist_id, message.event_id, user_id,
                                                      str(data.get("email") or ""), quantity, 0), message.request_id)

@@ -58,6 +58,8 @@ async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep,
     if reply is None:
         return JSON({"success": False, "status": "queued", "waitlistId": waitlist_id,
                      "statusUrl": f"/waitlist/{waitlist_id}", "error": QUEUED}, status_code=202)
+    if reply.data.get("code"):
+        raise refuse(str(reply.data["code"]), str(reply.data.get("reason")))
     return JSON(_entry(reply.data, event_id), status_code=201 if reply.data.get("joined") else 200)
 
 
