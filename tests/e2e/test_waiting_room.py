@@ -185,6 +185,29 @@ async def _with_status(client: httpx.AsyncClient, url: str, wanted: str) -> dict
     return seen if seen["status"] == wanted else None
 
 
+async def test_a_cancelled_events_waiting_room_places_nobody_new(client: httpx.AsyncClient,
+                                                                  platform: RunningPlatform) -> None:
+    """A new place in the queue of an event that takes no holds would lead nowhere: refused like a hold; a visitor
+    who joined before keeps their place."""
+    event_id = await create(client, onsale_event())
+    await open_now(client, event_id)
+    early = await join(client, event_id, "early_fan")
+    assert early.status_code == 201, early.text
+    assert (await client.post(f"/events/{event_id}/cancel")).status_code == 200
+    late = await join(client, event_id, "late_fan")
+    assert late.status_code == 409, late.text
+    assert late.json() == {"success": False, "code": "event_cancelled",
+                           "error": f"Event {event_id} was cancelled by its organiser: its waiting room is closed"}
+    again = await join(client, event_id, "early_fan")
+    assert again.status_code == 200 and again.json()["queueToken"] == early.json()["queueToken"]
+    connection = await asyncpg.connect(str(platform.runtime["database_url"]))
+    try:
+        placed = await connection.fetch("SELECT visitor_id FROM queue_visitors WHERE event_id = $1", event_id)
+    finally:
+        await connection.close()
+    assert [r["visitor_id"] for r in placed] == ["early_fan"]
+
+
 async def test_unknown_event_and_event_without_a_waiting_room(client: httpx.AsyncClient) -> None:
     unknown = await join(client, "no_such_event", "fan_1")
     assert unknown.status_code == 404 and unknown.json()["code"] == "event_not_found"

@@ -210,6 +210,17 @@ async def test_an_on_sale_change_creates_or_changes_the_room() -> None:
     assert refused[0].data["code"] == "no_waiting_room"
 
 
+async def test_a_called_off_event_places_no_more_joins_and_those_placed_before_keep_their_place() -> None:
+    s = Service()
+    [before] = await s.join("early")
+    s.tables.cancelled_events.add(EVENT)  # the booking service called the event off
+    refused, again = await s.join("late", "early")
+    assert (refused.type, refused.request_id, refused.data["position"], refused.data["new"],
+            refused.data["code"]) == (topics.QUEUE_PLACED, "req-late", None, False, "event_cancelled")
+    assert again.data == {**before.data, "new": False}  # joined before the cancel: the same place
+    assert list(s.positions()) == ["early"] and s.tables.rooms[EVENT].joined == 1
+
+
 async def test_a_room_that_cannot_be_worked_is_passed_over_and_the_others_open_and_admit(
         caplog: pytest.LogCaptureFixture) -> None:
     # An "auto" room whose last admissions cannot be counted (a window reaching before the calendar's start):

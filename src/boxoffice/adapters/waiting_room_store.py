@@ -65,6 +65,13 @@ class PostgresRooms:
                ORDER BY event_id""", now)
         return [r["event_id"] for r in rows]
 
+    async def called_off(self, event_ids: list[str]) -> set[str]:
+        # KEY SHARE waits only for a cancel (its FOR UPDATE), not for the holds' counter updates of the row.
+        rows = await self._con.fetch(
+            "SELECT event_id, status FROM events WHERE event_id = ANY($1) ORDER BY event_id FOR KEY SHARE",
+            sorted(event_ids))
+        return {r["event_id"] for r in rows if r["status"] == "cancelled"}
+
 
 class PostgresVisitors:
     def __init__(self, con: asyncpg.Connection) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from boxoffice import messages as topics
+from boxoffice.domain import errors
 from boxoffice.domain.waiting_room import DEFAULT_ACTIVE_CEILING, WaitingRoom
 from boxoffice.messages import Message, iso
 from boxoffice.service_layer.event_creation import on_sale_from_data
@@ -134,20 +135,23 @@ class WaitingRoomService:
         uow = self._unit_of_work()
         async with uow:
             rooms = await uow.rooms.lock(sorted(by_event))
+            # A called-off event takes no holds: a new place in its queue would lead nowhere.
+            called_off = await uow.rooms.called_off(sorted(by_event))
             outgoing: list[Message] = []
             for event_id, messages in by_event.items():
                 room = rooms.get(event_id)
                 if room is None or not room.enabled:
                     outgoing += [_placed(m, None, new=False, code=NO_WAITING_ROOM) for m in messages]
                     continue
-                outgoing += await self._join(uow, room, messages, now)
+                outgoing += await self._join(uow, room, messages, now, event_id in called_off)
             await uow.rooms.save(list(rooms.values()))
             await uow.outbox.add([Outgoing.of(m) for m in outgoing])
             await uow.commit()
         self._relay.submit(uow.outbox.written)
 
     async def _join(self, uow: WaitingRoomUnitOfWork, room: WaitingRoom, messages: list[Message],
-                    now: datetime) -> list[Message]:
+                    now: datetime, called_off: bool) -> list[Message]:
+        """Places new visitors (none once the event is called off) and answers known ones with their place."""
         visitor_ids = sorted({m.data["visitorId"] for m in messages})
         known = await uow.visitors.find(room.event_id, visitor_ids)
         fresh: list[Place] = []
@@ -155,7 +159,9 @@ class WaitingRoomService:
         for message in messages:
             visitor_id = message.data["visitorId"]
             place = known.get(visitor_id)
-            if place is None:
+            if place is None and called_off:
+                outgoing.append(_placed(message, None, new=False, code=errors.EventCancelled.code))
+            elif place is None:
                 if room.due_to_open(_sent_at(message, now)):
                     # A join sent after the opening time: everyone before it in Kafka is the pre-queue.
                     await uow.visitors.add(room.event_id, fresh)

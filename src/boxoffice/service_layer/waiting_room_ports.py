@@ -37,6 +37,11 @@ class Rooms(Protocol):
         """Rooms that are due to open, or that have visitors with a place not yet admitted (unlocked)."""
         ...
 
+    async def called_off(self, event_ids: list[str]) -> set[str]:
+        """Those of the events their organiser called off; the others cannot be called off until the unit of
+        work ends (a cancel waits for the joins placed under it)."""
+        ...
+
 
 class Visitors(Protocol):
     async def find(self, event_id: str, visitor_ids: list[str]) -> dict[str, Place]: ...

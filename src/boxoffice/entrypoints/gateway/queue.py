@@ -151,8 +151,11 @@ async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw:
         return await _joined(gw, event_id, queue_token, visitor_id, None, 202)
     finally:
         gw.replies.forget(request_id, reply)
-    if placed.data.get("code"):
-        raise refuse(str(placed.data["code"]), f"Event {event_id} has no waiting room")
+    code = placed.data.get("code")
+    if code == errors.EventCancelled.code:
+        raise refuse(code, f"Event {event_id} was cancelled by its organiser: its waiting room is closed")
+    if code:
+        raise refuse(str(code), f"Event {event_id} has no waiting room")
     return await _joined(gw, event_id, placed.data["queueToken"], visitor_id, placed.data.get("position"),
                          201 if placed.data.get("new") else 200)
 
