@@ -8,7 +8,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -136,6 +136,26 @@ async def test_an_on_sale_sent_again_unchanged_after_the_opening_is_accepted_and
     assert again.status_code == 200 and again.json()["success"] is True, again.text
     moved = await client.put(f"/events/{event_id}/onsale", json={**on_sale, "opensAt": datetime.now(UTC).isoformat()})
     assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
+
+
+async def test_an_open_rooms_rate_changes_with_the_opening_get_shows_though_it_was_given_in_microseconds(
+        client: httpx.AsyncClient) -> None:
+    """As for the demo's room, which `up` opens a minute after it starts (a moment with microseconds)."""
+    opens_at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=123456)
+    event_id = await create(client, onsale_event(admit_per_minute=60, opens_at=opens_at.isoformat()))
+    shown = (await client.get(f"/events/{event_id}")).json()["onSale"]
+    assert shown["opensAt"] == opens_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    async def opened() -> bool:
+        return bool((await client.get(f"/events/{event_id}")).json()["queue"]["opened"])
+
+    assert await wait_for(opened), "the room did not open"
+    faster = await client.put(f"/events/{event_id}/onsale", json={**shown, "admitPerMinute": 100})
+    assert faster.status_code == 200, faster.text
+    assert (await client.get(f"/events/{event_id}")).json()["onSale"] == {**shown, "admitPerMinute": 100}
+    demo = (await client.get("/events/eras_tour_onsale")).json()["onSale"]
+    again = await client.put("/events/eras_tour_onsale/onsale", json=demo)  # open or not yet: the same settings
+    assert again.status_code == 200, again.text
 
 
 async def test_bookings_need_the_buyers_own_admission(client: httpx.AsyncClient) -> None:

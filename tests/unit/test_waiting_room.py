@@ -13,10 +13,12 @@ import pytest
 from boxoffice import messages as topics
 from boxoffice.adapters.queue_tokens import ADMISSION_EXPIRED, NOT_ADMITTED, QueueTokens
 from boxoffice.bootstrap.waitingroom import RoomTicker
+from boxoffice.demo import ONSALE_EVENT_ID, demo_events
+from boxoffice.domain import moments
 from boxoffice.domain.waiting_room import AUTO, OnSale, Serving, WaitingRoom, permutation_digest, visitor_status
 from boxoffice.messages import Message, decode, iso
 from boxoffice.service_layer.ports import OutboxRow
-from boxoffice.service_layer.waiting_room import WaitingRoomService
+from boxoffice.service_layer.waiting_room import MINUTE, WaitingRoomService
 from tests.fake_waiting_room import FakeWaitingRoomUnitOfWork, RoomTables
 
 OPENS = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -90,6 +92,20 @@ def test_a_new_rate_applies_from_the_change_on() -> None:
     assert r.serving_position == 40
     r.change(OnSale(at(999), True, 600, 10), at(31))
     assert r.opens_at == OPENS  # an open room's opening does not move
+
+
+def test_an_opening_is_kept_at_the_precision_the_api_shows_so_it_can_be_sent_back() -> None:
+    fine = OPENS.replace(microsecond=123456)
+    on_sale = OnSale(fine)
+    assert on_sale.opens_at == OPENS.replace(microsecond=123000)
+    assert moments.parse(iso(on_sale.opens_at)) == on_sale.opens_at
+    # An open room's opening, as read back, is not a move; another one is, but only once the room has opened.
+    assert not on_sale.moves_opening(fine, opened=True)  # a row stored finer by an older release
+    assert not on_sale.moves_opening(on_sale.opens_at, opened=True)
+    assert OnSale(OPENS).moves_opening(fine, opened=True) and not OnSale(OPENS).moves_opening(fine, opened=False)
+    # The demo's opening (a minute after `up`, which has microseconds) too.
+    [demo] = [e.on_sale for e in demo_events(fine) if e.event_id == ONSALE_EVENT_ID]
+    assert demo is not None and moments.parse(iso(demo.opens_at)) == demo.opens_at == on_sale.opens_at + MINUTE
 
 
 def test_a_visitors_status_follows_from_their_position_and_the_serving_one() -> None:
@@ -219,6 +235,19 @@ async def test_a_called_off_event_places_no_more_joins_and_those_placed_before_k
             refused.data["code"]) == (topics.QUEUE_PLACED, "req-late", None, False, "event_cancelled")
     assert again.data == {**before.data, "new": False}  # joined before the cancel: the same place
     assert list(s.positions()) == ["early"] and s.tables.rooms[EVENT].joined == 1
+
+
+async def test_an_open_rooms_rate_changes_with_the_opening_as_read_back() -> None:
+    s = Service(RoomTables())
+    await s.service([Message(topics.ONSALE_CHANGE_REQUESTED, EVENT, {  # microseconds, as a request may give them
+        "opensAt": "2030-01-01T09:00:00.123456+00:00", "admitPerMinute": 60, "admissionMinutes": 10}, "r1")])
+    shown = iso(s.tables.rooms[EVENT].opens_at)
+    assert shown == "2030-01-01T09:00:00.123Z" and s.tables.rooms[EVENT].opens_at == moments.parse(shown)
+    s.now = at(5)
+    await s.service.tick()
+    await s.service([Message(topics.ONSALE_CHANGE_REQUESTED, EVENT, {
+        "opensAt": shown, "admitPerMinute": 100, "admissionMinutes": 10}, "r2")])
+    assert s.tables.rooms[EVENT].admit_per_minute == 100 and iso(s.tables.rooms[EVENT].opens_at) == shown
 
 
 async def test_a_room_that_cannot_be_worked_is_passed_over_and_the_others_open_and_admit(

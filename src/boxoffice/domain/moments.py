@@ -27,6 +27,12 @@ def parse(text: str) -> datetime:
     return moment
 
 
+def to_milliseconds(moment: datetime) -> datetime:
+    """The moment at the precision the API shows (ISO-8601 with milliseconds): what is kept and compared is what
+    a caller can read back and send again."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def supported(moment: datetime) -> bool:
     """A time with a time zone, in the range the platform takes."""
     return moment.tzinfo is not None and EARLIEST <= moment < LATEST

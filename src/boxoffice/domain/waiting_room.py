@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from boxoffice.domain.moments import to_milliseconds
+
 MAX_ADMIT_PER_MINUTE = 1_000_000
 MAX_ADMISSION_MINUTES = 24 * 60
 AUTO: Literal["auto"] = "auto"
@@ -33,6 +35,16 @@ class OnSale:
     waiting_room: bool = True
     admit_per_minute: AdmitRate = 600
     admission_minutes: int = 10
+
+    def __post_init__(self) -> None:
+        # Kept at the precision GET /events shows, so that the opening read back is the opening stored.
+        object.__setattr__(self, "opens_at", to_milliseconds(self.opens_at))
+
+    def moves_opening(self, opens_at: datetime, opened: bool) -> bool:
+        """Whether these settings would move an opening (`opens_at`) that can no longer move: the room has
+        opened. Compared at the precision the API shows, so a room stored finer (by an older release) still
+        takes its opening as read back."""
+        return opened and to_milliseconds(opens_at) != self.opens_at
 
 
 @dataclass

@@ -254,7 +254,7 @@ async def set_on_sale(event_id: EventPath, body: NewOnSale, gw: GatewayDep, call
     if await gw.seats.seats_of(event_id) is None:
         raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
     before = await views.waiting_room(gw.pool, event_id)
-    if before is not None and before["opened_at"] is not None and before["opens_at"] != on_sale.opens_at:
+    if before is not None and on_sale.moves_opening(before["opens_at"], before["opened_at"] is not None):
         raise ApiError(409, "sale_open", f"The waiting room of {event_id} has opened: opensAt can no longer change")
     wanted = {"opensAt": iso(on_sale.opens_at), "waitingRoom": on_sale.waiting_room,
               "admitPerMinute": on_sale.admit_per_minute, "admissionMinutes": on_sale.admission_minutes}
