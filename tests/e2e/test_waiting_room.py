@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.api_client import wait_for
-from tests.platforms import RunningPlatform, start_platform
+from tests.platforms import ADMIN, RunningPlatform, start_platform
 
 LATER = "2030-01-01T00:00:00Z"  # an opening far away: the test opens the room with PUT .../onsale
 
@@ -198,6 +198,44 @@ async def test_an_expired_admission_is_refused(client: httpx.AsyncClient) -> Non
     late = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["B1"], "userId": "slow_buyer"},
                              headers={"X-Queue-Access": admitted["accessToken"]})
     assert late.status_code == 403 and late.json()["code"] == "admission_expired"
+    again = await join(client, event_id, "slow_buyer")  # the same place, told as the status URL tells it
+    assert again.status_code == 200 and again.json()["statusUrl"] == url, again.text
+    assert (again.json()["status"], again.json()["position"]) == ("expired", expired["position"])
+
+
+async def test_an_account_whose_admission_ran_out_is_told_so_without_the_header(
+        auth_platform: RunningPlatform) -> None:
+    async with httpx.AsyncClient(base_url=auth_platform.base_url, timeout=30) as client:
+        admin = await _login(client, *ADMIN)
+        body = onsale_event(admit_per_minute=6000, admission_minutes=1)
+        created = await client.post("/events", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        event_id = body["eventId"]
+        email = f"fan-{uuid.uuid4().hex[:10]}@example.com"
+        registered = await client.post("/auth/register", json={"email": email, "password": "a long enough password"})
+        assert registered.status_code == 201, registered.text
+        fan = await _login(client, email, "a long enough password")
+        joined = await client.post(f"/events/{event_id}/queue", json={}, headers=fan)
+        assert joined.status_code == 201, joined.text
+        url = joined.json()["statusUrl"]
+        opened = await client.put(f"/events/{event_id}/onsale", headers=admin, json={
+            "opensAt": datetime.now(UTC).isoformat(), "waitingRoom": True, "admitPerMinute": 6000,
+            "admissionMinutes": 1})
+        assert opened.status_code == 200, opened.text
+        assert await wait_for(lambda: _with_status(client, url, "admitted")), "not admitted"
+        expired = await wait_for(lambda: _with_status(client, url, "expired"), timeout=90, every=1)
+        assert expired, "the admission did not expire"
+
+        late = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["B1"]}, headers=fan)
+        assert late.status_code == 403 and late.json()["code"] == "admission_expired", late.text
+        again = await client.post(f"/events/{event_id}/queue", json={}, headers=fan)
+        assert again.status_code == 200 and again.json()["status"] == "expired", again.text
+
+
+async def _login(client: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
+    answer = await client.post("/auth/token", data={"username": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 async def _with_status(client: httpx.AsyncClient, url: str, wanted: str) -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
 """The waiting room at the gateway (CONTRACT §8.1), over an in-memory read model: an on-sale's opening read back
-is one the organiser can send again."""
+is one the organiser can send again, joining again tells the status the status URL tells, and an account whose
+own admission ran out is told so."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import asyncpg
+import pytest
 from starlette.testclient import TestClient
 
 from boxoffice import messages as topics
 from boxoffice.adapters.accounts import TokenSigner, TokenStanding
 from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.config import Settings
+from boxoffice.domain.accounts import Principal, Role
 from boxoffice.entrypoints.gateway.access import Access
 from boxoffice.entrypoints.gateway.app import create_app
 from boxoffice.entrypoints.gateway.queue_watch import QueueWatch
@@ -103,6 +106,11 @@ def client_for(settings: Settings, database: Database) -> TestClient:
     return TestClient(app, raise_server_exceptions=False)  # no lifespan: nothing real is started
 
 
+def admitted_place(gateway_tokens: QueueTokens, visitor_id: str, admitted_at: datetime) -> tuple[str, dict[str, Any]]:
+    token = gateway_tokens.queue_token(EVENT, visitor_id)
+    return token, {"visitor_id": visitor_id, "position": 1, "admitted_at": admitted_at}
+
+
 def test_an_open_rooms_rate_changes_with_the_opening_as_read_back_even_when_stored_finer() -> None:
     # Stored with microseconds, as `up` stored the demo's opening (a minute after `up`) before openings were kept
     # at the precision the API shows.
@@ -121,3 +129,47 @@ def test_an_open_rooms_rate_changes_with_the_opening_as_read_back_even_when_stor
     moved = http.put(f"/events/{EVENT}/onsale", json={**on_sale, "opensAt": (opens_at + timedelta(seconds=1))
                                                       .isoformat()})
     assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
+
+
+def test_joining_again_after_the_admission_ran_out_answers_the_status_the_status_url_gives() -> None:
+    database = Database(room_row(datetime.now(UTC) - timedelta(minutes=30), opened=True))
+    tokens = QueueTokens(KEY)
+    token, place = admitted_place(tokens, "slow_fan", datetime.now(UTC) - timedelta(minutes=11))
+    database.places[token] = place
+    http = client_for(Settings(), database)
+
+    again = http.post(f"/events/{EVENT}/queue", json={"visitorId": "slow_fan"})
+    status = http.get(f"/events/{EVENT}/queue/{token}")
+    assert status.status_code == 200 and status.json()["status"] == "expired"
+    assert again.status_code == 200, again.text
+    joined = again.json()
+    assert joined["queueToken"] == token and joined["statusUrl"] == f"/events/{EVENT}/queue/{token}"
+    assert {k: joined[k] for k in ("status", "position", "ahead")} == \
+        {k: status.json()[k] for k in ("status", "position", "ahead")} == {"status": "expired", "position": 1,
+                                                                           "ahead": 0}
+
+
+def test_joining_again_while_admitted_answers_admitted() -> None:
+    database = Database(room_row(datetime.now(UTC) - timedelta(minutes=30), opened=True))
+    token, place = admitted_place(QueueTokens(KEY), "quick_fan", datetime.now(UTC) - timedelta(minutes=1))
+    database.places[token] = place
+    again = client_for(Settings(), database).post(f"/events/{EVENT}/queue", json={"visitorId": "quick_fan"})
+    assert again.status_code == 200 and again.json()["status"] == "admitted", again.text
+
+
+def bearer(user_id: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + TokenSigner(KEY, 3600).issue(Principal(user_id, f"{user_id}@x.test",
+                                                                                Role.BUYER))}
+
+
+@pytest.mark.parametrize(("minutes_ago", "code"), [(11, "admission_expired"), (None, "not_admitted")])
+def test_an_account_whose_own_admission_ran_out_is_told_so(minutes_ago: int | None, code: str) -> None:
+    database = Database(room_row(datetime.now(UTC) - timedelta(minutes=30), opened=True))
+    if minutes_ago is not None:
+        token, place = admitted_place(QueueTokens(KEY), "acct_1", datetime.now(UTC) - timedelta(minutes=minutes_ago))
+        database.places[token] = place
+    http = client_for(Settings(auth="on"), database)
+    refused = http.post("/bookings", json={"eventId": EVENT, "seatIds": ["A1"]}, headers=bearer("acct_1"))
+    assert refused.status_code == 403 and refused.json()["code"] == code, refused.text
+    assert not [m for m in http.app.state.gateway.publisher.published  # type: ignore[attr-defined]
+                if m.type == topics.SEAT_RESERVATION_REQUESTED]

@@ -175,10 +175,12 @@ async def admission(gw: GatewayDep, event_id: str, buyer: str, caller: Principal
         return None
     token = header
     if token is None and caller is not None:
-        # With accounts on, an admitted account needs no header: its place is found by the account.
+        # With accounts on, an admitted account needs no header: its place is found by the account, and the token
+        # of its admission, run out or not, is checked as if sent (an admission that ran out is told so).
         place = await views.queue_place(gw.pool, event_id, gw.queue.tokens.queue_token(event_id, caller.user_id))
         if place is not None:
-            token = gw.queue.status(room, caller.user_id, place["position"], place["admitted_at"])[1]["accessToken"]
+            state, _ = gw.queue.status(room, caller.user_id, place["position"], place["admitted_at"])
+            token = gw.queue.admission_token(room, caller.user_id, state)
     code = gw.queue.tokens.refusal(token, event_id, buyer, utc_now())
     if code == errors.AdmissionExpired.code:
         raise refuse(code, "Your admission from the waiting room has expired")

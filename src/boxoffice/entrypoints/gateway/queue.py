@@ -114,10 +114,12 @@ async def queue_challenge(event_id: EventPath, body: QueueChallengeRequest, gw: 
 
 
 async def _joined(gw: GatewayDep, event_id: str, queue_token: str, visitor_id: str, position: int | None,
-                  status_code: int) -> Response:
+                  admitted_at: datetime | None, status_code: int) -> Response:
+    """The join's answer: the place's status as GET .../queue/{queueToken} tells it (expired once the admission
+    has run out)."""
     room = await gw.queue.room(event_id)
     assert room is not None
-    state, _ = gw.queue.status(room, visitor_id, position, None)
+    state, _ = gw.queue.status(room, visitor_id, position, admitted_at)
     return JSON({"success": True, "eventId": event_id, "queueToken": queue_token, "status": state.status,
                  "position": position, "ahead": state.ahead, "opensAt": iso(room.serving.opens_at),
                  "statusUrl": f"/events/{event_id}/queue/{queue_token}"}, status_code=status_code)
@@ -139,7 +141,7 @@ async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw:
     queue_token = gw.queue.tokens.queue_token(event_id, visitor_id)
     place = await views.queue_place(gw.pool, event_id, queue_token)
     if place is not None:
-        return await _joined(gw, event_id, queue_token, visitor_id, place["position"], 200)
+        return await _joined(gw, event_id, queue_token, visitor_id, place["position"], place["admitted_at"], 200)
 
     request_id = gw.request_ids.new()
     message = Message(QUEUE_JOINED, event_id, {"visitorId": visitor_id, "queueToken": queue_token}, request_id)
@@ -148,7 +150,7 @@ async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw:
         await publish_command(gw, message)
         placed = await within(reply, gw.settings.booking_reply_seconds)
     except TimeoutError:
-        return await _joined(gw, event_id, queue_token, visitor_id, None, 202)
+        return await _joined(gw, event_id, queue_token, visitor_id, None, None, 202)
     finally:
         gw.replies.forget(request_id, reply)
     code = placed.data.get("code")
@@ -156,7 +158,10 @@ async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw:
         raise refuse(code, f"Event {event_id} was cancelled by its organiser: its waiting room is closed")
     if code:
         raise refuse(str(code), f"Event {event_id} has no waiting room")
-    return await _joined(gw, event_id, placed.data["queueToken"], visitor_id, placed.data.get("position"),
+    if not placed.data.get("new") and (place := await views.queue_place(gw.pool, event_id, queue_token)):
+        # Placed before (a join that crossed another): its admission, if any, is read as the status URL reads it.
+        return await _joined(gw, event_id, queue_token, visitor_id, place["position"], place["admitted_at"], 200)
+    return await _joined(gw, event_id, placed.data["queueToken"], visitor_id, placed.data.get("position"), None,
                          201 if placed.data.get("new") else 200)
 
 

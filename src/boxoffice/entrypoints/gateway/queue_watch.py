@@ -99,10 +99,7 @@ class QueueWatch:
                now: datetime | None = None) -> tuple[VisitorStatus, dict[str, Any]]:
         """A visitor's status and its JSON body (CONTRACT §8.1), with an access token once admitted."""
         state = visitor_status(position, room.serving, admitted_at, now or utc_now())
-        access = None
-        if state.status == "admitted" and position is not None and state.admitted_at is not None:
-            access = self.tokens.access_token(room.event_id, visitor_id, position, state.admitted_at,
-                                              room.serving.admission_minutes)
+        access = self.admission_token(room, visitor_id, state) if state.status == "admitted" else None
         return state, {
             "success": True, "eventId": room.event_id, "status": state.status, "position": state.position,
             "ahead": state.ahead, "servingPosition": state.serving_position,
@@ -110,6 +107,14 @@ class QueueWatch:
             "admittedUntil": iso(state.admitted_until) if state.admitted_until else None,
             "opensAt": iso(room.serving.opens_at),
         }
+
+    def admission_token(self, room: Room, visitor_id: str, state: VisitorStatus) -> str | None:
+        """The access token of the visitor's admission, whether or not it has run out (its `exp` says); None
+        while they wait."""
+        if state.status == "waiting" or state.position is None or state.admitted_at is None:
+            return None
+        return self.tokens.access_token(room.event_id, visitor_id, state.position, state.admitted_at,
+                                        room.serving.admission_minutes)
 
     def watch(self, watcher: Watcher) -> None:
         self._watchers.setdefault(watcher.event_id, set()).add(watcher)
