@@ -284,16 +284,19 @@ class CatalogDatabase:
     events: dict[str, EventSpec] = field(default_factory=dict)
     counts: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)  # total, available, reserved, booked
     change_seqs: dict[str, int] = field(default_factory=dict)  # the change each event's counts are of
+    creation_requests: dict[str, str | None] = field(default_factory=dict)  # the request that created each event
 
 
 class FakeEvents:
-    def __init__(self, events: Staged[str, EventSpec], counts: Staged[str, tuple[int, int, int, int]]) -> None:
-        self._events, self._counts = events, counts
+    def __init__(self, events: Staged[str, EventSpec], counts: Staged[str, tuple[int, int, int, int]],
+                 creation_requests: Staged[str, str | None]) -> None:
+        self._events, self._counts, self._creation_requests = events, counts, creation_requests
 
-    async def create(self, spec: EventSpec) -> bool:
+    async def create(self, spec: EventSpec, request_id: str | None = None) -> bool:
         if spec.event_id in self._events:
             return False
         self._events.put(spec.event_id, spec)
+        self._creation_requests.put(spec.event_id, request_id)
         seats = len(spec.seats())
         self._counts.put(spec.event_id, (seats, seats, 0, 0))
         return True
@@ -322,6 +325,7 @@ class FakeCatalogUnitOfWork(FakeTransaction):
 
     def _begin(self) -> None:
         events, counts, seqs = Staged(self._db.events), Staged(self._db.counts), Staged(self._db.change_seqs)
-        self.events = FakeEvents(events, counts)
+        requests = Staged(self._db.creation_requests)
+        self.events = FakeEvents(events, counts, requests)
         self.availability = FakeAvailability(counts, seqs)
-        self._tables = [events, counts, seqs]
+        self._tables = [events, counts, seqs, requests]

@@ -59,6 +59,13 @@ async def get_event(pool: asyncpg.Pool, event_id: str) -> dict[str, Any] | None:
     }
 
 
+async def created_by(pool: asyncpg.Pool, event_id: str, request_id: str) -> bool | None:
+    """Whether the event was created by this creation request (False: by another one); None while it does not
+    exist."""
+    row = await pool.fetchrow("SELECT creation_request FROM events WHERE event_id = $1", event_id)
+    return None if row is None else row["creation_request"] == request_id
+
+
 async def _cancellation(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
     """An event's status and, once called off, how far its cancellation has got."""
     row = await pool.fetchrow("SELECT status, cancelled_at FROM events WHERE event_id = $1", event_id)

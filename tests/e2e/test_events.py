@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -101,3 +102,21 @@ def test_the_event_counts_agree_with_the_seat_map_right_after_each_answer(client
         assert counts() == seat_map() == (20, 2, 0)
         assert client.delete(f"/bookings/{held.json()['bookingId']}").status_code == 200
         assert counts() == seat_map() == (22, 0, 0)
+
+
+async def test_of_concurrent_creations_of_one_new_id_only_the_one_that_created_it_gets_201(
+        platform: RunningPlatform) -> None:
+    """Ten organisers send different events under one new id at once: the event stored is one of them, its
+    sender alone gets 201 with it, and the other nine get 409 event_exists (not 201 with someone else's event)."""
+    event_id = f"dup_{uuid.uuid4().hex[:8]}"
+    bodies = [new_event(eventId=event_id, name=f"Version {i}",
+                        rows=[{"row": "A", "seats": i + 1, "categoryId": "front"}]) for i in range(10)]
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as c:
+        answers = await asyncio.gather(*(c.post("/events", json=body) for body in bodies))
+        stored = (await c.get(f"/events/{event_id}")).json()
+
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 9, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"event_exists"}
+    (creator,) = [i for i, a in enumerate(answers) if a.status_code == 201]
+    assert answers[creator].json()["name"] == stored["name"] == f"Version {creator}"
+    assert stored["totalSeats"] == creator + 1

@@ -33,6 +33,7 @@ from tests.fakes import CatalogDatabase, FakeCatalogUnitOfWork, FakePaymentUnitO
 PaymentUnits = Callable[[], PaymentUnitOfWork]
 CatalogUnits = Callable[[], CatalogUnitOfWork]
 Counts = Callable[[str], Awaitable[tuple[int, int, int, int] | None]]
+CreationRequest = Callable[[str], Awaitable[str | None]]
 
 
 def a_charge(booking_id: str | None = None, payment_id: str = "pay_1") -> ChargeRequest:
@@ -318,9 +319,9 @@ class TestPostgresPayments(PaymentRepositoryContract):
 
 
 class CatalogRepositoryContract:
-    async def create(self, units: CatalogUnits, spec: EventSpec) -> bool:
+    async def create(self, units: CatalogUnits, spec: EventSpec, request_id: str | None = None) -> bool:
         async with (uow := units()):
-            created = await uow.events.create(spec)
+            created = await uow.events.create(spec, request_id)
             await uow.commit()
         return created
 
@@ -338,6 +339,13 @@ class CatalogRepositoryContract:
         bigger = small_event(spec.event_id, rows=3, seats=5)
         assert not await self.create(units, bigger)
         assert await counts(spec.event_id) == (10, 10, 0, 0)
+
+    async def test_an_event_keeps_the_request_that_created_it(self, units: CatalogUnits,
+                                                              creation_request: CreationRequest) -> None:
+        spec = small_event()
+        assert await self.create(units, spec, "req_first")
+        assert not await self.create(units, small_event(spec.event_id, seats=3), "req_second")
+        assert await creation_request(spec.event_id) == "req_first"
 
     async def test_an_event_not_committed_does_not_exist(self, units: CatalogUnits, counts: Counts) -> None:
         spec = small_event()
@@ -379,6 +387,13 @@ class TestFakeCatalog(CatalogRepositoryContract):
 
         return read
 
+    @pytest.fixture
+    def creation_request(self, db: CatalogDatabase) -> CreationRequest:
+        async def read(event_id: str) -> str | None:
+            return db.creation_requests.get(event_id)
+
+        return read
+
 
 class TestPostgresCatalog(CatalogRepositoryContract):
     @pytest.fixture
@@ -391,5 +406,14 @@ class TestPostgresCatalog(CatalogRepositoryContract):
             row = await pool.fetchrow("SELECT total, available, reserved, booked FROM event_availability "
                                       "WHERE event_id = $1", event_id)
             return None if row is None else (row["total"], row["available"], row["reserved"], row["booked"])
+
+        return read
+
+    @pytest.fixture
+    async def creation_request(self, pool: asyncpg.Pool) -> CreationRequest:
+        async def read(event_id: str) -> str | None:
+            value: str | None = await pool.fetchval("SELECT creation_request FROM events WHERE event_id = $1",
+                                                    event_id)
+            return value
 
         return read

@@ -26,8 +26,8 @@ def seats(topic: str, seq: int, after: tuple[int, int, int], *seat_ids: str,
                                      "available": available, "reserved": reserved, "booked": booked})
 
 
-def creation() -> Message:
-    return Message(topics.EVENT_CREATION_REQUESTED, EVENT.event_id, event_to_data(EVENT))
+def creation(request_id: str | None = None) -> Message:
+    return Message(topics.EVENT_CREATION_REQUESTED, EVENT.event_id, event_to_data(EVENT), request_id)
 
 
 def handler_over(db: CatalogDatabase) -> CatalogHandler:
@@ -53,6 +53,16 @@ async def test_an_event_is_created_once(caplog: pytest.LogCaptureFixture) -> Non
         await handler([creation()])
     assert db.events == {EVENT.event_id: EVENT} and db.counts == {EVENT.event_id: (10, 10, 0, 0)}
     assert caplog.messages == [f"created event {EVENT.event_id} with 10 seats"]
+
+
+async def test_the_event_keeps_the_request_that_created_it() -> None:
+    """Two organisers' requests for one new id: the first read creates it, and the event keeps that request, so
+    the gateway tells its sender 201 and the other 409, whichever is asked first; a redelivery changes nothing."""
+    db = CatalogDatabase()
+    first, second = creation("req_first"), creation("req_second")
+    await handler_over(db)([first, second])
+    await handler_over(db)([second, first])
+    assert db.creation_requests == {EVENT.event_id: "req_first"}
 
 
 async def test_a_malformed_creation_is_logged_and_dropped(caplog: pytest.LogCaptureFixture) -> None:

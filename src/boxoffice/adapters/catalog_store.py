@@ -11,14 +11,16 @@ from boxoffice.domain.catalog import EventSpec
 from boxoffice.service_layer.catalog_ports import AvailabilityCounts, CountsAt, EventRepository
 
 
-async def create_event(con: Connection, spec: EventSpec) -> bool:
+async def create_event(con: Connection, spec: EventSpec, request_id: str | None = None) -> bool:
     """Idempotent: an event that exists already is left as it is. Returns whether it was created."""
     seats = spec.seats()
     async with con.transaction():
         created = await con.fetchval(
-            """INSERT INTO events (event_id, name, venue_name, venue_city, starts_at, currency, seats_available)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING RETURNING true""",
-            spec.event_id, spec.name, spec.venue_name, spec.venue_city, spec.starts_at, spec.currency, len(seats))
+            """INSERT INTO events (event_id, name, venue_name, venue_city, starts_at, currency, seats_available,
+                                   creation_request)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING RETURNING true""",
+            spec.event_id, spec.name, spec.venue_name, spec.venue_city, spec.starts_at, spec.currency, len(seats),
+            request_id)
         if not created:
             return False
         await con.executemany(
@@ -46,8 +48,8 @@ class PostgresEvents:
     def __init__(self, con: asyncpg.Connection) -> None:
         self._con = con
 
-    async def create(self, spec: EventSpec) -> bool:
-        return await create_event(self._con, spec)
+    async def create(self, spec: EventSpec, request_id: str | None = None) -> bool:
+        return await create_event(self._con, spec, request_id)
 
 
 class PostgresAvailability:

@@ -21,7 +21,8 @@ Handler = Callable[[list[Message], CatalogUnitOfWork], Awaitable[None]]
 
 
 async def create_events(messages: list[Message], uow: CatalogUnitOfWork) -> None:
-    """Creating is idempotent: a redelivered request finds its event and changes nothing."""
+    """Creating is idempotent: a redelivered request finds its event and changes nothing. The event keeps the
+    request that created it, so each request's sender learns its own outcome: created, or the id was taken."""
     for message in messages:
         try:
             spec = event_from_data(message.data)
@@ -29,7 +30,7 @@ async def create_events(messages: list[Message], uow: CatalogUnitOfWork) -> None
             log.error("dropping malformed event creation %s", message.id)
             continue
         async with uow:
-            created = await uow.events.create(spec)
+            created = await uow.events.create(spec, message.request_id or message.id)
             await uow.commit()
         if created:
             log.info("created event %s with %d seats", spec.event_id, len(spec.seats()))

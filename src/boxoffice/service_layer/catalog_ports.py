@@ -14,9 +14,10 @@ __all__ = ["AvailabilityCounts", "CatalogUnitOfWork", "CountsAt", "EventReposito
 
 
 class EventRepository(Protocol):
-    async def create(self, spec: EventSpec) -> bool:
+    async def create(self, spec: EventSpec, request_id: str | None = None) -> bool:
         """The event with its price categories, seats and counts (every seat available), unless an event
-        with its id exists already, which is left as it is. Returns whether it was created."""
+        with its id exists already, which is left as it is. Returns whether it was created. The request that
+        created it is kept with it: the gateway answers 201 to that request and 409 to any other."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from starlette.responses import Response
@@ -75,22 +75,26 @@ async def create_event(body: NewEvent, gw: GatewayDep, caller: Caller) -> Respon
     spec = _spec(body)
     if await views.get_event(gw.pool, spec.event_id) is not None:
         raise ApiError(409, "event_exists", f"Event {spec.event_id} already exists")
-    await publish_command(gw, Message(EVENT_CREATION_REQUESTED, spec.event_id, event_to_data(spec),
-                                      gw.request_ids.new()))
-    created = await _wait_for_event(gw, spec.event_id, gw.settings.booking_reply_seconds)
-    if created is None:
+    request_id = gw.request_ids.new()
+    await publish_command(gw, Message(EVENT_CREATION_REQUESTED, spec.event_id, event_to_data(spec), request_id))
+    mine = await _wait_for_creation(gw, spec.event_id, request_id, gw.settings.booking_reply_seconds)
+    if mine is None:
         return JSON({"success": False, "status": "queued", "eventId": spec.event_id,
                      "statusUrl": f"/events/{spec.event_id}",
                      "error": "The catalog service has not created the event yet; it will shortly"}, status_code=202)
-    return JSON(created, status_code=201)
+    if not mine:  # another request for the same id came first: this one was refused, whatever the event is now
+        raise ApiError(409, "event_exists", f"Event {spec.event_id} already exists")
+    return JSON(await views.get_event(gw.pool, spec.event_id), status_code=201)
 
 
-async def _wait_for_event(gw: GatewayDep, event_id: str, timeout: float) -> dict[str, Any] | None:
+async def _wait_for_creation(gw: GatewayDep, event_id: str, request_id: str, timeout: float) -> bool | None:
+    """Whether this request created the event, once the event exists (False: another request did); None if it
+    does not exist within the timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        event = await views.get_event(gw.pool, event_id)
-        if event is not None:
-            return event
+        mine = await views.created_by(gw.pool, event_id, request_id)
+        if mine is not None:
+            return mine
         await asyncio.sleep(0.05)
     return None
 
