@@ -583,7 +583,11 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
 
     async def get_event(pool: object, event_id: str) -> object:
         return next(found)
+
+    async def created_by(pool: object, event_id: str, request_id: str) -> bool:
+        return True  # the catalog created it for this very request
     monkeypatch.setattr(views, "get_event", get_event)
+    monkeypatch.setattr(views, "created_by", created_by)
     venue = {"name": "Hall", "city": ""}
     for new in ({"eventId": "summer_gala", "name": "Summer gala", "venue": venue, "startsAt": "2027-08-01T19:30:00Z",
                  "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 99.5}],
