@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -73,6 +74,40 @@ async def test_paying_confirms_the_booking(client: httpx.AsyncClient, short_hold
     assert len(emails) == 1, emails
     assert emails[0]["to"] == ["buyer@boxoffice.test"] or "buyer@boxoffice.test" in str(emails[0]["to"])
     assert "E1" in emails[0]["text"] and "150.00" in emails[0]["text"]
+
+async def test_a_free_booking_is_confirmed_without_the_provider(
+        client: httpx.AsyncClient, short_hold_platform: RunningPlatform) -> None:
+    """A seat priced 0 is held for 0.00 and confirmed with "amount": 0 (the provider, which refuses charges of
+    nothing, is never asked); the same payment again answers the same, and a paid seat still needs its price."""
+    event_id = f"free_{uuid.uuid4().hex[:8]}"
+    created = await client.post("/events", json={
+        "eventId": event_id, "name": "Open rehearsal", "venue": {"name": "Hall"}, "startsAt": "2027-08-01T19:30:00Z",
+        "priceCategories": [{"categoryId": "free", "name": "Free", "price": 0}],
+        "rows": [{"row": "A", "seats": 2, "categoryId": "free"}]})
+    assert created.status_code == 201, created.text
+    held = (await book(client, event_id, ["A1"], "free_fan")).json()
+    assert held["amount"] == 0.0
+
+    paid = await client.put(f"/bookings/{held['bookingId']}/confirm", json={"paymentId": "free_a1", "amount": 0})
+    assert paid.status_code == 200, paid.text
+    assert paid.json() == {**paid.json(), "status": "confirmed", "paymentId": "free_a1", "amount": 0.0}
+    again = await client.put(f"/bookings/{held['bookingId']}/confirm", json={"paymentId": "free_a1", "amount": 0})
+    assert again.status_code == 200 and again.json()["status"] == "confirmed"
+    assert (await seat_statuses(client, event_id))["A1"] == "BOOKED"
+    assert len(await emails_about(short_hold_platform, held["bookingId"])) == 1
+
+    connection = await asyncpg.connect(str(short_hold_platform.runtime["database_url"]))
+    try:
+        charges = await connection.fetchval(
+            "SELECT count(*) FROM simulated_provider_charges WHERE idempotency_key LIKE $1", f"{held['bookingId']}:%")
+    finally:
+        await connection.close()
+    assert charges == 0
+
+    priced = await hold(client, "G2")
+    zero = await client.put(f"/bookings/{priced['bookingId']}/confirm", json={"paymentId": "pay_g2", "amount": 0})
+    assert zero.status_code == 422 and zero.json()["code"] == "amount_mismatch", zero.text
+
 
 async def test_declined_card_releases_the_seat(client: httpx.AsyncClient) -> None:
     booking = await hold(client, "E2")

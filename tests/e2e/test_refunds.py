@@ -23,11 +23,12 @@ async def client(platform: RunningPlatform):
         yield c
 
 
-async def paid_booking(client: httpx.AsyncClient, payment_id: str, seats: int = 2) -> tuple[str, dict]:
+async def paid_booking(client: httpx.AsyncClient, payment_id: str, seats: int = 2,
+                       price: float = 40.0) -> tuple[str, dict]:
     event_id = f"rf_{uuid.uuid4().hex[:8]}"
     created = await client.post("/events", json={
         "eventId": event_id, "name": "Spring show", "venue": {"name": "Hall"}, "startsAt": "2027-08-01T19:30:00Z",
-        "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40.0}],
+        "priceCategories": [{"categoryId": "std", "name": "Std", "price": price}],
         "rows": [{"row": "A", "seats": 4, "categoryId": "std"}]})
     assert created.status_code == 201
     held = (await client.post("/bookings", json={"eventId": event_id, "seatIds": [f"A{n}" for n in
@@ -124,6 +125,19 @@ async def test_confirming_a_refunded_booking_again_is_refused_at_once_with_eithe
     finally:
         await connection.close()
     assert payments == 1
+
+
+async def test_a_free_booking_is_refunded_without_the_provider(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    event_id, held = await paid_booking(client, f"free_{uuid.uuid4().hex[:6]}", price=0)
+    booking_id = held["bookingId"]
+    refunded = await client.delete(f"/bookings/{booking_id}")
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json() == {**refunded.json(), "status": "refunded", "refundId": f"refund_{booking_id}",
+                               "amount": 0.0}
+    seats = {s["seatId"]: s["status"] for s in (await client.get(f"/events/{event_id}/seats")).json()}
+    assert seats["A1"] == seats["A2"] == "AVAILABLE"
+    assert await provider_refunds(platform, booking_id) == (0, ["succeeded"])  # the provider was not asked
 
 
 async def test_a_refund_the_provider_refuses_leaves_the_booking_confirmed(

@@ -322,3 +322,28 @@ async def test_a_request_from_before_tokens_is_tokenised_and_its_number_kept_now
     record = db.payments[(str(request.data["bookingId"]), "pay_1")]
     assert (record.charge.card_token, record.charge.card_last4) == (token, "0002")
     assert decode(relay.rows[0].payload).data["declineCode"] == "card_declined"
+
+
+# -- free bookings -----------------------------------------------------------------------------------------------
+
+async def test_a_free_booking_is_paid_and_refunded_without_the_provider() -> None:
+    """A booking priced 0 owes nothing: its payment succeeds and its refund too, each decided once and replayed,
+    and the provider (which refuses charges of nothing) is never asked."""
+    db, provider = PaymentDatabase(), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    request = requested(payment_id="free_1", amount=0)
+    booking_id = request.data["bookingId"]
+
+    await handler([request, request])
+    refund = Message(REFUND_REQUESTED, "ev", {"bookingId": booking_id, "paymentId": "free_1",
+                                              "refundId": f"refund_{booking_id}", "amount": 0, "currency": "USD"},
+                     f"req_refund_{booking_id}")
+    await handler([refund, refund])
+
+    assert provider.calls == [] and provider.refund_calls == [] and handler.charged == 0
+    outcomes = [decode(row.payload) for row in relay.rows]
+    assert [m.type for m in outcomes] == [PAYMENT_SUCCEEDED] * 2 + [REFUND_SUCCEEDED] * 2
+    assert outcomes[0].data == {"bookingId": booking_id, "paymentId": "free_1", "amount": 0.0, "currency": "USD",
+                                "providerRef": "free"}
+    assert outcomes[2].data["amount"] == 0.0 and outcomes[2].data["providerRef"] == "free"
+    assert db.payments[(booking_id, "free_1")].result == ChargeResult(True, "free")

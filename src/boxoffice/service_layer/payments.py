@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 # A handler returns whether it called the provider.
 Handler = Callable[[Message, "PaymentWrites", PaymentProvider, ChargePolicy], Awaitable[bool]]
 
+# A free booking (amount 0) owes nothing: its payment succeeds, and its refund too, without the provider, which
+# would refuse a charge of nothing (and, for the refund, finds no charge to give back).
+FREE = "free"
+FREE_CHARGE = ChargeResult(True, FREE)
+FREE_REFUND = RefundResult(True, FREE)
+
 
 async def card_of(data: dict[str, object], provider: PaymentProvider) -> CardToken:
     """The card a payment request names: its token. A request made before cards were tokenised names the number
@@ -160,7 +166,8 @@ async def record_postponement(uow: PaymentUnitOfWork, postponement: tuple[Charge
 async def request_payment(message: Message, writes: PaymentWrites, provider: PaymentProvider,
                           policy: ChargePolicy) -> bool:
     """A decided payment's outcome is sent again; otherwise the provider is charged under the payment's
-    idempotency key, so a charge interrupted before its result was recorded is not made twice."""
+    idempotency key, so a charge interrupted before its result was recorded is not made twice. A payment of
+    nothing (a free booking) succeeds without the provider."""
     charge = charge_request(message, await card_of(message.data, provider))
     if charge is None:
         log.error("dropping malformed payment request %s", message.id)
@@ -168,7 +175,7 @@ async def request_payment(message: Message, writes: PaymentWrites, provider: Pay
     if await writes.attempt((charge, provider.name)) is not None:
         return False
     await settle(charge, writes, provider, policy, postponed=0)
-    return True
+    return charge.amount != 0
 
 
 async def settle(charge: ChargeRequest, writes: PaymentWrites, provider: PaymentProvider, policy: ChargePolicy,
@@ -177,7 +184,7 @@ async def settle(charge: ChargeRequest, writes: PaymentWrites, provider: Payment
     decision with the outcome to publish. Without a decision the attempt stays undecided and is put off: it
     may have been charged, so neither outcome can be told yet, and the booking stays paying until the provider
     answers a later try under the same key (`PaymentHandler.retry_postponed`)."""
-    result = await charge_with_retries(provider, charge, policy)
+    result = FREE_CHARGE if charge.amount == 0 else await charge_with_retries(provider, charge, policy)
     if isinstance(result, Undecided):
         retry_in = policy.postponed(postponed + 1)
         await writes.postpone((charge, retry_in))
@@ -206,7 +213,7 @@ async def request_refund(message: Message, writes: PaymentWrites, provider: Paym
         return False
     if await writes.refund_attempt((refund, provider.name)) is not None:
         return False
-    result = await refund_with_retries(provider, refund, policy)
+    result = FREE_REFUND if refund.amount == 0 else await refund_with_retries(provider, refund, policy)
     if isinstance(result, Undecided):
         metrics.PAYMENTS.inc("refund_unanswered")
         await writes.refund_decide((refund, RefundResult(
@@ -216,7 +223,7 @@ async def request_refund(message: Message, writes: PaymentWrites, provider: Paym
     metrics.PAYMENTS.inc("refunded" if result.approved else "refund_failed")
     log.info("refund %s of booking %s %s", refund.refund_id, refund.booking_id,
              "succeeded" if result.approved else f"refused: {result.reason}")
-    return True
+    return refund.amount != 0
 
 
 HANDLERS: dict[str, Handler] = {topics.PAYMENT_REQUESTED: request_payment, topics.REFUND_REQUESTED: request_refund}

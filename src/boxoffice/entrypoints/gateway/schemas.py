@@ -93,7 +93,8 @@ class WaitlistEntry(BaseModel):
 
 class ConfirmRequest(Strict):
     payment_id: PaymentId = Field(alias="paymentId", examples=["payment_789"])
-    amount: float = Field(gt=0, lt=1_000_000, examples=[150.00])
+    # 0 pays for a free booking; any other booking's amount must match its price (422 amount_mismatch).
+    amount: float = Field(ge=0, lt=1_000_000, examples=[150.00])
     card: CardNumber | None = Field(None, examples=["4242424242424242"],
                                     description="Test card; 4000000000000002 is declined")
 
