@@ -129,3 +129,20 @@ async def test_bad_input_changed_nothing(platform: RunningPlatform) -> None:
     async with httpx.AsyncClient(base_url=platform.base_url) as client:
         statuses = await seat_statuses(client, EVENT)
     assert all(statuses[f"S{i}"] == "AVAILABLE" for i in range(1, 31))
+
+
+@pytest.mark.parametrize("raw", [b"garbage", b'{"notAField": true, "eventId": "other"', b'{"bogus": 1}', b"[]"])
+def test_a_call_that_takes_no_body_refuses_one_and_changes_nothing(client: httpx.Client, raw: bytes) -> None:
+    held = client.post("/bookings", json={"eventId": EVENT, "seatIds": ["S20"], "userId": "user_no_body"})
+    assert held.status_code == 201, held.text
+    booking_id = held.json()["bookingId"]
+    try:
+        for method, path in (("DELETE", f"/bookings/{booking_id}"), ("POST", f"/bookings/{booking_id}/cancel"),
+                             ("POST", "/events/no_body_event/cancel")):
+            answer = client.request(method, path, content=raw, headers={"Content-Type": "application/json"})
+            assert_error(answer, 422, "validation_error")
+        assert client.get(f"/bookings/{booking_id}").json()["status"] == "pending"
+    finally:
+        # Nothing, or an empty object, is taken as no body.
+        assert client.request("DELETE", f"/bookings/{booking_id}", content=b"{}",
+                              headers={"Content-Type": "application/json"}).json()["status"] == "cancelled"

@@ -25,7 +25,7 @@ from boxoffice.adapters.kafka import BrokerUnavailable
 from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
 from boxoffice.domain.text import has_control
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE
-from boxoffice.entrypoints.gateway.deps import GatewayDep, SignedIn, SignedInToken
+from boxoffice.entrypoints.gateway.deps import NO_BODY, GatewayDep, SignedIn, SignedInToken
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
 from boxoffice.entrypoints.gateway.state import Gateway
@@ -156,7 +156,7 @@ async def register(body: Registration, request: Request, gw: GatewayDep) -> Resp
     return _account(account.user_id, account.email, account.role, account.email_verified, status=201)
 
 
-@router.post("/auth/verification", status_code=202, response_model=VerificationSent,
+@router.post("/auth/verification", dependencies=NO_BODY, status_code=202, response_model=VerificationSent,
              responses={401: {"model": ErrorBody}, 409: {"model": ErrorBody}, 429: {"model": ErrorBody},
                         503: {"model": ErrorBody}})
 async def resend_email_check(caller: SignedIn, gw: GatewayDep) -> Response:
@@ -219,7 +219,7 @@ async def me(caller: SignedIn) -> Response:
     return _account(caller.user_id, caller.email, caller.role, caller.email_verified)
 
 
-@router.post("/auth/logout", response_model=SignedOut, responses={401: {"model": ErrorBody}})
+@router.post("/auth/logout", dependencies=NO_BODY, response_model=SignedOut, responses={401: {"model": ErrorBody}})
 async def logout(token: SignedInToken, gw: GatewayDep, scope: Annotated[SignOutScope, Query()]) -> Response:
     """Sign out: this access token stops working at once (with everywhere=true, all of the account's tokens)."""
     accounts = gw.access.accounts

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from boxoffice.domain.accounts import AccessToken, Principal
+from boxoffice.entrypoints.gateway.responses import ApiError
 from boxoffice.entrypoints.gateway.state import Gateway
 
 
@@ -71,3 +73,20 @@ BuyingCaller = Annotated[Principal | None, Depends(buying_caller)]
 JoiningCaller = Annotated[Principal | None, Depends(joining_caller)]
 SignedIn = Annotated[Principal, Depends(signed_in)]
 SignedInToken = Annotated[AccessToken, Depends(signed_in_token)]
+
+
+async def no_body(request: Request) -> None:
+    """For the calls that take no body: none, or an empty JSON object, is taken; anything else is refused 422
+    before the call acts, as any malformed body is, instead of being ignored."""
+    body = (await request.body()).strip()
+    if not body:
+        return
+    try:
+        if orjson.loads(body) == {}:
+            return
+    except orjson.JSONDecodeError:
+        pass
+    raise ApiError(422, "validation_error", "This call takes no body: send none, or {}")
+
+
+NO_BODY = [Depends(no_body)]

@@ -15,7 +15,7 @@ from boxoffice.domain import moments
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED
 from boxoffice.entrypoints.gateway.bookings import ask, publish_command
-from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep
+from boxoffice.entrypoints.gateway.deps import NO_BODY, Caller, GatewayDep
 from boxoffice.entrypoints.gateway.queue import on_sale_of
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, EventDetail, NewEvent
@@ -99,7 +99,7 @@ async def _wait_for_creation(gw: GatewayDep, event_id: str, request_id: str, tim
     return None
 
 
-@router.post("/events/{event_id}/cancel", response_model=EventDetail,
+@router.post("/events/{event_id}/cancel", dependencies=NO_BODY, response_model=EventDetail,
              responses={202: {"description": "Accepted; the booking service cancels it shortly"},
                         404: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
 async def cancel_event(event_id: Annotated[str, Path(pattern=EVENT_ID)], gw: GatewayDep, caller: Caller) -> Response:

@@ -24,7 +24,7 @@ from boxoffice.entrypoints.gateway.access import (
 )
 from boxoffice.entrypoints.gateway.answers import respond
 from boxoffice.entrypoints.gateway.bookings import owned_booking, publish_command
-from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, LimitedCaller
+from boxoffice.entrypoints.gateway.deps import NO_BODY, Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
@@ -142,14 +142,16 @@ async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None, may
     return respond(answers.cancel_result(booking_id, reply))
 
 
-@router.delete("/bookings/{booking_id}", response_model=BookingAnswer, responses={**_ERRORS, **LIMITED})
+@router.delete("/bookings/{booking_id}", dependencies=NO_BODY, response_model=BookingAnswer,
+                responses={**_ERRORS, **LIMITED})
 async def cancel_booking(booking_id: BookingPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
     """Cancel a pending booking, or refund a confirmed one (200 `refunded`, once per booking; 502
     `refund_failed` leaves it confirmed): its seats are AVAILABLE again."""
     return await _cancel(booking_id, gw, caller)
 
 
-@router.post("/bookings/{booking_id}/cancel", response_model=BookingAnswer, responses={**_ERRORS, **LIMITED})
+@router.post("/bookings/{booking_id}/cancel", dependencies=NO_BODY, response_model=BookingAnswer,
+              responses={**_ERRORS, **LIMITED})
 async def cancel_booking_post(booking_id: BookingPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
     """The same as DELETE /bookings/{bookingId}."""
     return await _cancel(booking_id, gw, caller)

@@ -19,7 +19,7 @@ from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_owner
 from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import ask, buyer, is_uuid
-from boxoffice.entrypoints.gateway.deps import BuyingCaller, Caller, GatewayDep, LimitedCaller
+from boxoffice.entrypoints.gateway.deps import NO_BODY, BuyingCaller, Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, WaitlistEntry, WaitlistJoin
 from boxoffice.messages import Message
@@ -80,7 +80,8 @@ async def get_waitlist_entry(waitlist_id: EntryPath, gw: GatewayDep, caller: Cal
     return JSON(await _owned(gw, waitlist_id, caller))
 
 
-@router.delete("/waitlist/{waitlist_id}", response_model=WaitlistEntry, responses={**_ERRORS, **OWNED, **LIMITED})
+@router.delete("/waitlist/{waitlist_id}", dependencies=NO_BODY, response_model=WaitlistEntry,
+                responses={**_ERRORS, **OWNED, **LIMITED})
 async def leave_waitlist(waitlist_id: EntryPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
     """Leave the line; with an offer still unpaid, decline it (its seats go to the next in line)."""
     entry = await _owned(gw, waitlist_id, caller)
