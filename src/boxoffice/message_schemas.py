@@ -274,6 +274,7 @@ class EventCreationRequested(Data):
     seats: Annotated[list[NewSeat], Field(max_length=MAX_EVENT_SEATS)] = []
     bestOrder: Annotated[list[Annotated[str, _bounded(64)]], Field(max_length=MAX_EVENT_SEATS)] = []
     onSale: NewOnSale | None = None
+    organiserId: UserId | None = None  # the account that created it, with accounts on
 
     @model_validator(mode="after")
     def _at_most_the_seats_of_an_event(self) -> EventCreationRequested:

@@ -3,6 +3,7 @@ change kept, whatever order its messages come in."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -63,6 +64,18 @@ async def test_the_event_keeps_the_request_that_created_it() -> None:
     await handler_over(db)([first, second])
     await handler_over(db)([second, first])
     assert db.creation_requests == {EVENT.event_id: "req_first"}
+
+
+async def test_the_event_keeps_the_account_that_created_it() -> None:
+    """With accounts on, the gateway names the creating organiser: the event keeps it (it alone of the organisers
+    manages the event). Without an account (the open demo) the event has no organiser."""
+    owned = dataclasses.replace(small_event("ev_owned"), organiser_id="user_o")
+    assert event_to_data(owned)["organiserId"] == "user_o" and "organiserId" not in event_to_data(EVENT)
+    db = CatalogDatabase()
+    await handler_over(db)([creation(), Message(topics.EVENT_CREATION_REQUESTED, owned.event_id,
+                                                event_to_data(owned), "req_owned")])
+    assert db.events[owned.event_id] == owned and db.events[owned.event_id].organiser_id == "user_o"
+    assert db.events[EVENT.event_id].organiser_id is None
 
 
 async def test_a_malformed_creation_is_logged_and_dropped(caplog: pytest.LogCaptureFixture) -> None:

@@ -386,6 +386,7 @@ def category(**changes: Any) -> dict[str, Any]:
      "data.seats.0.seatId"),
     (event_data(eventId="other_event"), "data.eventId differs from the envelope's eventId"),
     (event_data(eventId="not an id"), "data.eventId: not in the expected format"),
+    (event_data(organiserId=7), "data.organiserId: Input should be a valid string"),
 ])
 def test_an_event_that_the_catalog_could_not_create_is_refused(data: dict[str, Any], reason: str) -> None:
     assert refused(encoded(topics.EVENT_CREATION_REQUESTED, data), topics.EVENT_CREATION_REQUESTED).startswith(reason)

@@ -52,6 +52,9 @@ class EventSpec:
     best_order: tuple[str, ...] = ()
     # When the sale opens and whether a waiting room stands in front of it (CONTRACT §8.1).
     on_sale: OnSale | None = None
+    # The account that created it (with accounts on): it alone of the organisers manages the event. None for an
+    # event created without an account (the open demo, `boxoffice up`'s demo events, events from before).
+    organiser_id: str | None = None
 
     def seats(self) -> list[SeatSpec]:
         prices = {c.category_id: c.price for c in self.categories}

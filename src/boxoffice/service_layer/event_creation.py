@@ -22,6 +22,7 @@ def event_to_data(spec: EventSpec) -> dict[str, Any]:
                   for s, r, n, sec, c in spec.listed_seats],
         "bestOrder": list(spec.best_order),
         **({"onSale": on_sale_to_data(spec.on_sale)} if spec.on_sale else {}),
+        **({"organiserId": spec.organiser_id} if spec.organiser_id is not None else {}),
     }
 
 
@@ -48,4 +49,5 @@ def event_from_data(data: dict[str, Any]) -> EventSpec:
         tuple((s["seatId"], s["row"], int(s["number"]), s["section"], s["categoryId"]) for s in data.get("seats", [])),
         tuple(str(name) for name in data.get("bestOrder") or []),
         on_sale_from_data(data["onSale"]) if data.get("onSale") else None,
+        str(data["organiserId"]) if data.get("organiserId") is not None else None,
     )
