@@ -66,6 +66,12 @@ async def created_by(pool: asyncpg.Pool, event_id: str, request_id: str) -> bool
     return None if row is None else row["creation_request"] == request_id
 
 
+async def event_organiser(pool: asyncpg.Pool, event_id: str) -> str | None:
+    """The account that created the event; None when it was created without one, or does not exist."""
+    return await pool.fetchval(  # type: ignore[no-any-return]
+        "SELECT organiser_id FROM events WHERE event_id = $1", event_id)
+
+
 async def _cancellation(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
     """An event's status and, once called off, how far its cancellation has got."""
     row = await pool.fetchrow("SELECT status, cancelled_at FROM events WHERE event_id = $1", event_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
 import pytest
 
-from tests.e2e.api_client import seat_statuses
+from tests.e2e.api_client import seat_statuses, wait_for
 from tests.platforms import ADMIN, RunningPlatform
 
 EVENT = "taylor_swift_concert"
@@ -252,3 +253,59 @@ async def test_a_buyer_holds_at_most_the_seat_cap_per_event(client: httpx.AsyncC
     assert (await client.delete(f"/bookings/{first.json()['bookingId']}", headers=buyer)).status_code == 200
     again = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["R5", "R6"]}, headers=buyer)
     assert again.status_code == 201, again.text
+
+
+async def test_an_organiser_manages_only_the_events_they_created(
+        client: httpx.AsyncClient, auth_platform: RunningPlatform) -> None:
+    """Another organiser can neither change the on-sale of an organiser's event, nor call it off (refunding its
+    buyers), nor use up its tickets at the door; the event's organiser and admins can."""
+    admin = await login(client, *ADMIN)
+    organisers = []
+    for _ in range(2):
+        user_id, _ = await new_buyer(client)
+        granted = await client.put(f"/users/{user_id}/role", json={"role": "organiser"}, headers=admin)
+        assert granted.status_code == 200, granted.text
+        organisers.append(await login(client, granted.json()["email"], "a long enough password"))
+    mine, other = organisers
+    event_id = f"owned_{uuid.uuid4().hex[:8]}"
+    created = await client.post("/events", headers=mine, json={
+        "eventId": event_id, "name": "Owned show", "venue": {"name": "Hall"}, "startsAt": "2027-09-01T19:30:00Z",
+        "priceCategories": [{"categoryId": "std", "name": "Std", "price": 25.0}],
+        "rows": [{"row": "A", "seats": 4, "categoryId": "std"}]})
+    assert created.status_code == 201, created.text
+    _, buyer = await new_buyer(client)
+    held = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1", "A2"]}, headers=buyer)
+    assert held.status_code == 201, held.text
+    booking_id = held.json()["bookingId"]
+    paid = await client.put(f"/bookings/{booking_id}/confirm", headers=buyer, json={
+        "paymentId": f"pay_{uuid.uuid4().hex[:6]}", "amount": held.json()["amount"], "card": "4242424242424242"})
+    assert paid.status_code == 200, paid.text
+
+    on_sale = {"opensAt": "2027-01-01T00:00:00Z", "waitingRoom": False}
+    for refused in (await client.put(f"/events/{event_id}/onsale", json=on_sale, headers=other),
+                    await client.post(f"/events/{event_id}/cancel", headers=other)):
+        assert refused.status_code == 403, refused.text
+        assert refused.json() == {"success": False, "code": "forbidden",
+                                  "error": f"Event {event_id} belongs to another organiser"}
+    event = (await client.get(f"/events/{event_id}")).json()
+    assert (event["status"], event["onSale"]) == ("on_sale", None)
+    assert (await client.get(f"/bookings/{booking_id}", headers=buyer)).json()["status"] == "confirmed"
+    # An event that does not exist is nobody's: it is not found, whoever asks.
+    assert (await client.post("/events/no_such_owned_event/cancel", headers=other)).status_code == 404
+
+    async def confirmation() -> list[dict]:
+        messages = (await client.get(f"{auth_platform.runtime['mailbox_url']}/messages")).json()
+        return [m for m in messages if m["subject"].startswith("Your tickets") and booking_id in (m["text"] or "")]
+    [mail] = await wait_for(confirmation)
+    tickets = dict(re.findall(r"^ +(\S+): (boxoffice:ticket:2:\S+)", mail["text"], re.MULTILINE))
+    scanned = await client.post("/tickets/verify", json={"ticket": tickets["A1"]}, headers=other)
+    assert scanned.status_code == 403 and scanned.json()["code"] == "forbidden", scanned.text
+    # The refused scan used nothing up: at the event's own door the ticket is still valid, once.
+    for door, seat in ((mine, "A1"), (admin, "A2")):
+        entered = await client.post("/tickets/verify", json={"ticket": tickets[seat]}, headers=door)
+        assert entered.status_code == 200 and entered.json()["status"] == "valid", entered.text
+
+    changed = await client.put(f"/events/{event_id}/onsale", json=on_sale, headers=mine)
+    assert changed.status_code == 200 and changed.json()["opensAt"] == "2027-01-01T00:00:00.000Z", changed.text
+    called_off = await client.post(f"/events/{event_id}/cancel", headers=admin)
+    assert called_off.status_code == 200 and called_off.json()["status"] == "cancelled", called_off.text

@@ -28,6 +28,15 @@ def test_only_organisers_and_admins_create_events_and_only_admins_grant_roles():
     assert [p.may_grant_roles for p in (BUYER, ORGANISER, ADMIN)] == [False, False, True]
 
 
+def test_an_organiser_manages_the_events_they_created_and_those_without_an_organiser_and_admins_every_event():
+    """On-sale changes, cancelling and checking tickets at the door of an event."""
+    other = Principal("user_p", "p@example.com", Role.ORGANISER)
+    assert ORGANISER.may_manage_event("user_o") and not other.may_manage_event("user_o")
+    assert ORGANISER.may_manage_event(None) and other.may_manage_event(None)  # created without an account
+    assert ADMIN.may_manage_event("user_o") and ADMIN.may_manage_event(None)
+    assert not BUYER.may_manage_event(None) and not BUYER.may_manage_event("user_a")  # a buyer's id is no event
+
+
 @pytest.mark.parametrize(("password", "problem"), [
     ("short", "at least 8"), ("x" * 129, "at most 128"), ("        ", "blank"), ("long enough", None),
     ("12345678", "only digits"), ("20261205", "only digits"), ("password", "too common"),

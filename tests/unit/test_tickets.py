@@ -7,7 +7,12 @@ from typing import Self
 
 import pytest
 
+from boxoffice import views
+from boxoffice.domain.accounts import Principal, Role
 from boxoffice.domain.tickets import BookingAtDoor, Ticket, TicketSeal, UnreadableTicket
+from boxoffice.entrypoints.gateway import tickets
+from boxoffice.entrypoints.gateway.responses import ApiError
+from boxoffice.entrypoints.gateway.schemas import TicketCheck
 from boxoffice.service_layer.door import verify_ticket
 
 BOOKING = "6f1c1f7e-6d3a-4c59-9f39-0d3f2b8f1a11"
@@ -122,3 +127,37 @@ async def test_a_forged_ticket_names_nothing_and_records_nothing() -> None:
     verdict = await verify_ticket(f"boxoffice:ticket:{BOOKING}:A1", SEAL, door, lambda: T0)
     assert (verdict.status, verdict.reason, verdict.ticket, verdict.used_at) == ("invalid", "unsigned", None, None)
     assert door.committed == {}
+
+
+class _DoorGateway:
+    """What POST /tickets/verify uses of the gateway: the seal, the read models' pool and the door."""
+
+    def __init__(self, door: FakeDoor) -> None:
+        self.tickets, self.pool, self._door = SEAL, object(), door
+
+    def door(self) -> FakeDoor:
+        return self._door
+
+
+@pytest.mark.parametrize(("caller", "status"), [
+    (Principal("user_o", "o@x.test", Role.ORGANISER), 200), (Principal("user_p", "p@x.test", Role.ORGANISER), 403),
+    (Principal("user_x", "x@x.test", Role.ADMIN), 200)])
+async def test_only_the_events_organiser_or_an_admin_checks_its_tickets(
+        monkeypatch: pytest.MonkeyPatch, caller: Principal, status: int) -> None:
+    """Another organiser's scan is refused before it uses the ticket up; a forged ticket is not theirs to refuse."""
+    async def event_organiser(pool: object, event_id: str) -> str | None:
+        return "user_o" if event_id == "night_show" else None
+    monkeypatch.setattr(views, "event_organiser", event_organiser)
+    door = FakeDoor(confirmed())
+    gateway = _DoorGateway(door)
+    if status == 403:
+        with pytest.raises(ApiError) as refused:
+            await tickets.verify(TicketCheck(ticket=SEAL.issue(TICKET)), gateway, caller)  # type: ignore[arg-type]
+        assert (refused.value.status, refused.value.code) == (403, "forbidden")
+        assert "night_show belongs to another organiser" in refused.value.message
+        assert door.committed == {}
+        forged = await tickets.verify(TicketCheck(ticket="nonsense"), gateway, caller)  # type: ignore[arg-type]
+        assert forged.status_code == 200 and b'"malformed"' in forged.body
+    else:
+        answer = await tickets.verify(TicketCheck(ticket=SEAL.issue(TICKET)), gateway, caller)  # type: ignore[arg-type]
+        assert answer.status_code == 200 and b'"valid"' in answer.body and set(door.committed) == {(BOOKING, "A1")}

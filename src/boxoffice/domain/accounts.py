@@ -29,6 +29,14 @@ class Principal:
     def may_create_events(self) -> bool:
         return self.role in (Role.ORGANISER, Role.ADMIN)
 
+    def may_manage_event(self, organiser_id: str | None) -> bool:
+        """Changing an event's on-sale, calling it off, checking its tickets at the door: the organiser who created
+        it, or an admin. An event without a recorded organiser (created without an account) is every organiser's,
+        as it was before events recorded theirs."""
+        if self.role is Role.ADMIN:
+            return True
+        return self.role is Role.ORGANISER and organiser_id in (None, self.user_id)
+
     @property
     def may_check_tickets(self) -> bool:
         """Door staff: the organisers."""

@@ -7,9 +7,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
+from boxoffice import views
 from boxoffice.adapters.accounts import AccountStore, InvalidToken, TokenSigner
 from boxoffice.config import Settings
 from boxoffice.domain.accounts import AccessToken, Principal
@@ -97,6 +99,13 @@ def _refuse_if_late(wait: float | None, whose: str) -> None:
 def require_owner(caller: Principal | None, owner_id: str, what: str) -> None:
     if caller is not None and not caller.may_act_for(owner_id):
         raise ApiError(403, "forbidden", f"This {what} belongs to another user")
+
+
+async def require_event_organiser(pool: asyncpg.Pool, caller: Principal | None, event_id: str) -> None:
+    """With accounts on, an organiser manages only the events they created (and those created without an
+    account); admins manage every event."""
+    if caller is not None and not caller.may_manage_event(await views.event_organiser(pool, event_id)):
+        raise ApiError(403, "forbidden", f"Event {event_id} belongs to another organiser")
 
 
 def _documented(*statuses: int) -> dict[int | str, dict[str, object]]:

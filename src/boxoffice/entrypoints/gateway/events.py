@@ -13,7 +13,7 @@ from starlette.responses import Response
 from boxoffice import views
 from boxoffice.domain import moments
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
-from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED, require_event_organiser
 from boxoffice.entrypoints.gateway.bookings import ask, publish_command
 from boxoffice.entrypoints.gateway.deps import NO_BODY, Caller, GatewayDep
 from boxoffice.entrypoints.gateway.queue import on_sale_of
@@ -27,7 +27,7 @@ router = APIRouter(tags=["catalog"], responses=BODY_TOO_LARGE)
 MAX_SEATS_PER_EVENT = 100_000
 
 
-def _spec(body: NewEvent) -> EventSpec:
+def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
     if bool(body.rows) == bool(body.seats):
         raise ApiError(422, "validation_error", "Give the seat map as either rows or seats, not both or neither")
     categories = {c.category_id for c in body.price_categories}
@@ -49,6 +49,7 @@ def _spec(body: NewEvent) -> EventSpec:
         tuple((s.seat_id, s.row, s.number, s.section, s.category_id) for s in body.seats),
         tuple(body.best_order),
         on_sale_of(body.on_sale),
+        organiser_id,
     )
     seat_ids = [s.seat_id for s in spec.seats()]
     if len(seat_ids) > MAX_SEATS_PER_EVENT:
@@ -69,10 +70,11 @@ def _spec(body: NewEvent) -> EventSpec:
                         409: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
 async def create_event(body: NewEvent, gw: GatewayDep, caller: Caller) -> Response:
     """Create an event with its seat map (rows × seats, or an explicit list) and price categories.
-    With accounts on, organisers and admins only."""
+    With accounts on, organisers and admins only; the event is the caller's to manage (on-sale, cancelling, the
+    door)."""
     if caller is not None and not caller.may_create_events:
         raise ApiError(403, "forbidden", "Creating events needs the organiser role")
-    spec = _spec(body)
+    spec = _spec(body, caller.user_id if caller is not None else None)
     if await views.get_event(gw.pool, spec.event_id) is not None:
         raise ApiError(409, "event_exists", f"Event {spec.event_id} already exists")
     request_id = gw.request_ids.new()
@@ -105,9 +107,10 @@ async def _wait_for_creation(gw: GatewayDep, event_id: str, request_id: str, tim
 async def cancel_event(event_id: Annotated[str, Path(pattern=EVENT_ID)], gw: GatewayDep, caller: Caller) -> Response:
     """Call an event off: it takes no new holds (409 event_cancelled), its unpaid holds are released, its
     waiting list ends, and every paid booking is refunded and emailed. Progress shows on GET /events/{id}.
-    With accounts on, organisers and admins only. Cancelling again answers the same."""
+    With accounts on, the event's organiser and admins only. Cancelling again answers the same."""
     if caller is not None and not caller.may_create_events:
         raise ApiError(403, "forbidden", "Cancelling events needs the organiser role")
+    await require_event_organiser(gw.pool, caller, event_id)
     event = await views.get_event(gw.pool, event_id)
     if event is None:
         raise ApiError(404, "event_not_found", f"Event {event_id} does not exist")

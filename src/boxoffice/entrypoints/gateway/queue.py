@@ -17,7 +17,7 @@ from boxoffice import views
 from boxoffice.domain import errors, moments, proof_of_work
 from boxoffice.domain.accounts import Principal
 from boxoffice.domain.waiting_room import OnSale
-from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_event_organiser
 from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import publish_command
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, JoiningCaller
@@ -251,10 +251,11 @@ def on_sale_of(body: NewOnSale | None) -> OnSale | None:
             responses={202: {"description": "Accepted; the waiting room applies it shortly"}, **_ERRORS, **OWNED})
 async def set_on_sale(event_id: EventPath, body: NewOnSale, gw: GatewayDep, caller: Caller) -> Response:
     """Set or change when the sale opens and its waiting room; `admitPerMinute` may change during the sale,
-    `opensAt` only before the room opens. With accounts on, organisers and admins only."""
+    `opensAt` only before the room opens. With accounts on, the event's organiser and admins only."""
     _check_event_id(event_id)
     if caller is not None and not caller.may_create_events:
         raise ApiError(403, "forbidden", "Changing an on-sale needs the organiser role")
+    await require_event_organiser(gw.pool, caller, event_id)
     on_sale = _on_sale(body)
     if await gw.seats.seats_of(event_id) is None:
         raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from boxoffice.domain.tickets import Verdict
-from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED
+from boxoffice.domain.tickets import UnreadableTicket, Verdict
+from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED, require_event_organiser
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import ErrorBody, TicketCheck, TicketVerdict
@@ -34,7 +34,14 @@ def _answer(verdict: Verdict) -> dict[str, Any]:
 async def verify(body: TicketCheck, gw: GatewayDep, caller: Caller) -> Response:
     """Check a ticket at the door: `valid` (let in; the entry is recorded now), `already_used` (with the first
     entry's `usedAt`) or `invalid` (with the `reason`). A ticket is valid once, for a confirmed booking.
-    With accounts on, organisers and admins only."""
+    With accounts on, the organiser of the ticket's event and admins only."""
     if caller is not None and not caller.may_check_tickets:
         raise ApiError(403, "forbidden", "Checking tickets needs the organiser role")
+    if caller is not None:
+        try:
+            ticket = gw.tickets.read(body.ticket)
+        except UnreadableTicket:
+            pass  # not a ticket of any event: the check below tells why
+        else:
+            await require_event_organiser(gw.pool, caller, ticket.event_id)
     return JSON(_answer(await verify_ticket(body.ticket, gw.tickets, gw.door(), utc_now)))
