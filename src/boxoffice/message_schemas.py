@@ -415,10 +415,11 @@ NEEDS_REQUEST_ID = frozenset({topics.SEAT_RESERVATION_REQUESTED, topics.WAITLIST
 
 
 def decode_record(raw: bytes, topic: str, key: bytes | None) -> Message:
-    """As decode_checked, for a record read from Kafka with its key: the key must be the message's eventId, the
-    partition that orders the event's messages (a message keyed otherwise would be decided out of its order)."""
+    """As decode_checked, for a record read from Kafka with its key: a key must be the message's eventId, the
+    partition that orders the event's messages (a message keyed by another event would be decided out of its
+    order). A record without a key is read as its eventId says."""
     message = decode_checked(raw, topic)
-    if key != message.key:
+    if key is not None and key != message.key:
         raise MalformedMessage(_one_line(f"keyed by {key!r}, not by its eventId {message.event_id!r}"))
     return message
 
