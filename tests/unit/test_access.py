@@ -41,7 +41,9 @@ def test_an_organiser_manages_the_events_they_created_and_those_without_an_organ
     ("short", "at least 8"), ("x" * 129, "at most 128"), ("        ", "blank"), ("long enough", None),
     ("12345678", "only digits"), ("20261205", "only digits"), ("password", "too common"),
     ("Password1", "too common"), ("  QWERTYUIOP ", "too common"), ("iloveyou", "too common"),
-    ("fan.of.music", "the email"), ("FAN.OF.MUSIC@example.com", "the email"), ("fan.of.music2", None)])
+    ("fan.of.music", "the email"), ("FAN.OF.MUSIC@example.com", "the email"), ("fan.of.music2", None),
+    ("\x00" * 10, "invisible"), ("\u200b" * 10, "invisible"), ("long\tenough", "invisible"),
+    ("long enough \u00e9\u00e8 \U0001f3b5", None)])
 def test_password_rules(password: str, problem: str | None):
     found = password_problem(password, "fan.of.music@example.com", common_passwords())
     assert (found is None) if problem is None else (found is not None and problem in found), found

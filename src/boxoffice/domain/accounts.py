@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -64,6 +65,9 @@ class AccessToken:
 
 
 MIN_PASSWORD_LENGTH = 8
+# Control, format (zero-width) and surrogate characters: a password of them looks empty, and some keyboards and
+# password managers cannot type them again.
+_UNSEEN = frozenset({"Cc", "Cf", "Cs"})
 MAX_PASSWORD_LENGTH = 128
 
 
@@ -75,6 +79,8 @@ def password_problem(password: str, email: str = "", common: frozenset[str] = fr
         return f"password: at most {MAX_PASSWORD_LENGTH} characters"
     if password.strip() == "":
         return "password: must not be blank"
+    if any(unicodedata.category(c) in _UNSEEN for c in password):
+        return "password: must not contain control or invisible characters"
     if password.isdigit():
         return "password: must not be only digits"
     folded = password.strip().lower()
