@@ -71,6 +71,8 @@ def test_an_explicit_seat_list(client: httpx.Client) -> None:
     {"unexpected": 1},
     {"name": "Summer\u2028Gala"},  # one line: it becomes an email's Subject
     {"venue": {"name": "Town Hall", "city": "Bath\x85"}},
+    {"rows": [], "seats": [{"seatId": "Z1", "row": "Z", "number": 1, "categoryId": "front"},
+                           {"seatId": "Z1b", "row": "Z", "number": 1, "categoryId": "front"}]},  # one place twice
 ])
 def test_bad_events_are_refused_and_nothing_is_created(client: httpx.Client, overrides: dict) -> None:
     body = new_event(**overrides)

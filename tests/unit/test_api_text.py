@@ -156,3 +156,11 @@ def test_the_openapi_schema_says_so_as_a_pattern() -> None:
     schemas = create_app(Settings()).openapi()["components"]["schemas"]
     for model, field in [("NewEvent", "name"), ("NewVenue", "city"), ("NewRow", "section")]:
         assert "\\u2028" in schemas[model]["properties"][field]["pattern"]
+
+
+def test_a_place_listed_twice_under_two_seat_ids_is_refused(client: TestClient) -> None:
+    body = {**EVENT, "rows": [], "seats": [dict(SEAT), {**SEAT, "seatId": "A1b"}]}
+    answer = client.post("/events", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "validation_error"
+    assert answer.json()["error"] == "seats: each place (row and number) once; listed twice: row A number 1"

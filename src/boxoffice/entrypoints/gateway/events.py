@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from decimal import Decimal
 from typing import Annotated
 
@@ -58,6 +59,10 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
         raise ApiError(422, "validation_error", "Seat ids must be unique (rows repeated, or seats listed twice)")
     if len({r.row for r in body.rows}) != len(body.rows):
         raise ApiError(422, "validation_error", "rows: each row label once")
+    places = Counter((s.row, s.number) for s in body.seats)
+    if twice := sorted(place for place, n in places.items() if n > 1):
+        listed = ", ".join(f"row {row} number {number}" for row, number in twice[:5])
+        raise ApiError(422, "validation_error", f"seats: each place (row and number) once; listed twice: {listed}")
     if unknown := spec.unknown_in_best_order():
         raise ApiError(422, "validation_error", f"bestOrder: no seat or row {', '.join(unknown[:5])}")
     if len(set(body.best_order)) != len(body.best_order):
