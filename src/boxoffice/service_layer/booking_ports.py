@@ -9,7 +9,6 @@ the errors below, and the transaction is rolled back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 from boxoffice.domain import events
@@ -159,17 +158,9 @@ class ChangeSequence(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class SaleGate:
-    """How an event's sale opens (its on-sale): behind a waiting room, or at `opens_at` for everyone."""
-
-    waiting_room: bool
-    opens_at: datetime
-
-
 class WaitingRooms(Protocol):
-    async def gates(self, event_ids: list[str]) -> dict[str, SaleGate]:
-        """Those of the events that have an on-sale, with how their sale opens."""
+    async def active(self, event_ids: list[str]) -> set[str]:
+        """Those of the events whose sale is behind an active waiting room."""
         ...
 
 
