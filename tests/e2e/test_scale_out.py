@@ -30,9 +30,13 @@ from tests.platforms import RunningPlatform, start_platform
 PARTITIONS = EMBEDDED_BROKER_PARTITIONS  # three booking processes: the default's 4 partitions
 GROUP_PARTITIONS = len(BOOKING_TOPICS) * PARTITIONS  # every topic the booking group reads
 ROWS, SEATS_PER_ROW = 4, 15
-RUSH_SECONDS = 24.0  # long enough for the joining process to take part on a busy machine
+RUSH_SECONDS = 24.0
 RATE = 80  # requests per second
 JOIN_AT, KILL_AT = 3.0, 8.0  # seconds into the rush
+# Once the group has settled on all three processes again, a second wave: on a busy machine the rebalances of
+# the rush may outlast it (a member killed mid-rebalance is waited for up to the rebalance timeout).
+SECOND_WAVE_SECONDS = 4.0
+SETTLE_SECONDS = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +160,9 @@ async def run_rush_and_check(scaled: RunningPlatform, con: asyncpg.Connection, b
         seats = create_events(client, events)
 
     rng = random.Random(20261126)
-    wanted = [(rng.choice(events), rng.sample(seats, rng.randint(1, 3))) for _ in range(int(RUSH_SECONDS * RATE))]
+    rush = int(RUSH_SECONDS * RATE)
+    wanted = [(rng.choice(events), rng.sample(seats, rng.randint(1, 3)))
+              for _ in range(rush + int(SECOND_WAVE_SECONDS * RATE))]
     answers: list[tuple[int, dict]] = [(0, {})] * len(wanted)
     killed: dict[str, int] = {}
 
@@ -169,21 +175,26 @@ async def run_rush_and_check(scaled: RunningPlatform, con: asyncpg.Connection, b
         os.kill(killed["booking-2"], signal.SIGKILL)  # no goodbye to the group: its session has to time out
 
     async with aiohttp.ClientSession(scaled.base_url, connector=aiohttp.TCPConnector(limit=300)) as session:
-        async def one(i: int, started: float) -> None:
-            await asyncio.sleep(i / RATE - (time.monotonic() - started))
+        async def one(i: int, started: float, first: int = 0) -> None:
+            await asyncio.sleep((i - first) / RATE - (time.monotonic() - started))
             event_id, seat_ids = wanted[i]
             body = {"eventId": event_id, "seatIds": seat_ids, "userId": f"fan_{i}"}
             async with session.post("/bookings", json=body) as response:
                 answers[i] = (response.status, await response.json())
 
         started = time.monotonic()
-        await asyncio.gather(disturb(started), *(one(i, started) for i in range(len(wanted))))
+        await asyncio.gather(disturb(started), *(one(i, started) for i in range(rush)))
+        restarted = await running_pid(scaled, "booking-2")
+        assert restarted != killed["booking-2"], "the supervisor did not restart the killed process"
+        await wait_for_group(con, {scaled.pid("booking"), restarted, scaled.pid("booking-3")}, SETTLE_SECONDS)
+        started = time.monotonic()
+        await asyncio.gather(*(one(i, started, rush) for i in range(rush, len(wanted))))
 
         statuses = Counter(status for status, _ in answers)
         assert set(statuses) <= {201, 202, 409}, statuses
         # A 202 (decided late, while partitions changed hands) shows its outcome at its statusUrl.
         outcomes: dict[str, tuple[int, dict]] = {}
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SETTLE_SECONDS
         for status, body in answers:
             while status == 202:
                 async with session.get(body["statusUrl"]) as response:
@@ -222,7 +233,7 @@ async def run_rush_and_check(scaled: RunningPlatform, con: asyncpg.Connection, b
         held = [s for b in bookings if b["event_id"] == event_id for s in b["seat_ids"]]
         assert len(held) == len(set(held)), f"a seat of {event_id} is in two bookings"
         assert {s for s, status in seat_maps[event_id].items() if status == "RESERVED"} == set(held), event_id
-        assert {status for s, status in seat_maps[event_id].items() if s not in held} == {"AVAILABLE"}
+        assert {status for s, status in seat_maps[event_id].items() if s not in held} <= {"AVAILABLE"}
 
     # First come, first served per event: replaying the requests in Kafka's order gives the same winners.
     ordered = await requests_in_kafka_order(bootstrap, set(events))
@@ -231,14 +242,19 @@ async def run_rush_and_check(scaled: RunningPlatform, con: asyncpg.Connection, b
     assert expected == winners, (f"{len(expected - winners)} should have won, "
                                  f"{len(winners - expected)} won out of turn")
 
-    # The work was really shared: every process decided requests, across rebalances.
-    restarted = await running_pid(scaled, "booking-2")
-    assert restarted != killed["booking-2"], "the supervisor did not restart the killed process"
-    beats = {r["pid"]: orjson.loads(r["info"]) for r in await booking_beats(con)}
-    decided = {pid: decided_here(info) for pid, info in beats.items()}
+    # The work was really shared: every process decided requests, across rebalances (the heartbeats, written
+    # each second, catch up with the last decisions).
+    sharing = (scaled.pid("booking"), killed["booking-2"], scaled.pid("booking-3"), restarted)
+    deadline = time.monotonic() + 10
+    while True:
+        beats = {r["pid"]: orjson.loads(r["info"]) for r in await booking_beats(con)}
+        decided = {pid: decided_here(info) for pid, info in beats.items()}
+        if all(decided.get(pid, 0) > 0 for pid in sharing) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
     print("requests decided per booking process:", decided, "rebalances seen by booking:",
           beats[scaled.pid("booking")].get("rebalances"))
-    for pid in (scaled.pid("booking"), killed["booking-2"], scaled.pid("booking-3")):
+    for pid in sharing:
         assert decided.get(pid, 0) > 0, (pid, decided)
     # (the killed process's last heartbeat may miss its last second of decisions)
     assert sum(decided.values()) <= len(outcomes)
