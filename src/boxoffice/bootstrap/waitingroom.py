@@ -39,18 +39,18 @@ class RoomTicker:
     async def tick(self) -> None:
         now, due = await self._service.rooms_due()
         for event_id in due:
-            room = self.failing.get(event_id) or Outage(log, f"opening and admitting in the waiting room of {event_id}")
             try:
                 await self._service.tick_room(event_id, now)
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:
+                room = self.failing.setdefault(
+                    event_id, Outage(log, f"opening and admitting in the waiting room of {event_id}"))
                 if room.failed(exc):
                     log.exception("the waiting room of %s is passed over until it can be worked", event_id)
-                self.failing[event_id] = room
             else:
-                if self.failing.pop(event_id, None) is not None:
-                    room.recovered()
+                if event_id in self.failing:
+                    self.failing.pop(event_id).recovered()
 
 
 async def tick_forever(service: WaitingRoomService, every: float) -> None:
