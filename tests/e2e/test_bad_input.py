@@ -47,11 +47,12 @@ def test_bad_booking_requests(client: httpx.Client, body: object, status: int, c
     assert_error(client.post("/bookings", json=body), status, code)
 
 
-@pytest.mark.parametrize("raw, content_type", [
-    (b"{not json", "application/json"), (b"", "application/json"), (b"eventId=x", "text/plain")])
-def test_unparseable_bodies(client: httpx.Client, raw: bytes, content_type: str) -> None:
-    assert_error(client.post("/bookings", content=raw, headers={"Content-Type": content_type}),
-                 422, "validation_error")
+@pytest.mark.parametrize("raw, content_type, status, code", [
+    (b"{not json", "application/json", 422, "validation_error"), (b"", "application/json", 422, "validation_error"),
+    (b"eventId=x", "text/plain", 415, "unsupported_media_type"),
+    (b"eventId=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type")])
+def test_unparseable_bodies(client: httpx.Client, raw: bytes, content_type: str, status: int, code: str) -> None:
+    assert_error(client.post("/bookings", content=raw, headers={"Content-Type": content_type}), status, code)
 
 
 def test_oversized_body(client: httpx.Client) -> None:

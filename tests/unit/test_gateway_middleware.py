@@ -56,3 +56,26 @@ def test_a_body_in_a_content_coding_is_refused_415_unread_and_identity_is_read()
                         headers={"Content-Type": "application/json", "Content-Encoding": "identity"})
     assert plain.status_code != 415
     assert client.get("/health", headers={"Content-Encoding": "gzip"}).status_code != 415
+
+
+def test_a_body_declared_as_anything_but_json_is_refused_415_unread() -> None:
+    client = TestClient(create_app(Settings()), raise_server_exceptions=False)
+    hold = b'{"eventId": "ev_1", "userId": "fan_1", "seatIds": ["A1"]}'
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/xml",
+                         "multipart/form-data; boundary=x", "TEXT/PLAIN; charset=utf-8"]:
+        for method, path in [("POST", "/bookings"), ("PUT", "/bookings/00000000-0000-0000-0000-000000000001/confirm"),
+                             ("POST", "/events"), ("POST", "/events/ev_1/cancel"), ("POST", "/auth/register")]:
+            answer = client.request(method, path, content=hold, headers={"Content-Type": content_type})
+            assert answer.status_code == 415, (content_type, method, path, answer.text)
+            assert answer.json()["code"] == "unsupported_media_type"
+            assert "application/json" in answer.json()["error"]
+    # JSON in any of its spellings, and a body without a Content-Type, go on to the route (no platform here).
+    for headers in [{"Content-Type": "application/json; charset=utf-8"}, {"Content-Type": "application/merge+json"},
+                    {}]:
+        answer = client.post("/bookings", content=b'{"eventId": "ev_1"}', headers=headers)
+        assert answer.status_code != 415, (headers, answer.text)
+    # The token route reads its form; an empty body of any type is no body.
+    token = client.post("/auth/token", data={"username": "a@b.example", "password": "x"})
+    assert token.status_code != 415, token.text
+    empty = client.post("/events/ev_1/cancel", content=b"", headers={"Content-Type": "text/plain"})
+    assert empty.status_code != 415, empty.text

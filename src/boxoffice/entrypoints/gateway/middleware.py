@@ -24,10 +24,20 @@ _EVENT_PAGE = re.compile(r"/events/[^/]+/(queue|dashboard)")
 REDOC_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
+# The one route that reads a form (OAuth2's password grant); every other body is JSON.
+_FORM_ROUTES = {"/auth/token": (b"application/x-www-form-urlencoded", b"multipart/form-data")}
+_JSON = b"application/json"
+
+
+def _is_json(media_type: bytes) -> bool:
+    return media_type == _JSON or (media_type.startswith(b"application/") and media_type.endswith(b"+json"))
+
+
 class BodySizeLimit:
-    """Refuses bodies larger than the limit: by Content-Length before reading, or while reading a chunked one; and
+    """Refuses bodies larger than the limit: by Content-Length before reading, or while reading a chunked one;
     bodies in a content coding (gzip and the like, which no route reads: they would be taken as JSON and fail as
-    malformed) with 415, unread."""
+    malformed) with 415, unread; and a body declared as anything but JSON (a form where JSON is read, text/plain)
+    with 415, unread. A body without a Content-Type is read as JSON."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.limit = app, limit
@@ -46,6 +56,16 @@ class BodySizeLimit:
             await response(scope, receive, send)
             return
         length = headers.get(b"content-length")
+        content_type = headers.get(b"content-type")
+        if content_type is not None and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
+                and (length is None or length.strip() not in (b"", b"0")):
+            media_type = content_type.split(b";")[0].strip().lower()
+            if not _is_json(media_type) and media_type not in _FORM_ROUTES.get(scope["path"], ()):
+                response = error(415, "unsupported_media_type",
+                                 f"Request bodies are JSON: send Content-Type: application/json, not "
+                                 f"{media_type.decode('latin-1')[:60]!r}")
+                await response(scope, receive, send)
+                return
         if length is not None:
             if not length.isdigit() or int(length) > self.limit:
                 await self._refuse(scope, receive, send)
