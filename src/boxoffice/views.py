@@ -152,19 +152,35 @@ async def booking_states(pool: asyncpg.Pool, booking_ids: list[str]) -> list[asy
     return [found.get(str(uuid.UUID(b))) for b in booking_ids]
 
 
+_WAITLIST_ENTRY = """SELECT w.*, CASE WHEN w.status = 'waiting' THEN 1 + (
+                          SELECT count(*) FROM waitlist a
+                          WHERE a.event_id = w.event_id AND a.status = 'waiting' AND a.position < w.position)
+                      END AS place
+                  FROM waitlist w"""
+
+
 async def waitlist_entry(pool: asyncpg.Pool, waitlist_id: str) -> dict[str, Any] | None:
     """An entry of a waiting list with its place in line now (1: next to be offered seats) while it waits."""
-    r = await pool.fetchrow(
-        """SELECT w.*, CASE WHEN w.status = 'waiting' THEN 1 + (
-                   SELECT count(*) FROM waitlist a
-                   WHERE a.event_id = w.event_id AND a.status = 'waiting' AND a.position < w.position) END AS place
-           FROM waitlist w WHERE w.waitlist_id = $1::uuid""", waitlist_id)
-    if r is None:
-        return None
+    r = await pool.fetchrow(f"{_WAITLIST_ENTRY} WHERE w.waitlist_id = $1::uuid", waitlist_id)
+    return _waitlist_entry(r) if r is not None else None
+
+
+async def waitlist_join_seen(pool: asyncpg.Pool, event_id: str, user_id: str) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the event is called off, and the buyer's entry still waiting in its line (None if none): what a
+    join decides by, as last committed."""
+    cancelled = await pool.fetchval("SELECT status = 'cancelled' FROM events WHERE event_id = $1", event_id)
+    r = await pool.fetchrow(f"{_WAITLIST_ENTRY} WHERE w.event_id = $1 AND w.user_id = $2 AND w.status = 'waiting'",
+                            event_id, user_id)
+    return bool(cancelled), _waitlist_entry(r) if r is not None else None
+
+
+def _waitlist_entry(r: asyncpg.Record) -> dict[str, Any]:
     return {"success": True, "waitlistId": str(r["waitlist_id"]), "eventId": r["event_id"], "userId": r["user_id"],
             "quantity": r["quantity"], "status": r["status"], "position": r["place"],
             "bookingId": str(r["booking_id"]) if r["booking_id"] else None,
             "joinedAt": iso(r["created_at"]), "updatedAt": iso(r["updated_at"])}
+
+
 _ROOM = """SELECT r.event_id, r.enabled, r.opens_at, r.admit_per_minute, r.admission_minutes, r.opened_at, r.joined,
                   r.last_position, r.serving_position, r.pre_queue_size, r.shuffle_digest,
                   (SELECT coalesce(sum(a.last_position - a.first_position + 1), 0) FROM queue_admissions a

@@ -144,3 +144,36 @@ async def test_unknown_and_malformed_entries(client: httpx.AsyncClient) -> None:
     unknown = await client.get(f"/waitlist/{uuid.uuid4()}")
     assert unknown.status_code == 404 and unknown.json()["code"] == "waitlist_not_found"
     assert (await client.delete(f"/waitlist/{uuid.uuid4()}")).status_code == 404
+
+
+async def test_joins_answered_while_the_booking_service_is_down_all_come_to_an_entry(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    event_id, _ = await sold_out_event(client)
+    waiting = (await join(client, event_id, "wl_down_1", 2)).json()
+    called_off = small_hall()
+    assert (await client.post("/events", json=called_off)).status_code == 201
+    assert (await client.post(f"/events/{called_off['eventId']}/cancel")).status_code == 200
+    assert platform.cli("stop", "booking").returncode == 0
+    try:
+        async def reported_down() -> bool:
+            return (await client.get("/health")).json()["services"]["booking"]["status"] == "down"
+        assert await wait_for(reported_down, timeout=15)
+        # Decided already: answered at once, not queued under a new entry that would never be made.
+        again = await join(client, event_id, "wl_down_1", 2)
+        assert again.status_code == 200 and again.json()["waitlistId"] == waiting["waitlistId"], again.text
+        assert again.json()["status"] == "waiting" and again.json()["position"] == 1
+        closed = await join(client, called_off["eventId"], "wl_down_2", 1)
+        assert closed.status_code == 409 and closed.json()["code"] == "event_cancelled", closed.text
+        # New: queued, and its status URL names the entry the booking service makes once it is back.
+        queued = await join(client, event_id, "wl_down_3", 2)
+        assert queued.status_code == 202, queued.text
+        status_url = queued.json()["statusUrl"]
+        assert (await client.get(status_url)).status_code == 404  # not made yet
+    finally:
+        assert platform.cli("start", "booking").returncode == 0
+    async def made() -> dict | None:
+        answer = await client.get(status_url)
+        return answer.json() if answer.status_code == 200 else None
+    entry = await wait_for(made, timeout=30)
+    assert entry["status"] == "waiting"
+    assert entry["userId"] == "wl_down_3" and entry["position"] == 2

@@ -51,6 +51,10 @@ def updated(entry: WaitlistEntry, request_id: str | None, ahead: int | None = No
     return Message(topics.WAITLIST_UPDATED, entry.event_id, data, request_id)
 
 
+def closed_line(event_id: str) -> str:
+    return f"Event {event_id} was cancelled by its organiser: its waiting list is closed"
+
+
 async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
     """A new entry at the back of the line; a buyer already waiting keeps their entry and place. A called-off
     event takes no new entries: the join is answered `event_cancelled`, and nothing is stored."""
@@ -74,7 +78,7 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
                                     0, WaitlistStatus.EXPIRED)
             await uow.outbox.add([Outgoing.of(updated(
                 refused, message.request_id, joined=False, code=errors.EventCancelled.code,
-                reason=f"Event {message.event_id} was cancelled by its organiser: its waiting list is closed"))])
+                reason=closed_line(message.event_id)))])
             return []
         entry = await uow.waitlist.add(WaitlistEntry(waitlist_id, message.event_id, user_id,
                                                      str(data.get("email") or ""), quantity, 0), message.request_id)

@@ -23,6 +23,7 @@ from boxoffice.entrypoints.gateway.deps import NO_BODY, BuyingCaller, Caller, Ga
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, WaitlistEntry, WaitlistJoin
 from boxoffice.messages import Message
+from boxoffice.service_layer.waitlist import closed_line
 
 router = APIRouter(tags=["waiting list"], responses=BODY_TOO_LARGE)
 
@@ -50,6 +51,13 @@ async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep,
                        f"At most {gw.settings.max_seats_per_booking} seats can be booked at once")
     if await gw.seats.seats_of(event_id) is None:
         raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
+    # What the booking service has decided already is answered here, also while it is down: a 202 would name a
+    # new entry that the booking service then never makes.
+    cancelled, waiting = await views.waitlist_join_seen(gw.pool, event_id, user_id)
+    if cancelled:
+        raise refuse(errors.EventCancelled.code, closed_line(event_id))
+    if waiting is not None:
+        return JSON(waiting)
     waitlist_id = str(uuid.uuid4())
     message = Message(topics.WAITLIST_JOIN_REQUESTED, event_id,
                       {"waitlistId": waitlist_id, "userId": user_id, "quantity": body.quantity, "email": email},
