@@ -42,6 +42,7 @@ class BookingTables:
     waitlist_requests: dict[str, str] = field(default_factory=dict)  # join request id → waitlist id
     outbox: list[OutboxRow] = field(default_factory=list)
     waiting_rooms: set[str] = field(default_factory=set)  # events behind an active waiting room
+    let_in: dict[str, set[str]] = field(default_factory=dict)  # booking id → seats checked in at the door
 
     def add_event(self, spec: EventSpec) -> None:
         self.currencies[spec.event_id] = spec.currency
@@ -108,6 +109,9 @@ class FakeBookings:
     async def lock(self, booking_ids: list[str]) -> list[Booking]:
         return [replace(self._t.bookings[b], seat_ids=list(self._t.bookings[b].seat_ids), events=[])
                 for b in sorted(set(booking_ids)) if b in self._t.bookings]
+
+    async def let_in(self, booking_ids: list[str]) -> dict[str, list[str]]:
+        return {b: sorted(self._t.let_in[b]) for b in booking_ids if self._t.let_in.get(b)}
 
     async def live_of_event(self, event_id: str) -> list[Booking]:
         return await self.lock([b.booking_id for b in self._t.bookings.values()

@@ -102,6 +102,22 @@ async def test_a_refunded_bookings_tickets_are_invalid(client: httpx.AsyncClient
     assert await entries(platform, booking_id) == {}
 
 
+async def test_a_booking_whose_ticket_was_used_at_the_door_is_not_refunded_nor_its_seat_sold_again(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    event_id, booking_id = await paid_booking(client, seats=2)
+    ticket = (await emailed_tickets(client, platform, booking_id))["A2"]
+    assert (await verify(client, ticket))["status"] == "valid"
+
+    refund = await client.delete(f"/bookings/{booking_id}")
+    assert refund.status_code == 409, refund.text
+    assert refund.json()["code"] == "tickets_used" and "seat A2" in refund.json()["error"]
+    assert (await client.get(f"/bookings/{booking_id}")).json()["status"] == "confirmed"
+    seats = {s["seatId"]: s["status"] for s in (await client.get(f"/events/{event_id}/seats")).json()}
+    assert seats["A1"] == seats["A2"] == "BOOKED"
+    again = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A2"], "userId": "second_buyer"})
+    assert again.status_code == 409 and again.json()["code"] == "seat_unavailable", again.text
+
+
 async def test_tickets_made_from_public_ids_are_invalid(client: httpx.AsyncClient, platform: RunningPlatform) -> None:
     event_id, booking_id = await paid_booking(client, seats=2)
     genuine = (await emailed_tickets(client, platform, booking_id))["A1"]

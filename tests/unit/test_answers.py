@@ -21,6 +21,8 @@ DOCUMENTED = {
     # CONTRACT §8.3 (the waiting list).
     "waitlist_not_found": 404, "waitlist_ended": 409, "event_cancelled": 409,
     "refund_in_progress": 409, "booking_refunded": 409, "refund_failed": 502,
+    # A refund of a booking whose ticket was used at the door.
+    "tickets_used": 409,
     # CONTRACT §8.1 (waiting room).
     "not_admitted": 403, "admission_expired": 403, "no_waiting_room": 409,
     "proof_of_work_required": 403, "proof_of_work_invalid": 403,

@@ -591,6 +591,19 @@ async def test_cancelling_a_paid_booking_asks_for_its_refund_once_and_the_refund
     assert refused.type == topics.BOOKING_COMMAND_REJECTED and refused.data["code"] == "booking_refunded"
 
 
+async def test_a_paid_booking_whose_ticket_let_someone_in_is_not_refunded_and_keeps_its_seats() -> None:
+    platform = Platform()
+    booking_id = await confirmed(platform, "A1", "A2")
+    platform.tables.let_in[booking_id] = {"A2"}  # checked in at the door
+    cancel = on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id, refund=True)
+    [refused] = await platform.handle(cancel)
+    assert (refused.type, refused.request_id, refused.data["command"], refused.data["code"]) == (
+        topics.BOOKING_COMMAND_REJECTED, cancel.request_id, "cancel", "tickets_used")
+    assert "seat A2" in refused.data["reason"]
+    assert platform.booking(booking_id) is BookingStatus.CONFIRMED
+    assert platform.seat("A1") is platform.seat("A2") is SeatStatus.BOOKED
+
+
 async def test_the_payment_of_a_refunded_booking_asked_for_again_is_refused_not_left_unanswered() -> None:
     """The same paymentId again gets the payment's own answer while it stands; once the booking is being
     refunded or refunded, the truthful answer is the refund: refused at once, nothing charged."""

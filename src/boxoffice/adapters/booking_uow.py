@@ -242,6 +242,12 @@ class PostgresBookings:
             "ORDER BY booking_id FOR UPDATE", event_id)
         return [_booking(r) for r in rows]
 
+    async def let_in(self, booking_ids: list[str]) -> dict[str, list[str]]:
+        rows = await self._con.fetch(
+            "SELECT booking_id, array_agg(seat_id ORDER BY seat_id) AS seat_ids FROM ticket_entries "
+            "WHERE booking_id = ANY($1::uuid[]) GROUP BY booking_id", sorted(set(booking_ids)))
+        return {str(r["booking_id"]): list(r["seat_ids"]) for r in rows}
+
     async def save(self, bookings: list[Booking]) -> None:
         """One statement per kind of change for all the bookings, kinds in lifecycle order: that is also the
         order of one booking's events (a payment landing for a called-off event confirms, then refunds)."""

@@ -110,6 +110,12 @@ class BookingRefunded(BookingNotPending):
     code = "booking_refunded"
 
 
+class TicketsUsed(DomainError):
+    """A paid booking whose tickets let someone in at the door: the buyer cannot give it back for a refund."""
+
+    code = "tickets_used"
+
+
 class RefundFailed(DomainError):
     """The payment provider would not refund a booking: it stays confirmed."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -233,9 +234,14 @@ class Booking:
         self._require(BookingStatus.PENDING)
         self._end(BookingStatus.CANCELLED, "cancelled")
 
-    def start_refund(self, refund_id: str) -> None:
-        """A paid booking given back: the provider is asked to refund it, once, under `refund_id`."""
+    def start_refund(self, refund_id: str, seats_let_in: Collection[str] = ()) -> None:
+        """A paid booking given back: the provider is asked to refund it, once, under `refund_id`. Not once a
+        ticket of it let someone in at the door (`seats_let_in`): the seat was used, and would be sold again."""
         self._require(BookingStatus.CONFIRMED)
+        if seats_let_in:
+            used = ", ".join(sorted(seats_let_in))
+            raise errors.TicketsUsed(f"Booking {self.booking_id} cannot be refunded: the ticket of seat {used} "
+                                     "was used at the door", booking_id=self.booking_id)
         self.status, self.refund_id = BookingStatus.REFUNDING, refund_id
         self.events.append(events.RefundRequested(self.booking_id, self.event_id, self.payment_id or "", refund_id,
                                                   self.amount, self.currency))

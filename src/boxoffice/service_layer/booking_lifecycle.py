@@ -80,14 +80,14 @@ def refund_id(booking: Booking) -> str:
     return f"refund_{booking.booking_id}"
 
 
-def _cancel(booking: Booking, message: Message, now: datetime) -> bool:
+def _cancel(booking: Booking, message: Message, seats_let_in: list[str]) -> bool:
     """A hold not yet paid is let go; a paid booking is refunded when the buyer asked for a refund (CONTRACT
-    §8.3) — a cancel of the hold that its payment overtook is refused, not turned into a refund. A refund under
-    way changes nothing: its outcome answers."""
+    §8.3), unless a ticket of it was used at the door — a cancel of the hold that its payment overtook is
+    refused, not turned into a refund. A refund under way changes nothing: its outcome answers."""
     if booking.status is BookingStatus.REFUNDING:
         return False
     if booking.status is BookingStatus.CONFIRMED and message.data.get("refund") is True:
-        booking.start_refund(refund_id(booking))
+        booking.start_refund(refund_id(booking), seats_let_in)
     else:
         booking.cancel()
     return True
@@ -141,7 +141,15 @@ async def payment_failed(uow: BookingUnitOfWork, message: Message, decide: Decid
 
 
 async def cancel_booking(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, [message], decide, _cancel, command="cancel")
+    let_in: dict[str, list[str]] = {}
+    if message.data.get("refund") is True and (booking_id := _booking_id(message)) is not None:
+        # Locked before the door's entries are read: a ticket being checked in meanwhile is waited for.
+        await uow.bookings.lock([booking_id])
+        let_in = await uow.bookings.let_in([booking_id])
+
+    def cancel(booking: Booking, message: Message, now: datetime) -> bool:
+        return _cancel(booking, message, let_in.get(booking.booking_id, []))
+    return await _apply(uow, [message], decide, cancel, command="cancel")
 
 
 async def refund_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:

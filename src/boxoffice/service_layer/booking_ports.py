@@ -82,6 +82,12 @@ class BookingRepository(Protocol):
         """The event's pending, paying and confirmed bookings, locked in id order."""
         ...
 
+    async def let_in(self, booking_ids: list[str]) -> dict[str, list[str]]:
+        """The seats of these bookings whose tickets were checked in at the door, by booking (bookings with none
+        left out). The door records an entry under a share lock on its booking: read after `lock`, an entry
+        being recorded is waited for."""
+        ...
+
     async def save(self, bookings: list[Booking]) -> None:
         """Writes what each booking (each named once) recorded in `events`: a payment started, seats BOOKED,
         seats AVAILABLE again. SeatsOutOfStep if a booking's seats are not held by it as it says: the writes

@@ -40,6 +40,7 @@ STATUS: dict[str, int] = {
     errors.RefundInProgress.code: 409,
     errors.BookingRefunded.code: 409,
     errors.RefundFailed.code: 502,
+    errors.TicketsUsed.code: 409,
 }
 # Any other refusal is a conflict with the state things are in.
 DEFAULT_STATUS = 409
