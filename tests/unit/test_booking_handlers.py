@@ -475,6 +475,65 @@ async def test_an_offer_that_runs_out_goes_to_the_next_entry() -> None:
     assert updates[second.data["waitlistId"]]["seatIds"] == ["B5", "B6"]
 
 
+async def singles_then_pairs(platform: Platform) -> dict[str, str]:
+    """Every seat held: A1 and A2 one seat a booking, the rest two a booking; the booking ids by first seat."""
+    bookings = {"A1": await held(platform, "A1", user="one"), "A2": await held(platform, "A2", user="two")}
+    for row, first in (("A", 3), ("B", 1)):
+        for n in range(first, 11, 2):
+            bookings[f"{row}{n}"] = await held(platform, f"{row}{n}", f"{row}{n + 1}", user=f"buyer-{row}{n}")
+    return bookings
+
+
+async def test_two_single_seats_released_one_after_the_other_make_the_pair_a_waiting_entry_is_offered() -> None:
+    platform = Platform()
+    bookings = await singles_then_pairs(platform)
+    pair = await joined(platform, "pair", 2)
+    first = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A1"]))
+    assert [m.type for m in first] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]  # one seat: no pair yet
+    assert platform.seat("A1") is SeatStatus.AVAILABLE
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A2"]),
+                                best_request("stranger", 2))
+    assert [(m.type, m.data.get("status")) for m in out] == [
+        (topics.SEAT_RELEASED, None), (topics.BOOKING_CANCELLED, "cancelled"), (topics.SEAT_RESERVED, "pending"),
+        (topics.WAITLIST_UPDATED, "offered"), (topics.SEAT_RESERVATION_FAILED, None)]
+    assert out[2].data["userId"] == "pair" and out[2].data["seatIds"] == ["A1", "A2"]
+    assert out[3].data["waitlistId"] == pair.data["waitlistId"] and out[3].data["bookingId"] == out[2].data[
+        "bookingId"]
+    assert out[4].data["userId"] == "stranger" and out[4].data["code"] == "sold_out"
+    assert platform.seat("A1") is SeatStatus.RESERVED and platform.seat("A2") is SeatStatus.RESERVED
+    offers = [b for b in platform.tables.bookings.values() if b.user_id == "pair"]
+    assert [(b.seat_ids, b.status) for b in offers] == [(["A1", "A2"], BookingStatus.PENDING)]
+
+
+async def test_a_free_seat_someone_held_meanwhile_is_never_offered() -> None:
+    platform = Platform()
+    bookings = await singles_then_pairs(platform)
+    await joined(platform, "pair", 2)
+    await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A1"]))
+    crowd = await held(platform, "A1", user="crowd")  # the free seat, picked by hand
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A2"]))
+    assert [m.type for m in out] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert platform.tables.bookings[crowd].seat_ids == ["A1"] and platform.seat("A1") is SeatStatus.RESERVED
+    [best] = await platform.handle(best_request("best", 1))  # the free seat, taken best-available
+    assert best.data["seatIds"] == ["A2"]
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A3"]))
+    assert [m.data["seatIds"] for m in out if m.type == topics.SEAT_RESERVED] == [["A3", "A4"]]
+    assert all(b.user_id != "pair" or b.seat_ids == ["A3", "A4"] for b in platform.tables.bookings.values())
+
+
+async def test_seats_released_in_one_run_are_offered_once() -> None:
+    platform = Platform()
+    bookings = await singles_then_pairs(platform)
+    pair = await joined(platform, "pair", 2)
+    later = await joined(platform, "later", 2)
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A1"]),
+                                on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A2"]))
+    reserved = [m.data for m in out if m.type == topics.SEAT_RESERVED]
+    assert [(r["userId"], r["seatIds"]) for r in reserved] == [("pair", ["A1", "A2"])]
+    assert platform.tables.waitlist[str(pair.data["waitlistId"])].status.value == "offered"
+    assert platform.tables.waitlist[str(later.data["waitlistId"])].status.value == "waiting"
+
+
 async def test_leaving_takes_an_entry_out_of_line_and_declining_an_offer_passes_it_on() -> None:
     platform = Platform()
     bookings = await sold_out(platform)

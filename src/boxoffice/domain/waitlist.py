@@ -1,9 +1,10 @@
 """The waiting list of a sold-out event: who gets seats that come free, and in which order (CONTRACT §8.3).
 
 Seats released by an expiry, a cancel, a declined payment or a refund go to the waiting list before anyone
-else: entries are served in the order they joined, and the first entry whose quantity fits the released seats
-together (domain/allocation.py) is offered them. An entry that does not fit keeps its place for the next
-release. What is left over after the list is served is free for everyone.
+else: entries are served in the order they joined, and the first entry whose quantity fits together
+(domain/allocation.py) among the event's free seats, those just released and those released before that no
+entry could take alone, is offered them. An entry that does not fit keeps its place for the next release.
+What is left over after the list is served is free for everyone.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ class WaitlistEntry:
         return True
 
 
-def offers(released: list[PlacedSeat], entries: list[WaitlistEntry]) -> list[tuple[WaitlistEntry, Block]]:
-    """Which waiting entries get which released seats: in the entries' order, each the best block of its
+def offers(free: list[PlacedSeat], entries: list[WaitlistEntry]) -> list[tuple[WaitlistEntry, Block]]:
+    """Which waiting entries get which of the free seats: in the entries' order, each the best block of its
     quantity together among the seats still unoffered, skipping entries that do not fit."""
-    seating = Seating(released, [s.seat_id for s in released])
+    seating = Seating(free, [s.seat_id for s in free])
     chosen: list[tuple[WaitlistEntry, Block]] = []
     for entry in sorted(entries, key=lambda e: e.position):
         if not seating.free:

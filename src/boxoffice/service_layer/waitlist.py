@@ -1,9 +1,10 @@
 """The waiting list, decided by the booking service in the event's order (CONTRACT §8.3).
 
-Buyers join and leave through Kafka like any other command of the event. Seats that a transaction releases
-(expiry, cancel, declined payment, refund) are offered to the waiting list inside that same transaction, so
-a released seat is never free for the crowd and offered at once: the first entries that fit get pending
-bookings for them (held like any hold, with their own deadline), and whatever is left is free for everyone.
+Buyers join and leave through Kafka like any other command of the event. When a transaction releases seats
+(expiry, cancel, declined payment, refund), the event's free seats, the released ones and any released before
+that nobody could take, are offered to the waiting list inside that same transaction, so a released seat is
+never free for the crowd and offered at once: the first entries that fit get pending bookings for them (held
+like any hold, with their own deadline), and whatever is left is free for everyone.
 An offer that runs out releases its seats again, and they go to the next entry.
 """
 
@@ -16,7 +17,8 @@ from typing import Any
 
 from boxoffice import messages as topics
 from boxoffice.domain import errors, events
-from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
+from boxoffice.domain.allocation import Block
+from boxoffice.domain.model import Booking, BookingStatus, SeatMap, SeatStatus
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus, offers
 from boxoffice.messages import Message, iso
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork
@@ -122,8 +124,9 @@ async def leave_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decid
 
 async def after_release(uow: BookingUnitOfWork, bookings: Iterable[Booking],
                         decide: Decide) -> tuple[list[Message], list[Decision]]:
-    """Offers the seats these bookings released to the waiting list, and ends the entries whose offer they
-    were. Returns the messages to publish after the bookings' own, and the offers made."""
+    """Ends the entries whose offer these bookings were, and offers their events' free seats (those these
+    bookings released among them) to the waiting list. Returns the messages to publish after the bookings'
+    own, and the offers made."""
     released = [b for b in bookings if any(isinstance(e, events.SeatsReleased) for e in b.events)]
     if not released:
         return [], []
@@ -131,23 +134,16 @@ async def after_release(uow: BookingUnitOfWork, bookings: Iterable[Booking],
     status = {b.booking_id: b.status for b in released}
     for entry in ended:
         entry.offer_ended(by_the_buyer=status.get(entry.booking_id or "") is BookingStatus.CANCELLED)
-    seats_by_event: dict[str, list[str]] = {}
-    currency: dict[str, str] = {}
-    for booking in released:
-        seats_by_event.setdefault(booking.event_id, []).extend(booking.seat_ids)
-        currency[booking.event_id] = booking.currency
-    waiting = await uow.waitlist.waiting(sorted(seats_by_event), LOOK_AHEAD)
+    waiting = await uow.waitlist.waiting(sorted({b.event_id for b in released}), LOOK_AHEAD)
     holds: list[events.SeatsReserved] = []
     offered: list[WaitlistEntry] = []
     for event_id, entries in waiting.items():
-        placed = await uow.seats.placed(event_id, seats_by_event[event_id])
-        for entry, block in offers(placed, entries):
-            prices = {s.seat_id: s.price for s in placed}
-            seat_map = SeatMap(event_id, currency[event_id],
-                               {s: Seat(s, SeatStatus.AVAILABLE, prices[s]) for s in block.seat_ids})
+        for entry, block, seat_map in await _promised(uow, event_id, entries):
             hold = seat_map.hold(offer_request_id(entry), entry.user_id, list(block.seat_ids),
                                  decide.new_booking_id(), decide.now + decide.rules.hold)
-            assert isinstance(hold, events.SeatsReserved)  # released seats, offered once each
+            # The seats were locked AVAILABLE just now: only a called-off event refuses, and its line has ended.
+            if not isinstance(hold, events.SeatsReserved):
+                continue
             entry.offer(hold.booking_id)
             holds.append(hold)
             offered.append(entry)
@@ -159,3 +155,27 @@ async def after_release(uow: BookingUnitOfWork, bookings: Iterable[Booking],
     messages = [*(reservation_message(h) for h in holds), *(updated(e, None) for e in ended),
                 *(updated(e, None, offer=offer_of[e.booking_id or ""]) for e in offered)]
     return messages, [(h, h.request_id) for h in holds]
+
+
+async def _promised(uow: BookingUnitOfWork, event_id: str,
+                    entries: list[WaitlistEntry]) -> list[tuple[WaitlistEntry, Block, SeatMap]]:
+    """Which entries get which of the event's free seats, with the seat map of those seats, locked AVAILABLE
+    until the transaction ends. The free seats are all those AVAILABLE now: the seats just released together
+    with those released before that no entry could take alone, so two single seats released one after the
+    other make the pair an entry waits for. A seat that another transaction took before it could be locked is
+    left out, and the offers are chosen again without it."""
+    _, free = await uow.seats.free_seats(event_id)
+    placed = await uow.seats.placed(event_id, sorted(free)) if free else []
+    while True:
+        chosen = offers(placed, entries)
+        if not chosen:
+            return []
+        wanted = sorted((event_id, s) for _, block in chosen for s in block.seat_ids)
+        seat_map = (await uow.seats.lock([event_id], wanted)).get(event_id)
+        if seat_map is None:
+            return []
+        taken = {s for _, s in wanted
+                 if s not in seat_map.seats or seat_map.seats[s].status is not SeatStatus.AVAILABLE}
+        if not taken:
+            return [(entry, block, seat_map) for entry, block in chosen]
+        placed = [p for p in placed if p.seat_id not in taken]
