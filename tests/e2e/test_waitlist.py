@@ -101,12 +101,40 @@ async def test_leaving_and_declining_an_offer_pass_the_seats_on(client: httpx.As
     assert (await client.get(f"/bookings/{passed_on['bookingId']}")).json()["seatIds"] == ["A3", "A4"]
 
 
+async def test_single_seats_released_one_by_one_are_offered_together_before_a_stranger_gets_them(
+        client: httpx.AsyncClient) -> None:
+    body = small_hall()
+    assert (await client.post("/events", json=body)).status_code == 201
+    event_id = body["eventId"]
+    holds = {}
+    for seats, user in ((["A1"], "single_1"), (["A2"], "single_2"), (["A3", "A4"], "pair_owner")):
+        held = await client.post("/bookings", json={"eventId": event_id, "seatIds": seats, "userId": user})
+        assert held.status_code == 201, held.text
+        holds[seats[0]] = held.json()["bookingId"]
+    pair = await join(client, event_id, "wl_pair", 2)
+    assert pair.status_code == 201 and pair.json()["position"] == 1
+    waitlist_id = pair.json()["waitlistId"]
+
+    assert (await client.delete(f"/bookings/{holds['A1']}")).status_code == 200
+    alone = (await client.get(f"/waitlist/{waitlist_id}")).json()
+    assert alone["status"] == "waiting"  # one seat does not make a pair
+    assert (await client.delete(f"/bookings/{holds['A2']}")).status_code == 200
+    offered = await wait_for(lambda: entry_once(client, waitlist_id, "offered"))
+    assert offered, "the pair was not offered A1 and A2"
+    booking = (await client.get(f"/bookings/{offered['bookingId']}")).json()
+    assert booking["status"] == "pending" and booking["userId"] == "wl_pair" and booking["seatIds"] == ["A1", "A2"]
+    stranger = await client.post("/bookings", json={"eventId": event_id, "quantity": 2, "userId": "stranger"})
+    assert stranger.status_code == 409 and stranger.json()["code"] == "sold_out", stranger.text
+    seats = {s["seatId"]: s["status"] for s in (await client.get(f"/events/{event_id}/seats")).json()}
+    assert seats == {"A1": "RESERVED", "A2": "RESERVED", "A3": "RESERVED", "A4": "RESERVED"}
+
+
 async def test_an_offer_that_runs_out_goes_to_the_next_in_line(short_hold_platform: RunningPlatform) -> None:
     async with httpx.AsyncClient(base_url=short_hold_platform.base_url, timeout=30) as client:
-        body = small_hall()
+        body = small_hall(seats=2)  # no seat free besides those released: one offer at a time
         assert (await client.post("/events", json=body)).status_code == 201
         event_id = body["eventId"]
-        # In line before the event sells out; the holds that sell it out run out in 2 s, unpaid.
+        # In line before the event sells out; the hold that sells it out runs out in 2 s, unpaid.
         first, second = [(await join(client, event_id, user, 2)).json() for user in ("slow_1", "slow_2")]
         held = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1", "A2"], "userId": "x"})
         assert held.status_code == 201
