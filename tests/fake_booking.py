@@ -12,6 +12,7 @@ import copy
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
@@ -19,7 +20,7 @@ from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
 from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
-from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SeatsOutOfStep, StoredOutcome
+from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SaleGate, SeatsOutOfStep, StoredOutcome
 from boxoffice.service_layer.ports import OutboxRow
 from boxoffice.service_layer.unit_of_work import Outgoing
 
@@ -42,6 +43,7 @@ class BookingTables:
     waitlist_requests: dict[str, str] = field(default_factory=dict)  # join request id → waitlist id
     outbox: list[OutboxRow] = field(default_factory=list)
     waiting_rooms: set[str] = field(default_factory=set)  # events behind an active waiting room
+    openings: dict[str, datetime] = field(default_factory=dict)  # on-sales without a waiting room: when they open
     let_in: dict[str, set[str]] = field(default_factory=dict)  # booking id → seats checked in at the door
 
     def add_event(self, spec: EventSpec) -> None:
@@ -267,8 +269,10 @@ class FakeWaitingRooms:
     def __init__(self, tables: BookingTables) -> None:
         self._t = tables
 
-    async def active(self, event_ids: list[str]) -> set[str]:
-        return self._t.waiting_rooms & set(event_ids)
+    async def gates(self, event_ids: list[str]) -> dict[str, SaleGate]:
+        gates = {e: SaleGate(False, opens) for e, opens in self._t.openings.items() if e in event_ids}
+        active = self._t.waiting_rooms & set(event_ids)
+        return gates | {e: SaleGate(True, datetime.min.replace(tzinfo=UTC)) for e in active}
 
 
 class FakeBookingUnitOfWork:

@@ -140,6 +140,17 @@ async def test_refusals_name_what_was_wrong_and_hold_nothing() -> None:
     assert platform.tables.bookings == {} and platform.seat("A1") is SeatStatus.AVAILABLE
 
 
+async def test_without_a_waiting_room_nobody_holds_before_the_on_sales_opening() -> None:
+    platform = Platform()
+    platform.tables.openings[EVENT.event_id] = NOW + timedelta(minutes=5)  # onSale {"waitingRoom": false}
+    [early] = await platform.handle(hold_request("early", "A1"))
+    assert (early.type, early.data["code"]) == (topics.SEAT_RESERVATION_FAILED, "sale_not_open")
+    assert "opens at" in early.data["reason"] and platform.seat("A1") is SeatStatus.AVAILABLE
+    platform.now = NOW + timedelta(minutes=5)
+    [on_time] = await platform.handle(hold_request("on_time", "A1"))
+    assert on_time.type == topics.SEAT_RESERVED and platform.seat("A1") is SeatStatus.RESERVED
+
+
 async def test_the_per_buyer_cap_counts_what_the_buyer_already_holds() -> None:
     platform = Platform(BookingRules(HOLD, 10, seats_per_user=3))
     await held(platform, "A1", "A2", user="fan")

@@ -21,6 +21,7 @@ from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
 from boxoffice.service_layer.booking_ports import (
     ConcurrentHoldDetected,
+    SaleGate,
     SeatsOutOfStep,
     StoredOutcome,
 )
@@ -396,10 +397,10 @@ class PostgresWaitingRooms:
     def __init__(self, con: asyncpg.Connection) -> None:
         self._con = con
 
-    async def active(self, event_ids: list[str]) -> set[str]:
-        rows = await self._con.fetch("SELECT event_id FROM waiting_rooms WHERE event_id = ANY($1) AND enabled",
-                                     event_ids)
-        return {r["event_id"] for r in rows}
+    async def gates(self, event_ids: list[str]) -> dict[str, SaleGate]:
+        rows = await self._con.fetch(
+            "SELECT event_id, enabled, opens_at FROM waiting_rooms WHERE event_id = ANY($1)", event_ids)
+        return {r["event_id"]: SaleGate(r["enabled"], r["opens_at"]) for r in rows}
 
 
 class PostgresBookingUnitOfWork(PostgresUnitOfWork):

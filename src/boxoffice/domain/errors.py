@@ -28,6 +28,12 @@ class EventCancelled(DomainError):
     code = "event_cancelled"
 
 
+class SaleNotOpen(DomainError):
+    """The event's sale opens at a set time (its on-sale, without a waiting room) that has not come yet."""
+
+    code = "sale_not_open"
+
+
 class SoldOut(DomainError):
     """Fewer seats are left (in the category or section asked) than a best-available request wants."""
 

@@ -9,6 +9,7 @@ the errors below, and the transaction is rolled back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from boxoffice.domain import events
@@ -158,9 +159,17 @@ class ChangeSequence(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SaleGate:
+    """How an event's sale opens (its on-sale): behind a waiting room, or at `opens_at` for everyone."""
+
+    waiting_room: bool
+    opens_at: datetime
+
+
 class WaitingRooms(Protocol):
-    async def active(self, event_ids: list[str]) -> set[str]:
-        """Those of the events whose sale is behind an active waiting room."""
+    async def gates(self, event_ids: list[str]) -> dict[str, SaleGate]:
+        """Those of the events that have an on-sale, with how their sale opens."""
         ...
 
 

@@ -11,7 +11,7 @@ import logging
 
 from boxoffice.domain import errors, events
 from boxoffice.domain.commands import ReserveSeats
-from boxoffice.messages import Message
+from boxoffice.messages import Message, iso
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, StoredOutcome
 from boxoffice.service_layer.change_numbers import number_seat_changes
 from boxoffice.service_layer.decisions import Decide, Decision
@@ -88,8 +88,11 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
             if event_id in maps:
                 maps[event_id].seats_per_user[user_id] = seats
 
-    # A request that slipped past the gateway's check of the waiting room's access token cannot hold.
-    gated = await uow.waiting_rooms.active(sorted(event_ids)) if decide.admissions is not None else set()
+    # A request that slipped past the gateway's check of the waiting room's access token cannot hold; without a
+    # waiting room, no request holds before the on-sale's opening.
+    gates = await uow.waiting_rooms.gates(sorted(event_ids))
+    gated = {e for e, g in gates.items() if g.waiting_room} if decide.admissions is not None else set()
+    not_open = {e: g.opens_at for e, g in gates.items() if not g.waiting_room and decide.now < g.opens_at}
 
     outcomes: list[events.SeatsReserved | events.ReservationFailed] = []
     for command in commands:
@@ -101,6 +104,12 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
             continue
         if command.event_id in gated and (refused := _not_admitted(command, decide)) is not None:
             outcomes.append(refused)
+            continue
+        if command.event_id in not_open:
+            outcomes.append(events.ReservationFailed(
+                command.request_id, command.event_id, command.user_id, list(command.seat_ids),
+                errors.SaleNotOpen.code,
+                f"The sale of event {command.event_id} opens at {iso(not_open[command.event_id])}"))
             continue
         if command.quantity:
             outcomes.append(seat_map.hold_best(command.request_id, command.user_id, command.quantity,
