@@ -281,6 +281,35 @@ async def test_unknown_event_and_event_without_a_waiting_room(client: httpx.Asyn
     assert demo["onSale"]["waitingRoom"] is True and demo["onSale"]["admitPerMinute"] == 600
 
 
+async def test_without_a_waiting_room_the_sale_opens_at_its_opening_for_everyone(client: httpx.AsyncClient) -> None:
+    body = onsale_event()
+    body["onSale"] = {"opensAt": LATER, "waitingRoom": False}
+    created = await client.post("/events", json=body)
+    assert created.status_code == 201, created.text
+    event_id = body["eventId"]
+
+    async def refused_early() -> httpx.Response | None:
+        # The on-sale reaches the booking side through the waitingroom service: wait until it is there.
+        answer = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1"], "userId": "early"})
+        return answer if answer.status_code == 409 else None
+    early = await wait_for(refused_early)
+    assert early is not None and early.json()["code"] == "sale_not_open", early
+    assert "opens at 2030-01-01" in early.json()["error"]
+    best = await client.post("/bookings", json={"eventId": event_id, "quantity": 2, "userId": "early"})
+    assert best.status_code == 409 and best.json()["code"] == "sale_not_open", best.text
+
+    now = datetime.now(UTC).isoformat()
+    opened = await client.put(f"/events/{event_id}/onsale", json={"opensAt": now, "waitingRoom": False})
+    assert opened.status_code == 200, opened.text
+
+    async def held() -> httpx.Response | None:
+        answer = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["B1"], "userId": "on_time"})
+        return answer if answer.status_code == 201 else None
+    assert await wait_for(held) is not None
+    seats = {s["seatId"]: s["status"] for s in (await client.get(f"/events/{event_id}/seats")).json()}
+    assert (seats["A1"], seats["B1"]) == ("AVAILABLE", "RESERVED")
+
+
 async def test_killing_the_waiting_room_mid_sale_loses_no_place_and_gives_none_twice(
         client: httpx.AsyncClient, platform: RunningPlatform) -> None:
     event_id = await create(client, onsale_event(admit_per_minute=60))
