@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from boxoffice.config import Settings
 from boxoffice.domain.text import is_mail_address, one_line
 from boxoffice.entrypoints.gateway.app import create_app
+from boxoffice.entrypoints.gateway.schemas import NewEvent
 
 # Every character str.splitlines breaks on, and the other control characters (C0, DEL, C1).
 SEPARATORS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -164,3 +165,15 @@ def test_a_place_listed_twice_under_two_seat_ids_is_refused(client: TestClient) 
     assert answer.status_code == 422, answer.text
     assert answer.json()["code"] == "validation_error"
     assert answer.json()["error"] == "seats: each place (row and number) once; listed twice: row A number 1"
+
+
+@pytest.mark.parametrize("currency", ["ZZZ", "ABC", "usd", "US", "EURO"])
+def test_a_currency_that_iso_4217_does_not_list_is_refused(client: TestClient, currency: str) -> None:
+    answer = client.post("/events", json={**EVENT, "currency": currency})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "validation_error" and "currency" in answer.json()["error"], answer.text
+
+
+@pytest.mark.parametrize("currency", ["USD", "EUR", "GBP", "JPY", "CHF"])
+def test_iso_4217_currencies_are_taken(currency: str) -> None:
+    assert NewEvent.model_validate({**EVENT, "currency": currency}).currency == currency

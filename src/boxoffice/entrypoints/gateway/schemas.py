@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+import pycountry
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from boxoffice.domain.text import CONTROL, MAX_ADDRESS_LENGTH, ONE_LINE, has_control, is_mail_address
@@ -50,6 +51,16 @@ EMAIL = rf"^{_PART}{{1,64}}@{_PART}{{1,190}}\.{_PART}{{1,63}}$"
 _EMAIL = re.compile(EMAIL)
 Email = Annotated[str, StringConstraints(max_length=MAX_ADDRESS_LENGTH, pattern=EMAIL), BeforeValidator(_mail_address)]
 PaymentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+def _iso_currency(value: str) -> str:
+    # After the pattern: three capitals that ISO 4217 does not list (ZZZ) are refused too.
+    if pycountry.currencies.get(alpha_3=value) is None:
+        raise PydanticCustomError("currency", "must be an ISO 4217 currency code such as USD or EUR")
+    return value
+
+
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_currency)]
 CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
 
 
@@ -365,7 +376,7 @@ class NewEvent(Strict):
     name: Text
     venue: NewVenue
     starts_at: str = Field(alias="startsAt", examples=["2027-08-01T19:30:00Z"])
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    currency: CurrencyCode = "USD"
     price_categories: list[NewPriceCategory] = Field(alias="priceCategories", min_length=1, max_length=50)
     rows: list[NewRow] = Field(default_factory=list, max_length=1000)
     seats: list[NewSeat] = Field(default_factory=list, max_length=100_000)
