@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from boxoffice.domain.text import CONTROL, MAX_ADDRESS_LENGTH, ONE_LINE, has_control, is_mail_address
+from boxoffice.message_schemas import Currency
 
 EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 SEAT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$"
@@ -60,7 +61,7 @@ def _iso_currency(value: str) -> str:
     return value
 
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_currency)]
+CurrencyCode = Annotated[Currency, AfterValidator(_iso_currency)]
 CardNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")]
 
 
