@@ -18,7 +18,7 @@ async def test_the_page_shows_a_message_and_its_html_with_images_under_its_polic
             page = await context.new_page()
             refused: list[str] = []
             page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-            response = await page.goto(f"http://127.0.0.1:{mailbox.http_port}/")
+            response = await page.goto(mailbox.web_url)
             assert response is not None and "script-src 'sha256-" in response.headers["content-security-policy"]
             await page.locator("#rows tr", has_text="Your tickets").click(timeout=10000)
             await page.locator("#detail h2", has_text="Your tickets for Test event").wait_for(timeout=10000)

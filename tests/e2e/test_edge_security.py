@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.api_client import book, seat_statuses, wait_for
+from tests.e2e.test_tickets import emailed_tickets, paid_booking
 from tests.platforms import RunningPlatform, start_platform
 
 EVENT = "taylor_swift_concert"
@@ -85,9 +86,24 @@ async def test_an_oversized_head_gets_431_and_is_not_kept(client: httpx.AsyncCli
 
 
 def test_the_files_with_the_platforms_secrets_are_the_owners_alone(edge_platform: RunningPlatform) -> None:
-    for name in ("supervisord.conf", "runtime.json", "logs", "logs/gateway.log"):
+    for name in ("supervisord.conf", "runtime.json", "logs", "logs/gateway.log", "mailbox.key"):
         mode = stat.S_IMODE((edge_platform.data_dir / name).stat().st_mode)
         assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
+
+
+async def test_the_embedded_mailbox_shows_the_mail_only_under_its_key(platform: RunningPlatform) -> None:
+    """Its port is open to every user of the machine, and the mail holds tickets."""
+    key = (platform.data_dir / "mailbox.key").read_text().strip()
+    mailbox_url = str(platform.runtime["mailbox_url"])
+    assert len(key) >= 22 and mailbox_url.endswith(f"/{key}")
+    assert stat.S_IMODE((platform.data_dir / "mailbox.key").stat().st_mode) == 0o600
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=60) as client:
+        _, booking_id = await paid_booking(client, 1)
+        assert await emailed_tickets(client, platform, booking_id)  # read under the key
+        origin = mailbox_url.removesuffix(f"/{key}")
+        for path in ("/", "/messages", "/messages?limit=1000", f"/{key[:-1]}/messages", f"/x{key}/messages"):
+            answer = await client.get(f"{origin}{path}")
+            assert answer.status_code == 404 and booking_id not in answer.text, path
 
 
 async def test_the_embedded_database_refuses_a_local_user_without_the_password(

@@ -51,7 +51,7 @@ async def test_mail_is_listed_as_json_served_with_its_images_and_kept(tmp_path: 
         sender = SmtpSender(f"smtp://user:s%40cret@127.0.0.1:{mailbox.smtp_port}")  # credentials are accepted
         await sender.send(ticket_email())
         await sender.send(plain_email("other@example.com"))
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{mailbox.http_port}") as http:
+        async with httpx.AsyncClient(base_url=mailbox.web_url) as http:
             listed = (await http.get("/messages")).json()
             assert [m["subject"] for m in listed] == ["Just text", "Your tickets for Test event"]  # newest first
             tickets = listed[1]
@@ -74,9 +74,9 @@ async def test_mail_is_listed_as_json_served_with_its_images_and_kept(tmp_path: 
 
             html = await http.get(f"/messages/{tickets['id']}/html")
             assert "cid:" not in html.text and "script-src" not in html.headers["content-security-policy"]
-            image_url = f"/messages/{tickets['id']}/parts/{tickets['attachments'][0]['contentId']}"
+            image_url = f"/{mailbox.key}/messages/{tickets['id']}/parts/{tickets['attachments'][0]['contentId']}"
             assert image_url in html.text
-            image = await http.get(image_url)
+            image = await http.get(f"http://127.0.0.1:{mailbox.http_port}{image_url}")
             assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
 
             page = await http.get("/")
@@ -86,7 +86,7 @@ async def test_mail_is_listed_as_json_served_with_its_images_and_kept(tmp_path: 
                 assert answer.status_code == 404 and answer.json()["code"] == "message_not_found"
 
     async with running_mailbox(tmp_path) as restarted, \
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{restarted.http_port}") as http:
+            httpx.AsyncClient(base_url=restarted.web_url) as http:
         assert (await http.get("/messages")).json() == listed
 
 
@@ -160,7 +160,7 @@ def hostile_email() -> EmailMessage:
 async def test_what_a_sender_put_in_a_message_is_served_as_data_not_as_a_page_of_the_mailbox(tmp_path: Path) -> None:
     async with running_mailbox(tmp_path) as mailbox:
         await SmtpSender(f"smtp://127.0.0.1:{mailbox.smtp_port}").send(hostile_email())
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{mailbox.http_port}") as http:
+        async with httpx.AsyncClient(base_url=mailbox.web_url) as http:
             [message] = (await http.get("/messages")).json()
             parts = f"/messages/{message['id']}/parts"
             for url in (f"{parts}/page@x", f"{parts}/svg@x", f"/messages/{message['id']}/raw"):
@@ -179,10 +179,33 @@ async def test_what_a_sender_put_in_a_message_is_served_as_data_not_as_a_page_of
             assert "sandbox" in image.headers["content-security-policy"]
             view = await http.get(f"/messages/{message['id']}/html")
             assert "script-src" not in view.headers["content-security-policy"]
-            for url in ("/", "/messages", f"/messages/{message['id']}", f"{parts}/pic@x", view.url.path):
+            for url in ("/", "/messages", f"/messages/{message['id']}", f"{parts}/pic@x",
+                        f"/messages/{message['id']}/html"):
                 answer = await http.get(url)
                 assert answer.headers["x-content-type-options"] == "nosniff", url
                 assert answer.headers["referrer-policy"] == "no-referrer", url
+
+
+async def test_the_mailbox_serves_nothing_without_its_key(tmp_path: Path) -> None:
+    """The mail holds tickets and sign-in links; any user of the machine can reach the port."""
+    async with running_mailbox(tmp_path) as mailbox:
+        await SmtpSender(f"smtp://127.0.0.1:{mailbox.smtp_port}").send(ticket_email())
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{mailbox.http_port}") as http:
+            [message] = (await http.get(f"/{mailbox.key}/messages")).json()
+            assert BOOKING in message["text"]
+            wrong = "x" + mailbox.key[1:]
+            for path in ("/", "/messages", f"/messages/{message['id']}", f"/messages/{message['id']}/raw",
+                         f"/{wrong}/messages", f"/{mailbox.key[:-1]}/messages", f"/{mailbox.key}x/messages",
+                         f"//{mailbox.key}/messages", f"/x/{mailbox.key}/messages"):
+                answer = await http.get(path)
+                assert answer.status_code == 404, path
+                assert answer.json()["code"] == "not_found" and BOOKING not in answer.text, path
+                assert answer.headers["x-content-type-options"] == "nosniff", path
+            bare = await http.get(f"/{mailbox.key}")
+            assert bare.status_code == 308 and bare.headers["location"] == f"/{mailbox.key}/"
+            page = await http.get(f"/{mailbox.key}/")
+            assert page.status_code == 200 and "boxoffice mailbox" in page.text
+    assert len(mailbox.key) >= 22 and mailbox.web_url == f"http://127.0.0.1:{mailbox.http_port}/{mailbox.key}/"
 
 
 class Recording:

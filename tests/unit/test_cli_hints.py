@@ -66,7 +66,7 @@ def test_the_readme_shows_what_up_prints(monkeypatch: pytest.MonkeyPatch) -> Non
     start = readme.index("```\n", after) + 4
     sample = readme[start:readme.index("```\n", start)]
     runtime = Runtime(kafka_bootstrap="127.0.0.1:36005", database_url="", http_port=8000, embedded_kafka=True,
-                      embedded_database=True, mailbox_url="http://127.0.0.1:56217")
+                      embedded_database=True, mailbox_url="http://127.0.0.1:56217/r8FqYp2LkV0xW3nT5bHs9A")
     terminal = Console(width=80, record=True, file=io.StringIO())
     cli.print_started(terminal, runtime, Path("/home/you/boxoffice/.boxoffice/logs"), 6.7, detach=False)
     printed = terminal.export_text()

@@ -92,13 +92,13 @@ def _pg_bin() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def _write_secret(path: Path) -> None:
-    """A generated password in a file only its owner can read, made once."""
+def write_secret(path: Path, nbytes: int = 24) -> None:
+    """A generated password (of `nbytes` random bytes) in a file only its owner can read, made once."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_text(secrets.token_urlsafe(24))
+    path.write_text(secrets.token_urlsafe(nbytes))
 
 
 def pg_run_as_user() -> str | None:
@@ -134,8 +134,8 @@ class EmbeddedPostgres:
     def init(self) -> None:
         """Create the cluster once; later starts reuse it (and give a cluster of an earlier version the
         services' password, which it did not have)."""
-        _write_secret(self.password_file)
-        _write_secret(self.service_password_file)
+        write_secret(self.password_file)
+        write_secret(self.service_password_file)
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)

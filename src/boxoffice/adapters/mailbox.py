@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,6 +28,10 @@ class _WithoutLoginDataNotice(logging.Filter):
 
 
 logging.getLogger("mail.log").addFilter(_WithoutLoginDataNotice())
+
+
+# The web side's key: 128 bits, 22 characters, so the address `up` prints fits an 80-column line.
+KEY_BYTES = 16
 
 
 class KeepEverything:
@@ -58,10 +63,11 @@ class Mailbox:
     """Both servers in the running event loop; `start` returns once both listen."""
 
     def __init__(self, directory: Path, smtp_port: int, http_port: int, host: str = "127.0.0.1",
-                 http_host: str | None = None) -> None:
+                 http_host: str | None = None, key: str | None = None) -> None:
         self.store = MailStore(directory)
         self.smtp_port, self.http_port = smtp_port, http_port
         self.host, self.http_host = host, http_host or host
+        self.key = key or secrets.token_urlsafe(KEY_BYTES)
         self._smtp: asyncio.Server | None = None
         self._web: _WebServer | None = None
         self._web_task: asyncio.Task[None] | None = None
@@ -73,7 +79,7 @@ class Mailbox:
             lambda: SMTP(handler, hostname="boxoffice-mailbox", ident="boxoffice mailbox", enable_SMTPUTF8=True,
                          auth_require_tls=False, authenticator=_any_login),
             host=self.host, port=self.smtp_port)
-        self._web = _WebServer(uvicorn.Config(http_app(self.store), host=self.http_host, port=self.http_port,
+        self._web = _WebServer(uvicorn.Config(http_app(self.store, self.key), host=self.http_host, port=self.http_port,
                                               log_level="warning", lifespan="off", access_log=False))
         self._web_task = asyncio.create_task(self._web.serve())
         async with asyncio.timeout(10):
@@ -81,6 +87,11 @@ class Mailbox:
                 if self._web_task.done():
                     raise OSError(f"the mailbox web server did not start on port {self.http_port}")
                 await asyncio.sleep(0.01)
+
+    @property
+    def web_url(self) -> str:
+        """The page (and, under it, the JSON API), key included."""
+        return f"http://127.0.0.1:{self.http_port}/{self.key}/"
 
     async def stop(self) -> None:
         if self._web is not None and self._web_task is not None:
@@ -107,6 +118,7 @@ class MailboxProgram(NamedTuple):
     command: list[str]
     smtp_port: int
     http_port: int
+    key: str
 
     @property
     def smtp_url(self) -> str:
@@ -114,15 +126,19 @@ class MailboxProgram(NamedTuple):
 
     @property
     def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/"
+        return f"http://127.0.0.1:{self.http_port}/{self.key}/"
 
 
 def mailbox_program(settings: Settings, data_dir: Path) -> MailboxProgram:
-    """Ports not configured are picked free; mail is kept under `data_dir/mailbox`."""
-    from boxoffice.adapters.embedded import free_port
+    """Ports not configured are picked free; mail is kept under `data_dir/mailbox`; the web side's key is made
+    once, in a file only its owner reads (`data_dir/mailbox.key`), so the address `up` prints stays the same."""
+    from boxoffice.adapters.embedded import free_port, write_secret
 
     smtp_port = settings.mailbox_smtp_port or free_port()
     http_port = settings.mailbox_http_port or free_port()
+    key_file = data_dir / "mailbox.key"
+    write_secret(key_file, KEY_BYTES)
     command = [sys.executable, "-m", "boxoffice", "mailbox", "--smtp-port", str(smtp_port),
-               "--http-port", str(http_port), "--dir", str(data_dir / "mailbox"), "--http-host", settings.http_host]
-    return MailboxProgram(command, smtp_port, http_port)
+               "--http-port", str(http_port), "--dir", str(data_dir / "mailbox"), "--http-host", settings.http_host,
+               "--key-file", str(key_file)]
+    return MailboxProgram(command, smtp_port, http_port, key_file.read_text().strip())

@@ -1,18 +1,18 @@
-"""The embedded mailbox's web side: a page to read the mail, and the same as JSON."""
+"""The embedded mailbox's web side: a page to read the mail, and the same as JSON, under the mailbox's key."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,7 +32,9 @@ PAGE_POLICY = ("default-src 'none'; script-src '{script}'; style-src 'unsafe-inl
 EVERY_RESPONSE = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 
-def http_app(store: MailStore) -> Starlette:
+def http_app(store: MailStore, key: str) -> ASGIApp:
+    """Everything is served under `/<key>/`: the mail holds tickets and sign-in links, and the port is open to
+    every user of the machine (and to the network when the platform listens beyond 127.0.0.1)."""
     page_policy = PAGE_POLICY.format(script=_script_hash(PAGE.read_text()))
 
     def found(request: Request) -> dict[str, Any] | None:
@@ -64,7 +66,7 @@ def http_app(store: MailStore) -> Starlette:
         summary = found(request)
         if not summary or summary["html"] is None:
             return _not_found()
-        base = f"/messages/{summary['id']}/parts/"
+        base = f"{request.scope.get('root_path', '')}/messages/{summary['id']}/parts/"
         body = re.sub(r"""(["'])cid:([^"']+)\1""", lambda m: f"{m[1]}{base}{quote(m[2], safe='@')}{m[1]}",
                       summary["html"])
         # The page shows it in a sandboxed frame, whose own origin is opaque: name ours for the images.
@@ -84,11 +86,36 @@ def http_app(store: MailStore) -> Starlette:
     async def no_route(_: Request, __: Exception) -> Response:
         return _not_found()
 
-    return Starlette(exception_handlers={404: no_route}, middleware=[Middleware(_SecurityHeaders)], routes=[
+    mail = Starlette(exception_handlers={404: no_route}, routes=[
         Route("/", page), Route("/messages", listing), Route("/messages/{id}", one),
         Route("/messages/{id}/raw", raw), Route("/messages/{id}/html", html),
         Route("/messages/{id}/parts/{cid:path}", part),
     ])
+    return _SecurityHeaders(_Keyed(mail, key))
+
+
+class _Keyed:
+    """Passes on only paths under `/<key>/` (as the app's root path); `/<key>` is sent there, anything else is
+    404 without a hint of what is inside."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        if not key or "/" in key:
+            raise ValueError("the mailbox key is one non-empty path segment")
+        self.app, self.key = app, key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        segment, slash, _ = scope["path"][1:].partition("/")
+        if not hmac.compare_digest(segment.encode(), self.key.encode()):
+            await JSONResponse({"success": False, "code": "not_found",
+                                "error": "Open the mailbox at the address `boxoffice up` printed: it carries the "
+                                         "mailbox's key"}, 404)(scope, receive, send)
+        elif not slash:
+            await RedirectResponse(f"/{self.key}/", 308)(scope, receive, send)
+        else:
+            await self.app({**scope, "root_path": f"{scope.get('root_path', '')}/{self.key}"}, receive, send)
 
 
 class _SecurityHeaders:

@@ -458,6 +458,8 @@ def mailbox(
     http_port: Annotated[int, typer.Option(help="port of the mailbox web page and JSON API")] = 8025,
     directory: Annotated[str, typer.Option("--dir", help="where messages are kept, one .eml file each")] = "",
     http_host: Annotated[str, typer.Option(help="address the web page listens on")] = "127.0.0.1",
+    key_file: Annotated[str, typer.Option(help="file with the key that the web page's address starts with, "
+                                                 "made if missing (unset: a new key, logged)")] = "",
 ) -> None:
     """The embedded SMTP mailbox and its web page (what the supervisor starts when no SMTP URL is set)."""
     from pathlib import Path
@@ -467,7 +469,14 @@ def mailbox(
 
     settings = get_settings()
     lower_priority(settings.notification_nice)  # it stands in for the mail server: as notification's
-    run(Path(directory) if directory else settings.data_path / "mailbox", smtp_port, http_port, http_host)
+    key = None
+    if key_file:
+        from boxoffice.adapters.embedded import write_secret
+        from boxoffice.adapters.mailbox import KEY_BYTES
+
+        write_secret(Path(key_file), KEY_BYTES)
+        key = Path(key_file).read_text().strip()
+    run(Path(directory) if directory else settings.data_path / "mailbox", smtp_port, http_port, http_host, key)
 
 
 @bench_app.command("lifecycle")

@@ -12,20 +12,22 @@ from pathlib import Path
 from boxoffice.adapters.mailbox import Mailbox
 
 
-async def serve(directory: Path, smtp_port: int, http_port: int, http_host: str = "127.0.0.1") -> None:
-    mailbox = Mailbox(directory, smtp_port, http_port, http_host=http_host)
+async def serve(directory: Path, smtp_port: int, http_port: int, http_host: str = "127.0.0.1",
+                key: str | None = None) -> None:
+    mailbox = Mailbox(directory, smtp_port, http_port, http_host=http_host, key=key)
     task = asyncio.ensure_future(mailbox.serve_forever())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
-    logging.getLogger(__name__).info("mailbox: SMTP on 127.0.0.1:%d, web on http://%s:%d/, mail in %s",
-                                     smtp_port, http_host, http_port, directory)
+    logging.getLogger(__name__).info("mailbox: SMTP on 127.0.0.1:%d, web on http://%s:%d/%s/, mail in %s",
+                                     smtp_port, http_host, http_port, mailbox.key, directory)
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-def run(directory: Path, smtp_port: int, http_port: int, http_host: str = "127.0.0.1") -> None:
+def run(directory: Path, smtp_port: int, http_port: int, http_host: str = "127.0.0.1",
+        key: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s mailbox[%(process)d] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
-    asyncio.run(serve(directory.resolve(), smtp_port, http_port, http_host))
+    asyncio.run(serve(directory.resolve(), smtp_port, http_port, http_host, key))
