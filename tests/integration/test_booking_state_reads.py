@@ -64,7 +64,8 @@ async def test_a_waiting_list_join_reads_the_events_state_and_the_buyers_waiting
     ids = [str(uuid.uuid4()) for _ in range(2)]
     async with PostgresBookingUnitOfWork(pool) as uow:
         for n, waitlist_id in enumerate(ids):
-            await uow.waitlist.add(WaitlistEntry(waitlist_id, spec.event_id, f"fan_{n}", "", 2, 0), f"join-{n}")
+            await uow.waitlist.add(WaitlistEntry(waitlist_id, spec.event_id, f"fan_{n}", "", 2, 0),
+                                   f"join-{waitlist_id}")
         await uow.commit()
 
     assert await views.waitlist_join_seen(pool, spec.event_id, "fan_9") == (False, None)
