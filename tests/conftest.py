@@ -15,13 +15,38 @@ from boxoffice.adapters.kafka import ensure_topics
 from boxoffice.adapters.postgres import create_pool, migrate
 from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
 from tests.platforms import (  # noqa: F401 - shared fixtures
+    SHARED,
     RunningPlatform,
     auth_platform,
     platform,
     proof_platform,
     short_hold_platform,
+    stop_platform,
 )
 from tests.servers import Servers, embedded_servers
+
+SHARED_PLATFORMS = ("platform", "short_hold_platform", "proof_platform", "auth_platform")
+_last_user: dict[str, str] = {}  # shared platform fixture -> node id of the last test (in run order) using it
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _last_user.clear()
+    for item in items:
+        for name in SHARED_PLATFORMS:
+            if name in getattr(item, "fixturenames", ()):
+                _last_user[name] = item.nodeid
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """A shared platform goes down after the last test that uses it, not at the end of the session."""
+    try:
+        return (yield)
+    finally:
+        for name, nodeid in _last_user.items():
+            if nodeid == item.nodeid and name in SHARED:
+                stop_platform(SHARED[name])
 
 
 @pytest.fixture(scope="session")

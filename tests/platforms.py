@@ -42,6 +42,30 @@ class RunningPlatform:
                               text=True, timeout=timeout)
 
 
+# The session's shared platforms that are up, by fixture name, so that each can be stopped after the last test
+# that uses it (tests/conftest.py): an idle platform still takes about half a core (its consumers' fetches).
+SHARED: dict[str, RunningPlatform] = {}
+_stopped: set[Path] = set()
+
+
+def stop_platform(running: RunningPlatform) -> None:
+    """`down`, once."""
+    if running.data_dir in _stopped:
+        return
+    _stopped.add(running.data_dir)
+    stopped = running.cli("down")
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def _shared(name: str, data_dir: Path, **settings: str) -> Iterator[RunningPlatform]:
+    for running in start_platform(data_dir, **settings):
+        SHARED[name] = running
+        try:
+            yield running
+        finally:
+            SHARED.pop(name, None)
+
+
 def start_platform(data_dir: Path, **settings: str) -> Iterator[RunningPlatform]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
@@ -56,26 +80,25 @@ def start_platform(data_dir: Path, **settings: str) -> Iterator[RunningPlatform]
     try:
         yield running
     finally:
-        stopped = running.cli("down")
-        assert stopped.returncode == 0, stopped.stderr
+        stop_platform(running)
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    yield from start_platform(tmp_path_factory.mktemp("platform"))
+    yield from _shared("platform", tmp_path_factory.mktemp("platform"))
 
 
 @pytest.fixture(scope="session")
 def short_hold_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     """Holds of 2 seconds and a quick simulated provider, for the lifecycle tests."""
-    yield from start_platform(tmp_path_factory.mktemp("short_hold"), BOXOFFICE_HOLD_SECONDS="2",
+    yield from _shared("short_hold_platform", tmp_path_factory.mktemp("short_hold"), BOXOFFICE_HOLD_SECONDS="2",
                               BOXOFFICE_PAYMENT_LATENCY_MS="20")
 
 
 @pytest.fixture(scope="session")
 def proof_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     """A waiting room that asks each join for a proof of work of 12 bits (quick to find in a test)."""
-    yield from start_platform(tmp_path_factory.mktemp("proof"), BOXOFFICE_QUEUE_PROOF_OF_WORK_BITS="12")
+    yield from _shared("proof_platform", tmp_path_factory.mktemp("proof"), BOXOFFICE_QUEUE_PROOF_OF_WORK_BITS="12")
 
 
 ADMIN = ("admin@boxoffice.test", "admin-password-1")
@@ -84,7 +107,7 @@ ADMIN = ("admin@boxoffice.test", "admin-password-1")
 @pytest.fixture(scope="session")
 def auth_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     """Accounts on, with an admin, a low per-account rate limit and a small per-buyer seat cap."""
-    yield from start_platform(
-        tmp_path_factory.mktemp("auth"), BOXOFFICE_AUTH="on", BOXOFFICE_ADMIN_EMAIL=ADMIN[0],
+    yield from _shared(
+        "auth_platform", tmp_path_factory.mktemp("auth"), BOXOFFICE_AUTH="on", BOXOFFICE_ADMIN_EMAIL=ADMIN[0],
         BOXOFFICE_ADMIN_PASSWORD=ADMIN[1], BOXOFFICE_RATE_LIMIT_USER_BURST="6",
         BOXOFFICE_RATE_LIMIT_USER_PER_MINUTE="30", BOXOFFICE_MAX_SEATS_PER_USER="4")
