@@ -29,8 +29,18 @@ SHARED_PLATFORMS = ("platform", "short_hold_platform", "proof_platform", "auth_p
 _last_user: dict[str, str] = {}  # shared platform fixture -> node id of the last test (in run order) using it
 
 
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end and browser modules that start only platforms of their own run last, once the shared ones
+    are down; the order within each module, and of everything else, stays."""
+    on_shared = {_module(item) for item in items
+                 if any(name in getattr(item, "fixturenames", ()) for name in SHARED_PLATFORMS)}
+    items.sort(key=lambda item: _module(item).startswith(("tests/e2e/", "tests/browser/"))
+               and _module(item) not in on_shared)
     _last_user.clear()
     for item in items:
         for name in SHARED_PLATFORMS:
