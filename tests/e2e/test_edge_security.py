@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.api_client import book, seat_statuses, wait_for
@@ -97,6 +98,8 @@ async def test_the_embedded_mailbox_shows_the_mail_only_under_its_key(platform: 
     mailbox_url = str(platform.runtime["mailbox_url"])
     assert len(key) >= 22 and mailbox_url.endswith(f"/{key}")
     assert stat.S_IMODE((platform.data_dir / "mailbox.key").stat().st_mode) == 0o600
+    # Not on the mailbox's command line, which every local user can read (ps).
+    assert not any(key in arg for arg in psutil.Process(platform.pid("mailbox")).cmdline())
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=60) as client:
         _, booking_id = await paid_booking(client, 1)
         assert await emailed_tickets(client, platform, booking_id)  # read under the key

@@ -34,6 +34,19 @@ logging.getLogger("mail.log").addFilter(_WithoutLoginDataNotice())
 KEY_BYTES = 16
 
 
+def web_url(http_port: int, key: str) -> str:
+    """The mailbox's page (and, under it, the JSON API), key included."""
+    return f"http://127.0.0.1:{http_port}/{key}/"
+
+
+def key_in(path: Path) -> str:
+    """The key kept in `path`, made there (readable by its owner only) if missing."""
+    from boxoffice.adapters.embedded import write_secret
+
+    write_secret(path, KEY_BYTES)
+    return path.read_text().strip()
+
+
 class KeepEverything:
     """aiosmtpd handler: every recipient is accepted and every message stored."""
 
@@ -90,8 +103,7 @@ class Mailbox:
 
     @property
     def web_url(self) -> str:
-        """The page (and, under it, the JSON API), key included."""
-        return f"http://127.0.0.1:{self.http_port}/{self.key}/"
+        return web_url(self.http_port, self.key)
 
     async def stop(self) -> None:
         if self._web is not None and self._web_task is not None:
@@ -126,19 +138,18 @@ class MailboxProgram(NamedTuple):
 
     @property
     def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/{self.key}/"
+        return web_url(self.http_port, self.key)
 
 
 def mailbox_program(settings: Settings, data_dir: Path) -> MailboxProgram:
     """Ports not configured are picked free; mail is kept under `data_dir/mailbox`; the web side's key is made
     once, in a file only its owner reads (`data_dir/mailbox.key`), so the address `up` prints stays the same."""
-    from boxoffice.adapters.embedded import free_port, write_secret
+    from boxoffice.adapters.embedded import free_port
 
     smtp_port = settings.mailbox_smtp_port or free_port()
     http_port = settings.mailbox_http_port or free_port()
     key_file = data_dir / "mailbox.key"
-    write_secret(key_file, KEY_BYTES)
     command = [sys.executable, "-m", "boxoffice", "mailbox", "--smtp-port", str(smtp_port),
                "--http-port", str(http_port), "--dir", str(data_dir / "mailbox"), "--http-host", settings.http_host,
                "--key-file", str(key_file)]
-    return MailboxProgram(command, smtp_port, http_port, key_file.read_text().strip())
+    return MailboxProgram(command, smtp_port, http_port, key_in(key_file))

@@ -469,13 +469,9 @@ def mailbox(
 
     settings = get_settings()
     lower_priority(settings.notification_nice)  # it stands in for the mail server: as notification's
-    key = None
-    if key_file:
-        from boxoffice.adapters.embedded import write_secret
-        from boxoffice.adapters.mailbox import KEY_BYTES
+    from boxoffice.adapters.mailbox import key_in
 
-        write_secret(Path(key_file), KEY_BYTES)
-        key = Path(key_file).read_text().strip()
+    key = key_in(Path(key_file)) if key_file else None
     run(Path(directory) if directory else settings.data_path / "mailbox", smtp_port, http_port, http_host, key)
 
 
