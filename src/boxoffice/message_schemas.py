@@ -328,6 +328,7 @@ class WaitlistJoinRequested(Data):
     userId: UserId
     quantity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
     email: Email | None = None
+    queueAccess: Annotated[str, _bounded(2048)] | None = None  # the waiting room's access token, if sent
 
 
 class WaitlistLeaveRequested(Data):

@@ -185,6 +185,17 @@ async def test_bookings_need_the_buyers_own_admission(client: httpx.AsyncClient)
     best = await client.post("/bookings", json={"eventId": event_id, "quantity": 2, "userId": "buyer_b"})
     assert best.status_code == 403 and best.json()["code"] == "not_admitted"
 
+    # The waiting list is joined with an admission too: seats it is offered later are the sale's seats.
+    line = f"/events/{event_id}/waitlist"
+    skipped = await client.post(line, json={"quantity": 1, "userId": "never_queued"})
+    assert skipped.status_code == 403 and skipped.json()["code"] == "not_admitted", skipped.text
+    borrowed = await client.post(line, json={"quantity": 1, "userId": "buyer_a"},
+                                 headers={"X-Queue-Access": b["accessToken"]})
+    assert borrowed.status_code == 403 and borrowed.json()["code"] == "not_admitted", borrowed.text
+    waiting = await client.post(line, json={"quantity": 1, "userId": "buyer_b"},
+                                headers={"X-Queue-Access": b["accessToken"]})
+    assert waiting.status_code == 201 and waiting.json()["status"] == "waiting", waiting.text
+
 
 async def test_an_expired_admission_is_refused(client: httpx.AsyncClient) -> None:
     event_id = await create(client, onsale_event(admit_per_minute=6000, admission_minutes=1))

@@ -625,6 +625,32 @@ async def test_a_hold_behind_a_waiting_room_needs_the_buyers_own_unexpired_admis
     assert free.type == topics.SEAT_RESERVED
 
 
+async def test_the_waiting_list_behind_a_waiting_room_is_joined_with_the_buyers_own_admission() -> None:
+    """Seats the line is offered later must not go to someone who skipped the queue."""
+    from boxoffice.adapters.queue_tokens import QueueTokens
+
+    tokens = QueueTokens("key")
+    platform = Platform(admissions=tokens)
+    platform.tables.waiting_rooms.add(EVENT.event_id)
+    fans = tokens.access_token(EVENT.event_id, "fan", 1, NOW - timedelta(minutes=1), 10)
+
+    def asking(user: str, token: str | None) -> Message:
+        message = join_request(user, 1)
+        return Message(message.type, message.event_id, {**message.data, "queueAccess": token}, message.request_id)
+
+    out = await platform.handle(asking("nobody", None), asking("other", fans), asking("fan", fans))
+    assert [(m.data["code"] if "code" in m.data else m.data["status"]) for m in out] == [
+        "not_admitted", "not_admitted", "waiting"]
+    assert [e.user_id for e in platform.tables.waitlist.values()] == ["fan"]
+    platform.now = NOW + timedelta(minutes=9)
+    [late] = await platform.handle(asking("late", tokens.access_token(EVENT.event_id, "late", 2,
+                                                                      NOW - timedelta(minutes=1), 10)))
+    assert late.data["code"] == "admission_expired" and late.data["joined"] is False
+    platform.tables.waiting_rooms.clear()  # the organiser turned the room off
+    [free] = await platform.handle(asking("anyone", None))
+    assert free.data["status"] == "waiting" and free.data["joined"] is True
+
+
 # -- refunds (CONTRACT §8.3) ------------------------------------------------------------------------------------
 
 async def confirmed(platform: Platform, *seats: str, user: str = "fan") -> str:

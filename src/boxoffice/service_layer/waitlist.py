@@ -75,12 +75,13 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
         if called_off is None:
             log.error("dropping waiting list join %s: event %s does not exist", message.id, message.event_id)
             return []
-        if called_off:
+        refusal = ((errors.EventCancelled.code, closed_line(message.event_id)) if called_off
+                   else await _not_admitted(uow, message, user_id, decide))
+        if refusal is not None:
             refused = WaitlistEntry(waitlist_id, message.event_id, user_id, str(data.get("email") or ""), quantity,
                                     0, WaitlistStatus.EXPIRED)
             await uow.outbox.add([Outgoing.of(updated(
-                refused, message.request_id, joined=False, code=errors.EventCancelled.code,
-                reason=closed_line(message.event_id)))])
+                refused, message.request_id, joined=False, code=refusal[0], reason=refusal[1]))])
             return []
         entry = await uow.waitlist.add(WaitlistEntry(waitlist_id, message.event_id, user_id,
                                                      str(data.get("email") or ""), quantity, 0), message.request_id)
@@ -88,6 +89,26 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
     await uow.outbox.add([Outgoing.of(updated(entry, message.request_id, ahead,
                                               joined=entry.waitlist_id == waitlist_id))])
     return []
+
+
+async def _not_admitted(uow: BookingUnitOfWork, message: Message, user_id: str,
+                        decide: Decide) -> tuple[str, str] | None:
+    """Behind an active waiting room the line is joined with an admission, like a hold: seats it offers later
+    must not go to someone who skipped the queue."""
+    if decide.admissions is None:
+        return None
+    gate = (await uow.waiting_rooms.gates([message.event_id])).get(message.event_id)
+    if gate is None or not gate.waiting_room:
+        return None
+    access = message.data.get("queueAccess")
+    code = decide.admissions.refusal(access if isinstance(access, str) else None, message.event_id, user_id,
+                                     decide.now)
+    if code is None:
+        return None
+    if code == errors.AdmissionExpired.code:
+        return code, "Your admission from the waiting room has expired"
+    return code, (f"Event {message.event_id} is selling through its waiting room: its waiting list is joined "
+                  "with an admission of your own")
 
 
 async def leave_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Path
 from starlette.responses import Response
 
 from boxoffice import messages as topics
@@ -18,7 +18,7 @@ from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_owner
 from boxoffice.entrypoints.gateway.answers import refuse
-from boxoffice.entrypoints.gateway.bookings import ask, buyer, is_uuid
+from boxoffice.entrypoints.gateway.bookings import admission, ask, buyer, is_uuid
 from boxoffice.entrypoints.gateway.deps import NO_BODY, BuyingCaller, Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, WaitlistEntry, WaitlistJoin
@@ -42,9 +42,14 @@ def _entry(data: dict[str, Any], event_id: str) -> dict[str, Any]:
 
 @router.post("/events/{event_id}/waitlist", status_code=201,
              responses={201: {"model": WaitlistEntry}, 200: {"model": WaitlistEntry}, **_ERRORS, **LIMITED})
-async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep, caller: BuyingCaller) -> Response:
+async def join_waitlist(
+    event_id: EventPath, body: WaitlistJoin, gw: GatewayDep, caller: BuyingCaller,
+    queue_access: Annotated[str | None, Header(alias="X-Queue-Access", max_length=2048)] = None,
+) -> Response:
     """Wait for seats of a sold-out event: 201 with your place in line; 200 with the same entry if you are
-    already waiting. Seats that come free are offered in order, as a pending booking and an email."""
+    already waiting. Seats that come free are offered in order, as a pending booking and an email. Behind an
+    active waiting room, send the access token of your admission as `X-Queue-Access`, as for a hold (403
+    `not_admitted` / `admission_expired` otherwise)."""
     user_id, email = buyer(body, caller, gw)
     if body.quantity > gw.settings.max_seats_per_booking:
         raise ApiError(422, "too_many_seats",
@@ -58,9 +63,11 @@ async def join_waitlist(event_id: EventPath, body: WaitlistJoin, gw: GatewayDep,
         raise refuse(errors.EventCancelled.code, closed_line(event_id))
     if waiting is not None:
         return JSON(waiting)
+    access = await admission(gw, event_id, user_id, caller, queue_access)
     waitlist_id = str(uuid.uuid4())
     message = Message(topics.WAITLIST_JOIN_REQUESTED, event_id,
-                      {"waitlistId": waitlist_id, "userId": user_id, "quantity": body.quantity, "email": email},
+                      {"waitlistId": waitlist_id, "userId": user_id, "quantity": body.quantity, "email": email,
+                       **({"queueAccess": access} if access is not None else {})},
                       gw.request_ids.new())
     reply = await ask(gw, message)
     if reply is None:
