@@ -78,15 +78,18 @@ async def _cancellation(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
     if row is None or row["status"] != "cancelled":
         return {"status": "on_sale"}
     counts = await pool.fetchrow(
+        # A confirmed booking with a refund id is one whose refund the provider refused: the organiser's to settle.
         """SELECT count(*) FILTER (WHERE end_reason = 'event_cancelled') AS released,
-                  count(*) FILTER (WHERE status IN ('confirmed', 'paying', 'refunding')) AS to_refund,
+                  count(*) FILTER (WHERE status IN ('paying', 'refunding')
+                                      OR status = 'confirmed' AND refund_id IS NULL) AS to_refund,
+                  count(*) FILTER (WHERE status = 'confirmed' AND refund_id IS NOT NULL) AS refused,
                   count(*) FILTER (WHERE status = 'refunded' AND updated_at >= $2) AS refunded
            FROM bookings WHERE event_id = $1""", event_id, row["cancelled_at"])
     assert counts is not None  # an aggregate has a row
     return {"status": "cancelled", "cancellation": {
         "cancelledAt": iso(row["cancelled_at"]), "holdsReleased": counts["released"],
         "bookingsToRefund": counts["to_refund"], "bookingsRefunded": counts["refunded"],
-        "done": counts["to_refund"] == 0}}
+        "refundsRefused": counts["refused"], "done": counts["to_refund"] == 0}}
 
 
 async def seat_map(pool: asyncpg.Pool, event_id: str) -> list[dict[str, Any]]:

@@ -102,6 +102,35 @@ async def test_a_refunded_bookings_tickets_are_invalid(client: httpx.AsyncClient
     assert await entries(platform, booking_id) == {}
 
 
+async def test_a_cancelled_events_tickets_are_invalid_also_when_its_refund_was_refused(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    """The provider refuses this payment's refund (the simulated provider's `no-refund` payment ids): the booking
+    stays confirmed and the cancellation says so, but its ticket lets nobody in."""
+    event_id = f"door_{uuid.uuid4().hex[:8]}"
+    created = await client.post("/events", json={
+        "eventId": event_id, "name": "Called-off show", "venue": {"name": "Hall"}, "startsAt": "2027-09-01T19:30:00Z",
+        "priceCategories": [{"categoryId": "std", "name": "Std", "price": 25.0}],
+        "rows": [{"row": "A", "seats": 2, "categoryId": "std"}]})
+    assert created.status_code == 201, created.text
+    held = (await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1"], "userId": "door_kept"})).json()
+    paid = await client.put(f"/bookings/{held['bookingId']}/confirm", json={
+        "paymentId": f"pay_no-refund_{uuid.uuid4().hex[:6]}", "amount": held["amount"], "card": CARD})
+    assert paid.status_code == 200, paid.text
+    ticket = (await emailed_tickets(client, platform, held["bookingId"]))["A1"]
+    assert (await client.post(f"/events/{event_id}/cancel")).status_code == 200
+
+    async def settled() -> dict | None:
+        cancellation = (await client.get(f"/events/{event_id}")).json()["cancellation"]
+        return cancellation if cancellation["done"] else None
+    cancellation = await wait_for(settled)
+    assert (cancellation["refundsRefused"], cancellation["bookingsToRefund"], cancellation["bookingsRefunded"]) == (
+        1, 0, 0)
+    assert (await client.get(f"/bookings/{held['bookingId']}")).json()["status"] == "confirmed"
+    verdict = await verify(client, ticket)
+    assert (verdict["status"], verdict["reason"]) == ("invalid", "event_cancelled"), verdict
+    assert await entries(platform, held["bookingId"]) == {}
+
+
 async def test_a_booking_whose_ticket_was_used_at_the_door_is_not_refunded_nor_its_seat_sold_again(
         client: httpx.AsyncClient, platform: RunningPlatform) -> None:
     event_id, booking_id = await paid_booking(client, seats=2)

@@ -110,6 +110,14 @@ async def test_only_a_confirmed_booking_gets_in(status: str) -> None:
     assert door.committed == {}
 
 
+async def test_no_ticket_of_a_cancelled_event_gets_in() -> None:
+    """Also a confirmed booking's, whose refund the provider refused: there is no show to let anyone into."""
+    door = FakeDoor({BOOKING: BookingAtDoor("night_show", "confirmed", frozenset({"A1", "A2"}), event_cancelled=True)})
+    verdict = await verify_ticket(SEAL.issue(TICKET), SEAL, door, lambda: T0)
+    assert (verdict.status, verdict.reason, verdict.ticket) == ("invalid", "event_cancelled", TICKET)
+    assert door.committed == {}
+
+
 @pytest.mark.parametrize(("ticket", "reason"), [
     (Ticket("night_show", BOOKING, "B9"), "seat_not_in_booking"),
     (Ticket("day_show", BOOKING, "A1"), "unknown_booking"),

@@ -17,8 +17,10 @@ class PostgresDoorBookings:
 
     async def get(self, booking_id: str) -> BookingAtDoor | None:
         row = await self._con.fetchrow(
-            "SELECT event_id, status, seat_ids FROM bookings WHERE booking_id = $1::uuid FOR SHARE", booking_id)
-        return None if row is None else BookingAtDoor(row["event_id"], row["status"], frozenset(row["seat_ids"]))
+            "SELECT b.event_id, b.status, b.seat_ids, e.status = 'cancelled' AS event_cancelled "
+            "FROM bookings b JOIN events e USING (event_id) WHERE b.booking_id = $1::uuid FOR SHARE OF b", booking_id)
+        return None if row is None else BookingAtDoor(row["event_id"], row["status"], frozenset(row["seat_ids"]),
+                                                      row["event_cancelled"])
 
 
 class PostgresEntries:

@@ -83,17 +83,22 @@ class BookingAtDoor:
     event_id: str
     status: str
     seat_ids: frozenset[str]
+    event_cancelled: bool = False
 
 
 def refusal(ticket: Ticket, booking: BookingAtDoor | None) -> tuple[str, str] | None:
     """Why a genuine ticket does not let its holder in (reason code, sentence), or None when it does.
-    Only a CONFIRMED booking's seats get in: a refunded, cancelled, expired or unpaid one's do not."""
+    Only a CONFIRMED booking's seats of an event that is still on get in: a refunded, cancelled, expired or
+    unpaid one's do not, nor any of a cancelled event."""
     if booking is None or booking.event_id != ticket.event_id:
         return "unknown_booking", f"No booking {ticket.booking_id} for event {ticket.event_id}"
     if ticket.seat_id not in booking.seat_ids:
         return "seat_not_in_booking", f"Seat {ticket.seat_id} is not part of booking {ticket.booking_id}"
     if booking.status != "confirmed":
         return f"booking_{booking.status}", f"Booking {ticket.booking_id} is {booking.status}, not confirmed"
+    if booking.event_cancelled:
+        # Also a booking whose refund the provider refused: there is no show to let anyone into.
+        return "event_cancelled", f"Event {ticket.event_id} was cancelled by its organiser"
     return None
 
 

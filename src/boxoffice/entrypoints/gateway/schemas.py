@@ -225,6 +225,7 @@ class Cancellation(BaseModel):
     holdsReleased: int
     bookingsToRefund: int
     bookingsRefunded: int
+    refundsRefused: int  # confirmed bookings whose refund the provider refused: their tickets let nobody in
     done: bool
 class OnSaleView(BaseModel):
     opensAt: str
