@@ -148,6 +148,15 @@ async def booking_state(pool: asyncpg.Pool, booking_id: str) -> asyncpg.Record |
     return await pool.fetchrow(_BOOKING_STATE + "WHERE booking_id = $1", booking_id)
 
 
+async def payment_decline(pool: asyncpg.Pool, booking_id: str, payment_id: str) -> tuple[str | None, str | None]:
+    """The provider's decline code and reason for this payment of the booking, as the payment service recorded
+    them (None, None if it holds no decline)."""
+    row = await pool.fetchrow("SELECT decline_code, decline_reason FROM payments "
+                              "WHERE booking_id = $1::uuid AND payment_id = $2 AND status = 'failed'",
+                              booking_id, payment_id)
+    return (None, None) if row is None else (row["decline_code"], row["decline_reason"])
+
+
 async def booking_states(pool: asyncpg.Pool, booking_ids: list[str]) -> list[asyncpg.Record | None]:
     """booking_state of each id, in their order, in one statement: a payment rush reads many at once."""
     rows = await pool.fetch(_BOOKING_STATE + "WHERE booking_id = ANY($1::uuid[])", booking_ids)

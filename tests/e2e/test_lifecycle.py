@@ -117,6 +117,10 @@ async def test_declined_card_releases_the_seat(client: httpx.AsyncClient) -> Non
     assert declined.json()["status"] == "payment_failed" and declined.json()["success"] is False
     assert (await seat_statuses(client, EVENT))["E2"] == "AVAILABLE"
     assert (await client.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "payment_failed"
+    # Confirming again with the same paymentId returns the first answer, the provider's words included.
+    again = await confirm(client, booking, "pay_e2", card="4000000000000002")
+    assert again.status_code == 402 and again.json() == declined.json(), again.text
+    assert declined.json()["declineCode"] == "card_declined"
 
 
 async def test_wrong_amount_is_refused_and_the_hold_kept(client: httpx.AsyncClient) -> None:

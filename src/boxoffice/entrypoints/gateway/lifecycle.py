@@ -98,8 +98,9 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
         if status == "confirmed":
             return respond(answers.confirmed(booking_id, body.payment_id, float(state["amount"]),
                                              state["currency"].strip(), list(state["seat_ids"])))
-        if status == "payment_failed":
-            return respond(answers.declined(booking_id))
+        if status == "payment_failed":  # the first answer again, with the provider's words
+            code, reason = await views.payment_decline(gw.pool, booking_id, body.payment_id)
+            return respond(answers.declined(booking_id, reason or "Payment declined", declineCode=code))
         message = None  # this very payment is under way: wait for its outcome
     elif status != "pending":
         return respond(answers.not_live(booking_id, status))
