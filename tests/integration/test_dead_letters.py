@@ -15,7 +15,13 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from boxoffice import metrics
 from boxoffice.adapters.consumer_loop import RetryWatch, consume_forever
-from boxoffice.adapters.dead_letters import KafkaDeadLetters, read_dead_letters, replay
+from boxoffice.adapters.dead_letters import (
+    CUT_TO_BYTES,
+    CutDeadLetter,
+    KafkaDeadLetters,
+    read_dead_letters,
+    replay,
+)
 from boxoffice.adapters.kafka import ensure_topics, make_group_consumer, start_with_retry
 from boxoffice.config import Settings
 from boxoffice.messages import Message, dead_topic
@@ -154,3 +160,38 @@ async def test_a_replayed_dead_letter_is_handled_as_new(kafka: str, producer: AI
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert len(await read_dead_letters(kafka, [topic])) == 1  # kept: a dead letter is a record
+
+
+async def test_a_message_too_big_to_write_again_is_kept_cut_down_and_the_consumer_moves_on(
+        kafka: str, producer: AIOKafkaProducer) -> None:
+    """Over the dead-letter producer's 1 MiB request limit: written whole it would be refused at every try and
+    stall the partition (and with it the consumer)."""
+    topic = f"dlq.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, 1, [topic, dead_topic(topic)])
+    huge = b'{"id": "' + b"r" * (2 * 1024 * 1024) + b'"'  # not a message: never decodes
+    after = Message(topic, "ev_dlq", {"n": 2})
+    big_sender = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", max_request_size=8 * 1024 * 1024)
+    await big_sender.start()
+    try:
+        await big_sender.send_and_wait(topic, huge, key=b"ev_dlq")
+        await big_sender.send_and_wait(topic, after.encode(), key=b"ev_dlq")
+    finally:
+        await big_sender.stop()
+    handled: list[str] = []
+
+    async def handle(batch: list[Message]) -> None:
+        handled.extend(m.id for m in batch)
+
+    watch = RetryWatch()
+    consumer, task = await running(kafka, topic, handle, KafkaDeadLetters(producer, "tester"), watch)
+    try:
+        await until(lambda: handled == [after.id])
+        await until(lambda: _committed(consumer, TopicPartition(topic, 0), 2))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    [letter] = await read_dead_letters(kafka, [topic])
+    assert (letter.cut, letter.original_bytes, letter.offset) == (True, len(huge) + len(b"ev_dlq"), 0)
+    assert letter.value == huge[:CUT_TO_BYTES] and letter.key == b"ev_dlq" and letter.consumer == "tester"
+    with pytest.raises(CutDeadLetter, match=f"the whole message is at {topic} partition 0 offset 0"):
+        await replay(kafka, letter)

@@ -236,12 +236,15 @@ async def dead_letter(dead_letters: DeadLetterSink, record: ConsumerRecord[bytes
                        watch: RetryWatch) -> None:
     """A dead letter must be in Kafka before the offset moves past its message: retried while the broker is away."""
     delay = 0.05
+    outage = Outage(log, f"writing a dead letter of {record.topic}[{record.partition}] offset {record.offset}")
     while True:
         try:
             await dead_letters.send(record, error)
+            outage.recovered()
             watch.moved_on()
             return
         except KafkaError as exc:
+            outage.failed(exc)
             watch.failed(exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -335,7 +335,10 @@ def dead_letters(
         chosen = [letter for letter in found if letter.id == replay]
         if not chosen:
             _fail(f"no dead letter {replay!r}; `boxoffice dead-letters` lists them")
-        asyncio.run(letters.replay(bootstrap, chosen[0], security=security))
+        try:
+            asyncio.run(letters.replay(bootstrap, chosen[0], security=security))
+        except letters.CutDeadLetter as exc:
+            _fail(str(exc))
         console.print(f"dead letter {replay} is back on {chosen[0].topic}; it stays listed here as a record")
         return
     if not found:
@@ -344,8 +347,9 @@ def dead_letters(
     table = Table("topic", "partition:offset", "consumer", "dead at", "error")
     table.add_column("id", no_wrap=True, min_width=36)  # whole: it is what --replay takes
     for letter in found:
-        table.add_row(letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer, letter.dead_at,
-                      letter.error, letter.id)
+        error = f"{letter.error} (kept cut: {letter.original_bytes} bytes)" if letter.cut else letter.error
+        table.add_row(letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer, letter.dead_at, error,
+                      letter.id)
     console.print(table)
     console.print(f"Put one back on its topic with: {invoked_as()} dead-letters --replay ID", soft_wrap=True)
 
