@@ -115,6 +115,54 @@ async def test_bad_messages_on_every_topic_are_dead_letters_and_the_sale_goes_on
     assert await wait_for(healthy, timeout=30)
 
 
+async def test_a_bad_message_too_big_to_keep_whole_stalls_nothing(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    """2 MiB, over the services' 1 MiB producer limit: each consumer keeps it cut down as a dead letter and goes on
+    (it used to retry writing it whole for ever, and the booking, payment, catalog and notification services
+    stopped deciding anything)."""
+    event_id = f"huge_{uuid.uuid4().hex[:8]}"
+    created = await client.post("/events", json={
+        "eventId": event_id, "name": "Big messages", "venue": {"name": "Hall"}, "startsAt": "2027-08-01T19:30:00Z",
+        "priceCategories": [{"categoryId": "std", "name": "Std", "price": 20.0}],
+        "rows": [{"row": "A", "seats": 2, "categoryId": "std"}]})
+    assert created.status_code == 201, created.text
+    bootstrap = str(platform.runtime["kafka_bootstrap"])
+    huge = envelope(topics.SEAT_RESERVATION_REQUESTED, {"userId": "u", "seatIds": ["A1"]}, eventId=event_id,
+                    requestId="r" * (2 * 1024 * 1024))
+    poisoned = [topics.SEAT_RESERVATION_REQUESTED, topics.PAYMENT_REQUESTED, topics.BOOKING_CONFIRMED]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        for topic in poisoned:
+            await producer.send_and_wait(topic, huge, key=event_id.encode())
+    finally:
+        await producer.stop()
+
+    held = await book(client, event_id, ["A1"], "after_the_huge_one")
+    assert held.status_code == 201, held.text
+    paid = await client.put(f"/bookings/{held.json()['bookingId']}/confirm",
+                            json={"paymentId": "pay_after_huge", "amount": held.json()["amount"]})
+    assert paid.status_code == 200, paid.text
+
+    async def emailed() -> bool:
+        mail = (await client.get(f"{platform.runtime['mailbox_url']}/messages")).json()
+        return any(held.json()["bookingId"] in (m["text"] or "") for m in mail)
+
+    assert await wait_for(emailed, timeout=60), "the notification service did not get past the big message"
+
+    async def cut_letters() -> set[tuple[str, str]] | None:
+        letters = [letter for letter in await read_dead_letters(bootstrap, poisoned) if letter.cut]
+        found = {(letter.topic, letter.consumer) for letter in letters}
+        return found if len(found) == 5 else None
+
+    assert await wait_for(cut_letters) == {
+        (topics.SEAT_RESERVATION_REQUESTED, "booking"), (topics.PAYMENT_REQUESTED, "payment"),
+        (topics.BOOKING_CONFIRMED, "catalog"), (topics.BOOKING_CONFIRMED, "notification"),
+        (topics.BOOKING_CONFIRMED, "waitingroom")}
+    assert all(letter.original_bytes == len(huge) + len(event_id) and letter.value == huge[:64 * 1024]
+               for letter in await read_dead_letters(bootstrap, poisoned) if letter.cut)
+
+
 async def test_dead_letters_are_listed_and_replayed_from_the_command_line(client: httpx.AsyncClient,
                                                                           platform: RunningPlatform) -> None:
     bootstrap = str(platform.runtime["kafka_bootstrap"])
