@@ -40,7 +40,8 @@ MAX_REASON = 200  # a MalformedMessage's reason goes into a Kafka header and a l
 
 
 def _bounded(most: int, least: int = 1) -> StringConstraints:
-    return StringConstraints(min_length=least, max_length=most)
+    # No NUL: PostgreSQL's text refuses it, and a message refused there only after retries holds its partition up.
+    return StringConstraints(min_length=least, max_length=most, pattern=r"^[^\x00]*$")
 
 
 Id = Annotated[str, _bounded(256)]
@@ -56,7 +57,8 @@ CardToken = Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0
 Last4 = Annotated[str, StringConstraints(pattern=r"^[0-9]{0,4}$")]
 Code = Annotated[str, _bounded(64)]
 Reason = Annotated[str, _bounded(8192, 0)]  # may list every seat of a request
-Email = Annotated[str, _bounded(320, 0)]
+# No line breaks either: an address goes into a mail header.
+Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^\x00\r\n]*$")]
 
 
 def _moment(text: str) -> str:
@@ -461,8 +463,8 @@ def _envelope_problem(message: Message, topic: str) -> str | None:
     if request_id is None:
         if topic in NEEDS_REQUEST_ID:
             return "requestId is missing"
-    elif not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
-        return "requestId is not a string of 1 to 256 characters"
+    elif not isinstance(request_id, str) or not 0 < len(request_id) <= 256 or "\x00" in request_id:
+        return "requestId is not a string of 1 to 256 characters without NUL"
     if not isinstance(message.occurred_at, str) or not 0 < len(message.occurred_at) <= 64:
         return "occurredAt is not a string of 1 to 64 characters"
     if type(message.version) is not int:

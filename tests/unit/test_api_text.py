@@ -17,7 +17,7 @@ from boxoffice.entrypoints.gateway.schemas import NewEvent
 
 # Every character str.splitlines breaks on, and the other control characters (C0, DEL, C1).
 SEPARATORS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
-OTHER_CONTROLS = ["\x00", "\t", "\x1b", "\x7f", "\x9f"]
+OTHER_CONTROLS = ["\x00", "\t", "\x1b", "\x7f", "\x9f", "\u202e", "\u2067"]  # with bidirectional overrides
 assert all(len(f"a{c}b".splitlines()) == 2 for c in SEPARATORS)
 
 EVENT: dict[str, Any] = {

@@ -216,12 +216,21 @@ def test_a_message_of_another_topic_is_refused(topic: str) -> None:
     ("eventId", "ev\n", "eventId is not an event id"), ("eventId", ["ev"], "eventId is not an event id"),
     ("requestId", 12, "requestId is not a string"), ("requestId", ["req_1"], "requestId is not a string"),
     ("requestId", "", "requestId is not a string"), ("requestId", HUGE, "requestId is not a string"),
+    ("requestId", "req\x00", "requestId is not a string"),
     ("occurredAt", 12, "occurredAt is not a string"), ("occurredAt", HUGE, "occurredAt is not a string"),
     ("version", "1", "version is not an integer"), ("version", True, "version is not an integer"),
 ])
 @pytest.mark.parametrize("topic", ALL_TOPICS)
 def test_a_malformed_envelope_is_refused(topic: str, field: str, value: object, reason: str) -> None:
     assert refused(encoded(topic, TYPICAL[topic], **{field: value}), topic).startswith(reason)
+
+
+@pytest.mark.parametrize(("field", "value"), [("userId", "fan\x00"), ("email", "fan@example.com\r\nBcc: x@y.z"),
+                                              ("email", "fan\x00@example.com"), ("email", "fan@example.com\n")])
+def test_text_postgresql_or_a_mail_header_cannot_take_is_refused_before_any_handler(field: str, value: str) -> None:
+    """Refused there only after retries, such a message would hold its partition up meanwhile."""
+    topic = topics.SEAT_RESERVATION_REQUESTED
+    assert refused(encoded(topic, {**TYPICAL[topic], field: value}), topic).startswith(f"data.{field}: ")
 
 
 @pytest.mark.parametrize("topic", ALL_TOPICS)

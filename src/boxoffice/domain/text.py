@@ -9,9 +9,11 @@ from email.errors import NonASCIILocalPartDefect
 
 # C0 and C1 controls, DEL, and the line and paragraph separators: every character `str.splitlines` breaks
 # on (\n \r \v \f \x1c-\x1e \x85 \u2028 \u2029) is among them, and the email library refuses each in a
-# header. Written as regex escapes that Python and Rust (pydantic) read alike, so that it can be a
+# header. Also the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): one of them
+# in an event's name would turn the rest of a subject line or a seat map row around (right-to-left text needs
+# none of them). Written as regex escapes that Python and Rust (pydantic) read alike, so that it can be a
 # JSON-schema pattern too.
-CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 ONE_LINE = f"^[^{CONTROL}]*$"
 _CONTROL_RUN = re.compile(f"[{CONTROL}]+")
 
