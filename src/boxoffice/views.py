@@ -72,6 +72,10 @@ async def event_organiser(pool: asyncpg.Pool, event_id: str) -> str | None:
         "SELECT organiser_id FROM events WHERE event_id = $1", event_id)
 
 
+async def event_cancelled(pool: asyncpg.Pool, event_id: str) -> bool:
+    return bool(await pool.fetchval("SELECT status = 'cancelled' FROM events WHERE event_id = $1", event_id))
+
+
 async def _cancellation(pool: asyncpg.Pool, event_id: str) -> dict[str, Any]:
     """An event's status and, once called off, how far its cancellation has got."""
     row = await pool.fetchrow("SELECT status, cancelled_at FROM events WHERE event_id = $1", event_id)

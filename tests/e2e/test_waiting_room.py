@@ -157,6 +157,30 @@ async def test_an_open_rooms_rate_changes_with_the_opening_get_shows_though_it_w
     again = await client.put("/events/eras_tour_onsale/onsale", json=demo)  # open or not yet: the same settings
     assert again.status_code == 200, again.text
 
+    # The rate alone, during the sale: the fields left out keep their values.
+    only_rate = await client.put(f"/events/{event_id}/onsale", json={"admitPerMinute": 240})
+    assert only_rate.status_code == 200, only_rate.text
+    assert (await client.get(f"/events/{event_id}")).json()["onSale"] == {**shown, "admitPerMinute": 240}
+    moved = await client.put(f"/events/{event_id}/onsale", json={"opensAt": LATER})
+    assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
+
+
+async def test_an_on_sale_change_needs_an_opening_for_an_event_without_one_and_none_for_a_cancelled_event(
+        client: httpx.AsyncClient) -> None:
+    body = onsale_event()
+    del body["onSale"]
+    created = await client.post("/events", json=body)
+    assert created.status_code == 201, created.text
+    event_id = body["eventId"]
+    no_opening = await client.put(f"/events/{event_id}/onsale", json={"admitPerMinute": 60})
+    assert no_opening.status_code == 422 and no_opening.json()["error"].startswith("opensAt: Field required")
+    assert (await client.put(f"/events/{event_id}/onsale", json={"opensAt": LATER})).status_code == 200
+    assert (await client.get(f"/events/{event_id}")).json()["onSale"] == {
+        "opensAt": "2030-01-01T00:00:00.000Z", "waitingRoom": True, "admitPerMinute": 600, "admissionMinutes": 10}
+    assert (await client.post(f"/events/{event_id}/cancel")).status_code == 200
+    closed = await client.put(f"/events/{event_id}/onsale", json={"admitPerMinute": 60})
+    assert closed.status_code == 409 and closed.json()["code"] == "event_cancelled", closed.text
+
 
 async def test_bookings_need_the_buyers_own_admission(client: httpx.AsyncClient) -> None:
     event_id = await create(client, onsale_event(admit_per_minute=6000))

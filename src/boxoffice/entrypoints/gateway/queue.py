@@ -30,6 +30,7 @@ from boxoffice.entrypoints.gateway.schemas import (
     QUEUE_TOKEN,
     ErrorBody,
     NewOnSale,
+    OnSaleChange,
     OnSaleView,
     QueueChallenge,
     QueueChallengeRequest,
@@ -243,23 +244,36 @@ def _on_sale(body: NewOnSale) -> OnSale:
     return OnSale(opens_at, body.waiting_room, body.admit_per_minute, body.admission_minutes)
 
 
+def _changed(change: OnSaleChange, before: Any) -> NewOnSale:
+    """The on-sale as it will be: what the change sets, the rest as it stands (or the defaults)."""
+    asked = change.model_dump(by_alias=True, exclude_none=True)
+    if before is not None:
+        asked = {**views.on_sale_view(before), **asked}
+    elif "opensAt" not in asked:
+        raise ApiError(422, "validation_error", "opensAt: Field required (the event has no on-sale yet)")
+    return NewOnSale.model_validate(asked)
+
+
 def on_sale_of(body: NewOnSale | None) -> OnSale | None:
     return _on_sale(body) if body is not None else None
 
 
 @router.put("/events/{event_id}/onsale", response_model=OnSaleView,
             responses={202: {"description": "Accepted; the waiting room applies it shortly"}, **_ERRORS, **OWNED})
-async def set_on_sale(event_id: EventPath, body: NewOnSale, gw: GatewayDep, caller: Caller) -> Response:
+async def set_on_sale(event_id: EventPath, body: OnSaleChange, gw: GatewayDep, caller: Caller) -> Response:
     """Set or change when the sale opens and its waiting room; `admitPerMinute` may change during the sale,
-    `opensAt` only before the room opens. With accounts on, the event's organiser and admins only."""
+    `opensAt` only before the room opens. A field left out keeps its value (an event without an on-sale yet needs
+    `opensAt`). With accounts on, the event's organiser and admins only."""
     _check_event_id(event_id)
     if caller is not None and not caller.may_create_events:
         raise ApiError(403, "forbidden", "Changing an on-sale needs the organiser role")
     await require_event_organiser(gw.pool, caller, event_id)
-    on_sale = _on_sale(body)
     if await gw.seats.seats_of(event_id) is None:
         raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
+    if await views.event_cancelled(gw.pool, event_id):
+        raise refuse(errors.EventCancelled.code, f"Event {event_id} was cancelled by its organiser")
     before = await views.waiting_room(gw.pool, event_id)
+    on_sale = _on_sale(_changed(body, before))
     if before is not None and on_sale.moves_opening(before["opens_at"], before["opened_at"] is not None):
         raise ApiError(409, "sale_open", f"The waiting room of {event_id} has opened: opensAt can no longer change")
     wanted = {"opensAt": iso(on_sale.opens_at), "waitingRoom": on_sale.waiting_room,

@@ -320,6 +320,16 @@ class NewOnSale(Strict):
     admission_minutes: int = Field(10, alias="admissionMinutes", ge=1, le=1440)
 
 
+class OnSaleChange(Strict):
+    """PUT /events/{eventId}/onsale: what to set or change. A field left out keeps its current value (the
+    defaults of `NewOnSale` for an event without an on-sale yet, which needs `opensAt`)."""
+
+    opens_at: str | None = Field(None, alias="opensAt", examples=["2027-06-01T09:00:00Z"])
+    waiting_room: bool | None = Field(None, alias="waitingRoom")
+    admit_per_minute: AdmitRate | None = Field(None, alias="admitPerMinute")
+    admission_minutes: int | None = Field(None, alias="admissionMinutes", ge=1, le=1440)
+
+
 class QueueProof(Strict):
     challenge: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._-]+$",
                            description="From POST /events/{eventId}/queue/challenge, for the same visitor")
