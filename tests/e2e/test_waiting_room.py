@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from tests.e2e.api_client import wait_for
@@ -219,6 +220,24 @@ async def test_bookings_need_the_buyers_own_admission(client: httpx.AsyncClient)
     waiting = await client.post(line, json={"quantity": 1, "userId": "buyer_b"},
                                 headers={"X-Queue-Access": b["accessToken"]})
     assert waiting.status_code == 201 and waiting.json()["status"] == "waiting", waiting.text
+
+
+async def test_the_live_place_comes_as_unnamed_frames_that_an_event_sources_onmessage_gets(
+        client: httpx.AsyncClient) -> None:
+    event_id = await create(client, onsale_event())
+    joined = (await join(client, event_id, "live_watcher")).json()
+    async with client.stream("GET", f"{joined['statusUrl']}/live") as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        frame: list[str] = []
+        async for line in response.aiter_lines():
+            if not line and frame:
+                break
+            if line and not line.startswith(":"):
+                frame.append(line)
+    [data] = frame  # no `event:` line: a named frame never reaches onmessage
+    assert data.startswith("data: ")
+    place = orjson.loads(data.removeprefix("data: "))
+    assert (place["status"], place["position"]) == ("waiting", None)
 
 
 async def test_an_expired_admission_is_refused(client: httpx.AsyncClient) -> None:

@@ -96,12 +96,12 @@ async function join(proof) {
 
 function follow(statusUrl) {
   const source = new EventSource(`${statusUrl}/live`);
-  source.addEventListener("status", (message) => {
+  source.onmessage = (message) => {
     $("queue-error").hidden = true;
     const status = JSON.parse(message.data);
     show(status);
     if (status.status !== "waiting") source.close();
-  });
+  };
   source.onerror = () => {
     // A join still on its way through Kafka is not found yet: the browser's EventSource retries by itself,
     // except after an HTTP error, when it closes; then follow again shortly.

@@ -188,7 +188,9 @@ async def queue_status(event_id: EventPath, queue_token: TokenPath, gw: GatewayD
 
 
 def _sse(body: dict[str, Any]) -> bytes:
-    return b"event: status\ndata: " + orjson.dumps(body) + b"\n\n"
+    # Unnamed frames: a browser's EventSource gives them to `onmessage`, which is what a client written from the
+    # contract listens to.
+    return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
 @router.get("/events/{event_id}/queue/{queue_token}/live", response_class=StreamingResponse,
