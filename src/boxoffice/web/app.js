@@ -195,9 +195,11 @@ function showCancellation(event) {
   const cancellation = event?.status === "cancelled" ? event.cancellation : null;
   node.hidden = !cancellation;
   if (!cancellation) return;
-  const paid = cancellation.bookingsRefunded + cancellation.bookingsToRefund;
+  const refused = cancellation.refundsRefused || 0;
+  const paid = cancellation.bookingsRefunded + cancellation.bookingsToRefund + refused;
   setFigure(node, `Cancelled by the organiser. ${cancellation.holdsReleased} unpaid holds released; `
-    + `${cancellation.bookingsRefunded} of ${paid} paid bookings refunded${cancellation.done ? "." : " so far…"}`);
+    + `${cancellation.bookingsRefunded} of ${paid} paid bookings refunded${cancellation.done ? "." : " so far…"}`
+    + (refused ? ` ${refused} refused by the payment provider: the organiser settles them.` : ""));
 }
 
 // A seat released because the event was called off: load the event again to show the cancellation.
