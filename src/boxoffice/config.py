@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", env_file=".env", extra="ignore",
                                       hide_input_in_errors=True)
 
-    http_port: int = 8000
+    http_port: int = Field(8000, ge=1, le=65535)
     http_host: str = "127.0.0.1"
     kafka_bootstrap: str | None = None
     database_url: str | None = None
@@ -85,14 +85,14 @@ class Settings(BaseSettings):
     # A service whose last heartbeat is older than this is reported down.
     heartbeat_stale_seconds: float = 5.0
     # "text" lines, or "json": one object per line with the request's ids (docs/operations.md).
-    log_format: str = Field("text", pattern="^(text|json)$")
+    log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     db_pool_size: int = 8
     gateway_workers: int = Field(1, ge=1)
     # Booking processes in the one `booking` consumer group: the partitions are split between them.
     booking_processes: int = Field(1, ge=1, le=16)
     # The realtime service's own port (0: `up` picks one) and where the gateway finds it.
-    realtime_port: int = 0
+    realtime_port: int = Field(0, ge=0, le=65535)
     realtime_url: str | None = None
     # On one machine the gateway hands each live connection's socket to a realtime process through the Unix
     # sockets in this directory (unset: <data dir>/handoff; "off": always relay through the gateway).
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     mail_from: str = "boxoffice <tickets@boxoffice.test>"
     # The embedded mailbox's ports (used when smtp_url is unset); unset = free ports picked at `up`.
     mailbox_smtp_port: int | None = None
-    mailbox_http_port: int | None = None
+    mailbox_http_port: int | None = Field(None, ge=1, le=65535)
 
     @field_validator("auth", "rate_limits", "email_verification", mode="before")
     @classmethod

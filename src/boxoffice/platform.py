@@ -256,6 +256,11 @@ def down(settings: Settings) -> bool:
     return True
 
 
+def is_running(settings: Settings) -> bool:
+    """Whether a platform started by `up` runs under this data directory."""
+    return Supervisor(settings.data_path).pid() is not None and read_runtime(settings) is not None
+
+
 def require_running(settings: Settings) -> Supervisor:
     supervisor = Supervisor(settings.data_path)
     if supervisor.pid() is None:

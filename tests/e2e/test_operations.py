@@ -111,3 +111,16 @@ def test_notification_and_the_mailbox_run_at_a_lower_cpu_priority(platform: Runn
     niceness = {name: psutil.Process(int(running[name].split()[1].rstrip(","))).nice() for name in names}
     assert niceness["notification"] == niceness["mailbox"] == niceness["booking"] + 10
     assert niceness["gateway"] == niceness["payment"] == niceness["booking"]
+
+
+def test_up_on_a_running_platform_says_so_and_leaves_it_running(platform: RunningPlatform) -> None:
+    """Also in the foreground: the platform is not this `up`'s to stop, and settings given now do not apply."""
+    pids = {name: description for name, state, description in Supervisor(platform.data_dir).status()
+            if state == "RUNNING"}
+    again = platform.cli("up", timeout=120)
+    assert again.returncode == 0, again
+    assert "It was already running" in again.stdout and "Press Ctrl-C" not in again.stdout, again.stdout
+    assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["status"] == "ok"
+    still = {name: description for name, state, description in Supervisor(platform.data_dir).status()
+             if state == "RUNNING"}
+    assert {name: d.split(",")[0] for name, d in still.items()} == {name: d.split(",")[0] for name, d in pids.items()}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -91,13 +92,20 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
 
     settings = get_settings()
     started = time.monotonic()
+    already = platform.is_running(settings)
     with console.status("Starting broker, database and services..."):
         try:
             runtime = platform.up(settings)
         except platform.PlatformError as exc:
             _fail(str(exc))
             return
-    print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach)
+    # A platform an earlier `up` started keeps running as it was started: this one neither owns nor restarts it.
+    print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach or already)
+    if already:
+        console.print(_commands(f"[yellow]It was already running under {settings.data_path} (started by an earlier "
+                                "`boxoffice up`): settings given now do not apply to it. To change them, "
+                                "`boxoffice down` first.[/]"), soft_wrap=True, highlight=False)
+        return
     if detach:
         return
     stopping = {"now": False}
@@ -317,7 +325,6 @@ def dead_letters(
     = None,
 ) -> None:
     """List the messages consumers could not handle (kept in <topic>.dead), or replay one."""
-    import asyncio
 
     from boxoffice.adapters import dead_letters as letters
     from boxoffice.messages import ALL_TOPICS, DEAD_LETTER_SUFFIX
@@ -330,13 +337,13 @@ def dead_letters(
             _fail(f"unknown topic {topic!r}; one of: {', '.join(ALL_TOPICS)}")
         topics = [topic]
     security = _kafka_security()
-    found = asyncio.run(letters.read_dead_letters(bootstrap, topics, security=security))
+    found = _with_kafka(letters.read_dead_letters(bootstrap, topics, security=security), bootstrap)
     if replay is not None:
         chosen = [letter for letter in found if letter.id == replay]
         if not chosen:
             _fail(f"no dead letter {replay!r}; `boxoffice dead-letters` lists them")
         try:
-            asyncio.run(letters.replay(bootstrap, chosen[0], security=security))
+            _with_kafka(letters.replay(bootstrap, chosen[0], security=security), bootstrap)
         except letters.CutDeadLetter as exc:
             _fail(str(exc))
         console.print(f"dead letter {replay} is back on {chosen[0].topic}; it stays listed here as a record")
@@ -370,10 +377,26 @@ def _kafka_bootstrap() -> str:
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
     runtime = platform.read_runtime(settings)
-    if runtime is None:
+    if runtime is None or not platform.is_running(settings):
         _fail("the platform is not running (start it with `boxoffice up`), and BOXOFFICE_KAFKA_BOOTSTRAP is unset")
     assert runtime is not None
     return runtime.kafka_bootstrap
+
+
+T = TypeVar("T")
+
+
+def _with_kafka(work: Coroutine[Any, Any, T], bootstrap: str) -> T:
+    """Runs `work`; a broker that cannot be reached is one sentence, not a traceback."""
+    import asyncio
+
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        return asyncio.run(work)
+    except KafkaConnectionError:
+        _fail(f"cannot reach Kafka at {bootstrap}: is the platform up (`boxoffice status`)?")
+        raise  # not reached: _fail exits
 
 
 @app.command()
