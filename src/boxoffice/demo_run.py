@@ -37,22 +37,35 @@ class Demo:
             raise RuntimeError("the demo event is sold out; restart with a fresh BOXOFFICE_DATA_DIR")
         return free[:count]
 
-    def book(self, seat: str, user: str) -> httpx.Response:
+    def post_booking(self, seat: str, user: str) -> httpx.Response:
         return self.http.post("/bookings", json={"eventId": DEMO_EVENT_ID, "seatIds": [seat], "userId": user})
 
-    def booking_status(self) -> str:
-        return str(self.http.get("/health").json()["services"]["booking"]["status"])
+    def book(self, seat: str, user: str) -> tuple[int, dict[str, Any]]:
+        """The hold's outcome: at once, or, when the booking service answered late (202), once it has decided."""
+        answer = self.post_booking(seat, user)
+        body: dict[str, Any] = answer.json()
+        if answer.status_code != 202:
+            return answer.status_code, body
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = self.http.get(body["statusUrl"]).json()
+            if state["status"] == "processed":
+                return int(state["httpStatus"]), state["result"]
+            time.sleep(0.2)
+        raise RuntimeError(f"the booking service has not decided {body['statusUrl']} in 60 s: "
+                           "is it running (`boxoffice status`)?")
 
     def wait_for_booking(self, status: str, seconds: float = 15.0) -> None:
         deadline = time.monotonic() + seconds
-        while self.booking_status() != status and time.monotonic() < deadline:
+        while self.http.get("/health").json()["services"]["booking"]["status"] != status:
+            if time.monotonic() > deadline:
+                return
             time.sleep(0.2)
 
     def run(self) -> None:
-        if self.booking_status() != "up":
-            # Stopped by hand (`stop booking`), say: the scenarios need it, and the fourth stops it itself.
-            self.step(self.control("start", "booking") or "booking service started")
-            self.wait_for_booking("up")
+        started = self.control("start", "booking")  # stopped by hand, say: the scenarios need it
+        if "already running" not in started:
+            self.step(started or "booking service started")
         seats = self.free_seats(5)
         for number, (title, scenario) in enumerate([
             ("Three users click “Book” on the same seat at the same moment", self.race),
@@ -72,18 +85,17 @@ class Demo:
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             answers = list(pool.map(lambda u: self.book(seat, f"user_{u}"), (1, 2, 3)))
         table = Table("user", "HTTP", "answer")
-        for user, answer in zip((1, 2, 3), answers, strict=True):
-            body = answer.json()
-            text = f"booking {body['bookingId'][:8]}… pending" if answer.status_code == 201 else body.get("error")
-            table.add_row(f"user_{user}", str(answer.status_code), text)
+        for user, (status, body) in zip((1, 2, 3), answers, strict=True):
+            text = f"booking {body['bookingId'][:8]}… pending" if status == 201 else body.get("error")
+            table.add_row(f"user_{user}", str(status), text)
         self.console.print(table)
-        held = sum(answer.status_code == 201 for answer in answers)
+        held = sum(status == 201 for status, _ in answers)
         outcome = ("exactly one hold, the others got a conflict" if held == 1 else
                    f"{held} holds granted: not what this scenario shows (is the booking service up?)")
         self.step(f"seat {seat} is now [bold]{self.seats()[seat]}[/]: {outcome}")
 
     def pay(self, seat: str) -> None:
-        booking = self.book(seat, "user_pay").json()
+        _, booking = self.book(seat, "user_pay")
         self.step(f"booked {seat}: status [bold]{booking['status']}[/], seat {self.seats()[seat]}, "
                   f"{booking['amount']:.2f} {booking['currency']} due before {booking['expiresAt']}")
         paid = self.http.put(f"/bookings/{booking['bookingId']}/confirm",
@@ -109,7 +121,7 @@ class Demo:
         return None
 
     def abandon(self, seat: str) -> None:
-        booking = self.book(seat, "user_walks_away").json()
+        _, booking = self.book(seat, "user_walks_away")
         expires = datetime.fromisoformat(booking["expiresAt"].replace("Z", "+00:00"))
         left = (expires - datetime.now(UTC)).total_seconds()
         self.step(f"booked {seat} and did not pay: seat {self.seats()[seat]}, hold ends in {left:.0f} s")
@@ -131,7 +143,7 @@ class Demo:
     def outage(self, seat: str) -> None:
         self.step(self.control("stop", "booking") or "booking service stopped")
         self.wait_for_booking("down")
-        queued = self.book(seat, "user_patient")
+        queued = self.post_booking(seat, "user_patient")
         body = queued.json()
         self.step(f"POST /bookings → {queued.status_code}: {body.get('error')}")
         self.step(f"the request waits in Kafka; {body.get('statusUrl')} says "

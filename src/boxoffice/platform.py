@@ -287,7 +287,9 @@ def control(settings: Settings, action: str, service: str) -> str:
         raise PlatformError(f"no program {service!r} runs under the supervisor")
     # Of a service's processes, only those not already stopped (started) are addressed.
     settled = ("STOPPED", "EXITED", "FATAL") if action == "stop" else ("RUNNING", "STARTING")
-    programs = [name for name, state in states.items() if state not in settled] or list(states)
+    programs = [name for name, state in states.items() if state not in settled]
+    if not programs:
+        return f"{service} is already {'stopped' if action == 'stop' else 'running'}"
     if action == "stop":
         # A process the supervisor has only just spawned can lose a stop signal before it runs Python
         # (it still has the supervisor's handlers): let it reach RUNNING first.

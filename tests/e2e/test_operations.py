@@ -124,3 +124,5 @@ def test_up_on_a_running_platform_says_so_and_leaves_it_running(platform: Runnin
     still = {name: description for name, state, description in Supervisor(platform.data_dir).status()
              if state == "RUNNING"}
     assert {name: d.split(",")[0] for name, d in still.items()} == {name: d.split(",")[0] for name, d in pids.items()}
+    started = platform.cli("start", "booking")
+    assert started.returncode == 0 and started.stdout.strip() == "booking is already running", started

@@ -76,7 +76,7 @@ def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, s
         out.print(f"  {label.ljust(width)}{where}", soft_wrap=True, highlight=False)
     # One line however narrow the terminal: it is there to be copied.
     out.print(f"  try:  curl -X POST {runtime.base_url}/bookings -H 'Content-Type: application/json' "
-              "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"A1\"], \"userId\": \"user_1\"}'",
+              "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"B1\"], \"userId\": \"user_1\"}'",
               soft_wrap=True, highlight=False)
     if detach:
         out.print(f"Stop it with [bold]{invoked_as()} down[/].", soft_wrap=True, highlight=False)
