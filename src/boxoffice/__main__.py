@@ -1,3 +1,3 @@
-from boxoffice.entrypoints.cli import app
+from boxoffice.entrypoints.cli import main
 
-app()
+main()

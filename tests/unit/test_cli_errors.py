@@ -37,3 +37,18 @@ def test_a_port_out_of_range_is_an_invalid_setting(tmp_path: Path) -> None:
 def test_a_log_format_that_is_neither_text_nor_json_is_named_so(tmp_path: Path) -> None:
     done = _run("status", data_dir=tmp_path, BOXOFFICE_LOG_FORMAT="xml")
     assert "BOXOFFICE_LOG_FORMAT: Input should be 'text' or 'json'" in done.stdout + done.stderr
+
+
+def test_a_usage_error_names_the_command_as_it_was_typed(tmp_path: Path) -> None:
+    done = _run("stp", "booking", data_dir=tmp_path)
+    printed = done.stdout + done.stderr
+    assert done.returncode == 2 and "No such command 'stp'" in printed, printed
+    assert f"Try '{sys.executable} -m boxoffice --help' for help." in printed
+    through_run_sh = _run("stp", data_dir=tmp_path, BOXOFFICE_INVOKED_AS="./run.sh")
+    assert "Try './run.sh --help' for help." in through_run_sh.stdout + through_run_sh.stderr
+
+
+def test_health_of_a_platform_that_is_not_running_says_how_to_start_it(tmp_path: Path) -> None:
+    done = _run("health", "gateway", data_dir=tmp_path)
+    printed = done.stdout + done.stderr
+    assert done.returncode == 1 and "is running (start it with" in printed and "Traceback" not in printed, printed

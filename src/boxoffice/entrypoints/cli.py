@@ -40,6 +40,11 @@ def invoked_as() -> str:
     return f"{sys.executable} -m boxoffice"
 
 
+def main() -> None:
+    """The console script: usage errors name the command as it was typed (`./run.sh`, `boxoffice`)."""
+    app(prog_name=invoked_as())
+
+
 def _commands(text: str) -> str:
     """Commands named in a message (`boxoffice up`) as the user can run them."""
     return text.replace("`boxoffice ", f"`{invoked_as()} ")
@@ -289,10 +294,11 @@ def health(
         _fail(f"unknown service {name!r}; one of: {', '.join(SERVICES)}")
     settings = get_settings()
     runtime = platform.read_runtime(settings)
-    database_url = settings.database_url or (runtime.database_url if runtime else None)
-    if not database_url:
-        _fail("BOXOFFICE_DATABASE_URL is not set and no platform started by `boxoffice up` was found")
+    if not settings.database_url and (runtime is None or not platform.is_running(settings)):
+        _fail("BOXOFFICE_DATABASE_URL is not set and no platform started by `boxoffice up` is running "
+              "(start it with `boxoffice up`)")
         return
+    database_url = settings.database_url or (runtime.database_url if runtime else "")
 
     async def age() -> float | None:
         import asyncpg
@@ -308,7 +314,7 @@ def health(
     try:
         seconds = asyncio.run(age())
     except Exception as exc:  # noqa: BLE001 - any failure to read the heartbeat means "not healthy"
-        _fail(f"{name}: heartbeat not readable ({exc!r})")
+        _fail(f"{name}: heartbeat not readable: PostgreSQL did not answer ({type(exc).__name__}: {exc})")
         return
     if seconds is None:
         _fail(f"{name}: no heartbeat yet")
