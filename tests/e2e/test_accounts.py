@@ -248,6 +248,9 @@ async def test_a_buyer_holds_at_most_the_seat_cap_per_event(client: httpx.AsyncC
     assert fits.status_code == 201
     seats = await seat_statuses(client, EVENT)
     assert [seats[s] for s in ("R1", "R2", "R3", "R4", "R5")] == ["RESERVED"] * 4 + ["AVAILABLE"]
+    # Nor past it through the waiting list: seats offered there are held like any hold.
+    waiting = await client.post(f"/events/{EVENT}/waitlist", json={"quantity": 1}, headers=buyer)
+    assert waiting.status_code == 409 and waiting.json()["code"] == "seat_limit_reached", waiting.text
 
     # Cancelling gives the allowance back.
     assert (await client.delete(f"/bookings/{first.json()['bookingId']}", headers=buyer)).status_code == 200

@@ -625,6 +625,26 @@ async def test_a_hold_behind_a_waiting_room_needs_the_buyers_own_unexpired_admis
     assert free.type == topics.SEAT_RESERVED
 
 
+async def test_the_waiting_list_keeps_to_the_seats_per_buyer_cap() -> None:
+    """A buyer at the cap does not join; one who reached it while waiting is passed over for the next in line."""
+    platform = Platform(BookingRules(HOLD, 10, seats_per_user=4))
+    await held(platform, "A1", "A2", "A3", "A4", user="full")
+    [refused] = await platform.handle(join_request("full", 1))
+    assert (refused.data["code"], refused.data["joined"]) == ("seat_limit_reached", False)
+    assert "you hold 4" in str(refused.data["reason"])
+
+    await held(platform, "A5", "A6", user="greedy")
+    await joined(platform, "greedy", 2)  # 2 held + 2 waited for: at the cap, not over it
+    await joined(platform, "next", 2)
+    await held(platform, "A7", "A8", user="greedy")  # now 4 held: an offer would make 6
+    sold = {f"{row}{n}": await held(platform, f"{row}{n}", f"{row}{n + 1}", user=f"buyer-{row}{n}")
+            for row in "B" for n in range(1, 11, 2)}
+    [*_, offer] = [m for m in await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, sold["B1"]))
+                   if m.type == topics.WAITLIST_UPDATED]
+    assert (offer.data["userId"], offer.data["status"]) == ("next", "offered")
+    assert [e.status.value for e in platform.tables.waitlist.values() if e.user_id == "greedy"] == ["waiting"]
+
+
 async def test_the_waiting_list_behind_a_waiting_room_is_joined_with_the_buyers_own_admission() -> None:
     """Seats the line is offered later must not go to someone who skipped the queue."""
     from boxoffice.adapters.queue_tokens import QueueTokens

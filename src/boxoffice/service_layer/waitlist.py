@@ -76,7 +76,8 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
             log.error("dropping waiting list join %s: event %s does not exist", message.id, message.event_id)
             return []
         refusal = ((errors.EventCancelled.code, closed_line(message.event_id)) if called_off
-                   else await _not_admitted(uow, message, user_id, decide))
+                   else await _not_admitted(uow, message, user_id, decide)
+                   or await _over_the_cap(uow, message.event_id, user_id, quantity, decide))
         if refusal is not None:
             refused = WaitlistEntry(waitlist_id, message.event_id, user_id, str(data.get("email") or ""), quantity,
                                     0, WaitlistStatus.EXPIRED)
@@ -89,6 +90,18 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
     await uow.outbox.add([Outgoing.of(updated(entry, message.request_id, ahead,
                                               joined=entry.waitlist_id == waitlist_id))])
     return []
+
+
+async def _over_the_cap(uow: BookingUnitOfWork, event_id: str, user_id: str, quantity: int,
+                        decide: Decide) -> tuple[str, str] | None:
+    """A buyer who could not take the seats waited for (BOXOFFICE_MAX_SEATS_PER_USER) does not join the line."""
+    cap = decide.rules.seats_per_user
+    if cap is None:
+        return None
+    owned = (await uow.bookings.seats_per_buyer([(event_id, user_id)])).get((event_id, user_id), 0)
+    if owned + quantity <= cap:
+        return None
+    return errors.SeatLimitReached.code, f"At most {cap} seats per buyer for this event; you hold {owned}"
 
 
 async def _not_admitted(uow: BookingUnitOfWork, message: Message, user_id: str,
@@ -159,10 +172,16 @@ async def after_release(uow: BookingUnitOfWork, bookings: Iterable[Booking],
     holds: list[events.SeatsReserved] = []
     offered: list[WaitlistEntry] = []
     for event_id, entries in waiting.items():
+        owned = await _seats_owned(uow, event_id, entries, decide)
+        cap = decide.rules.seats_per_user
+        if cap is not None:  # an entry whose offer would take its buyer over the cap waits on; the next gets them
+            entries = [e for e in entries if owned.get(e.user_id, 0) + e.quantity <= cap]
         for entry, block, seat_map in await _promised(uow, event_id, entries):
+            seat_map.per_user_limit, seat_map.seats_per_user = cap, dict(owned)
             hold = seat_map.hold(offer_request_id(entry), entry.user_id, list(block.seat_ids),
                                  decide.new_booking_id(), decide.now + decide.rules.hold)
-            # The seats were locked AVAILABLE just now: only a called-off event refuses, and its line has ended.
+            # The seats were locked AVAILABLE just now and the buyer is under the cap: only a called-off event
+            # refuses, and its line has ended.
             if not isinstance(hold, events.SeatsReserved):
                 continue
             entry.offer(hold.booking_id)
@@ -176,6 +195,15 @@ async def after_release(uow: BookingUnitOfWork, bookings: Iterable[Booking],
     messages = [*(reservation_message(h) for h in holds), *(updated(e, None) for e in ended),
                 *(updated(e, None, offer=offer_of[e.booking_id or ""]) for e in offered)]
     return messages, [(h, h.request_id) for h in holds]
+
+
+async def _seats_owned(uow: BookingUnitOfWork, event_id: str, entries: list[WaitlistEntry],
+                       decide: Decide) -> dict[str, int]:
+    """The seats each entry's buyer holds or owns of the event, when buyers have a cap (BOXOFFICE_MAX_SEATS_PER_USER)."""
+    if decide.rules.seats_per_user is None or not entries:
+        return {}
+    owned = await uow.bookings.seats_per_buyer(sorted({(event_id, e.user_id) for e in entries}))
+    return {user_id: seats for (_, user_id), seats in owned.items()}
 
 
 async def _promised(uow: BookingUnitOfWork, event_id: str,
