@@ -236,6 +236,11 @@ async def test_guessing_one_accounts_password_is_throttled(client: httpx.AsyncCl
     assert int(throttled.headers["Retry-After"]) >= 1
     # Other accounts sign in as usual.
     await new_buyer(client)
+    # And so does this account's owner from another address: guesses from one cannot lock the account.
+    elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=str(client.base_url), transport=elsewhere, timeout=30) as owner:
+        signed_in = await owner.post("/auth/token", data={"username": email, "password": password})
+        assert signed_in.status_code == 200, signed_in.text
 
 
 async def test_a_buyer_holds_at_most_the_seat_cap_per_event(client: httpx.AsyncClient) -> None:

@@ -199,7 +199,8 @@ async def after_release(uow: BookingUnitOfWork, bookings: Iterable[Booking],
 
 async def _seats_owned(uow: BookingUnitOfWork, event_id: str, entries: list[WaitlistEntry],
                        decide: Decide) -> dict[str, int]:
-    """The seats each entry's buyer holds or owns of the event, when buyers have a cap (BOXOFFICE_MAX_SEATS_PER_USER)."""
+    """The seats each entry's buyer holds or owns of the event, when buyers have a cap
+    (BOXOFFICE_MAX_SEATS_PER_USER)."""
     if decide.rules.seats_per_user is None or not entries:
         return {}
     owned = await uow.bookings.seats_per_buyer(sorted({(event_id, e.user_id) for e in entries}))

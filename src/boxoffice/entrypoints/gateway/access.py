@@ -22,6 +22,10 @@ from boxoffice.service_layer.rate_limits import TokenBuckets
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
+# Sign-in attempts at one account from all addresses together, as a multiple of those from one address.
+LOGIN_EVERYWHERE = 10
+
+
 @dataclass
 class Access:
     settings: Settings
@@ -30,6 +34,8 @@ class Access:
     per_user: TokenBuckets = field(init=False)
     per_ip: TokenBuckets = field(init=False)
     per_login: TokenBuckets = field(init=False)
+    per_login_everywhere: TokenBuckets = field(init=False)
+    email_checks: TokenBuckets = field(init=False)
     joins_per_ip: TokenBuckets = field(init=False)
     joins_per_account: TokenBuckets = field(init=False)
 
@@ -38,6 +44,9 @@ class Access:
         self.per_user = TokenBuckets(s.rate_limit_user_per_minute, s.rate_limit_user_burst)
         self.per_ip = TokenBuckets(s.rate_limit_ip_per_minute, s.rate_limit_ip_burst)
         self.per_login = TokenBuckets(s.login_attempts_per_minute, s.login_attempts_burst)
+        self.per_login_everywhere = TokenBuckets(LOGIN_EVERYWHERE * s.login_attempts_per_minute,
+                                                 LOGIN_EVERYWHERE * s.login_attempts_burst)
+        self.email_checks = TokenBuckets(s.login_attempts_per_minute, s.login_attempts_burst)
         self.joins_per_ip = TokenBuckets(s.queue_joins_per_minute, s.queue_joins_burst)
         self.joins_per_account = TokenBuckets(s.queue_joins_per_minute, s.queue_joins_burst)
 
@@ -70,10 +79,20 @@ class Access:
             client = request.client.host if request.client else "unknown"
             _refuse_if_late(self.per_ip.take(client), "from your address")
 
-    def limit_login(self, email: str) -> None:
-        """Guessing one account's password from many addresses is as slow as from one."""
+    def limit_login(self, email: str, request: Request) -> None:
+        """Attempts at one account's password: a few a minute from one address, and LOGIN_EVERYWHERE times that
+        from all addresses together. Guessing from one address is slow, guessing from many no faster than the
+        second limit, and failed guesses from one address do not keep the account's owner out elsewhere."""
         if self.settings.rate_limits_on:
-            _refuse_if_late(self.per_login.take(email.strip().lower()), "to sign in to this account")
+            account = email.strip().lower()
+            client = request.client.host if request.client else "unknown"
+            _refuse_if_late(self.per_login.take(f"{account} {client}"), "to sign in to this account from your address")
+            _refuse_if_late(self.per_login_everywhere.take(account), "to sign in to this account")
+
+    def limit_email_checks(self, email: str) -> None:
+        """A few confirmation emails a minute to one address, not a flood."""
+        if self.settings.rate_limits_on:
+            _refuse_if_late(self.email_checks.take(email.strip().lower()), "to send this account another email")
 
     def limit_join(self, request: Request, account: str | None) -> None:
         """Joining a waiting room: a few times a minute from one address, and per account (with accounts on),

@@ -164,7 +164,7 @@ async def resend_email_check(caller: SignedIn, gw: GatewayDep) -> Response:
     sent keep working until they run out (24 h)."""
     if caller.email_verified:
         raise ApiError(409, "already_verified", f"{caller.email} is confirmed already")
-    gw.access.limit_login(caller.email)  # a few emails a minute to one address, not a flood
+    gw.access.limit_email_checks(caller.email)
     try:
         expires_at = await send_email_check(gw, caller.user_id, caller.email)
     except BrokerUnavailable as exc:
@@ -205,7 +205,7 @@ async def token(
     """OAuth2 password flow: form fields username (the email) and password → a bearer access token."""
     access = gw.access
     access.limit_ip(request)
-    access.limit_login(username)
+    access.limit_login(username, request)
     # An email with control characters cannot belong to an account (and PostgreSQL text cannot hold NUL).
     account = None if has_control(username) else await access.accounts.by_email(username)
     if not await verify_password(account.password_hash if account else None, password) or account is None:
@@ -235,10 +235,10 @@ async def logout(token: SignedInToken, gw: GatewayDep, scope: Annotated[SignOutS
 @router.put("/auth/password", response_model=TokenBody,
             responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody},
                        429: {"model": ErrorBody}})
-async def change_password(body: PasswordChange, caller: SignedIn, gw: GatewayDep) -> Response:
+async def change_password(request: Request, body: PasswordChange, caller: SignedIn, gw: GatewayDep) -> Response:
     """Change the caller's password. Every token issued before is revoked; the answer carries a new one."""
     access = gw.access
-    access.limit_login(caller.email)  # the current password is guessed no faster here than at POST /auth/token
+    access.limit_login(caller.email, request)  # the current password is guessed no faster here than at POST /auth/token
     account = await access.accounts.by_user_id(caller.user_id)
     if account is None or not await verify_password(account.password_hash, body.currentPassword):
         raise ApiError(403, "wrong_password", "The current password is not right")
