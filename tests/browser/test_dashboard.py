@@ -115,4 +115,5 @@ async def test_an_unknown_event_says_so(browser, platform: RunningPlatform) -> N
     await expect(page.locator("#dashboard-error")).to_have_text("Event “no_such_event_here” does not exist.",
                                                                 timeout=10_000)
     await expect(page.locator("#connection-status")).to_have_text("Not connected")
+    await expect(page.locator("#event-name")).to_have_text("No such event")  # not "Loading…" beside the error
     await page.close()

@@ -57,3 +57,11 @@ async def test_the_page_solves_the_proof_of_work_and_joins(browser, proof_platfo
         event = (await api.get(f"/events/{event_id}")).json()
     assert event["queue"]["size"] == 1, event["queue"]
     await page.close()
+
+
+async def test_the_page_of_an_unknown_event_says_so_and_joins_nothing(browser, platform: RunningPlatform) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{platform.base_url}/events/no_such_onsale_here/queue")
+    await page.wait_for_selector("#queue-error:has-text('does not exist')", timeout=15_000)
+    assert await page.locator("#queue-state").text_content() == "Not in the queue."  # not "Joining the queue…"
+    await page.close()

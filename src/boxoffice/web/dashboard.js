@@ -43,6 +43,7 @@ async function loadEvent() {
     state.missing = true;  // nothing will ever come: no reconnecting
     state.stream?.close();
     setConnection("off");
+    $("event-name").textContent = "No such event";
     return showError(`Event “${eventId}” does not exist.`);
   }
   if (answer.status === 200) {

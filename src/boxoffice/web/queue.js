@@ -82,6 +82,8 @@ async function join(proof) {
     }
     if (!response.ok) {
       fail(answer.error || "Could not join the queue");
+      // Refused for good (no such event, no waiting room, called off): no longer "joining".
+      if (response.status === 404 || response.status === 409) $("queue-state").textContent = "Not in the queue.";
       if (response.status === 429 || response.status >= 500) setTimeout(join, 3000);
       if (answer.code === "proof_of_work_invalid") setTimeout(async () => join(await proved()), 1000);
       return;
