@@ -177,3 +177,14 @@ def test_a_currency_that_iso_4217_does_not_list_is_refused(client: TestClient, c
 @pytest.mark.parametrize("currency", ["USD", "EUR", "GBP", "JPY", "CHF"])
 def test_iso_4217_currencies_are_taken(currency: str) -> None:
     assert NewEvent.model_validate({**EVENT, "currency": currency}).currency == currency
+
+
+def test_numbered_rows_whose_seat_ids_run_together_are_refused_with_why(client: TestClient) -> None:
+    """Row 1 seat 11 and row 11 seat 1 would both be 111."""
+    rows = [{"row": str(n), "seats": 12, "categoryId": "front"} for n in range(1, 13)]
+    answer = client.post("/events", json={**EVENT, "rows": rows})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert "a row label that ends in a digit runs into the seat numbers" in error and "twice: 111, " in error
+    lettered = client.post("/events", json={**EVENT, "rows": [EVENT["rows"][0], EVENT["rows"][0]]})
+    assert "rows repeated, or seats listed twice" in lettered.json()["error"]
