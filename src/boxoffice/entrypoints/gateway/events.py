@@ -56,13 +56,13 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
     if len(seat_ids) > MAX_SEATS_PER_EVENT:
         raise ApiError(422, "validation_error", f"An event has at most {MAX_SEATS_PER_EVENT} seats")
     if len(set(seat_ids)) != len(seat_ids):
-        twice = sorted(seat for seat, n in Counter(seat_ids).items() if n > 1)
+        repeated = sorted(seat for seat, n in Counter(seat_ids).items() if n > 1)
         hint = "rows repeated, or seats listed twice"
         if any(r.row[-1:].isdigit() for r in body.rows):
             # A row's seat ids are its label and the number joined: row 1 seat 11 and row 11 seat 1 are both 111.
             hint = ("a row label that ends in a digit runs into the seat numbers: give such rows letters, or list "
                     "the seats with ids of their own (`seats`)")
-        raise ApiError(422, "validation_error", f"Seat ids must be unique ({hint}); twice: {', '.join(twice[:5])}")
+        raise ApiError(422, "validation_error", f"Seat ids must be unique ({hint}); twice: {', '.join(repeated[:5])}")
     if len({r.row for r in body.rows}) != len(body.rows):
         raise ApiError(422, "validation_error", "rows: each row label once")
     places = Counter((s.row, s.number) for s in body.seats)
