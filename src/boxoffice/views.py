@@ -16,7 +16,7 @@ def _counts(r: asyncpg.Record) -> dict[str, int]:
 
 # The counts the booking service keeps in the transaction that moves the seats: they agree with the seat map at
 # once (the catalog's copy in event_availability follows the seat messages a moment later).
-_EVENT_COLUMNS = """e.event_id, e.name, e.venue_name, e.venue_city, e.starts_at, e.currency,
+_EVENT_COLUMNS = """e.event_id, e.name, e.venue_name, e.venue_city, e.starts_at, e.currency, e.status,
                     a.total, e.seats_available AS available, e.seats_reserved AS reserved, e.seats_booked AS booked"""
 
 
@@ -25,6 +25,7 @@ def _event(r: asyncpg.Record) -> dict[str, Any]:
         "eventId": r["event_id"], "name": r["name"],
         "venue": {"name": r["venue_name"], "city": r["venue_city"]},
         "startsAt": iso(r["starts_at"]), "date": iso(r["starts_at"]), "currency": r["currency"].strip(), **_counts(r),
+        "status": "cancelled" if r["status"] == "cancelled" else "on_sale",
     }
 
 

@@ -34,6 +34,8 @@ async def test_a_cancelled_event_takes_no_holds_and_gives_its_seats_back(client:
     assert event["status"] == "cancelled"
     assert event["cancellation"]["holdsReleased"] == 1 and event["cancellation"]["bookingsToRefund"] == 0
     assert event["cancellation"]["done"] is True and event["cancellation"]["cancelledAt"].endswith("Z")
+    listed = {e["eventId"]: e["status"] for e in (await client.get("/events")).json()}
+    assert listed[event_id] == "cancelled" and listed["taylor_swift_concert"] == "on_sale"
     booking = (await client.get(f"/bookings/{hold['bookingId']}")).json()
     assert booking["status"] == "cancelled"
     assert (await client.get(f"/waitlist/{entry['waitlistId']}")).json()["status"] == "expired"

@@ -211,6 +211,7 @@ class EventSummary(BaseModel):
     available: int
     reserved: int
     booked: int
+    status: Literal["on_sale", "cancelled"]
 
 
 class PriceCategory(BaseModel):
@@ -249,7 +250,6 @@ class QueueFigures(BaseModel):
 class EventDetail(EventSummary):
     priceCategories: list[PriceCategory]
     sections: list[str]
-    status: Literal["on_sale", "cancelled"]
     cancellation: Cancellation | None = Field(None, description="Once called off: how far the cancellation is")
     onSale: OnSaleView | None = None
     queue: QueueFigures | None = None
