@@ -29,6 +29,11 @@ class BookingStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+def seat_limit_reason(limit: int, owned: int) -> str:
+    """Why a buyer holding `owned` seats of an event gets no more (BOXOFFICE_MAX_SEATS_PER_USER)."""
+    return f"At most {limit} seats per buyer for this event; you hold {owned}"
+
+
 @dataclass
 class Seat:
     seat_id: str
@@ -112,7 +117,7 @@ class SeatMap:
         owned = self.seats_per_user.get(user_id, 0)
         if self.per_user_limit is not None and owned + quantity > self.per_user_limit:
             return refused(errors.SeatLimitReached.code,
-                           f"At most {self.per_user_limit} seats per buyer for this event; you hold {owned}")
+                           seat_limit_reason(self.per_user_limit, owned))
         choice = self.seating.choose(quantity, category_id, section)
         if isinstance(choice, Refusal):
             return refused(choice.code, choice.reason)
@@ -153,7 +158,7 @@ class SeatMap:
             return events.ReservationFailed(
                 request_id=request_id, event_id=self.event_id, user_id=user_id, seat_ids=list(seat_ids),
                 code=errors.SeatLimitReached.code,
-                reason=f"At most {self.per_user_limit} seats per buyer for this event; you hold {owned}",
+                reason=seat_limit_reason(self.per_user_limit, owned),
             )
         for seat_id in seat_ids:
             self.seats[seat_id].reserve(booking_id)

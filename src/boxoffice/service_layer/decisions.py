@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from boxoffice.domain import events
+from boxoffice.domain import errors, events
 from boxoffice.service_layer.payment_ports import CardTokeniser
 from boxoffice.service_layer.seatings import Seatings
 
@@ -42,3 +42,15 @@ class Decide:
     admissions: AdmissionCheck | None = None  # None: no event is behind a waiting room
     # Tokenises the number of a confirmation sent before cards were tokenised; None: passed on as it came.
     cards: CardTokeniser | None = None
+
+
+def admission_refusal(decide: Decide, access: object, event_id: str, user_id: str) -> tuple[str, str] | None:
+    """(code, sentence) when `access` is not the buyer's live admission to the event's waiting room, else None.
+    For an event whose waiting room is active, and a service that checks admissions."""
+    assert decide.admissions is not None
+    code = decide.admissions.refusal(access if isinstance(access, str) else None, event_id, user_id, decide.now)
+    if code is None:
+        return None
+    if code == errors.AdmissionExpired.code:
+        return code, "Your admission from the waiting room has expired"
+    return code, f"Event {event_id} is selling through its waiting room: no admission of yours was sent"

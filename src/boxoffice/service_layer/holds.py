@@ -14,7 +14,7 @@ from boxoffice.domain.commands import ReserveSeats
 from boxoffice.messages import Message, iso
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, StoredOutcome
 from boxoffice.service_layer.change_numbers import number_seat_changes
-from boxoffice.service_layer.decisions import Decide, Decision
+from boxoffice.service_layer.decisions import Decide, Decision, admission_refusal
 from boxoffice.service_layer.outcomes import reservation_message
 from boxoffice.service_layer.unit_of_work import Outgoing
 
@@ -126,14 +126,11 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
 
 
 def _not_admitted(command: ReserveSeats, decide: Decide) -> events.ReservationFailed | None:
-    assert decide.admissions is not None
-    code = decide.admissions.refusal(command.queue_access, command.event_id, command.user_id, decide.now)
-    if code is None:
+    refused = admission_refusal(decide, command.queue_access, command.event_id, command.user_id)
+    if refused is None:
         return None
-    reason = ("Your admission from the waiting room has expired" if code == errors.AdmissionExpired.code
-              else f"Event {command.event_id} is selling through its waiting room: no admission of yours was sent")
     return events.ReservationFailed(command.request_id, command.event_id, command.user_id, list(command.seat_ids),
-                                    code, reason)
+                                    *refused)
 
 
 def _note_numbers(decide: Decide, outgoing: list[Message]) -> None:

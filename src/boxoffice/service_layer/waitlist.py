@@ -18,12 +18,12 @@ from typing import Any
 from boxoffice import messages as topics
 from boxoffice.domain import errors, events
 from boxoffice.domain.allocation import Block
-from boxoffice.domain.model import Booking, BookingStatus, SeatMap, SeatStatus
+from boxoffice.domain.model import Booking, BookingStatus, SeatMap, SeatStatus, seat_limit_reason
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus, offers
 from boxoffice.messages import Message, iso
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork
 from boxoffice.service_layer.change_numbers import number_seat_changes
-from boxoffice.service_layer.decisions import Decide, Decision
+from boxoffice.service_layer.decisions import Decide, Decision, admission_refusal
 from boxoffice.service_layer.lifecycle_messages import messages_for
 from boxoffice.service_layer.outcomes import reservation_message
 from boxoffice.service_layer.unit_of_work import Outgoing
@@ -101,7 +101,7 @@ async def _over_the_cap(uow: BookingUnitOfWork, event_id: str, user_id: str, qua
     owned = (await uow.bookings.seats_per_buyer([(event_id, user_id)])).get((event_id, user_id), 0)
     if owned + quantity <= cap:
         return None
-    return errors.SeatLimitReached.code, f"At most {cap} seats per buyer for this event; you hold {owned}"
+    return errors.SeatLimitReached.code, seat_limit_reason(cap, owned)
 
 
 async def _not_admitted(uow: BookingUnitOfWork, message: Message, user_id: str,
@@ -113,15 +113,7 @@ async def _not_admitted(uow: BookingUnitOfWork, message: Message, user_id: str,
     gate = (await uow.waiting_rooms.gates([message.event_id])).get(message.event_id)
     if gate is None or not gate.waiting_room:
         return None
-    access = message.data.get("queueAccess")
-    code = decide.admissions.refusal(access if isinstance(access, str) else None, message.event_id, user_id,
-                                     decide.now)
-    if code is None:
-        return None
-    if code == errors.AdmissionExpired.code:
-        return code, "Your admission from the waiting room has expired"
-    return code, (f"Event {message.event_id} is selling through its waiting room: its waiting list is joined "
-                  "with an admission of your own")
+    return admission_refusal(decide, message.data.get("queueAccess"), message.event_id, user_id)
 
 
 async def leave_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
