@@ -13,7 +13,14 @@ import pytest
 
 from boxoffice.adapters.smtp import SmtpTarget
 from boxoffice.domain.tickets import Ticket, TicketSeal
-from boxoffice.messages import ACCOUNT_VERIFICATION_REQUESTED, BOOKING_CONFIRMED, SEAT_RELEASED, SEAT_RESERVED, Message
+from boxoffice.messages import (
+    ACCOUNT_VERIFICATION_REQUESTED,
+    BOOKING_CONFIRMED,
+    SEAT_RELEASED,
+    SEAT_RESERVED,
+    WAITLIST_UPDATED,
+    Message,
+)
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError, UndeliverableEmails
 from boxoffice.service_layer.notification_handler import NotificationHandler
 from boxoffice.service_layer.notifications import (
@@ -62,6 +69,16 @@ def test_an_email_mail_cannot_go_to_as_written_is_refused_not_swapped(email: str
     """Not sent to the user id's test mailbox instead: the buyer asked for this address."""
     with pytest.raises(PermanentMailError, match="not an address mail can be sent to"):
         recipient({"email": email, "userId": "u"})
+
+
+def test_an_offered_entrys_status_told_again_calls_for_no_email() -> None:
+    """A leave or a repeated join of an entry already offered answers with its status, without the offer: mailing
+    it as one failed on the missing price and made a good message a dead letter."""
+    told_again = Message(WAITLIST_UPDATED, "ev", {"waitlistId": BOOKING, "userId": "u", "status": "offered",
+                                                  "bookingId": BOOKING, "quantity": 2})
+    offer = Message(WAITLIST_UPDATED, "ev", {**told_again.data, "seatIds": ["A1", "A2"], "amount": 60.0,
+                                             "currency": "USD", "expiresAt": "2029-06-01T12:10:00Z"})
+    assert (kind_of(told_again), kind_of(offer)) == (None, "waitlist-offer")
 
 
 def test_which_messages_call_for_which_email() -> None:

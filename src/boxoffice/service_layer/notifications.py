@@ -56,7 +56,10 @@ def _release_kind(message: Message) -> str | None:
 KIND_BY_TOPIC: dict[str, Callable[[Message], str | None]] = {
     topics.BOOKING_CONFIRMED: lambda _: CONFIRMATION,
     topics.SEAT_RELEASED: _release_kind,
-    topics.WAITLIST_UPDATED: lambda m: WAITLIST_OFFER if m.data.get("status") == "offered" else None,
+    # Only the update that makes the offer carries it (seats, price, deadline); an entry's status told again (the
+    # answer to a leave or a repeated join of an entry already offered) is no new offer to mail.
+    topics.WAITLIST_UPDATED: lambda m: WAITLIST_OFFER if m.data.get("status") == "offered" and m.data.get("seatIds")
+    else None,
     topics.ACCOUNT_VERIFICATION_REQUESTED: lambda _: EMAIL_CHECK,
 }
 
