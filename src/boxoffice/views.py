@@ -182,6 +182,12 @@ async def waitlist_entry(pool: asyncpg.Pool, waitlist_id: str) -> dict[str, Any]
     return _waitlist_entry(r) if r is not None else None
 
 
+async def waitlist_entry_joined_by(pool: asyncpg.Pool, request_id: str) -> dict[str, Any] | None:
+    """The entry that the join with this request id made, as it stands now."""
+    r = await pool.fetchrow(f"{_WAITLIST_ENTRY} WHERE w.request_id = $1", request_id)
+    return _waitlist_entry(r) if r is not None else None
+
+
 async def waitlist_join_seen(pool: asyncpg.Pool, event_id: str, user_id: str) -> tuple[bool, dict[str, Any] | None]:
     """Whether the event is called off, and the buyer's entry still waiting in its line (None if none): what a
     join decides by, as last committed."""

@@ -174,13 +174,15 @@ async def test_unknown_and_malformed_entries(client: httpx.AsyncClient) -> None:
     assert (await client.delete(f"/waitlist/{uuid.uuid4()}")).status_code == 404
 
 
-async def test_joins_answered_while_the_booking_service_is_down_all_come_to_an_entry(
+async def test_joins_answered_while_the_booking_service_is_down_all_come_to_an_outcome(
         client: httpx.AsyncClient, platform: RunningPlatform) -> None:
     event_id, _ = await sold_out_event(client)
     waiting = (await join(client, event_id, "wl_down_1", 2)).json()
     called_off = small_hall()
     assert (await client.post("/events", json=called_off)).status_code == 201
     assert (await client.post(f"/events/{called_off['eventId']}/cancel")).status_code == 200
+    calling_off = small_hall()
+    assert (await client.post("/events", json=calling_off)).status_code == 201
     assert platform.cli("stop", "booking").returncode == 0
     try:
         async def reported_down() -> bool:
@@ -192,16 +194,35 @@ async def test_joins_answered_while_the_booking_service_is_down_all_come_to_an_e
         assert again.json()["status"] == "waiting" and again.json()["position"] == 1
         closed = await join(client, called_off["eventId"], "wl_down_2", 1)
         assert closed.status_code == 409 and closed.json()["code"] == "event_cancelled", closed.text
-        # New: queued, and its status URL names the entry the booking service makes once it is back.
+        # New: queued; its status URL says so until the booking service is back and has decided it.
         queued = await join(client, event_id, "wl_down_3", 2)
         assert queued.status_code == 202, queued.text
         status_url = queued.json()["statusUrl"]
-        assert (await client.get(status_url)).status_code == 404  # not made yet
+        assert status_url == f"/booking-requests/{queued.json()['requestId']}"
+        still = await client.get(status_url)
+        assert still.status_code == 200 and still.json()["status"] == "queued", still.text
+        # The event is called off while a join for it waits: the cancel and the join are on two topics, so the
+        # booking service decides them in either order.
+        assert (await client.post(f"/events/{calling_off['eventId']}/cancel")).status_code == 202
+        refused_later = await join(client, calling_off["eventId"], "wl_down_4", 1)
+        assert refused_later.status_code == 202, refused_later.text
     finally:
         assert platform.cli("start", "booking").returncode == 0
-    async def made() -> dict | None:
-        answer = await client.get(status_url)
-        return answer.json() if answer.status_code == 200 else None
-    entry = await wait_for(made, timeout=30)
+
+    async def processed(url: str) -> dict | None:
+        answer = (await client.get(url)).json()
+        return answer if answer["status"] == "processed" else None
+    made = await wait_for(lambda: processed(status_url), timeout=30)
+    assert (made["success"], made["httpStatus"]) == (True, 201), made
+    entry = (await client.get(f"/waitlist/{made['result']['waitlistId']}")).json()
     assert entry["status"] == "waiting"
     assert entry["userId"] == "wl_down_3" and entry["position"] == 2
+    async def ended(url: str) -> dict | None:
+        answer = await processed(url)
+        return answer if answer and (answer["httpStatus"] == 409 or answer["result"]["status"] != "waiting") \
+            else None
+    outcome = await wait_for(lambda: ended(refused_later.json()["statusUrl"]), timeout=30)
+    if outcome["httpStatus"] == 409:  # decided after the cancel: refused, and no entry made
+        assert (outcome["success"], outcome["result"]["code"]) == (False, "event_cancelled"), outcome
+    else:  # decided before it: the entry was made, and the cancel ended it
+        assert (outcome["httpStatus"], outcome["result"]["status"]) == (201, "expired"), outcome

@@ -645,6 +645,28 @@ async def test_the_waiting_list_keeps_to_the_seats_per_buyer_cap() -> None:
     assert [e.status.value for e in platform.tables.waitlist.values() if e.user_id == "greedy"] == ["waiting"]
 
 
+async def test_a_join_that_made_no_entry_keeps_its_answer_for_its_status_url_and_its_redeliveries() -> None:
+    """A join answered 202 shows its outcome later at /booking-requests/{requestId}: a refusal, or the buyer's
+    entry already waiting, is kept under the request id; a redelivery gets the same answer."""
+    platform = Platform(BookingRules(HOLD, 10, seats_per_user=4))
+    booking = await held(platform, "A1", "A2", "A3", "A4", user="full")
+    over = join_request("full", 1, request_id="req-over")
+    [refused] = await platform.handle(over)
+    assert refused.data["code"] == "seat_limit_reached"
+    kept = platform.tables.requests["req-over"]
+    assert (kept.topic, decode(kept.payload).data) == (topics.WAITLIST_UPDATED, refused.data)
+    await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking))  # under the cap now
+    [again] = await platform.handle(over)
+    assert again.data == refused.data and platform.tables.waitlist == {}
+
+    first = await joined(platform, "ann", 2)
+    [same] = await platform.handle(join_request("ann", 1, request_id="req-ann-2"))
+    assert (same.data["waitlistId"], same.data["joined"]) == (first.data["waitlistId"], False)
+    assert decode(platform.tables.requests["req-ann-2"].payload).data["waitlistId"] == first.data["waitlistId"]
+    # The entry a join made is found by the join's request id: nothing else is kept for it.
+    assert first.request_id not in platform.tables.requests
+
+
 async def test_the_waiting_list_behind_a_waiting_room_is_joined_with_the_buyers_own_admission() -> None:
     """Seats the line is offered later must not go to someone who skipped the queue."""
     from boxoffice.adapters.queue_tokens import QueueTokens

@@ -162,12 +162,16 @@ def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: C
     settings = Settings(data_dir=data_dir, http_port=free_port(), hold_seconds=hold_seconds,
                         booking_reply_seconds=10, confirm_reply_seconds=30)
     console.print(f"[bold]bench lifecycle[/]: {holds:,} holds of {hold_seconds:g} s left to expire, {confirms:,} "
-                  f"holds confirmed, {clients} concurrent clients, simulated payment latency "
-                  f"{settings.payment_latency_ms:g} ms (p99 {settings.payment_latency_p99_ms or '='} ms, retryable "
-                  f"failures {settings.payment_failure_rate:.0%}), {settings.payment_concurrency} charges in flight; "
-                  f"platform in {data_dir}")
+                  f"holds confirmed, {clients} concurrent clients, simulated payment latency {_latency(settings)} "
+                  f"(retryable failures {settings.payment_failure_rate:.0%}), {settings.payment_concurrency} "
+                  f"charges in flight; platform in {data_dir}")
     with own_platform(settings, console) as runtime:
         asyncio.run(_measure(runtime, settings.data_path, holds, confirms, clients, console))
+
+
+def _latency(settings: Settings) -> str:
+    p50, p99 = settings.payment_latency_ms, settings.payment_latency_p99_ms
+    return f"{p50:g} ms p50, {p99:g} ms p99" if p99 else f"{p50:g} ms every time"
 
 
 async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, clients: int,

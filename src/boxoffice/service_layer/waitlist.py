@@ -21,7 +21,7 @@ from boxoffice.domain.allocation import Block
 from boxoffice.domain.model import Booking, BookingStatus, SeatMap, SeatStatus, seat_limit_reason
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus, offers
 from boxoffice.messages import Message, iso
-from boxoffice.service_layer.booking_ports import BookingUnitOfWork
+from boxoffice.service_layer.booking_ports import BookingUnitOfWork, StoredOutcome
 from boxoffice.service_layer.change_numbers import number_seat_changes
 from boxoffice.service_layer.decisions import Decide, Decision, admission_refusal
 from boxoffice.service_layer.lifecycle_messages import messages_for
@@ -59,7 +59,11 @@ def closed_line(event_id: str) -> str:
 
 async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
     """A new entry at the back of the line; a buyer already waiting keeps their entry and place. A called-off
-    event takes no new entries: the join is answered `event_cancelled`, and nothing is stored."""
+    event takes no new entries: the join is answered `event_cancelled`, and nothing is stored.
+
+    A join that made no entry of its own (refused, or the buyer's entry already waiting) has its answer kept
+    under its request id, like a hold's: a join answered 202 shows it at its status URL, and a redelivery
+    gets it again."""
     data = message.data
     waitlist_id, user_id, quantity = data.get("waitlistId"), data.get("userId"), data.get("quantity")
     if not message.request_id or not isinstance(waitlist_id, str) or not _UUID.match(waitlist_id) \
@@ -68,6 +72,10 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
         return []
     entry = await uow.waitlist.joined_by(message.request_id)
     if entry is None:
+        stored = (await uow.requests.find([message.request_id])).get(message.request_id)
+        if stored is not None:
+            await uow.outbox.add([Outgoing(stored.topic, stored.event_id.encode(), stored.payload)])
+            return []
         entry = await uow.waitlist.waiting_for(message.event_id, user_id)
     if entry is None:
         # Under the event's lock: a cancel that ends the line either comes after this entry or refuses it.
@@ -81,15 +89,22 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
         if refusal is not None:
             refused = WaitlistEntry(waitlist_id, message.event_id, user_id, str(data.get("email") or ""), quantity,
                                     0, WaitlistStatus.EXPIRED)
-            await uow.outbox.add([Outgoing.of(updated(
-                refused, message.request_id, joined=False, code=refusal[0], reason=refusal[1]))])
+            await _answer(uow, updated(refused, message.request_id, joined=False, code=refusal[0],
+                                       reason=refusal[1]), kept=True)
             return []
         entry = await uow.waitlist.add(WaitlistEntry(waitlist_id, message.event_id, user_id,
                                                      str(data.get("email") or ""), quantity, 0), message.request_id)
     ahead = await uow.waitlist.ahead_of(entry) if entry.status is WaitlistStatus.WAITING else None
-    await uow.outbox.add([Outgoing.of(updated(entry, message.request_id, ahead,
-                                              joined=entry.waitlist_id == waitlist_id))])
+    made_here = entry.waitlist_id == waitlist_id
+    await _answer(uow, updated(entry, message.request_id, ahead, joined=made_here), kept=not made_here)
     return []
+
+
+async def _answer(uow: BookingUnitOfWork, answer: Message, kept: bool) -> None:
+    if kept:
+        await uow.requests.add([StoredOutcome(str(answer.request_id), answer.event_id, "", answer.type,
+                                              answer.encode())])
+    await uow.outbox.add([Outgoing.of(answer)])
 
 
 async def _over_the_cap(uow: BookingUnitOfWork, event_id: str, user_id: str, quantity: int,

@@ -975,7 +975,11 @@ async function joinWaitlist() {
   const quantity = Number($("waitlist-quantity").value);
   state.joining = true;
   $("waitlist-button").disabled = true;
-  const answer = await api("POST", `/events/${encodeURIComponent(eventId)}/waitlist`, { quantity, ...buyer });
+  let answer = await api("POST", `/events/${encodeURIComponent(eventId)}/waitlist`, { quantity, ...buyer });
+  if (answer.status === 202 && answer.body.statusUrl) {
+    showResult(answer.body.error || "Your request is queued and will be processed in order…", "info");
+    answer = await pollQueuedHold(answer.body.statusUrl);  // the join's outcome, as the booking service decides it
+  }
   state.joining = false;
   $("waitlist-button").disabled = false;
   if (state.eventId !== eventId) return;
@@ -983,8 +987,6 @@ async function joinWaitlist() {
   if ((status === 200 || status === 201) && body.waitlistId) {
     setWaitlist({ ...body, eventId });
     showResult(status === 200 ? "You are already on the waiting list." : "You joined the waiting list.", "info");
-  } else if (status === 202 && body.waitlistId) {
-    setWaitlist({ waitlistId: body.waitlistId, eventId, quantity, status: "queued", queuedAt: Date.now() });
   } else {
     showResult(body.error || `Could not join the waiting list (${describeFailure(answer)}).`, "error");
     return;
@@ -1030,18 +1032,14 @@ async function refreshWaitlist() {
   if (answer.status === 200) {
     updateWaitlist(answer.body);
     if (entry.status === "offered") await showOffer(entry);
-  } else if ((answer.status === 404 && !stillQueued(entry)) || answer.status === 403) {
+  } else if (answer.status === 404 || answer.status === 403) {
     // Not there (any more), never processed, or not this buyer's: nothing to follow.
     showResult(answer.body.error || `Waiting list entry ${entry.waitlistId} is gone.`, "error");
     forgetWaitlist(entry);
     setWaitlist(null);
     return;
   }
-  pollWaitlist();  // a 404 while queued: not processed yet; a network error: tried again
-}
-
-function stillQueued(entry) {
-  return entry.status === "queued" && Date.now() < entry.queuedAt + POLL_GIVE_UP_MS;
+  pollWaitlist();  // a network error: tried again
 }
 
 // An offer is a pending booking: it goes to the hold panel like one's own hold.
@@ -1094,7 +1092,7 @@ function showWaitlistStatus() {
   const entry = state.waitlist;
   const open = Boolean(entry && !entry.ended);
   // An offer in the hold panel is declined with its Cancel button: one way, not two.
-  const leavable = open && (entry.status === "queued" || entry.status === "waiting" ||
+  const leavable = open && (entry.status === "waiting" ||
     (entry.status === "offered" && !entry.offerEnded && state.hold?.bookingId !== entry.bookingId));
   $("waitlist-join").hidden = open;
   $("waitlist-leave").hidden = !leavable;
@@ -1109,7 +1107,6 @@ function waitlistSentence(entry) {
   const seats = entry.quantity ? ` for ${entry.quantity} seat${entry.quantity === 1 ? "" : "s"}` : "";
   switch (entry.status) {
     case "loading": return "Checking your place on the waiting list…";
-    case "queued": return "Your request to join the waiting list is queued and will be processed in order…";
     case "waiting": return `You are number ${entry.position} in line${seats}.`;
     case "offered":
       if (state.hold?.bookingId === entry.bookingId) return "Seats came free for you: pay for them below in time.";

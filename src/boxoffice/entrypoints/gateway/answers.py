@@ -89,6 +89,22 @@ def reservation_result(message: Message) -> Answer:
                    requestId=message.request_id)
 
 
+def waitlist_entry(data: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """An entry of the waiting list as a waitlist.updated message tells it."""
+    return {"success": True, "waitlistId": data["waitlistId"], "eventId": event_id, "userId": data["userId"],
+            "quantity": data["quantity"], "status": data["status"], "position": data.get("position"),
+            "bookingId": data.get("bookingId")}
+
+
+def waitlist_join_result(message: Message) -> Answer:
+    """POST /events/{id}/waitlist's answer for the waitlist.updated message that answers a join: 201 for a new
+    entry, 200 for the buyer's entry already waiting, the refusal otherwise."""
+    data = message.data
+    if data.get("code"):
+        return refusal(str(data["code"]), str(data.get("reason")))
+    return (201 if data.get("joined") else 200), waitlist_entry(data, message.event_id)
+
+
 def confirmed(booking_id: str, payment_id: str, amount: float, currency: str, seat_ids: list[str]) -> Answer:
     return 200, {"success": True, "status": "confirmed", "bookingId": booking_id, "paymentId": payment_id,
                  "amount": amount, "currency": currency, "seatIds": seat_ids}

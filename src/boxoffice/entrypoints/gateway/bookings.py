@@ -13,6 +13,7 @@ import asyncpg
 from fastapi import APIRouter, Header, Path
 from starlette.responses import Response
 
+from boxoffice import messages as topics
 from boxoffice import views
 from boxoffice.adapters.kafka import BrokerUnavailable
 from boxoffice.domain import errors
@@ -23,7 +24,7 @@ from boxoffice.entrypoints.gateway.access import (
     OWNED,
     require_owner,
 )
-from boxoffice.entrypoints.gateway.answers import refuse, reservation_result, respond
+from boxoffice.entrypoints.gateway.answers import Answer, refuse, reservation_result, respond, waitlist_join_result
 from boxoffice.entrypoints.gateway.deps import BuyingCaller, Caller, GatewayDep
 from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
@@ -224,7 +225,7 @@ async def ask(gw: GatewayDep, message: Message) -> Message | None:
             responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
 async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], gw: GatewayDep,
                               caller: Caller) -> Response:
-    """The outcome of a reservation request, or "queued" while it waits in Kafka."""
+    """The outcome of a reservation request or a waiting-list join, or "queued" while it waits in Kafka."""
     if not REQUEST_ID_PATTERN.fullmatch(request_id):
         return error(422, "invalid_id", "Malformed request id")
     stored = await views.request_outcome(gw.pool, request_id)
@@ -232,13 +233,23 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
         outcome = stored[0]
         # Refusals name their buyer too (in the message, not in the body): both are the buyer's alone.
         require_owner(caller, str(outcome.data.get("userId", "")), "booking request")
-        status, result = reservation_result(outcome)
-        # `success` says what the request came to, as in the answer it stands for (a 409 is no success).
-        return JSON({"success": status == 201, "requestId": request_id, "status": "processed",
-                     "httpStatus": status, "result": result})
+        answer = waitlist_join_result(outcome) if outcome.type == topics.WAITLIST_UPDATED \
+            else reservation_result(outcome)
+        return _processed(request_id, answer)
     if not gw.request_ids.issued_here(request_id):
         return error(404, "request_not_found", f"Booking request {request_id} does not exist")
+    entry = await views.waitlist_entry_joined_by(gw.pool, request_id)
+    if entry is not None:  # a join that made its entry: the entry as it stands now
+        require_owner(caller, entry["userId"], "booking request")
+        return _processed(request_id, (201, entry))
     return JSON({"success": False, "requestId": request_id, "status": "queued", "httpStatus": None, "result": None})
+
+
+def _processed(request_id: str, answer: Answer) -> Response:
+    status, result = answer
+    # `success` says what the request came to, as in the answer it stands for (a 409 is no success).
+    return JSON({"success": status in (200, 201), "requestId": request_id, "status": "processed",
+                 "httpStatus": status, "result": result})
 
 
 @router.get("/bookings/{booking_id}", response_model=Booking,

@@ -166,7 +166,7 @@ class RequestQueued(BaseModel):
 
 
 class RequestStatus(BaseModel):
-    success: bool  # true only for a request that got its seats (`httpStatus` 201)
+    success: bool  # true only for a request that came to what it asked (`httpStatus` 201, or 200 for a join)
     requestId: str
     status: Literal["queued", "processed"]
     httpStatus: int | None = None

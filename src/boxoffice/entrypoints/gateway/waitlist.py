@@ -17,7 +17,7 @@ from boxoffice import views
 from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_owner
-from boxoffice.entrypoints.gateway.answers import refuse
+from boxoffice.entrypoints.gateway.answers import refuse, respond, waitlist_entry, waitlist_join_result
 from boxoffice.entrypoints.gateway.bookings import admission, ask, buyer, is_uuid
 from boxoffice.entrypoints.gateway.deps import NO_BODY, BuyingCaller, Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
@@ -32,12 +32,6 @@ EntryPath = Annotated[str, Path(max_length=64)]
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 409: {"model": ErrorBody},
                                             422: {"model": ErrorBody}}
 QUEUED = "The booking service has not answered yet; your request is queued and will be processed in order"
-
-
-def _entry(data: dict[str, Any], event_id: str) -> dict[str, Any]:
-    return {"success": True, "waitlistId": data["waitlistId"], "eventId": event_id, "userId": data["userId"],
-            "quantity": data["quantity"], "status": data["status"], "position": data.get("position"),
-            "bookingId": data.get("bookingId")}
 
 
 @router.post("/events/{event_id}/waitlist", status_code=201,
@@ -71,11 +65,10 @@ async def join_waitlist(
                       gw.request_ids.new())
     reply = await ask(gw, message)
     if reply is None:
-        return JSON({"success": False, "status": "queued", "waitlistId": waitlist_id,
-                     "statusUrl": f"/waitlist/{waitlist_id}", "error": QUEUED}, status_code=202)
-    if reply.data.get("code"):
-        raise refuse(str(reply.data["code"]), str(reply.data.get("reason")))
-    return JSON(_entry(reply.data, event_id), status_code=201 if reply.data.get("joined") else 200)
+        # The join's outcome (its entry, or why it made none) shows at the request's status URL.
+        return JSON({"success": False, "status": "queued", "requestId": message.request_id,
+                     "statusUrl": f"/booking-requests/{message.request_id}", "error": QUEUED}, status_code=202)
+    return respond(waitlist_join_result(reply))
 
 
 async def _owned(gw: GatewayDep, waitlist_id: str, caller: Principal | None) -> dict[str, Any]:
@@ -118,4 +111,4 @@ async def leave_waitlist(waitlist_id: EntryPath, gw: GatewayDep, caller: Limited
     if reply.data["status"] != "left":
         raise refuse(errors.WaitlistEntryEnded.code,
                      f"Waiting list entry {waitlist_id} is {reply.data['status']} and cannot leave")
-    return JSON(_entry(reply.data, entry["eventId"]))
+    return JSON(waitlist_entry(reply.data, entry["eventId"]))
