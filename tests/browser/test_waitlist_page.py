@@ -86,3 +86,29 @@ async def test_join_the_waiting_list_of_a_sold_out_event_and_pay_the_offer(
         seats = {s["seatId"]: s["status"] for s in (await api.get(f"/events/{event_id}/seats")).json()}
         assert seats == {"A1": "BOOKED", "A2": "BOOKED"}
     await page.close()
+
+
+async def test_a_join_queued_while_the_booking_service_is_down_comes_to_its_place_in_line(
+        browser, platform: RunningPlatform) -> None:
+    hall = tiny_hall()
+    event_id = hall["eventId"]
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as api:
+        assert (await api.post("/events", json=hall)).status_code == 201
+        held = await api.post("/bookings", json={"eventId": event_id, "seatIds": ["A1", "A2"], "userId": OTHER})
+        assert held.status_code == 201, held.text
+        page = await open_monitor(browser, platform.base_url, event_id)
+        await expect(page.locator("#waitlist")).to_be_visible(timeout=10_000)
+        await page.fill("#user-id", BUYER)
+        await page.select_option("#waitlist-quantity", "1")
+        assert platform.cli("stop", "booking").returncode == 0
+        try:
+            await page.get_by_role("button", name="Join the waiting list").click()
+            await expect(page.locator("#booking-result")).to_contain_text("queued", timeout=15_000)
+        finally:
+            assert platform.cli("start", "booking").returncode == 0
+        await expect(page.locator("#waitlist-status")).to_have_text("You are number 1 in line for 1 seat.",
+                                                                    timeout=30_000)
+        waitlist_id = await page.evaluate(f"() => sessionStorage.getItem('boxoffice.waitlist.{event_id}')")
+        entry = (await api.get(f"/waitlist/{waitlist_id}")).json()
+        assert (entry["status"], entry["userId"], entry["quantity"]) == ("waiting", BUYER, 1), entry
+    await page.close()
