@@ -63,6 +63,7 @@ def test_an_explicit_seat_list(client: httpx.Client) -> None:
     {"rows": [{"row": "A", "seats": 5, "categoryId": "front"}, {"row": "A", "seats": 5, "categoryId": "back"}]},
     {"startsAt": "next tuesday"},
     {"startsAt": "2027-08-01T19:30:00"},
+    {"startsAt": "2020-08-01T19:30:00Z"},  # begun already: nothing would be sold for it
     {"priceCategories": []},
     {"priceCategories": [{"categoryId": "front", "name": "F", "price": -1}]},
     {"priceCategories": [{"categoryId": "front", "name": "F", "price": 1.234}]},

@@ -20,7 +20,7 @@ from boxoffice.entrypoints.gateway.deps import NO_BODY, Caller, GatewayDep
 from boxoffice.entrypoints.gateway.queue import on_sale_of
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, EventDetail, NewEvent
-from boxoffice.messages import EVENT_CANCELLATION_REQUESTED, EVENT_CREATION_REQUESTED, Message
+from boxoffice.messages import EVENT_CANCELLATION_REQUESTED, EVENT_CREATION_REQUESTED, Message, utc_now
 from boxoffice.service_layer.event_creation import event_to_data
 
 router = APIRouter(tags=["catalog"], responses=BODY_TOO_LARGE)
@@ -43,6 +43,9 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
         starts_at = moments.parse(body.starts_at)
     except ValueError as exc:
         raise ApiError(422, "validation_error", f"startsAt: {exc}") from None
+    if starts_at <= utc_now():
+        raise ApiError(422, "validation_error", "startsAt: the event must start in the future (nothing is sold for "
+                                                "an event that has begun)")
     spec = EventSpec(
         body.event_id, body.name, body.venue.name, body.venue.city, starts_at, body.currency,
         tuple(PriceCategory(c.category_id, c.name, Decimal(str(c.price))) for c in body.price_categories),
