@@ -55,6 +55,19 @@ def test_unparseable_bodies(client: httpx.Client, raw: bytes, content_type: str,
     assert_error(client.post("/bookings", content=raw, headers={"Content-Type": content_type}), status, code)
 
 
+def test_a_body_without_a_content_type_is_read_as_json(client: httpx.Client) -> None:
+    """No Content-Type at all: the body is taken as JSON (a made-up seat is looked up, not a 422 about the body)."""
+    for path, body in (("/bookings", {**GOOD, "seatIds": ["NOPE1"]}),
+                       (f"/events/{EVENT}/waitlist", {"quantity": 99, "userId": "user_bad"})):
+        answer = client.post(path, content=json.dumps(body).encode())  # httpx adds no Content-Type to bytes
+        assert answer.status_code in (404, 422), answer.text
+        assert answer.json()["code"] in ("seat_not_found", "too_many_seats"), answer.text
+    assert_error(client.post("/bookings", content=b"{not json"), 422, "validation_error")
+    empty = client.post("/bookings", content=json.dumps({**GOOD, "seatIds": ["NOPE1"]}).encode(),
+                        headers={"Content-Type": ""})  # an empty one counts as none
+    assert empty.status_code == 404 and empty.json()["code"] == "seat_not_found", empty.text
+
+
 def test_oversized_body(client: httpx.Client) -> None:
     assert_error(client.post("/bookings", content=b"x" * 100_000, headers={"Content-Type": "application/json"}),
                  413, "payload_too_large")

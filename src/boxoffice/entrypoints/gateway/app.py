@@ -40,6 +40,12 @@ _NO_OPENTELEMETRY: dict[str, Any] = ({"telemetry": {"tracing": False, "metrics":
                                      if "telemetry" in inspect.signature(FastAPI).parameters else {})
 
 
+# A body sent without a Content-Type (curl's --data-binary with -H 'Content-Type:') is read as JSON, as the body
+# size limit's docstring says; FastAPI otherwise leaves it unread and answers a puzzling 422.
+_JSON_WITHOUT_CONTENT_TYPE = ({"strict_content_type": False}
+                              if "strict_content_type" in inspect.signature(FastAPI).parameters else {})
+
+
 class GatewayApp(FastAPI):
     """The gateway's FastAPI app, with the lean layer for holds and payments outside all its middleware."""
 
@@ -61,7 +67,7 @@ def create_app(settings: Settings) -> GatewayApp:
     app = GatewayApp(
         title="boxoffice", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Event-driven ticket booking: seats are held through Kafka and never sold twice.",
-        **_NO_OPENTELEMETRY,
+        **_NO_OPENTELEMETRY, **_JSON_WITHOUT_CONTENT_TYPE,
     )
     install_error_handlers(app)
     document_bearer(app, settings)

@@ -57,7 +57,7 @@ class BodySizeLimit:
             return
         length = headers.get(b"content-length")
         content_type = headers.get(b"content-type")
-        if content_type is not None and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
+        if content_type and content_type.strip() and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
                 and (length is None or length.strip() not in (b"", b"0")):
             media_type = content_type.split(b";")[0].strip().lower()
             if not _is_json(media_type) and media_type not in _FORM_ROUTES.get(scope["path"], ()):
