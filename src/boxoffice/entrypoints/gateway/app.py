@@ -42,8 +42,8 @@ _NO_OPENTELEMETRY: dict[str, Any] = ({"telemetry": {"tracing": False, "metrics":
 
 # A body sent without a Content-Type (curl's --data-binary with -H 'Content-Type:') is read as JSON, as the body
 # size limit's docstring says; FastAPI otherwise leaves it unread and answers a puzzling 422.
-_JSON_WITHOUT_CONTENT_TYPE = ({"strict_content_type": False}
-                              if "strict_content_type" in inspect.signature(FastAPI).parameters else {})
+_JSON_WITHOUT_CONTENT_TYPE: dict[str, Any] = ({"strict_content_type": False}
+                                              if "strict_content_type" in inspect.signature(FastAPI).parameters else {})
 
 
 class GatewayApp(FastAPI):
