@@ -49,3 +49,18 @@ def test_a_degraded_process_shows_its_last_error(running: None, monkeypatch: pyt
     assert "0.4 s ago (degraded: retrying for 12 s, UndefinedTableError('no seats'))" in line, result.output
     assert "0.2 s ago (up)" in next(line for line in result.output.splitlines() if "payment" in line)
     assert "heartbeats not shown" not in result.output
+
+
+def test_a_stopped_process_is_not_shown_up_by_its_last_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after `stop`, the stopped service's last heartbeat is still fresh: it must not read "(up)"."""
+    stopped = [("booking", "STOPPED", "Dec 01 10:05 AM"), ("payment", "RUNNING", "pid 4322, uptime 0:05:00")]
+    monkeypatch.setattr(platform, "require_running", lambda settings: SimpleNamespace(status=lambda: stopped))
+    booking: dict[str, Any] = {"pid": 4321, "lag": 0, "lastHeartbeatSecondsAgo": 1.5, "status": "up"}
+    payment: dict[str, Any] = {"pid": 4322, "lag": 0, "lastHeartbeatSecondsAgo": 0.2, "status": "up"}
+    monkeypatch.setattr(cli, "_heartbeats", lambda settings: (
+        {"booking": booking, "payment": payment}, {4321: booking, 4322: payment}, None))
+    result = CliRunner().invoke(cli.app, ["status"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "booking" in line)
+    assert "1.5 s ago (before it stopped)" in line and "(up)" not in line, result.output
+    assert "0.2 s ago (up)" in next(line for line in result.output.splitlines() if "payment" in line)

@@ -163,18 +163,20 @@ def status() -> None:
         colour = "green" if state == "RUNNING" else "red"
         lag = beat.get("lag")
         table.add_row(name, f"[{colour}]{state}[/]", description, "" if lag is None else str(lag),
-                      _last_heartbeat(beat))
+                      _last_heartbeat(beat, running=name in pids))
     console.print(table)
     if unreadable:
         console.print(f"[yellow]heartbeats not shown: {unreadable}[/]", highlight=False)
 
 
-def _last_heartbeat(beat: dict[str, object]) -> str:
+def _last_heartbeat(beat: dict[str, object], running: bool = True) -> str:
     from boxoffice.adapters.heartbeat import retrying_for
 
     age = beat.get("lastHeartbeatSecondsAgo")
     if not isinstance(age, int | float):
         return ""
+    if not running:  # its last beat is still fresh for a few seconds after a stop: not "up"
+        return f"{age:.1f} s ago (before it stopped)"
     shown = f"{age:.1f} s ago ({beat.get('status')}"
     if beat.get("status") == "degraded":
         error = str(beat.get("lastError") or "")
