@@ -7,7 +7,11 @@ from typing import Any
 
 import asyncpg
 
-from boxoffice.messages import Message, decode, iso
+from boxoffice.messages import SEAT_RESERVATION_FAILED, Message, decode, iso
+
+# The code of a request that could not be stored in Kafka (503), and of the refusal kept for one whose fate in
+# Kafka was unknown.
+NOT_STORED = "queue_unavailable"
 
 
 def _counts(r: asyncpg.Record) -> dict[str, int]:
@@ -137,6 +141,27 @@ async def request_outcome(pool: asyncpg.Pool, request_id: str) -> tuple[Message,
     if row is None:
         return None
     return decode(row["outcome"]), row["body_hash"]
+
+
+async def withdraw_request(pool: asyncpg.Pool, request_id: str, body_hash: str, refusal: Message) -> Message | None:
+    """Stores `refusal` as the decision of a reservation request whose fate in Kafka is unknown, unless the
+    booking service decided it first; that decision, or None once the refusal is what the request comes to (the
+    booking service then finds it decided, and holds nothing for it, whenever the message reaches it)."""
+    stored = await pool.fetchval(
+        "INSERT INTO booking_requests (request_id, event_id, body_hash, outcome_topic, outcome) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING RETURNING true",
+        request_id, refusal.event_id, body_hash, refusal.type, refusal.encode())
+    if stored:
+        return None
+    decided = await request_outcome(pool, request_id)
+    return decided[0] if decided is not None else None
+
+
+async def forget_withdrawal(pool: asyncpg.Pool, request_id: str) -> None:
+    """A request withdrawn earlier is asked again (the same Idempotency-Key): it may be decided afresh."""
+    await pool.execute("DELETE FROM booking_requests WHERE request_id = $1 AND outcome_topic = $2 AND "
+                       "convert_from(outcome, 'UTF8')::jsonb -> 'data' ->> 'code' = $3",
+                       request_id, SEAT_RESERVATION_FAILED, NOT_STORED)
 
 
 async def user_bookings(pool: asyncpg.Pool, user_id: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -3,14 +3,19 @@ is published again from the outbox, so the email still goes out and the counts s
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.bench.faults import Programs
+from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message
 from tests.e2e.api_client import book, seat_statuses, wait_for
 from tests.platforms import RunningPlatform, start_platform
 
@@ -107,3 +112,49 @@ async def test_a_queued_booking_request_survives_a_broker_restart(client: httpx.
     outcome = await wait_for(decided, timeout=60)
     assert outcome is not None and outcome["httpStatus"] == 201, outcome
     assert (await seat_statuses(client, EVENT))["K5"] == "RESERVED"
+
+
+async def test_a_hold_answered_503_while_the_broker_stalls_is_never_made_later(
+        client: httpx.AsyncClient, restart_platform: RunningPlatform) -> None:
+    """A stalled broker takes the request but does not acknowledge it in time: the gateway answers 503 ("nothing
+    was done"), and the hold must not appear when the broker comes back and hands the request on after all."""
+    broker = restart_platform.pid("broker")
+    os.kill(broker, signal.SIGSTOP)
+    try:
+        plain, keyed = await asyncio.gather(
+            book(client, EVENT, ["L1"], "stalled_buyer"),
+            client.post("/bookings", json={"eventId": EVENT, "seatIds": ["L2"], "userId": "stalled_buyer"},
+                        headers={"Idempotency-Key": "stalled-l2"}))
+        await asyncio.sleep(3)  # the broker stays stalled a while after the gateway gave up on it
+    finally:
+        os.kill(broker, signal.SIGCONT)
+    for answer in (plain, keyed):
+        assert answer.status_code == 503 and answer.json()["code"] == "queue_unavailable", answer.text
+    # Whether the stalled broker hands the requests on once it runs again depends on the moment; this copy of the
+    # first one stands for it arriving late, for certain.
+    producer = AIOKafkaProducer(bootstrap_servers=str(restart_platform.runtime["kafka_bootstrap"]), acks="all")
+    await producer.start()
+    try:
+        late = Message(SEAT_RESERVATION_REQUESTED, EVENT, {"userId": "stalled_buyer", "seatIds": ["L1"]},
+                       plain.json()["requestId"])
+        await producer.send_and_wait(SEAT_RESERVATION_REQUESTED, late.encode(), key=late.key)
+    finally:
+        await producer.stop()
+
+    # The event's requests are decided in order: once a later hold of the event is answered, the stalled ones
+    # have reached the booking service too (or never will).
+    async def later_hold_answered() -> bool:
+        return (await book(client, EVENT, ["L3"], "after_the_stall")).status_code in (201, 409)
+
+    assert await wait_for(later_hold_answered, timeout=60, every=1.0)
+    seats = await seat_statuses(client, EVENT)
+    assert (seats["L1"], seats["L2"]) == ("AVAILABLE", "AVAILABLE"), seats
+    assert (await client.get("/users/stalled_buyer/bookings")).json()["bookings"] == []
+    withdrawn = (await client.get(plain.json()["statusUrl"])).json()
+    assert (withdrawn["status"], withdrawn["httpStatus"]) == ("processed", 503), withdrawn
+
+    # Asked again with its Idempotency-Key, the withdrawn request is decided afresh.
+    again = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["L2"], "userId": "stalled_buyer"},
+                              headers={"Idempotency-Key": "stalled-l2"})
+    assert again.status_code == 201, again.text
+    assert (await seat_statuses(client, EVENT))["L2"] == "RESERVED"

@@ -27,6 +27,11 @@ class BrokerUnavailable(Exception):
     """The message could not be stored in Kafka."""
 
 
+class DeliveryUnknown(BrokerUnavailable):
+    """The message was sent but Kafka did not acknowledge it in time: it may be stored after all (a broker
+    that stalls answers the request when it comes back)."""
+
+
 def client_security(settings: Settings) -> dict[str, Any]:
     """How every Kafka client of the platform connects: plain, or with TLS and/or SASL to an external Kafka."""
     protocol = settings.kafka_security_protocol
@@ -122,9 +127,13 @@ class Publisher:
 
     async def publish_raw(self, topic: str, key: bytes, value: bytes) -> None:
         try:
-            await self._producer.send_and_wait(topic, value=value, key=key)
-        except KafkaError as exc:
+            delivered = await self._producer.send(topic, value=value, key=key)
+        except KafkaError as exc:  # never left this process
             raise BrokerUnavailable(str(exc)) from exc
+        try:
+            await delivered
+        except KafkaError as exc:
+            raise DeliveryUnknown(str(exc)) from exc
 
     async def publish_many(self, items: list[tuple[str, bytes, bytes]]) -> None:
         """Send all, then wait for all acknowledgements: order per partition is kept by the producer."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from boxoffice import messages as topics
+from boxoffice import views
 from boxoffice.domain import errors
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.messages import Message
@@ -42,6 +43,7 @@ STATUS: dict[str, int] = {
     errors.BookingRefunded.code: 409,
     errors.RefundFailed.code: 502,
     errors.TicketsUsed.code: 409,
+    views.NOT_STORED: 503,
 }
 # Any other refusal is a conflict with the state things are in.
 DEFAULT_STATUS = 409

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from boxoffice import messages as topics
 from boxoffice import views
-from boxoffice.adapters.kafka import BrokerUnavailable
+from boxoffice.adapters.kafka import BrokerUnavailable, DeliveryUnknown
 from boxoffice.domain import errors
 from boxoffice.domain.accounts import Principal
 from boxoffice.entrypoints.gateway.access import (
@@ -41,7 +41,7 @@ from boxoffice.entrypoints.gateway.schemas import (
     WaitlistJoin,
 )
 from boxoffice.logs import REQUEST_ID
-from boxoffice.messages import SEAT_RESERVATION_REQUESTED, Message, utc_now
+from boxoffice.messages import SEAT_RESERVATION_FAILED, SEAT_RESERVATION_REQUESTED, Message, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,10 @@ async def create_booking(
             if stored_hash != body_hash:
                 raise ApiError(422, "idempotency_key_reused",
                                "This Idempotency-Key was already used with a different request body")
-            return respond(reservation_result(outcome))
+            if outcome.data.get("code") != views.NOT_STORED:
+                return respond(reservation_result(outcome))
+            # Withdrawn when Kafka did not acknowledge it (503): asked again, it is decided afresh.
+            await views.forget_withdrawal(gw.pool, request_id)
     else:
         request_id = gw.request_ids.new()
 
@@ -149,12 +152,14 @@ async def create_booking(
                       {"userId": user_id, **asked, "bodyHash": body_hash, "email": email},
                       request_id)
     if not gw.health.is_up("booking") and gw.health.refreshed_at:
-        await publish_command(gw, message)
+        if (decided := await publish_command(gw, message)) is not None:
+            return respond(reservation_result(decided))
         return _queued(request_id)
     reply = gw.replies.expect(request_id)
     started = time.perf_counter()
     try:
-        await publish_command(gw, message)
+        if (decided := await publish_command(gw, message)) is not None:
+            return respond(reservation_result(decided))
         published = time.perf_counter()
         outcome = await within(reply, gw.settings.booking_reply_seconds)
     except TimeoutError:
@@ -191,17 +196,40 @@ async def admission(gw: GatewayDep, event_id: str, buyer: str, caller: Principal
     return token
 
 
-async def publish_command(gw: GatewayDep, message: Message) -> None:
+NOT_STORED = "The request could not be stored in Kafka; nothing was done, please try again"
+NOT_ACKNOWLEDGED = ("Kafka did not acknowledge the request in time; it may still be carried out, so look before "
+                    "trying again")
+
+
+async def publish_command(gw: GatewayDep, message: Message) -> Message | None:
+    """Publishes a command; 503 when it could not be stored. A hold whose fate in Kafka is unknown (sent, not
+    acknowledged) is withdrawn: its refusal is stored as its decision, so that the booking service holds nothing
+    for it if the message arrives after all, and the 503 stays true. If the booking service decided it first,
+    that decision is returned instead."""
     # From here on this HTTP request's lines carry the id that every service logs the command under.
     REQUEST_ID.set(message.request_id)
     log.debug("publishing %s for event %s", message.type, message.event_id)
     try:
         await gw.publisher.publish(message.type, message)
+    except DeliveryUnknown as exc:
+        if message.type != SEAT_RESERVATION_REQUESTED:
+            raise ApiError(503, views.NOT_STORED, NOT_ACKNOWLEDGED) from exc
+        assert message.request_id is not None
+        log.warning("Kafka did not acknowledge hold request %s in time (%s): withdrawing it", message.request_id, exc)
+        refusal = Message(SEAT_RESERVATION_FAILED, message.event_id,
+                          {"userId": message.data["userId"], "seatIds": message.data.get("seatIds", []),
+                           "code": views.NOT_STORED, "reason": NOT_STORED}, message.request_id)
+        decided = await views.withdraw_request(gw.pool, message.request_id, str(message.data.get("bodyHash", "")),
+                                               refusal)
+        if decided is None:  # the status URL says so too, whatever Kafka hands on later
+            raise ApiError(503, views.NOT_STORED, NOT_STORED, requestId=message.request_id,
+                           statusUrl=f"/booking-requests/{message.request_id}") from exc
+        return decided
     except BrokerUnavailable as exc:
-        raise ApiError(503, "queue_unavailable",
-                       "Bookings cannot be accepted right now; nothing was reserved, please try again") from exc
+        raise ApiError(503, views.NOT_STORED, NOT_STORED) from exc
     if message.type == SEAT_RESERVATION_REQUESTED:
         gw.replies.unanswered.sent(message)
+    return None
 
 
 async def ask(gw: GatewayDep, message: Message) -> Message | None:
