@@ -189,6 +189,8 @@ async def test_the_same_stream_over_a_websocket(client: httpx.AsyncClient, platf
     import websockets
 
     url = platform.base_url.replace("http://", "ws://") + f"/ws/events/{EVENT}"
+    gateway_log = platform.data_dir / "logs" / "gateway.log"
+    logged_before = gateway_log.stat().st_size
     async with websockets.connect(url) as socket:
         snapshot = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
         assert snapshot["type"] == "snapshot" and {"available", "reserved", "booked", "seats"} <= set(snapshot)
@@ -210,3 +212,7 @@ async def test_the_same_stream_over_a_websocket(client: httpx.AsyncClient, platf
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(socket.recv(), 10)
         assert closed.value.rcvd.code == 1008
+    # Clients closing their sockets is ordinary: no traceback in the gateway's log for it.
+    with gateway_log.open("rb") as log:
+        log.seek(logged_before)
+        assert b"Exception in ASGI application" not in log.read()

@@ -11,7 +11,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import orjson
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response, StreamingResponse
 
@@ -100,14 +100,19 @@ async def live_websocket(websocket: WebSocket, event_id: str) -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass  # a client has nothing to say here
 
-    tasks = [asyncio.ensure_future(forward()), asyncio.ensure_future(until_closed())]
+    forwarding, closing = asyncio.ensure_future(forward()), asyncio.ensure_future(until_closed())
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((forwarding, closing), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
+        for task in (forwarding, closing):
             task.cancel()
         writer.close()
-    with contextlib.suppress(RuntimeError, OSError):
+    for task in (forwarding, closing):
+        if task.done() and not task.cancelled():
+            task.exception()  # taken: a send to a client that has just gone is no error of ours
+    if closing.done() and not closing.cancelled():
+        return  # the client closed: nothing more to say to it
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
         await websocket.close(1013)  # the realtime service went away: reconnect with the last seq
 
 
