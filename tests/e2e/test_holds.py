@@ -85,6 +85,23 @@ async def test_idempotency_key_returns_the_first_answer_and_holds_once(client: h
     assert statuses["C1"] == "RESERVED" and statuses["C2"] == "AVAILABLE"
 
 
+async def test_one_idempotency_key_sent_at_once_with_two_bodies_holds_one_and_refuses_the_other(
+        client: httpx.AsyncClient) -> None:
+    """Both answered the first body's hold once; the other body must get 422, never that hold as its answer."""
+    for n in range(5):
+        key = {"Idempotency-Key": f"twin-bodies-{n}"}
+        answers = await asyncio.gather(book(client, EVENT, [f"C{10 + 2 * n}"], "user_twins", **key),
+                                       book(client, EVENT, [f"C{11 + 2 * n}"], "user_twins", **key))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [201, 422], [a.text for a in answers]
+        held = next(a.json() for a in answers if a.status_code == 201)
+        refused = next(a.json() for a in answers if a.status_code == 422)
+        assert refused["code"] == "idempotency_key_reused", refused
+        statuses = await seat_statuses(client, EVENT)
+        assert [statuses[s] for s in (f"C{10 + 2 * n}", f"C{11 + 2 * n}")].count("RESERVED") == 1
+        assert statuses[held["seatIds"][0]] == "RESERVED"
+
+
 async def test_request_status_url_shows_the_outcome(client: httpx.AsyncClient) -> None:
     held = await book(client, EVENT, ["C5"], "user_status")
     status = await client.get(f"/booking-requests/{held.json()['requestId']}")

@@ -139,12 +139,13 @@ async def create_booking(
         if stored is not None:
             outcome, stored_hash = stored
             if stored_hash != body_hash:
-                raise ApiError(422, "idempotency_key_reused",
-                               "This Idempotency-Key was already used with a different request body")
+                raise _key_reused()
             if outcome.data.get("code") != views.NOT_STORED:
                 return respond(reservation_result(outcome))
             # Withdrawn when Kafka did not acknowledge it (503): asked again, it is decided afresh.
             await views.forget_withdrawal(gw.pool, request_id)
+        if not gw.replies.claim(request_id, body_hash):
+            raise _key_reused()
     else:
         request_id = gw.request_ids.new()
 
@@ -166,10 +167,24 @@ async def create_booking(
         return _queued(request_id)
     finally:
         gw.replies.forget(request_id, reply)
+    if idempotency_key is not None and await _decided_for_another_body(gw, request_id, body_hash):
+        raise _key_reused()
     # Where the time went, for `boxoffice bench` and browser dev tools.
     timing = (f"publish;dur={(published - started) * 1000:.2f}, "
               f"decision;dur={(time.perf_counter() - published) * 1000:.2f}")
     return respond(reservation_result(outcome), headers={"Server-Timing": timing})
+
+
+def _key_reused() -> ApiError:
+    return ApiError(422, "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request body")
+
+
+async def _decided_for_another_body(gw: GatewayDep, request_id: str, body_hash: str) -> bool:
+    """Two bodies under one key sent at once (to two gateway processes): the answer read is the one decided
+    first, which is the other body's if its stored hash differs."""
+    stored = await views.request_outcome(gw.pool, request_id)
+    return stored is not None and stored[1] != body_hash
 
 
 async def admission(gw: GatewayDep, event_id: str, buyer: str, caller: Principal | None,

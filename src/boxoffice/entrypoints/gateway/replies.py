@@ -80,7 +80,17 @@ class ReplyWaiter:
         self.unanswered = unanswered or UnansweredRequests(0.0)
         self._restarted_logs = restarted_logs or RestartedLogs(consumer)
         self._waiting: dict[str, list[asyncio.Future[Message]]] = {}
+        # Idempotency-Key requests in flight (request id → body hash) until their answer is read: a second
+        # body under the same key is refused while the first is still undecided.
+        self._bodies: OrderedDict[str, str] = OrderedDict()
         self._by_booking: dict[str, list[tuple[asyncio.Future[Message], Callable[[Message], bool]]]] = {}
+
+    def claim(self, request_id: str, body_hash: str) -> bool:
+        """False if this request id is in flight here with another body."""
+        held = self._bodies.setdefault(request_id, body_hash)
+        if len(self._bodies) > UnansweredRequests.MOST:
+            self._bodies.popitem(last=False)
+        return held == body_hash
 
     def expect(self, request_id: str) -> asyncio.Future[Message]:
         """Register before publishing, so that a fast answer cannot arrive unseen."""
@@ -125,6 +135,8 @@ class ReplyWaiter:
             for message in tail_messages(batches):
                 if message.request_id:
                     self.unanswered.answered(message.request_id)
+                    if self._bodies:
+                        self._bodies.pop(message.request_id, None)
                 for future in self._waiting.pop(message.request_id or "", ()):
                     if not future.done():
                         future.set_result(message)
