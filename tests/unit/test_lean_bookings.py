@@ -66,6 +66,7 @@ class Pool:
 class Replies:
     waiting: dict[str, asyncio.Future[Message]] = field(default_factory=dict)
     unanswered: UnansweredRequests = field(default_factory=lambda: UnansweredRequests(0.0))
+    bodies: dict[str, str] = field(default_factory=dict)  # Idempotency-Key requests until answered
 
     def expect(self, request_id: str) -> asyncio.Future[Message]:
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -74,6 +75,9 @@ class Replies:
 
     def forget(self, request_id: str, future: asyncio.Future[Message]) -> None:
         self.waiting.pop(request_id, None)
+
+    def claim(self, request_id: str, body_hash: str) -> bool:
+        return self.bodies.setdefault(request_id, body_hash) == body_hash
 
 
 @dataclass
@@ -98,6 +102,7 @@ class Publisher:
                 "seatIds": seats, "amount": 10.0 * len(seats), "currency": "USD",
                 "expiresAt": "2030-01-01T00:00:00Z"}, request_id)
         self.pool.outcomes[request_id] = {"outcome": outcome.encode(), "body_hash": data["bodyHash"]}
+        self.replies.bodies.pop(request_id, None)
         self.replies.waiting[request_id].set_result(outcome)
 
 
