@@ -3,6 +3,7 @@ provider, its seats AVAILABLE again and the buyer emailed; a refund the provider
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -149,6 +150,17 @@ async def test_a_refund_the_provider_refuses_leaves_the_booking_confirmed(
     assert (await client.get(f"/bookings/{held['bookingId']}")).json()["status"] == "confirmed"
     seats = {s["seatId"]: s["status"] for s in (await client.get(f"/events/{event_id}/seats")).json()}
     assert seats["A1"] == "BOOKED"
+
+
+async def test_refunds_asked_at_once_that_the_provider_refuses_all_get_the_refusal(
+        client: httpx.AsyncClient) -> None:
+    """Those that came while the first was under way wait for its outcome: the refusal, not a 202 ten seconds
+    later."""
+    _, held = await paid_booking(client, "pay_no-refund_" + uuid.uuid4().hex[:6], seats=1)
+    answers = await asyncio.gather(*(client.delete(f"/bookings/{held['bookingId']}") for _ in range(4)))
+    assert [(a.status_code, a.json().get("code")) for a in answers] == [(502, "refund_failed")] * 4, \
+        [a.text for a in answers]
+    assert (await client.get(f"/bookings/{held['bookingId']}")).json()["status"] == "confirmed"
 
 
 async def test_a_cancelled_event_refunds_every_paid_booking(client: httpx.AsyncClient,

@@ -65,7 +65,10 @@ async def _send_and_wait(gw: GatewayDep, booking_id: str, message: Message | Non
     """Publishes (unless the command is already under way) and waits for the booking's next outcome."""
     def accept(reply: Message) -> bool:
         if reply.type == topics.BOOKING_COMMAND_REJECTED:
-            return reply.data.get("command") == command and (message is None or reply.request_id == message.request_id)
+            # A refund that failed answers every refund of the booking that waited for the one under way.
+            return reply.data.get("command") == command and (
+                message is None or reply.request_id == message.request_id
+                or reply.data.get("code") == errors.RefundFailed.code)
         return reply.type in (topics.BOOKING_CONFIRMED, topics.BOOKING_CANCELLED)
 
     if message is not None and not gw.health.is_up("booking") and gw.health.refreshed_at:
