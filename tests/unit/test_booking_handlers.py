@@ -313,6 +313,26 @@ async def test_timeouts_expire_only_pending_holds_that_are_due() -> None:
     assert late.data["code"] == "booking_expired"
 
 
+async def test_a_payment_asked_for_before_the_deadline_is_taken_if_it_arrives_while_the_hold_is_still_there() -> None:
+    """Held up in a queue or by an outage, it is judged by when the buyer asked; one asked too late is refused."""
+    platform = Platform()
+    in_time, too_late = await held(platform, "A1"), await held(platform, "A2")
+    platform.now = NOW + HOLD + timedelta(seconds=6)  # the booking service is back after the deadline
+
+    def confirming(booking_id: str, asked_at: datetime) -> Message:
+        asked = on_booking(topics.BOOKING_CONFIRMATION_REQUESTED, booking_id, paymentId="p", amount=150.0)
+        return Message(asked.type, asked.event_id, asked.data, asked.request_id,
+                       occurred_at=asked_at.isoformat().replace("+00:00", "Z"))
+
+    [taken] = await platform.handle(confirming(in_time, NOW + HOLD - timedelta(seconds=1)))
+    assert taken.type == topics.PAYMENT_REQUESTED and platform.booking(in_time) is BookingStatus.PAYING
+    [refused] = await platform.handle(confirming(too_late, NOW + HOLD + timedelta(seconds=1)))
+    assert refused.data["code"] == "booking_expired" and platform.booking(too_late) is BookingStatus.PENDING
+    # A time in the future counts as now.
+    [future] = await platform.handle(confirming(too_late, NOW + HOLD * 10))
+    assert future.data["code"] == "booking_expired"
+
+
 async def test_a_booking_out_of_step_with_its_seats_is_skipped_and_the_rest_of_the_run_applied() -> None:
     platform = Platform()
     broken, fine = await held(platform, "A1"), await held(platform, "A2")

@@ -213,8 +213,11 @@ class Booking:
         payment's own outcome answers (in flight, confirmed or declined; not once refunded)."""
         return self.payment_id == payment_id and self.status in PAYMENT_ANSWERS
 
-    def start_payment(self, payment_id: str, amount: Decimal, now: datetime) -> None:
-        if self.status is BookingStatus.PENDING and now >= self.expires_at:
+    def start_payment(self, payment_id: str, amount: Decimal, now: datetime, asked_at: datetime | None = None) -> None:
+        """`asked_at`: when the buyer asked to pay. A payment asked for in time is taken while the hold is still
+        there, also when it reaches the booking service after the deadline (a queue or an outage held it up)."""
+        judged_at = min(asked_at, now) if asked_at is not None else now
+        if self.status is BookingStatus.PENDING and judged_at >= self.expires_at:
             raise errors.BookingExpired(f"Booking {self.booking_id} has expired", booking_id=self.booking_id)
         self._require(BookingStatus.PENDING)
         if amount != self.amount:

@@ -53,8 +53,17 @@ def _start_payment(booking: Booking, message: Message, now: datetime) -> bool:
         raise errors.InvalidRequest("A confirmation needs a paymentId and an amount")
     if booking.repeats_payment(payment_id):
         return False  # the same payment again: its outcome answers (a refunded booking's is refused below)
-    booking.start_payment(payment_id, amount, now)
+    booking.start_payment(payment_id, amount, now, _asked_at(message))
     return True
+
+
+def _asked_at(message: Message) -> datetime | None:
+    """When the gateway took the request (the envelope's occurredAt)."""
+    try:
+        asked_at = datetime.fromisoformat(message.occurred_at.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+    return asked_at if asked_at.tzinfo is not None else None
 
 
 def _is_current_payment(booking: Booking, message: Message) -> bool:

@@ -49,11 +49,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _ENDED_BY_ANOTHER = (errors.BookingCancelled.code, errors.BookingRefunded.code)
 
 
-def _processing(booking_id: str) -> Response:
+def _processing(booking_id: str, caveat: str = "") -> Response:
     return JSON({"success": False, "status": "processing", "bookingId": booking_id,
                  "statusUrl": f"/bookings/{booking_id}",
-                 "error": "Your request is queued and will be processed in order; check the booking's status"},
+                 "error": f"Your request is queued and will be processed in order{caveat}; check the booking's "
+                          "status"},
                 status_code=202)
+
+
+# A payment is judged when the booking service takes it: the hold may have run out by then.
+_PAYMENT_CAVEAT = "; if the hold runs out before then, its seats are released and nothing is charged"
 
 
 async def _load(gw: GatewayDep, booking_id: str, caller: Principal | None) -> Any:
@@ -116,7 +121,7 @@ async def confirm_booking(booking_id: BookingPath, body: ConfirmRequest, gw: Gat
                           gw.request_ids.new())
     reply = await _send_and_wait(gw, booking_id, message, "confirm", gw.settings.confirm_reply_seconds)
     if reply is None:
-        return _processing(booking_id)
+        return _processing(booking_id, _PAYMENT_CAVEAT)
     return respond(answers.confirm_result(booking_id, body.payment_id, reply))
 
 
