@@ -43,5 +43,15 @@ async def test_a_cancelled_event_shows_its_refunds_on_the_monitor(browser, platf
         assert event["cancellation"]["done"] and event["cancellation"]["bookingsRefunded"] == 1
         for seat in ("A1", "A2", "A3"):
             await expect(page.locator(f"[data-seat-id='{seat}']")).to_have_attribute("data-status", "AVAILABLE")
+        # Nothing can be booked any more: free seats are not selectable and the buttons to hold stay off.
+        await expect(page.locator("#seat-map [aria-disabled='false']")).to_have_count(0)
+        await expect(page.locator("#best-button")).to_be_disabled()
+        await page.click("[data-seat-id='A4']", force=True)  # aria-disabled: Playwright would not click it
+        await expect(page.locator("#selection-summary")).to_contain_text("cancelled by its organiser")
+        await expect(page.locator("#hold-button")).to_be_disabled()
+        await page.reload()  # opened afresh on the called-off event: the same
+        await page.wait_for_selector("[data-seat-id='A6']", state="attached", timeout=15_000)
+        await expect(page.locator("#seat-map [aria-disabled='false']")).to_have_count(0)
+        await expect(page.locator("#event-select option:checked")).to_contain_text("(cancelled)")
     await page.screenshot(path=str(artifacts / "monitor-cancelled.png"), full_page=True)
     await page.close()

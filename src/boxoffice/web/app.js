@@ -54,6 +54,8 @@ const state = {
   hold: null,               // the pending booking shown in the hold panel
   waitlist: null,           // this event's waiting list entry: {waitlistId, status, position, quantity, bookingId}
   waitlistTimer: null,
+  salesClosed: null,        // the event whose seats were made unselectable (called off by its organiser)
+  loadingSeats: null,       // the event whose seat map is being read from the API while the stream is down
   joining: false,           // a POST /events/{id}/waitlist in flight
   countdownTimer: null,
   queuePollId: 0,           // the waiting room's polling loop in progress; a newer one (or none) stops the older
@@ -101,7 +103,8 @@ async function loadEvents() {
 
 function fillPicker(events, wanted) {
   const select = $("event-select");
-  const options = events.map((e) => new Option(`${e.name} — ${e.venue.name}, ${e.venue.city}`, e.eventId));
+  const options = events.map((e) => new Option(
+    `${e.name} — ${e.venue.name}, ${e.venue.city}${e.status === "cancelled" ? " (cancelled)" : ""}`, e.eventId));
   // An event asked for in the URL but not listed (yet) still gets an option, so the picker tells the truth.
   if (wanted && !events.some((e) => e.eventId === wanted)) options.unshift(new Option(wanted, wanted));
   select.replaceChildren(...options);
@@ -135,6 +138,7 @@ async function selectEvent(eventId, fromPicker) {
 
 function resetMap(eventId) {
   state.eventId = eventId;
+  state.salesClosed = null;
   state.event = null;
   state.lastSeq = -1;
   state.loggedSeq = -1;
@@ -195,6 +199,7 @@ function showCancellation(event) {
   const cancellation = event?.status === "cancelled" ? event.cancellation : null;
   node.hidden = !cancellation;
   if (!cancellation) return;
+  closeSales();
   const refused = cancellation.refundsRefused || 0;
   const paid = cancellation.bookingsRefunded + cancellation.bookingsToRefund + refused;
   setFigure(node, `Cancelled by the organiser. ${cancellation.holdsReleased} unpaid holds released; `
@@ -272,8 +277,24 @@ function openStream(eventId) {
     setConnection("lost");
     // While CONNECTING the browser retries by itself. An answer that is not a stream (a 503 from the
     // gateway while the realtime service restarts) closes the source for good: then we open a new one.
-    if (source.readyState === EventSource.CLOSED) scheduleReopen(eventId);
+    if (source.readyState === EventSource.CLOSED) {
+      if (state.lastSeq < 0) loadSeatsWithoutStream(eventId);
+      scheduleReopen(eventId);
+    }
   };
+}
+
+// No live stream yet (the realtime service is restarting): the seat map comes from the API meanwhile, marked
+// not live; the stream's own snapshot replaces it when it is back.
+async function loadSeatsWithoutStream(eventId) {
+  if (state.loadingSeats === eventId) return;
+  state.loadingSeats = eventId;
+  const path = `/events/${encodeURIComponent(eventId)}`;
+  const [seats, event] = await Promise.all([api("GET", `${path}/seats`), api("GET", path)]);
+  state.loadingSeats = null;
+  if (state.eventId !== eventId || state.lastSeq >= 0 || seats.status !== 200 || event.status !== 200) return;
+  const { totalSeats, available, reserved, booked } = event.body;
+  applySnapshot({ seq: -1, total: totalSeats, available, reserved, booked, seats: seats.body });
 }
 
 function scheduleReopen(eventId) {
@@ -480,7 +501,7 @@ function paintSeat(seat) {
   const mine = isMine(seat.seatId);
   button.setAttribute("data-status", seat.status);
   button.setAttribute("aria-pressed", selected ? "true" : "false");
-  button.setAttribute("aria-disabled", seat.status === "AVAILABLE" ? "false" : "true");
+  button.setAttribute("aria-disabled", seat.status === "AVAILABLE" && !salesClosed() ? "false" : "true");
   if (mine || button.classList.contains("mine")) button.classList.toggle("mine", mine);
   button.setAttribute("aria-label", seatLabel(seat, mine));
 }
@@ -512,6 +533,19 @@ function refreshSeats(seats) {
 
 function isMine(seatId) {
   return Boolean(state.hold && state.hold.eventId === state.eventId && state.hold.seatIds.includes(seatId));
+}
+
+// A called-off event sells nothing: its seats are not selectable and the buttons to hold stay off.
+function salesClosed() {
+  return state.event?.status === "cancelled";
+}
+
+function closeSales() {
+  if (state.salesClosed === state.eventId) return;
+  state.salesClosed = state.eventId;
+  state.selected.clear();
+  repaint([...state.seats.keys()]);
+  updateSelection();
 }
 
 function repaint(seatIds) {
@@ -640,6 +674,9 @@ function toggleSeat(seatId) {
   if (!seat) return;
   if (state.selected.has(seatId)) {
     state.selected.delete(seatId);
+  } else if (salesClosed()) {
+    selectionNote("This event was cancelled by its organiser: nothing can be booked.");
+    return;
   } else if (seat.status !== "AVAILABLE") {
     selectionNote(`Seat ${seatId} is ${isMine(seatId) ? "held by you" : seat.status.toLowerCase()}.`);
     return;
@@ -682,7 +719,7 @@ function updateSelection(note) {
   const n = seatIds.length;
   const hold = $("hold-button");
   hold.textContent = state.holding ? "Holding…" : `Hold ${n} seat${n === 1 ? "" : "s"}`;
-  hold.disabled = n === 0 || Boolean(state.holding) || state.finding || Boolean(state.hold);
+  hold.disabled = n === 0 || Boolean(state.holding) || state.finding || Boolean(state.hold) || salesClosed();
   $("clear-button").disabled = n === 0 || Boolean(state.holding);
   // A shown hold is paid for or cancelled first: buttons to hold more would only stand disabled above it.
   hold.hidden = Boolean(state.hold);
@@ -896,7 +933,20 @@ function onHoldAnswer(answer, seatIds, eventId) {
     repaint(seatIds);
   }
   updateSelection();
+  if (answer.status === 403 && ["not_admitted", "admission_expired"].includes(answer.body.code)) {
+    showQueueNeeded(eventId, answer.body.code === "admission_expired");
+    return;
+  }
   showResult(answer.body.error || `Could not hold the seats (${describeFailure(answer)}).`, "error");
+}
+
+// Behind a waiting room a hold needs the buyer's own admission: the way in is the queue page, as a link.
+function showQueueNeeded(eventId, expired) {
+  const link = document.createElement("a");
+  link.href = `/events/${encodeURIComponent(eventId)}/queue`;
+  link.textContent = "Join the waiting room";
+  showResult(expired ? "Your admission has run out. " : "This sale lets buyers in through a waiting room. ", "error");
+  $("booking-result").append(link, ".");
 }
 
 // ---------------------------------------------------------------- best available: the service chooses
@@ -920,7 +970,7 @@ function updateBestButton() {
   const n = Number($("best-quantity").value);
   const button = $("best-button");
   button.textContent = state.finding ? "Finding…" : `Find ${n} best seat${n === 1 ? "" : "s"}`;
-  button.disabled = !state.event || Boolean(state.holding) || state.finding || Boolean(state.hold);
+  button.disabled = !state.event || Boolean(state.holding) || state.finding || Boolean(state.hold) || salesClosed();
 }
 
 async function holdBestAvailable() {

@@ -70,8 +70,19 @@ async function proved() {
   return { challenge: answer.challenge, solution };
 }
 
-async function join(proof) {
+// The heading names the event as its page does (the id until its name is known, or if it cannot be read).
+async function nameEvent() {
   $("queue-event").textContent = `Waiting room — ${eventId}`;
+  try {
+    const response = await fetch(`/events/${encodeURIComponent(eventId)}`, { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const event = await response.json();
+    $("queue-event").textContent = `Waiting room — ${event.name}`;
+    document.title = `Waiting room — ${event.name}`;
+  } catch { /* the id stays */ }
+}
+
+async function join(proof) {
   let answer;
   try {
     let response;
@@ -111,4 +122,5 @@ function follow(statusUrl) {
   };
 }
 
+nameEvent();
 join();
