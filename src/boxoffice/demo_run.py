@@ -129,16 +129,21 @@ class Demo:
             self.step(f"the hold is {left:.0f} s (start the platform with BOXOFFICE_HOLD_SECONDS=20 to watch it "
                       "run out); cancelling instead, which releases the seat the same way")
             answer = self.http.delete(f"/bookings/{booking['bookingId']}")
-            self.step(f"DELETE /bookings/… → {answer.status_code}; seat {seat} is [bold]{self.seats()[seat]}[/]")
+            self.step(f"DELETE /bookings/… → {answer.status_code}; seat {seat} is [bold]{self.seats()[seat]}[/]"
+                      f"{self._next_in_line(seat)}")
             return
         with self.console.status("waiting for the hold to run out...") as status:
-            while self.seats()[seat] != "AVAILABLE":
+            while (state := self.http.get(f"/bookings/{booking['bookingId']}").json()["status"]) == "pending":
                 status.update(f"seat {seat} RESERVED; "
                               f"{(expires - datetime.now(UTC)).total_seconds():.1f} s left")
                 time.sleep(0.1)
         late = (datetime.now(UTC) - expires).total_seconds()
-        state = self.http.get(f"/bookings/{booking['bookingId']}").json()["status"]
-        self.step(f"seat {seat} is [bold]AVAILABLE[/] again {late:.2f} s after the deadline; booking {state}")
+        self.step(f"booking {state} {late:.2f} s after the deadline; seat {seat} is [bold]{self.seats()[seat]}[/]"
+                  f"{self._next_in_line(seat)}")
+
+    def _next_in_line(self, seat: str) -> str:
+        """A released seat held again at once went to the event's waiting list (CONTRACT §8.3)."""
+        return " (offered to the next on the waiting list)" if self.seats()[seat] == "RESERVED" else ""
 
     def outage(self, seat: str) -> None:
         self.step(self.control("stop", "booking") or "booking service stopped")
