@@ -22,11 +22,20 @@ function wait(seconds) {
   return `${Math.ceil(seconds / 60)} min`;
 }
 
+// The estimate counts down between the server's updates (which come when the place moves), a second at a time.
+let estimate = null;  // {seconds, at}: the last estimate and when it came
+setInterval(() => {
+  if (!estimate) return;
+  $("queue-wait").textContent = wait(Math.max(0, Math.round(estimate.seconds - (Date.now() - estimate.at) / 1000)));
+}, 1000);
+
 function show(status) {
   const admitted = status.status === "admitted";
   $("queue-position").textContent = status.position ?? "drawn at the opening";
   $("queue-ahead").textContent = status.ahead ?? "–";
   $("queue-wait").textContent = admitted ? "0 s" : wait(status.estimatedWaitSeconds);
+  const counting = !admitted && status.status === "waiting" && typeof status.estimatedWaitSeconds === "number";
+  estimate = counting ? { seconds: status.estimatedWaitSeconds, at: Date.now() } : null;
   if (status.ahead !== null && status.ahead !== undefined && firstAhead === null) firstAhead = status.ahead + 1;
   const done = admitted ? 100 : firstAhead ? Math.round(100 * (1 - (status.ahead + 1) / firstAhead)) : 0;
   $("queue-progress-bar").style.width = `${Math.max(0, Math.min(100, done))}%`;
