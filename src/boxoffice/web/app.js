@@ -1303,7 +1303,9 @@ function finishHold(outcome, detail) {
   const seats = seatList(hold.seatIds);
   const messages = {
     confirmed: [`Booking ${hold.bookingId} confirmed: ${seats} ${hold.seatIds.length > 1 ? "are" : "is"} yours.`, "success"],
-    declined: [`Payment declined — seats released${detail ? ` (${detail})` : ""}.`, "error"],
+    // The server's words already say that the seats were released.
+    declined: [detail ? `Payment declined: ${detail.replace(/\.$/, "")}.` : "Payment declined — seats released.",
+      "error"],
     expired: ["Hold expired — seats released.", "error"],
     cancelled: [`Booking ${hold.bookingId} cancelled — seats released.`, "info"],
   };
