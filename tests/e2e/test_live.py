@@ -208,7 +208,8 @@ async def test_the_same_stream_over_a_websocket(client: httpx.AsyncClient, platf
 
     async with websockets.connect(url.replace(EVENT, "no_such_event")) as socket:
         refused = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
-        assert refused == {"type": "error", "code": "event_not_found", "error": "Event no_such_event does not exist"}
+        assert refused == {"type": "error", "success": False, "code": "event_not_found",
+                           "error": "Event no_such_event does not exist"}
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(socket.recv(), 10)
         assert closed.value.rcvd.code == 1008

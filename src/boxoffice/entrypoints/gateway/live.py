@@ -72,7 +72,8 @@ async def _open_stream(gw: Gateway, event_id: str,
 async def live_websocket(websocket: WebSocket, event_id: str) -> None:
     """The same stream as GET /events/{eventId}/live, one JSON text message per SSE message (snapshot, then
     changes; each carries its `seq`). Resume with `?lastEventId=N`. On an error the socket gets one
-    `{"type": "error", "code", "error"}` message and closes (1008 unknown event, 1013 try again later)."""
+    `{"type": "error", "success": false, "code", "error"}` message (the API's error shape) and closes (1008
+    unknown event, 1013 try again later)."""
     gw = websocket.app.state.gateway
     await websocket.accept()
     if not _EVENT_ID.fullmatch(event_id):
@@ -117,7 +118,7 @@ async def live_websocket(websocket: WebSocket, event_id: str) -> None:
 
 
 async def _refuse(websocket: WebSocket, code: int, body: dict[str, object]) -> None:
-    await websocket.send_text(orjson.dumps({"type": "error", **body}).decode())
+    await websocket.send_text(orjson.dumps({"type": "error", "success": False, **body}).decode())
     await websocket.close(code)
 
 
