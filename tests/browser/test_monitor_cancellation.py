@@ -55,3 +55,26 @@ async def test_a_cancelled_event_shows_its_refunds_on_the_monitor(browser, platf
         await expect(page.locator("#event-select option:checked")).to_contain_text("(cancelled)")
     await page.screenshot(path=str(artifacts / "monitor-cancelled.png"), full_page=True)
     await page.close()
+
+
+async def test_an_event_called_off_with_nothing_held_closes_on_the_first_refused_hold(
+        browser, platform: RunningPlatform) -> None:
+    """No seat of it changes, so the stream says nothing: the hold's 409 event_cancelled is how the page learns."""
+    event_id = f"monitor_quiet_off_{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=60) as api:
+        created = await api.post("/events", json={
+            "eventId": event_id, "name": "Called off quietly", "venue": {"name": "Hall", "city": "Hull"},
+            "startsAt": "2027-08-01T19:30:00Z",
+            "priceCategories": [{"categoryId": "std", "name": "Std", "price": 25.0}],
+            "rows": [{"row": "A", "seats": 4, "categoryId": "std"}]})
+        assert created.status_code == 201, created.text
+        page = await open_monitor(browser, platform.base_url, event_id)
+        assert (await api.post(f"/events/{event_id}/cancel")).status_code == 200
+    await page.fill("#user-id", "quiet_fan")
+    await page.click("[data-seat-id='A1']")
+    await page.click("#hold-button")
+    await expect(page.locator("#booking-result")).to_contain_text("cancelled by its organiser", timeout=15_000)
+    await expect(page.locator("#seat-map [aria-disabled='false']")).to_have_count(0, timeout=15_000)
+    await expect(page.locator("#event-select option:checked")).to_contain_text("(cancelled)")
+    await expect(page.locator("#hold-button")).to_be_disabled()
+    await page.close()

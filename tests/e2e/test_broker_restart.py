@@ -153,8 +153,9 @@ async def test_a_hold_answered_503_while_the_broker_stalls_is_never_made_later(
     withdrawn = (await client.get(plain.json()["statusUrl"])).json()
     assert (withdrawn["status"], withdrawn["httpStatus"]) == ("processed", 503), withdrawn
 
-    # Asked again with its Idempotency-Key, the withdrawn request is decided afresh.
-    again = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["L2"], "userId": "stalled_buyer"},
+    # Asked again with its Idempotency-Key, the withdrawn request ("nothing was done") is decided afresh, with
+    # another body too.
+    again = await client.post("/bookings", json={"eventId": EVENT, "seatIds": ["L4"], "userId": "stalled_buyer"},
                               headers={"Idempotency-Key": "stalled-l2"})
-    assert again.status_code == 201, again.text
-    assert (await seat_statuses(client, EVENT))["L2"] == "RESERVED"
+    assert again.status_code == 201 and again.json()["seatIds"] == ["L4"], again.text
+    assert (await seat_statuses(client, EVENT))["L4"] == "RESERVED"

@@ -79,6 +79,9 @@ class Replies:
     def claim(self, request_id: str, body_hash: str) -> bool:
         return self.bodies.setdefault(request_id, body_hash) == body_hash
 
+    def release(self, request_id: str) -> None:
+        self.bodies.pop(request_id, None)
+
 
 @dataclass
 class Publisher:

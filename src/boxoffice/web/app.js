@@ -543,6 +543,8 @@ function salesClosed() {
 function closeSales() {
   if (state.salesClosed === state.eventId) return;
   state.salesClosed = state.eventId;
+  const option = [...$("event-select").options].find((o) => o.value === state.eventId);
+  if (option && !option.text.endsWith(" (cancelled)")) option.text += " (cancelled)";
   state.selected.clear();
   repaint([...state.seats.keys()]);
   updateSelection();
@@ -933,6 +935,8 @@ function onHoldAnswer(answer, seatIds, eventId) {
     repaint(seatIds);
   }
   updateSelection();
+  // Called off while this page was open, with no seat of it held to tell the stream: the refusal tells.
+  if (answer.body.code === "event_cancelled") onCalledOff(eventId);
   if (answer.status === 403 && ["not_admitted", "admission_expired"].includes(answer.body.code)) {
     showQueueNeeded(eventId, answer.body.code === "admission_expired");
     return;

@@ -138,12 +138,15 @@ async def create_booking(
         stored = await views.request_outcome(gw.pool, request_id)
         if stored is not None:
             outcome, stored_hash = stored
-            if stored_hash != body_hash:
+            if outcome.data.get("code") == views.NOT_STORED:
+                # Withdrawn when Kafka did not acknowledge it (503, "nothing was done"): asked again, with this
+                # body or another, it is decided afresh.
+                await views.forget_withdrawal(gw.pool, request_id)
+                gw.replies.release(request_id)
+            elif stored_hash != body_hash:
                 raise _key_reused()
-            if outcome.data.get("code") != views.NOT_STORED:
+            else:
                 return respond(reservation_result(outcome))
-            # Withdrawn when Kafka did not acknowledge it (503): asked again, it is decided afresh.
-            await views.forget_withdrawal(gw.pool, request_id)
         if not gw.replies.claim(request_id, body_hash):
             raise _key_reused()
     else:

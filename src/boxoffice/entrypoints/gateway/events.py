@@ -44,8 +44,7 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
     except ValueError as exc:
         raise ApiError(422, "validation_error", f"startsAt: {exc}") from None
     if starts_at <= utc_now():
-        raise ApiError(422, "validation_error", "startsAt: the event must start in the future (nothing is sold for "
-                                                "an event that has begun)")
+        raise ApiError(422, "validation_error", "startsAt: the event must start in the future")
     spec = EventSpec(
         body.event_id, body.name, body.venue.name, body.venue.city, starts_at, body.currency,
         tuple(PriceCategory(c.category_id, c.name, Decimal(str(c.price))) for c in body.price_categories),

@@ -92,6 +92,10 @@ class ReplyWaiter:
             self._bodies.popitem(last=False)
         return held == body_hash
 
+    def release(self, request_id: str) -> None:
+        """The request came to nothing (withdrawn): its key may carry another body."""
+        self._bodies.pop(request_id, None)
+
     def expect(self, request_id: str) -> asyncio.Future[Message]:
         """Register before publishing, so that a fast answer cannot arrive unseen."""
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
