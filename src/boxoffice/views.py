@@ -213,20 +213,8 @@ async def waitlist_entry_joined_by(pool: asyncpg.Pool, request_id: str) -> dict[
     return _waitlist_entry(r) if r is not None else None
 
 
-async def waitlist_join_seen(pool: asyncpg.Pool, event_id: str, user_id: str) -> tuple[bool, dict[str, Any] | None]:
-    """Whether the event is called off, and the buyer's entry still waiting in its line (None if none): what a
-    join decides by, as last committed."""
-    r = await pool.fetchrow(_WAITLIST_JOIN_SEEN, event_id, user_id)
-    assert r is not None  # the statement always gives one row
-    return bool(r["event_cancelled"]), _waitlist_entry(r) if r["waitlist_id"] is not None else None
-
-
-_WAITLIST_JOIN_SEEN = f"""SELECT (SELECT status = 'cancelled' FROM events WHERE event_id = $1) AS event_cancelled,
-                                   entry.*
-                            FROM (VALUES (1)) AS one
-                            LEFT JOIN ({_WAITLIST_ENTRY}
-                                       WHERE w.event_id = $1 AND w.user_id = $2 AND w.status = 'waiting') AS entry
-                            ON true"""
+async def event_called_off(pool: asyncpg.Pool, event_id: str) -> bool:
+    return bool(await pool.fetchval("SELECT status = 'cancelled' FROM events WHERE event_id = $1", event_id))
 
 
 def _waitlist_entry(r: asyncpg.Record) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import asyncpg
 from boxoffice import views
 from boxoffice.adapters.booking_uow import PostgresBookingUnitOfWork
 from boxoffice.adapters.catalog_store import create_event
-from boxoffice.domain.waitlist import WaitlistEntry
 from boxoffice.grouping import Grouped
 from tests.conftest import small_event
 from tests.integration.test_booking_repositories import a_hold, committed_hold
@@ -57,27 +56,13 @@ async def test_a_read_that_fails_fails_only_its_own_caller(pool: asyncpg.Pool) -
     assert isinstance(bad, (ValueError, asyncpg.DataError)), bad
 
 
-async def test_a_waiting_list_join_reads_the_events_state_and_the_buyers_waiting_entry(pool: asyncpg.Pool) -> None:
+async def test_a_waiting_list_join_reads_whether_the_event_is_called_off(pool: asyncpg.Pool) -> None:
     spec = small_event(rows=1)
     async with pool.acquire() as con:
         await create_event(con, spec)
-    ids = [str(uuid.uuid4()) for _ in range(2)]
-    async with PostgresBookingUnitOfWork(pool) as uow:
-        for n, waitlist_id in enumerate(ids):
-            await uow.waitlist.add(WaitlistEntry(waitlist_id, spec.event_id, f"fan_{n}", "", 2, 0),
-                                   f"join-{waitlist_id}")
-        await uow.commit()
-
-    assert await views.waitlist_join_seen(pool, spec.event_id, "fan_9") == (False, None)
-    assert await views.waitlist_join_seen(pool, "no_such_event", "fan_0") == (False, None)
-    cancelled, entry = await views.waitlist_join_seen(pool, spec.event_id, "fan_1")
-    assert not cancelled and entry is not None
-    assert (entry["waitlistId"], entry["userId"], entry["quantity"], entry["position"], entry["status"]) == (
-        ids[1], "fan_1", 2, 2, "waiting")
-
+    assert await views.event_called_off(pool, spec.event_id) is False
+    assert await views.event_called_off(pool, "no_such_event") is False
     async with PostgresBookingUnitOfWork(pool) as uow:
         assert await uow.events.call_off(spec.event_id) is True
         await uow.commit()
-    cancelled, entry = await views.waitlist_join_seen(pool, spec.event_id, "fan_0")
-    assert cancelled and entry is not None and entry["waitlistId"] == ids[0]
-    assert await views.waitlist_join_seen(pool, spec.event_id, "fan_9") == (True, None)
+    assert await views.event_called_off(pool, spec.event_id) is True

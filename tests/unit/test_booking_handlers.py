@@ -687,6 +687,27 @@ async def test_a_join_that_made_no_entry_keeps_its_answer_for_its_status_url_and
     assert first.request_id not in platform.tables.requests
 
 
+async def test_a_leave_and_a_rejoin_read_together_are_taken_in_the_order_they_were_asked_for() -> None:
+    """They come on two topics, which Kafka does not order between them: the rejoin must not be answered by
+    the entry that the leave before it ends."""
+    platform = Platform()
+    first = await joined(platform, "ann", 1)
+
+    def asked_at(message: Message, second: int) -> Message:
+        return Message(message.type, message.event_id, message.data, message.request_id,
+                       occurred_at=f"2030-01-01T12:00:0{second}.000Z")
+
+    leave = asked_at(Message(topics.WAITLIST_LEAVE_REQUESTED, EVENT.event_id,
+                             {"waitlistId": first.data["waitlistId"]}, "req-leave"), 1)
+    rejoin = asked_at(join_request("ann", 2, request_id="req-rejoin"), 2)
+    out = await platform.handle(rejoin, leave)  # read in the other order
+    assert [(m.request_id, m.data["status"]) for m in out] == [("req-leave", "left"), ("req-rejoin", "waiting")]
+    entries = {e.waitlist_id: e for e in platform.tables.waitlist.values()}
+    assert entries[str(first.data["waitlistId"])].status.value == "left"
+    assert [(e.quantity, e.status.value) for e in entries.values() if e.user_id == "ann"
+            and e.waitlist_id != first.data["waitlistId"]] == [(2, "waiting")]
+
+
 async def test_the_waiting_list_behind_a_waiting_room_is_joined_with_the_buyers_own_admission() -> None:
     """Seats the line is offered later must not go to someone who skipped the queue."""
     from boxoffice.adapters.queue_tokens import QueueTokens

@@ -546,11 +546,9 @@ async def test_every_message_the_platform_produces_passes(monkeypatch: pytest.Mo
                                        "status": e.status.value, "bookingId": e.booking_id}
     monkeypatch.setattr(views, "waitlist_entry", entry)
 
-    async def join_seen(pool: object, event_id: str, user_id: str) -> tuple[bool, dict[str, Any] | None]:
-        waiting = [e for e in tables.waitlist.values()
-                   if (e.event_id, e.user_id, e.status.value) == (event_id, user_id, "waiting")]
-        return False, await entry(pool, waiting[0].waitlist_id) if waiting else None
-    monkeypatch.setattr(views, "waitlist_join_seen", join_seen)
+    async def called_off(pool: object, event_id: str) -> bool:
+        return False
+    monkeypatch.setattr(views, "event_called_off", called_off)
     joins = []
     for user in ("user_4", "user_5"):
         join = gateway_schemas.WaitlistJoin.model_validate({"quantity": 1, "userId": user})

@@ -50,13 +50,11 @@ async def join_waitlist(
                        f"At most {gw.settings.max_seats_per_booking} seats can be booked at once")
     if await gw.seats.seats_of(event_id) is None:
         raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
-    # What the booking service has decided already is answered here, also while it is down: a 202 would name a
-    # new entry that the booking service then never makes.
-    cancelled, waiting = await views.waitlist_join_seen(gw.pool, event_id, user_id)
-    if cancelled:
+    # A called-off event stays so: answered here, also while the booking service is down. A buyer's entry that
+    # waits is not answered from here: a leave of it may be queued ahead of this join (the booking service
+    # takes them in the order they were asked for).
+    if await views.event_called_off(gw.pool, event_id):
         raise refuse(errors.EventCancelled.code, closed_line(event_id))
-    if waiting is not None:
-        return JSON(waiting)
     access = await admission(gw, event_id, user_id, caller, queue_access)
     waitlist_id = str(uuid.uuid4())
     message = Message(topics.WAITLIST_JOIN_REQUESTED, event_id,
