@@ -279,9 +279,12 @@ async def get_booking_request(request_id: Annotated[str, Path(max_length=64)], g
         outcome = stored[0]
         # Refusals name their buyer too (in the message, not in the body): both are the buyer's alone.
         require_owner(caller, str(outcome.data.get("userId", "")), "booking request")
-        answer = waitlist_join_result(outcome) if outcome.type == topics.WAITLIST_UPDATED \
-            else reservation_result(outcome)
-        return _processed(request_id, answer)
+        if outcome.type != topics.WAITLIST_UPDATED:
+            return _processed(request_id, reservation_result(outcome))
+        status, result = waitlist_join_result(outcome)
+        if not outcome.data.get("code"):  # the buyer's entry, as it stands now (its place moves)
+            result = await views.waitlist_entry(gw.pool, str(outcome.data["waitlistId"])) or result
+        return _processed(request_id, (status, result))
     if not gw.request_ids.issued_here(request_id):
         return error(404, "request_not_found", f"Booking request {request_id} does not exist")
     entry = await views.waitlist_entry_joined_by(gw.pool, request_id)
