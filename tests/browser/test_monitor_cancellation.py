@@ -13,15 +13,18 @@ from tests.browser.test_monitor import open_monitor
 from tests.platforms import RunningPlatform
 
 
+def hall(event_id: str, name: str, seats: int) -> dict:
+    return {"eventId": event_id, "name": name, "venue": {"name": "Hall", "city": "Hull"},
+            "startsAt": "2027-08-01T19:30:00Z",
+            "priceCategories": [{"categoryId": "std", "name": "Std", "price": 25.0}],
+            "rows": [{"row": "A", "seats": seats, "categoryId": "std"}]}
+
+
 async def test_a_cancelled_event_shows_its_refunds_on_the_monitor(browser, platform: RunningPlatform,
                                                                   artifacts: Path) -> None:
     event_id = f"monitor_off_{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=60) as api:
-        created = await api.post("/events", json={
-            "eventId": event_id, "name": "Called off on the monitor", "venue": {"name": "Hall", "city": "Hull"},
-            "startsAt": "2027-08-01T19:30:00Z",
-            "priceCategories": [{"categoryId": "std", "name": "Std", "price": 25.0}],
-            "rows": [{"row": "A", "seats": 6, "categoryId": "std"}]})
+        created = await api.post("/events", json=hall(event_id, "Called off on the monitor", seats=6))
         assert created.status_code == 201, created.text
         paid = (await api.post("/bookings", json={"eventId": event_id, "seatIds": ["A1", "A2"],
                                                   "userId": "monitor_fan"})).json()
@@ -62,11 +65,7 @@ async def test_an_event_called_off_with_nothing_held_closes_on_the_first_refused
     """No seat of it changes, so the stream says nothing: the hold's 409 event_cancelled is how the page learns."""
     event_id = f"monitor_quiet_off_{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=60) as api:
-        created = await api.post("/events", json={
-            "eventId": event_id, "name": "Called off quietly", "venue": {"name": "Hall", "city": "Hull"},
-            "startsAt": "2027-08-01T19:30:00Z",
-            "priceCategories": [{"categoryId": "std", "name": "Std", "price": 25.0}],
-            "rows": [{"row": "A", "seats": 4, "categoryId": "std"}]})
+        created = await api.post("/events", json=hall(event_id, "Called off quietly", seats=4))
         assert created.status_code == 201, created.text
         page = await open_monitor(browser, platform.base_url, event_id)
         assert (await api.post(f"/events/{event_id}/cancel")).status_code == 200
