@@ -9,10 +9,6 @@ import asyncpg
 
 from boxoffice.messages import SEAT_RESERVATION_FAILED, Message, decode, iso
 
-# The code of a request that could not be stored in Kafka (503), and of the refusal kept for one whose fate in
-# Kafka was unknown.
-NOT_STORED = "queue_unavailable"
-
 
 def _counts(r: asyncpg.Record) -> dict[str, int]:
     return {"totalSeats": r["total"], "available": r["available"], "reserved": r["reserved"], "booked": r["booked"]}
@@ -158,10 +154,10 @@ async def withdraw_request(pool: asyncpg.Pool, request_id: str, body_hash: str, 
 
 
 async def forget_withdrawal(pool: asyncpg.Pool, request_id: str) -> None:
-    """A request withdrawn earlier is asked again (the same Idempotency-Key): it may be decided afresh."""
-    await pool.execute("DELETE FROM booking_requests WHERE request_id = $1 AND outcome_topic = $2 AND "
-                       "convert_from(outcome, 'UTF8')::jsonb -> 'data' ->> 'code' = $3",
-                       request_id, SEAT_RESERVATION_FAILED, NOT_STORED)
+    """A request read back as withdrawn is asked again (the same Idempotency-Key): it may be decided afresh. A
+    stored decision is never replaced, so the refusal read is the row deleted."""
+    await pool.execute("DELETE FROM booking_requests WHERE request_id = $1 AND outcome_topic = $2",
+                       request_id, SEAT_RESERVATION_FAILED)
 
 
 async def user_bookings(pool: asyncpg.Pool, user_id: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from boxoffice import messages as topics
-from boxoffice.domain import errors, events
+from boxoffice.domain import errors, events, moments
 from boxoffice.domain.model import Booking, BookingStatus
 from boxoffice.logs import REQUEST_ID
 from boxoffice.messages import Message
@@ -60,10 +60,9 @@ def _start_payment(booking: Booking, message: Message, now: datetime) -> bool:
 def _asked_at(message: Message) -> datetime | None:
     """When the gateway took the request (the envelope's occurredAt)."""
     try:
-        asked_at = datetime.fromisoformat(message.occurred_at.replace("Z", "+00:00"))
+        return moments.parse(message.occurred_at)
     except (AttributeError, ValueError):
         return None
-    return asked_at if asked_at.tzinfo is not None else None
 
 
 def _is_current_payment(booking: Booking, message: Message) -> bool:

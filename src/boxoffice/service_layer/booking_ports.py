@@ -17,7 +17,7 @@ from boxoffice.domain.allocation import PlacedSeat
 from boxoffice.domain.model import Booking, SeatMap
 from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry
-from boxoffice.service_layer.unit_of_work import UnitOfWork
+from boxoffice.service_layer.unit_of_work import Outgoing, UnitOfWork
 
 
 class ConcurrentHoldDetected(Exception):
@@ -37,6 +37,10 @@ class StoredOutcome:
     body_hash: str
     topic: str
     payload: bytes
+
+    def outgoing(self) -> Outgoing:
+        """The answer as it goes out again (a redelivered request)."""
+        return Outgoing(self.topic, self.event_id.encode(), self.payload)
 
 
 class SeatRepository(Protocol):

@@ -16,7 +16,6 @@ from boxoffice.service_layer.booking_ports import BookingUnitOfWork, StoredOutco
 from boxoffice.service_layer.change_numbers import number_seat_changes
 from boxoffice.service_layer.decisions import Decide, Decision, admission_refusal
 from boxoffice.service_layer.outcomes import reservation_message
-from boxoffice.service_layer.unit_of_work import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ async def reserve_seats(uow: BookingUnitOfWork, batch: list[Message], decide: De
     await uow.requests.add(answers)
     # Replays go out in the order their requests came, like the first time.
     replays = [stored[request_id] for request_id in unique if request_id in stored]
-    await uow.outbox.add([Outgoing(a.topic, a.event_id.encode(), a.payload) for a in (*answers, *replays)])
+    await uow.outbox.add([a.outgoing() for a in (*answers, *replays)])
     return [(outcome, outcome.request_id) for outcome in outcomes]
 
 

@@ -74,7 +74,7 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
     if entry is None:
         stored = (await uow.requests.find([message.request_id])).get(message.request_id)
         if stored is not None:
-            await uow.outbox.add([Outgoing(stored.topic, stored.event_id.encode(), stored.payload)])
+            await uow.outbox.add([stored.outgoing()])
             return []
         entry = await uow.waitlist.waiting_for(message.event_id, user_id)
     if entry is None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from boxoffice import messages as topics
-from boxoffice import views
 from boxoffice.domain import errors
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.messages import Message
 
 Answer = tuple[int, dict[str, Any]]
+
+# A request that could not be stored in Kafka (503), and the refusal kept as the decision of a hold whose fate in
+# Kafka was unknown.
+NOT_STORED = "queue_unavailable"
 
 STATUS: dict[str, int] = {
     errors.SeatUnavailable.code: 409,
@@ -43,7 +46,7 @@ STATUS: dict[str, int] = {
     errors.BookingRefunded.code: 409,
     errors.RefundFailed.code: 502,
     errors.TicketsUsed.code: 409,
-    views.NOT_STORED: 503,
+    NOT_STORED: 503,
 }
 # Any other refusal is a conflict with the state things are in.
 DEFAULT_STATUS = 409

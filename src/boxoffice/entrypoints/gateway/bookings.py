@@ -24,7 +24,14 @@ from boxoffice.entrypoints.gateway.access import (
     OWNED,
     require_owner,
 )
-from boxoffice.entrypoints.gateway.answers import Answer, refuse, reservation_result, respond, waitlist_join_result
+from boxoffice.entrypoints.gateway.answers import (
+    NOT_STORED,
+    Answer,
+    refuse,
+    reservation_result,
+    respond,
+    waitlist_join_result,
+)
 from boxoffice.entrypoints.gateway.deps import BuyingCaller, Caller, GatewayDep
 from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
@@ -138,7 +145,7 @@ async def create_booking(
         stored = await views.request_outcome(gw.pool, request_id)
         if stored is not None:
             outcome, stored_hash = stored
-            if outcome.data.get("code") == views.NOT_STORED:
+            if outcome.data.get("code") == NOT_STORED:
                 # Withdrawn when Kafka did not acknowledge it (503, "nothing was done"): asked again, with this
                 # body or another, it is decided afresh.
                 await views.forget_withdrawal(gw.pool, request_id)
@@ -214,7 +221,7 @@ async def admission(gw: GatewayDep, event_id: str, buyer: str, caller: Principal
     return token
 
 
-NOT_STORED = "The request could not be stored in Kafka; nothing was done, please try again"
+NOTHING_DONE = "The request could not be stored in Kafka; nothing was done, please try again"
 NOT_ACKNOWLEDGED = ("Kafka did not acknowledge the request in time; it may still be carried out, so look before "
                     "trying again")
 
@@ -231,20 +238,20 @@ async def publish_command(gw: GatewayDep, message: Message) -> Message | None:
         await gw.publisher.publish(message.type, message)
     except DeliveryUnknown as exc:
         if message.type != SEAT_RESERVATION_REQUESTED:
-            raise ApiError(503, views.NOT_STORED, NOT_ACKNOWLEDGED) from exc
+            raise ApiError(503, NOT_STORED, NOT_ACKNOWLEDGED) from exc
         assert message.request_id is not None
         log.warning("Kafka did not acknowledge hold request %s in time (%s): withdrawing it", message.request_id, exc)
         refusal = Message(SEAT_RESERVATION_FAILED, message.event_id,
                           {"userId": message.data["userId"], "seatIds": message.data.get("seatIds", []),
-                           "code": views.NOT_STORED, "reason": NOT_STORED}, message.request_id)
+                           "code": NOT_STORED, "reason": NOTHING_DONE}, message.request_id)
         decided = await views.withdraw_request(gw.pool, message.request_id, str(message.data.get("bodyHash", "")),
                                                refusal)
         if decided is None:  # the status URL says so too, whatever Kafka hands on later
-            raise ApiError(503, views.NOT_STORED, NOT_STORED, requestId=message.request_id,
+            raise ApiError(503, NOT_STORED, NOTHING_DONE, requestId=message.request_id,
                            statusUrl=f"/booking-requests/{message.request_id}") from exc
         return decided
     except BrokerUnavailable as exc:
-        raise ApiError(503, views.NOT_STORED, NOT_STORED) from exc
+        raise ApiError(503, NOT_STORED, NOTHING_DONE) from exc
     if message.type == SEAT_RESERVATION_REQUESTED:
         gw.replies.unanswered.sent(message)
     return None
