@@ -169,6 +169,23 @@ def run(holds: int, hold_seconds: float, confirms: int, clients: int, console: C
         asyncio.run(_measure(runtime, settings.data_path, holds, confirms, clients, console))
 
 
+def _print_expiry(console: Console, rows: list[Any], hold_wall: float) -> None:
+    """How late the holds left to expire were released (`rows`: their bookings as they ended)."""
+    late = [float(r["late_ms"]) for r in rows if r["status"] == "expired"]
+    if not late:
+        console.print(f"hold expiry: {len(rows):,} holds left to expire, {len(late)} expired: nothing to measure")
+        return
+    deadlines = [r["expires_at"] for r in rows]
+    table = Table(title="hold expiry: release commit − deadline", title_justify="left")
+    for column in ("holds", "expired", "deadlines spread over", "p50 ms", "p99 ms", "max ms", "early"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{len(rows):,}", f"{len(late):,}",
+                  f"{(max(deadlines) - min(deadlines)).total_seconds():.1f} s ({len(rows) / hold_wall:,.0f}/s)",
+                  f"{_pct(late, .5):.1f}", f"{_pct(late, .99):.1f}", f"{max(late):.1f}",
+                  str(sum(1 for v in late if v < 0)))
+    console.print(table)
+
+
 def _latency(settings: Settings) -> str:
     p50, p99 = settings.payment_latency_ms, settings.payment_latency_p99_ms
     return f"{p50:g} ms p50, {p99:g} ms p99" if p99 else f"{p50:g} ms every time"
@@ -215,8 +232,6 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
                                for name, seconds in _cpu_seconds(processes).items()}
 
     booking_ids = [b["bookingId"] for b in expiring if b]
-    last_deadline = await pool.fetchval("SELECT max(expires_at) FROM bookings WHERE booking_id = ANY($1::uuid[])",
-                                        booking_ids)
     with console.status("waiting for the holds to run out..."):
         while await pool.fetchval("SELECT count(*) FROM bookings WHERE booking_id = ANY($1::uuid[]) "
                                   "AND status = 'pending'", booking_ids):
@@ -224,7 +239,6 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
     rows = await pool.fetch(
         "SELECT status, extract(epoch FROM decided_at - expires_at) * 1000 AS late_ms, expires_at "
         "FROM bookings WHERE booking_id = ANY($1::uuid[])", booking_ids)
-    first_deadline = min(r["expires_at"] for r in rows)
     still_held = await pool.fetchval(
         "SELECT count(*) FROM seats WHERE event_id = $1 AND seat_id = ANY($2) AND status <> 'AVAILABLE'",
         spec.event_id, seats[:holds])
@@ -242,15 +256,7 @@ async def _measure(runtime: object, data_path: Path, holds: int, confirms: int, 
                                     max(3.0, pay_wall), processes, console)
     await pool.close()
 
-    late = [float(r["late_ms"]) for r in rows if r["status"] == "expired"]
-    table = Table(title="hold expiry: release commit − deadline", title_justify="left")
-    for column in ("holds", "expired", "deadlines spread over", "p50 ms", "p99 ms", "max ms", "early"):
-        table.add_column(column, justify="right")
-    table.add_row(f"{len(booking_ids):,}", f"{len(late):,}",
-                  f"{(last_deadline - first_deadline).total_seconds():.1f} s ({len(booking_ids) / hold_wall:,.0f}/s)",
-                  f"{_pct(late, .5):.1f}", f"{_pct(late, .99):.1f}", f"{max(late):.1f}",
-                  str(sum(1 for v in late if v < 0)))
-    console.print(table)
+    _print_expiry(console, rows, hold_wall)
 
     ok = [seconds for status, seconds in paid if status == 200]
     ms = [s * 1000 for s in ok]
