@@ -167,13 +167,26 @@ class PaymentDatabase:
     refunds: dict[str, RefundResult | None] = field(default_factory=dict)  # None while refunding
     outbox: list[OutboxRow] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # What the bookings ask for: (booking id, payment id or refund id) of each booking paying or being refunded.
+    # None: the bookings ask for every request (tests about the payments alone).
+    asking: set[tuple[str, str]] | None = None
 
 
 class FakePaymentRepository:
     def __init__(self, rows: Staged[tuple[str, str], PaymentRecord],
-                 refunds: Staged[str, RefundResult | None] | None = None) -> None:
+                 refunds: Staged[str, RefundResult | None] | None = None,
+                 asking: set[tuple[str, str]] | None = None) -> None:
         self._rows = rows
         self._refunds: Staged[str, RefundResult | None] = refunds or Staged({})
+        self._asking = asking
+
+    async def asked_for(self, charges: list[ChargeRequest]) -> list[bool]:
+        return [self._asking is None or (c.booking_id, c.payment_id) in self._asking
+                or self._rows.get((c.booking_id, c.payment_id)) is not None for c in charges]
+
+    async def refund_asked_for(self, refund: RefundRequest) -> bool:
+        return (self._asking is None or (refund.booking_id, refund.refund_id) in self._asking
+                or self._refunds.get(refund.refund_id) is not None)
 
     async def refund_attempt(self, refund: RefundRequest, provider: str) -> RefundResult | None:
         if refund.refund_id not in self._refunds:
@@ -228,11 +241,11 @@ class FakePaymentUnitOfWork(FakeUnitOfWork):
     def __init__(self, db: PaymentDatabase) -> None:
         super().__init__(db.outbox, db.ids)
         self._db = db
-        self.payments: PaymentRepository = FakePaymentRepository(Staged(db.payments), Staged(db.refunds))
+        self.payments: PaymentRepository = FakePaymentRepository(Staged(db.payments), Staged(db.refunds), db.asking)
 
     def _begin(self) -> None:
         rows, refunds = Staged(self._db.payments), Staged(self._db.refunds)
-        self.payments = FakePaymentRepository(rows, refunds)
+        self.payments = FakePaymentRepository(rows, refunds, self._db.asking)
         self._tables = [rows, refunds]
 
 

@@ -158,11 +158,13 @@ async def test_confirm_racing_the_deadline_always_ends_consistently(pool: asyncp
 
 async def test_the_same_payment_request_charges_once(pool: asyncpg.Pool, event: EventSpec) -> None:
     booking_id = await hold(pool, event, ["B2"])
+    await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="pay_once",
+                           amount=20), now())  # the booking asks for the payment
     provider = SimulatedProvider(pool, latency_seconds=0.01)
 
     outbox = CollectingOutbox()
     handler = payment_handler(pool, provider, outbox)
-    request = msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="pay_once", amount=150.0,
+    request = msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="pay_once", amount=20.0,
                   currency="USD", card="4242424242424242")
 
     await handler([request, request])
@@ -178,13 +180,15 @@ async def test_the_same_payment_request_charges_once(pool: asyncpg.Pool, event: 
 
 async def test_declined_test_card_fails_the_payment(pool: asyncpg.Pool, event: EventSpec) -> None:
     booking_id = await hold(pool, event, ["B3"])
+    await handle(pool, msg(event, topics.BOOKING_CONFIRMATION_REQUESTED, bookingId=booking_id, paymentId="p",
+                           amount=20), now())
     provider = SimulatedProvider(pool, latency_seconds=0)
 
     outbox = CollectingOutbox()
     card = await provider.tokenise("4000000000000002")
     assert card.last4 == "0002" and "4000000000000002" not in card.token
     await payment_handler(pool, provider, outbox)(
-        [msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="p", amount=150.0,
+        [msg(event, topics.PAYMENT_REQUESTED, bookingId=booking_id, paymentId="p", amount=20.0,
              cardToken=card.token, cardLast4=card.last4)])
 
     failed = decode(outbox.rows[0].payload)

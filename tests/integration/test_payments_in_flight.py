@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from boxoffice.adapters import concurrent_consumer
+from boxoffice.adapters.catalog_store import create_event
 from boxoffice.adapters.concurrent_consumer import InFlight, Ticket, consume_concurrently
 from boxoffice.adapters.kafka import make_group_consumer, start_with_retry
 from boxoffice.adapters.payment_provider import SimulatedProvider
@@ -25,6 +26,7 @@ from boxoffice.messages import PAYMENT_REQUESTED, Message
 from boxoffice.service_layer.charging import ChargePolicy
 from boxoffice.service_layer.payment_ports import ChargeResult
 from tests.booking_service import CollectingOutbox
+from tests.conftest import small_event
 from tests.dead_letters import KeptDeadLetters
 
 P0, P1 = TopicPartition(PAYMENT_REQUESTED, 0), TopicPartition(PAYMENT_REQUESTED, 1)
@@ -77,9 +79,17 @@ async def test_a_slow_charge_holds_back_the_committed_offset_and_is_charged_once
     producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
     await producer.start()
 
+    async with pool.acquire() as con:
+        assert await create_event(con, small_event(event_id))
+
     async def request(partition: int) -> tuple[str, int]:
-        """A payment request on the given partition: its idempotency key and offset."""
+        """A payment request of a paying booking, on the given partition: its idempotency key and offset."""
         booking_id = str(uuid.uuid4())
+        await pool.execute(
+            """INSERT INTO bookings (booking_id, request_id, event_id, user_id, status, seat_ids, amount, currency,
+                                     expires_at, payment_id)
+               VALUES ($1::uuid, $2, $3, 'fan', 'paying', ARRAY['A1'], 20, 'USD', now(), 'pay')""",
+            booking_id, f"req-{booking_id}", event_id)
         message = Message(PAYMENT_REQUESTED, event_id, {"bookingId": booking_id, "paymentId": "pay", "amount": 20.0,
                                                         "currency": "USD", "card": "4242424242424242"},
                           f"req-{uuid.uuid4()}")

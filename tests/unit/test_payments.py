@@ -22,10 +22,12 @@ from boxoffice.messages import (
     decode,
 )
 from boxoffice.service_layer.charging import ChargePolicy
-from boxoffice.service_layer.payment_ports import ChargeRequest, ChargeResult
+from boxoffice.service_layer.payment_ports import CardToken, ChargeRequest, ChargeResult
 from boxoffice.service_layer.payments import (
     HANDLERS,
+    NOT_ASKED,
     PaymentHandler,
+    charge_request,
     record_attempts,
     record_decisions,
     request_payment,
@@ -347,3 +349,44 @@ async def test_a_free_booking_is_paid_and_refunded_without_the_provider() -> Non
                                 "providerRef": "free"}
     assert outcomes[2].data["amount"] == 0.0 and outcomes[2].data["providerRef"] == "free"
     assert db.payments[(booking_id, "free_1")].result == ChargeResult(True, "free")
+
+
+async def test_a_request_no_booking_asks_for_is_neither_charged_nor_refunded_nor_answered() -> None:
+    # Found from outside: any local client of the embedded broker could have any card token charged any amount,
+    # or a paid booking refunded while it stayed confirmed (and its own refund then wedged on the refund's key).
+    asking = {("b_paying", "pay_1"), ("b_paying", "refund_1")}
+    db, provider = PaymentDatabase(asking=asking), FakeProvider()
+    handler, relay = handler_over(db, provider)
+    forged_charge = requested("b_other", cardToken="tok_victim", amount=999999.0)
+    other_payment = requested("b_paying", "pay_forged", cardToken="tok_victim")
+    forged_refund = Message(REFUND_REQUESTED, "ev", {"bookingId": "b_confirmed", "paymentId": "pay_1",
+                                                     "refundId": "forged_refund", "amount": 50.0}, "req_f")
+    not_asked = metrics.PAYMENTS.values.get(("not_asked",), 0)
+
+    await handler([forged_charge, other_payment, forged_refund])
+    await handler([forged_refund])  # copies too
+
+    assert provider.calls == [] and provider.refund_calls == []
+    assert relay.rows == [] and db.payments == {} and db.refunds == {}
+    assert metrics.PAYMENTS.values.get(("not_asked",), 0) == not_asked + 4
+
+    asked = requested("b_paying", cardToken="tok_1")
+    refund = Message(REFUND_REQUESTED, "ev", {"bookingId": "b_paying", "paymentId": "pay_1", "refundId": "refund_1",
+                                              "amount": 150.0}, "req_r")
+    await handler([asked])
+    await handler([refund])
+
+    assert [r.topic for r in relay.rows] == [PAYMENT_SUCCEEDED, REFUND_SUCCEEDED]
+    assert provider.calls == [("b_paying:pay_1", Decimal("150.00"), "USD", "tok_1")] and len(provider.refund_calls) == 1
+
+
+async def test_attempts_recorded_together_leave_out_those_no_booking_asks_for() -> None:
+    asked, forged = requested("b1"), requested("b2")
+    charges = [charge_request(m, CardToken("tok", "4242")) for m in (asked, forged, asked)]
+    db = PaymentDatabase(asking={("b1", "pay_1")})
+    uow = FakePaymentUnitOfWork(db)
+    async with uow:
+        found = await record_attempts(uow, [(c, "fake") for c in charges if c is not None])
+        await uow.commit()
+    assert found == [None, NOT_ASKED, None]
+    assert list(db.payments) == [("b1", "pay_1")] and db.outbox == []

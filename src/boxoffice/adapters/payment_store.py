@@ -20,6 +20,32 @@ class PostgresPaymentRepository:
     def __init__(self, con: asyncpg.Connection) -> None:
         self._con = con
 
+    async def asked_for(self, charges: list[ChargeRequest]) -> list[bool]:
+        if not charges:
+            return []
+        rows = await self._con.fetch(
+            """SELECT t.n FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::text[])
+                                WITH ORDINALITY AS t(booking_id, payment_id, event_id, amount, currency, n)
+               WHERE EXISTS (SELECT 1 FROM bookings b WHERE b.booking_id = t.booking_id AND b.status = 'paying'
+                                    AND b.payment_id = t.payment_id AND b.event_id = t.event_id
+                                    AND b.amount = t.amount AND b.currency = t.currency)
+                  OR EXISTS (SELECT 1 FROM payments p WHERE p.booking_id = t.booking_id
+                                    AND p.payment_id = t.payment_id)""",
+            [_key(c)[0] for c in charges], [c.payment_id for c in charges], [c.event_id for c in charges],
+            [c.amount for c in charges], [c.currency for c in charges])
+        paying = {r["n"] for r in rows}
+        return [n in paying for n in range(1, len(charges) + 1)]
+
+    async def refund_asked_for(self, refund: RefundRequest) -> bool:
+        return bool(await self._con.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM bookings WHERE booking_id = $1 AND status = 'refunding'
+                              AND refund_id = $2 AND payment_id = $3 AND event_id = $4 AND amount = $5
+                              AND currency = $6)
+                   OR EXISTS (SELECT 1 FROM refunds WHERE refund_id = $2 AND booking_id = $1
+                              AND status <> 'refunding')""",
+            uuid.UUID(refund.booking_id), refund.refund_id, refund.payment_id, refund.event_id, refund.amount,
+            refund.currency))
+
     async def attempt(self, charge: ChargeRequest, provider: str) -> ChargeResult | None:
         return (await self.attempt_all([charge], provider))[0]
 

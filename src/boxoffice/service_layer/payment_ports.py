@@ -96,6 +96,18 @@ class RefundRequest:
 
 
 class PaymentRepository(Protocol):
+    async def asked_for(self, charges: list[ChargeRequest]) -> list[bool]:
+        """For each charge, in order: whether its booking is paying it (is `paying` under its payment id, at its
+        event, for its amount and currency), or it was asked for before (its payment is recorded, and a copy
+        gets what was recorded: the provider is never asked twice under one key for two amounts)."""
+        ...
+
+    async def refund_asked_for(self, refund: RefundRequest) -> bool:
+        """Whether the refund's booking is being refunded under its refund id, of its payment, at its event, for
+        its amount and currency, or the refund was decided before (a copy gets the decision). A refund left
+        unanswered is asked for again only by its booking: asking the provider again gives the money back."""
+        ...
+
     async def attempt(self, charge: ChargeRequest, provider: str) -> ChargeResult | None:
         """Records the attempt, once per (booking, paymentId); a copy leaves the first record as it is.
         Returns the result when the payment was decided before, None while it is not."""

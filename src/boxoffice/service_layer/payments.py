@@ -39,6 +39,15 @@ FREE_CHARGE = ChargeResult(True, FREE)
 FREE_REFUND = RefundResult(True, FREE)
 
 
+class NotAsked:
+    """A request that no booking makes: its booking is not paying (or being refunded) under its ids and for its
+    amount. Only the booking service asks, in the transaction that moves the booking on, so this is a forgery
+    or a stray, and nothing is charged, refunded or published for it."""
+
+
+NOT_ASKED = NotAsked()
+
+
 async def card_of(data: dict[str, object], provider: PaymentProvider) -> CardToken:
     """The card a payment request names: its token. A request made before cards were tokenised names the number
     (tokenised here, and only the token is kept); one that names no card is charged to the approved test card."""
@@ -98,16 +107,19 @@ def refund_outcome(refund: RefundRequest, result: RefundResult) -> Outgoing:
 class PaymentWrites:
     """The payment service's writes, each committed before it returns (with the outcome it publishes)."""
 
-    attempt: Callable[[tuple[ChargeRequest, str]], Awaitable[ChargeResult | None]]
+    attempt: Callable[[tuple[ChargeRequest, str]], Awaitable[ChargeResult | NotAsked | None]]
     decide: Callable[[tuple[ChargeRequest, ChargeResult]], Awaitable[None]]
     postpone: Callable[[tuple[ChargeRequest, float]], Awaitable[None]]
-    refund_attempt: Callable[[tuple[RefundRequest, str]], Awaitable[RefundResult | None]]
+    refund_attempt: Callable[[tuple[RefundRequest, str]], Awaitable[RefundResult | NotAsked | None]]
     refund_decide: Callable[[tuple[RefundRequest, RefundResult, bool]], Awaitable[None]]
 
 
-async def record_refund_attempt(uow: PaymentUnitOfWork, attempt: tuple[RefundRequest, str]) -> RefundResult | None:
+async def record_refund_attempt(uow: PaymentUnitOfWork,
+                                attempt: tuple[RefundRequest, str]) -> RefundResult | NotAsked | None:
     """Records the refund; one decided before sends its outcome again and says it."""
     refund, provider = attempt
+    if not await uow.payments.refund_asked_for(refund):
+        return NOT_ASKED
     decided = await uow.payments.refund_attempt(refund, provider)
     if decided is not None:
         await uow.outbox.add([refund_outcome(refund, decided)])
@@ -122,9 +134,12 @@ async def record_refund(uow: PaymentUnitOfWork, decision: tuple[RefundRequest, R
     await uow.outbox.add([refund_outcome(refund, result)])
 
 
-async def record_attempt(uow: PaymentUnitOfWork, attempt: tuple[ChargeRequest, str]) -> ChargeResult | None:
+async def record_attempt(uow: PaymentUnitOfWork,
+                         attempt: tuple[ChargeRequest, str]) -> ChargeResult | NotAsked | None:
     """Records the attempt; a payment decided before sends its outcome again and says it."""
     charge, provider = attempt
+    if not (await uow.payments.asked_for([charge]))[0]:
+        return NOT_ASKED
     decided = await uow.payments.attempt(charge, provider)
     if decided is not None:
         await uow.outbox.add([outcome(charge, decided)])
@@ -138,18 +153,20 @@ async def record_decision(uow: PaymentUnitOfWork, decision: tuple[ChargeRequest,
 
 
 async def record_attempts(uow: PaymentUnitOfWork,
-                          attempts: list[tuple[ChargeRequest, str]]) -> list[ChargeResult | None]:
+                          attempts: list[tuple[ChargeRequest, str]]) -> list[ChargeResult | NotAsked | None]:
     """`record_attempt` of each, in one statement per provider (one in practice) and one outbox write."""
+    asked = await uow.payments.asked_for([charge for charge, _ in attempts])
     by_provider: dict[str, list[int]] = {}
     for i, (_, provider) in enumerate(attempts):
-        by_provider.setdefault(provider, []).append(i)
-    decided: list[ChargeResult | None] = [None] * len(attempts)
+        if asked[i]:
+            by_provider.setdefault(provider, []).append(i)
+    decided: list[ChargeResult | NotAsked | None] = [None if ok else NOT_ASKED for ok in asked]
     for provider, indices in by_provider.items():
         found = await uow.payments.attempt_all([attempts[i][0] for i in indices], provider)
         for i, result in zip(indices, found, strict=True):
             decided[i] = result
     await uow.outbox.add([outcome(charge, result) for (charge, _), result in zip(attempts, decided, strict=True)
-                          if result is not None])
+                          if isinstance(result, ChargeResult)])
     return decided
 
 
@@ -172,7 +189,11 @@ async def request_payment(message: Message, writes: PaymentWrites, provider: Pay
     if charge is None:
         log.error("dropping malformed payment request %s", message.id)
         return False
-    if await writes.attempt((charge, provider.name)) is not None:
+    recorded = await writes.attempt((charge, provider.name))
+    if recorded is NOT_ASKED:
+        _not_asked("payment", charge.payment_id, charge.booking_id, message)
+        return False
+    if recorded is not None:
         return False
     await settle(charge, writes, provider, policy, postponed=0)
     return charge.amount != 0
@@ -211,7 +232,11 @@ async def request_refund(message: Message, writes: PaymentWrites, provider: Paym
     if refund is None:
         log.error("dropping malformed refund request %s", message.id)
         return False
-    if await writes.refund_attempt((refund, provider.name)) is not None:
+    recorded = await writes.refund_attempt((refund, provider.name))
+    if recorded is NOT_ASKED:
+        _not_asked("refund", refund.refund_id, refund.booking_id, message)
+        return False
+    if recorded is not None:
         return False
     result = FREE_REFUND if refund.amount == 0 else await refund_with_retries(provider, refund, policy)
     if isinstance(result, Undecided):
@@ -224,6 +249,12 @@ async def request_refund(message: Message, writes: PaymentWrites, provider: Paym
     log.info("refund %s of booking %s %s", refund.refund_id, refund.booking_id,
              "succeeded" if result.approved else f"refused: {result.reason}")
     return refund.amount != 0
+
+
+def _not_asked(what: str, what_id: str, booking_id: str, message: Message) -> None:
+    metrics.PAYMENTS.inc("not_asked")
+    log.warning("%s %s of booking %s (message %s) is not one the booking asks for: nothing done", what, what_id,
+                booking_id, message.id)
 
 
 HANDLERS: dict[str, Handler] = {topics.PAYMENT_REQUESTED: request_payment, topics.REFUND_REQUESTED: request_refund}
