@@ -256,6 +256,11 @@ def down(settings: Settings) -> bool:
     return True
 
 
+def supervisor_pid(settings: Settings) -> int | None:
+    """The pid of the supervisor of the platform running under this data directory, if one runs."""
+    return Supervisor(settings.data_path).pid()
+
+
 def is_running(settings: Settings) -> bool:
     """Whether a platform started by `up` runs under this data directory."""
     return Supervisor(settings.data_path).pid() is not None and read_runtime(settings) is not None

@@ -113,6 +113,8 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
         return
     if detach:
         return
+    # The platform this `up` started: a `boxoffice down` elsewhere ends it, and a later `up` is another's.
+    ours = platform.supervisor_pid(settings)
     stopping = {"now": False}
 
     def _stop(*_: object) -> None:
@@ -122,10 +124,14 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
     try:
         while not stopping["now"]:
             time.sleep(0.5)
+            if platform.supervisor_pid(settings) != ours:
+                console.print("boxoffice was stopped (by `boxoffice down`).")
+                return
     except KeyboardInterrupt:
         pass
-    with console.status("Stopping..."):
-        platform.down(settings)
+    if platform.supervisor_pid(settings) == ours:
+        with console.status("Stopping..."):
+            platform.down(settings)
     console.print("boxoffice stopped.")
 
 

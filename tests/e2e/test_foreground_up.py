@@ -1,0 +1,37 @@
+"""A foreground `boxoffice up` ends when its platform is stopped by a `boxoffice down` from elsewhere. Before, it
+kept waiting for Ctrl-C, and that Ctrl-C, given after a later `up --detach`, stopped the newer platform."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from boxoffice.adapters.embedded import free_port
+from boxoffice.adapters.supervisor import Supervisor
+
+
+def test_a_foreground_up_ends_when_down_stops_its_platform(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    env |= {"BOXOFFICE_DATA_DIR": str(tmp_path / "data"), "BOXOFFICE_HTTP_PORT": str(free_port())}
+    log = tmp_path / "up.txt"
+    with log.open("w") as out:
+        up = subprocess.Popen([sys.executable, "-m", "boxoffice", "up"], env=env, stdout=out,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "Press Ctrl-C to stop." not in log.read_text():
+            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        down = subprocess.run([sys.executable, "-m", "boxoffice", "down"], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert down.returncode == 0 and "boxoffice stopped." in down.stdout, down
+        assert up.wait(timeout=30) == 0, log.read_text()
+        assert "boxoffice was stopped (by `boxoffice down`)." in log.read_text()
+        assert Supervisor(tmp_path / "data").pid() is None
+    finally:
+        if up.poll() is None:
+            up.terminate()
+            up.wait(timeout=60)
