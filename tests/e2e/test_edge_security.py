@@ -87,7 +87,7 @@ async def test_an_oversized_head_gets_431_and_is_not_kept(client: httpx.AsyncCli
 
 
 def test_the_files_with_the_platforms_secrets_are_the_owners_alone(edge_platform: RunningPlatform) -> None:
-    for name in ("supervisord.conf", "runtime.json", "logs", "logs/gateway.log", "mailbox.key"):
+    for name in ("supervisord.conf", "runtime.json", "logs", "logs/gateway.log", "logs/supervisord.log", "mailbox.key"):
         mode = stat.S_IMODE((edge_platform.data_dir / name).stat().st_mode)
         assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
 

@@ -44,6 +44,10 @@ class Supervisor:
         # Logs hold buyers' ids and emails: the platform user's alone, like the files in them (umask below).
         self.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.logs.chmod(0o700)
+        # supervisord opens its own log before it takes the umask: made here, it is the platform user's alone too.
+        supervisord_log = self.logs / "supervisord.log"
+        supervisord_log.touch(mode=0o600)
+        supervisord_log.chmod(0o600)
         lines = [
             "[unix_http_server]", f"file={self.socket}", "chmod=0700", "",
             "[supervisord]", f"logfile={self.logs / 'supervisord.log'}", f"pidfile={self.pidfile}",
