@@ -151,8 +151,13 @@ async def _cancel(booking_id: str, gw: GatewayDep, caller: Principal | None, may
     return respond(answers.cancel_result(booking_id, reply))
 
 
+# A cancel may wait in Kafka (202), and a refund the provider refuses leaves the booking confirmed (502).
+_CANCEL_ANSWERS: dict[int | str, dict[str, Any]] = {**_ERRORS, 202: {"model": BookingAnswer},
+                                                    502: {"model": ErrorBody}, **LIMITED}
+
+
 @router.delete("/bookings/{booking_id}", dependencies=NO_BODY, response_model=BookingAnswer,
-                responses={**_ERRORS, **LIMITED})
+                responses=_CANCEL_ANSWERS)
 async def cancel_booking(booking_id: BookingPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
     """Cancel a pending booking, or refund a confirmed one (200 `refunded`, once per booking; 502
     `refund_failed` leaves it confirmed): its seats are AVAILABLE again."""
@@ -160,7 +165,7 @@ async def cancel_booking(booking_id: BookingPath, gw: GatewayDep, caller: Limite
 
 
 @router.post("/bookings/{booking_id}/cancel", dependencies=NO_BODY, response_model=BookingAnswer,
-              responses={**_ERRORS, **LIMITED})
+              responses=_CANCEL_ANSWERS)
 async def cancel_booking_post(booking_id: BookingPath, gw: GatewayDep, caller: LimitedCaller) -> Response:
     """The same as DELETE /bookings/{bookingId}."""
     return await _cancel(booking_id, gw, caller)
