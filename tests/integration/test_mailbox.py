@@ -8,6 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.smtp import SmtpSender
 from boxoffice.domain.tickets import TicketSeal
-from boxoffice.messages import BOOKING_CONFIRMED, Message
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError
+from boxoffice.service_layer.notification_ports import StoredBooking
 from boxoffice.service_layer.notifications import (
     EventInfo,
     SeatLabel,
@@ -33,9 +34,9 @@ BOOKING = str(uuid.uuid4())
 def ticket_email() -> EmailMessage:
     event = EventInfo("ev", "Test event", "Test hall", datetime(2030, 1, 1, tzinfo=UTC),
                       (SeatLabel("A1", "Main", "A", 1), SeatLabel("A2", "Main", "A", 2)))
-    message = Message(BOOKING_CONFIRMED, "ev", {"bookingId": BOOKING, "userId": "user_1", "seatIds": ["A1", "A2"],
-                                                "amount": 300, "currency": "USD", "paymentId": "pay_1"})
-    return confirmation_email(message, event, "boxoffice <tickets@boxoffice.test>", datetime.now(UTC),
+    booking = StoredBooking(BOOKING, "ev", "user_1", "", "confirmed", ("A1", "A2"), Decimal("300.00"), "USD",
+                            datetime(2029, 6, 1, tzinfo=UTC), "pay_1")
+    return confirmation_email(booking, event, "boxoffice <tickets@boxoffice.test>", datetime.now(UTC),
                               TicketSeal(b"k" * 32))
 
 

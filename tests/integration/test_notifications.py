@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +23,7 @@ from boxoffice.domain.tickets import Ticket, TicketSeal
 from boxoffice.entrypoints import notification
 from boxoffice.messages import BOOKING_CONFIRMED, SEAT_RELEASED, Message
 from boxoffice.service_layer.notification_handler import NotificationHandler
+from boxoffice.service_layer.notification_ports import StoredBooking
 from boxoffice.service_layer.notifications import qr_png
 from tests.conftest import small_event
 from tests.mailboxes import mail_to, running_mailbox, wait_for_mail
@@ -43,6 +46,17 @@ def handler_for(pool: asyncpg.Pool, smtp_port: int, first_backoff: float = 0.5,
                                max_backoff=4 * first_backoff)
 
 
+async def store_booking(pool: asyncpg.Pool, event: EventSpec, booking_id: str, user: str, email: str = "",
+                        status: str = "confirmed", seat_ids: tuple[str, ...] = ("A2", "A1"),
+                        end_reason: str | None = None) -> None:
+    """The booking as the booking service leaves it (the notification service only reads it)."""
+    await pool.execute(
+        """INSERT INTO bookings (booking_id, request_id, event_id, user_id, status, seat_ids, amount, currency,
+                                 expires_at, email, payment_id, end_reason)
+           VALUES ($1::uuid, $2, $3, $4, $5, $6, 300, 'USD', '2029-06-01T12:10:00Z', $7, 'payment_789', $8)""",
+        booking_id, f"req-{booking_id}", event.event_id, user, status, list(seat_ids), email, end_reason)
+
+
 def confirmed(event: EventSpec, booking_id: str, user: str, email: str = "") -> Message:
     return Message(BOOKING_CONFIRMED, event.event_id, {
         "bookingId": booking_id, "userId": user, "email": email, "seatIds": ["A2", "A1"],
@@ -60,6 +74,7 @@ async def test_a_confirmed_booking_gets_one_email_with_a_qr_code_per_seat(pool: 
     event = await new_event(pool)
     booking_id, user = str(uuid.uuid4()), f"user_{uuid.uuid4().hex[:8]}"
     address = f"{user}@boxoffice.test"
+    await store_booking(pool, event, booking_id, user)
     async with running_mailbox(tmp_path) as mailbox:
         seal = await ticket_seal(pool)  # the install's key, as the notification service reads it
         handler = handler_for(pool, mailbox.smtp_port, seal=seal)
@@ -96,6 +111,7 @@ async def test_an_expired_hold_gets_one_expiry_notice(pool: asyncpg.Pool, tmp_pa
     address = f"fan.{uuid.uuid4().hex[:8]}@example.com"
     released = Message(SEAT_RELEASED, event.event_id, {
         "bookingId": booking_id, "userId": "user_1", "email": address, "seatIds": ["A3"], "reason": "timeout"})
+    await store_booking(pool, event, booking_id, "user_1", address, "expired", ("A3",), "timeout")
     async with running_mailbox(tmp_path) as mailbox:
         handler = handler_for(pool, mailbox.smtp_port)
         await handler([released, released])
@@ -111,6 +127,7 @@ async def test_an_expired_hold_gets_one_expiry_notice(pool: asyncpg.Pool, tmp_pa
 async def test_an_email_waits_for_the_mail_server_to_come_up(pool: asyncpg.Pool, tmp_path: Path) -> None:
     event = await new_event(pool)
     booking_id, user = str(uuid.uuid4()), f"user_{uuid.uuid4().hex[:8]}"
+    await store_booking(pool, event, booking_id, user)
     port = free_port()
     handler = handler_for(pool, port, first_backoff=0.05)
     sending = asyncio.create_task(handler([confirmed(event, booking_id, user)]))
@@ -135,6 +152,7 @@ async def test_the_service_emails_what_it_consumes_from_kafka(pool: asyncpg.Pool
                                                              tmp_path: Path) -> None:
     event = await new_event(pool)
     booking_id, user = str(uuid.uuid4()), f"user_{uuid.uuid4().hex[:8]}"
+    await store_booking(pool, event, booking_id, user)
     async with running_mailbox(tmp_path) as mailbox:
         settings = Settings(kafka_bootstrap=kafka, database_url=database,
                             smtp_url=f"smtp://127.0.0.1:{mailbox.smtp_port}")
@@ -156,3 +174,25 @@ async def test_the_service_emails_what_it_consumes_from_kafka(pool: asyncpg.Pool
             service.cancel()
             await asyncio.gather(service, return_exceptions=True)
             await producer.stop()
+
+
+async def test_the_store_reads_a_booking_as_postgresql_has_it(pool: asyncpg.Pool) -> None:
+    event = await new_event(pool)
+    booking_id = str(uuid.uuid4())
+    await store_booking(pool, event, booking_id, "user_1", "fan@example.com", "refunded", ("A2", "A1"), "refunded")
+    store = NotificationStore(pool)
+    assert await store.booking(booking_id) == StoredBooking(
+        booking_id, event.event_id, "user_1", "fan@example.com", "refunded", ("A2", "A1"), Decimal("300.00"), "USD",
+        datetime(2029, 6, 1, 12, 10, tzinfo=UTC), "payment_789", "refunded")
+    assert await store.booking(str(uuid.uuid4())) is None
+
+
+async def test_a_forged_confirmation_of_a_pending_booking_is_not_emailed(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    event = await new_event(pool)
+    booking_id = str(uuid.uuid4())
+    await store_booking(pool, event, booking_id, "user_1", "fan@example.com", "pending")
+    async with running_mailbox(tmp_path) as mailbox:
+        handler = handler_for(pool, mailbox.smtp_port)
+        await handler([confirmed(event, booking_id, "attacker", "attacker@evil.co")])
+        assert handler.counts == {"unfounded": 1} and mailbox.store.ids() == []
+    assert await sent_rows(pool, booking_id) == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -23,7 +25,10 @@ from boxoffice.messages import (
 )
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError, UndeliverableEmails
 from boxoffice.service_layer.notification_handler import NotificationHandler
+from boxoffice.service_layer.notification_ports import StoredBooking
 from boxoffice.service_layer.notifications import (
+    CONFIRMATION,
+    RELEASE_KINDS,
     EventInfo,
     SeatLabel,
     email_check_email,
@@ -31,6 +36,7 @@ from boxoffice.service_layer.notifications import (
     qr_png,
     recipient,
     render,
+    unfounded,
 )
 
 BOOKING = "6f1c1f7e-6d3a-4c59-9f39-0d3f2b8f1a11"
@@ -38,6 +44,9 @@ NOW = datetime(2029, 6, 1, 12, 0, tzinfo=UTC)
 SEAL = TicketSeal(b"k" * 32)
 EVENT = EventInfo("ev", "Night Show", "Big Hall, Town", datetime(2030, 1, 1, 20, 0, tzinfo=UTC),
                   (SeatLabel("A1", "Stalls", "A", 1), SeatLabel("A2", "Stalls", "A", 2)))
+# The booking as PostgreSQL has it once paid: what its emails say, and whom they go to.
+STORED = StoredBooking(BOOKING, "ev", "user_1", "", "confirmed", ("A1", "A2"), Decimal("300.00"), "USD",
+                       datetime(2029, 6, 1, 12, 10, tzinfo=UTC), "pay_1")
 
 
 def confirmed(**data: object) -> Message:
@@ -45,20 +54,27 @@ def confirmed(**data: object) -> Message:
                                              "amount": 300, "currency": "USD", "paymentId": "pay_1", **data})
 
 
-def released(reason: str) -> Message:
-    return Message(SEAT_RELEASED, "ev", {"bookingId": BOOKING, "userId": "user_1", "seatIds": ["A1"], "reason": reason})
+def released(reason: str, booking_id: str = BOOKING) -> Message:
+    return Message(SEAT_RELEASED, "ev", {"bookingId": booking_id, "userId": "user_1", "seatIds": ["A1"],
+                                         "reason": reason})
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ({"email": "fan@example.com", "userId": "user_1"}, "fan@example.com"),
-    ({"email": "", "userId": "user_1"}, "user_1@boxoffice.test"),
-    ({"userId": "someone@example.org"}, "someone@example.org"),
-    ({"userId": "odd user/42"}, "odd_user_42@boxoffice.test"),
-    ({"userId": "a..b@c"}, "a.b_c@boxoffice.test"),
-    ({"email": "jürgen@exämple.de"}, "jürgen@exämple.de"),  # for a server that speaks SMTPUTF8
+def ended(reason: str, booking: StoredBooking = STORED) -> StoredBooking:
+    """The booking once its seats were released for `reason`."""
+    status = {"timeout": "expired", "payment_failed": "payment_failed", "refunded": "refunded"}.get(reason, "cancelled")
+    return replace(booking, status=status, end_reason=reason)
+
+
+@pytest.mark.parametrize(("email", "user_id", "expected"), [
+    ("fan@example.com", "user_1", "fan@example.com"),
+    ("", "user_1", "user_1@boxoffice.test"),
+    ("", "someone@example.org", "someone@example.org"),
+    ("", "odd user/42", "odd_user_42@boxoffice.test"),
+    ("", "a..b@c", "a.b_c@boxoffice.test"),
+    ("jürgen@exämple.de", "", "jürgen@exämple.de"),  # for a server that speaks SMTPUTF8
 ])
-def test_recipient(data: dict[str, object], expected: str) -> None:
-    assert recipient(data) == expected
+def test_recipient(email: str, user_id: str, expected: str) -> None:
+    assert recipient(email, user_id) == expected
 
 
 @pytest.mark.parametrize("email", [
@@ -68,7 +84,7 @@ def test_recipient(data: dict[str, object], expected: str) -> None:
 def test_an_email_mail_cannot_go_to_as_written_is_refused_not_swapped(email: str) -> None:
     """Not sent to the user id's test mailbox instead: the buyer asked for this address."""
     with pytest.raises(PermanentMailError, match="not an address mail can be sent to"):
-        recipient({"email": email, "userId": "u"})
+        recipient(email, "u")
 
 
 def test_an_offered_entrys_status_told_again_calls_for_no_email() -> None:
@@ -89,7 +105,7 @@ def test_which_messages_call_for_which_email() -> None:
 
 
 def test_confirmation_has_text_html_and_one_inline_qr_per_seat() -> None:
-    mail = render(confirmed(), EVENT, "boxoffice <tickets@boxoffice.test>", NOW, SEAL)
+    mail = render(CONFIRMATION, STORED, EVENT, "boxoffice <tickets@boxoffice.test>", NOW, SEAL)
     assert mail["To"] == "user_1@boxoffice.test" and mail["Message-ID"] == f"<confirmation.{BOOKING}@boxoffice>"
     assert mail.get_content_type() == "multipart/alternative"
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -111,7 +127,7 @@ def test_confirmation_has_text_html_and_one_inline_qr_per_seat() -> None:
     ("cancelled", "Your booking for Night Show was cancelled", "your booking was cancelled"),
 ])
 def test_release_notices(reason: str, subject: str, sentence: str) -> None:
-    mail = render(released(reason), EVENT, "b <t@boxoffice.test>", NOW, SEAL)
+    mail = render(RELEASE_KINDS[reason], ended(reason), EVENT, "b <t@boxoffice.test>", NOW, SEAL)
     assert mail["Subject"] == subject
     assert sentence in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert mail.get_body(("html",)) is not None
@@ -119,16 +135,25 @@ def test_release_notices(reason: str, subject: str, sentence: str) -> None:
 
 def test_event_names_are_escaped_in_html() -> None:
     event = EventInfo("ev", "<script>x</script>", "", None, (SeatLabel("A1"),))
-    html = render(confirmed(seatIds=["A1"]), event, "b <t@boxoffice.test>", NOW, SEAL).get_body(("html",))
+    html = render(CONFIRMATION, replace(STORED, seat_ids=("A1",)), event, "b <t@boxoffice.test>", NOW,
+                  SEAL).get_body(("html",))
     assert "<script>" not in html.get_content() and "&lt;script&gt;" in html.get_content()  # type: ignore[union-attr]
 
 
 class FakeRecords:
-    def __init__(self) -> None:
+    """The notification service's database: STORED unless other bookings are given."""
+
+    def __init__(self, *bookings: StoredBooking) -> None:
+        self.bookings = {b.booking_id: b for b in bookings or (STORED,)}
         self.sent: dict[tuple[str, str], str] = {}
 
+    async def booking(self, booking_id: str) -> StoredBooking | None:
+        return self.bookings.get(booking_id)
+
     async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo:
-        return EVENT
+        """EVENT's name and places, for the event and seats asked for."""
+        places = {s.seat_id: s for s in EVENT.seats}
+        return replace(EVENT, event_id=event_id, seats=tuple(places.get(s, SeatLabel(s)) for s in seat_ids))
 
     async def was_sent(self, booking_id: str, kind: str) -> bool:
         return (booking_id, kind) in self.sent
@@ -205,15 +230,16 @@ async def test_an_event_name_with_a_line_break_is_sent_on_one_line(char: str) ->
     event = EventInfo("ev", f"Night{char}Show{char}", f"Big{char}Hall", None,
                       (SeatLabel("A1", f"Stalls{char}", "A", 1),))
     records, sender = RecordsOf(event), FlakySender([])
+    records.bookings[BOOKING] = ended("refunded", replace(STORED, seat_ids=("A1",)))  # its confirmation is still due
     handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
-    await handler([confirmed(seatIds=["A1"]), released("timeout")])
+    await handler([confirmed(seatIds=["A1"]), released("refunded")])
     confirmation, notice = (on_the_wire(m) for m in sender.delivered)
     assert confirmation["Subject"] == "Your tickets for Night Show"
-    assert notice["Subject"] == "Your hold on Night Show expired"
+    assert notice["Subject"] == "Your refund for Night Show"
     lines = confirmation.get_body(("plain",)).get_content().splitlines()  # type: ignore[union-attr]
     assert lines[2:4] == ["Night Show", "Big Hall"] and "  - Stalls, row A, seat 1 (A1)" in lines
     assert records.sent == {(BOOKING, "confirmation"): "user_1@boxoffice.test",
-                            (BOOKING, "hold-expired"): "user_1@boxoffice.test"}
+                            (BOOKING, "refund"): "user_1@boxoffice.test"}
 
 
 @pytest.mark.parametrize(("name", "subject"), [
@@ -223,22 +249,24 @@ async def test_an_event_name_with_a_line_break_is_sent_on_one_line(char: str) ->
 ])
 def test_long_and_non_ascii_names_make_a_readable_subject(name: str, subject: str) -> None:
     event = EventInfo("ev", name, "", None, (SeatLabel("A1"),))
-    mail = render(confirmed(seatIds=["A1"]), event, "b <t@boxoffice.test>", NOW, SEAL)
+    mail = render(CONFIRMATION, replace(STORED, seat_ids=("A1",)), event, "b <t@boxoffice.test>", NOW, SEAL)
     assert on_the_wire(mail)["Subject"] == subject
 
 
 @pytest.mark.parametrize("email", ["fan\n@example.com", "no-at-sign", "a:b@example.com", "a\x00b@example.com"])
 async def test_an_unusable_address_fails_at_once_and_the_rest_of_the_batch_is_sent(email: str) -> None:
     sleeps: list[float] = []
-    records, sender = FakeRecords(), FlakySender([])
+    other = ended("cancelled", replace(STORED, booking_id=str(uuid.uuid4())))
+    records, sender = FakeRecords(replace(STORED, email=email), other), FlakySender([])
     handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, sleep=_recorded(sleeps))
     bad = confirmed(email=email)
     with pytest.raises(UndeliverableEmails) as raised:
-        await handler([bad, released("cancelled")])
+        await handler([bad, released("cancelled", other.booking_id)])
     assert raised.value.message_ids == [bad.id] and not isinstance(raised.value, TransientMailError)
     assert sleeps == [] and handler.counts["retries"] == 0
     assert [m["Subject"] for m in sender.delivered] == ["Your booking for Night Show was cancelled"]
-    assert records.sent == {(BOOKING, "cancellation"): "user_1@boxoffice.test"}  # the refused one: not recorded
+    # The refused one is not recorded.
+    assert records.sent == {(other.booking_id, "cancellation"): "user_1@boxoffice.test"}
 
 
 async def test_a_booking_id_that_is_not_canonical_gets_no_email() -> None:
@@ -318,9 +346,9 @@ class GatedSender:
 
 
 async def test_emails_about_different_bookings_are_on_their_way_at_once() -> None:
-    records, sender = FakeRecords(), GatedSender()
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
     bookings = [str(uuid.uuid4()) for _ in range(3)]
+    records, sender = FakeRecords(*(replace(STORED, booking_id=b) for b in bookings)), GatedSender()
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
     handling = [asyncio.ensure_future(handler([confirmed(bookingId=b)])) for b in bookings]
     async with asyncio.timeout(5):
         while sender.most_at_once < 3:
@@ -331,9 +359,9 @@ async def test_emails_about_different_bookings_are_on_their_way_at_once() -> Non
 
 
 async def test_copies_of_one_message_handled_at_once_make_one_email_and_a_bookings_emails_keep_their_order() -> None:
-    records, sender = FakeRecords(), GatedSender()
+    records, sender = FakeRecords(ended("refunded")), GatedSender()
     handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
-    first, copy, then = confirmed(), confirmed(), released("timeout")
+    first, copy, then = confirmed(), confirmed(), released("refunded")
     handling = [asyncio.ensure_future(handler([m])) for m in (first, copy, then)]
     async with asyncio.timeout(5):
         while not sender.on_the_way:
@@ -344,5 +372,82 @@ async def test_copies_of_one_message_handled_at_once_make_one_email_and_a_bookin
     sender.gate.set()
     await asyncio.gather(*handling)
     assert [m["Message-ID"] for m in sender.delivered] == [f"<confirmation.{BOOKING}@boxoffice>",
-                                                           f"<hold-expired.{BOOKING}@boxoffice>"]
+                                                           f"<refund.{BOOKING}@boxoffice>"]
     assert handler.counts["duplicate"] == 1
+
+
+# Anyone who can produce to the broker can write a message: the stored booking decides which emails go out,
+# to whom, and what they say.
+BUYER = replace(STORED, email="fan@example.com")
+FORGED = {"email": "attacker@evil.co", "userId": "attacker", "seatIds": ["B2"], "amount": 1, "paymentId": "x"}
+
+
+async def test_a_forged_confirmation_of_a_pending_booking_sends_nothing_and_the_genuine_one_reaches_the_buyer() -> None:
+    records, sender = FakeRecords(replace(BUYER, status="pending", payment_id=None)), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    await handler([confirmed(**FORGED)])
+    assert sender.delivered == [] and records.sent == {} and handler.counts == {"unfounded": 1}
+
+    records.bookings[BOOKING] = BUYER  # the buyer pays
+    await handler([confirmed(email="fan@example.com")])
+    [mail] = sender.delivered
+    assert mail["To"] == "fan@example.com" and records.sent == {(BOOKING, "confirmation"): "fan@example.com"}
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    codes = [SEAL.issue(Ticket("ev", BOOKING, seat)) for seat in ("A1", "A2")]
+    assert all(f"{seat}: {code}" in text for seat, code in zip(("A1", "A2"), codes, strict=True))
+    assert "B2" not in text and "300.00 USD" in text
+
+
+async def test_an_email_about_a_booking_goes_to_the_booking_s_address_with_its_seats_whatever_the_message_says(
+        ) -> None:
+    refunded = ended("refunded", replace(BUYER, booking_id=str(uuid.uuid4())))
+    offered = replace(BUYER, booking_id=str(uuid.uuid4()), status="pending", payment_id=None)
+    records, sender = FakeRecords(BUYER, refunded, offered), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    await handler([
+        confirmed(**FORGED),
+        Message(SEAT_RELEASED, "other_event", {"bookingId": refunded.booking_id, "reason": "refunded", **FORGED}),
+        Message(WAITLIST_UPDATED, "other_event", {
+            "waitlistId": str(uuid.uuid4()), "status": "offered", "bookingId": offered.booking_id, "quantity": 1,
+            **FORGED, "currency": "EUR", "expiresAt": "2099-01-01T00:00:00.000Z"})])
+    assert [m["To"] for m in sender.delivered] == ["fan@example.com"] * 3
+    confirmation, refund, offer = (m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+                                   for m in sender.delivered)
+    assert "Stalls, row A, seat 1 (A1)" in confirmation and "B2" not in confirmation
+    assert "Seats: A1, A2" in refund and "300.00 USD goes back" in refund
+    assert "Seats: A1, A2" in offer and "Price: 300.00 USD" in offer and "until 2029-06-01T12:10:00.000Z" in offer
+    assert set(records.sent.values()) == {"fan@example.com"}
+
+
+async def test_a_message_about_no_stored_booking_sends_nothing_and_is_no_error() -> None:
+    records, sender = FakeRecords(), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    unknown = str(uuid.uuid4())
+    await handler([confirmed(bookingId=unknown, **FORGED), released("timeout", unknown)])
+    assert sender.delivered == [] and records.sent == {} and handler.counts == {"unfounded": 2}
+
+
+@pytest.mark.parametrize("status", ["pending", "paying", "cancelled", "expired", "payment_failed"])
+def test_a_confirmation_needs_a_confirmed_booking(status: str) -> None:
+    assert unfounded(CONFIRMATION, replace(STORED, status=status)) == f"the booking is {status}, not confirmed"
+
+
+@pytest.mark.parametrize("status", ["confirmed", "refunding", "refunded"])
+def test_a_genuine_confirmation_finds_its_booking_confirmed_or_later(status: str) -> None:
+    assert unfounded(CONFIRMATION, replace(STORED, status=status)) is None
+
+
+@pytest.mark.parametrize("reason", list(RELEASE_KINDS))
+def test_a_release_email_needs_the_booking_released_for_that_reason(reason: str) -> None:
+    kind = RELEASE_KINDS[reason]
+    assert unfounded(kind, ended(reason)) is None
+    assert unfounded(kind, STORED) is not None  # still confirmed
+    assert unfounded(kind, replace(STORED, status="pending")) is not None
+    assert all(unfounded(kind, ended(other)) is not None for other in RELEASE_KINDS if other != reason)
+
+
+@pytest.mark.parametrize("status", ["pending", "paying", "confirmed", "expired", "cancelled", "payment_failed"])
+def test_a_waiting_list_offer_needs_its_booking_in_any_state(status: str) -> None:
+    """The offer's booking may be paid, or have run out, before its email goes."""
+    assert unfounded("waitlist-offer", replace(STORED, status=status)) is None
+    assert unfounded("waitlist-offer", None) == "there is no such booking"

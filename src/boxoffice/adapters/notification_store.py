@@ -1,15 +1,25 @@
-"""What the notification service reads and records in PostgreSQL: event details and emails sent."""
+"""What the notification service reads and records in PostgreSQL: bookings, event details and emails sent."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from boxoffice.service_layer.notification_ports import EventInfo, SeatLabel
+from boxoffice.service_layer.notification_ports import EventInfo, SeatLabel, StoredBooking
 
 
 class NotificationStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    async def booking(self, booking_id: str) -> StoredBooking | None:
+        row = await self._pool.fetchrow(
+            """SELECT event_id, user_id, email, status, seat_ids, amount, currency, expires_at, payment_id, end_reason
+               FROM bookings WHERE booking_id = $1::uuid""", booking_id)
+        if row is None:
+            return None
+        return StoredBooking(booking_id, row["event_id"], row["user_id"], row["email"], row["status"],
+                             tuple(row["seat_ids"]), row["amount"], row["currency"].strip(), row["expires_at"],
+                             row["payment_id"], row["end_reason"])
 
     async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo:
         """Name, venue, date and each seat's place; what the catalog does not know is shown by its id."""

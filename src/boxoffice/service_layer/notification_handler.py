@@ -1,7 +1,9 @@
 """Sends each email once per (booking, kind): a row in `notifications_sent` is written after the send,
-and a message whose row exists is skipped, also when Kafka redelivers it. An email that can never be sent
-(refused for good, or an address mail cannot go to) does not hold up the others: the rest of the batch is
-handled, then `UndeliverableEmails` names it, for the consumer loop to make a dead letter of."""
+and a message whose row exists is skipped, also when Kafka redelivers it. An email about a booking goes out
+only when the booking in PostgreSQL bears the message out, and says what the booking says, to the booking's
+address; a message it does not bear out is logged and skipped, and records nothing. An email that can never
+be sent (refused for good, or an address mail cannot go to) does not hold up the others: the rest of the
+batch is handled, then `UndeliverableEmails` names it, for the consumer loop to make a dead letter of."""
 
 from __future__ import annotations
 
@@ -105,9 +107,15 @@ class NotificationHandler:
             if kind == notifications.EMAIL_CHECK:
                 email = notifications.email_check_email(message, self._from, self._clock())
             else:
-                seat_ids = [str(s) for s in message.data.get("seatIds") or []]
-                event = await self._records.event_info(message.event_id, seat_ids)
-                email = notifications.render(message, event, self._from, self._clock(), self._seal)
+                booking = await self._records.booking(about)
+                unfounded = notifications.unfounded(kind, booking)
+                if booking is None or unfounded:
+                    # Not an error to retry or dead-letter: the message may be forged, and is no use either way.
+                    log.warning("%s %s: %s; no %s email", message.type, message.id, unfounded, kind)
+                    self.counts["unfounded"] += 1
+                    return
+                event = await self._records.event_info(booking.event_id, list(booking.seat_ids))
+                email = notifications.render(kind, booking, event, self._from, self._clock(), self._seal)
         except PermanentMailError as exc:
             self._refused(what, exc)
             raise

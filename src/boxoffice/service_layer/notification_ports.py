@@ -1,9 +1,11 @@
-"""What the notification service's handler needs from its database: event details, and the emails sent."""
+"""What the notification service's handler needs from its database: the booking an email is about, event details,
+and the emails sent."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Protocol
 
 
@@ -35,7 +37,28 @@ class EventInfo:
         return self.starts_at.astimezone(UTC).strftime("%A %-d %B %Y, %H:%M UTC")
 
 
+@dataclass(frozen=True)
+class StoredBooking:
+    """A booking as PostgreSQL has it: what its emails say and whom they go to."""
+
+    booking_id: str
+    event_id: str
+    user_id: str
+    email: str
+    status: str
+    seat_ids: tuple[str, ...]
+    amount: Decimal
+    currency: str
+    expires_at: datetime
+    payment_id: str | None = None
+    end_reason: str | None = None  # why its seats were released, once they were
+
+
 class NotificationRecords(Protocol):
+    async def booking(self, booking_id: str) -> StoredBooking | None:
+        """The booking as it stands now; None when there is no such booking."""
+        ...
+
     async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo:
         """Name, venue, date and each seat's place; what the catalog does not know is shown by its id."""
         ...

@@ -1,10 +1,12 @@
 """The emails the notification service sends: ticket confirmation and release notices, waiting-list offers,
 and the link that confirms an account's address.
 
-Pure rendering: the handler loads the event and seats, this turns them into an `EmailMessage`. Text from the
-catalog or the message is folded to one line wherever it goes (events created before the API refused line
-breaks can still hold them, and the email library refuses them in a header); an address that mail cannot go to
-as written is a `PermanentMailError`.
+Pure decisions and rendering: the handler loads the booking an email is about, its event and seats; this says
+whether the booking bears the message out and turns them into an `EmailMessage`. What an email about a booking
+says, and whom it goes to, comes from the stored booking, never from the message: anyone who can produce to the
+broker can write a message. Text from the catalog, the booking or the message is folded to one line wherever it
+goes (events created before the API refused line breaks can still hold them, and the email library refuses them
+in a header); an address that mail cannot go to as written is a `PermanentMailError`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import zxingcpp
 from boxoffice import messages as topics
 from boxoffice.domain.text import is_mail_address, one_line
 from boxoffice.domain.tickets import Ticket, TicketSeal
-from boxoffice.messages import Message
+from boxoffice.messages import Message, iso
 from boxoffice.service_layer.mail import PermanentMailError
-from boxoffice.service_layer.notification_ports import EventInfo
+from boxoffice.service_layer.notification_ports import EventInfo, StoredBooking
 from boxoffice.service_layer.notification_ports import SeatLabel as SeatLabel  # what render takes, named here too
 
 CONFIRMATION = "confirmation"
@@ -43,6 +45,8 @@ _RELEASE_WORDING = {
     "payment-declined": ("Payment declined for {event}", "your payment was declined, the seats were released"),
     "cancellation": ("Your booking for {event} was cancelled", "your booking was cancelled"),
 }
+# A booking's confirmation is published once it is confirmed; a refund may have been asked for, or made, since.
+CONFIRMED_STATUSES = frozenset({"confirmed", "refunding", "refunded"})
 TEST_DOMAIN = "boxoffice.test"
 # The API takes names of up to 200 characters; older rows may be longer, and a Subject stays readable.
 SUBJECT_NAME_LIMIT = 200
@@ -75,15 +79,28 @@ def kind_of(message: Message) -> str | None:
     return kind(message) if kind is not None else None
 
 
-def recipient(data: dict[str, object]) -> str:
+def unfounded(kind: str, booking: StoredBooking | None) -> str | None:
+    """Why the stored booking does not bear out an email of `kind` about it, or None when it does. A genuine
+    message is published after the transaction that decided it committed, so it always finds its booking in the
+    state it tells of, or a later one: confirmed then refunded, released for good, an offer paid or run out."""
+    if booking is None:
+        return "there is no such booking"
+    if kind == CONFIRMATION and booking.status not in CONFIRMED_STATUSES:
+        return f"the booking is {booking.status}, not confirmed"
+    if kind in RELEASE_KINDS.values() and RELEASE_KINDS.get(booking.end_reason or "") != kind:
+        return f"the booking is {booking.status}, its seats not released for that reason"
+    return None
+
+
+def recipient(email: str, user_id: str) -> str:
     """The buyer's email; without one, the user id if it is an address, else a mailbox on the test domain.
     An email given that mail cannot go to as written is refused for good, never swapped for another."""
-    email = str(data.get("email") or "").strip()
+    email = email.strip()
     if email:
         if not is_mail_address(email):
             raise PermanentMailError(f"the buyer's email {email!r} is not an address mail can be sent to")
         return email
-    user = str(data.get("userId") or "").strip()
+    user = user_id.strip()
     if is_mail_address(user):
         return user
     local = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._+-]", "_", user)).strip(".") or "unknown"
@@ -181,16 +198,20 @@ def _envelope(kind: str, booking_id: str, to: str, sender: str, subject: str, no
     return mail
 
 
-def confirmation_email(message: Message, event: EventInfo, sender: str, now: datetime,
+def _to(booking: StoredBooking) -> str:
+    return recipient(booking.email, booking.user_id)
+
+
+def confirmation_email(booking: StoredBooking, event: EventInfo, sender: str, now: datetime,
                        seal: TicketSeal) -> EmailMessage:
     """The tickets: one QR code per seat, signed with the install's key (POST /tickets/verify checks it)."""
-    data, event = message.data, _readable(event)
-    booking_id, payment_id = str(data["bookingId"]), one_line(str(data.get("paymentId") or ""))
-    total = money(data.get("amount", 0), one_line(str(data.get("currency") or "USD")))
-    mail = _envelope(CONFIRMATION, booking_id, recipient(data), sender, _subject("Your tickets for {event}", event),
+    event = _readable(event)
+    booking_id, payment_id = booking.booking_id, one_line(booking.payment_id or "")
+    total = money(booking.amount, one_line(booking.currency))
+    mail = _envelope(CONFIRMATION, booking_id, _to(booking), sender, _subject("Your tickets for {event}", event),
                      now)
     seat_lines = "\n".join(f"  - {s.describe()}" for s in event.seats)
-    codes = [seal.issue(Ticket(message.event_id, booking_id, s.seat_id)) for s in event.seats]
+    codes = [seal.issue(Ticket(booking.event_id, booking_id, s.seat_id)) for s in event.seats]
     # The QR codes' text too: a mail reader without HTML still has the tickets.
     code_lines = "\n".join(f"  {s.seat_id}: {code}" for s, code in zip(event.seats, codes, strict=True))
     mail.set_content(
@@ -218,15 +239,14 @@ def confirmation_email(message: Message, event: EventInfo, sender: str, now: dat
     return mail
 
 
-def release_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
-    data, event = message.data, _readable(event)
-    booking_id = str(data["bookingId"])
-    kind = RELEASE_KINDS[str(data["reason"])]
+def release_email(kind: str, booking: StoredBooking, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+    event = _readable(event)
+    booking_id = booking.booking_id
     subject, sentence = _RELEASE_WORDING[kind]
-    mail = _envelope(kind, booking_id, recipient(data), sender, _subject(subject, event), now)
+    mail = _envelope(kind, booking_id, _to(booking), sender, _subject(subject, event), now)
     seats = ", ".join(s.seat_id for s in event.seats)
-    closing = (f"{money(data['amount'], str(data.get('currency') or ''))} goes back to the card you paid with."
-               if kind == "refund" and data.get("amount") is not None else
+    closing = (f"{money(booking.amount, one_line(booking.currency))} goes back to the card you paid with."
+               if kind == "refund" else
                "Nothing was charged for these seats. You are welcome to book again while seats are available.")
     mail.set_content(
         f"Hello,\n\nfor {event.name} ({event.venue}, {event.when}) {sentence}.\n\n"
@@ -239,15 +259,15 @@ def release_email(message: Message, event: EventInfo, sender: str, now: datetime
     return mail
 
 
-def offer_email(message: Message, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+def offer_email(booking: StoredBooking, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
     """Seats from the waiting list: held for the buyer as a pending booking until its deadline."""
-    data, event = message.data, _readable(event)
-    booking_id = str(data["bookingId"])
-    mail = _envelope(WAITLIST_OFFER, booking_id, recipient(data), sender,
+    event = _readable(event)
+    booking_id = booking.booking_id
+    mail = _envelope(WAITLIST_OFFER, booking_id, _to(booking), sender,
                      _subject("Seats for {event} are held for you", event), now)
     seats = ", ".join(s.seat_id for s in event.seats)
-    price = money(data.get("amount"), str(data.get("currency") or ""))
-    until = one_line(str(data.get("expiresAt") or ""))
+    price = money(booking.amount, one_line(booking.currency))
+    until = iso(booking.expires_at)
     pay = f"PUT /bookings/{booking_id}/confirm"
     mail.set_content(
         f"Hello,\n\nseats came free for {event.name} ({event.venue}, {event.when}), and you were next on the "
@@ -287,9 +307,11 @@ def email_check_email(message: Message, sender: str, now: datetime) -> EmailMess
     return mail
 
 
-def render(message: Message, event: EventInfo, sender: str, now: datetime, seal: TicketSeal) -> EmailMessage:
-    if message.type == topics.BOOKING_CONFIRMED:
-        return confirmation_email(message, event, sender, now, seal)
-    if message.type == topics.WAITLIST_UPDATED:
-        return offer_email(message, event, sender, now)
-    return release_email(message, event, sender, now)
+def render(kind: str, booking: StoredBooking, event: EventInfo, sender: str, now: datetime,
+           seal: TicketSeal) -> EmailMessage:
+    """An email about a booking, from the booking as stored (`unfounded` said it bears the email out)."""
+    if kind == CONFIRMATION:
+        return confirmation_email(booking, event, sender, now, seal)
+    if kind == WAITLIST_OFFER:
+        return offer_email(booking, event, sender, now)
+    return release_email(kind, booking, event, sender, now)
