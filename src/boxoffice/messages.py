@@ -128,7 +128,7 @@ class MalformedMessage(ValueError):
 def decode(raw: bytes) -> Message:
     try:
         body = orjson.loads(raw)
-        return Message(type=body["type"], event_id=body["eventId"], data=body.get("data") or {},
+        return Message(type=body["type"], event_id=body["eventId"], data=body.get("data", {}),
                        request_id=body.get("requestId"), id=body["id"], occurred_at=body["occurredAt"],
                        version=body.get("version", 1))
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
