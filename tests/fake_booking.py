@@ -220,8 +220,8 @@ class FakeWaitlist:
         return replace(self._t.waitlist[waitlist_id]) if waitlist_id else None
 
     async def waiting_for(self, event_id: str, user_id: str) -> WaitlistEntry | None:
-        return next((replace(e) for e in self._t.waitlist.values() if (e.event_id, e.user_id, e.status) == (
-            event_id, user_id, WaitlistStatus.WAITING)), None)
+        return next((replace(e) for e in self._t.waitlist.values() if (e.event_id, e.user_id) == (event_id, user_id)
+                     and e.status in (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)), None)
 
     async def add(self, entry: WaitlistEntry, request_id: str) -> WaitlistEntry:
         if request_id in self._t.waitlist_requests or entry.waitlist_id in self._t.waitlist:

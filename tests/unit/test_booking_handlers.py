@@ -506,6 +506,22 @@ async def test_an_offer_that_runs_out_goes_to_the_next_entry() -> None:
     assert updates[second.data["waitlistId"]]["seatIds"] == ["B5", "B6"]
 
 
+async def test_a_buyer_holding_an_offer_who_joins_again_keeps_the_entry_and_gets_no_second_offer() -> None:
+    # Found from outside: the second join made a new entry, and the next release a second offer of seats.
+    platform = Platform()
+    bookings = await sold_out(platform)
+    first = await joined(platform, "fan", 2)
+    [*_, offered] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A1"]))
+    assert offered.data["status"] == "offered"
+    [again] = await platform.handle(join_request("fan", 2))
+    assert again.data["waitlistId"] == first.data["waitlistId"] and again.data["joined"] is False
+    assert again.data["status"] == "offered"
+    out = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, bookings["A3"]))
+    assert not [m for m in out if m.type == topics.SEAT_RESERVED]
+    assert len(platform.tables.waitlist) == 1
+    assert len([b for b in platform.tables.bookings.values() if b.user_id == "fan"]) == 1
+
+
 async def singles_then_pairs(platform: Platform) -> dict[str, str]:
     """Every seat held: A1 and A2 one seat a booking, the rest two a booking; the booking ids by first seat."""
     bookings = {"A1": await held(platform, "A1", user="one"), "A2": await held(platform, "A2", user="two")}

@@ -316,7 +316,8 @@ class PostgresWaitlist:
 
     async def waiting_for(self, event_id: str, user_id: str) -> WaitlistEntry | None:
         row = await self._con.fetchrow(
-            f"SELECT {_WAITLIST_COLUMNS} FROM waitlist WHERE event_id = $1 AND user_id = $2 AND status = 'waiting' "
+            f"SELECT {_WAITLIST_COLUMNS} FROM waitlist WHERE event_id = $1 AND user_id = $2 "
+            "AND status IN ('waiting', 'offered') "
             "FOR UPDATE", event_id, user_id)
         return _entry(row) if row else None
 

@@ -116,7 +116,8 @@ class WaitlistRepository(Protocol):
         ...
 
     async def waiting_for(self, event_id: str, user_id: str) -> WaitlistEntry | None:
-        """The buyer's waiting entry for the event, locked."""
+        """The buyer's entry for the event that is still in line: waiting, or holding an offer not yet paid for;
+        locked."""
         ...
 
     async def add(self, entry: WaitlistEntry, request_id: str) -> WaitlistEntry:

@@ -58,7 +58,8 @@ def closed_line(event_id: str) -> str:
 
 
 async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    """A new entry at the back of the line; a buyer already waiting keeps their entry and place. A called-off
+    """A new entry at the back of the line; a buyer already in line (waiting, or holding an offer not yet paid
+    for) keeps their entry and place, and is never given a second one. A called-off
     event takes no new entries: the join is answered `event_cancelled`, and nothing is stored.
 
     A join that made no entry of its own (refused, or the buyer's entry already waiting) has its answer kept
