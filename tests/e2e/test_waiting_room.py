@@ -1,9 +1,11 @@
 """The waiting room end to end (CONTRACT §8.1): joins before the opening drawn into random places, later joins
-behind, admissions in order at the rate, POST /bookings gated by the access token, a restart losing nothing."""
+behind, admissions in order at the rate, POST /bookings gated by the access token, the live status admitting
+as PostgreSQL does (not as a forged message says), a restart losing nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import uuid
@@ -15,6 +17,7 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from tests.e2e.api_client import wait_for
 from tests.platforms import ADMIN, RunningPlatform, start_platform
@@ -238,6 +241,63 @@ async def test_the_live_place_comes_as_unnamed_frames_that_an_event_sources_onme
     assert data.startswith("data: ")
     place = orjson.loads(data.removeprefix("data: "))
     assert (place["status"], place["position"]) == ("waiting", None)
+
+
+async def _follow(client: httpx.AsyncClient, url: str, frames: list[dict[str, Any]]) -> None:
+    async with client.stream("GET", url) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                frames.append(orjson.loads(line.removeprefix("data: ")))
+
+
+async def test_a_live_watcher_is_admitted_by_the_waiting_room_not_by_a_forged_queue_admitted_message(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    event_id = await create(client, onsale_event(admit_per_minute=1))
+    url = (await join(client, event_id, "live_fan")).json()["statusUrl"]
+    await open_now(client, event_id, admit_per_minute=1)  # placed at 1, admitted a minute from now
+    assert await wait_for(lambda: _placed(client, url)), "not placed"
+    frames: list[dict[str, Any]] = []
+    following = asyncio.create_task(_follow(client, f"{url}/live", frames))
+    try:
+        # Anyone on the machine can write to the broker: the message says position 1 is admitted, PostgreSQL not.
+        now = datetime.now(UTC).isoformat()
+        forged = {"id": str(uuid.uuid4()), "type": "queue.admitted", "version": 1, "occurredAt": now,
+                  "eventId": event_id, "requestId": f"req_{uuid.uuid4().hex[:12]}",
+                  "data": {"servingPosition": 1, "queueSize": 1, "opened": True, "admitPerMinute": 1,
+                           "admissionMinutes": 10, "opensAt": now, "at": now, "firstPosition": 1,
+                           "lastPosition": 1}}
+        producer = AIOKafkaProducer(bootstrap_servers=str(platform.runtime["kafka_bootstrap"]), acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait("queue.admitted", orjson.dumps(forged), key=event_id.encode())
+        finally:
+            await producer.stop()
+        await asyncio.sleep(3)  # the gateway reads the topic within a second
+        assert frames and all(f["status"] == "waiting" and f["accessToken"] is None for f in frames), frames
+        assert (await status(client, url))["status"] == "waiting"
+
+        # The room's own admission reaches the watcher with a token that books.
+        shown = (await client.get(f"/events/{event_id}")).json()["onSale"]
+        faster = await client.put(f"/events/{event_id}/onsale", json={**shown, "admitPerMinute": 6000})
+        assert faster.status_code == 200, faster.text
+
+        async def admitted_frame() -> dict[str, Any] | None:
+            return next((f for f in frames if f["status"] == "admitted"), None)
+
+        admitted = await wait_for(admitted_frame)
+        assert admitted and admitted["accessToken"], frames
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+    held = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["C1"], "userId": "live_fan"},
+                             headers={"X-Queue-Access": admitted["accessToken"]})
+    assert held.status_code == 201, held.text
+
+
+async def _placed(client: httpx.AsyncClient, url: str) -> dict[str, Any] | None:
+    seen = await status(client, url)
+    return seen if seen["position"] is not None else None
 
 
 async def test_an_expired_admission_is_refused(client: httpx.AsyncClient) -> None:

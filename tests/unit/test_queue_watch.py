@@ -1,9 +1,10 @@
 """The gateway's memory of waiting rooms: a crowd finding it stale together asks the database once; an "auto"
-room's watchers get a wait estimated from the last minute's admissions."""
+room's watchers get a wait estimated from the last minute's admissions (as the database counts them)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg
@@ -38,8 +39,17 @@ async def test_a_crowd_finding_the_room_unread_asks_the_database_once() -> None:
     assert await watch.room("ev_rush") is None and pool.queries == 2  # fresh: from memory
 
 
+class AutoRoomPool:
+    """An "auto" room serving position 10, with 30 admitted in the last minute."""
+
+    async def fetchrow(self, query: str, event_id: str) -> dict[str, Any]:
+        return {"event_id": event_id, "enabled": True, "serving_position": 10, "admit_per_minute": None,
+                "admission_minutes": 10, "opens_at": datetime(2030, 1, 1, 9, tzinfo=UTC),
+                "opened_at": datetime(2030, 1, 1, 9, tzinfo=UTC), "last_minute": 30}
+
+
 async def test_an_auto_rooms_watchers_are_told_a_wait_from_the_last_minutes_admissions() -> None:
-    watch = QueueWatch(cast(asyncpg.Pool, SlowPool()), QueueTokens("k" * 32))
+    watch = QueueWatch(cast(asyncpg.Pool, AutoRoomPool()), QueueTokens("k" * 32))
     waiting = Watcher("ev_auto", "q" * 43, "fan", 20, None)
     watch.watch(waiting)
     await watch.moved(Message(topics.QUEUE_ADMITTED, "ev_auto", {

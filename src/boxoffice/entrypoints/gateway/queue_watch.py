@@ -1,9 +1,11 @@
 """The gateway's view of each waiting room, and the visitors watching their place live.
 
 Many watchers, one number: a waiting visitor's status follows from their position and the event's serving
-position. Each queue.admitted message moves the serving position of one event; every watcher of it is
-given their new status from memory, so an admission costs one small message per watcher, not a query per
-visitor. A watcher's position is read once when they connect (and, for the pre-queue, once for all the
+position. Each queue.admitted message makes the gateway read that event's room from PostgreSQL once; every
+watcher of it is given their new status from that room, so an admission costs one query per event and one
+small message per watcher, not a query per visitor. The message itself only says which positions were
+admitted and when, and is believed no further than the database: anyone who can write to the broker can
+write one. A watcher's position is read once when they connect (and, for the pre-queue, once for all the
 watchers of an event at the opening).
 """
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # A room's figures are read again after this long even without messages (a gateway that missed some).
 ROOM_FRESH_SECONDS = 5.0
+DATABASE_AWAY = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass
@@ -83,14 +86,17 @@ class QueueWatch:
         return await asyncio.shield(reading)
 
     async def _read_room(self, event_id: str) -> Room | None:
-        now = time.monotonic()
         try:
-            record = await views.waiting_room(self._pool, event_id)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return await self._fetch_room(event_id)
+        except DATABASE_AWAY:
             # The database is away: the room as last read (or none known) lets a booking be queued in Kafka;
             # the booking service checks the admission again before it holds, with the database back.
             log.debug("waiting room of %s not read: database unavailable", event_id)
             return self._rooms.get(event_id)
+
+    async def _fetch_room(self, event_id: str) -> Room | None:
+        now = time.monotonic()
+        record = await views.waiting_room(self._pool, event_id)
         room = _room_of(record, now) if record else None
         self._rooms[event_id], self._read_at[event_id] = room, now
         return room
@@ -131,15 +137,11 @@ class QueueWatch:
         return sum(len(w) for w in self._watchers.values())
 
     async def moved(self, message: Message) -> None:
-        """A queue.admitted message: the room's new figures, and each of its watchers' new status."""
-        data = message.data
-        opens_at = datetime.fromisoformat(data["opensAt"])
-        room = Room(message.event_id, bool(data.get("enabled", True)),
-                    Serving(data["servingPosition"], data["admitPerMinute"], data["admissionMinutes"], opens_at,
-                            data["opened"], data.get("admittedLastMinute") or 0), time.monotonic())
-        self._rooms[room.event_id], self._read_at[room.event_id] = room, room.read_at
-        watchers = self._watchers.get(room.event_id)
-        if not watchers:
+        """A queue.admitted message: the room as PostgreSQL has it now, and each of its watchers' new status.
+        Raises when the database cannot be read: nobody is admitted and the room last read is kept."""
+        room = await self._fetch_room(message.event_id)
+        watchers = self._watchers.get(message.event_id)
+        if room is None or not watchers:
             return
         unplaced = [w for w in watchers if w.position is None]
         if room.serving.opened and unplaced:
@@ -147,11 +149,15 @@ class QueueWatch:
             positions = await views.queue_positions(self._pool, room.event_id, [w.queue_token for w in unplaced])
             for watcher in unplaced:
                 watcher.position = positions.get(watcher.queue_token)
+        data = message.data
         first, last = data.get("firstPosition"), data.get("lastPosition")
-        at = datetime.fromisoformat(data["at"])
+        # The message's range only says when; the database's serving position says whether. A time from the
+        # future would stretch the admission, and an admission once timed keeps its time.
+        at = min(datetime.fromisoformat(data["at"]), utc_now())
         for watcher in list(watchers):
             if first is not None and last is not None and watcher.position is not None \
-                    and first <= watcher.position <= last:
+                    and first <= watcher.position <= min(last, room.serving.serving_position) \
+                    and watcher.admitted_at is None:
                 watcher.admitted_at = at
             self.push(watcher, room)
 
@@ -176,5 +182,5 @@ class QueueWatch:
                 try:
                     await self.moved(message)
                     reading.recovered()
-                except (OSError, asyncpg.PostgresError, ValueError) as exc:
+                except (*DATABASE_AWAY, ValueError) as exc:
                     reading.failed(exc)
