@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -53,4 +56,22 @@ def test_the_database_and_the_mailbox_go_and_the_logs_stay(fake_platform: list[s
         assert left_behind(data_dir) == ["logs", "logs/booking.log"]
         assert f"its logs are in {data_dir / 'logs'}" in console.export_text()
     finally:
+        shutil.rmtree(data_dir)
+
+
+def test_a_bench_stopped_with_sigterm_stops_its_platform(fake_platform: list[str]) -> None:
+    # Before, SIGTERM (kill, timeout) ended the interpreter at once and left the platform running.
+    data_dir = fresh_data_dir("boxoffice-test-bench-")
+    def ignored(*_: object) -> None:  # what the bench replaces; it lets this test fail rather than end pytest
+        pass
+
+    before = signal.signal(signal.SIGTERM, ignored)
+    try:
+        with pytest.raises(KeyboardInterrupt), own_platform(Settings(data_dir=data_dir), Console()):
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+            time.sleep(5)
+        assert fake_platform == ["up", "down"]
+        assert signal.getsignal(signal.SIGTERM) is ignored
+    finally:
+        signal.signal(signal.SIGTERM, before)
         shutil.rmtree(data_dir)

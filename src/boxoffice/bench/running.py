@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,10 @@ from boxoffice.config import Settings
 DATA_LEFT_BEHIND = ("pgdata", "mailbox")
 
 
+def _interrupted(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def fresh_data_dir(prefix: str = "boxoffice-bench-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
@@ -27,13 +32,17 @@ def own_platform(settings: Settings, console: Console) -> Iterator[Any]:
     with it; the logs stay, and the last line printed says where."""
     from boxoffice import platform
 
-    with console.status("starting the platform..."):
-        runtime = platform.up(settings)
+    # A bench stopped with SIGTERM (`kill`, `timeout`) stops its platform too, as on Ctrl-C: without this, the
+    # interpreter ended at once and left the platform running.
+    previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
+        with console.status("starting the platform..."):
+            runtime = platform.up(settings)  # stopped below also when interrupted halfway
         yield runtime
     finally:
         with console.status("stopping the platform..."):
             platform.down(settings)
+        signal.signal(signal.SIGTERM, previous)
         for name in DATA_LEFT_BEHIND:
             shutil.rmtree(settings.data_path / name, ignore_errors=True)
         console.print(f"platform stopped; its logs are in {settings.data_path / 'logs'}")
