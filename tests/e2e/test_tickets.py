@@ -122,6 +122,13 @@ async def test_a_cancelled_events_tickets_are_invalid_also_when_its_refund_was_r
     assert (verdict["status"], verdict["reason"]) == ("invalid", "event_cancelled"), verdict
     assert await entries(platform, booking_id) == {}
 
+    async def told() -> list[dict]:  # the buyer learns that the money has not come back
+        messages = (await client.get(f"{platform.runtime['mailbox_url']}/messages")).json()
+        return [m for m in messages if booking_id in (m.get("text") or "")
+                and m["subject"].endswith("was cancelled: your refund could not be made")]
+    [mail] = await wait_for(told)
+    assert "has not come back to your card" in mail["text"]
+
 
 async def test_a_booking_whose_ticket_was_used_at_the_door_is_not_refunded_nor_its_seat_sold_again(
         client: httpx.AsyncClient, platform: RunningPlatform) -> None:

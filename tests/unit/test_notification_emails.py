@@ -17,6 +17,7 @@ from boxoffice.adapters.smtp import SmtpTarget
 from boxoffice.domain.tickets import Ticket, TicketSeal
 from boxoffice.messages import (
     ACCOUNT_VERIFICATION_REQUESTED,
+    BOOKING_COMMAND_REJECTED,
     BOOKING_CONFIRMED,
     SEAT_RELEASED,
     SEAT_RESERVED,
@@ -451,3 +452,28 @@ def test_a_waiting_list_offer_needs_its_booking_in_any_state(status: str) -> Non
     """The offer's booking may be paid, or have run out, before its email goes."""
     assert unfounded("waitlist-offer", replace(STORED, status=status)) is None
     assert unfounded("waitlist-offer", None) == "there is no such booking"
+
+
+def refund_refused(booking_id: str = BOOKING) -> Message:
+    return Message(BOOKING_COMMAND_REJECTED, "ev", {"bookingId": booking_id, "command": "cancel",
+                                                    "code": "refund_failed", "reason": "Call +1 555 0100 now"})
+
+
+async def test_a_refund_refused_when_the_event_was_cancelled_is_mailed_and_one_the_buyer_asked_for_is_not() -> None:
+    # Found from outside: the cancel of an event emailed every buyer but the one whose refund the provider refused.
+    cancelled = replace(BUYER, event_cancelled=True)
+    asked_by_buyer = replace(BUYER, booking_id=str(uuid.uuid4()))  # answered 502 at once
+    refunded = ended("refunded", replace(cancelled, booking_id=str(uuid.uuid4())))  # a later try succeeded
+    records, sender = FakeRecords(cancelled, asked_by_buyer, refunded), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    other = Message(BOOKING_COMMAND_REJECTED, "ev", {"bookingId": BOOKING, "command": "cancel", "code": "booking_paid"})
+    await handler([refund_refused(), refund_refused(), refund_refused(asked_by_buyer.booking_id),
+                   refund_refused(refunded.booking_id), other])
+    [mail] = sender.delivered
+    assert mail["To"] == "fan@example.com"
+    assert mail["Subject"] == "Night Show was cancelled: your refund could not be made"
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "The refund of 300.00 USD" in text and "Seats: A1, A2" in text and BOOKING in text
+    assert "555" not in text  # the message's words are not the provider's for sure
+    assert records.sent == {(BOOKING, "refund-refused"): "fan@example.com"}
+    assert handler.counts == {"refund-refused": 1, "duplicate": 1, "needless": 1, "unfounded": 1}

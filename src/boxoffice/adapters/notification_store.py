@@ -13,13 +13,14 @@ class NotificationStore:
 
     async def booking(self, booking_id: str) -> StoredBooking | None:
         row = await self._pool.fetchrow(
-            """SELECT event_id, user_id, email, status, seat_ids, amount, currency, expires_at, payment_id, end_reason
-               FROM bookings WHERE booking_id = $1::uuid""", booking_id)
+            """SELECT b.event_id, b.user_id, b.email, b.status, b.seat_ids, b.amount, b.currency, b.expires_at,
+                      b.payment_id, b.end_reason, e.status = 'cancelled' AS event_cancelled
+               FROM bookings b JOIN events e USING (event_id) WHERE b.booking_id = $1::uuid""", booking_id)
         if row is None:
             return None
         return StoredBooking(booking_id, row["event_id"], row["user_id"], row["email"], row["status"],
                              tuple(row["seat_ids"]), row["amount"], row["currency"].strip(), row["expires_at"],
-                             row["payment_id"], row["end_reason"])
+                             row["payment_id"], row["end_reason"], bool(row["event_cancelled"]))
 
     async def event_info(self, event_id: str, seat_ids: list[str]) -> EventInfo:
         """Name, venue, date and each seat's place; what the catalog does not know is shown by its id."""

@@ -114,6 +114,9 @@ class NotificationHandler:
                     log.warning("%s %s: %s; no %s email", message.type, message.id, unfounded, kind)
                     self.counts["unfounded"] += 1
                     return
+                if notifications.needless(kind, booking):
+                    self.counts["needless"] += 1
+                    return
                 event = await self._records.event_info(booking.event_id, list(booking.seat_ids))
                 email = notifications.render(kind, booking, event, self._from, self._clock(), self._seal)
         except PermanentMailError as exc:

@@ -52,6 +52,7 @@ class StoredBooking:
     expires_at: datetime
     payment_id: str | None = None
     end_reason: str | None = None  # why its seats were released, once they were
+    event_cancelled: bool = False  # its event called off by the organiser
 
 
 class NotificationRecords(Protocol):

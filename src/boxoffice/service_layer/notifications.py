@@ -35,6 +35,8 @@ from boxoffice.service_layer.notification_ports import SeatLabel as SeatLabel  #
 CONFIRMATION = "confirmation"
 WAITLIST_OFFER = "waitlist-offer"
 EMAIL_CHECK = "email-confirmation"  # not about a booking: sent once per verificationId
+# A paid booking of a cancelled event whose refund the provider refused: it stays paid, its tickets let nobody in.
+REFUND_REFUSED = "refund-refused"
 # One kind per release reason: a booking is released once, and each reason reads differently.
 RELEASE_KINDS = {"timeout": "hold-expired", "payment_failed": "payment-declined", "cancelled": "cancellation",
                  "event_cancelled": "event-cancelled", "refunded": "refund"}
@@ -65,6 +67,7 @@ KIND_BY_TOPIC: dict[str, Callable[[Message], str | None]] = {
     topics.WAITLIST_UPDATED: lambda m: WAITLIST_OFFER if m.data.get("status") == "offered" and m.data.get("seatIds")
     else None,
     topics.ACCOUNT_VERIFICATION_REQUESTED: lambda _: EMAIL_CHECK,
+    topics.BOOKING_COMMAND_REJECTED: lambda m: REFUND_REFUSED if m.data.get("code") == "refund_failed" else None,
 }
 
 
@@ -89,7 +92,15 @@ def unfounded(kind: str, booking: StoredBooking | None) -> str | None:
         return f"the booking is {booking.status}, not confirmed"
     if kind in RELEASE_KINDS.values() and RELEASE_KINDS.get(booking.end_reason or "") != kind:
         return f"the booking is {booking.status}, its seats not released for that reason"
+    if kind == REFUND_REFUSED and booking.status not in ("confirmed", "refunding"):
+        return f"the booking is {booking.status}, not paid and unrefunded"
     return None
+
+
+def needless(kind: str, booking: StoredBooking) -> bool:
+    """Whether the buyer has been told already: a refund they asked for themselves and the provider refused was
+    answered at once (502); only one asked for by the cancel of their event needs an email."""
+    return kind == REFUND_REFUSED and not booking.event_cancelled
 
 
 def recipient(email: str, user_id: str) -> str:
@@ -314,4 +325,22 @@ def render(kind: str, booking: StoredBooking, event: EventInfo, sender: str, now
         return confirmation_email(booking, event, sender, now, seal)
     if kind == WAITLIST_OFFER:
         return offer_email(booking, event, sender, now)
+    if kind == REFUND_REFUSED:
+        return refund_refused_email(booking, event, sender, now)
     return release_email(kind, booking, event, sender, now)
+
+
+def refund_refused_email(booking: StoredBooking, event: EventInfo, sender: str, now: datetime) -> EmailMessage:
+    """The event was called off and its refund refused: the buyer learns that their money has not come back.
+    The provider's words are not repeated: a message names them, and a message may be forged."""
+    event = _readable(event)
+    mail = _envelope(REFUND_REFUSED, booking.booking_id, _to(booking), sender,
+                     _subject("{event} was cancelled: your refund could not be made", event), now)
+    seats = ", ".join(s.seat_id for s in event.seats)
+    total = money(booking.amount, one_line(booking.currency))
+    mail.set_content(
+        f"Hello,\n\n{event.name} ({event.venue}, {event.when}) was cancelled by its organiser. The refund of "
+        f"{total} for your booking was refused by the payment provider, so the money has not come back to your "
+        f"card yet. Please contact the organiser about it.\n\nYour booking stays paid, and its tickets no longer "
+        f"let anyone in.\n\nBooking: {booking.booking_id}\nSeats: {seats}\n")
+    return mail
