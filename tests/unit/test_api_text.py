@@ -188,10 +188,3 @@ def test_numbered_rows_whose_seat_ids_run_together_are_refused_with_why(client: 
     assert "a row label that ends in a digit runs into the seat numbers" in error and "twice: 111, " in error
     lettered = client.post("/events", json={**EVENT, "rows": [EVENT["rows"][0], EVENT["rows"][0]]})
     assert "rows repeated, or seats listed twice" in lettered.json()["error"]
-
-
-@pytest.mark.parametrize("opens_at", ["2027-08-01T19:30:00Z", "2030-01-01T00:00:00Z"])
-def test_a_sale_that_would_open_once_the_event_has_started_is_refused(client: TestClient, opens_at: str) -> None:
-    answer = client.post("/events", json={**EVENT, "onSale": {"opensAt": opens_at}})
-    assert answer.status_code == 422, answer.text
-    assert answer.json()["error"] == "onSale.opensAt: the sale must open before the event starts"

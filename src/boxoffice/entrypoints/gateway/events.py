@@ -54,8 +54,6 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
         on_sale_of(body.on_sale),
         organiser_id,
     )
-    if spec.on_sale is not None and spec.on_sale.opens_at >= starts_at:
-        raise ApiError(422, "validation_error", "onSale.opensAt: the sale must open before the event starts")
     seat_ids = [s.seat_id for s in spec.seats()]
     if len(seat_ids) > MAX_SEATS_PER_EVENT:
         raise ApiError(422, "validation_error", f"An event has at most {MAX_SEATS_PER_EVENT} seats")
