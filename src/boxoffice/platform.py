@@ -263,7 +263,7 @@ def supervisor_pid(settings: Settings) -> int | None:
 
 def is_running(settings: Settings) -> bool:
     """Whether a platform started by `up` runs under this data directory."""
-    return Supervisor(settings.data_path).pid() is not None and read_runtime(settings) is not None
+    return supervisor_pid(settings) is not None and read_runtime(settings) is not None
 
 
 def require_running(settings: Settings) -> Supervisor:

@@ -25,6 +25,8 @@ import segno
 import zxingcpp
 
 from boxoffice import messages as topics
+from boxoffice.domain import errors
+from boxoffice.domain.model import BookingStatus
 from boxoffice.domain.text import is_mail_address, one_line
 from boxoffice.domain.tickets import Ticket, TicketSeal
 from boxoffice.messages import Message, iso
@@ -48,7 +50,9 @@ _RELEASE_WORDING = {
     "cancellation": ("Your booking for {event} was cancelled", "your booking was cancelled"),
 }
 # A booking's confirmation is published once it is confirmed; a refund may have been asked for, or made, since.
-CONFIRMED_STATUSES = frozenset({"confirmed", "refunding", "refunded"})
+CONFIRMED_STATUSES = frozenset({BookingStatus.CONFIRMED, BookingStatus.REFUNDING, BookingStatus.REFUNDED})
+# A refused refund leaves its booking paid; the organiser (or the buyer) may since have asked again.
+UNREFUNDED_STATUSES = frozenset({BookingStatus.CONFIRMED, BookingStatus.REFUNDING})
 TEST_DOMAIN = "boxoffice.test"
 # The API takes names of up to 200 characters; older rows may be longer, and a Subject stays readable.
 SUBJECT_NAME_LIMIT = 200
@@ -67,7 +71,8 @@ KIND_BY_TOPIC: dict[str, Callable[[Message], str | None]] = {
     topics.WAITLIST_UPDATED: lambda m: WAITLIST_OFFER if m.data.get("status") == "offered" and m.data.get("seatIds")
     else None,
     topics.ACCOUNT_VERIFICATION_REQUESTED: lambda _: EMAIL_CHECK,
-    topics.BOOKING_COMMAND_REJECTED: lambda m: REFUND_REFUSED if m.data.get("code") == "refund_failed" else None,
+    topics.BOOKING_COMMAND_REJECTED: lambda m: REFUND_REFUSED if m.data.get("code") == errors.RefundFailed.code
+    else None,
 }
 
 
@@ -92,7 +97,7 @@ def unfounded(kind: str, booking: StoredBooking | None) -> str | None:
         return f"the booking is {booking.status}, not confirmed"
     if kind in RELEASE_KINDS.values() and RELEASE_KINDS.get(booking.end_reason or "") != kind:
         return f"the booking is {booking.status}, its seats not released for that reason"
-    if kind == REFUND_REFUSED and booking.status not in ("confirmed", "refunding"):
+    if kind == REFUND_REFUSED and booking.status not in UNREFUNDED_STATUSES:
         return f"the booking is {booking.status}, not paid and unrefunded"
     return None
 
@@ -213,12 +218,16 @@ def _to(booking: StoredBooking) -> str:
     return recipient(booking.email, booking.user_id)
 
 
+def _price(booking: StoredBooking) -> str:
+    return money(booking.amount, one_line(booking.currency))
+
+
 def confirmation_email(booking: StoredBooking, event: EventInfo, sender: str, now: datetime,
                        seal: TicketSeal) -> EmailMessage:
     """The tickets: one QR code per seat, signed with the install's key (POST /tickets/verify checks it)."""
     event = _readable(event)
     booking_id, payment_id = booking.booking_id, one_line(booking.payment_id or "")
-    total = money(booking.amount, one_line(booking.currency))
+    total = _price(booking)
     mail = _envelope(CONFIRMATION, booking_id, _to(booking), sender, _subject("Your tickets for {event}", event),
                      now)
     seat_lines = "\n".join(f"  - {s.describe()}" for s in event.seats)
@@ -256,7 +265,7 @@ def release_email(kind: str, booking: StoredBooking, event: EventInfo, sender: s
     subject, sentence = _RELEASE_WORDING[kind]
     mail = _envelope(kind, booking_id, _to(booking), sender, _subject(subject, event), now)
     seats = ", ".join(s.seat_id for s in event.seats)
-    closing = (f"{money(booking.amount, one_line(booking.currency))} goes back to the card you paid with."
+    closing = (f"{_price(booking)} goes back to the card you paid with."
                if kind == "refund" else
                "Nothing was charged for these seats. You are welcome to book again while seats are available.")
     mail.set_content(
@@ -277,7 +286,7 @@ def offer_email(booking: StoredBooking, event: EventInfo, sender: str, now: date
     mail = _envelope(WAITLIST_OFFER, booking_id, _to(booking), sender,
                      _subject("Seats for {event} are held for you", event), now)
     seats = ", ".join(s.seat_id for s in event.seats)
-    price = money(booking.amount, one_line(booking.currency))
+    price = _price(booking)
     until = iso(booking.expires_at)
     pay = f"PUT /bookings/{booking_id}/confirm"
     mail.set_content(
@@ -337,7 +346,7 @@ def refund_refused_email(booking: StoredBooking, event: EventInfo, sender: str, 
     mail = _envelope(REFUND_REFUSED, booking.booking_id, _to(booking), sender,
                      _subject("{event} was cancelled: your refund could not be made", event), now)
     seats = ", ".join(s.seat_id for s in event.seats)
-    total = money(booking.amount, one_line(booking.currency))
+    total = _price(booking)
     mail.set_content(
         f"Hello,\n\n{event.name} ({event.venue}, {event.when}) was cancelled by its organiser. The refund of "
         f"{total} for your booking was refused by the payment provider, so the money has not come back to your "

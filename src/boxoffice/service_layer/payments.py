@@ -137,13 +137,7 @@ async def record_refund(uow: PaymentUnitOfWork, decision: tuple[RefundRequest, R
 async def record_attempt(uow: PaymentUnitOfWork,
                          attempt: tuple[ChargeRequest, str]) -> ChargeResult | NotAsked | None:
     """Records the attempt; a payment decided before sends its outcome again and says it."""
-    charge, provider = attempt
-    if not (await uow.payments.asked_for([charge]))[0]:
-        return NOT_ASKED
-    decided = await uow.payments.attempt(charge, provider)
-    if decided is not None:
-        await uow.outbox.add([outcome(charge, decided)])
-    return decided
+    return (await record_attempts(uow, [attempt]))[0]
 
 
 async def record_decision(uow: PaymentUnitOfWork, decision: tuple[ChargeRequest, ChargeResult]) -> None:
