@@ -5,16 +5,19 @@ Kafka acknowledged them (a crash, or a stop while other processes of the service
 by any process of the same producer once they are a little old; a sweep locks the rows it takes
 (SKIP LOCKED), so two sweeping processes never take the same rows.
 
-Published rows are kept for `retain_seconds`, then deleted. The embedded broker keeps messages in memory
-only: each of its starts counts a new epoch (`kafka_epoch`), and a producer that has not replayed that epoch
-yet marks its kept rows unpublished, so the sweep publishes them again in their order; consumers absorb
-the repeats.
+Published rows are kept for `retain_seconds`, then deleted a few times per retention time (not every pass:
+finding the rows that are due reads the producer's oldest rows, and a producer with few rows reads past
+every other producer's). The embedded broker keeps messages in memory only: each of its starts counts a new
+epoch (`kafka_epoch`), and a producer that has not replayed that epoch yet marks its rows published within
+the retention time unpublished, so the sweep publishes them again in their order; consumers absorb the
+repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 
@@ -51,13 +54,15 @@ ABANDONED_AFTER_SECONDS = 2.0
 SWEEP_EVERY_SECONDS = 1.0
 SWEEP_BATCH = 2000
 PRUNE_BATCH = 5000
+PRUNE_BATCHES_AT_MOST = 60  # in one pass; the next pass goes on where it stopped
 
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1)"
 _DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1)"
 
 
-async def replay_if_broker_restarted(con: Connection, producer: str) -> int:
-    """Marks the producer's kept rows unpublished once per broker epoch it has not replayed; how many."""
+async def replay_if_broker_restarted(con: Connection, producer: str, retain_seconds: float | None = None) -> int:
+    """Marks the producer's kept rows (published within `retain_seconds`, if given) unpublished once per broker
+    epoch it has not replayed; how many."""
     async with con.transaction():
         epoch = await con.fetchval("SELECT epoch FROM kafka_epoch")
         replayed = await con.fetchval("SELECT epoch FROM outbox_replays WHERE producer = $1 FOR UPDATE", producer)
@@ -69,7 +74,8 @@ async def replay_if_broker_restarted(con: Connection, producer: str) -> int:
             return 0
         marked = await con.fetchval(
             "WITH marked AS (UPDATE outbox SET published_at = NULL WHERE producer = $1 AND published_at IS NOT NULL "
-            "RETURNING 1) SELECT count(*) FROM marked", producer)
+            "AND ($2::float8 IS NULL OR published_at >= now() - make_interval(secs => $2)) "
+            "RETURNING 1) SELECT count(*) FROM marked", producer, retain_seconds)
         await con.execute("UPDATE outbox_replays SET epoch = $2 WHERE producer = $1", producer, epoch)
     return int(marked)
 
@@ -111,12 +117,15 @@ async def bump_kafka_epoch(con: Connection) -> int:
 
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, publisher: Publisher, producer: str = "booking",
-                 abandoned_after: float = ABANDONED_AFTER_SECONDS, retain_seconds: float = 0.0) -> None:
+                 abandoned_after: float = ABANDONED_AFTER_SECONDS, retain_seconds: float = 0.0,
+                 prune_every: float | None = None) -> None:
         self._pool = pool
         self._producer = producer
         self._publisher = publisher
         self._abandoned_after = abandoned_after
         self._retain_seconds = retain_seconds
+        self._prune_every = prune_every if prune_every is not None else max(SWEEP_EVERY_SECONDS, retain_seconds / 4)
+        self._next_prune = 0.0
         # Nothing kept (a broker that keeps what it acknowledged): published rows go at once.
         self._published = _MARK_PUBLISHED if retain_seconds > 0 else _DELETE_PUBLISHED
         self._queue: asyncio.Queue[list[OutboxRow]] = asyncio.Queue()
@@ -169,20 +178,25 @@ class OutboxRelay:
 
     async def _replay_if_broker_restarted(self) -> None:
         async with self._pool.acquire() as con:
-            await self._prune(con)  # first: rows older than the retention time are not replayed
-            replayed = await replay_if_broker_restarted(con, self._producer)
+            if time.monotonic() >= self._next_prune:
+                await self._prune(con)
+                self._next_prune = time.monotonic() + self._prune_every
+            replayed = await replay_if_broker_restarted(con, self._producer, self._retain_seconds)
         if replayed:
             log.warning("the broker has restarted: publishing %d %s outbox rows of the last %.0f s again",
                         replayed, self._producer, self._retain_seconds)
 
     async def _prune(self, con: Connection) -> None:
-        """Deletes rows published longer ago than they are kept, oldest first, a bounded batch a pass."""
-        # Only the oldest rows are looked at: the young ones behind them are not read every second.
-        await con.execute(
-            "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM (SELECT id, published_at FROM outbox "
-            "WHERE producer = $1 ORDER BY id LIMIT $3) AS oldest "
-            "WHERE published_at < now() - make_interval(secs => $2)))",
-            self._producer, self._retain_seconds, PRUNE_BATCH)
+        """Deletes rows published longer ago than they are kept, oldest first, in bounded batches."""
+        # Only the oldest rows are looked at, not the young ones behind them.
+        for _ in range(PRUNE_BATCHES_AT_MOST):
+            status = await con.execute(
+                "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM (SELECT id, published_at FROM outbox "
+                "WHERE producer = $1 ORDER BY id LIMIT $3) AS oldest "
+                "WHERE published_at < now() - make_interval(secs => $2)))",
+                self._producer, self._retain_seconds, PRUNE_BATCH)
+            if int(status.split()[-1]) < PRUNE_BATCH:
+                return
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         delay = 0.05
