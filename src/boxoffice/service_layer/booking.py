@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from boxoffice import messages as topics
@@ -82,20 +83,40 @@ def _runs(batch: list[Message]) -> list[tuple[str, list[Message]]]:
 
 
 def in_time_order(batch: list[Message]) -> list[Message]:
-    """The messages decided one by one come on several topics, which Kafka does not order between them (a
-    buyer's leave and rejoin of a waiting list, an event's cancel and a join for it): in a batch they are taken
-    in the order they were asked for (occurredAt), each topic's own order kept. The batched topics keep their
-    places and order."""
-    slots = [i for i, m in enumerate(batch) if (route := TOPIC_HANDLERS.get(m.type)) and route.batch is None]
-    by_topic: dict[str, list[Message]] = {}
-    for i in slots:
-        by_topic.setdefault(batch[i].type, []).append(batch[i])
+    """Kafka keeps each topic's order but none between topics (a hold, a payment and an event's cancel come on
+    three): a batch is taken in the order its messages were asked for (occurredAt), each topic's own order kept.
+    A command decided one by one (an event's cancel, a booking's cancel, a waiting-list join or leave) keeps its
+    place in that order; between two of them, the messages of each batched topic are gathered into one run, in
+    the order the runs began, so that a run is still decided at once."""
+    by_topic: dict[str, list[tuple[float, int, Message]]] = {}
+    for place, message in enumerate(batch):  # messages asked at the same moment keep the batch's order
+        by_topic.setdefault(message.type, []).append((_asked_at(message), place, message))
     if len(by_topic) < 2:
         return batch
-    ordered = list(batch)
-    for i, message in zip(slots, heapq.merge(*by_topic.values(), key=lambda m: m.occurred_at), strict=True):
-        ordered[i] = message
+    ordered: list[Message] = []
+    runs: dict[str, list[Message]] = {}
+    for _, _, message in heapq.merge(*by_topic.values()):
+        route = TOPIC_HANDLERS.get(message.type)
+        if route is not None and route.batch is not None:
+            runs.setdefault(message.type, []).append(message)
+            continue
+        for run in runs.values():
+            ordered.extend(run)
+        runs = {}
+        ordered.append(message)
+    for run in runs.values():
+        ordered.extend(run)
     return ordered
+
+
+def _asked_at(message: Message) -> float:
+    """When the message was asked for; one whose occurredAt is not a time waits behind its batch's others (its
+    topic's order is kept)."""
+    try:
+        moment = datetime.fromisoformat(message.occurred_at)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return math.inf
 
 
 class BookingService:
