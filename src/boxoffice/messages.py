@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -119,6 +121,27 @@ class Message:
     @property
     def key(self) -> bytes:
         return self.event_id.encode()
+
+
+def in_asked_order(batch: list[Message]) -> list[Message]:
+    """A batch read from several topics, in the order its messages were asked for (occurredAt): Kafka keeps
+    each topic's order but none between topics. Each topic's own order is kept, and messages asked at the same
+    moment keep the batch's order."""
+    by_topic: dict[str, list[tuple[float, int, Message]]] = {}
+    for place, message in enumerate(batch):
+        by_topic.setdefault(message.type, []).append((_asked_at(message), place, message))
+    if len(by_topic) < 2:
+        return batch
+    return [message for _, _, message in heapq.merge(*by_topic.values())]
+
+
+def _asked_at(message: Message) -> float:
+    """When the message was asked for; one whose occurredAt is not a time waits behind its batch's others."""
+    try:
+        moment = datetime.fromisoformat(message.occurred_at)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return math.inf
 
 
 class MalformedMessage(ValueError):

@@ -226,6 +226,24 @@ async def test_an_on_sale_change_creates_or_changes_the_room() -> None:
     assert refused[0].data["code"] == "no_waiting_room"
 
 
+async def test_a_room_turned_off_before_a_join_was_asked_takes_no_join_read_ahead_of_the_change() -> None:
+    """A join and an on-sale change come on two topics, which Kafka does not order between them: each is
+    decided in the order it was asked for."""
+    s = Service()
+    s.now = at(-10)
+    turned_off = Message(topics.ONSALE_CHANGE_REQUESTED, EVENT, {"opensAt": iso(OPENS), "waitingRoom": False},
+                         "req-off", occurred_at=iso(at(-30)))
+    asked_before = Message(topics.QUEUE_JOINED, EVENT, {"visitorId": "early", "queueToken": "token_early_xxxxxxxx"},
+                           "req-early", occurred_at=iso(at(-40)))
+    asked_after = Message(topics.QUEUE_JOINED, EVENT, {"visitorId": "late", "queueToken": "token_late_xxxxxxxx"},
+                          "req-late", occurred_at=iso(at(-20)))
+    await s.service([asked_before, asked_after, turned_off])  # as Kafka reads them: topic by topic
+    answers = {m.request_id: m for m in s.relay.take() if m.type == topics.QUEUE_PLACED}
+    assert answers["req-early"].data["new"] is True and "code" not in answers["req-early"].data
+    assert (answers["req-late"].data["new"], answers["req-late"].data["code"]) == (False, "no_waiting_room")
+    assert list(s.positions()) == ["early"] and s.tables.rooms[EVENT].enabled is False
+
+
 async def test_a_called_off_event_places_no_more_joins_and_those_placed_before_keep_their_place() -> None:
     s = Service()
     [before] = await s.join("early")

@@ -11,19 +11,17 @@ go to the relay only once they are durable.
 
 from __future__ import annotations
 
-import heapq
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from boxoffice import messages as topics
 from boxoffice.domain.events import SeatsReserved
 from boxoffice.logs import REQUEST_ID
-from boxoffice.messages import Message, uuid4_text
+from boxoffice.messages import Message, in_asked_order, uuid4_text
 from boxoffice.service_layer import booking_lifecycle as lifecycle
 from boxoffice.service_layer import event_cancellation, holds, waitlist
 from boxoffice.service_layer.booking_ports import BookingUnitOfWork, ConcurrentHoldDetected, SeatsOutOfStep
@@ -84,18 +82,13 @@ def _runs(batch: list[Message]) -> list[tuple[str, list[Message]]]:
 
 def in_time_order(batch: list[Message]) -> list[Message]:
     """Kafka keeps each topic's order but none between topics (a hold, a payment and an event's cancel come on
-    three): a batch is taken in the order its messages were asked for (occurredAt), each topic's own order kept.
-    A command decided one by one (an event's cancel, a booking's cancel, a waiting-list join or leave) keeps its
-    place in that order; between two of them, the messages of each batched topic are gathered into one run, in
-    the order the runs began, so that a run is still decided at once."""
-    by_topic: dict[str, list[tuple[float, int, Message]]] = {}
-    for place, message in enumerate(batch):  # messages asked at the same moment keep the batch's order
-        by_topic.setdefault(message.type, []).append((_asked_at(message), place, message))
-    if len(by_topic) < 2:
-        return batch
+    three): a batch is taken in the order its messages were asked for (`messages.in_asked_order`). A command
+    decided one by one (an event's cancel, a booking's cancel, a waiting-list join or leave) keeps its place in
+    that order; between two of them, the messages of each batched topic are gathered into one run, in the order
+    the runs began, so that a run is still decided at once."""
     ordered: list[Message] = []
     runs: dict[str, list[Message]] = {}
-    for _, _, message in heapq.merge(*by_topic.values()):
+    for message in in_asked_order(batch):
         route = TOPIC_HANDLERS.get(message.type)
         if route is not None and route.batch is not None:
             runs.setdefault(message.type, []).append(message)
@@ -107,16 +100,6 @@ def in_time_order(batch: list[Message]) -> list[Message]:
     for run in runs.values():
         ordered.extend(run)
     return ordered
-
-
-def _asked_at(message: Message) -> float:
-    """When the message was asked for; one whose occurredAt is not a time waits behind its batch's others (its
-    topic's order is kept)."""
-    try:
-        moment = datetime.fromisoformat(message.occurred_at)
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    except (ValueError, OverflowError):
-        return math.inf
 
 
 class BookingService:

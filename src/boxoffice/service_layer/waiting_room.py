@@ -16,7 +16,7 @@ from typing import Any
 from boxoffice import messages as topics
 from boxoffice.domain import errors
 from boxoffice.domain.waiting_room import DEFAULT_ACTIVE_CEILING, WaitingRoom
-from boxoffice.messages import Message, iso
+from boxoffice.messages import Message, in_asked_order, iso
 from boxoffice.service_layer.event_creation import on_sale_from_data
 from boxoffice.service_layer.ports import OutboxSink
 from boxoffice.service_layer.unit_of_work import Outgoing
@@ -71,10 +71,11 @@ class WaitingRoomService:
         return {"joins": self.joins, "admitted": self.admitted, "finished": self.finished}
 
     async def __call__(self, batch: list[Message]) -> None:
-        # Runs of consecutive joins are placed in one transaction; a change is applied where it stands.
+        # In the order they were asked for, across the topics: runs of consecutive joins are placed in one
+        # transaction; a change is applied where it stands.
         run: list[Message] = []
         paid: list[Message] = []
-        for message in batch:
+        for message in in_asked_order(batch):
             if message.type == topics.QUEUE_JOINED:
                 run.append(message)
                 continue
