@@ -377,6 +377,19 @@ async def test_copies_of_one_message_handled_at_once_make_one_email_and_a_bookin
     assert handler.counts["duplicate"] == 1
 
 
+async def test_a_bookings_emails_read_together_from_two_topics_go_out_in_the_order_they_happened() -> None:
+    """Kafka does not order seat.released and booking.confirmed between them: a refund read ahead of the
+    confirmation it follows is still mailed after it."""
+    records, sender = FakeRecords(ended("refunded")), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    paid, refunded = confirmed(), released("refunded")
+    paid = Message(paid.type, paid.event_id, paid.data, occurred_at="2030-01-01T12:00:00.100Z")
+    refunded = Message(refunded.type, refunded.event_id, refunded.data, occurred_at="2030-01-01T12:00:00.200Z")
+    await handler([refunded, paid])
+    assert [m["Message-ID"] for m in sender.delivered] == [f"<confirmation.{BOOKING}@boxoffice>",
+                                                           f"<refund.{BOOKING}@boxoffice>"]
+
+
 # Anyone who can produce to the broker can write a message: the stored booking decides which emails go out,
 # to whom, and what they say.
 BUYER = replace(STORED, email="fan@example.com")

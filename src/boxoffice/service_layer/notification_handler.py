@@ -20,7 +20,7 @@ from typing import Any
 from boxoffice import metrics
 from boxoffice.domain.tickets import TicketSeal
 from boxoffice.logs import REQUEST_ID
-from boxoffice.messages import Message, utc_now
+from boxoffice.messages import Message, in_asked_order, utc_now
 from boxoffice.service_layer import notifications
 from boxoffice.service_layer.mail import (
     MailSender,
@@ -60,7 +60,7 @@ class NotificationHandler:
 
     async def __call__(self, batch: list[Message]) -> None:
         undeliverable: dict[str, PermanentMailError] = {}
-        for message in batch:
+        for message in in_asked_order(batch):  # a booking's emails come on several topics
             token = REQUEST_ID.set(message.request_id)
             try:
                 await self.handle(message)
