@@ -541,3 +541,28 @@ async def test_an_auto_room_admits_no_more_active_visitors_than_the_ceiling_unti
     before_the_payment = [a for a in admissions if a["admitted_at"] < finished[0]["finished_at"]]
     assert sum(a["last_position"] - a["first_position"] + 1 for a in before_the_payment) == AUTO_CEILING
     assert [(a["first_position"], a["last_position"]) for a in admissions][-1] == (4, 4)
+
+
+async def test_joins_sent_before_the_opening_while_the_waiting_room_was_down_are_in_the_draw(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    """The service comes back after the opening time with the pre-queue's last joins still in Kafka: it opens
+    the room only once it has read them, so they are drawn like everyone before the opening."""
+    opens_at = datetime.now(UTC) + timedelta(seconds=20)
+    event_id = await create(client, onsale_event(opens_at=opens_at.isoformat()))
+    placed = [await join(client, event_id, f"early_{i}") for i in range(5)]
+    assert [r.status_code for r in placed] == [201] * 5, [r.text for r in placed]
+    assert platform.cli("stop", "waitingroom").returncode == 0
+    try:
+        queued = await asyncio.gather(*(join(client, event_id, f"while_down_{i}") for i in range(5)))
+        assert [r.status_code for r in queued] == [202] * 5, [r.text for r in queued]
+        assert datetime.now(UTC) < opens_at, "too slow: the joins were sent after the opening"
+        while datetime.now(UTC) < opens_at + timedelta(seconds=1):
+            await asyncio.sleep(0.1)
+    finally:
+        assert platform.cli("start", "waitingroom").returncode == 0
+
+    async def opened() -> dict[str, Any] | None:
+        queue = (await client.get(f"/events/{event_id}")).json()["queue"]
+        return queue if queue["opened"] and queue["size"] == 10 else None
+    queue = await wait_for(opened, timeout=60, every=0.5)
+    assert queue and queue["preQueueSize"] == 10, queue

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from boxoffice.adapters.concurrent_consumer import consume_concurrently
 from boxoffice.adapters.consumer_loop import PartitionGate, consume_forever
-from boxoffice.adapters.kafka import ensure_topics, make_group_consumer, start_with_retry
+from boxoffice.adapters.kafka import GroupProgress, ensure_topics, make_group_consumer, start_with_retry
 from boxoffice.config import Settings
 from boxoffice.messages import Message
 from tests.dead_letters import KeptDeadLetters
@@ -79,3 +79,38 @@ async def test_a_joining_process_takes_over_after_the_batch_in_hand(kafka: str, 
     assert [m for m, times in handled.items() if times > 1] == [], "handled by both processes"
     assert first_gate.rebalances >= 2 and second_gate.rebalances >= 1
     assert dead.letters == []
+
+
+async def test_group_progress_tells_whether_every_message_of_a_topic_is_handled(kafka: str) -> None:
+    """What the waiting room asks before it opens a room: whether any join waits unread, on any partition."""
+    topic, group = f"progress.{uuid.uuid4().hex[:8]}", f"service-{uuid.uuid4().hex[:6]}"
+    await ensure_topics(kafka, 4, [topic])
+    consumer = make_group_consumer(Settings(kafka_bootstrap=kafka), group, [topic])
+    await start_with_retry(consumer, "consumer")
+    progress = GroupProgress(topic)
+    assert await progress.none_unread() is False  # no consumer to ask yet: not known
+    progress.follow(consumer)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    try:
+        async with asyncio.timeout(20):
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=100)
+        assert await progress.none_unread() is True  # an empty topic
+        for i in range(6):
+            await producer.send_and_wait(topic, b"join", key=f"event_{i}".encode())
+        assert await progress.none_unread() is False
+        read: dict = {}
+        async with asyncio.timeout(20):
+            while sum(len(records) for records in read.values()) < 6:
+                for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                    read.setdefault(tp, []).extend(records)
+        assert await progress.none_unread() is False  # read, not yet committed: a crash would read them again
+        first = next(iter(read))
+        await consumer.commit({first: read[first][-1].offset + 1})
+        assert await progress.none_unread() is (len(read) == 1)
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in read.items()})
+        assert await progress.none_unread() is True
+    finally:
+        await producer.stop()
+        await consumer.stop()

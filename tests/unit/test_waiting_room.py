@@ -192,6 +192,32 @@ async def test_a_join_sent_after_the_opening_time_closes_the_pre_queue_first() -
     assert {s.positions()["early_1"], s.positions()["early_2"]} == {1, 2}
 
 
+class Unread:
+    def __init__(self) -> None:
+        self.unread = True
+
+    async def none_unread(self) -> bool:
+        return not self.unread
+
+
+async def test_a_room_opens_only_once_the_joins_sent_before_its_opening_are_read() -> None:
+    """This service restarted after the opening time with the pre-queue's last joins still in Kafka: opening
+    at the first tick would put them behind the draw."""
+    unread = Unread()
+    s = Service()
+    s.service = WaitingRoomService(lambda: FakeWaitingRoomUnitOfWork(s.tables), s.relay, lambda: s.now,
+                                   random.Random(1), 500, unread)
+    await s.join("early_1", "early_2")
+    s.now = at(5)
+    await s.service.tick()
+    assert s.relay.take() == [] and not s.tables.rooms[EVENT].opened  # joins still wait unread
+    await s.join("early_3", "early_4", sent=at(-20))  # read at last: sent before the opening
+    unread.unread = False
+    await s.service.tick()
+    assert s.tables.rooms[EVENT].opened
+    assert sorted(p for p in s.positions().values() if p is not None) == [1, 2, 3, 4]  # all four in the draw
+
+
 async def test_admissions_go_in_order_at_the_rate_across_restarts() -> None:
     tables = RoomTables(rooms={EVENT: room(rate=60)})
     s = Service(tables)

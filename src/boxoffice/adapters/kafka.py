@@ -260,6 +260,37 @@ def tail_messages(batches: dict[TopicPartition, list[Any]]) -> list[Message]:
     return messages
 
 
+class GroupProgress:
+    """Whether a consumer group has handled everything in a topic: its committed offsets reach the topic's end
+    on every partition (whichever process of the group holds them)."""
+
+    def __init__(self, topic: str, timeout: float = 2.0) -> None:
+        self._topic, self._timeout = topic, timeout
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def follow(self, consumer: AIOKafkaConsumer) -> None:
+        """The group's consumer, once started: it asks the broker on the group's behalf."""
+        self._consumer = consumer
+
+    async def none_unread(self) -> bool:
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            async with asyncio.timeout(self._timeout):
+                partitions = consumer.partitions_for_topic(self._topic)
+                if not partitions:
+                    return False
+                tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+                ends = await consumer.end_offsets(tps)
+                for tp in tps:
+                    if (await consumer.committed(tp) or 0) < ends[tp]:
+                        return False
+        except (KafkaError, TimeoutError, OSError):
+            return False  # not known: as if some were unread
+        return True
+
+
 async def consumer_lag(consumer: AIOKafkaConsumer) -> int:
     """Messages not yet consumed, over the partitions this consumer holds."""
     total = 0

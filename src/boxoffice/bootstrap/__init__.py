@@ -84,10 +84,12 @@ async def runtime(settings: Settings, name: str, *, produces: bool,
 async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: BatchHandler,
                                extra: list[Awaitable[Any]] | None = None,
                                info: Callable[[], dict[str, Any]] | None = None,
-                               latency_path: bool = True, concurrency: int | None = None) -> None:
+                               latency_path: bool = True, concurrency: int | None = None,
+                               started: Callable[[AIOKafkaConsumer], None] | None = None) -> None:
     """Consumes its topics in its own group and beats with its lag, until cancelled. Messages it cannot
     handle go to their topic's dead letters, so every consumer produces (a producer of its own if needed).
-    With `concurrency`, up to that many messages are handled at once, one per call of the handler."""
+    With `concurrency`, up to that many messages are handled at once, one per call of the handler; `started`
+    is given the consumer once it has started."""
     # Topics a restarted embedded broker forgot are made again, with the configured partitions.
     await ensure_topics(rt.settings.kafka_bootstrap or "", rt.settings.partitions,
                         security=client_security(rt.settings))
@@ -102,6 +104,8 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
     consumer: AIOKafkaConsumer = make_group_consumer(rt.settings, rt.name, topics, latency_path=latency_path,
                                                      listener=gate)
     await start_with_retry(consumer, f"{rt.name} consumer")
+    if started is not None:
+        started(consumer)
     log.info("%s consuming %s as group %s from %s", rt.name, ", ".join(topics), rt.name, rt.settings.kafka_bootstrap)
 
     in_flight = InFlight()  # what the concurrent loop has taken and not finished (the one-batch loop takes none here)

@@ -7,6 +7,8 @@ import logging
 import random
 import secrets
 
+from boxoffice import messages as topics
+from boxoffice.adapters.kafka import GroupProgress
 from boxoffice.adapters.outbox import OutboxRelay
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.adapters.waiting_room_store import PostgresWaitingRoomUnitOfWork
@@ -14,16 +16,17 @@ from boxoffice.bootstrap import ServiceRuntime, run_consumer_service
 from boxoffice.logs import Outage
 from boxoffice.messages import utc_now
 from boxoffice.service_layer.waiting_room import TOPICS, WaitingRoomService
+from boxoffice.service_layer.waiting_room_ports import UnreadJoins
 
 log = logging.getLogger("boxoffice.waitingroom")
 
 
-def waiting_room_service(rt: ServiceRuntime, rng: random.Random | None = None) -> tuple[WaitingRoomService,
-                                                                                          OutboxRelay]:
+def waiting_room_service(rt: ServiceRuntime, rng: random.Random | None = None,
+                         joins: UnreadJoins | None = None) -> tuple[WaitingRoomService, OutboxRelay]:
     relay = OutboxRelay(rt.pool, rt.publisher, producer="waitingroom", retain_seconds=rt.settings.outbox_retention)
     # The opening's draw comes from the operating system's cryptographic source: nobody can predict or replay it.
     service = WaitingRoomService(lambda: PostgresWaitingRoomUnitOfWork(rt.pool), relay, utc_now,
-                                 rng or secrets.SystemRandom(), rt.settings.waiting_room_active_ceiling)
+                                 rng or secrets.SystemRandom(), rt.settings.waiting_room_active_ceiling, joins)
     return service, relay
 
 
@@ -38,9 +41,10 @@ class RoomTicker:
 
     async def tick(self) -> None:
         now, due = await self._service.rooms_due()
+        may_open = self._service.opening_check()
         for event_id in due:
             try:
-                await self._service.tick_room(event_id, now)
+                await self._service.tick_room(event_id, now, may_open)
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:
@@ -66,7 +70,9 @@ async def tick_forever(service: WaitingRoomService, every: float) -> None:
 
 
 async def serve(rt: ServiceRuntime) -> None:
-    service, relay = waiting_room_service(rt)
+    joins = GroupProgress(topics.QUEUE_JOINED)
+    service, relay = waiting_room_service(rt, joins=joins)
     await run_consumer_service(rt, TOPICS, service, extra=[relay.run(),
                                                            tick_forever(service, rt.settings.queue_tick_seconds)],
-                               info=lambda: {**service.stats(), "published": relay.published})
+                               info=lambda: {**service.stats(), "published": relay.published},
+                               started=joins.follow)

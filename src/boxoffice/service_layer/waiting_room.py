@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from boxoffice.messages import Message, in_asked_order, iso
 from boxoffice.service_layer.event_creation import on_sale_from_data
 from boxoffice.service_layer.ports import OutboxSink
 from boxoffice.service_layer.unit_of_work import Outgoing
-from boxoffice.service_layer.waiting_room_ports import Place, WaitingRoomUnitOfWork
+from boxoffice.service_layer.waiting_room_ports import Place, UnreadJoins, WaitingRoomUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,10 @@ class WaitingRoomService:
 
     def __init__(self, unit_of_work: Callable[[], WaitingRoomUnitOfWork], relay: OutboxSink,
                  clock: Callable[[], datetime], rng: random.Random,
-                 active_ceiling: int = DEFAULT_ACTIVE_CEILING) -> None:
+                 active_ceiling: int = DEFAULT_ACTIVE_CEILING, joins: UnreadJoins | None = None) -> None:
         self._unit_of_work, self._relay, self._clock, self._rng = unit_of_work, relay, clock, rng
         self._ceiling = active_ceiling
+        self._joins = joins
         self.joins = 0
         self.admitted = 0
         self.finished = 0
@@ -214,8 +215,22 @@ class WaitingRoomService:
     async def tick(self) -> None:
         """Opens the rooms whose time has come and admits as many as each room's rate allows by now."""
         now, due = await self.rooms_due()
+        may_open = self.opening_check()
         for event_id in due:
-            await self.tick_room(event_id, now)
+            await self.tick_room(event_id, now, may_open)
+
+    def opening_check(self) -> Callable[[], Awaitable[bool]]:
+        """Whether a room due to open may open, asked at most once a tick and only when one is due. A room opens
+        with every join sent before its opening in the draw, so not while joins wait unread in Kafka (this
+        service restarted after the opening time, the pre-queue's last joins still in Kafka). The first join
+        sent after the opening time opens the room as it is placed, behind all read before it."""
+        answer: list[bool] = []
+
+        async def may_open() -> bool:
+            if not answer:
+                answer.append(self._joins is None or await self._joins.none_unread())
+            return answer[0]
+        return may_open
 
     async def rooms_due(self) -> tuple[datetime, list[str]]:
         """Now, and the rooms with work by now: an opening whose time has come or visitors to admit."""
@@ -224,9 +239,10 @@ class WaitingRoomService:
         async with uow:
             return now, await uow.rooms.needing_work(now)
 
-    async def tick_room(self, event_id: str, now: datetime) -> None:
-        """Opens one room if its time has come and admits as many as its rate allows by `now`, in a transaction
-        of its own."""
+    async def tick_room(self, event_id: str, now: datetime,
+                        may_open: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Opens one room if its time has come (and `may_open`: see opening_check) and admits as many as its
+        rate allows by `now`, in a transaction of its own."""
         uow = self._unit_of_work()
         async with uow:
             room = (await uow.rooms.lock([event_id])).get(event_id)
@@ -234,6 +250,9 @@ class WaitingRoomService:
                 return
             outgoing = []
             if room.due_to_open(now):
+                if may_open is not None and not await may_open():
+                    log.debug("the opening of %s waits for the joins still unread", event_id)
+                    return  # nobody is admitted before the opening
                 outgoing.append(await self._open(uow, room, now))
             outgoing += await self._admit(uow, room, now)
             await uow.rooms.save([room])

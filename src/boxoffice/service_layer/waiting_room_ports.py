@@ -84,3 +84,10 @@ class WaitingRoomUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def admissions(self) -> Admissions: ...
+
+
+class UnreadJoins(Protocol):
+    async def none_unread(self) -> bool:
+        """True once every join in Kafka has been placed; False while some wait unread, or when that cannot be
+        told (Kafka away)."""
+        ...
