@@ -391,6 +391,11 @@ async def test_unknown_event_and_event_without_a_waiting_room(client: httpx.Asyn
     assert token.status_code == 422
     missing = await client.get("/events/eras_tour_onsale/queue/" + "A" * 43)
     assert missing.status_code == 404 and missing.json()["code"] == "not_in_queue"
+    for path in ("", "/live"):  # a place in an event that does not exist
+        nowhere = await client.get("/events/no_such_event/queue/" + "A" * 43 + path)
+        assert nowhere.status_code == 404 and nowhere.json()["code"] == "event_not_found", nowhere.text
+    no_room = await client.get("/events/taylor_swift_concert/queue/" + "A" * 43)
+    assert no_room.status_code == 404 and no_room.json()["code"] == "not_in_queue"
     demo = (await client.get("/events/eras_tour_onsale")).json()
     assert demo["onSale"]["waitingRoom"] is True and demo["onSale"]["admitPerMinute"] == 600
 

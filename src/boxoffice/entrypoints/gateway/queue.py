@@ -170,6 +170,8 @@ async def _place(gw: GatewayDep, event_id: str, queue_token: str) -> tuple[Watch
     _check_event_id(event_id)
     _check_token(queue_token)
     room = await gw.queue.room(event_id)
+    if room is None and await gw.seats.seats_of(event_id) is None:
+        raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
     place = await views.queue_place(gw.pool, event_id, queue_token) if room else None
     if room is None or place is None:
         raise ApiError(404, "not_in_queue", f"No place with this queue token in the waiting room of {event_id}")
