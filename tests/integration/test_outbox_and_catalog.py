@@ -205,11 +205,12 @@ async def test_a_replay_leaves_rows_published_longer_ago_than_they_are_kept(pool
 
 
 async def test_a_prune_deletes_every_due_row_in_batches(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pruned a few times per retention time, a pass deletes batch after batch until the due rows are gone, and
-    leaves the young and the unpublished."""
+    """Pruned a few times per retention time, a pass deletes batch after batch until the due rows are gone, also
+    behind rows not yet published, and leaves the young and the unpublished."""
     monkeypatch.setattr(outbox, "PRUNE_BATCH", 10)
     producer_name = f"test-{uuid.uuid4().hex[:8]}"
     async with pool.acquire() as con:
+        stuck = await insert_outbox(con, [("prune.pending", b"k", b"s-%d" % i) for i in range(4)], producer_name)
         due = await insert_outbox(con, [("prune.due", b"k", b"d-%d" % i) for i in range(35)], producer_name)
         young = await insert_outbox(con, [("prune.young", b"k", b"y")], producer_name)
         unpublished = await insert_outbox(con, [("prune.pending", b"k", b"p")], producer_name)
@@ -220,7 +221,7 @@ async def test_a_prune_deletes_every_due_row_in_batches(pool: asyncpg.Pool, monk
         await relay._prune(con)  # noqa: SLF001 - one pass, without a broker
         left = await con.fetch("SELECT id FROM outbox WHERE producer = $1 ORDER BY id", producer_name)
         await con.execute("DELETE FROM outbox WHERE producer = $1", producer_name)
-    assert [r["id"] for r in left] == [young[0].id, unpublished[0].id]
+    assert [r["id"] for r in left] == [*(r.id for r in stuck), young[0].id, unpublished[0].id]
 
 
 async def test_without_retention_published_rows_are_deleted(pool: asyncpg.Pool, kafka: str) -> None:

@@ -195,7 +195,7 @@ class OutboxRelay:
                 "WHERE producer = $1 ORDER BY id LIMIT $3) AS oldest "
                 "WHERE published_at < now() - make_interval(secs => $2)))",
                 self._producer, self._retain_seconds, PRUNE_BATCH)
-            if int(status.split()[-1]) < PRUNE_BATCH:
+            if int(status.split()[-1]) == 0:  # rows not yet due (or unpublished) may hold a batch back: go on
                 return
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
