@@ -162,6 +162,8 @@ class OffsetCommits:
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """True once committed; False when the commit failed and what it covered will be redelivered."""
+        if not offsets:  # every partition of the batch was rewound (the client refuses an empty commit)
+            return True
         try:
             async with asyncio.timeout(COMMIT_TIMEOUT_SECONDS):
                 await self._consumer.commit(offsets)
