@@ -8,12 +8,17 @@ import asyncio
 import subprocess
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from boxoffice.adapters.embedded import broker_command, free_port, wait_for_port
 from boxoffice.adapters.kafka import RestartedLogs, repair_fresh_broker_topics
+from boxoffice.bootstrap import broker as broker_program
+from boxoffice.config import Settings
+from tests.conftest import new_database
+from tests.servers import Servers
 
 TOPIC = "restart.probe"
 
@@ -103,7 +108,7 @@ async def test_a_reader_gets_the_new_log_of_a_restarted_broker(broker: Broker, r
 
 
 class Epochs:
-    """The Kafka epoch as PostgreSQL holds it: counted by the broker's supervisor program after each start."""
+    """The broker starts as PostgreSQL holds them: counted by the broker's supervisor program at each start."""
 
     def __init__(self) -> None:
         self.epoch = 1
@@ -125,7 +130,7 @@ async def test_a_reader_gets_a_new_log_that_grew_past_its_position_before_it_loo
     epochs = Epochs()
     try:
         consumer.assign([TopicPartition(TOPIC, 0)])
-        restarted_logs = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.current if epoch_known else None)
+        restarted_logs = RestartedLogs(consumer, every=0.0, broker_starts=epochs.current if epoch_known else None)
         assert len(await _read(consumer, restarted_logs, 20)) == 20
 
         broker.stop()
@@ -160,3 +165,25 @@ async def test_topics_auto_created_with_other_partitions_are_made_again(broker: 
         await admin.close()
     assert found == {TOPIC: 12, "restart.missing": 12}
     assert await repair_fresh_broker_topics(broker.bootstrap, 12, [TOPIC, "restart.missing"]) == []
+
+
+async def test_a_broker_start_is_counted_as_soon_as_it_listens_and_its_epoch_once_its_topics_settled(
+        broker: Broker, servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Services that start while the new broker's topics settle read the start already counted, so the epoch
+    that follows does not send them back to the start of every partition (nor the gateway's requests out
+    again); producers still replay at the epoch."""
+    dsn = await new_database(servers, "broker_starts")
+    monkeypatch.setattr(broker_program, "SETTLE_SECONDS", 5.0)
+    con = await asyncpg.connect(dsn)
+    try:
+        await con.execute("UPDATE kafka_epoch SET epoch = 7, broker_starts = 7")
+        starting = asyncio.create_task(broker_program.after_start(Settings(database_url=dsn), broker.port))
+        async with asyncio.timeout(4):
+            while await con.fetchval("SELECT broker_starts FROM kafka_epoch") == 7:
+                await asyncio.sleep(0.02)
+        assert tuple(await con.fetchrow("SELECT epoch, broker_starts FROM kafka_epoch")) == (7, 8)
+        async with asyncio.timeout(20):
+            await starting
+        assert tuple(await con.fetchrow("SELECT epoch, broker_starts FROM kafka_epoch")) == (8, 8)
+    finally:
+        await con.close()

@@ -16,6 +16,7 @@ from boxoffice.adapters.outbox import (
     KafkaEpochWatch,
     OutboxRelay,
     bump_kafka_epoch,
+    count_broker_start,
     insert_outbox,
     replay_if_broker_restarted,
 )
@@ -259,7 +260,17 @@ async def test_the_epoch_watch_follows_the_kafka_epoch_that_postgres_holds(pool:
                 bumped = await bump_kafka_epoch(con)
             while watch.current() == before:
                 await asyncio.sleep(0.01)
-        assert watch.current() == bumped
+            assert (watch.current(), watch.broker_starts()) == (bumped, bumped)
+            async with pool.acquire() as con:  # a new broker listens: counted before its epoch
+                started = await count_broker_start(con)
+            while watch.broker_starts() == bumped:
+                await asyncio.sleep(0.01)
+            assert (watch.current(), watch.broker_starts()) == (bumped, started) == (bumped, bumped + 1)
+            async with pool.acquire() as con:  # its topics settled: the epoch catches up, not one further
+                assert await bump_kafka_epoch(con) == started
+            while watch.current() == bumped:
+                await asyncio.sleep(0.01)
+        assert (watch.current(), watch.broker_starts()) == (started, started)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -1,6 +1,6 @@
 """When a consumer reads its partitions again from their start after a restart of the embedded broker: at a
-new Kafka epoch (all of them), not at the first look (the epoch then is only a baseline), and not before the
-epoch has been read at all; and the batch in hand at a rewind is handled without its offset
+new broker start counted (all of them), not at the first look (the count then is only a baseline), and not
+before the count has been read at all; and the batch in hand at a rewind is handled without its offset
 being committed past the messages the rewind is there to read."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Consumer:
 
 
 class Epochs:
-    """What a KafkaEpochWatch would answer at each look: None until it has read the database once."""
+    """The broker starts a KafkaEpochWatch would answer at each look: None until it has read the database once."""
 
     def __init__(self) -> None:
         self.answers: list[int | None] = []
@@ -50,7 +50,7 @@ class Epochs:
 
 async def test_every_partition_is_read_from_its_start_once_per_new_epoch() -> None:
     consumer, epochs = Consumer(), Epochs()
-    restarted = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.current)  # type: ignore[arg-type]
+    restarted = RestartedLogs(consumer, every=0.0, broker_starts=epochs.current)  # type: ignore[arg-type]
     epochs.answers = [None, 3, 3, 4, 4]
 
     assert await restarted.rewind() == []  # not read yet: nothing is known
@@ -108,7 +108,7 @@ async def test_the_batch_in_hand_at_a_rewind_is_handled_but_its_offset_not_commi
     """A crash after committing 25 would have the next process start past new messages 0–19."""
     consumer, epochs = RestartingConsumer(), Epochs()
     epochs.answers = [7, 8] + [8] * 100
-    restarted = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.current)  # type: ignore[arg-type]
+    restarted = RestartedLogs(consumer, every=0.0, broker_starts=epochs.current)  # type: ignore[arg-type]
     handled: list[int] = []
 
     async def handle(batch: list[Message]) -> None:
@@ -133,7 +133,7 @@ async def test_a_partition_already_read_from_its_start_is_not_rewound_again_at_t
     """The new log of seat.released was found shorter than the position before the epoch was counted: it is
     being read whole already, and reading it again would handle the broker's replay twice."""
     consumer, epochs = Consumer(), Epochs()
-    restarted = RestartedLogs(consumer, every=0.0, broker_epoch=epochs.current)  # type: ignore[arg-type]
+    restarted = RestartedLogs(consumer, every=0.0, broker_starts=epochs.current)  # type: ignore[arg-type]
     epochs.answers = [5, 5, 6, 6, 7]
     assert await restarted.rewind() == []
     consumer.highwater = lambda tp: 5 if tp.topic == "seat.released" else 50  # type: ignore[method-assign]

@@ -69,11 +69,17 @@ def test_without_a_request_id_nothing_is_kept() -> None:
 
 
 class Epochs:
+    """A KafkaEpochWatch: the broker starts are counted at once, the epoch follows once the topics settle."""
+
     def __init__(self) -> None:
         self.epoch: int | None = None
+        self.starts: int | None = None
 
     def current(self) -> int | None:
         return self.epoch
+
+    def broker_starts(self) -> int | None:
+        return self.starts if self.starts is not None else self.epoch
 
 
 class Broker:
@@ -122,5 +128,28 @@ async def test_unanswered_requests_are_written_again_once_per_new_epoch_and_agai
         epochs.epoch = 6
         await until(lambda: len(broker.written) == 2)
         assert broker.written[1] == ["req-1", "req-3"]
+    finally:
+        resending.cancel()
+
+
+async def test_a_broker_that_started_just_before_the_gateway_gets_no_request_again_at_its_epoch() -> None:
+    """The gateway first reads the watch after the broker's start was counted (5) and before its epoch (4): the
+    epoch that follows is that broker's, which has held every request the gateway wrote."""
+    unanswered = UnansweredRequests(60, Clock())
+    epochs, broker = Epochs(), Broker()
+    epochs.epoch, epochs.starts = 4, 5
+    resending = asyncio.create_task(resend_at_new_kafka_epochs(epochs, unanswered, broker, every=0))  # type: ignore[arg-type]
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0)
+        unanswered.sent(request(1))
+        epochs.epoch = 5
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert broker.tries == 0
+        epochs.starts = 6  # a restart while the gateway runs
+        epochs.epoch = 6
+        await until(lambda: len(broker.written) == 1)
+        assert broker.written == [["req-1"]]
     finally:
         resending.cancel()

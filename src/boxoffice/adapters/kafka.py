@@ -200,21 +200,21 @@ class RestartedLogs:
     position); the embedded broker answers with nothing, so a consumer would wait at its old offset until the
     new log grew that long, and then read on from there, past the new messages before it. Two signs, each
     checked at most once in `every` seconds:
-    - a new Kafka epoch (`broker_epoch`: the latest known, counted in PostgreSQL at each start of the embedded
-      broker and read by a task of its own, so the loop never waits on the database): every partition is read
-      again from its start, also one whose new log has already grown past the position, except those the
-      next sign already sent back to their start since the previous epoch (they are being read whole);
-    - until the epoch is counted (a few seconds after the start), a partition whose end is before the
-      consumer's position: it has been made anew, and is read from its start.
+    - a new broker start (`broker_starts`: the latest known, counted in PostgreSQL as soon as the embedded
+      broker listens, and read by a task of its own, so the loop never waits on the database): every partition
+      is read again from its start, also one whose new log has already grown past the position, except those
+      the next sign already sent back to their start since the previous start (they are being read whole);
+    - until the start is counted, a partition whose end is before the consumer's position: it has been made
+      anew, and is read from its start.
     Consumers absorb repeats."""
 
     def __init__(self, consumer: AIOKafkaConsumer, every: float = 1.0,
-                 broker_epoch: Callable[[], int | None] | None = None) -> None:
+                 broker_starts: Callable[[], int | None] | None = None) -> None:
         self._consumer = consumer
         self._every = every
-        self._broker_epoch = broker_epoch
-        self._epoch_seen: int | None = None
-        self._rewound_since_epoch: set[TopicPartition] = set()
+        self._broker_starts = broker_starts
+        self._starts_seen: int | None = None
+        self._rewound_since_start: set[TopicPartition] = set()
         self._checked = -1e9
 
     async def rewind(self) -> list[TopicPartition]:
@@ -222,13 +222,13 @@ class RestartedLogs:
         if time.monotonic() - self._checked < self._every:
             return []
         self._checked = time.monotonic()
-        if self._new_epoch():
-            rewound = sorted(self._consumer.assignment() - self._rewound_since_epoch)
-            self._rewound_since_epoch = set()
-            reason = "the broker has restarted (a new Kafka epoch)"
+        if self._broker_restarted():
+            rewound = sorted(self._consumer.assignment() - self._rewound_since_start)
+            self._rewound_since_start = set()
+            reason = "the broker has restarted"
         else:
             rewound = [tp for tp in self._consumer.assignment() if await self._ends_before_position(tp)]
-            self._rewound_since_epoch.update(rewound)
+            self._rewound_since_start.update(rewound)
             reason = "they end before this consumer's position: made anew by a broker restart"
         for tp in rewound:
             self._consumer.seek(tp, 0)
@@ -237,12 +237,12 @@ class RestartedLogs:
                         reason)
         return rewound
 
-    def _new_epoch(self) -> bool:
-        epoch = self._broker_epoch() if self._broker_epoch is not None else None
-        if epoch is None:  # not read yet (the database unavailable since the start)
+    def _broker_restarted(self) -> bool:
+        starts = self._broker_starts() if self._broker_starts is not None else None
+        if starts is None:  # not read yet (the database unavailable since the start)
             return False
-        seen, self._epoch_seen = self._epoch_seen, epoch
-        return seen is not None and epoch != seen
+        seen, self._starts_seen = self._starts_seen, starts
+        return seen is not None and starts != seen
 
     async def _ends_before_position(self, tp: TopicPartition) -> bool:
         end = self._consumer.highwater(tp)

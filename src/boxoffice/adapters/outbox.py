@@ -80,39 +80,58 @@ async def replay_if_broker_restarted(con: Connection, producer: str, retain_seco
     return int(marked)
 
 
-async def read_kafka_epoch(pool: asyncpg.Pool) -> int:
-    return int(await pool.fetchval("SELECT epoch FROM kafka_epoch"))
+async def read_kafka_epoch(pool: asyncpg.Pool) -> tuple[int, int]:
+    """The Kafka epoch and the broker starts counted."""
+    row = await pool.fetchrow("SELECT epoch, broker_starts FROM kafka_epoch")
+    if row is None:
+        raise LookupError("kafka_epoch has no row")
+    return int(row["epoch"]), int(row["broker_starts"])
 
 
 _EPOCH_UNREAD: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, TimeoutError)
 
 
 class KafkaEpochWatch:
-    """The Kafka epoch as PostgreSQL holds it, read once a second by `run`: consumers compare `current()` to
-    what they saw before without waiting on the database."""
+    """The Kafka epoch and the embedded broker's starts as PostgreSQL holds them, read once a second by `run`:
+    services compare them to what they saw before without waiting on the database. A start is counted as soon
+    as the broker listens (consumers then read their logs again); the epoch follows once its topics have
+    settled (producers then publish what they kept again)."""
 
     def __init__(self, pool: asyncpg.Pool, every: float = 1.0) -> None:
         self._pool, self._every = pool, every
         self._epoch: int | None = None
+        self._starts: int | None = None
         self._reading = Outage(log, "reading the Kafka epoch")
 
     def current(self) -> int | None:
         return self._epoch
 
+    def broker_starts(self) -> int | None:
+        return self._starts
+
     async def run(self) -> None:
         while True:
             try:
                 async with asyncio.timeout(max(self._every, 1.0)):
-                    self._epoch = await read_kafka_epoch(self._pool)
+                    self._epoch, self._starts = await read_kafka_epoch(self._pool)
                 self._reading.recovered()
             except _EPOCH_UNREAD as exc:
                 self._reading.failed(exc)
             await asyncio.sleep(self._every)
 
 
+async def count_broker_start(con: Connection) -> int:
+    """A broker whose storage does not outlive it listens: consumers read their partitions from the start."""
+    return int(await con.fetchval(
+        "UPDATE kafka_epoch SET broker_starts = greatest(broker_starts, epoch) + 1 RETURNING broker_starts"))
+
+
 async def bump_kafka_epoch(con: Connection) -> int:
-    """A start of a broker whose storage does not outlive it: every producer replays what it kept."""
-    return int(await con.fetchval("UPDATE kafka_epoch SET epoch = epoch + 1, changed_at = now() RETURNING epoch"))
+    """The topics of that broker have settled: every producer replays what it kept. The epoch catches up with
+    the starts counted, or counts this start if it was not."""
+    return int(await con.fetchval(
+        "UPDATE kafka_epoch SET epoch = greatest(broker_starts, epoch + 1), "
+        "broker_starts = greatest(broker_starts, epoch + 1), changed_at = now() RETURNING epoch"))
 
 
 class OutboxRelay:

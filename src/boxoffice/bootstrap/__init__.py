@@ -48,9 +48,9 @@ class ServiceRuntime:
 
 
 def restarted_logs(consumer: AIOKafkaConsumer, epochs: KafkaEpochWatch) -> RestartedLogs:
-    """What a consumer reads again when the embedded broker has restarted: told by the Kafka epoch that the
-    broker's start counts in PostgreSQL (with Apache Kafka it never changes)."""
-    return RestartedLogs(consumer, broker_epoch=epochs.current)
+    """What a consumer reads again when the embedded broker has restarted: told by the broker starts counted in
+    PostgreSQL (with Apache Kafka they never change)."""
+    return RestartedLogs(consumer, broker_starts=epochs.broker_starts)
 
 
 async def signing_key(settings: Settings, pool: asyncpg.Pool) -> str:

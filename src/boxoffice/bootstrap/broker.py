@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka.errors import KafkaError
 
 from boxoffice.adapters.embedded import broker_command, wait_for_port
 from boxoffice.adapters.kafka import repair_fresh_broker_topics
-from boxoffice.adapters.outbox import bump_kafka_epoch
+from boxoffice.adapters.outbox import bump_kafka_epoch, count_broker_start
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.config import Settings
 
@@ -22,6 +22,10 @@ log = logging.getLogger("boxoffice.broker")
 # partitions): the topics are checked again for this long.
 SETTLE_SECONDS = 3.0
 EPOCH_ATTEMPTS_SECONDS = 300.0
+RETRY_SECONDS = 0.2
+# A first `up` provisions the database and migrates it while the broker starts.
+_NOT_READY: tuple[type[BaseException], ...] = (asyncpg.InvalidAuthorizationSpecificationError,
+                                              asyncpg.InvalidCatalogNameError, asyncpg.UndefinedColumnError)
 
 
 def command(port: int) -> list[str]:
@@ -29,9 +33,13 @@ def command(port: int) -> list[str]:
 
 
 async def after_start(settings: Settings, port: int, broker_alive: Callable[[], bool] = lambda: True) -> None:
-    """The topics with the configured partitions, then a new Kafka epoch: every producer publishes again what
-    it kept, since the broker has forgotten it. Given up when the broker is gone (stopped meanwhile)."""
+    """The start counted as soon as the broker listens (consumers read their logs again), the topics with the
+    configured partitions, then a new Kafka epoch: every producer publishes again what it kept, since the
+    broker has forgotten it. Given up when the broker is gone (stopped meanwhile)."""
     await asyncio.to_thread(wait_for_port, port)
+    deadline = time.monotonic() + EPOCH_ATTEMPTS_SECONDS
+    counting = (asyncio.create_task(_record(settings.database_url, count_broker_start, deadline, broker_alive))
+                if settings.database_url else None)
     bootstrap = f"127.0.0.1:{port}"
     settled_at = time.monotonic() + SETTLE_SECONDS
     while time.monotonic() < settled_at:
@@ -43,22 +51,28 @@ async def after_start(settings: Settings, port: int, broker_alive: Callable[[], 
             if remade:
                 log.warning("made again with %d partitions: %s", settings.partitions, ", ".join(remade))
         await asyncio.sleep(0.2)
-    if not settings.database_url:
+    if counting is None or settings.database_url is None or await counting is None:
         return
-    deadline = time.monotonic() + EPOCH_ATTEMPTS_SECONDS
+    epoch = await _record(settings.database_url, bump_kafka_epoch, deadline, broker_alive)
+    if epoch is not None:
+        log.info("broker started: Kafka epoch %d, producers publish what they kept again", epoch)
+
+
+async def _record(database_url: str, statement: Callable[[asyncpg.Connection], Awaitable[int]], deadline: float,
+                  broker_alive: Callable[[], bool]) -> int | None:
+    """The statement's result, tried until the deadline while the database is unavailable or being migrated;
+    None when it could not be made, or when the database has no schema yet (it has published nothing)."""
     while True:
         try:
-            connection = await asyncpg.connect(settings.database_url, timeout=5)
+            connection = await asyncpg.connect(database_url, timeout=5)
             try:
-                epoch = await bump_kafka_epoch(connection)
+                return await statement(connection)
             finally:
                 await connection.close()
-            log.info("broker started: Kafka epoch %d, producers publish what they kept again", epoch)
-            return
         except asyncpg.UndefinedTableError:
-            return  # a database not yet migrated has published nothing
-        except TRANSIENT_ERRORS as exc:
+            return None
+        except (*TRANSIENT_ERRORS, *_NOT_READY) as exc:
             if time.monotonic() > deadline or not broker_alive():
                 log.error("could not record the broker's start: %s", exc)
-                return
-            await asyncio.sleep(1.0)
+                return None
+            await asyncio.sleep(RETRY_SECONDS)

@@ -39,19 +39,23 @@ REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOO
 
 async def resend_at_new_kafka_epochs(epochs: KafkaEpochWatch, unanswered: UnansweredRequests, publisher: Publisher,
                                      every: float = 1.0) -> None:
-    """When the embedded broker has started again, the booking requests it may have held are written again."""
+    """When the embedded broker has started again and its topics have settled (a new Kafka epoch), the booking
+    requests it may have held are written again. The gateway starts from the broker starts counted when it
+    first reads them: a broker that started just before the gateway, and whose epoch follows a few seconds
+    later, has held none of its requests."""
     known: int | None = None
     sending = Outage(log, "writing unanswered booking requests again")
     while True:
         epoch = epochs.current()
         try:
-            if known is not None and epoch is not None and epoch > known:
+            if known is None:
+                known = epochs.broker_starts()
+            elif epoch is not None and epoch > known:
                 waiting = unanswered.waiting()
                 if waiting:
                     log.warning("the broker has restarted: writing %d unanswered booking requests again", len(waiting))
                     await publisher.publish_many([(m.type, m.key, m.encode()) for m in waiting])
                 sending.recovered()
-            if epoch is not None:
                 known = epoch
         except BrokerUnavailable as exc:  # `known` stays behind: written again at the next pass
             sending.failed(exc)
