@@ -90,7 +90,11 @@ async def test_messages_waiting_in_the_broker_survive_its_restart(client: httpx.
 
 async def test_a_queued_booking_request_survives_a_broker_restart(client: httpx.AsyncClient,
                                                                   restart_platform: RunningPlatform) -> None:
-    """A request answered 202 exists only in Kafka until it is decided: the gateway writes it again."""
+    """A request answered 202 exists only in Kafka until it is decided: the gateway writes it again, a hold as
+    well as a payment."""
+    held = await book(client, EVENT, ["K6"], "paying_buyer")
+    assert held.status_code == 201, held.text
+    booking = held.json()
     assert restart_platform.cli("stop", "booking").returncode == 0
     try:
         async def reported_down() -> bool:
@@ -99,6 +103,9 @@ async def test_a_queued_booking_request_survives_a_broker_restart(client: httpx.
         assert await wait_for(reported_down, timeout=15)
         queued = await book(client, EVENT, ["K5"], "queued_buyer")
         assert queued.status_code == 202, queued.text
+        paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
+                                json={"paymentId": "pay_k6", "amount": booking["amount"], "card": "4242424242424242"})
+        assert paid.status_code == 202, paid.text
         programs = Programs(Supervisor(restart_platform.data_dir))
         await programs.stop("broker")
         await programs.start("broker")
@@ -111,7 +118,13 @@ async def test_a_queued_booking_request_survives_a_broker_restart(client: httpx.
 
     outcome = await wait_for(decided, timeout=60)
     assert outcome is not None and outcome["httpStatus"] == 201, outcome
-    assert (await seat_statuses(client, EVENT))["K5"] == "RESERVED"
+
+    async def confirmed() -> bool:
+        return (await client.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "confirmed"
+
+    assert await wait_for(confirmed, timeout=60)
+    seats = await seat_statuses(client, EVENT)
+    assert (seats["K5"], seats["K6"]) == ("RESERVED", "BOOKED")
 
 
 async def test_a_hold_answered_503_while_the_broker_stalls_is_never_made_later(
@@ -159,3 +172,43 @@ async def test_a_hold_answered_503_while_the_broker_stalls_is_never_made_later(
                               headers={"Idempotency-Key": "stalled-l2"})
     assert again.status_code == 201 and again.json()["seatIds"] == ["L4"], again.text
     assert (await seat_statuses(client, EVENT))["L4"] == "RESERVED"
+
+
+async def test_a_queued_hold_and_payment_survive_down_and_up(client: httpx.AsyncClient,
+                                                             restart_platform: RunningPlatform) -> None:
+    """Requests answered 202 while the booking service is down wait in the embedded broker, which `down` stops
+    too: the stopping gateway keeps them in PostgreSQL, and the one that starts writes them to Kafka again."""
+    held = await book(client, EVENT, ["K8"], "down_up_buyer")
+    assert held.status_code == 201, held.text
+    booking = held.json()
+    assert restart_platform.cli("stop", "booking").returncode == 0
+
+    async def reported_down() -> bool:
+        return (await client.get("/health")).json()["services"]["booking"]["status"] == "down"
+
+    assert await wait_for(reported_down, timeout=15)
+    queued = await book(client, EVENT, ["K9"], "down_up_queued")
+    assert queued.status_code == 202, queued.text
+    paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
+                            json={"paymentId": "pay_k8", "amount": booking["amount"], "card": "4242424242424242"})
+    assert paid.status_code == 202, paid.text
+
+    stopped = restart_platform.cli("down")
+    assert stopped.returncode == 0, stopped.stderr
+    started = restart_platform.cli("up", "--detach", timeout=180)
+    assert started.returncode == 0, started.stdout + started.stderr
+
+    async with httpx.AsyncClient(base_url=restart_platform.base_url, timeout=30) as fresh:
+        async def decided() -> dict | None:
+            body = (await fresh.get(queued.json()["statusUrl"])).json()
+            return body if body["status"] == "processed" else None
+
+        outcome = await wait_for(decided, timeout=60)
+        assert outcome is not None and outcome["httpStatus"] == 201, outcome
+
+        async def confirmed() -> bool:
+            return (await fresh.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "confirmed"
+
+        assert await wait_for(confirmed, timeout=60)
+        seats = await seat_statuses(fresh, EVENT)
+        assert (seats["K8"], seats["K9"]) == ("BOOKED", "RESERVED")

@@ -17,7 +17,9 @@ from boxoffice.adapters.door_store import PostgresDoorUnitOfWork
 from boxoffice.adapters.heartbeat import beat_forever
 from boxoffice.adapters.kafka import BrokerUnavailable, Publisher, make_tail_consumer
 from boxoffice.adapters.outbox import KafkaEpochWatch
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.adapters.queue_tokens import QueueTokens
+from boxoffice.adapters.unanswered_store import keep_unanswered, take_unanswered
 from boxoffice.bootstrap import restarted_logs, runtime, signing_key, ticket_seal
 from boxoffice.bootstrap.payment import payment_provider
 from boxoffice.config import Settings
@@ -32,6 +34,14 @@ from boxoffice.logs import Outage
 log = logging.getLogger("boxoffice.gateway")
 
 # The booking service's answers, which the gateway waits for.
+# How long a request waits here for its answer before it is no longer written again (at most
+# UnansweredRequests.MOST of them): a booking service may be down for a while, with requests waiting in Kafka.
+UNANSWERED_KEPT_SECONDS = 3600.0
+# A stopping gateway's time to keep them in PostgreSQL, within the supervisor's wait for the stop.
+KEEP_WITHIN_SECONDS = 3.0
+_SENDING_FAILED: tuple[type[BaseException], ...] = (BrokerUnavailable, *TRANSIENT_ERRORS)
+_KEEPING_FAILED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, TimeoutError)
+
 REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED,
                 topics.BOOKING_CANCELLED, topics.BOOKING_COMMAND_REJECTED, topics.WAITLIST_UPDATED,
                 topics.EVENT_CANCELLED, topics.QUEUE_PLACED]
@@ -62,6 +72,45 @@ async def resend_at_new_kafka_epochs(epochs: KafkaEpochWatch, unanswered: Unansw
         await asyncio.sleep(every)
 
 
+async def send_kept_requests(pool: asyncpg.Pool, unanswered: UnansweredRequests, publisher: Publisher,
+                             every: float = 1.0) -> None:
+    """The requests that gateways stopped before reading their answers are written to Kafka again, once, and then
+    awaited here like the ones this gateway sends."""
+    sending = Outage(log, "writing again the requests kept by a stopped gateway")
+    while True:
+        try:
+            async with pool.acquire() as con, con.transaction():
+                kept = await take_unanswered(con)
+                if kept:
+                    await publisher.publish_many([(m.type, m.key, m.encode()) for m in kept])
+        except _SENDING_FAILED as exc:  # still kept: tried again
+            sending.failed(exc)
+            await asyncio.sleep(every)
+            continue
+        sending.recovered()
+        for message in kept:
+            unanswered.sent(message)
+        if kept:
+            log.warning("writing again %d requests that a stopped gateway had not seen answered", len(kept))
+        return
+
+
+async def keep_for_the_next_gateway(pool: asyncpg.Pool, unanswered: UnansweredRequests,
+                                    within: float = KEEP_WITHIN_SECONDS) -> None:
+    """At a stop: the requests still unanswered stay in PostgreSQL, since the embedded broker that holds them
+    may stop too (`down`)."""
+    waiting = unanswered.waiting()
+    if not waiting:
+        return
+    try:
+        async with asyncio.timeout(within), pool.acquire() as con:
+            await keep_unanswered(con, waiting)
+    except _KEEPING_FAILED as exc:
+        log.error("%d unanswered requests could not be kept for the next gateway: %s", len(waiting), exc)
+        return
+    log.warning("kept %d unanswered requests for the next gateway to write again", len(waiting))
+
+
 async def access(settings: Settings, pool: asyncpg.Pool) -> Access:
     key = await signing_key(settings, pool)
     accounts = AccountStore(pool)
@@ -80,7 +129,8 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
         try:
             key = await pool.fetchval("SELECT value FROM platform_secrets WHERE name = 'request_id_key'")
             health = ServiceHealth.of(pool, settings.heartbeat_stale_seconds)
-            unanswered = UnansweredRequests(settings.outbox_retention)
+            # Only a broker that forgets what it held (the embedded one) needs requests written again.
+            unanswered = UnansweredRequests(UNANSWERED_KEPT_SECONDS if settings.outbox_retention else 0.0)
             epochs = KafkaEpochWatch(pool)
             replies = ReplyWaiter(consumer, on_reply=lambda: health.seen_alive("booking"), unanswered=unanswered,
                                   restarted_logs=restarted_logs(consumer, epochs))
@@ -95,14 +145,16 @@ async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
             tasks = [asyncio.create_task(t) for t in (
                 replies.run(), queue.run(), epochs.run(), health.refresh_forever(),
                 beat_forever(pool, "gateway", settings.heartbeat_seconds),
-                # Only a broker that forgets what it held (the embedded one) needs requests written again.
-                *([resend_at_new_kafka_epochs(epochs, unanswered, rt.publisher)] if settings.outbox_retention else []))]
+                *([resend_at_new_kafka_epochs(epochs, unanswered, rt.publisher),
+                   send_kept_requests(pool, unanswered, rt.publisher)] if settings.outbox_retention else []))]
             try:
                 yield gw
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if settings.outbox_retention:
+                    await keep_for_the_next_gateway(pool, unanswered)
         finally:
             await consumer.stop()
             await rooms_consumer.stop()

@@ -222,6 +222,12 @@ async def admission(gw: GatewayDep, event_id: str, buyer: str, caller: Principal
 
 
 NOTHING_DONE = "The request could not be stored in Kafka; nothing was done, please try again"
+# The booking service's commands: each answer it publishes carries the command's request id, which tells the
+# gateway that the command no longer needs writing again.
+ANSWERED_BY_REQUEST_ID = frozenset({
+    SEAT_RESERVATION_REQUESTED, topics.BOOKING_CONFIRMATION_REQUESTED, topics.BOOKING_CANCELLATION_REQUESTED,
+    topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED, topics.EVENT_CANCELLATION_REQUESTED})
+
 NOT_ACKNOWLEDGED = ("Kafka did not acknowledge the request in time; it may still be carried out, so look before "
                     "trying again")
 
@@ -252,7 +258,7 @@ async def publish_command(gw: GatewayDep, message: Message) -> Message | None:
         return decided
     except BrokerUnavailable as exc:
         raise ApiError(503, NOT_STORED, NOTHING_DONE) from exc
-    if message.type == SEAT_RESERVATION_REQUESTED:
+    if message.type in ANSWERED_BY_REQUEST_ID:
         gw.replies.unanswered.sent(message)
     return None
 

@@ -17,11 +17,13 @@ log = logging.getLogger(__name__)
 
 
 class UnansweredRequests:
-    """Booking requests this gateway wrote to Kafka and has not yet read the answer to, for a while.
+    """Requests for the booking service that this gateway wrote to Kafka and has not yet read the answer to,
+    for a while.
 
     They exist nowhere else until the booking service decides them: when the embedded broker, which keeps
-    messages in memory only, starts again, they are written again (deciding a request is idempotent by its
-    id: one already decided answers its stored outcome)."""
+    messages in memory only, starts again, they are written again, and a gateway that stops keeps them in
+    PostgreSQL for the next one to write again (deciding a request is idempotent by its id: one already
+    decided answers its stored outcome; a payment, cancel or refund already made is not made twice)."""
 
     MOST = 200_000
 
