@@ -59,6 +59,8 @@ async def test_messages_waiting_in_the_broker_survive_its_restart(client: httpx.
 
         programs = Programs(Supervisor(restart_platform.data_dir))
         await programs.stop("broker")
+        health = (await client.get("/health")).json()
+        assert (health["status"], health["kafka"]) == ("degraded", "down"), health
         await programs.start("broker")
         for service in ("notification", "catalog"):
             assert restart_platform.cli("start", service).returncode == 0

@@ -4,6 +4,8 @@ consumer stuck retrying as degraded."""
 from __future__ import annotations
 
 import logging
+import socket
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -143,32 +145,54 @@ class UpPool:
         return 1
 
 
-def get_health(health: ServiceHealth, pool: object) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def broker_port() -> Iterator[int]:
+    """A port that takes connections, as a broker's does (the kernel completes them without an accept)."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(16)
+        yield listening.getsockname()[1]
+
+
+def get_health(health: ServiceHealth, pool: object, kafka_port: int) -> dict[str, Any]:
     app = create_app(Settings())
-    app.state.gateway = SimpleNamespace(pool=pool, health=health)
+    app.state.gateway = SimpleNamespace(pool=pool, health=health,
+                                        settings=SimpleNamespace(kafka_bootstrap=f"127.0.0.1:{kafka_port}"))
     answer = TestClient(app).get("/health")
     assert answer.status_code == 200
     return answer.json()
 
 
 async def test_health_in_a_database_outage_says_degraded_database_down_and_services_unknown(
-        health: ServiceHealth, heartbeats: Heartbeats, clock: list[float]) -> None:
+        health: ServiceHealth, heartbeats: Heartbeats, clock: list[float], broker_port: int) -> None:
     await health.refresh()
-    assert get_health(health, UpPool())["status"] == "ok"
+    body = get_health(health, UpPool(), broker_port)
+    assert (body["status"], body["database"], body["kafka"]) == ("ok", "up", "up")
     heartbeats.down = True
     await refresh_for(health, clock, STALE + 1)
-    body = get_health(health, DownPool())
+    body = get_health(health, DownPool(), broker_port)
     assert body["status"] == "degraded" and body["database"] == "down"
     assert {name: s["status"] for name, s in body["services"].items()} == {
         **{name: "unknown" for name in SERVICES}, "gateway": "up"}
     assert body["heartbeatsAgeSeconds"] == pytest.approx(STALE + 1)
 
 
-async def test_health_shows_a_degraded_service(health: ServiceHealth, heartbeats: Heartbeats) -> None:
+async def test_health_shows_a_degraded_service(health: ServiceHealth, heartbeats: Heartbeats,
+                                                broker_port: int) -> None:
     heartbeats.rows["notification"] |= {"retryingForSeconds": 12.5, "lastError": "SMTPServerDisconnected()"}
     await health.refresh()
-    body = get_health(health, UpPool())
+    body = get_health(health, UpPool(), broker_port)
     assert body["status"] == "degraded" and body["database"] == "up"
     assert body["services"]["notification"]["status"] == "degraded"
     assert body["services"]["notification"]["lastError"] == "SMTPServerDisconnected()"
     assert body["services"]["booking"]["status"] == "up"
+
+
+async def test_health_while_no_broker_takes_connections_says_degraded_kafka_down(health: ServiceHealth) -> None:
+    await health.refresh()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    body = get_health(health, UpPool(), closed_port)
+    assert (body["status"], body["database"], body["kafka"]) == ("degraded", "up", "down")
+    assert all(s["status"] == "up" for s in body["services"].values())  # their heartbeats are fresh
