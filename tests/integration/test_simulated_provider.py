@@ -88,3 +88,26 @@ async def test_a_charge_the_ledger_refuses_fails_alone(pool: asyncpg.Pool) -> No
     assert await pool.fetchval("SELECT count(*) FROM simulated_provider_charges WHERE idempotency_key = ANY($1)",
                                keys) == 4
 
+
+
+class UnreachablePool:
+    """The platform's database while it restarts: where the simulated provider keeps its ledger."""
+
+    async def fetch(self, *args: object) -> list[asyncpg.Record]:
+        raise ConnectionRefusedError("connection refused")
+
+    async def fetchrow(self, *args: object) -> asyncpg.Record:
+        raise ConnectionRefusedError("connection refused")
+
+
+async def test_an_unreachable_ledger_is_a_retryable_provider_error_not_an_adapter_bug() -> None:
+    """Answered as a real provider's 503, so the payment service asks again without logging a traceback."""
+    provider = SimulatedProvider(UnreachablePool(), 0)  # type: ignore[arg-type]
+    for ask in (provider.charge("b1:p1", Decimal("20.00"), "USD", "tok_sim_ok_4242_1"),
+                provider.refund("b1:p1:refund", "b1:p1", Decimal("20.00"), "USD")):
+        try:
+            await ask
+        except ProviderError as exc:
+            assert exc.retryable and "503" in str(exc)
+        else:
+            raise AssertionError("answered without its ledger")

@@ -16,6 +16,7 @@ from statistics import NormalDist
 
 import asyncpg
 
+from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.grouping import Grouped
 from boxoffice.service_layer.payment_ports import CardToken, ChargeResult, ProviderError, RefundResult
 
@@ -83,8 +84,12 @@ class SimulatedProvider:
             decision = (False, "invalid_card", "The card number is not valid")
         else:
             decision = (True, None, None)
-        row = await self._ledger((idempotency_key, amount, currency, decision[0], f"sim_{uuid.uuid4().hex[:16]}",
-                                  decision[1], (time.perf_counter() - started) * 1000))
+        try:
+            row = await self._ledger((idempotency_key, amount, currency, decision[0],
+                                      f"sim_{uuid.uuid4().hex[:16]}", decision[1],
+                                      (time.perf_counter() - started) * 1000))
+        except TRANSIENT_ERRORS as exc:
+            raise _ledger_unavailable(exc) from exc
         if failing:
             raise ProviderError("the simulated provider's answer was lost (502)", retryable=True)
         approved = row["approved"]
@@ -95,6 +100,12 @@ class SimulatedProvider:
         """Refunds an approved charge of this provider, at most once per key; refuses a charge it never made
         and a payment whose id holds UNREFUNDABLE_PAYMENT."""
         await asyncio.sleep(self.answer_time())
+        try:
+            return await self._refund(idempotency_key, charge_key, amount, currency)
+        except TRANSIENT_ERRORS as exc:
+            raise _ledger_unavailable(exc) from exc
+
+    async def _refund(self, idempotency_key: str, charge_key: str, amount: Decimal, currency: str) -> RefundResult:
         charge = await self._pool.fetchrow(
             "SELECT approved, amount FROM simulated_provider_charges WHERE idempotency_key = $1", charge_key)
         reason: str | None = None
@@ -117,6 +128,13 @@ class SimulatedProvider:
             if row is None:
                 raise RuntimeError(f"the simulated refund {idempotency_key} is neither made nor found")
         return RefundResult(row["approved"], row["reference"], None if row["approved"] else reason or "Refused")
+
+
+def _ledger_unavailable(exc: BaseException) -> ProviderError:
+    """The simulated provider keeps its ledger in the platform's database: while that is unreachable it answers
+    as a real provider whose own systems are down (a 503, worth asking again)."""
+    return ProviderError(f"the simulated provider is unavailable (503): its ledger cannot be reached ({exc})",
+                         retryable=True)
 
 
 _Charge = tuple[str, Decimal, str, bool, str, str | None, float]  # key, amount, currency, approved, reference, decline

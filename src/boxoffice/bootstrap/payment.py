@@ -14,6 +14,7 @@ from boxoffice.adapters.payment_store import PostgresPaymentUnitOfWork
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.bootstrap import ServiceRuntime, run_consumer_service
 from boxoffice.config import Settings
+from boxoffice.logs import Outage
 from boxoffice.service_layer.charging import ChargePolicy
 from boxoffice.service_layer.payment_ports import PaymentProvider
 from boxoffice.service_layer.payments import TOPICS, PaymentHandler
@@ -52,12 +53,15 @@ def payment_service(rt: ServiceRuntime) -> tuple[PaymentHandler, OutboxRelay]:
 
 async def retry_postponed_forever(handler: PaymentHandler, every: float = RETRY_SWEEP_SECONDS) -> None:
     """Asks again about postponed charges as their time comes; a database outage only delays it."""
+    retrying = Outage(log, "retrying postponed charges")
     while True:
         try:
             while await handler.retry_postponed() > 0:
                 pass  # more may be due
         except TRANSIENT_ERRORS as exc:
-            log.warning("postponed charges not retried this time: %s", exc)
+            retrying.failed(exc)
+        else:
+            retrying.recovered()
         await asyncio.sleep(every)
 
 
