@@ -95,9 +95,10 @@ class ExpiryScheduler:
             await self._lead(con)
         finally:
             self.leading = False
-            # The pool keeps session state (`keep_session`): a connection lent on must not carry the lock.
-            if not con.is_closed():
-                with contextlib.suppress(*TRANSIENT_ERRORS, asyncpg.PostgresError):
+            # The pool keeps session state (`keep_session`): a connection lent on must not carry the lock. One
+            # that broke may already be back in the pool, where asking it anything raises: its lock went with it.
+            with contextlib.suppress(*TRANSIENT_ERRORS, asyncpg.PostgresError):
+                if not con.is_closed():
                     await con.execute("SELECT pg_advisory_unlock_all()", timeout=LOCK_CHECK_EVERY)
 
     async def _lead(self, con: Connection) -> None:
