@@ -197,6 +197,11 @@ async def test_a_queued_hold_and_payment_survive_down_and_up(client: httpx.Async
 
     stopped = restart_platform.cli("down")
     assert stopped.returncode == 0, stopped.stderr
+    # Every program ended as asked: the gateway too, though uvicorn raises the signal again after its stop.
+    stops = [line for line in (restart_platform.data_dir / "logs" / "supervisord.log").read_text().splitlines()
+             if " stopped: " in line]
+    assert any(" stopped: gateway (exit status 0)" in line for line in stops), stops[-12:]
+    assert not any("terminated by" in line for line in stops), stops[-12:]
     started = restart_platform.cli("up", "--detach", timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
 

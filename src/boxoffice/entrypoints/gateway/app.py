@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import signal
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -115,6 +117,9 @@ def serve(settings: Settings) -> None:
     from boxoffice.entrypoints.gateway.live_splice import LiveSplicingProtocol
     from boxoffice.entrypoints.gateway.websocket_refusals import JsonRefusingWebSockets
 
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again so that the process ends by it, which
+    # the supervisor logs as a warning at every `down`. It raises it to the handler it found, this one.
+    signal.signal(signal.SIGTERM, _exit_as_asked)
     uvicorn.run(
         "boxoffice.entrypoints.gateway.app:app_from_environment", factory=True,
         host=settings.http_host, port=settings.http_port, workers=settings.gateway_workers,
@@ -125,6 +130,10 @@ def serve(settings: Settings) -> None:
         # A client's address is the connection's unless a trusted proxy forwards it (per-address limits).
         proxy_headers=bool(trusted_proxies(settings)), forwarded_allow_ips=trusted_proxies(settings) or None,
     )
+
+
+def _exit_as_asked(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def trusted_proxies(settings: Settings) -> list[str]:
