@@ -47,7 +47,7 @@ from boxoffice.entrypoints.gateway.schemas import (
     SeatsUnavailable,
     WaitlistJoin,
 )
-from boxoffice.logs import REQUEST_ID
+from boxoffice.logs import REQUEST_ID, Outage
 from boxoffice.messages import SEAT_RESERVATION_FAILED, SEAT_RESERVATION_REQUESTED, Message, utc_now
 
 log = logging.getLogger(__name__)
@@ -228,6 +228,8 @@ ANSWERED_BY_REQUEST_ID = frozenset({
     SEAT_RESERVATION_REQUESTED, topics.BOOKING_CONFIRMATION_REQUESTED, topics.BOOKING_CANCELLATION_REQUESTED,
     topics.WAITLIST_JOIN_REQUESTED, topics.WAITLIST_LEAVE_REQUESTED, topics.EVENT_CANCELLATION_REQUESTED})
 
+_KAFKA_ACKNOWLEDGING = Outage(log, "Kafka's acknowledgements of hold requests (unacknowledged holds are withdrawn)")
+
 NOT_ACKNOWLEDGED = ("Kafka did not acknowledge the request in time; it may still be carried out, so look before "
                     "trying again")
 
@@ -246,7 +248,10 @@ async def publish_command(gw: GatewayDep, message: Message) -> Message | None:
         if message.type != SEAT_RESERVATION_REQUESTED:
             raise ApiError(503, NOT_STORED, NOT_ACKNOWLEDGED) from exc
         assert message.request_id is not None
-        log.warning("Kafka did not acknowledge hold request %s in time (%s): withdrawing it", message.request_id, exc)
+        # One line when Kafka starts failing to acknowledge, one when it works again: the requests between are
+        # DEBUG lines (a broker outage would otherwise write one warning per hold asked for).
+        _KAFKA_ACKNOWLEDGING.failed(exc)
+        log.debug("Kafka did not acknowledge hold request %s in time (%s): withdrawing it", message.request_id, exc)
         refusal = Message(SEAT_RESERVATION_FAILED, message.event_id,
                           {"userId": message.data["userId"], "seatIds": message.data.get("seatIds", []),
                            "code": NOT_STORED, "reason": NOTHING_DONE}, message.request_id)
@@ -258,6 +263,7 @@ async def publish_command(gw: GatewayDep, message: Message) -> Message | None:
         return decided
     except BrokerUnavailable as exc:
         raise ApiError(503, NOT_STORED, NOTHING_DONE) from exc
+    _KAFKA_ACKNOWLEDGING.recovered()
     if message.type in ANSWERED_BY_REQUEST_ID:
         gw.replies.unanswered.sent(message)
     return None
