@@ -76,3 +76,18 @@ def test_the_readme_shows_what_up_prints(monkeypatch: pytest.MonkeyPatch) -> Non
     detached = Console(width=80, record=True, file=io.StringIO())
     cli.print_started(detached, runtime, Path("/logs"), 6.7, detach=True)
     assert detached.export_text().splitlines()[-1] == "Stop it with ./run.sh down."
+
+
+def test_with_accounts_up_shows_the_way_to_a_token_not_a_hold_that_would_be_refused() -> None:
+    import io
+
+    from rich.console import Console
+
+    from boxoffice.platform import Runtime
+
+    runtime = Runtime(kafka_bootstrap="127.0.0.1:36005", database_url="", http_port=8000, embedded_kafka=True,
+                      embedded_database=True)
+    terminal = Console(width=80, record=True, file=io.StringIO())
+    cli.print_started(terminal, runtime, Path("/logs"), 6.7, detach=True, accounts=True)
+    printed = terminal.export_text()
+    assert "curl" not in printed and "/auth/register" in printed and "/auth/token" in printed

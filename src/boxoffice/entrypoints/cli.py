@@ -68,7 +68,8 @@ WHAT_IS_THERE = {
 }
 
 
-def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, seconds: float, detach: bool) -> None:
+def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, seconds: float, detach: bool,
+                  accounts: bool = False) -> None:
     """What `up` prints once the platform is healthy (the README shows it as it is)."""
     out.print(f"[bold green]boxoffice is up[/] in {seconds:.1f} s "
               f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
@@ -79,10 +80,14 @@ def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, s
     for label, where in rows:
         # Plain lines, not a table: an address is never cut or wrapped, so it can be copied.
         out.print(f"  {label.ljust(width)}{where}", soft_wrap=True, highlight=False)
-    # One line however narrow the terminal: it is there to be copied.
-    out.print(f"  try:  curl -X POST {runtime.base_url}/bookings -H 'Content-Type: application/json' "
-              "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"B1\"], \"userId\": \"user_1\"}'",
-              soft_wrap=True, highlight=False)
+    if accounts:  # a hold without a bearer token is answered 401: the way to one, not a command that fails
+        out.print(f"  try:  sign up and sign in at {runtime.base_url}/docs (POST /auth/register, then "
+                  "POST /auth/token), then book with the token as 'Authorization: Bearer ...'",
+                  soft_wrap=True, highlight=False)
+    else:  # one line however narrow the terminal: it is there to be copied
+        out.print(f"  try:  curl -X POST {runtime.base_url}/bookings -H 'Content-Type: application/json' "
+                  "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"B1\"], \"userId\": \"user_1\"}'",
+                  soft_wrap=True, highlight=False)
     if detach:
         out.print(f"Stop it with [bold]{invoked_as()} down[/].", soft_wrap=True, highlight=False)
     else:
@@ -105,7 +110,8 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
             _fail(str(exc))
             return
     # A platform an earlier `up` started keeps running as it was started: this one neither owns nor restarts it.
-    print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach or already)
+    print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach or already,
+                  accounts=settings.auth_on)
     if already:
         console.print(_commands(f"[yellow]It was already running under {settings.data_path} (started by an earlier "
                                 "`boxoffice up`): settings given now do not apply to it. To change them, "
