@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from boxoffice.config import Settings
-from boxoffice.domain.text import is_mail_address, one_line
+from boxoffice.domain.text import has_visible, is_mail_address, one_line
 from boxoffice.entrypoints.gateway.app import create_app
 from boxoffice.entrypoints.gateway.schemas import NewEvent
 
@@ -188,3 +188,20 @@ def test_numbered_rows_whose_seat_ids_run_together_are_refused_with_why(client: 
     assert "a row label that ends in a digit runs into the seat numbers" in error and "twice: 111, " in error
     lettered = client.post("/events", json={**EVENT, "rows": [EVENT["rows"][0], EVENT["rows"][0]]})
     assert "rows repeated, or seats listed twice" in lettered.json()["error"]
+
+
+INVISIBLE = ["\u200b", "\ufeff", "\u200f", "\u061c", "\u200b \u200d\u2060", "\u00a0\u200e"]
+
+
+@pytest.mark.parametrize("text", INVISIBLE, ids=repr)
+@pytest.mark.parametrize("field", ["name", "venue.name", "priceCategories.0.name", "rows.0.section"])
+def test_a_name_that_would_show_as_nothing_is_refused(client: TestClient, field: str, text: str) -> None:
+    answer = client.post("/events", json=with_text(field, text))
+    assert_refused(answer, field)
+    assert "visible character" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("text", ["Summer Gala", "\u05e9\u05dc\u05d5\u05dd\u200f Gala", "\U0001f468\u200d\U0001f469",
+                                  "\u0645\u06cc\u200c\u0631\u0648\u0645"])
+def test_invisible_characters_among_visible_ones_are_kept(text: str) -> None:
+    assert has_visible(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.policy
 import re
+import unicodedata
 from email.errors import NonASCIILocalPartDefect
 
 # C0 and C1 controls, DEL, and the line and paragraph separators: every character `str.splitlines` breaks
@@ -25,6 +26,13 @@ MAX_ADDRESS_LENGTH = 254
 
 def has_control(text: str) -> bool:
     return _CONTROL_RUN.search(text) is not None
+
+
+def has_visible(text: str) -> bool:
+    """Whether anything would show: a character that is neither white space nor an invisible format
+    character (zero-width spaces and joiners, direction marks, the byte-order mark). Those stay allowed
+    among others: right-to-left names and some scripts need them."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
 def one_line(text: str, limit: int | None = None) -> str:

@@ -9,7 +9,7 @@ import pycountry
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from boxoffice.domain.text import CONTROL, MAX_ADDRESS_LENGTH, ONE_LINE, has_control, is_mail_address
+from boxoffice.domain.text import CONTROL, MAX_ADDRESS_LENGTH, ONE_LINE, has_control, has_visible, is_mail_address
 from boxoffice.message_schemas import Currency
 
 EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -44,8 +44,17 @@ def _mail_address(value: object) -> object:
 # Free text that is shown, logged or mailed (in an email's Subject, say): one line, no control characters.
 # The pattern says so in the OpenAPI schema (and lets the fuzzer make valid text); the validator explains.
 OneLine = BeforeValidator(_one_line)
+
+
+def _visible(value: str) -> str:
+    # A name of zero-width spaces, marks or byte-order marks alone would show as nothing at all.
+    if not has_visible(value):
+        raise PydanticCustomError("invisible_text", "must have a visible character")
+    return value
+
+
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=ONE_LINE),
-                 OneLine]
+                 OneLine, AfterValidator(_visible)]
 # An address the notification service can send to as it is (boxoffice.domain.text.is_mail_address).
 _PART = rf'[^@\s"(),:;<>\[\]\\{CONTROL}\ufeff]'  # ECMA's \s (the fuzzer's) has U+FEFF, Rust's not
 EMAIL = rf"^{_PART}{{1,64}}@{_PART}{{1,190}}\.{_PART}{{1,63}}$"
