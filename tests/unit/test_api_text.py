@@ -205,3 +205,12 @@ def test_a_name_that_would_show_as_nothing_is_refused(client: TestClient, field:
                                   "\u0645\u06cc\u200c\u0631\u0648\u0645"])
 def test_invisible_characters_among_visible_ones_are_kept(text: str) -> None:
     assert has_visible(text)
+
+
+@pytest.mark.parametrize("raw", [b'{"eventId":"summer_gala","userId":"u\x00"}', b'{"eventId": tru}', b'{"a":1'])
+def test_a_body_that_is_not_json_names_the_body_and_where_it_broke(client: TestClient, raw: bytes) -> None:
+    answer = client.post("/bookings", content=raw, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["error"].startswith("The request body is not valid JSON (at character ")
+    assert [d["field"] for d in body["details"]] == ["body"]

@@ -40,12 +40,19 @@ _STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_
 
 
 def _describe(detail: dict[str, Any]) -> str:
-    if detail.get("type") == "json_invalid":
-        return "The request body is not valid JSON"
+    if detail.get("type") == "json_invalid":  # its location is the body and the character where it failed
+        where = [p for p in detail.get("loc", ()) if isinstance(p, int)]
+        return "The request body is not valid JSON" + (f" (at character {where[0]})" if where else "")
     if detail.get("type") == "missing" and tuple(detail.get("loc", ())) == ("body",):
         return "A JSON request body is required"
     location = ".".join(str(p) for p in detail.get("loc", ()) if p != "body")
     return f"{location}: {detail.get('msg', 'invalid')}" if location else str(detail.get("msg", "invalid"))
+
+
+def _field(detail: dict[str, Any]) -> str:
+    if detail.get("type") == "json_invalid":
+        return "body"
+    return ".".join(str(p) for p in detail.get("loc", ()) if p != "body") or "body"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -55,10 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        details = [
-            {"field": ".".join(str(p) for p in d.get("loc", ()) if p != "body") or "body", "message": _describe(d)}
-            for d in exc.errors()
-        ]
+        details = [{"field": _field(d), "message": _describe(d)} for d in exc.errors()]
         message = "; ".join(_describe(d) for d in exc.errors()) or "Invalid request"
         return error(422, "validation_error", message, details=details)
 
