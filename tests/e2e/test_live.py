@@ -217,3 +217,12 @@ async def test_the_same_stream_over_a_websocket(client: httpx.AsyncClient, platf
     with gateway_log.open("rb") as log:
         log.seek(logged_before)
         assert b"Exception in ASGI application" not in log.read()
+
+
+async def test_the_stream_carries_the_headers_of_every_answer(client: httpx.AsyncClient) -> None:
+    """Written by a realtime process, not the gateway's middleware: nosniff, no referrer, no framing too."""
+    async with client.stream("GET", f"/events/{EVENT}/live") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        assert (response.headers["x-content-type-options"], response.headers["referrer-policy"],
+                response.headers["x-frame-options"]) == ("nosniff", "no-referrer", "DENY")

@@ -31,8 +31,10 @@ _seat_maps = Outage(log, "loading seat maps")
 MAX_REQUEST_BYTES = 8192
 BACKLOG_LIMIT_BYTES = 1 << 20  # a connection this far behind is dropped and resumes after reconnecting
 _LIVE = re.compile(r"^/events/([A-Za-z0-9][A-Za-z0-9_-]{0,63})/live$")
+# With the headers the gateway puts on every answer (its EVERY_ANSWER_HEADERS): the stream is written here.
 _SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-             b"X-Accel-Buffering: no\r\nConnection: close\r\n\r\n")
+             b"X-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+             b"X-Frame-Options: DENY\r\nConnection: close\r\n\r\n")
 
 
 class TransportSubscriber(Subscriber):
