@@ -90,43 +90,57 @@ async def test_messages_waiting_in_the_broker_survive_its_restart(client: httpx.
         await database.close()
 
 
-async def test_a_queued_booking_request_survives_a_broker_restart(client: httpx.AsyncClient,
-                                                                  restart_platform: RunningPlatform) -> None:
-    """A request answered 202 exists only in Kafka until it is decided: the gateway writes it again, a hold as
-    well as a payment."""
-    held = await book(client, EVENT, ["K6"], "paying_buyer")
+async def _queue_a_hold_and_a_payment(client: httpx.AsyncClient, platform: RunningPlatform, paid_seat: str,
+                                     queued_seat: str) -> tuple[str, str]:
+    """A hold of `paid_seat` granted, then the booking service stopped: a hold of `queued_seat` and the payment
+    of the first are answered 202 and wait in Kafka. Their booking id and the queued hold's statusUrl."""
+    held = await book(client, EVENT, [paid_seat], f"paying_{paid_seat}")
     assert held.status_code == 201, held.text
     booking = held.json()
-    assert restart_platform.cli("stop", "booking").returncode == 0
-    try:
-        async def reported_down() -> bool:
-            return (await client.get("/health")).json()["services"]["booking"]["status"] == "down"
+    assert platform.cli("stop", "booking").returncode == 0
 
-        assert await wait_for(reported_down, timeout=15)
-        queued = await book(client, EVENT, ["K5"], "queued_buyer")
-        assert queued.status_code == 202, queued.text
-        paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
-                                json={"paymentId": "pay_k6", "amount": booking["amount"], "card": "4242424242424242"})
-        assert paid.status_code == 202, paid.text
-        programs = Programs(Supervisor(restart_platform.data_dir))
-        await programs.stop("broker")
-        await programs.start("broker")
-    finally:
-        assert restart_platform.cli("start", "booking").returncode == 0
+    async def reported_down() -> bool:
+        return (await client.get("/health")).json()["services"]["booking"]["status"] == "down"
 
+    assert await wait_for(reported_down, timeout=15)
+    queued = await book(client, EVENT, [queued_seat], f"queued_{queued_seat}")
+    assert queued.status_code == 202, queued.text
+    paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
+                            json={"paymentId": f"pay_{paid_seat}", "amount": booking["amount"],
+                                  "card": "4242424242424242"})
+    assert paid.status_code == 202, paid.text
+    return booking["bookingId"], queued.json()["statusUrl"]
+
+
+async def _both_carried_out(client: httpx.AsyncClient, booking_id: str, status_url: str, paid_seat: str,
+                            queued_seat: str) -> None:
     async def decided() -> dict | None:
-        body = (await client.get(queued.json()["statusUrl"])).json()
+        body = (await client.get(status_url)).json()
         return body if body["status"] == "processed" else None
 
     outcome = await wait_for(decided, timeout=60)
     assert outcome is not None and outcome["httpStatus"] == 201, outcome
 
     async def confirmed() -> bool:
-        return (await client.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "confirmed"
+        return (await client.get(f"/bookings/{booking_id}")).json()["status"] == "confirmed"
 
     assert await wait_for(confirmed, timeout=60)
     seats = await seat_statuses(client, EVENT)
-    assert (seats["K5"], seats["K6"]) == ("RESERVED", "BOOKED")
+    assert (seats[paid_seat], seats[queued_seat]) == ("BOOKED", "RESERVED")
+
+
+async def test_a_queued_booking_request_survives_a_broker_restart(client: httpx.AsyncClient,
+                                                                  restart_platform: RunningPlatform) -> None:
+    """A request answered 202 exists only in Kafka until it is decided: the gateway writes it again, a hold as
+    well as a payment."""
+    try:
+        booking_id, status_url = await _queue_a_hold_and_a_payment(client, restart_platform, "K6", "K5")
+        programs = Programs(Supervisor(restart_platform.data_dir))
+        await programs.stop("broker")
+        await programs.start("broker")
+    finally:
+        assert restart_platform.cli("start", "booking").returncode == 0
+    await _both_carried_out(client, booking_id, status_url, "K6", "K5")
 
 
 async def test_a_hold_answered_503_while_the_broker_stalls_is_never_made_later(
@@ -180,21 +194,7 @@ async def test_a_queued_hold_and_payment_survive_down_and_up(client: httpx.Async
                                                              restart_platform: RunningPlatform) -> None:
     """Requests answered 202 while the booking service is down wait in the embedded broker, which `down` stops
     too: the stopping gateway keeps them in PostgreSQL, and the one that starts writes them to Kafka again."""
-    held = await book(client, EVENT, ["K8"], "down_up_buyer")
-    assert held.status_code == 201, held.text
-    booking = held.json()
-    assert restart_platform.cli("stop", "booking").returncode == 0
-
-    async def reported_down() -> bool:
-        return (await client.get("/health")).json()["services"]["booking"]["status"] == "down"
-
-    assert await wait_for(reported_down, timeout=15)
-    queued = await book(client, EVENT, ["K9"], "down_up_queued")
-    assert queued.status_code == 202, queued.text
-    paid = await client.put(f"/bookings/{booking['bookingId']}/confirm",
-                            json={"paymentId": "pay_k8", "amount": booking["amount"], "card": "4242424242424242"})
-    assert paid.status_code == 202, paid.text
-
+    booking_id, status_url = await _queue_a_hold_and_a_payment(client, restart_platform, "K8", "K9")
     stopped = restart_platform.cli("down")
     assert stopped.returncode == 0, stopped.stderr
     # Every program ended as asked: the gateway too, though uvicorn raises the signal again after its stop.
@@ -204,18 +204,5 @@ async def test_a_queued_hold_and_payment_survive_down_and_up(client: httpx.Async
     assert not any("terminated by" in line for line in stops), stops[-12:]
     started = restart_platform.cli("up", "--detach", timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
-
     async with httpx.AsyncClient(base_url=restart_platform.base_url, timeout=30) as fresh:
-        async def decided() -> dict | None:
-            body = (await fresh.get(queued.json()["statusUrl"])).json()
-            return body if body["status"] == "processed" else None
-
-        outcome = await wait_for(decided, timeout=60)
-        assert outcome is not None and outcome["httpStatus"] == 201, outcome
-
-        async def confirmed() -> bool:
-            return (await fresh.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "confirmed"
-
-        assert await wait_for(confirmed, timeout=60)
-        seats = await seat_statuses(fresh, EVENT)
-        assert (seats["K8"], seats["K9"]) == ("BOOKED", "RESERVED")
+        await _both_carried_out(fresh, booking_id, status_url, "K8", "K9")
