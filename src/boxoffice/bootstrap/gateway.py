@@ -33,7 +33,6 @@ from boxoffice.logs import Outage
 
 log = logging.getLogger("boxoffice.gateway")
 
-# The booking service's answers, which the gateway waits for.
 # How long a request waits here for its answer before it is no longer written again (at most
 # UnansweredRequests.MOST of them): a booking service may be down for a while, with requests waiting in Kafka.
 UNANSWERED_KEPT_SECONDS = 3600.0
@@ -42,6 +41,7 @@ KEEP_WITHIN_SECONDS = 3.0
 _SENDING_FAILED: tuple[type[BaseException], ...] = (BrokerUnavailable, *TRANSIENT_ERRORS)
 _KEEPING_FAILED: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, TimeoutError)
 
+# The booking service's answers, which the gateway waits for.
 REPLY_TOPICS = [topics.SEAT_RESERVED, topics.SEAT_RESERVATION_FAILED, topics.BOOKING_CONFIRMED,
                 topics.BOOKING_CANCELLED, topics.BOOKING_COMMAND_REJECTED, topics.WAITLIST_UPDATED,
                 topics.EVENT_CANCELLED, topics.QUEUE_PLACED]
