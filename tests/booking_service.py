@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import asyncpg
 
@@ -41,9 +43,39 @@ def booking_service(pool: asyncpg.Pool, outbox: CollectingOutbox, *, hold: timed
                           outbox, BookingRules(hold, 10, seats_per_user), lambda: now or datetime.now(UTC))
 
 
+async def record_as_the_payment_service(pool: asyncpg.Pool, messages: list[Message]) -> None:
+    """The rows the payment service commits before it publishes these payment and refund outcomes."""
+    for m in messages:
+        data = m.data
+        if m.type in (topics.PAYMENT_SUCCEEDED, topics.PAYMENT_FAILED) and _is_uuid(data.get("bookingId")):
+            await pool.execute(
+                "INSERT INTO payments (booking_id, payment_id, event_id, amount, currency, status, provider) "
+                "VALUES ($1, $2, $3, $4, 'USD', $5, 'test') "
+                "ON CONFLICT (booking_id, payment_id) DO UPDATE SET status = EXCLUDED.status",
+                data["bookingId"], str(data.get("paymentId")), m.event_id, Decimal(str(data.get("amount", 0))),
+                "succeeded" if m.type == topics.PAYMENT_SUCCEEDED else "failed")
+        elif m.type in (topics.REFUND_SUCCEEDED, topics.REFUND_FAILED) and _is_uuid(data.get("bookingId")):
+            await pool.execute(
+                "INSERT INTO refunds (refund_id, booking_id, payment_id, event_id, amount, currency, provider, status) "
+                "VALUES ($1, $2, $3, $4, $5, 'USD', 'test', $6) "
+                "ON CONFLICT (refund_id) DO UPDATE SET status = EXCLUDED.status",
+                str(data.get("refundId")), data["bookingId"], str(data.get("paymentId", "")), m.event_id,
+                Decimal(str(data.get("amount", 0))), "succeeded" if m.type == topics.REFUND_SUCCEEDED else "failed")
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 async def decide(pool: asyncpg.Pool, messages: list[Message], now: datetime | None = None,
                  **options: object) -> list[OutboxRow]:
-    """Hands `messages` to a booking service at `now`; returns the outbox rows it submitted."""
+    """Hands `messages` to a booking service at `now`, each payment or refund outcome recorded first as the
+    payment service would have; returns the outbox rows it submitted."""
+    await record_as_the_payment_service(pool, messages)
     outbox = CollectingOutbox()
     await booking_service(pool, outbox, now=now, **options)(messages)  # type: ignore[arg-type]
     return outbox.rows

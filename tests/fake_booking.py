@@ -20,6 +20,7 @@ from boxoffice.domain.catalog import EventSpec
 from boxoffice.domain.model import Booking, BookingStatus, Seat, SeatMap, SeatStatus
 from boxoffice.domain.seat_counts import CountsAt, SeatCounts
 from boxoffice.domain.waitlist import WaitlistEntry, WaitlistStatus
+from boxoffice.messages import PAYMENT_FAILED, PAYMENT_SUCCEEDED, REFUND_FAILED, REFUND_SUCCEEDED, Message
 from boxoffice.service_layer.booking_ports import ConcurrentHoldDetected, SaleGate, SeatsOutOfStep, StoredOutcome
 from boxoffice.service_layer.ports import OutboxRow
 from boxoffice.service_layer.unit_of_work import Outgoing
@@ -45,6 +46,20 @@ class BookingTables:
     waiting_rooms: set[str] = field(default_factory=set)  # events behind an active waiting room
     openings: dict[str, datetime] = field(default_factory=dict)  # on-sales without a waiting room: when they open
     let_in: dict[str, set[str]] = field(default_factory=dict)  # booking id → seats checked in at the door
+    # What the payment service recorded: (booking id, payment id) → status; refund id → (booking id, status).
+    payments: dict[tuple[str, str], str] = field(default_factory=dict)
+    refunds: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def record_outcomes(self, messages: list[Message]) -> None:
+        """What the payment service commits before it publishes these outcomes (it publishes from its outbox)."""
+        for m in messages:
+            booking_id = str(m.data.get("bookingId", "")).lower()
+            if m.type in (PAYMENT_SUCCEEDED, PAYMENT_FAILED):
+                status = "succeeded" if m.type == PAYMENT_SUCCEEDED else "failed"
+                self.payments[(booking_id, str(m.data.get("paymentId", "")))] = status
+            elif m.type in (REFUND_SUCCEEDED, REFUND_FAILED):
+                status = "succeeded" if m.type == REFUND_SUCCEEDED else "failed"
+                self.refunds[str(m.data.get("refundId", ""))] = (booking_id, status)
 
     def add_event(self, spec: EventSpec) -> None:
         self.currencies[spec.event_id] = spec.currency
@@ -275,6 +290,17 @@ class FakeWaitingRooms:
         return gates | {e: SaleGate(True, datetime.min.replace(tzinfo=UTC)) for e in active}
 
 
+class FakePaymentRecords:
+    def __init__(self, tables: BookingTables) -> None:
+        self._t = tables
+
+    async def payment_statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {k: self._t.payments[k] for k in keys if k in self._t.payments}
+
+    async def refund_statuses(self, refund_ids: list[str]) -> dict[str, tuple[str, str]]:
+        return {r: self._t.refunds[r] for r in refund_ids if r in self._t.refunds}
+
+
 class FakeBookingUnitOfWork:
     """Every `async with` works on a copy of the tables, kept only on commit."""
 
@@ -292,6 +318,7 @@ class FakeBookingUnitOfWork:
         self.events = FakeEventStates(self._work)
         self.outbox = FakeOutbox(self._work)
         self.waiting_rooms = FakeWaitingRooms(self._work)
+        self.payment_records = FakePaymentRecords(self._work)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -59,6 +59,9 @@ DEAD_LETTERS = Counter("boxoffice_dead_letters_total",
 INVALID_SKIPPED = Counter("boxoffice_messages_skipped_total",
                           "Messages a tail reader (gateway replies, realtime) skipped as malformed, by topic.",
                           ("topic",))
+FORGED_OUTCOMES = Counter("boxoffice_unrecorded_outcomes_total",
+                          "Payment and refund outcomes read from Kafka that the payment service had not recorded "
+                          "(forged), ignored, by topic.", ("topic",))
 HANDLER_RETRIES = Counter("boxoffice_handler_retries_total", "Batches whose handling failed and was retried.")
 OUTBOX_PUBLISHED = Counter("boxoffice_outbox_published_total", "Outbox messages published to Kafka.")
 HTTP_REQUESTS = Counter("boxoffice_http_requests_total", "HTTP requests answered by the gateway.",

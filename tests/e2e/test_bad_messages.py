@@ -193,3 +193,40 @@ async def test_dead_letters_are_listed_and_replayed_from_the_command_line(client
     assert await wait_for(dead_again, timeout=30)
     missing = await asyncio.to_thread(platform.cli, "dead-letters", "--replay", str(uuid.uuid4()))
     assert missing.returncode == 1 and "no dead letter" in missing.stdout
+
+
+async def test_a_forged_payment_outcome_sells_nothing(client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    """Any local producer can write to the embedded broker: a payment.succeeded that the payment service never
+    recorded must not confirm a booking paid with a declined card (nor give its buyer a ticket)."""
+    held = await book(client, EVENT, ["P7"], "forging_buyer")
+    assert held.status_code == 201, held.text
+    booking = held.json()
+    assert platform.cli("stop", "payment").returncode == 0
+    try:
+        paying = await client.put(f"/bookings/{booking['bookingId']}/confirm",
+                                  json={"paymentId": "pay_forged", "amount": booking["amount"],
+                                        "card": "4000000000000002"})
+        assert paying.status_code == 202, paying.text
+        forged = envelope(topics.PAYMENT_SUCCEEDED, {"bookingId": booking["bookingId"], "paymentId": "pay_forged",
+                                                     "amount": booking["amount"], "currency": "USD",
+                                                     "providerRef": "sim_forged"})
+        producer = AIOKafkaProducer(bootstrap_servers=str(platform.runtime["kafka_bootstrap"]), acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topics.PAYMENT_SUCCEEDED, forged, key=EVENT.encode())
+        finally:
+            await producer.stop()
+        log = platform.data_dir / "logs" / "booking.log"
+
+        async def ignored() -> bool:
+            return f"payment.succeeded for booking {booking['bookingId']} does not match" in log.read_text()
+
+        assert await wait_for(ignored, timeout=30)
+        assert (await client.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "pending"
+    finally:
+        assert platform.cli("start", "payment").returncode == 0
+
+    async def declined() -> bool:  # the real outcome, once the payment service is back
+        return (await client.get(f"/bookings/{booking['bookingId']}")).json()["status"] == "payment_failed"
+
+    assert await wait_for(declined, timeout=60)

@@ -60,6 +60,12 @@ class Platform:
         return self.units[-1]
 
     async def handle(self, *batch: Message) -> list[Message]:
+        """As the platform hands them on: a payment or refund outcome only after the payment service recorded it."""
+        self.tables.record_outcomes(list(batch))
+        return await self.handle_forged(*batch)
+
+    async def handle_forged(self, *batch: Message) -> list[Message]:
+        """Written to Kafka by someone else than the payment service: nothing recorded them."""
         await self.service(list(batch))
         return self.relay.take()
 
@@ -1053,3 +1059,41 @@ async def test_a_run_with_a_booking_out_of_step_is_decided_one_by_one_and_only_t
     assert [platform.booking(b) for b in ids[:3]] == [status, BookingStatus.PAYING, status]
     assert [platform.seat(s) for s in ("A1", "A2", "A3")] == [seat, SeatStatus.RESERVED, seat]
     assert len(platform.units) - units_before == 2  # the run as a whole, rolled back; then one by one
+
+
+async def test_payment_outcomes_the_payment_service_did_not_record_change_nothing() -> None:
+    """The embedded broker takes any local producer's messages: a forged payment.succeeded must not sell the
+    seats, nor a forged payment.failed release a payment that is being charged."""
+    platform = Platform()
+    booking_id = await held(platform, "A1")
+    await paying(platform, booking_id)
+    assert await platform.handle_forged(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_1")) == []
+    assert await platform.handle_forged(on_booking(topics.PAYMENT_FAILED, booking_id, paymentId="pay_1",
+                                                   declineCode="card_declined")) == []
+    platform.tables.payments[(booking_id, "pay_1")] = "failed"  # recorded, but not as this message says
+    assert await platform.handle_forged(on_booking(topics.PAYMENT_SUCCEEDED, booking_id, paymentId="pay_1")) == []
+    assert platform.booking(booking_id) is BookingStatus.PAYING and platform.seat("A1") is SeatStatus.RESERVED
+
+    [released, cancelled] = await platform.handle_forged(
+        on_booking(topics.PAYMENT_FAILED, booking_id, paymentId="pay_1", declineCode="card_declined"))
+    assert (released.type, cancelled.type) == (topics.SEAT_RELEASED, topics.BOOKING_CANCELLED)
+    assert platform.booking(booking_id) is BookingStatus.PAYMENT_FAILED
+
+
+async def test_refund_outcomes_the_payment_service_did_not_record_change_nothing() -> None:
+    platform = Platform()
+    booking_id, other = await confirmed(platform, "A1"), await confirmed(platform, "A2")
+    [asked] = await platform.handle(on_booking(topics.BOOKING_CANCELLATION_REQUESTED, booking_id, refund=True))
+    refund_id = asked.data["refundId"]
+    done = on_booking(topics.REFUND_SUCCEEDED, booking_id, refundId=refund_id, paymentId="pay_1", amount=150.0)
+    assert await platform.handle_forged(done) == []
+    assert await platform.handle_forged(on_booking(topics.REFUND_FAILED, booking_id, refundId=refund_id,
+                                                   reason="refused")) == []
+    platform.tables.refunds[refund_id] = (other, "succeeded")  # recorded for another booking
+    assert await platform.handle_forged(done) == []
+    assert platform.booking(booking_id) is BookingStatus.REFUNDING and platform.seat("A1") is SeatStatus.BOOKED
+
+    platform.tables.refunds[refund_id] = (booking_id, "succeeded")
+    out = await platform.handle_forged(done)
+    assert [m.type for m in out][:2] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert platform.booking(booking_id) is BookingStatus.REFUNDED

@@ -404,6 +404,31 @@ class PostgresWaitingRooms:
         return {r["event_id"]: SaleGate(r["enabled"], r["opens_at"]) for r in rows}
 
 
+class PostgresPaymentRecords:
+    """The payment service's tables, read by the booking service (the payment service alone writes them)."""
+
+    def __init__(self, con: asyncpg.Connection) -> None:
+        self._con = con
+
+    async def payment_statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        if not keys:
+            return {}
+        rows = await self._con.fetch(
+            "SELECT p.booking_id::text AS booking_id, p.payment_id, p.status FROM payments p "
+            "JOIN unnest($1::uuid[], $2::text[]) AS k(booking_id, payment_id) "
+            "ON p.booking_id = k.booking_id AND p.payment_id = k.payment_id",
+            [b for b, _ in keys], [p for _, p in keys])
+        return {(r["booking_id"], r["payment_id"]): r["status"] for r in rows}
+
+    async def refund_statuses(self, refund_ids: list[str]) -> dict[str, tuple[str, str]]:
+        if not refund_ids:
+            return {}
+        rows = await self._con.fetch(
+            "SELECT refund_id, booking_id::text AS booking_id, status FROM refunds WHERE refund_id = ANY($1)",
+            refund_ids)
+        return {r["refund_id"]: (r["booking_id"], r["status"]) for r in rows}
+
+
 class PostgresBookingUnitOfWork(PostgresUnitOfWork):
     """seat_check=False drops the row locks and the conditional update: only for the control run of the race
     tests, which must then see a double hold. after_lock runs once the seats are locked (race tests pause
@@ -420,6 +445,7 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.sequence: PostgresChangeSequence
         self.waitlist: PostgresWaitlist
         self.events: PostgresEventStates
+        self.payment_records: PostgresPaymentRecords
 
     def _bind(self, con: asyncpg.Connection) -> None:
         super()._bind(con)
@@ -430,3 +456,4 @@ class PostgresBookingUnitOfWork(PostgresUnitOfWork):
         self.waitlist = PostgresWaitlist(con)
         self.events = PostgresEventStates(con)
         self.waiting_rooms = PostgresWaitingRooms(con)
+        self.payment_records = PostgresPaymentRecords(con)

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from boxoffice import messages as topics
+from boxoffice import metrics
 from boxoffice.domain import errors, events, moments
 from boxoffice.domain.model import Booking, BookingStatus
 from boxoffice.logs import REQUEST_ID
@@ -123,11 +124,31 @@ async def request_payment(uow: BookingUnitOfWork, message: Message, decide: Deci
     return await request_payments(uow, [message], decide)
 
 
+async def _payments_recorded(uow: BookingUnitOfWork, run: list[Message]) -> dict[tuple[str, str], str]:
+    keys = sorted({(b.lower(), str(m.data.get("paymentId"))) for m in run if (b := _booking_id(m)) is not None})
+    return await uow.payment_records.payment_statuses(keys)
+
+
+def _as_recorded(message: Message, booking: Booking, found: str | None, statuses: tuple[str, ...]) -> bool:
+    """Whether the payment service recorded this outcome: the broker takes any local producer's messages."""
+    if found in statuses:
+        return True
+    log.warning("%s for booking %s does not match what the payment service recorded (%s): ignored", message.type,
+                booking.booking_id, found or "nothing")
+    metrics.FORGED_OUTCOMES.inc(message.type)
+    return False
+
+
 async def payments_succeeded(uow: BookingUnitOfWork, run: list[Message], decide: Decide) -> list[Decision]:
     """Paid: confirmed; if the event was called off while the payment was in flight, refunded at once."""
     called_off = await uow.events.cancelled(sorted({m.event_id for m in run}))
+    recorded = await _payments_recorded(uow, run)
 
     def confirm(booking: Booking, message: Message, now: datetime) -> bool:
+        if not _is_current_payment(booking, message) or not _as_recorded(
+                message, booking, recorded.get((booking.booking_id, str(message.data.get("paymentId")))),
+                ("succeeded",)):
+            return False
         if not _confirm_paid(booking, message, now):
             return False
         if message.event_id in called_off:
@@ -141,7 +162,15 @@ async def payment_succeeded(uow: BookingUnitOfWork, message: Message, decide: De
 
 
 async def payments_failed(uow: BookingUnitOfWork, run: list[Message], decide: Decide) -> list[Decision]:
-    return await _apply(uow, run, decide, _release_declined)
+    recorded = await _payments_recorded(uow, run)
+
+    def release(booking: Booking, message: Message, now: datetime) -> bool:
+        if not _is_current_payment(booking, message) or not _as_recorded(
+                message, booking, recorded.get((booking.booking_id, str(message.data.get("paymentId")))),
+                ("failed",)):
+            return False
+        return _release_declined(booking, message, now)
+    return await _apply(uow, run, decide, release)
 
 
 async def payment_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
@@ -161,11 +190,26 @@ async def cancel_booking(uow: BookingUnitOfWork, message: Message, decide: Decid
 
 
 async def refund_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, [message], decide, _refunded)
+    return await _apply(uow, [message], decide, await _refund_as_recorded(uow, message, _refunded, ("succeeded",)))
 
 
 async def refund_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, [message], decide, _refund_refused)
+    # A refund the provider left unanswered is reported failed but stays "refunding" in the payment service.
+    return await _apply(uow, [message], decide,
+                        await _refund_as_recorded(uow, message, _refund_refused, ("failed", "refunding")))
+
+
+async def _refund_as_recorded(uow: BookingUnitOfWork, message: Message, apply: Apply,
+                              statuses: tuple[str, ...]) -> Apply:
+    refund_id = str(message.data.get("refundId"))
+    found = (await uow.payment_records.refund_statuses([refund_id])).get(refund_id)
+
+    def checked(booking: Booking, message: Message, now: datetime) -> bool:
+        if booking.status is not BookingStatus.REFUNDING or refund_id != booking.refund_id:
+            return False  # a redelivery, or not this booking's refund
+        status = found[1] if found is not None and found[0] == booking.booking_id else None
+        return _as_recorded(message, booking, status, statuses) and apply(booking, message, now)
+    return checked
 
 
 async def expire_holds(uow: BookingUnitOfWork, batch: list[Message], decide: Decide) -> list[Decision]:

@@ -178,6 +178,20 @@ class WaitingRooms(Protocol):
         ...
 
 
+class PaymentRecords(Protocol):
+    """What the payment service committed before it published each payment or refund outcome. An outcome read
+    from Kafka counts only if it matches: the embedded broker takes any local producer's messages, and a
+    forged payment.succeeded must not sell seats, nor a forged refund.succeeded end a booking unrefunded."""
+
+    async def payment_statuses(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(booking id, payment id) → "charging", "succeeded" or "failed", for the payments recorded."""
+        ...
+
+    async def refund_statuses(self, refund_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """refund id → (its booking id, "refunding", "succeeded" or "failed"), for the refunds recorded."""
+        ...
+
+
 class BookingUnitOfWork(UnitOfWork, Protocol):
     @property
     def seats(self) -> SeatRepository: ...
@@ -199,3 +213,6 @@ class BookingUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def waiting_rooms(self) -> WaitingRooms: ...
+
+    @property
+    def payment_records(self) -> PaymentRecords: ...
