@@ -139,17 +139,21 @@ def _as_recorded(message: Message, booking: Booking, found: str | None, statuses
     return False
 
 
+def _current_and_recorded(booking: Booking, message: Message, recorded: dict[tuple[str, str], str],
+                          status: str) -> bool:
+    """The outcome of the payment the booking is paying under, as the payment service recorded it."""
+    return _is_current_payment(booking, message) and _as_recorded(
+        message, booking, recorded.get((booking.booking_id, str(message.data.get("paymentId")))), (status,))
+
+
 async def payments_succeeded(uow: BookingUnitOfWork, run: list[Message], decide: Decide) -> list[Decision]:
     """Paid: confirmed; if the event was called off while the payment was in flight, refunded at once."""
     called_off = await uow.events.cancelled(sorted({m.event_id for m in run}))
     recorded = await _payments_recorded(uow, run)
 
     def confirm(booking: Booking, message: Message, now: datetime) -> bool:
-        if not _is_current_payment(booking, message) or not _as_recorded(
-                message, booking, recorded.get((booking.booking_id, str(message.data.get("paymentId")))),
-                ("succeeded",)):
-            return False
-        if not _confirm_paid(booking, message, now):
+        if not _current_and_recorded(booking, message, recorded, "succeeded") or not _confirm_paid(
+                booking, message, now):
             return False
         if message.event_id in called_off:
             booking.start_refund(refund_id(booking))
@@ -165,11 +169,7 @@ async def payments_failed(uow: BookingUnitOfWork, run: list[Message], decide: De
     recorded = await _payments_recorded(uow, run)
 
     def release(booking: Booking, message: Message, now: datetime) -> bool:
-        if not _is_current_payment(booking, message) or not _as_recorded(
-                message, booking, recorded.get((booking.booking_id, str(message.data.get("paymentId")))),
-                ("failed",)):
-            return False
-        return _release_declined(booking, message, now)
+        return _current_and_recorded(booking, message, recorded, "failed") and _release_declined(booking, message, now)
     return await _apply(uow, run, decide, release)
 
 
