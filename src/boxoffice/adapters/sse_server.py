@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 _seat_maps = Outage(log, "loading seat maps")
 
 MAX_REQUEST_BYTES = 8192
+# As the gateway's: a request head must arrive within this long, or the connection is answered 408 and closed
+# (one left half-sent would otherwise be held for ever).
+HEAD_WITHIN_SECONDS = 10.0
 BACKLOG_LIMIT_BYTES = 1 << 20  # a connection this far behind is dropped and resumes after reconnecting
 _LIVE = re.compile(r"^/events/([A-Za-z0-9][A-Za-z0-9_-]{0,63})/live$")
 # With the headers the gateway puts on every answer (its EVERY_ANSWER_HEADERS): the stream is written here.
@@ -59,9 +62,16 @@ class LiveConnection(asyncio.Protocol):
         self._subscriber: Subscriber | None = None
         self._started = False
         self._serving: asyncio.Future[None] | None = None  # held: the loop keeps only a weak reference
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._head_timer = asyncio.get_running_loop().call_later(HEAD_WITHIN_SECONDS, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        if not self._started:
+            self._reply(408, {"success": False, "error": "The request head did not arrive in time",
+                              "code": "request_timeout"})
 
     def data_received(self, data: bytes) -> None:
         if self._started:
@@ -69,11 +79,15 @@ class LiveConnection(asyncio.Protocol):
         self._request += data
         if b"\r\n\r\n" in self._request:
             self._started = True
+            if self._head_timer is not None:
+                self._head_timer.cancel()
             self._serving = asyncio.ensure_future(self._serve(self._request.split(b"\r\n\r\n", 1)[0]))
         elif len(self._request) > MAX_REQUEST_BYTES:
             self._reply(431, {"success": False, "error": "Request headers too large", "code": "bad_request"})
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
         if self._subscriber is not None:
             self._hub.unsubscribe(self._subscriber)
 
@@ -120,7 +134,8 @@ class LiveConnection(asyncio.Protocol):
         if self._transport is None:
             return
         payload = orjson.dumps(body)
-        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large",
+        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+                  431: "Request Header Fields Too Large",
                   503: "Service Unavailable"}.get(status, "Error")
         self._transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                               b"Connection: close\r\n\r\n%s" % (status, reason.encode(), len(payload), payload))
