@@ -70,20 +70,6 @@ def _is_current_payment(booking: Booking, message: Message) -> bool:
     return booking.status is BookingStatus.PAYING and booking.payment_id == message.data.get("paymentId")
 
 
-def _confirm_paid(booking: Booking, message: Message, now: datetime) -> bool:
-    if not _is_current_payment(booking, message):
-        return False
-    booking.confirm()
-    return True
-
-
-def _release_declined(booking: Booking, message: Message, now: datetime) -> bool:
-    if not _is_current_payment(booking, message):
-        return False
-    booking.fail_payment()
-    return True
-
-
 def refund_id(booking: Booking) -> str:
     """One refund per booking, ever: its id is the booking's."""
     return f"refund_{booking.booking_id}"
@@ -99,20 +85,6 @@ def _cancel(booking: Booking, message: Message, seats_let_in: list[str]) -> bool
         booking.start_refund(refund_id(booking), seats_let_in)
     else:
         booking.cancel()
-    return True
-
-
-def _refunded(booking: Booking, message: Message, now: datetime) -> bool:
-    if booking.status is not BookingStatus.REFUNDING or message.data.get("refundId") != booking.refund_id:
-        return False  # a redelivery, or not this booking's refund
-    booking.refunded()
-    return True
-
-
-def _refund_refused(booking: Booking, message: Message, now: datetime) -> bool:
-    if booking.status is not BookingStatus.REFUNDING or message.data.get("refundId") != booking.refund_id:
-        return False
-    booking.refund_failed(str(message.data.get("reason") or "the payment provider refused"))
     return True
 
 
@@ -152,9 +124,9 @@ async def payments_succeeded(uow: BookingUnitOfWork, run: list[Message], decide:
     recorded = await _payments_recorded(uow, run)
 
     def confirm(booking: Booking, message: Message, now: datetime) -> bool:
-        if not _current_and_recorded(booking, message, recorded, "succeeded") or not _confirm_paid(
-                booking, message, now):
+        if not _current_and_recorded(booking, message, recorded, "succeeded"):
             return False
+        booking.confirm()
         if message.event_id in called_off:
             booking.start_refund(refund_id(booking))
         return True
@@ -169,7 +141,10 @@ async def payments_failed(uow: BookingUnitOfWork, run: list[Message], decide: De
     recorded = await _payments_recorded(uow, run)
 
     def release(booking: Booking, message: Message, now: datetime) -> bool:
-        return _current_and_recorded(booking, message, recorded, "failed") and _release_declined(booking, message, now)
+        if not _current_and_recorded(booking, message, recorded, "failed"):
+            return False
+        booking.fail_payment()
+        return True
     return await _apply(uow, run, decide, release)
 
 
@@ -190,17 +165,20 @@ async def cancel_booking(uow: BookingUnitOfWork, message: Message, decide: Decid
 
 
 async def refund_succeeded(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
-    return await _apply(uow, [message], decide, await _refund_as_recorded(uow, message, _refunded, ("succeeded",)))
+    return await _apply(uow, [message], decide,
+                        await _refund_as_recorded(uow, message, lambda booking: booking.refunded(), ("succeeded",)))
 
 
 async def refund_failed(uow: BookingUnitOfWork, message: Message, decide: Decide) -> list[Decision]:
     # A refund the provider left unanswered is reported failed but stays "refunding" in the payment service.
-    return await _apply(uow, [message], decide,
-                        await _refund_as_recorded(uow, message, _refund_refused, ("failed", "refunding")))
+    reason = str(message.data.get("reason") or "the payment provider refused")
+    return await _apply(uow, [message], decide, await _refund_as_recorded(
+        uow, message, lambda booking: booking.refund_failed(reason), ("failed", "refunding")))
 
 
-async def _refund_as_recorded(uow: BookingUnitOfWork, message: Message, apply: Apply,
+async def _refund_as_recorded(uow: BookingUnitOfWork, message: Message, outcome: Callable[[Booking], None],
                               statuses: tuple[str, ...]) -> Apply:
+    """The refund's outcome for the booking being refunded under it, once the payment service recorded it so."""
     refund_id = str(message.data.get("refundId"))
     found = (await uow.payment_records.refund_statuses([refund_id])).get(refund_id)
 
@@ -208,7 +186,10 @@ async def _refund_as_recorded(uow: BookingUnitOfWork, message: Message, apply: A
         if booking.status is not BookingStatus.REFUNDING or refund_id != booking.refund_id:
             return False  # a redelivery, or not this booking's refund
         status = found[1] if found is not None and found[0] == booking.booking_id else None
-        return _as_recorded(message, booking, status, statuses) and apply(booking, message, now)
+        if not _as_recorded(message, booking, status, statuses):
+            return False
+        outcome(booking)
+        return True
     return checked
 
 
