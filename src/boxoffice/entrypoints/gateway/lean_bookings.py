@@ -25,6 +25,7 @@ import inspect
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -48,12 +49,91 @@ from boxoffice.logs import CORRELATION_ID
 # The headers each route declares, with their limits (Header(max_length=...) in bookings.create_booking).
 _HOLD_HEADERS = {b"idempotency-key": 255, b"x-queue-access": 2048}
 _CONFIRM_HEADERS: dict[bytes, int] = {}
-# The routes as FastAPI's router puts them in scope["route"] (the metrics label requests by their path).
-_ROUTE = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is create_booking)
-_CONFIRM_ROUTE = next(r for r in lifecycle.router.routes if isinstance(r, APIRoute) and r.endpoint is confirm_booking)
 # The confirm route's path parameter as Starlette matches it, and its limit (BookingPath in lifecycle.py).
 _CONFIRM_PATH = re.compile(r"/bookings/([^/]+)/confirm")
 _BOOKING_ID_LIMIT = 64
+
+
+async def _hold(request: Request, booking: BookingRequest, headers: dict[bytes, str]) -> Response:
+    gw = await get_gateway(request)
+    caller = await buying_caller(request, gw, await bearer(request))
+    return await create_booking(booking, gw, caller, headers.get(b"idempotency-key"), headers.get(b"x-queue-access"))
+
+
+async def _confirm(request: Request, payment: ConfirmRequest, headers: dict[bytes, str]) -> Response:
+    gw = await get_gateway(request)
+    caller = await limited_caller(request, gw, await bearer(request))
+    return await confirm_booking(request.path_params["booking_id"], payment, gw, caller)
+
+
+def _route_of(router: Any, endpoint: Callable[..., Any]) -> APIRoute:
+    """The route as FastAPI's router puts it in scope["route"] (the metrics label requests by its path)."""
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
+
+
+@dataclass(frozen=True)
+class HotRoute:
+    """A route answered here: its body's model, its route, the headers it declares, and what decides."""
+
+    model: type[BookingRequest | ConfirmRequest]
+    route: APIRoute
+    declared: dict[bytes, int]
+    decide: Callable[[Request, Any, dict[bytes, str]], Awaitable[Response]]
+
+    def parse(self, body: bytes) -> BookingRequest | ConfirmRequest | None:
+        """The body as the route's model; None when it fails validation (the app answers it)."""
+        try:
+            return self.model.model_validate_json(body)
+        except ValidationError:
+            return None
+
+
+HOLD = HotRoute(BookingRequest, _route_of(router, create_booking), _HOLD_HEADERS, _hold)
+CONFIRM = HotRoute(ConfirmRequest, _route_of(lifecycle.router, confirm_booking), _CONFIRM_HEADERS, _confirm)
+
+
+def hot_route(method: str, path: str) -> tuple[HotRoute, dict[str, str]] | None:
+    """The hot route of a request and its path parameters; None for every other request."""
+    if path == "/bookings" and method == "POST":
+        return HOLD, {}
+    if method == "PUT" and (match := _CONFIRM_PATH.fullmatch(path)) and len(match[1]) <= _BOOKING_ID_LIMIT:
+        return CONFIRM, {"booking_id": match[1]}
+    return None
+
+
+def sure_headers(headers: list[tuple[bytes, bytes]], declared: dict[bytes, int]) -> dict[bytes, str] | None:
+    """X-Request-ID and the route's declared headers of a request this layer is sure about: a JSON body with a
+    Content-Length within the limit, in no content coding, and no header repeated or over its limit. None for
+    any other."""
+    found = _declared_headers(headers, declared)
+    content_type = found.pop(b"content-type", None) if found is not None else None
+    if content_type is None or content_type.split(";")[0].strip().lower() != "application/json":
+        return None
+    return found
+
+
+async def decided(scope: Scope, receive: Receive, hot: HotRoute, path_params: dict[str, str], asked: Any,
+                  headers: dict[bytes, str]) -> tuple[Response, bytes, Exception | None]:
+    """The answer to a request that `hot` is sure about, as the route gives it, its X-Request-ID, and the
+    exception when the answer is the app's 500 (it goes on to the server's log, with the correlation id still
+    set). The request is counted in the metrics. `scope["app"]` is the app."""
+    started = time.perf_counter()
+    scope["route"], scope["endpoint"], scope["path_params"] = hot.route, hot.route.endpoint, path_params  # as routed
+    correlation_id = telemetry.correlation_id_of(headers.pop(b"x-request-id", "").encode("latin-1") or None)
+    correlation = CORRELATION_ID.set(correlation_id)
+    request = Request(scope, receive)
+    try:
+        response = await hot.decide(request, asked, headers)
+    except Exception as exc:  # noqa: BLE001 - the app's handlers answer it, or its 500 goes to the caller to log
+        handled = await _handled(request, exc)
+        if handled is None:
+            # As Starlette's ServerErrorMiddleware: the app's 500 answer, then on to the server's log.
+            telemetry.observe(scope, 500, started)
+            return await _server_error(request, exc), correlation_id.encode(), exc
+        response = handled
+    telemetry.observe(scope, response.status_code, started)
+    CORRELATION_ID.reset(correlation)
+    return response, correlation_id.encode(), None
 
 
 class LeanBookings:
@@ -68,27 +148,13 @@ class LeanBookings:
         self.passed_on = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        hot = hot_route(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if hot is None:
             await self.app(scope, receive, send)
             return
-        path, method = scope["path"], scope["method"]
-        if path == "/bookings" and method == "POST":
-            await self._lean(scope, receive, send, BookingRequest, _ROUTE, {}, _HOLD_HEADERS, self._hold)
-            return
-        if method == "PUT" and (match := _CONFIRM_PATH.fullmatch(path)) and len(match[1]) <= _BOOKING_ID_LIMIT:
-            await self._lean(scope, receive, send, ConfirmRequest, _CONFIRM_ROUTE, {"booking_id": match[1]},
-                             _CONFIRM_HEADERS, self._confirm)
-            return
-        await self.app(scope, receive, send)
-
-    async def _lean(self, scope: Scope, receive: Receive, send: Send, model: type[BookingRequest | ConfirmRequest],
-                    route: APIRoute, path_params: dict[str, str], declared: dict[bytes, int],
-                    decide: Callable[[Request, Any, dict[bytes, str]], Awaitable[Response]]) -> None:
-        started = time.perf_counter()
-        headers = _declared_headers(scope, declared)
-        content_type = headers.pop(b"content-type", None) if headers is not None else None
-        if (headers is None or content_type is None or content_type.split(";")[0].strip().lower() != "application/json"
-                or scope["query_string"] or scope.get("root_path")):
+        route, path_params = hot
+        headers = sure_headers(scope["headers"], route.declared)
+        if headers is None or scope["query_string"] or scope.get("root_path"):
             self.passed_on += 1
             await self.app(scope, receive, send)
             return
@@ -106,60 +172,30 @@ class LeanBookings:
         async def replay() -> Message:
             return received.pop(0) if received else await receive()
 
-        try:
-            asked = model.model_validate_json(body) if received[-1]["type"] == "http.request" else None
-        except ValidationError:
-            asked = None
+        asked = route.parse(body) if received[-1]["type"] == "http.request" else None
         if asked is None:
             self.passed_on += 1
             await self.app(scope, replay, send)
             return
-        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, path_params  # as routed
-        correlation_id = telemetry.correlation_id_of(headers.pop(b"x-request-id", "").encode("latin-1") or None)
-        correlation = CORRELATION_ID.set(correlation_id)
-        request = Request(scope, replay)
-        try:
-            response = await decide(request, asked, headers)
-        except Exception as exc:
-            handled = await _handled(request, exc)
-            if handled is None:
-                # As Starlette's ServerErrorMiddleware: the app's 500 answer, then on to the server's log (the
-                # correlation id stays set for it).
-                telemetry.observe(scope, 500, started)
-                await (await _server_error(request, exc))(scope, receive, send)
-                raise
-            response = handled
+        response, correlation_id, failure = await decided(scope, replay, route, path_params, asked, headers)
+        if failure is not None:
+            await response(scope, receive, send)
+            raise failure
         self.answered += 1
-        telemetry.observe(scope, response.status_code, started)
         if self.cors is not None:
             send = functools.partial(self.cors.send, send=send, request_headers=Headers(scope=scope))
         await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": [*response.raw_headers, *EVERY_ANSWER_HEADERS,
-                                (b"x-request-id", correlation_id.encode())]})
+                    "headers": [*response.raw_headers, *EVERY_ANSWER_HEADERS, (b"x-request-id", correlation_id)]})
         await send({"type": "http.response.body", "body": response.body})
-        CORRELATION_ID.reset(correlation)
-
-    @staticmethod
-    async def _hold(request: Request, booking: BookingRequest, headers: dict[bytes, str]) -> Response:
-        gw = await get_gateway(request)
-        caller = await buying_caller(request, gw, await bearer(request))
-        return await create_booking(booking, gw, caller, headers.get(b"idempotency-key"),
-                                    headers.get(b"x-queue-access"))
-
-    @staticmethod
-    async def _confirm(request: Request, payment: ConfirmRequest, headers: dict[bytes, str]) -> Response:
-        gw = await get_gateway(request)
-        caller = await limited_caller(request, gw, await bearer(request))
-        return await confirm_booking(request.path_params["booking_id"], payment, gw, caller)
 
 
-def _declared_headers(scope: Scope, declared: dict[bytes, int]) -> dict[bytes, str] | None:
+def _declared_headers(headers: list[tuple[bytes, bytes]], declared: dict[bytes, int]) -> dict[bytes, str] | None:
     """Content-Type, X-Request-ID and the route's `declared` headers, decoded as Starlette does; None if one is
     repeated or over its limit, or if the body is one for the middleware: without a Content-Length, over the limit
     or in a content coding."""
     found: dict[bytes, str] = {}
     length = -1
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"content-type" or name == b"x-request-id" or name in declared:
             text = value.decode("latin-1")
             if name in found or len(text) > declared.get(name, len(text)):

@@ -20,10 +20,11 @@ import time
 from urllib.parse import urlsplit
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from boxoffice import metrics
 from boxoffice.config import get_settings
+from boxoffice.entrypoints.gateway.direct_answers import DirectAnswers
 from boxoffice.entrypoints.gateway.one_write import HeadWithBody
 
 _LIVE = re.compile(rb"^/events/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/live(\?[^ ]*)?$")
@@ -129,7 +130,7 @@ def _cancel(timer: asyncio.TimerHandle | None) -> None:
         timer.cancel()
 
 
-class LiveSplicingProtocol(HttpToolsProtocol):
+class LiveSplicingProtocol(DirectAnswers):
     _upstream: asyncio.Transport | None = None
     _spliced = False
     _head_bytes = 0  # of the request whose head is being read; -1 once its headers are complete
@@ -226,7 +227,7 @@ class LiveSplicingProtocol(HttpToolsProtocol):
         cycle = self.cycle
         super().on_headers_complete()
         # A new request's cycle, not yet running; uvicorn writes no body for a HEAD, so its head is not kept.
-        if self.cycle is not cycle and self.cycle is not None and self.scope["method"] != "HEAD":
+        if self.cycle is not cycle and isinstance(self.cycle, RequestResponseCycle) and self.scope["method"] != "HEAD":
             self.cycle.transport = HeadWithBody(self.transport)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
