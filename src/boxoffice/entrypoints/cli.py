@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from boxoffice.config import SERVICES, get_settings
+from boxoffice.domain.text import one_line
 from boxoffice.domain.waiting_room import MAX_ADMIT_PER_MINUTE
 
 if TYPE_CHECKING:
@@ -51,7 +53,8 @@ def _commands(text: str) -> str:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {_commands(message)}", soft_wrap=True)
+    # As text, never markup: a message may quote what was typed or read ("[/x]" would end a style).
+    console.print(Text.assemble(("error:", "bold red"), " ", _commands(message)), soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -366,7 +369,8 @@ def dead_letters(
             _with_kafka(letters.replay(bootstrap, chosen[0], security=security), bootstrap)
         except letters.CutDeadLetter as exc:
             _fail(str(exc))
-        console.print(f"dead letter {replay} is back on {chosen[0].topic}; it stays listed here as a record")
+        console.print(Text(f"dead letter {one_line(replay)} is back on {chosen[0].topic}; it stays listed here as a "
+                           "record"))
         return
     if not found:
         console.print("no dead letters" + (f" for {topic}" if topic else ""))
@@ -375,8 +379,10 @@ def dead_letters(
     table.add_column("id", no_wrap=True, min_width=36)  # whole: it is what --replay takes
     for letter in found:
         error = f"{letter.error} (kept cut: {letter.original_bytes} bytes)" if letter.cut else letter.error
-        table.add_row(letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer, letter.dead_at, error,
-                      letter.id)
+        # What a record says is shown as plain text on one line: it may quote the message (or be forged) with
+        # markup, escape sequences or line breaks in it.
+        table.add_row(*(Text(one_line(field)) for field in (
+            letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer, letter.dead_at, error, letter.id)))
     console.print(table)
     console.print(f"Put one back on its topic with: {invoked_as()} dead-letters --replay ID", soft_wrap=True)
 
