@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
@@ -26,6 +27,9 @@ router = APIRouter(tags=["catalog"])
 EventPath = Annotated[str, Path(max_length=64)]
 _EVENT_ID = re.compile(EVENT_ID)
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+# Whole seat maps read at once: an event's may be 10 MB of JSON, a second of PostgreSQL's time; more readers
+# wait their turn instead of taking the pool's connections from every other route.
+_WHOLE_SEAT_MAPS = asyncio.Semaphore(2)
 
 
 def _invalid_event_id(event_id: str) -> Response | None:
@@ -55,7 +59,8 @@ async def get_seats(event_id: EventPath, gw: GatewayDep) -> Response:
     """The seat map with each seat's status."""
     if (invalid := _invalid_event_id(event_id)) is not None:
         return invalid
-    seats = await views.seat_map(gw.pool, event_id)
-    if not seats and await gw.seats.seats_of(event_id) is None:
+    async with _WHOLE_SEAT_MAPS:
+        seats = await views.seat_map_json(gw.pool, event_id)
+    if seats == b"[]" and await gw.seats.seats_of(event_id) is None:
         return _not_found(event_id)
-    return JSON(seats)
+    return Response(seats, media_type="application/json")
