@@ -26,16 +26,16 @@ def _run(command: list[str], data_dir: Path, cwd: Path = ROOT) -> str:
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="run.sh needs the project's .venv")
 def test_through_run_sh_the_hint_names_run_sh(tmp_path: Path) -> None:
     printed = _run(["./run.sh", "stop", "booking"], tmp_path)
-    assert "start it with `./run.sh up`" in printed, printed
+    assert f"start it with `BOXOFFICE_DATA_DIR={tmp_path} ./run.sh up`" in printed, printed
     printed = _run(["bash", "run.sh", "dead-letters"], tmp_path)
-    assert "start it with `./run.sh up`" in printed, printed
+    assert f"start it with `BOXOFFICE_DATA_DIR={tmp_path} ./run.sh up`" in printed, printed
 
 
 def test_run_as_a_module_the_hint_names_the_module(tmp_path: Path) -> None:
     printed = _run([sys.executable, "-m", "boxoffice", "stop", "booking"], tmp_path)
-    assert f"start it with `{sys.executable} -m boxoffice up`" in printed, printed
+    assert f"start it with `BOXOFFICE_DATA_DIR={tmp_path} {sys.executable} -m boxoffice up`" in printed, printed
     printed = _run([sys.executable, "-m", "boxoffice", "service", "booking"], tmp_path)
-    assert f"(`{sys.executable} -m boxoffice up` sets them)" in printed, printed
+    assert f"(`BOXOFFICE_DATA_DIR={tmp_path} {sys.executable} -m boxoffice up` sets them)" in printed, printed
 
 
 def test_as_boxoffice_on_the_path_the_hint_names_boxoffice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,6 +43,7 @@ def test_as_boxoffice_on_the_path_the_hint_names_boxoffice(monkeypatch: pytest.M
     script.parent.mkdir()
     script.write_text("#!/bin/sh\n")
     monkeypatch.delenv("BOXOFFICE_INVOKED_AS", raising=False)
+    monkeypatch.delenv("BOXOFFICE_DATA_DIR", raising=False)
     monkeypatch.setattr(sys, "argv", [str(script)])
     monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
     script.chmod(0o755)
@@ -73,9 +74,27 @@ def test_the_readme_shows_what_up_prints(monkeypatch: pytest.MonkeyPatch) -> Non
     assert printed == sample
     assert all(len(line) <= 81 for line in printed.splitlines() if "try:" not in line)
     monkeypatch.setenv("BOXOFFICE_INVOKED_AS", "./run.sh")
+    monkeypatch.delenv("BOXOFFICE_DATA_DIR", raising=False)
     detached = Console(width=80, record=True, file=io.StringIO())
     cli.print_started(detached, runtime, Path("/logs"), 6.7, detach=True)
     assert detached.export_text().splitlines()[-1] == "Stop it with ./run.sh down."
+
+
+def test_a_platform_in_another_data_dir_is_stopped_as_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`down` finds the platform by its data directory: the printed command carries the one `up` was given."""
+    import io
+
+    from rich.console import Console
+
+    from boxoffice.platform import Runtime
+
+    runtime = Runtime(kafka_bootstrap="127.0.0.1:36005", database_url="", http_port=8620, embedded_kafka=True,
+                      embedded_database=True)
+    monkeypatch.setenv("BOXOFFICE_INVOKED_AS", "./run.sh")
+    monkeypatch.setenv("BOXOFFICE_DATA_DIR", "/tmp/on sale")
+    detached = Console(width=80, record=True, file=io.StringIO())
+    cli.print_started(detached, runtime, Path("/logs"), 6.7, detach=True)
+    assert detached.export_text().splitlines()[-1] == "Stop it with BOXOFFICE_DATA_DIR='/tmp/on sale' ./run.sh down."
 
 
 def test_with_accounts_up_shows_the_way_to_a_token_not_a_hold_that_would_be_refused() -> None:

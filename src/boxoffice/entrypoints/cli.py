@@ -47,9 +47,20 @@ def main() -> None:
     app(prog_name=invoked_as())
 
 
+def typed(command: str) -> str:
+    """`command` (`down`, `dead-letters --replay ID`) as the user can type it again: with the data directory
+    given in the environment, which is what finds the platform, and the way this command line was invoked."""
+    import os
+    import shlex
+
+    data_dir = os.environ.get("BOXOFFICE_DATA_DIR")
+    located = f"BOXOFFICE_DATA_DIR={shlex.quote(data_dir)} " if data_dir and data_dir != ".boxoffice" else ""
+    return f"{located}{invoked_as()} {command}"
+
+
 def _commands(text: str) -> str:
     """Commands named in a message (`boxoffice up`) as the user can run them."""
-    return text.replace("`boxoffice ", f"`{invoked_as()} ")
+    return text.replace("`boxoffice ", f"`{typed('')}")
 
 
 def _fail(message: str) -> None:
@@ -92,7 +103,7 @@ def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, s
                   "-d '{\"eventId\": \"taylor_swift_concert\", \"seatIds\": [\"B1\"], \"userId\": \"user_1\"}'",
                   soft_wrap=True, highlight=False)
     if detach:
-        out.print(f"Stop it with [bold]{invoked_as()} down[/].", soft_wrap=True, highlight=False)
+        out.print(Text.assemble("Stop it with ", (typed("down"), "bold"), "."), soft_wrap=True, highlight=False)
     else:
         out.print("Press Ctrl-C to stop.")
 
@@ -384,7 +395,7 @@ def dead_letters(
         table.add_row(*(Text(one_line(field)) for field in (
             letter.topic, f"{letter.partition}:{letter.offset}", letter.consumer, letter.dead_at, error, letter.id)))
     console.print(table)
-    console.print(f"Put one back on its topic with: {invoked_as()} dead-letters --replay ID", soft_wrap=True)
+    console.print(Text(f"Put one back on its topic with: {typed('dead-letters --replay ID')}"), soft_wrap=True)
 
 
 def _kafka_security() -> dict[str, Any]:
