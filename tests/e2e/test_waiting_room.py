@@ -380,6 +380,18 @@ async def test_a_cancelled_events_waiting_room_places_nobody_new(client: httpx.A
     assert [r["visitor_id"] for r in placed] == ["early_fan"]
 
 
+async def test_a_hold_for_a_cancelled_event_behind_a_waiting_room_is_told_it_was_cancelled(
+        client: httpx.AsyncClient) -> None:
+    """CONTRACT §8.3: new holds of a called-off event get 409 event_cancelled, not a pointer to a queue that
+    places nobody new; the same for a best-available hold and a waiting-list join."""
+    event_id = await create(client, onsale_event())
+    assert (await client.post(f"/events/{event_id}/cancel")).status_code == 200
+    asked = [await client.post("/bookings", json={"eventId": event_id, "seatIds": ["B1"], "userId": "late_fan"}),
+             await client.post("/bookings", json={"eventId": event_id, "quantity": 2, "userId": "late_fan"}),
+             await client.post(f"/events/{event_id}/waitlist", json={"quantity": 1, "userId": "late_fan"})]
+    assert [(a.status_code, a.json()["code"]) for a in asked] == [(409, "event_cancelled")] * 3, [a.text for a in asked]
+
+
 async def test_unknown_event_and_event_without_a_waiting_room(client: httpx.AsyncClient) -> None:
     unknown = await join(client, "no_such_event", "fan_1")
     assert unknown.status_code == 404 and unknown.json()["code"] == "event_not_found"

@@ -213,6 +213,9 @@ async def admission(gw: GatewayDep, event_id: str, buyer: str, caller: Principal
             state, _ = gw.queue.status(room, caller.user_id, place["position"], place["admitted_at"])
             token = gw.queue.admission_token(room, caller.user_id, state)
     code = gw.queue.tokens.refusal(token, event_id, buyer, utc_now())
+    if code is not None and await views.event_cancelled(gw.pool, event_id):
+        # No admission would help: the answer any hold for a called-off event gets (CONTRACT §8.3).
+        raise refuse(errors.EventCancelled.code, f"Event {event_id} was cancelled by its organiser")
     if code == errors.AdmissionExpired.code:
         raise refuse(code, "Your admission from the waiting room has expired")
     if code is not None:
