@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Body, Header, Path
 from starlette.responses import Response
 
 from boxoffice import messages as topics
@@ -37,6 +37,7 @@ from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.request_ids import PATTERN as REQUEST_ID_PATTERN
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError, error
 from boxoffice.entrypoints.gateway.schemas import (
+    HOLD_EXAMPLES,
     UUID,
     Booking,
     BookingHeld,
@@ -118,7 +119,7 @@ def buyer(body: BookingRequest | WaitlistJoin, caller: Principal | None, gw: Gat
                409: {"model": SeatsUnavailable}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}, **LIMITED},
 )
 async def create_booking(
-    body: BookingRequest, gw: GatewayDep, caller: BuyingCaller,
+    body: Annotated[BookingRequest, Body(openapi_examples=HOLD_EXAMPLES)], gw: GatewayDep, caller: BuyingCaller,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
     queue_access: Annotated[str | None, Header(alias="X-Queue-Access", max_length=2048)] = None,
 ) -> Response:

@@ -8,7 +8,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Body, Path
 from starlette.responses import Response
 
 from boxoffice import views
@@ -19,7 +19,7 @@ from boxoffice.entrypoints.gateway.bookings import ask, publish_command
 from boxoffice.entrypoints.gateway.deps import NO_BODY, Caller, GatewayDep
 from boxoffice.entrypoints.gateway.queue import on_sale_of
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
-from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, EventDetail, NewEvent
+from boxoffice.entrypoints.gateway.schemas import EVENT_EXAMPLES, EVENT_ID, ErrorBody, EventDetail, NewEvent
 from boxoffice.messages import EVENT_CANCELLATION_REQUESTED, EVENT_CREATION_REQUESTED, Message, utc_now
 from boxoffice.service_layer.event_creation import event_to_data
 
@@ -81,7 +81,8 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
 @router.post("/events", status_code=201, response_model=EventDetail,
              responses={202: {"description": "Accepted; the catalog service creates it shortly"},
                         409: {"model": ErrorBody}, 422: {"model": ErrorBody}, **OWNED})
-async def create_event(body: NewEvent, gw: GatewayDep, caller: Caller) -> Response:
+async def create_event(body: Annotated[NewEvent, Body(openapi_examples=EVENT_EXAMPLES)], gw: GatewayDep,
+                       caller: Caller) -> Response:
     """Create an event with its seat map (rows × seats, or an explicit list) and price categories.
     With accounts on, organisers and admins only; the event is the caller's to manage (on-sale, cancelling, the
     door)."""

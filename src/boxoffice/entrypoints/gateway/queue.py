@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Body, Path, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from boxoffice import views
@@ -27,6 +27,8 @@ from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import (
     EVENT_ID,
+    ON_SALE_EXAMPLES,
+    QUEUE_EXAMPLES,
     QUEUE_TOKEN,
     ErrorBody,
     NewOnSale,
@@ -129,7 +131,8 @@ async def _joined(gw: GatewayDep, event_id: str, queue_token: str, visitor_id: s
 @router.post("/events/{event_id}/queue", status_code=201,
              responses={200: {"model": QueueJoined, "description": "Joined before: the same token and place"},
                         201: {"model": QueueJoined}, 202: {"model": QueueJoined}, **_ERRORS, **LIMITED})
-async def join_queue(event_id: EventPath, body: QueueJoin, request: Request, gw: GatewayDep,
+async def join_queue(event_id: EventPath, body: Annotated[QueueJoin, Body(openapi_examples=QUEUE_EXAMPLES)],
+                     request: Request, gw: GatewayDep,
                      caller: JoiningCaller) -> Response:
     """Join the event's waiting room. Before the opening the place is not yet known (`position: null`): at
     the opening everyone who joined before gets a random place; later visitors queue behind, in order.
@@ -264,7 +267,8 @@ def on_sale_of(body: NewOnSale | None) -> OnSale | None:
 
 @router.put("/events/{event_id}/onsale", response_model=OnSaleView,
             responses={202: {"description": "Accepted; the waiting room applies it shortly"}, **_ERRORS, **OWNED})
-async def set_on_sale(event_id: EventPath, body: OnSaleChange, gw: GatewayDep, caller: Caller) -> Response:
+async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(openapi_examples=ON_SALE_EXAMPLES)],
+                      gw: GatewayDep, caller: Caller) -> Response:
     """Set or change when the sale opens and its waiting room; `admitPerMinute` may change during the sale,
     `opensAt` only before the room opens. A field left out keeps its value (an event without an on-sale yet needs
     `opensAt`). With accounts on, the event's organiser and admins only."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pycountry
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -406,3 +406,42 @@ class NewEvent(Strict):
         description="Rows (by label) or seats (by id), best first, for best available; the seats not named "
                     "follow in the map's order")
     on_sale: NewOnSale | None = Field(None, alias="onSale")
+
+
+def _examples(**named: dict[str, Any]) -> dict[str, Any]:
+    """Request bodies for the API docs, each one that works on `up`'s demo events as it is (Try it out sends the
+    first): the fields' own examples alone would make a body of every field at once."""
+    return {summary.replace("_", " "): {"summary": summary.replace("_", " "), "value": value}
+            for summary, value in named.items()}
+
+
+HOLD_EXAMPLES = _examples(
+    pick_seats={"eventId": "taylor_swift_concert", "seatIds": ["B1", "B2"], "userId": "user_1"},
+    best_available={"eventId": "taylor_swift_concert", "quantity": 2, "userId": "user_2",
+                    "email": "fan@example.com"},
+    best_available_in_a_category={"eventId": "taylor_swift_concert", "quantity": 2, "categoryId": "floor",
+                                  "userId": "user_3"},
+)
+EVENT_EXAMPLES = _examples(
+    rows_of_seats={
+        "eventId": "summer_gala", "name": "Summer Gala", "venue": {"name": "Town Hall", "city": "Leeds"},
+        "startsAt": "2027-08-01T19:30:00Z", "currency": "USD",
+        "priceCategories": [{"categoryId": "front", "name": "Front", "price": 80.0},
+                            {"categoryId": "back", "name": "Back", "price": 40.0}],
+        "rows": [{"row": "A", "seats": 12, "section": "Stalls", "categoryId": "front"},
+                 {"row": "B", "seats": 12, "section": "Stalls", "categoryId": "back"}]},
+    behind_a_waiting_room={
+        "eventId": "autumn_tour", "name": "Autumn Tour", "venue": {"name": "Arena", "city": "Glasgow"},
+        "startsAt": "2027-10-01T19:30:00Z",
+        "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 55.0}],
+        "rows": [{"row": r, "seats": 20, "categoryId": "std"} for r in "ABCD"],
+        "onSale": {"opensAt": "2027-06-01T09:00:00Z", "waitingRoom": True, "admitPerMinute": 600,
+                   "admissionMinutes": 10}},
+)
+WAITLIST_EXAMPLES = _examples(two_seats_together={"quantity": 2, "userId": "user_1", "email": "fan@example.com"})
+QUEUE_EXAMPLES = _examples(a_visitor={"visitorId": "fan_1"})
+ON_SALE_EXAMPLES = _examples(
+    open_behind_a_waiting_room={"opensAt": "2027-06-01T09:00:00Z", "waitingRoom": True, "admitPerMinute": 600,
+                                "admissionMinutes": 10},
+    change_the_rate_mid_sale={"admitPerMinute": 1200},
+)

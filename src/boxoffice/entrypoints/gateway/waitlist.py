@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Body, Header, Path
 from starlette.responses import Response
 
 from boxoffice import messages as topics
@@ -21,7 +21,7 @@ from boxoffice.entrypoints.gateway.answers import refuse, respond, waitlist_entr
 from boxoffice.entrypoints.gateway.bookings import admission, ask, buyer, is_uuid
 from boxoffice.entrypoints.gateway.deps import NO_BODY, BuyingCaller, Caller, GatewayDep, LimitedCaller
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
-from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody, WaitlistEntry, WaitlistJoin
+from boxoffice.entrypoints.gateway.schemas import EVENT_ID, WAITLIST_EXAMPLES, ErrorBody, WaitlistEntry, WaitlistJoin
 from boxoffice.messages import Message
 from boxoffice.service_layer.waitlist import closed_line
 
@@ -37,7 +37,8 @@ QUEUED = "The booking service has not answered yet; your request is queued and w
 @router.post("/events/{event_id}/waitlist", status_code=201,
              responses={201: {"model": WaitlistEntry}, 200: {"model": WaitlistEntry}, **_ERRORS, **LIMITED})
 async def join_waitlist(
-    event_id: EventPath, body: WaitlistJoin, gw: GatewayDep, caller: BuyingCaller,
+    event_id: EventPath, body: Annotated[WaitlistJoin, Body(openapi_examples=WAITLIST_EXAMPLES)], gw: GatewayDep,
+    caller: BuyingCaller,
     queue_access: Annotated[str | None, Header(alias="X-Queue-Access", max_length=2048)] = None,
 ) -> Response:
     """Wait for seats of a sold-out event: 201 with your place in line; 200 with the same entry if you are
