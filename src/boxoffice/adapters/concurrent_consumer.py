@@ -26,7 +26,7 @@ from boxoffice.adapters.consumer_loop import (
     OffsetCommits,
     PartitionGate,
     RetryWatch,
-    dead_letter,
+    dead_letters_at_once,
     handle_with_retry,
 )
 from boxoffice.adapters.dead_letters import DeadLetterSink
@@ -157,6 +157,8 @@ async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler,
             # No await between getmany and taking the lock when it is free: a rebalance waits for these records.
             async with busy:
                 assigned = consumer.assignment()
+                malformed: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
+                unreadable: list[Ticket] = []
                 for tp, records in batches.items():
                     if tp not in assigned:
                         continue  # given up while this waited for the lock: its next owner handles them
@@ -166,12 +168,15 @@ async def consume_concurrently(consumer: AIOKafkaConsumer, handle: BatchHandler,
                         try:
                             delivery = Delivery(record, decode_record(record.value, record.topic, record.key))
                         except MalformedMessage as exc:
-                            await dead_letter(dead_letters, record, exc, watch)
-                            offsets.finish(ticket)
+                            malformed.append((record, exc))
+                            unreadable.append(ticket)
                             continue
                         task = asyncio.create_task(run(ticket, delivery))
                         tasks.add(task)
                         task.add_done_callback(ended)
+                await dead_letters_at_once(dead_letters, malformed, watch)
+                for ticket in unreadable:
+                    offsets.finish(ticket)
                 await commit()
     finally:  # unfinished messages are not committed: they are delivered again
         for task in tasks:

@@ -137,13 +137,15 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
         # No await between getmany and taking the lock: a rebalance that starts now waits for this batch.
         async with busy:
             deliveries: list[Delivery] = []
+            malformed: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
             for tp, records in batches.items():
                 metrics.MESSAGES_CONSUMED.inc(tp.topic, by=len(records))
                 for record in records:
                     try:
                         deliveries.append(Delivery(record, decode_record(record.value, record.topic, record.key)))
                     except MalformedMessage as exc:
-                        await dead_letter(dead_letters, record, exc, watch)
+                        malformed.append((record, exc))
+            await dead_letters_at_once(dead_letters, malformed, watch)
             # A batch of one is one request: its id goes on what is logged about it (handlers of larger
             # batches set it per message).
             REQUEST_ID.set(deliveries[0].message.request_id if len(deliveries) == 1 else None)
@@ -232,6 +234,23 @@ async def _attempt(handle: BatchHandler, deliveries: list[Delivery], watch: Retr
         metrics.HANDLER_RETRIES.inc()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+async def dead_letters_at_once(dead_letters: DeadLetterSink,
+                               malformed: list[tuple[ConsumerRecord[bytes, bytes], BaseException]],
+                               watch: RetryWatch) -> None:
+    """The dead letters of a batch, written together: one after another, a flood of bad messages cost a round trip
+    to the broker each (2-5 ms) and held up the good ones behind them. Any the broker refuses are then written
+    one at a time, retried while it is away."""
+    sent = await asyncio.gather(*(dead_letters.send(record, error) for record, error in malformed),
+                                return_exceptions=True)
+    for (record, error), outcome in zip(malformed, sent, strict=True):
+        if isinstance(outcome, KafkaError):
+            await dead_letter(dead_letters, record, error, watch)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+    if malformed:
+        watch.moved_on()
 
 
 async def dead_letter(dead_letters: DeadLetterSink, record: ConsumerRecord[bytes, bytes], error: BaseException,
