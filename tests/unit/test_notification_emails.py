@@ -490,3 +490,19 @@ async def test_a_refund_refused_when_the_event_was_cancelled_is_mailed_and_one_t
     assert "555" not in text  # the message's words are not the provider's for sure
     assert records.sent == {(BOOKING, "refund-refused"): "fan@example.com"}
     assert handler.counts == {"refund-refused": 1, "duplicate": 1, "needless": 1, "unfounded": 1}
+
+
+@pytest.mark.parametrize("link", [
+    "https://evil.example/phish", "https://tickets.example.com.evil.example/#verify=abc",
+    "https://tickets.example.com/#verify=abc\u202edef", "https://tickets.example.com/#verify=", "",
+    "https://tickets.example.com/login#verify=abc",
+])
+async def test_an_address_check_whose_link_the_platform_did_not_make_is_not_sent(link: str) -> None:
+    """Anyone who can write to the broker can ask for this email; the platform's address would vouch for the link."""
+    records, sender = FakeRecords(), FlakySender([])
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL,
+                                  confirmation_links="https://tickets.example.com/#verify=")
+    await handler([email_check(link=link)])
+    assert sender.delivered == [] and records.sent == {} and handler.counts["unfounded"] == 1
+    await handler([email_check()])  # the platform's own link
+    assert len(sender.delivered) == 1

@@ -13,6 +13,7 @@ from boxoffice.config import Settings
 from boxoffice.domain.tickets import TicketSeal
 from boxoffice.service_layer.mail import MailSender
 from boxoffice.service_layer.notification_handler import TOPICS, NotificationHandler
+from boxoffice.service_layer.notifications import confirmation_link_prefix
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +26,15 @@ def mail_sender(settings: Settings) -> SmtpSender:
     return SmtpSender(url, lines=settings.smtp_connections)
 
 
-def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str,
-                         seal: TicketSeal) -> NotificationHandler:
-    return NotificationHandler(NotificationStore(pool), sender, mail_from, seal)
+def notification_handler(pool: asyncpg.Pool, sender: MailSender, mail_from: str, seal: TicketSeal,
+                         public_base_url: str) -> NotificationHandler:
+    return NotificationHandler(NotificationStore(pool), sender, mail_from, seal,
+                               confirmation_links=confirmation_link_prefix(public_base_url))
 
 
 async def serve(rt: ServiceRuntime, sender: MailSender) -> None:
-    handler = notification_handler(rt.pool, sender, rt.settings.mail_from, await ticket_seal(rt.pool))
+    handler = notification_handler(rt.pool, sender, rt.settings.mail_from, await ticket_seal(rt.pool),
+                                   rt.settings.public_base_url)
     concurrency = rt.settings.notification_concurrency
     await run_consumer_service(rt, TOPICS, handler, info=handler.info, latency_path=False,
                                concurrency=concurrency if concurrency > 1 else None)

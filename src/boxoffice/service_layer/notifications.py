@@ -304,6 +304,24 @@ def offer_email(booking: StoredBooking, event: EventInfo, sender: str, now: date
     return mail
 
 
+def confirmation_link_prefix(public_base_url: str) -> str:
+    """How every link that confirms an address begins (the gateway's send_email_check makes them)."""
+    return f"{public_base_url}/#verify="
+
+
+def foreign_link(message: Message, prefix: str) -> str | None:
+    """Why an address check's link is not one the gateway made (anyone who can write to the broker can ask for
+    this email, and the platform's own address would vouch for their link); None when it is: the configured
+    public address, then a token's characters only."""
+    link = str(message.data.get("link") or "")
+    if not link.startswith(prefix) or not _TOKEN.fullmatch(link[len(prefix):]):
+        return f"its link is not one of this platform's ({prefix}…)"
+    return None
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,2048}")
+
+
 def email_check_email(message: Message, sender: str, now: datetime) -> EmailMessage:
     """The link that confirms an account's address (the gateway made it, under the configured public URL)."""
     data = message.data

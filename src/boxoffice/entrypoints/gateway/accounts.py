@@ -30,6 +30,7 @@ from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
 from boxoffice.entrypoints.gateway.state import Gateway
 from boxoffice.messages import ACCOUNT_VERIFICATION_REQUESTED, Message, iso
+from boxoffice.service_layer.notifications import confirmation_link_prefix
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ async def send_email_check(gw: Gateway, user_id: str, email: str) -> str:
     expires_at = iso(datetime.fromtimestamp(expires, UTC))
     # The link's host is the configured public address, never the request's Host header (which the caller
     # chooses: a link to their own site would hand them the token).
-    link = f"{gw.settings.public_base_url}/#verify={token}"
+    link = confirmation_link_prefix(gw.settings.public_base_url) + token
     await gw.publisher.publish(ACCOUNT_VERIFICATION_REQUESTED, Message(
         ACCOUNT_VERIFICATION_REQUESTED, user_id,
         {"verificationId": str(uuid.uuid4()), "userId": user_id, "email": email, "link": link,
