@@ -25,6 +25,7 @@ from pydantic import (
 
 from boxoffice import messages as topics
 from boxoffice.domain import moments
+from boxoffice.domain.text import ONE_LINE, has_control, has_visible, is_mail_address
 from boxoffice.domain.waiting_room import MAX_ADMISSION_MINUTES, MAX_ADMIT_PER_MINUTE
 from boxoffice.messages import MalformedMessage, Message, decode
 
@@ -81,6 +82,29 @@ SeatCount = Annotated[int, Field(ge=0, le=10_000_000)]
 Name = Annotated[str, _bounded(1024)]
 
 
+def _shown(text: str) -> str:
+    if has_control(text):
+        raise ValueError("not one line: it has a line break or a control character")
+    if not has_visible(text):
+        raise ValueError("nothing in it would show")
+    return text
+
+
+def _mail_address(text: str) -> str:
+    if text and not is_mail_address(text):
+        raise ValueError("not a plain local@domain.tld that mail goes to as written")
+    return text
+
+
+# What the gateway's models refuse is refused here too, in the commands a consumer takes from outside: anyone who
+# can write to the broker can send them. A name is shown on pages and in email subjects; an address is mailed to;
+# a buyer's id names their bookings.
+ShownName = Annotated[str, _bounded(1024), AfterValidator(_shown)]
+RowLabel = Annotated[str, _bounded(16), AfterValidator(_shown)]
+MailTo = Annotated[str, StringConstraints(max_length=320), AfterValidator(_mail_address)]  # "" for none given
+BuyerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")]
+
+
 class Data(BaseModel):
     # strict: no coercion (12 is not "12", "1.5" is not 1.5, true is not 1)
     model_config = ConfigDict(strict=True, extra="allow")
@@ -89,13 +113,13 @@ class Data(BaseModel):
 class ReservationRequested(Data):
     """Seats picked by hand (`seatIds`), or best available (`quantity`, optionally `categoryId`, `section`)."""
 
-    userId: UserId
+    userId: BuyerId
     seatIds: Seats | None = None
     quantity: Annotated[int, Field(ge=1, le=MAX_SEATS)] | None = None
     categoryId: Code | None = None
     section: Name | None = None
     bodyHash: Annotated[str, _bounded(128, 0)] = ""
-    email: Email | None = None
+    email: MailTo | None = None
     queueAccess: Annotated[str, _bounded(2048)] | None = None  # the waiting room's access token, if sent
 
     @model_validator(mode="after")
@@ -233,19 +257,19 @@ def _price(text: str) -> str:
 
 
 class NewVenue(Data):
-    name: Name
-    city: Annotated[str, _bounded(1024, 0)] = ""
+    name: ShownName
+    city: Annotated[str, StringConstraints(max_length=1024, pattern=ONE_LINE)] = ""
 
 
 class NewPriceCategory(Data):
     categoryId: Code
-    name: Name
+    name: ShownName
     price: Annotated[str, _bounded(32), AfterValidator(_price)]
 
 
 class NewRow(Data):
-    row: Annotated[str, _bounded(16)]
-    section: Name
+    row: RowLabel
+    section: ShownName
     categoryId: Code
     seats: Annotated[int, Field(ge=1, le=1000)]
 
@@ -254,7 +278,7 @@ class NewSeat(Data):
     seatId: SeatId
     row: Annotated[str, _bounded(16)]
     number: Annotated[int, Field(ge=0, le=MAX_EVENT_SEATS)]
-    section: Name
+    section: ShownName
     categoryId: Code
 
 
@@ -267,7 +291,7 @@ class NewOnSale(Data):
 
 class EventCreationRequested(Data):
     eventId: Annotated[str, StringConstraints(pattern=f"^{EVENT_ID.pattern}$")]
-    name: Name
+    name: ShownName
     venue: NewVenue
     startsAt: Moment
     currency: Currency
@@ -293,7 +317,7 @@ Position = Annotated[int, Field(ge=1)]
 class AccountVerificationRequested(Data):
     verificationId: BookingId  # a UUID: the email is sent once per id
     userId: UserId
-    email: Annotated[str, _bounded(320)]
+    email: MailTo
     link: Annotated[str, _bounded(2048), StringConstraints(pattern=r"^https?://[^\s]+$")]
     expiresAt: Moment
 
@@ -327,9 +351,9 @@ class QueueAdmitted(Data):
 
 class WaitlistJoinRequested(Data):
     waitlistId: BookingId  # proposed by the gateway; a buyer already waiting keeps their entry
-    userId: UserId
+    userId: BuyerId
     quantity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
-    email: Email | None = None
+    email: MailTo | None = None
     queueAccess: Annotated[str, _bounded(2048)] | None = None  # the waiting room's access token, if sent
 
 
