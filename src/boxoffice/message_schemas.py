@@ -77,7 +77,7 @@ def _moment(text: str) -> str:
 # A time as the platform writes it (ISO-8601 with a zone): consumers read it as one, and emails show it.
 Moment = Annotated[str, _bounded(64), AfterValidator(_moment)]
 
-Seq = Annotated[int, Field(ge=1)]
+Seq = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a PostgreSQL bigint
 SeatCount = Annotated[int, Field(ge=0, le=10_000_000)]
 Name = Annotated[str, _bounded(1024)]
 
