@@ -64,6 +64,28 @@ async def test_book_and_pay_from_the_page(browser, platform: RunningPlatform) ->
     await page.close()
 
 
+async def test_a_reloaded_page_shows_its_unpaid_hold_again_and_pays_it(browser, platform: RunningPlatform) -> None:
+    page = await open_monitor(browser, platform.base_url)
+    await page.fill("#user-id", "reloading_buyer")
+    await page.dispatch_event("#user-id", "change")
+    await page.click("[data-seat-id='O5']")
+    await page.click("#hold-button")
+    await page.wait_for_selector("#hold-panel:visible", timeout=10_000)
+    held = (await page.text_content("#hold-booking-id")).strip()
+
+    await page.reload()
+    await page.wait_for_selector("#connection-status:has-text('Live')", timeout=15_000)
+    await page.wait_for_selector("#hold-panel:visible", timeout=10_000)
+    assert (await page.text_content("#hold-booking-id")).strip() == held
+    await page.fill("#card-number", "4242424242424242")
+    await page.click("#pay-button")
+    await page.wait_for_function("() => document.querySelector('#booking-result').textContent.toLowerCase()"
+                                 ".includes('confirmed')", timeout=15_000)
+    async with httpx.AsyncClient(base_url=platform.base_url) as api:
+        assert (await api.get(f"/bookings/{held}")).json()["status"] == "confirmed"
+    await page.close()
+
+
 async def test_a_hold_runs_out_on_screen(browser, short_hold_platform: RunningPlatform) -> None:
     page = await open_monitor(browser, short_hold_platform.base_url)
     await page.click("[data-seat-id='N1']")

@@ -134,6 +134,21 @@ async function selectEvent(eventId, fromPicker) {
   watchQueue(eventId, answer.body);
   openStream(eventId);
   restoreWaitlist(eventId);
+  restoreHold(eventId);
+}
+
+// A reloaded page shows the buyer's unpaid hold of this event again, from GET /users/{userId}/bookings: the
+// newest pending booking that has not run out.
+async function restoreHold(eventId) {
+  const userId = state.account ? state.account.userId : $("user-id").value.trim();
+  if (!userId || state.hold || (state.accountsRequired && !state.account)) return;
+  const answer = await api("GET", `/users/${encodeURIComponent(userId)}/bookings`);
+  if (state.eventId !== eventId || state.hold || answer.status !== 200 || !Array.isArray(answer.body.bookings)) return;
+  const now = Date.now() + state.clockSkew;
+  const pending = answer.body.bookings
+    .filter((b) => b.eventId === eventId && b.status === "pending" && Date.parse(b.expiresAt) > now)
+    .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+  if (pending.length) startHold(pending[0]);
 }
 
 function resetMap(eventId) {
