@@ -64,4 +64,17 @@ async def test_the_page_of_an_unknown_event_says_so_and_joins_nothing(browser, p
     await page.goto(f"{platform.base_url}/events/no_such_onsale_here/queue")
     await page.wait_for_selector("#queue-error:has-text('does not exist')", timeout=15_000)
     assert await page.locator("#queue-state").text_content() == "Not in the queue."  # not "Joining the queue…"
+    assert await page.get_attribute("#queue-elsewhere-link", "href") == "/"
+    assert await page.locator("#queue-note").is_hidden()  # not "Keep this page open"
+    await page.close()
+
+
+async def test_the_page_of_an_event_without_a_waiting_room_leads_to_its_seat_map(browser,
+                                                                                 platform: RunningPlatform) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{platform.base_url}/events/coldplay_world_tour/queue")
+    await page.wait_for_selector("#queue-elsewhere:visible", timeout=15_000)
+    await page.click("#queue-elsewhere-link")
+    await page.wait_for_url("**/?event=coldplay_world_tour", timeout=10_000)
+    await page.wait_for_selector("[data-seat-id]", timeout=15_000)
     await page.close()

@@ -103,7 +103,7 @@ async function join(proof) {
     if (!response.ok) {
       fail(answer.error || "Could not join the queue");
       // Refused for good (no such event, no waiting room, called off): no longer "joining".
-      if (response.status === 404 || response.status === 409) $("queue-state").textContent = "Not in the queue.";
+      if (response.status === 404 || response.status === 409) notInTheQueue(response.status === 404);
       if (response.status === 429 || response.status >= 500) setTimeout(join, 3000);
       if (answer.code === "proof_of_work_invalid") setTimeout(async () => join(await proved()), 1000);
       return;
@@ -114,6 +114,24 @@ async function join(proof) {
     return;
   }
   follow(answer.statusUrl);
+}
+
+// Refused for good: nothing to wait for here, so the page says where to go instead (an event without a waiting
+// room sells on its seat map; a called-off one shows so there; an unknown one is not among the events).
+function notInTheQueue(unknownEvent) {
+  $("queue-state").textContent = "Not in the queue.";
+  $("queue-note").hidden = true;
+  const link = $("queue-elsewhere-link");
+  if (unknownEvent) {
+    link.href = "/";
+    link.textContent = "See the events on sale";
+  } else {
+    const target = new URL("/", location.origin);
+    target.searchParams.set("event", eventId);
+    link.href = `${target.pathname}${target.search}`;
+    link.textContent = "Go to the event's seat map";
+  }
+  $("queue-elsewhere").hidden = false;
 }
 
 function follow(statusUrl) {
