@@ -110,8 +110,8 @@ class _Keyed:
         segment, slash, _ = scope["path"][1:].partition("/")
         if not hmac.compare_digest(segment.encode(), self.key.encode()):
             await JSONResponse({"success": False, "code": "not_found",
-                                "error": "Open the mailbox at the address `boxoffice up` printed: it carries the "
-                                         "mailbox's key"}, 404)(scope, receive, send)
+                                "error": "Open the mailbox at the address that `up` printed (./run.sh up or "
+                                         "boxoffice up): it carries the mailbox's key"}, 404)(scope, receive, send)
         elif not slash:
             await RedirectResponse(f"/{self.key}/", 308)(scope, receive, send)
         else:
