@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -44,6 +45,7 @@ from boxoffice.entrypoints.gateway.deps import bearer, buying_caller, get_gatewa
 from boxoffice.entrypoints.gateway.lifecycle import confirm_booking
 from boxoffice.entrypoints.gateway.middleware import EVERY_ANSWER_HEADERS, MAX_BODY_BYTES
 from boxoffice.entrypoints.gateway.schemas import BookingRequest, ConfirmRequest
+from boxoffice.entrypoints.gateway.state import Gateway
 from boxoffice.logs import CORRELATION_ID
 
 # The headers each route declares, with their limits (Header(max_length=...) in bookings.create_booking).
@@ -54,15 +56,20 @@ _CONFIRM_PATH = re.compile(r"/bookings/([^/]+)/confirm")
 _BOOKING_ID_LIMIT = 64
 
 
+async def _credentials(request: Request, gw: Gateway) -> HTTPAuthorizationCredentials | None:
+    # Without accounts no caller is looked for (deps.optional_caller): the header is not read.
+    return await bearer(request) if gw.settings.auth_on else None
+
+
 async def _hold(request: Request, booking: BookingRequest, headers: dict[bytes, str]) -> Response:
     gw = await get_gateway(request)
-    caller = await buying_caller(request, gw, await bearer(request))
+    caller = await buying_caller(request, gw, await _credentials(request, gw))
     return await create_booking(booking, gw, caller, headers.get(b"idempotency-key"), headers.get(b"x-queue-access"))
 
 
 async def _confirm(request: Request, payment: ConfirmRequest, headers: dict[bytes, str]) -> Response:
     gw = await get_gateway(request)
-    caller = await limited_caller(request, gw, await bearer(request))
+    caller = await limited_caller(request, gw, await _credentials(request, gw))
     return await confirm_booking(request.path_params["booking_id"], payment, gw, caller)
 
 
