@@ -83,9 +83,10 @@ WHAT_IS_THERE = {
 
 
 def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, seconds: float, detach: bool,
-                  accounts: bool = False) -> None:
+                  accounts: bool = False, already: bool = False) -> None:
     """What `up` prints once the platform is healthy (the README shows it as it is)."""
-    out.print(f"[bold green]boxoffice is up[/] in {seconds:.1f} s "
+    took = "(it was already running)" if already else f"in {seconds:.1f} s"
+    out.print(f"[bold green]boxoffice is up[/] {took} "
               f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
               f"{'embedded' if runtime.embedded_database else 'external'} PostgreSQL)", soft_wrap=True)
     rows = [(WHAT_IS_THERE.get(name, name), f"[link={url}]{url}[/link]") for name, url in runtime.urls().items()]
@@ -124,12 +125,13 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
             _fail(str(exc))
             return
     # A platform an earlier `up` started keeps running as it was started: this one neither owns nor restarts it.
-    print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach or already,
-                  accounts=settings.auth_on)
     if already:
-        console.print(_commands(f"[yellow]It was already running under {settings.data_path} (started by an earlier "
-                                "`boxoffice up`): settings given now do not apply to it. To change them, "
-                                "`boxoffice down` first.[/]"), soft_wrap=True, highlight=False)
+        console.print(Text(_commands(f"It was already running under {settings.data_path} (started by an earlier "
+                                     "`boxoffice up`): settings given now do not apply to it. To change them, "
+                                     "`boxoffice down` first."), style="yellow"), soft_wrap=True, highlight=False)
+    print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach or already,
+                  accounts=settings.auth_on, already=already)
+    if already:
         return
     if detach:
         return
