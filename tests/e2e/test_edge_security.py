@@ -52,9 +52,22 @@ def _gateway_rss_kib(platform: RunningPlatform) -> int:
 
 
 async def _send_head(base_url: str, header_bytes: int) -> bytes:
-    """A request whose one header is this long, sent in 1 MiB pieces; what the gateway answers."""
+    """A request whose one header is this long, sent in 1 MiB pieces; what the gateway answers. The answer is
+    read as it comes, while the head is still being sent: the gateway answers, drops what still comes for a
+    moment, then cuts the connection, and on a loaded machine the sending outlasts that moment; a write that
+    then fails would make asyncio's reader raise instead of giving back the answer it already holds."""
     address = urlsplit(base_url)
     reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    answer = bytearray()
+
+    async def read_answer() -> None:
+        try:
+            while chunk := await reader.read(1 << 16):
+                answer.extend(chunk)
+        except ConnectionError:
+            pass  # cut off after its answer
+
+    reading = asyncio.create_task(read_answer())
     try:
         writer.write(b"GET /health HTTP/1.1\r\nHost: boxoffice\r\nX-Padding: ")
         piece = b"a" * (1 << 20)
@@ -68,8 +81,10 @@ async def _send_head(base_url: str, header_bytes: int) -> bytes:
             await writer.drain()
         except ConnectionError:
             pass  # the gateway answered and closed while the head was still coming
-        return await asyncio.wait_for(reader.read(), 10)
+        await asyncio.wait_for(reading, 10)
+        return bytes(answer)
     finally:
+        reading.cancel()
         writer.close()
 
 
