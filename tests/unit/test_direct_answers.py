@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -190,3 +191,75 @@ async def test_a_client_that_leaves_before_its_answer_leaves_the_hold_decided() 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             again = await http.post("/bookings", content=body(seatIds=["A1"]), headers=JSON)
     assert again.status_code == 409  # the first one holds it
+
+
+async def read_all(reader: asyncio.StreamReader, seconds: float = 5) -> bytes:
+    return await asyncio.wait_for(reader.read(), seconds)
+
+
+def slow_gateway(seconds: float) -> Gateway:
+    """Holds decided `seconds` after they are asked for."""
+    gateway = Gateway(Settings())
+    publish = gateway.publisher.publish
+
+    async def slow_publish(topic: str, command: Any) -> None:
+        await asyncio.sleep(seconds)
+        await publish(topic, command)
+
+    gateway.publisher.publish = slow_publish  # type: ignore[method-assign]
+    return gateway
+
+
+@pytest.mark.parametrize("decided_after", [0.0, 0.3], ids=["at once", "later"])
+async def test_a_refusal_comes_after_the_answers_owed_before_it(decided_after: float) -> None:
+    """A request the parser refuses, pipelined behind holds: their answers first, in order, then the 400."""
+    app = app_for(Settings(), slow_gateway(decided_after), lean=True)
+    async with served(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request("A1") + request("A2") + b"GARBAGE /x\x01 HTTP/1.1\r\n\r\n")
+        answers = await read_all(reader)
+        writer.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
+    assert statuses == [b"201", b"201", b"400"], answers
+    assert answers.index(b'"seatIds":["A1"]') < answers.index(b'"seatIds":["A2"]') < answers.index(b"bad_request")
+
+
+async def test_a_client_that_half_closes_after_its_request_gets_the_answer() -> None:
+    app = app_for(Settings(), slow_gateway(0.2), lean=True)
+    async with served(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request("A1"))
+        writer.write_eof()
+        answer = await read_all(reader)  # then the server closes: read() ends
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 201 ") and b'"seatIds":["A1"]' in answer
+
+
+async def test_a_head_whose_end_is_split_between_two_reads_is_not_too_large() -> None:
+    content = body(seatIds=["A1"]) + b" " * 50_000
+    head = (b"POST /bookings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Pad: " + b"p" * 20_000
+            + b"\r\nContent-Length: " + str(len(content)).encode() + b"\r\n")
+    app = app_for(Settings(), Gateway(Settings()), lean=True)
+    async with served(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the server reads the head without its last CRLF
+        writer.write(b"\r\n" + content)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 201 "), answer
+
+
+async def test_a_head_begun_in_the_read_that_ends_the_request_before_it_is_timed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from boxoffice.entrypoints.gateway import live_splice
+
+    monkeypatch.setattr(live_splice, "HEAD_TIMEOUT_SECONDS", 0.5)
+    app = app_for(Settings(), Gateway(Settings()), lean=True)
+    async with served(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request("A1") + b"POST /bookings HTTP/1.1\r\nHo")
+        answers = await read_all(reader, 5)  # the 408, then the close: not the 75 s keep-alive
+        writer.close()
+    assert answers.startswith(b"HTTP/1.1 201 ") and b"HTTP/1.1 408 " in answers, answers

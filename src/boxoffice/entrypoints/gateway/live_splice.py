@@ -116,6 +116,9 @@ HEAD_TIMEOUT_SECONDS = 10.0
 # From the end of the headers to the end of the body (at most 64 KiB): a client that stops sending it would
 # otherwise hold its connection, and a task waiting for the body, for ever.
 BODY_TIMEOUT_SECONDS = 10.0
+# A refusal waits for the answers still owed before it on the connection, at most this long (a hold's answer
+# comes within BOXOFFICE_BOOKING_REPLY_SECONDS, 202 at the latest).
+OWED_ANSWERS_WITHIN_SECONDS = 30.0
 _TOO_SLOW = _closing_answer(b"408 Request Timeout", "The request headers took too long to arrive", "request_timeout")
 _BODY_TOO_SLOW = _closing_answer(b"408 Request Timeout", "The request body took too long to arrive", "request_timeout")
 _HEAD_TOO_LARGE = _closing_answer(b"431 Request Header Fields Too Large",
@@ -135,6 +138,9 @@ class LiveSplicingProtocol(DirectAnswers):
     _spliced = False
     _head_bytes = 0  # of the request whose head is being read; -1 once its headers are complete
     _refused = False
+    _refusal: bytes | None = None  # written once the answers still owed on the connection have gone
+    _read_tail = b""  # the last bytes of the previous read: a head's end may be split between two reads
+    _ended = False  # the client sent all it will send (a half-close): close once every answer has gone
     _head_timer: asyncio.TimerHandle | None = None
     _body_timer: asyncio.TimerHandle | None = None
 
@@ -162,11 +168,14 @@ class LiveSplicingProtocol(DirectAnswers):
             self._arm_head_timer()  # the next request on a kept-alive connection has begun
         if self._head_bytes >= 0:
             room = MAX_HEAD_BYTES - self._head_bytes
-            # Over the limit unless the head ends within it (the rest of this chunk is body).
-            if len(data) > room and data.find(b"\r\n\r\n", 0, max(room, 0) + 3) < 0:
+            # Over the limit unless the head ends within it (the rest of this chunk is body); its end may have
+            # begun in the previous read.
+            seen = self._read_tail + data
+            if len(data) > room and seen.find(b"\r\n\r\n", 0, max(room, 0) + len(self._read_tail) + 3) < 0:
                 self._refuse(_HEAD_TOO_LARGE)
                 return
             self._head_bytes += len(data)
+        self._read_tail = data[-3:]
         super().data_received(data)
         # Headers complete, body not (most bodies come with their headers: no timer for those); never on a
         # connection handed to the WebSocket protocol.
@@ -197,16 +206,69 @@ class LiveSplicingProtocol(DirectAnswers):
         self._refuse(_NOT_HTTP)
 
     def _refuse(self, answer: bytes) -> None:
-        """The answer, then a lingering close: closing at once with unread data resets the connection, and
-        the client could lose the answer; what it still sends is dropped for a moment, then it is cut off."""
+        """The answer, after those still owed for the requests before it on this connection, then a lingering
+        close: closing at once with unread data resets the connection, and the client could lose the answer;
+        what it still sends is dropped for a moment, then it is cut off."""
         self._refused = True
         self._disarm_head_timer()
         self._disarm_body_timer()
         metrics.HTTP_REQUESTS.inc("other", EDGE_ROUTE, answer[9:12].decode())  # "HTTP/1.1 408 ..."
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.more_body:
+            # The request the refusal is about (its body broke off): never answered, and not waited for.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if self.pipeline and self.pipeline[0][0] is cycle:
+                self.pipeline.popleft()
+        self._refusal = answer
+        if not self._owes_answers():
+            self._write_refusal()
+        else:  # an answer that never comes does not keep the connection for ever
+            self.loop.call_later(OWED_ANSWERS_WITHIN_SECONDS, self._stop_waiting_for_owed_answers)
+
+    def _stop_waiting_for_owed_answers(self) -> None:
+        if self._refusal is None:  # written when they came
+            return
+        for cycle in (self.cycle, *(c for c, _ in self.pipeline)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True  # what it would still send is dropped
+        self.pipeline.clear()
+        self._write_refusal()
+
+    def _owes_answers(self) -> bool:
+        """Whether a request read before is still being answered (or waits its turn behind one)."""
+        cycle = self.cycle
+        return bool(self.pipeline) or (cycle is not None and not cycle.response_complete and not cycle.disconnected)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._owes_answers() or self.transport.is_closing():
+            return
+        if self._refusal is not None:
+            self._write_refusal()
+        elif self._ended:
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol's own signature
+        """A client that half-closes after its requests still gets their answers (uvicorn closes at once)."""
+        if self._refused or not self._owes_answers():
+            return None  # the transport closes
+        self._ended = True
+        return True
+
+    def _write_refusal(self) -> None:
+        answer, self._refusal = self._refusal, None
+        if answer is None or self.transport.is_closing():
+            return
         self.transport.write(answer)
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:  # a request that begins in the same read as the one before it ends
+            self._arm_head_timer()
 
     def on_message_complete(self) -> None:
         self._head_bytes = 0  # the next request's head starts
