@@ -279,6 +279,7 @@ async def test_a_request_that_is_not_http_gets_the_apis_json_error(platform: Run
     status, headers, body = await _raw_answer(platform.base_url, request_bytes)
     assert status.startswith(b"HTTP/1.1 400 "), (status, body)
     assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"  # as every answer
     assert json.loads(body) == {"success": False, "error": "The request is not valid HTTP", "code": "bad_request"}
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
         assert (await client.get("/health")).status_code == 200

@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from boxoffice import metrics
 from boxoffice.config import get_settings
 from boxoffice.entrypoints.gateway.direct_answers import DirectAnswers
+from boxoffice.entrypoints.gateway.middleware import EVERY_ANSWER_HEADERS
 from boxoffice.entrypoints.gateway.one_write import HeadWithBody
 
 _LIVE = re.compile(rb"^/events/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/live(\?[^ ]*)?$")
@@ -32,10 +33,12 @@ BACKLOG_LIMIT_BYTES = 1 << 20
 
 
 def _closing_answer(status: bytes, error: str, code: str, extra_headers: bytes = b"") -> bytes:
-    """A whole answer in the API's JSON error shape, written straight to the socket before it is closed."""
+    """A whole answer in the API's JSON error shape, with the headers every answer has, written straight to the
+    socket before it is closed."""
     body = orjson.dumps({"success": False, "error": error, "code": code})
-    return (b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (status, extra_headers, len(body), body))
+    every = b"".join(b"%s: %s\r\n" % header for header in EVERY_ANSWER_HEADERS)
+    return (b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%s%sContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (status, every, extra_headers, len(body), body))
 
 
 _UNAVAILABLE = _closing_answer(b"503 Service Unavailable", "Live updates are unavailable right now; retry in a moment",
