@@ -42,7 +42,8 @@ async def new_event(pool: asyncpg.Pool) -> EventSpec:
 def handler_for(pool: asyncpg.Pool, smtp_port: int, first_backoff: float = 0.5,
                 seal: TicketSeal = TEST_SEAL) -> NotificationHandler:
     sender = SmtpSender(f"smtp://127.0.0.1:{smtp_port}", timeout=2, total_timeout=5)
-    return NotificationHandler(NotificationStore(pool), sender, SENDER, seal, first_backoff=first_backoff,
+    return NotificationHandler(NotificationStore(pool), sender, SENDER, seal,
+                               confirmation_links="http://127.0.0.1:8000/#verify=", first_backoff=first_backoff,
                                max_backoff=4 * first_backoff)
 
 

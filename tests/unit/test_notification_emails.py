@@ -43,6 +43,8 @@ from boxoffice.service_layer.notifications import (
 BOOKING = "6f1c1f7e-6d3a-4c59-9f39-0d3f2b8f1a11"
 NOW = datetime(2029, 6, 1, 12, 0, tzinfo=UTC)
 SEAL = TicketSeal(b"k" * 32)
+# How the platform under test makes its confirmation links (its public address).
+LINKS = "https://tickets.example.com/#verify="
 EVENT = EventInfo("ev", "Night Show", "Big Hall, Town", datetime(2030, 1, 1, 20, 0, tzinfo=UTC),
                   (SeatLabel("A1", "Stalls", "A", 1), SeatLabel("A2", "Stalls", "A", 2)))
 # The booking as PostgreSQL has it once paid: what its emails say, and whom they go to.
@@ -181,7 +183,8 @@ async def test_transient_failures_back_off_then_send_once() -> None:
         sleeps.append(seconds)
 
     records, sender = FakeRecords(), FlakySender([TransientMailError("down")] * 5)
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, first_backoff=1, max_backoff=4,
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS,
+                                  first_backoff=1, max_backoff=4,
                                   sleep=sleep)
     await handler([confirmed(), confirmed()])
     assert sleeps == [1, 2, 4, 4, 4]
@@ -191,7 +194,8 @@ async def test_transient_failures_back_off_then_send_once() -> None:
 async def test_a_refused_email_is_not_retried_nor_recorded() -> None:
     sleeps: list[float] = []
     records, sender = FakeRecords(), FlakySender([PermanentMailError("550 no such user")])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, sleep=_recorded(sleeps))
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS,
+                                  sleep=_recorded(sleeps))
     refused = confirmed()
     with pytest.raises(UndeliverableEmails) as raised:
         await handler([refused, Message(BOOKING_CONFIRMED, "ev", {"bookingId": "not-a-uuid"})])
@@ -232,7 +236,7 @@ async def test_an_event_name_with_a_line_break_is_sent_on_one_line(char: str) ->
                       (SeatLabel("A1", f"Stalls{char}", "A", 1),))
     records, sender = RecordsOf(event), FlakySender([])
     records.bookings[BOOKING] = ended("refunded", replace(STORED, seat_ids=("A1",)))  # its confirmation is still due
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     await handler([confirmed(seatIds=["A1"]), released("refunded")])
     confirmation, notice = (on_the_wire(m) for m in sender.delivered)
     assert confirmation["Subject"] == "Your tickets for Night Show"
@@ -259,7 +263,8 @@ async def test_an_unusable_address_fails_at_once_and_the_rest_of_the_batch_is_se
     sleeps: list[float] = []
     other = ended("cancelled", replace(STORED, booking_id=str(uuid.uuid4())))
     records, sender = FakeRecords(replace(STORED, email=email), other), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, sleep=_recorded(sleeps))
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS,
+                                  sleep=_recorded(sleeps))
     bad = confirmed(email=email)
     with pytest.raises(UndeliverableEmails) as raised:
         await handler([bad, released("cancelled", other.booking_id)])
@@ -273,7 +278,7 @@ async def test_an_unusable_address_fails_at_once_and_the_rest_of_the_batch_is_se
 async def test_a_booking_id_that_is_not_canonical_gets_no_email() -> None:
     """uuid.UUID() would take it, line break and all, and it goes into the Message-ID."""
     records, sender = FakeRecords(), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     await handler([confirmed(bookingId=f"{BOOKING.replace('-', '')[:-1]}\n"), confirmed(bookingId=f"{{{BOOKING}}}")])
     assert sender.delivered == [] and handler.counts == {"malformed": 2}
 
@@ -324,7 +329,7 @@ def test_a_link_with_markup_is_escaped_and_an_unusable_address_is_refused() -> N
 
 async def test_the_address_check_is_sent_once_per_verification_id() -> None:
     records, sender = FakeRecords(), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     await handler([email_check(), email_check()])
     assert len(sender.delivered) == 1 and records.sent == {(CHECK_ID, "email-confirmation"): "fan@example.com"}
 
@@ -349,7 +354,7 @@ class GatedSender:
 async def test_emails_about_different_bookings_are_on_their_way_at_once() -> None:
     bookings = [str(uuid.uuid4()) for _ in range(3)]
     records, sender = FakeRecords(*(replace(STORED, booking_id=b) for b in bookings)), GatedSender()
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     handling = [asyncio.ensure_future(handler([confirmed(bookingId=b)])) for b in bookings]
     async with asyncio.timeout(5):
         while sender.most_at_once < 3:
@@ -361,7 +366,7 @@ async def test_emails_about_different_bookings_are_on_their_way_at_once() -> Non
 
 async def test_copies_of_one_message_handled_at_once_make_one_email_and_a_bookings_emails_keep_their_order() -> None:
     records, sender = FakeRecords(ended("refunded")), GatedSender()
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     first, copy, then = confirmed(), confirmed(), released("refunded")
     handling = [asyncio.ensure_future(handler([m])) for m in (first, copy, then)]
     async with asyncio.timeout(5):
@@ -381,7 +386,7 @@ async def test_a_bookings_emails_read_together_from_two_topics_go_out_in_the_ord
     """Kafka does not order seat.released and booking.confirmed between them: a refund read ahead of the
     confirmation it follows is still mailed after it."""
     records, sender = FakeRecords(ended("refunded")), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     paid, refunded = confirmed(), released("refunded")
     paid = Message(paid.type, paid.event_id, paid.data, occurred_at="2030-01-01T12:00:00.100Z")
     refunded = Message(refunded.type, refunded.event_id, refunded.data, occurred_at="2030-01-01T12:00:00.200Z")
@@ -398,7 +403,7 @@ FORGED = {"email": "attacker@evil.co", "userId": "attacker", "seatIds": ["B2"], 
 
 async def test_a_forged_confirmation_of_a_pending_booking_sends_nothing_and_the_genuine_one_reaches_the_buyer() -> None:
     records, sender = FakeRecords(replace(BUYER, status="pending", payment_id=None)), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     await handler([confirmed(**FORGED)])
     assert sender.delivered == [] and records.sent == {} and handler.counts == {"unfounded": 1}
 
@@ -417,7 +422,7 @@ async def test_an_email_about_a_booking_goes_to_the_booking_s_address_with_its_s
     refunded = ended("refunded", replace(BUYER, booking_id=str(uuid.uuid4())))
     offered = replace(BUYER, booking_id=str(uuid.uuid4()), status="pending", payment_id=None)
     records, sender = FakeRecords(BUYER, refunded, offered), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     await handler([
         confirmed(**FORGED),
         Message(SEAT_RELEASED, "other_event", {"bookingId": refunded.booking_id, "reason": "refunded", **FORGED}),
@@ -435,7 +440,7 @@ async def test_an_email_about_a_booking_goes_to_the_booking_s_address_with_its_s
 
 async def test_a_message_about_no_stored_booking_sends_nothing_and_is_no_error() -> None:
     records, sender = FakeRecords(), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     unknown = str(uuid.uuid4())
     await handler([confirmed(bookingId=unknown, **FORGED), released("timeout", unknown)])
     assert sender.delivered == [] and records.sent == {} and handler.counts == {"unfounded": 2}
@@ -478,7 +483,7 @@ async def test_a_refund_refused_when_the_event_was_cancelled_is_mailed_and_one_t
     asked_by_buyer = replace(BUYER, booking_id=str(uuid.uuid4()))  # answered 502 at once
     refunded = ended("refunded", replace(cancelled, booking_id=str(uuid.uuid4())))  # a later try succeeded
     records, sender = FakeRecords(cancelled, asked_by_buyer, refunded), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL)
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     other = Message(BOOKING_COMMAND_REJECTED, "ev", {"bookingId": BOOKING, "command": "cancel", "code": "booking_paid"})
     await handler([refund_refused(), refund_refused(), refund_refused(asked_by_buyer.booking_id),
                    refund_refused(refunded.booking_id), other])
@@ -500,8 +505,7 @@ async def test_a_refund_refused_when_the_event_was_cancelled_is_mailed_and_one_t
 async def test_an_address_check_whose_link_the_platform_did_not_make_is_not_sent(link: str) -> None:
     """Anyone who can write to the broker can ask for this email; the platform's address would vouch for the link."""
     records, sender = FakeRecords(), FlakySender([])
-    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL,
-                                  confirmation_links="https://tickets.example.com/#verify=")
+    handler = NotificationHandler(records, sender, "b <t@boxoffice.test>", SEAL, confirmation_links=LINKS)
     await handler([email_check(link=link)])
     assert sender.delivered == [] and records.sent == {} and handler.counts["unfounded"] == 1
     await handler([email_check()])  # the platform's own link

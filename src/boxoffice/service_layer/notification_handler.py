@@ -45,12 +45,11 @@ class NotificationHandler:
     until it takes the email: this holds up only this consumer, and the offsets wait with it."""
 
     def __init__(self, records: NotificationRecords, sender: MailSender, mail_from: str, seal: TicketSeal, *,
-                 confirmation_links: str | None = None, first_backoff: float = 0.5, max_backoff: float = 30.0,
+                 confirmation_links: str, first_backoff: float = 0.5, max_backoff: float = 30.0,
                  clock: Callable[[], datetime] = utc_now,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._records, self._sender, self._from, self._seal = records, sender, mail_from, seal
-        # How the links that confirm an address begin; None: any link is sent (tests of the emails alone).
-        self._confirmation_links = confirmation_links
+        self._confirmation_links = confirmation_links  # how the links that confirm an address begin
         self._first_backoff, self._max_backoff = first_backoff, max_backoff
         self._clock, self._sleep = clock, sleep
         self.counts: Counter[str] = Counter()
@@ -107,9 +106,7 @@ class NotificationHandler:
         what = f"{kind} {about}" if kind == notifications.EMAIL_CHECK else f"{kind} for booking {about}"
         try:
             if kind == notifications.EMAIL_CHECK:
-                foreign = (notifications.foreign_link(message, self._confirmation_links)
-                           if self._confirmation_links is not None else None)
-                if foreign:
+                if foreign := notifications.foreign_link(message, self._confirmation_links):
                     log.warning("%s %s: %s; no %s email", message.type, message.id, foreign, kind)
                     self.counts["unfounded"] += 1
                     return

@@ -72,14 +72,18 @@ class DirectAnswers(HttpToolsProtocol):
 
     answered_directly = 0  # how many, in this process: the tests look
     cycle: RequestResponseCycle | DirectAnswer  # type: ignore[assignment]
+    _answers_here: bool | None = None  # whether this connection's app lets the hot routes be answered here
 
-    def _direct_app(self) -> Any:
-        """The gateway's app when the hot routes may be answered here: uvicorn has not wrapped it (a proxy's
-        headers would change the client's address), the lean layer is on and no CORS is configured."""
-        from boxoffice.entrypoints.gateway.app import GatewayApp
+    def _answers_hot_routes(self) -> bool:
+        """Whether the hot routes may be answered here, found once per connection: uvicorn has not wrapped the
+        gateway's app (a proxy's headers would change the client's address), the lean layer is on and no CORS is
+        configured."""
+        if self._answers_here is None:
+            from boxoffice.entrypoints.gateway.app import GatewayApp
 
-        app = self.app
-        return app if isinstance(app, GatewayApp) and app.lean and app.cors is None else None
+            app = self.app
+            self._answers_here = isinstance(app, GatewayApp) and app.lean and app.cors is None
+        return self._answers_here
 
     def on_headers_complete(self) -> None:
         if (self.cycle is None or self.cycle.response_complete) and (direct := self._direct_answer()) is not None:
@@ -89,7 +93,8 @@ class DirectAnswers(HttpToolsProtocol):
 
     def _direct_answer(self) -> DirectAnswer | None:
         if (not _TARGET.fullmatch(self.url) or self.expect_100_continue or self.root_path
-                or self.limit_concurrency is not None or self.parser.should_upgrade() or self._direct_app() is None):
+                or self.limit_concurrency is not None or self.parser.should_upgrade()
+                or not self._answers_hot_routes()):
             return None
         method = self.parser.get_method().decode("ascii")
         hot = hot_route(method, path := self.url.decode("ascii"))

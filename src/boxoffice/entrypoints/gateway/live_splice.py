@@ -167,8 +167,6 @@ class LiveSplicingProtocol(DirectAnswers):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # what is still coming of a refused head is dropped, never parsed or kept
-        if self._head_bytes == 0 and data and self._head_timer is None:
-            self._arm_head_timer()  # the next request on a kept-alive connection has begun
         if self._head_bytes >= 0:
             room = MAX_HEAD_BYTES - self._head_bytes
             # Over the limit unless the head ends within it (the rest of this chunk is body); its end may have
@@ -270,7 +268,9 @@ class LiveSplicingProtocol(DirectAnswers):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._head_timer is None:  # a request that begins in the same read as the one before it ends
+        # Each request's head is timed from its first byte, also one that begins in the read that ends the
+        # request before it (connection_made times the first).
+        if self._head_timer is None:
             self._arm_head_timer()
 
     def on_message_complete(self) -> None:
