@@ -125,15 +125,18 @@ def request(seat: str, *extra: bytes, version: bytes = b"1.1") -> bytes:
             + str(len(content)).encode() + b"\r\n" + b"".join(h + b"\r\n" for h in extra) + b"\r\n" + content)
 
 
+async def one_answer(reader: asyncio.StreamReader) -> bytes:
+    """The next answer on a connection, head and body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.startswith(b"content-length")))
+    return head + await reader.readexactly(length)
+
+
 async def answers_on_one_connection(port: int, sent: bytes, count: int) -> list[bytes]:
     """The answers to `count` requests sent at once on one connection, each with its body."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(sent)
-    seen = []
-    for _ in range(count):
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.startswith(b"content-length")))
-        seen.append(head + await reader.readexactly(length))
+    seen = [await one_answer(reader) for _ in range(count)]
     writer.close()
     return seen
 
@@ -263,3 +266,28 @@ async def test_a_head_begun_in_the_read_that_ends_the_request_before_it_is_timed
         answers = await read_all(reader, 5)  # the 408, then the close: not the 75 s keep-alive
         writer.close()
     assert answers.startswith(b"HTTP/1.1 201 ") and b"HTTP/1.1 408 " in answers, answers
+
+
+async def test_each_head_has_the_whole_head_time_however_long_the_connection_has_been_open(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One timer per connection, left running between heads: when it fires during a head begun just before,
+    that head still gets its whole time; one that then does not come in time is refused."""
+    from boxoffice.entrypoints.gateway import live_splice
+
+    monkeypatch.setattr(live_splice, "HEAD_TIMEOUT_SECONDS", 0.6)
+    app = app_for(Settings(), Gateway(Settings()), lean=True)
+    async with served(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request("A1"))
+        first = await one_answer(reader)
+        await asyncio.sleep(0.4)  # the time that must pass: the connection's timer fires during the next head
+        second = request("A2")
+        writer.write(second[:20])
+        await asyncio.sleep(0.4)  # 0.8 s since the connection opened, 0.4 s into this head
+        writer.write(second[20:])
+        answered = await one_answer(reader)
+        writer.write(b"POST /bookings HTTP/1.1\r\nHo")  # never finished
+        rest = await read_all(reader, 5)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 201 ") and answered.startswith(b"HTTP/1.1 201 "), answered
+    assert b"HTTP/1.1 408 " in rest, rest

@@ -145,6 +145,7 @@ class LiveSplicingProtocol(DirectAnswers):
     _read_tail = b""  # the last bytes of the previous read: a head's end may be split between two reads
     _ended = False  # the client sent all it will send (a half-close): close once every answer has gone
     _head_timer: asyncio.TimerHandle | None = None
+    _head_since: float | None = None  # when the head being read began; None between heads
     _body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -152,16 +153,24 @@ class LiveSplicingProtocol(DirectAnswers):
         self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_too_slow)
+        """Times a head from now. The connection's one timer is left running between heads and looks, when it
+        fires, at the head then being read: a timer made and cancelled per request was 2 % of the gateway's CPU
+        per hold."""
+        self._head_since = self.loop.time()
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timer_fired)
 
     def _disarm_head_timer(self) -> None:
-        _cancel(self._head_timer)
-        self._head_timer = None
+        self._head_since = None
 
-    def _head_too_slow(self) -> None:
+    def _head_timer_fired(self) -> None:
         self._head_timer = None
-        if self._head_bytes >= 0 and not self._refused and not self.transport.is_closing():
+        if self._head_since is None:
+            return  # no head on its way: the next one arms the timer again
+        left = self._head_since + HEAD_TIMEOUT_SECONDS - self.loop.time()
+        if left > 0:
+            self._head_timer = self.loop.call_later(left, self._head_timer_fired)
+        elif self._head_bytes >= 0 and not self._refused and not self.transport.is_closing():
             self._refuse(_TOO_SLOW)
 
     def data_received(self, data: bytes) -> None:
@@ -270,7 +279,7 @@ class LiveSplicingProtocol(DirectAnswers):
         super().on_message_begin()
         # Each request's head is timed from its first byte, also one that begins in the read that ends the
         # request before it (connection_made times the first).
-        if self._head_timer is None:
+        if self._head_since is None:
             self._arm_head_timer()
 
     def on_message_complete(self) -> None:
@@ -323,6 +332,7 @@ class LiveSplicingProtocol(DirectAnswers):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        _cancel(self._head_timer)
         self._disarm_body_timer()
         if self._upstream is not None:
             self._upstream.close()
