@@ -101,5 +101,6 @@ def test_the_symbol_is_full_size_with_error_level_m() -> None:
 @settings(max_examples=30, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=200))
 @example("¡")  # read as "｡" (Shift JIS) when the symbol does not say UTF-8
+@example("ଂ0")  # read as "牀Ｑ": its UTF-8 bytes pair as Shift JIS, and segno chose kanji mode for them
 def test_any_text_reads_back(payload: str) -> None:
     assert _read(qr_png(payload)) == [payload]

@@ -139,8 +139,10 @@ _ZXING_MODULES = bytes.maketrans(b"\x00\xff", b"\x01\x00")  # zxing's image: 0 d
 
 def qr_symbol(payload: str) -> segno.QRCode:
     """Text beyond ASCII (qr_modules draws the rest): never a Micro QR code (not every reader reads them), as
-    UTF-8, said so by an ECI header, so a reader does not guess another character set."""
-    return segno.make(payload, error="m", mask=QR_MASK, boost_error=False, micro=False, encoding="utf-8", eci=True)
+    UTF-8, said so by an ECI header, so a reader does not guess another character set. Always in byte mode:
+    segno took UTF-8 bytes that pair as Shift JIS ("ଂ0") for kanji, which readers read as Shift JIS."""
+    return segno.make(payload, error="m", mask=QR_MASK, boost_error=False, micro=False, encoding="utf-8", eci=True,
+                      mode="byte")
 
 
 def qr_modules(payload: str) -> list[bytes]:
