@@ -102,6 +102,9 @@ def now_iso() -> str:
     return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
+_FRESH: Any = object()  # an id or time not given: a new one is made
+
+
 @dataclass(frozen=True)
 class Message:
     type: str
@@ -111,6 +114,16 @@ class Message:
     id: str = field(default_factory=uuid4_text)
     occurred_at: str = field(default_factory=now_iso)
     version: int = 1
+
+    def __init__(self, type: str, event_id: str, data: dict[str, Any],
+                 request_id: str | None = None, id: str = _FRESH, occurred_at: str = _FRESH,
+                 version: int = 1) -> None:
+        # Every message sent or read is made here: the frozen dataclass's own __init__ (one object.__setattr__
+        # per field) cost four times this, as much as parsing the message's JSON. What a read message holds is
+        # kept as it is, even a null id, for the schema checks to refuse.
+        self.__dict__.update(type=type, event_id=event_id, data=data, request_id=request_id,
+                             id=uuid4_text() if id is _FRESH else id,
+                             occurred_at=now_iso() if occurred_at is _FRESH else occurred_at, version=version)
 
     def encode(self) -> bytes:
         return orjson.dumps({
