@@ -40,3 +40,29 @@ async def test_statuses_from_heartbeat_rows(pool: asyncpg.Pool) -> None:
     assert shown["pair"]["pid"] == 5 and shown["pair"]["instances"] == 2  # the freshest, and two beating
     assert shown["pair"]["retryingForSeconds"] == 15.5 and shown["pair"]["lastError"] == "DeadlockDetectedError()"
     assert 29 < shown["gone"]["lastHeartbeatSecondsAgo"] < 40
+
+
+async def test_a_process_that_stops_cleanly_says_so_and_its_service_is_down_unless_another_beats(
+        pool: asyncpg.Pool) -> None:
+    import asyncio
+
+    from boxoffice.adapters.heartbeat import beat_forever, heartbeat_age, instance_name, stopped_since
+
+    alone, paired = f"alone_{uuid.uuid4().hex[:8]}", f"paired_{uuid.uuid4().hex[:8]}"
+    await beat(pool, paired, "h:9", 0.2)  # another process of the second service, still beating
+    for service in (alone, paired):
+        beating = asyncio.ensure_future(beat_forever(pool, service, 0.05))
+        while await pool.fetchval("SELECT count(*) FROM service_heartbeats WHERE service = $1 AND instance = $2",
+                                  service, instance_name()) == 0:
+            await asyncio.sleep(0.02)
+        assert (await read_heartbeats(pool, 5.0))[service]["status"] == "up"
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+
+    read = await read_heartbeats(pool, 5.0)
+    assert read[alone]["status"] == "down" and read[alone]["instances"] == 0
+    assert read[paired]["status"] == "up" and read[paired]["instances"] == 1 and read[paired]["pid"] == 9
+    async with pool.acquire() as con:
+        assert await heartbeat_age(con, alone) is None
+        assert 0 <= (await stopped_since(con, alone) or -1) < 5
+        assert await heartbeat_age(con, paired) is not None

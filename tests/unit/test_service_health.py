@@ -196,3 +196,17 @@ async def test_health_while_no_broker_takes_connections_says_degraded_kafka_down
     body = get_health(health, UpPool(), closed_port)
     assert (body["status"], body["database"], body["kafka"]) == ("degraded", "up", "down")
     assert all(s["status"] == "up" for s in body["services"].values())  # their heartbeats are fresh
+
+
+async def test_a_service_that_said_it_stopped_is_down_at_once_even_after_a_recent_reply(
+        health: ServiceHealth, heartbeats: Heartbeats, clock: list[float]) -> None:
+    await health.refresh()
+    health.seen_alive("booking")  # its last reply, then it stops cleanly a second later
+    clock[0] += 1.5
+    heartbeats.rows["booking"] |= {"lastHeartbeatSecondsAgo": 0.5, "stopped": True}
+    await health.refresh()
+    assert health.report("booking")["status"] == "down" and not health.is_up("booking")
+
+    clock[0] += 1.0  # a new process answers before its first heartbeat is read: up, by its reply
+    health.seen_alive("booking")
+    assert health.is_up("booking")

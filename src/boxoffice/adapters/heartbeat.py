@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 InfoSource = Callable[[], Awaitable[dict[str, Any]]]
 
 DEGRADED_AFTER_RETRYING_SECONDS = 10.0
+STOPPED_SAID_WITHIN_SECONDS = 2.0
 
 
 def retrying_for(info: Mapping[str, Any]) -> float:
@@ -37,10 +38,15 @@ def retrying_for(info: Mapping[str, Any]) -> float:
 
 
 def beat_status(age: float, stale_after: float, info: Mapping[str, Any]) -> str:
-    """"up", "degraded" (beating, but stuck retrying) or "down" (no recent heartbeat)."""
-    if age > stale_after:
+    """"up", "degraded" (beating, but stuck retrying) or "down" (no recent heartbeat, or stopped)."""
+    if age > stale_after or stopped(info):
         return "down"
     return "degraded" if retrying_for(info) > DEGRADED_AFTER_RETRYING_SECONDS else "up"
+
+
+def stopped(info: Mapping[str, Any]) -> bool:
+    """Whether the instance said, as it stopped cleanly, that it serves no more."""
+    return info.get("stopped") is True
 
 
 def instance_name() -> str:
@@ -52,24 +58,40 @@ async def beat_forever(pool: asyncpg.Pool, service: str, every: float, info: Inf
     instance = instance_name()
     started: datetime = utc_now()
     outage = Outage(log, "writing the heartbeat")
-    while True:
-        try:
-            details = {**(await info() if info else {}), "metrics": metrics.snapshot()}
+    try:
+        while True:
+            try:
+                details = {**(await info() if info else {}), "metrics": metrics.snapshot()}
+                await pool.execute(
+                    """INSERT INTO service_heartbeats (service, instance, pid, started_at, beat_at, info)
+                       VALUES ($1, $2, $3, $4, now(), $5::jsonb)
+                       ON CONFLICT (service, instance) DO UPDATE SET beat_at = now(), info = EXCLUDED.info""",
+                    service, instance, os.getpid(), started, orjson.dumps(details).decode(),
+                )
+                # Rows of earlier processes of this service stop mattering once this one beats.
+                await pool.execute(
+                    "DELETE FROM service_heartbeats WHERE service = $1 AND instance <> $2 "
+                    "AND beat_at < now() - interval '1 minute'", service, instance)
+            except TRANSIENT_ERRORS as exc:
+                outage.failed(exc)
+            else:
+                outage.recovered()
+            await asyncio.sleep(every)
+    finally:
+        await _say_stopped(pool, service, instance)
+
+
+async def _say_stopped(pool: asyncpg.Pool, service: str, instance: str) -> None:
+    """A process that stops cleanly is down at once, not only once its last heartbeat is stale (`health` and the
+    gateway said it up for seconds after a stop). Its last figures stay; a killed process cannot say so."""
+    try:
+        async with asyncio.timeout(STOPPED_SAID_WITHIN_SECONDS):
             await pool.execute(
-                """INSERT INTO service_heartbeats (service, instance, pid, started_at, beat_at, info)
-                   VALUES ($1, $2, $3, $4, now(), $5::jsonb)
-                   ON CONFLICT (service, instance) DO UPDATE SET beat_at = now(), info = EXCLUDED.info""",
-                service, instance, os.getpid(), started, orjson.dumps(details).decode(),
-            )
-            # Rows of earlier processes of this service stop mattering once this one beats.
-            await pool.execute(
-                "DELETE FROM service_heartbeats WHERE service = $1 AND instance <> $2 "
-                "AND beat_at < now() - interval '1 minute'", service, instance)
-        except TRANSIENT_ERRORS as exc:
-            outage.failed(exc)
-        else:
-            outage.recovered()
-        await asyncio.sleep(every)
+                """UPDATE service_heartbeats SET beat_at = now(), info = info || '{"stopped": true}'::jsonb
+                   WHERE service = $1 AND instance = $2""", service, instance)
+    except TRANSIENT_ERRORS as exc:  # the pool closing or gone, the database down, no answer in time
+        log.info("could not record that %s stopped (%s): it shows as down once its heartbeat is stale",
+                 service, type(exc).__name__)
 
 
 async def read_heartbeats(db: asyncpg.Pool | Connection, stale_after: float) -> dict[str, dict[str, Any]]:
@@ -80,7 +102,7 @@ async def read_heartbeats(db: asyncpg.Pool | Connection, stale_after: float) -> 
     rows = await db.fetch(
         """SELECT service, instance, pid, started_at, info - 'metrics' AS info,
                   extract(epoch FROM now() - beat_at) AS age
-           FROM service_heartbeats ORDER BY service, beat_at DESC""")
+           FROM service_heartbeats ORDER BY service, info @> '{"stopped": true}', beat_at DESC""")
     services: dict[str, dict[str, Any]] = {}
     for r in rows:
         info, age = orjson.loads(r["info"]), float(r["age"])
@@ -88,9 +110,10 @@ async def read_heartbeats(db: asyncpg.Pool | Connection, stale_after: float) -> 
         if known is None:
             services[r["service"]] = {
                 "pid": r["pid"], "instance": r["instance"], "startedAt": r["started_at"].isoformat(),
-                "lastHeartbeatSecondsAgo": round(age, 3), "instances": int(age <= stale_after), **info}
+                "lastHeartbeatSecondsAgo": round(age, 3), "instances": int(age <= stale_after and not stopped(info)),
+                **info}
             continue
-        if age <= stale_after:
+        if age <= stale_after and not stopped(info):
             known["instances"] += 1
             if retrying_for(info) > retrying_for(known):
                 known["retryingForSeconds"] = info["retryingForSeconds"]
@@ -101,10 +124,21 @@ async def read_heartbeats(db: asyncpg.Pool | Connection, stale_after: float) -> 
 
 async def heartbeat_age(con: asyncpg.Connection, service: str, host: str | None = None) -> float | None:
     """Seconds since the service's freshest heartbeat, only counting processes on `host` when given
-    (a container's health check asks about its own process); None when none was ever written."""
+    (a container's health check asks about its own process) and not those that said they stopped; None when
+    there is none."""
     age = await con.fetchval(
         """SELECT extract(epoch FROM now() - max(beat_at)) FROM service_heartbeats
-           WHERE service = $1 AND ($2::text IS NULL OR split_part(instance, ':', 1) = $2)""", service, host)
+           WHERE service = $1 AND ($2::text IS NULL OR split_part(instance, ':', 1) = $2)
+             AND NOT info @> '{"stopped": true}'""", service, host)
+    return None if age is None else float(age)
+
+
+async def stopped_since(con: asyncpg.Connection, service: str, host: str | None = None) -> float | None:
+    """Seconds since the service's last process on `host` (any when None) said it stopped; None if none did."""
+    age = await con.fetchval(
+        """SELECT extract(epoch FROM now() - max(beat_at)) FROM service_heartbeats
+           WHERE service = $1 AND ($2::text IS NULL OR split_part(instance, ':', 1) = $2)
+             AND info @> '{"stopped": true}'""", service, host)
     return None if age is None else float(age)
 
 

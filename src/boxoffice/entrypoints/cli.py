@@ -330,24 +330,25 @@ def health(
         return
     database_url = settings.database_url or (runtime.database_url if runtime else "")
 
-    async def age() -> float | None:
+    async def ages() -> tuple[float | None, float | None]:
         import asyncpg
 
-        from boxoffice.adapters.heartbeat import heartbeat_age
+        from boxoffice.adapters.heartbeat import heartbeat_age, stopped_since
 
         con = await asyncpg.connect(database_url, timeout=5)
+        host = socket.gethostname() if this_host else None
         try:
-            return await heartbeat_age(con, name, socket.gethostname() if this_host else None)
+            return await heartbeat_age(con, name, host), await stopped_since(con, name, host)
         finally:
             await con.close()
 
     try:
-        seconds = asyncio.run(age())
+        seconds, stopped = asyncio.run(ages())
     except Exception as exc:  # noqa: BLE001 - any failure to read the heartbeat means "not healthy"
         _fail(f"{name}: heartbeat not readable: PostgreSQL did not answer ({type(exc).__name__}: {exc})")
         return
     if seconds is None:
-        _fail(f"{name}: no heartbeat yet")
+        _fail(f"{name}: down, stopped {stopped:.1f} s ago" if stopped is not None else f"{name}: no heartbeat yet")
     elif seconds > settings.heartbeat_stale_seconds:
         _fail(f"{name}: down, last heartbeat {seconds:.1f} s ago")
     console.print(f"{name}: up, last heartbeat {seconds:.1f} s ago")

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from boxoffice import views
-from boxoffice.adapters.heartbeat import beat_status, read_heartbeats
+from boxoffice.adapters.heartbeat import beat_status, read_heartbeats, stopped
 from boxoffice.adapters.kafka import Publisher
 from boxoffice.config import Settings
 from boxoffice.domain.tickets import TicketSeal
@@ -85,9 +85,19 @@ class ServiceHealth:
         self.last_seen[service] = self.clock()
 
     def is_up(self, service: str) -> bool:
-        if self.clock() - self.last_seen.get(service, -1e9) < self.stale_after:
+        now = self.clock()
+        seen = self.last_seen.get(service, -1e9)
+        if now - seen < self.stale_after and not self._stopped_since(service, seen):
             return True
-        return self._status(service, self.clock()) == "up"
+        return self._status(service, now) == "up"
+
+    def _stopped_since(self, service: str, moment: float) -> bool:
+        """Whether the service said, as last read, that it stopped after `moment` (this clock's)."""
+        beat = self.services.get(service)
+        if beat is None or not stopped(beat):
+            return False
+        stopped_at: float = self.refreshed_at - beat["lastHeartbeatSecondsAgo"]
+        return stopped_at >= moment
 
     def _status(self, service: str, now: float) -> str:
         if not self.refreshed_at:
