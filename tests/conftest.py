@@ -66,7 +66,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 
 async def new_database(servers: Servers, name: str) -> str:
-    await provision_database(servers.postgres_port, servers.postgres_password, servers.service_password, name)
+    await provision_database(servers.postgres.host, servers.postgres.port, servers.postgres_password,
+                             servers.service_password, name)
     dsn = servers.dsn(name)
     await asyncio.to_thread(migrate, dsn)
     return dsn

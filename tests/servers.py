@@ -20,14 +20,20 @@ from boxoffice.adapters.embedded import (
 
 @dataclass(frozen=True)
 class Servers:
-    postgres_port: int
-    postgres_password: str
-    service_password: str
+    postgres: EmbeddedPostgres
     kafka_bootstrap: str
+
+    @property
+    def postgres_password(self) -> str:
+        return self.postgres.password
+
+    @property
+    def service_password(self) -> str:
+        return self.postgres.service_password
 
     def dsn(self, database: str = "boxoffice") -> str:
         """As the services connect: their role, not the superuser."""
-        return f"postgresql://{SERVICE_ROLE}:{self.service_password}@127.0.0.1:{self.postgres_port}/{database}"
+        return self.postgres.dsn_as(SERVICE_ROLE, self.service_password, database)
 
 
 def _stop(process: subprocess.Popen[bytes], signal_number: int) -> None:
@@ -50,9 +56,9 @@ def embedded_servers(workdir: Path) -> Iterator[Servers]:
     broker_port = free_port()
     broker = subprocess.Popen(broker_command(broker_port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(postgres.port)
+        postgres.wait_until_listening()
         wait_for_port(broker_port)
-        yield Servers(postgres.port, postgres.password, postgres.service_password, f"127.0.0.1:{broker_port}")
+        yield Servers(postgres, f"127.0.0.1:{broker_port}")
     finally:
         _stop(broker, 15)
         _stop(pg, 2)

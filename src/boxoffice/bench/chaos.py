@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import asyncpg
@@ -107,12 +107,16 @@ class Target:
     event_id: str
     seats: list[str]
 
-    def port(self, of: str) -> int:
+    def address(self, of: str) -> int | Path:
+        """Where the server listens: its TCP port, or the Unix socket of the embedded database."""
         address = self.database_url if of == "postgres" else f"kafka://{self.kafka_bootstrap.split(',')[0]}"
-        port = urlsplit(address).port
-        if port is None:
+        parts = urlsplit(address)
+        query = parse_qs(parts.query)
+        if of == "postgres" and query.get("host", [""])[-1].startswith("/"):
+            return Path(query["host"][-1]) / f".s.PGSQL.{query.get('port', ['5432'])[-1]}"
+        if parts.port is None:
             raise ChaosError(f"no port in {address!r}")
-        return port
+        return parts.port
 
 
 async def _crowd(base_url: str, event_id: str, seats: list[str], rng: random.Random, started: float,
@@ -232,11 +236,11 @@ async def _inject(target: Target, kinds: tuple[str, ...], rng: random.Random, st
             elif kind == "freeze":
                 await freeze(programs, rng, fault, started)
             elif kind == "db-restart":
-                await restart_program(programs, "postgres", target.port("postgres"), rng, fault, started)
+                await restart_program(programs, "postgres", target.address("postgres"), rng, fault, started)
             elif kind == "broker-restart":
                 await _snapshot_dead_letters(target, journal, log)
                 try:
-                    await restart_program(programs, "broker", target.port("broker"), rng, fault, started)
+                    await restart_program(programs, "broker", target.address("broker"), rng, fault, started)
                 finally:
                     journal.broker_epoch += 1
             elif kind == "poison":

@@ -21,6 +21,7 @@ import time
 import uuid
 import xmlrpc.client
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from boxoffice import messages as topics
-from boxoffice.adapters.embedded import wait_for_port
+from boxoffice.adapters.embedded import wait_for_port, wait_for_socket
 from boxoffice.adapters.supervisor import Supervisor
 from boxoffice.messages import iso, utc_now
 from boxoffice.service_layer import booking, catalog, notification_handler, payments
@@ -194,7 +195,7 @@ async def freeze(programs: Programs, rng: random.Random, fault: Fault, started: 
     fault.detail = f"for {seconds:.1f} s"
 
 
-async def restart_program(programs: Programs, program: str, port: int, rng: random.Random, fault: Fault,
+async def restart_program(programs: Programs, program: str, address: int | Path, rng: random.Random, fault: Fault,
                           started: float) -> None:
     """Stops the server's supervisor program (with its stop signal: SIGINT for PostgreSQL, a fast shutdown),
     leaves it down 0.5–2 s, and starts the same program again: same command, data directory and port."""
@@ -211,7 +212,10 @@ async def restart_program(programs: Programs, program: str, port: int, rng: rand
         # production: the fault is over once the server listens; why the first start failed is reported.
         first_start = f" (first start failed: {exc}; its log: {programs.log_tail(program)})"
     try:
-        await asyncio.to_thread(wait_for_port, port, 30.0)
+        if isinstance(address, Path):
+            await asyncio.to_thread(wait_for_socket, address, 30.0)
+        else:
+            await asyncio.to_thread(wait_for_port, address, 30.0)
     except TimeoutError as exc:
         raise ChaosError(f"{program} not back: {exc}{first_start}; its log: {programs.log_tail(program)}") from exc
     fault.ended = time.monotonic() - started
