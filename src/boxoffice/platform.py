@@ -17,7 +17,6 @@ from boxoffice.adapters.embedded import (
     EmbeddedPostgres,
     free_port,
     pg_run_as_user,
-    wait_for_port,
 )
 from boxoffice.adapters.mailbox import MailboxProgram, mailbox_program
 from boxoffice.adapters.supervisor import SERVICE_GROUP, Program, Supervisor
@@ -171,12 +170,12 @@ async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *
         await pool.close()
 
 
-def _started_by(supervisor: Supervisor) -> Callable[[int], bool]:
-    """Whether a process is one that this platform's supervisor started."""
-    from boxoffice.adapters.listeners import parent_of
+def _started_by(supervisor: Supervisor) -> Callable[[], list[int]]:
+    """The processes this platform's supervisor started, as they are when asked."""
+    from boxoffice.adapters.listeners import children_of
 
     supervisor_pid = supervisor.pid()
-    return lambda pid: supervisor_pid is not None and parent_of(pid) == supervisor_pid
+    return lambda: children_of(supervisor_pid) if supervisor_pid is not None else []
 
 
 def _refuse_a_taken_port(port: int, supervisor: Supervisor) -> None:
@@ -190,16 +189,35 @@ def _refuse_a_taken_port(port: int, supervisor: Supervisor) -> None:
                             "process, or give the platform another port with BOXOFFICE_HTTP_PORT")
 
 
+def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor, timeout: float = 30.0) -> None:
+    """Until a process of this platform listens on `port`: one of another user that bound it first (the ports are
+    on the command lines every user can read) would get the services' messages or the mailbox's tickets."""
+    from boxoffice.adapters.listeners import held_by, listening_sockets, taken_by_another
+
+    ours = _started_by(supervisor)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        squatter = taken_by_another(port, ours)
+        if squatter is not None:
+            raise PlatformError(f"port {port}, picked for {server}, was taken first by {squatter}; run `up` again "
+                                "(it picks other ports)")
+        inodes = listening_sockets(port)
+        if inodes and held_by(inodes, ours()):
+            return
+        time.sleep(0.05)
+    raise PlatformError(f"{server} does not listen on port {port} after {timeout:.0f} s")
+
+
 def _wait_serving(settings: Settings, supervisor: Supervisor, timeout: float = 30.0) -> None:
     """Until the gateway's own process listens on its port."""
-    from boxoffice.adapters.listeners import holders, listening_sockets
+    from boxoffice.adapters.listeners import held_by, listening_sockets
 
     ours = _started_by(supervisor)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _refuse_a_taken_port(settings.http_port, supervisor)
         inodes = listening_sockets(settings.http_port)
-        if inodes and any(ours(pid) for pid in holders(inodes)):
+        if inodes and held_by(inodes, ours()):
             return
         time.sleep(0.1)
     raise PlatformError(f"the gateway does not listen on port {settings.http_port} after {timeout:.0f} s; "
@@ -296,9 +314,10 @@ def up(settings: Settings) -> Runtime:
         if postgres is not None:
             postgres.wait_until_listening()
         if broker_port is not None:
-            wait_for_port(broker_port)
+            _wait_held_by_ours(broker_port, "the broker", supervisor)
         if mailbox is not None:
-            wait_for_port(mailbox.smtp_port)
+            _wait_held_by_ours(mailbox.smtp_port, "the mailbox", supervisor)
+            _wait_held_by_ours(mailbox.http_port, "the mailbox", supervisor)
         asyncio.run(prepare(runtime, settings, postgres))
         supervisor.ctl("start", f"{SERVICE_GROUP}:*", check=True)
         wait_healthy(settings, runtime)

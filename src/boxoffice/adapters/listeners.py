@@ -5,7 +5,7 @@ buyers' requests, cards and passwords."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 _LISTEN = "0A"
@@ -48,13 +48,6 @@ def holders(inodes: set[int], proc: Path = Path("/proc")) -> list[int]:
     return [pid for pid in pids if holds(pid, inodes, proc)]
 
 
-def parent_of(pid: int, proc: Path = Path("/proc")) -> int | None:
-    try:
-        return int((proc / str(pid) / "stat").read_text().rpartition(")")[2].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def describe(pid: int, proc: Path = Path("/proc")) -> str:
     """"pid 123 (python3) of user mallory", as far as it can be read."""
     import pwd
@@ -67,13 +60,23 @@ def describe(pid: int, proc: Path = Path("/proc")) -> str:
     return f"pid {pid} ({name}) of user {user}"
 
 
-def taken_by_another(port: int, is_ours: Callable[[int], bool], proc: Path = Path("/proc")) -> str | None:
-    """Who listens on `port` when none of the processes listening on it is ours; None when one is, or when
-    nothing listens yet."""
+def children_of(pid: int, proc: Path = Path("/proc")) -> list[int]:
+    """The processes `pid` started (the kernel's list; empty where it has none)."""
+    try:
+        return [int(child) for child in (proc / str(pid) / "task" / str(pid) / "children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def taken_by_another(port: int, ours: Callable[[], Iterable[int]], proc: Path = Path("/proc")) -> str | None:
+    """Who listens on `port` when none of `ours` (the platform's processes) does; None when one of them does,
+    or when nothing listens yet. Ours are looked at first: scanning every process takes tens of milliseconds."""
     inodes = listening_sockets(port, proc)
-    if not inodes:
+    if not inodes or held_by(inodes, ours(), proc):
         return None
     found = holders(inodes, proc)
-    if any(is_ours(pid) for pid in found):
-        return None
     return describe(found[0], proc) if found else "a process of another user"
+
+
+def held_by(inodes: set[int], pids: Iterable[int], proc: Path = Path("/proc")) -> bool:
+    return any(holds(pid, inodes, proc) for pid in pids)
