@@ -299,3 +299,30 @@ async def test_after_a_refusal_the_next_email_goes_on_a_new_connection() -> None
                 await sender.send(plain_email("x@example.com"))
         assert sender.connections == 2 and len(sessions) == 2
         await sender.close()
+
+
+async def test_a_full_mailbox_asks_senders_to_try_later_and_keeps_what_it_has(tmp_path: Path) -> None:
+    """Its SMTP port takes mail from every local user: bounded, so that nobody fills the database's disk."""
+    def mail(n: int) -> EmailMessage:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@example.com", "fan@example.com", f"mail {n}"
+        message.set_content("x" * 1500)
+        return message
+
+    async with running_mailbox(tmp_path) as mailbox:
+        mailbox.store.most_bytes = 4000
+        sender = SmtpSender(f"smtp://127.0.0.1:{mailbox.smtp_port}")
+        try:
+            await sender.send(mail(1))
+            await sender.send(mail(2))
+            with pytest.raises(TransientMailError, match="452 4.3.1 Insufficient storage"):
+                await sender.send(mail(3))
+            assert len(mailbox.store.ids()) == 2
+            mailbox.store.most_bytes = 1 << 20
+            await sender.send(mail(3))  # taken once there is room again
+            assert len(mailbox.store.ids()) == 3
+            mailbox.store.keep_free_bytes = 1 << 62  # more than any disk has
+            with pytest.raises(TransientMailError, match="would be left on its disk"):
+                await sender.send(mail(4))
+        finally:
+            await sender.close()

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import uvicorn
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from boxoffice.adapters.mailbox_store import MailStore
+from boxoffice.adapters.mailbox_store import MailboxFull, MailStore
 from boxoffice.adapters.mailbox_web import http_app
 from boxoffice.config import Settings
 
@@ -56,8 +56,12 @@ class KeepEverything:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         raw = envelope.original_content or envelope.content or b""
         raw_bytes = raw if isinstance(raw, bytes) else raw.encode()
-        stored = await asyncio.to_thread(self.store.save, raw_bytes, envelope.mail_from or "",
-                                         list(envelope.rcpt_tos))
+        try:
+            stored = await asyncio.to_thread(self.store.save, raw_bytes, envelope.mail_from or "",
+                                             list(envelope.rcpt_tos))
+        except MailboxFull as exc:
+            log.warning("refused a message for %s: %s", ", ".join(envelope.rcpt_tos), exc)
+            return f"452 4.3.1 Insufficient storage: {exc}; try again later"
         log.info("stored %s for %s", stored, ", ".join(envelope.rcpt_tos))
         return f"250 OK stored as {stored}"
 
