@@ -62,6 +62,8 @@ INVALID_SKIPPED = Counter("boxoffice_messages_skipped_total",
 FORGED_OUTCOMES = Counter("boxoffice_unrecorded_outcomes_total",
                           "Payment and refund outcomes read from Kafka that the payment service had not recorded "
                           "(forged), ignored, by topic.", ("topic",))
+FORGED_JOINS = Counter("boxoffice_forged_queue_joins_total",
+                       "queue.joined messages whose queue token the gateway did not make (forged), ignored.")
 HANDLER_RETRIES = Counter("boxoffice_handler_retries_total", "Batches whose handling failed and was retried.")
 OUTBOX_PUBLISHED = Counter("boxoffice_outbox_published_total", "Outbox messages published to Kafka.")
 HTTP_REQUESTS = Counter("boxoffice_http_requests_total", "HTTP requests answered by the gateway.",

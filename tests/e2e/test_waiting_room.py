@@ -583,3 +583,28 @@ async def test_joins_sent_before_the_opening_while_the_waiting_room_was_down_are
         return queue if queue["opened"] and queue["size"] == 10 else None
     queue = await wait_for(opened, timeout=60, every=0.5)
     assert queue and queue["preQueueSize"] == 10, queue
+
+
+async def test_a_join_produced_straight_to_the_broker_with_a_token_of_its_own_places_nobody(
+        client: httpx.AsyncClient, platform: RunningPlatform) -> None:
+    """Anyone on the machine can write to the embedded broker: joins made there skip the gateway's rate limit
+    and proof of work, and before the opening they would take part in the draw. Only the gateway's tokens place."""
+    event_id = await create(client, onsale_event())
+    now = datetime.now(UTC).isoformat()
+    forged = [{"id": str(uuid.uuid4()), "type": "queue.joined", "version": 1, "occurredAt": now,
+               "eventId": event_id, "requestId": f"req_{uuid.uuid4().hex[:12]}",
+               "data": {"visitorId": f"bot_{n}", "queueToken": f"bot_token_{n:06d}_xxxxxxxx"}} for n in range(20)]
+    producer = AIOKafkaProducer(bootstrap_servers=str(platform.runtime["kafka_bootstrap"]), acks="all")
+    await producer.start()
+    try:
+        for message in forged:
+            await producer.send_and_wait("queue.joined", orjson.dumps(message), key=event_id.encode())
+    finally:
+        await producer.stop()
+    genuine = await join(client, event_id, "real_fan")  # behind the forged ones in the event's partition
+    assert genuine.status_code == 201, genuine.text
+    assert (await client.get(f"/events/{event_id}")).json()["queue"]["size"] == 1
+    bot = await client.get(f"/events/{event_id}/queue/bot_token_000000_xxxxxxxx")
+    assert bot.status_code == 404, bot.text
+    log = (platform.data_dir / "logs" / "waitingroom.log").read_text()
+    assert log.count(f"ignored a queue.joined for {event_id} whose queue token no gateway made") == 20

@@ -322,3 +322,19 @@ async def test_a_room_that_cannot_be_worked_is_passed_over_and_the_others_open_a
     s.now = at(4)
     await ticker.tick()
     assert tables.rooms["broken"].opened and not ticker.failing
+
+
+async def test_a_join_whose_queue_token_no_gateway_made_places_nobody() -> None:
+    """Produced straight to the broker (a local user on the embedded one), past the gateway's rate limit and
+    proof of work: it would put made-up visitors into the opening's draw."""
+    s = Service()
+    made = {v: f"made_for_{v}_xxxxxxxxxx" for v in ("fan", "bot")}
+    s.service = WaitingRoomService(lambda: FakeWaitingRoomUnitOfWork(s.tables), s.relay, lambda: s.now,
+                                   random.Random(1), 500, queue_token=lambda event, visitor: made[visitor])
+    joins = [Message(topics.QUEUE_JOINED, EVENT, {"visitorId": "fan", "queueToken": made["fan"]}, "req-fan"),
+             Message(topics.QUEUE_JOINED, EVENT, {"visitorId": "bot", "queueToken": "its_own_token_xxxxxxx"}, "r2")]
+    await s.service(joins)
+    assert [(m.data["visitorId"], m.data["new"]) for m in s.relay.take()] == [("fan", True)]
+    assert set(s.positions()) == {"fan"}
+    await s.service(joins[1:])  # alone in its batch: nothing at all
+    assert s.relay.take() == [] and set(s.positions()) == {"fan"} and s.tables.rooms[EVENT].joined == 1

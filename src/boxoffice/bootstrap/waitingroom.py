@@ -11,8 +11,9 @@ from boxoffice import messages as topics
 from boxoffice.adapters.kafka import GroupProgress
 from boxoffice.adapters.outbox import OutboxRelay
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
+from boxoffice.adapters.queue_tokens import QueueTokens
 from boxoffice.adapters.waiting_room_store import PostgresWaitingRoomUnitOfWork
-from boxoffice.bootstrap import ServiceRuntime, run_consumer_service
+from boxoffice.bootstrap import ServiceRuntime, run_consumer_service, signing_key
 from boxoffice.logs import Outage
 from boxoffice.messages import utc_now
 from boxoffice.service_layer.waiting_room import TOPICS, WaitingRoomService
@@ -21,12 +22,13 @@ from boxoffice.service_layer.waiting_room_ports import UnreadJoins
 log = logging.getLogger("boxoffice.waitingroom")
 
 
-def waiting_room_service(rt: ServiceRuntime, rng: random.Random | None = None,
+def waiting_room_service(rt: ServiceRuntime, tokens: QueueTokens, rng: random.Random | None = None,
                          joins: UnreadJoins | None = None) -> tuple[WaitingRoomService, OutboxRelay]:
     relay = OutboxRelay(rt.pool, rt.publisher, producer="waitingroom", retain_seconds=rt.settings.outbox_retention)
     # The opening's draw comes from the operating system's cryptographic source: nobody can predict or replay it.
     service = WaitingRoomService(lambda: PostgresWaitingRoomUnitOfWork(rt.pool), relay, utc_now,
-                                 rng or secrets.SystemRandom(), rt.settings.waiting_room_active_ceiling, joins)
+                                 rng or secrets.SystemRandom(), rt.settings.waiting_room_active_ceiling, joins,
+                                 queue_token=tokens.queue_token)
     return service, relay
 
 
@@ -71,7 +73,7 @@ async def tick_forever(service: WaitingRoomService, every: float) -> None:
 
 async def serve(rt: ServiceRuntime) -> None:
     joins = GroupProgress(topics.QUEUE_JOINED)
-    service, relay = waiting_room_service(rt, joins=joins)
+    service, relay = waiting_room_service(rt, QueueTokens(await signing_key(rt.settings, rt.pool)), joins=joins)
     await run_consumer_service(rt, TOPICS, service, extra=[relay.run(),
                                                            tick_forever(service, rt.settings.queue_tick_seconds)],
                                info=lambda: {**service.stats(), "published": relay.published},

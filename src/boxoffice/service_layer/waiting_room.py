@@ -7,6 +7,7 @@ place and gives none twice.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from boxoffice import messages as topics
+from boxoffice import metrics
 from boxoffice.domain import errors
 from boxoffice.domain.waiting_room import DEFAULT_ACTIVE_CEILING, WaitingRoom
 from boxoffice.messages import Message, in_asked_order, iso
@@ -60,10 +62,13 @@ class WaitingRoomService:
 
     def __init__(self, unit_of_work: Callable[[], WaitingRoomUnitOfWork], relay: OutboxSink,
                  clock: Callable[[], datetime], rng: random.Random,
-                 active_ceiling: int = DEFAULT_ACTIVE_CEILING, joins: UnreadJoins | None = None) -> None:
+                 active_ceiling: int = DEFAULT_ACTIVE_CEILING, joins: UnreadJoins | None = None,
+                 queue_token: Callable[[str, str], str] | None = None) -> None:
         self._unit_of_work, self._relay, self._clock, self._rng = unit_of_work, relay, clock, rng
         self._ceiling = active_ceiling
         self._joins = joins
+        # The token the gateway makes for an (event, visitor): a join carrying another was not made by a gateway.
+        self._queue_token = queue_token
         self.joins = 0
         self.admitted = 0
         self.finished = 0
@@ -129,11 +134,28 @@ class WaitingRoomService:
     async def _last_minute(self, uow: WaitingRoomUnitOfWork, room: WaitingRoom, now: datetime) -> int | None:
         return await uow.admissions.admitted_since(room.event_id, now - MINUTE) if room.auto else None
 
+    def _made_by_a_gateway(self, join: Message) -> bool:
+        """Joins go through the gateway's rate limit and proof of work; one produced straight to the broker (a
+        local user on the embedded one) with a token of its own would place made-up visitors, even in the
+        opening's draw. It is ignored, logged and counted."""
+        if self._queue_token is None:
+            return True
+        made = self._queue_token(join.event_id, join.data["visitorId"])
+        if hmac.compare_digest(made.encode(), str(join.data["queueToken"]).encode()):
+            return True
+        metrics.FORGED_JOINS.inc()
+        log.warning("ignored a queue.joined for %s whose queue token no gateway made (visitor %r)",
+                    join.event_id, join.data["visitorId"])
+        return False
+
     async def _place(self, run: list[Message]) -> None:
         now = self._clock()
         by_event: dict[str, list[Message]] = {}
         for message in run:
-            by_event.setdefault(message.event_id, []).append(message)
+            if self._made_by_a_gateway(message):
+                by_event.setdefault(message.event_id, []).append(message)
+        if not by_event:
+            return
         uow = self._unit_of_work()
         async with uow:
             rooms = await uow.rooms.lock(sorted(by_event))
