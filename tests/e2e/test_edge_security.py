@@ -126,11 +126,14 @@ async def test_the_embedded_mailbox_shows_the_mail_only_under_its_key(platform: 
 
 async def test_the_embedded_database_refuses_a_local_user_without_the_password(
         edge_platform: RunningPlatform) -> None:
+    from urllib.parse import parse_qs
+
     import asyncpg
 
-    port = urlsplit(str(edge_platform.runtime["database_url"])).port
+    where = parse_qs(urlsplit(str(edge_platform.runtime["database_url"])).query)
+    socket_dir, port = where["host"][0], int(where["port"][0])
     with pytest.raises(asyncpg.InvalidPasswordError):
-        await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="boxoffice")
+        await asyncpg.connect(host=socket_dir, port=port, user="postgres", database="boxoffice")
     for secret in ("postgres.password", "boxoffice.password"):
         assert stat.S_IMODE((edge_platform.data_dir / secret).stat().st_mode) == 0o600
     # The platform's own connections carry it.
@@ -356,19 +359,23 @@ def test_a_port_taken_while_the_gateway_was_stopped_is_named_and_not_taken_for_t
 
     port = urlsplit(platform.base_url).port
     assert platform.cli("stop", "gateway").returncode == 0
-    squatter = subprocess.Popen(
-        [sys.executable, "-c", "import socket, sys, time\n"
-         "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('bound', flush=True)\n"
-         "time.sleep(300)", str(port)], stdout=subprocess.PIPE, text=True)
     try:
-        assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
-        started = platform.cli("start", "gateway")
-        assert started.returncode == 1, started.stdout
-        said = started.stdout + started.stderr
-        assert f"port {port} is held by pid {squatter.pid} (python" in said and "not by the gateway" in said, said
-    finally:
-        squatter.kill()
-        squatter.wait()
-    again = platform.cli("start", "gateway")
-    assert again.returncode == 0, again.stderr
+        # SO_REUSEADDR, as an attacker would: the port's earlier connections may still be in TIME_WAIT.
+        squatter = subprocess.Popen(
+            [sys.executable, "-c", "import socket, sys, time\n"
+             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+             "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('bound', flush=True)\n"
+             "time.sleep(300)", str(port)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
+            started = platform.cli("start", "gateway")
+            assert started.returncode == 1, started.stdout
+            said = started.stdout + started.stderr
+            assert f"port {port} is held by pid {squatter.pid} (python" in said and "not by the gateway" in said, said
+        finally:
+            squatter.kill()
+            squatter.wait()
+    finally:  # the shared platform's gateway serves the tests after this one
+        again = platform.cli("start", "gateway")
+    assert again.returncode == 0, again.stdout + again.stderr
     assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["services"]["gateway"]["status"] == "up"

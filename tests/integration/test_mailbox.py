@@ -315,7 +315,7 @@ async def test_a_full_mailbox_asks_senders_to_try_later_and_keeps_what_it_has(tm
         try:
             await sender.send(mail(1))
             await sender.send(mail(2))
-            with pytest.raises(TransientMailError, match="452 4.3.1 Insufficient storage"):
+            with pytest.raises(TransientMailError, match=r"452 4\.3\.1 Insufficient storage"):
                 await sender.send(mail(3))
             assert len(mailbox.store.ids()) == 2
             mailbox.store.most_bytes = 1 << 20
