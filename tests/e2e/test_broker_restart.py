@@ -206,3 +206,45 @@ async def test_a_queued_hold_and_payment_survive_down_and_up(client: httpx.Async
     assert started.returncode == 0, started.stdout + started.stderr
     async with httpx.AsyncClient(base_url=restart_platform.base_url, timeout=30) as fresh:
         await _both_carried_out(fresh, booking_id, status_url, "K8", "K9")
+
+
+async def test_queued_requests_survive_a_killed_gateway_and_then_a_broker_restart(
+        client: httpx.AsyncClient, restart_platform: RunningPlatform) -> None:
+    """A gateway killed cannot keep its unanswered requests at its stop: it keeps each one unanswered for a
+    second as it goes. Found by an outside probe: with the booking service down, 80 holds answered 202, the
+    gateway killed, then the broker: none was ever decided."""
+    programs = Programs(Supervisor(restart_platform.data_dir))
+    try:
+        booking_id, status_url = await _queue_a_hold_and_a_payment(client, restart_platform, "K2", "K3")
+        more = [await book(client, EVENT, [f"L{n}"], f"queued_L{n}") for n in range(1, 6)]
+        assert all(answer.status_code == 202 for answer in more), [a.text for a in more]
+
+        async def kept() -> bool:
+            con = await asyncpg.connect(str(restart_platform.runtime["database_url"]))
+            try:
+                return await con.fetchval("SELECT count(*) FROM gateway_unanswered") >= 7
+            finally:
+                await con.close()
+
+        assert await wait_for(kept, timeout=15)  # what the gateway had kept before it was killed
+        os.kill(restart_platform.pid("gateway"), signal.SIGKILL)
+
+        async def serving() -> bool:
+            try:
+                return (await client.get("/health")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert await wait_for(serving, timeout=60)  # the supervisor's new gateway
+        await programs.stop("broker")
+        await programs.start("broker")
+    finally:
+        assert restart_platform.cli("start", "booking").returncode == 0
+    await _both_carried_out(client, booking_id, status_url, "K2", "K3")
+    for answer in more:
+        async def decided(url: str = answer.json()["statusUrl"]) -> dict | None:
+            body = (await client.get(url)).json()
+            return body if body["status"] == "processed" else None
+
+        outcome = await wait_for(decided, timeout=60)
+        assert outcome is not None and outcome["httpStatus"] == 201, outcome

@@ -34,12 +34,27 @@ async def test_kept_requests_are_taken_once_in_their_order_and_whole(empty: asyn
         await keep_unanswered(con, sent[3:])
         with pytest.raises(RuntimeError):
             async with con.transaction():
-                assert len(await take_unanswered(con)) == 4
+                assert len(await take_unanswered(con, 3600)) == 4
                 raise RuntimeError("writing them again failed")  # they stay kept
         async with con.transaction():
-            taken = await take_unanswered(con)
-        assert await take_unanswered(con) == []
+            taken = await take_unanswered(con, 3600)
+        assert await take_unanswered(con, 3600) == []
     assert taken == sent  # in their order, every field (the message id and its time) as it was
+
+
+async def test_answered_ones_are_forgotten_and_ones_kept_too_long_ago_are_not_written_again(
+        empty: asyncpg.Pool) -> None:
+    from boxoffice.adapters.unanswered_store import forget_answered
+
+    async with empty.acquire() as con:
+        await keep_unanswered(con, [request(1), request(2), request(3), request(4)])
+        await forget_answered(con, ["kept-2"])
+        await con.execute("UPDATE gateway_unanswered SET kept_at = now() - interval '2 hours' "
+                          "WHERE request_id = 'kept-4'")
+        async with con.transaction():
+            taken = await take_unanswered(con, 3600)
+        assert [m.request_id for m in taken] == ["kept-1", "kept-3"]
+        assert await con.fetchval("SELECT count(*) FROM gateway_unanswered") == 0  # the old one dropped
 
 
 class Publisher:

@@ -153,3 +153,31 @@ async def test_a_broker_that_started_just_before_the_gateway_gets_no_request_aga
         assert broker.written == [["req-1"]]
     finally:
         resending.cancel()
+
+
+def test_requests_unanswered_for_a_while_are_kept_once_and_forgotten_once_answered() -> None:
+    now = [0.0]
+    unanswered = UnansweredRequests(3600.0, clock=lambda: now[0])
+    first, second, third = (Message("seat.reservation.requested", "ev", {}, f"req_{n}") for n in range(3))
+    unanswered.sent(first)
+    now[0] = 0.6
+    unanswered.sent(second)
+    now[0] = 1.2
+    unanswered.sent(third)
+    assert unanswered.overdue(1.0) == [first]
+    unanswered.kept([first])
+    now[0] = 1.7
+    assert unanswered.overdue(1.0) == [second]  # the first is kept already
+    assert unanswered.not_kept() == [second, third]
+
+    unanswered.answered("req_0")  # kept: its row is to be deleted
+    unanswered.answered("req_1")  # never kept: nothing to delete
+    assert unanswered.answered_kept() == ["req_0"] and unanswered.answered_kept() == []
+
+    overdue = unanswered.overdue(0.1)
+    assert overdue == [third]
+    unanswered.answered("req_2")  # answered while it was being written: deleted at the next pass
+    unanswered.kept(overdue)
+    assert unanswered.answered_kept() == ["req_2"]
+    unanswered.forget_later(["req_2"])  # the delete failed: asked for again
+    assert unanswered.answered_kept() == ["req_2"]

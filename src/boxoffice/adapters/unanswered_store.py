@@ -19,10 +19,17 @@ async def keep_unanswered(con: Connection, requests: list[Message]) -> None:
                           [r for r, _ in kept], [p for _, p in kept])
 
 
-async def take_unanswered(con: Connection) -> list[Message]:
-    """Every kept request, oldest first, deleted as it is taken: two gateways starting together split them.
+async def forget_answered(con: Connection, request_ids: list[str]) -> None:
+    await con.execute("DELETE FROM gateway_unanswered WHERE request_id = ANY($1::text[])", request_ids)
+
+
+async def take_unanswered(con: Connection, within_seconds: float) -> list[Message]:
+    """Every request kept in the last `within_seconds` (older ones are dropped: asked again so late, a hold would
+    surprise its buyer), oldest first, deleted as it is taken: two gateways starting together split them.
     Inside a transaction, so that they stay kept if writing them again fails."""
-    rows = await con.fetch("DELETE FROM gateway_unanswered RETURNING id, request_id, payload")
+    rows = await con.fetch("DELETE FROM gateway_unanswered RETURNING id, request_id, payload, "
+                           "kept_at > now() - make_interval(secs => $1) AS recent", within_seconds)
+    rows = [row for row in rows if row["recent"]]
     taken = []
     for row in sorted(rows, key=lambda r: r["id"]):
         try:

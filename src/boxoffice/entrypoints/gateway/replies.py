@@ -33,6 +33,9 @@ class UnansweredRequests:
         # Oldest first. An OrderedDict finds its oldest entry at once; a dict would step over the holes
         # that answered requests leave at its front, on every request.
         self._sent: OrderedDict[str, tuple[float, Message]] = OrderedDict()
+        # Those also kept in PostgreSQL (they were long unanswered), and those of them answered since.
+        self._kept: set[str] = set()
+        self._answered_kept: list[str] = []
 
     def sent(self, message: Message) -> None:
         if message.request_id is None or self._retain <= 0:
@@ -43,10 +46,47 @@ class UnansweredRequests:
 
     def answered(self, request_id: str) -> None:
         self._sent.pop(request_id, None)
+        if self._kept and request_id in self._kept:
+            self._kept.discard(request_id)
+            self._answered_kept.append(request_id)
+
+    def overdue(self, seconds: float) -> list[Message]:
+        """Those unanswered for `seconds` or more and not yet kept in PostgreSQL, oldest first."""
+        cutoff = self._clock() - seconds
+        found = []
+        for request_id, (sent_at, message) in self._sent.items():
+            if sent_at > cutoff:
+                break
+            if request_id not in self._kept:
+                found.append(message)
+        return found
+
+    def kept(self, messages: list[Message]) -> None:
+        """These are now kept in PostgreSQL too (unless answered meanwhile: then they are to be deleted)."""
+        for message in messages:
+            if message.request_id is None:
+                continue
+            if message.request_id in self._sent:
+                self._kept.add(message.request_id)
+            else:
+                self._answered_kept.append(message.request_id)
+
+    def answered_kept(self) -> list[str]:
+        """The kept requests answered since last asked: their rows are to be deleted."""
+        taken, self._answered_kept = self._answered_kept, []
+        return taken
+
+    def forget_later(self, request_ids: list[str]) -> None:
+        """Rows that could not be deleted now: asked for again at the next answered_kept."""
+        self._answered_kept += request_ids
 
     def waiting(self) -> list[Message]:
         self._forget_old()
         return [message for _, message in self._sent.values()]
+
+    def not_kept(self) -> list[Message]:
+        """Those waiting that are not kept in PostgreSQL yet."""
+        return [message for message in self.waiting() if message.request_id not in self._kept]
 
     def _forget_old(self) -> None:
         cutoff = self._clock() - self._retain
@@ -54,7 +94,8 @@ class UnansweredRequests:
             oldest_at = next(iter(self._sent.values()))[0]
             if oldest_at >= cutoff and len(self._sent) <= self.MOST:
                 return
-            self._sent.popitem(last=False)
+            forgotten, _ = self._sent.popitem(last=False)
+            self._kept.discard(forgotten)  # its row is too old to be written again (take_unanswered)
 
 
 async def within(reply: asyncio.Future[Message], seconds: float) -> Message:
