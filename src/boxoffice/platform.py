@@ -17,6 +17,7 @@ from boxoffice.adapters.embedded import (
     EmbeddedPostgres,
     free_port,
     pg_run_as_user,
+    wait_for_port,
 )
 from boxoffice.adapters.mailbox import MailboxProgram, mailbox_program
 from boxoffice.adapters.supervisor import SERVICE_GROUP, Program, Supervisor
@@ -192,8 +193,11 @@ def _refuse_a_taken_port(port: int, supervisor: Supervisor) -> None:
 def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor, timeout: float = 30.0) -> None:
     """Until a process of this platform listens on `port`: one of another user that bound it first (the ports are
     on the command lines every user can read) would get the services' messages or the mailbox's tickets."""
-    from boxoffice.adapters.listeners import held_by, listening_sockets, taken_by_another
+    from boxoffice.adapters.listeners import held_by, listening_sockets, see_listeners, taken_by_another
 
+    if not see_listeners():  # no /proc to tell whose it is: that something listens
+        wait_for_port(port, timeout)
+        return
     ours = _started_by(supervisor)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -210,8 +214,11 @@ def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor, timeout: 
 
 def _wait_serving(settings: Settings, supervisor: Supervisor, timeout: float = 30.0) -> None:
     """Until the gateway's own process listens on its port."""
-    from boxoffice.adapters.listeners import held_by, listening_sockets
+    from boxoffice.adapters.listeners import held_by, listening_sockets, see_listeners
 
+    if not see_listeners():  # no /proc to tell whose it is: that something listens
+        wait_for_port(settings.http_port, timeout)
+        return
     ours = _started_by(supervisor)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

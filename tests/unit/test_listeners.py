@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
+
+import pytest
 
 from boxoffice.adapters.embedded import free_port
 from boxoffice.adapters.listeners import children_of, holders, listening_sockets, taken_by_another
@@ -30,3 +33,16 @@ def test_a_port_nobody_listens_on_is_taken_by_nobody() -> None:
 
 def test_this_process_is_among_its_parents_children() -> None:
     assert os.getpid() in children_of(os.getppid())
+
+
+def test_without_linux_proc_a_listener_is_only_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from boxoffice import platform
+    from boxoffice.adapters import listeners
+    from boxoffice.adapters.supervisor import Supervisor
+
+    assert listeners.see_listeners() and not listeners.see_listeners(tmp_path)
+    monkeypatch.setattr(listeners, "see_listeners", lambda: False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        platform._wait_held_by_ours(server.getsockname()[1], "the broker", Supervisor(tmp_path), timeout=5)  # noqa: SLF001

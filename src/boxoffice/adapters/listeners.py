@@ -11,6 +11,11 @@ from pathlib import Path
 _LISTEN = "0A"
 
 
+def see_listeners(proc: Path = Path("/proc")) -> bool:
+    """Whether this system shows its sockets and their processes as Linux does."""
+    return (proc / "net" / "tcp").exists() and (proc / str(os.getpid()) / "fd").exists()
+
+
 def listening_sockets(port: int, proc: Path = Path("/proc")) -> set[int]:
     """The socket inodes listening on `port`, on any local address, IPv4 or IPv6."""
     inodes: set[int] = set()
