@@ -179,15 +179,17 @@ def _started_by(supervisor: Supervisor) -> Callable[[], list[int]]:
     return lambda: children_of(supervisor_pid) if supervisor_pid is not None else []
 
 
-def _refuse_a_taken_port(port: int, supervisor: Supervisor) -> None:
+def _refuse_a_taken_port(port: int, supervisor: Supervisor, server: str = "the gateway",
+                         setting: str = "BOXOFFICE_HTTP_PORT") -> None:
     """Another process listening on the gateway's port would take the buyers' requests (and /health's answer
-    would be its own): said at once rather than taken for a healthy gateway."""
+    would be its own), one on the realtime port the live connections it relays: said at once rather than taken
+    for a healthy platform."""
     from boxoffice.adapters.listeners import taken_by_another
 
     squatter = taken_by_another(port, _started_by(supervisor))
     if squatter is not None:
-        raise PlatformError(f"port {port} is held by {squatter}, not by the gateway, which cannot serve: stop that "
-                            "process, or give the platform another port with BOXOFFICE_HTTP_PORT")
+        raise PlatformError(f"port {port} is held by {squatter}, not by {server}, which cannot serve: stop that "
+                            f"process, or give the platform another port with {setting}")
 
 
 def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor, timeout: float = 30.0) -> None:
@@ -243,6 +245,8 @@ def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) ->
     supervisor = Supervisor(settings.data_path)
     while time.monotonic() < deadline:
         _refuse_a_taken_port(runtime.http_port, supervisor)
+        if runtime.realtime_port:
+            _refuse_a_taken_port(runtime.realtime_port, supervisor, "the realtime service", "BOXOFFICE_REALTIME_PORT")
         try:
             health = httpx.get(f"{runtime.base_url}/health", timeout=2).json()
             down = [n for n, s in health["services"].items() if s["status"] != "up"]

@@ -46,3 +46,17 @@ def test_without_linux_proc_a_listener_is_only_waited_for(tmp_path: Path, monkey
         server.bind(("127.0.0.1", 0))
         server.listen()
         platform._wait_held_by_ours(server.getsockname()[1], "the broker", Supervisor(tmp_path), timeout=5)  # noqa: SLF001
+
+
+def test_a_port_held_by_a_process_the_platform_did_not_start_is_named(tmp_path: Path) -> None:
+    from boxoffice import platform
+    from boxoffice.adapters.supervisor import Supervisor
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with pytest.raises(platform.PlatformError, match=rf"port {port} is held by pid {os.getpid()} \(.*, not by "
+                                                         r"the realtime service.*BOXOFFICE_REALTIME_PORT"):
+            platform._refuse_a_taken_port(port, Supervisor(tmp_path), "the realtime service",  # noqa: SLF001
+                                          "BOXOFFICE_REALTIME_PORT")
