@@ -52,3 +52,14 @@ def test_health_of_a_platform_that_is_not_running_says_how_to_start_it(tmp_path:
     done = _run("health", "gateway", data_dir=tmp_path)
     printed = done.stdout + done.stderr
     assert done.returncode == 1 and "is running (start it with" in printed and "Traceback" not in printed, printed
+
+
+def test_help_shows_no_value_beside_a_flag_and_the_type_beside_an_option() -> None:
+    from typer.testing import CliRunner
+
+    from boxoffice.entrypoints.cli import app
+
+    for command in ([], ["up"], ["bench", "holds"], ["health"]):
+        shown = CliRunner().invoke(app, [*command, "--help"], terminal_width=120).output
+        assert "--help" in shown and "<bool>" not in shown, (command, shown)
+    assert "<int range>" in CliRunner().invoke(app, ["bench", "holds", "--help"], terminal_width=120).output

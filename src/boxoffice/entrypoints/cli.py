@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -20,6 +21,16 @@ from boxoffice.domain.waiting_room import MAX_ADMIT_PER_MINUTE
 
 if TYPE_CHECKING:
     from boxoffice import platform as platform_runtime
+
+_value_shown = typer.core.TyperOption.display_type_rich
+
+
+def _no_value_for_a_flag(option: typer.core.TyperOption, ctx: Any) -> str | None:
+    return None if option.is_flag else _value_shown(option, ctx)
+
+
+# Typer 0.29's help shows `<bool>` beside every flag (`--help <bool>`), as if it took a value.
+typer.core.TyperOption.display_type_rich = _no_value_for_a_flag  # type: ignore[method-assign, assignment]
 
 app = typer.Typer(help="boxoffice: event-driven ticket booking over Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
