@@ -291,3 +291,4 @@ async def test_each_head_has_the_whole_head_time_however_long_the_connection_has
         writer.close()
     assert first.startswith(b"HTTP/1.1 201 ") and answered.startswith(b"HTTP/1.1 201 "), answered
     assert b"HTTP/1.1 408 " in rest, rest
+    assert re.search(rb"\r\nx-request-id: [0-9a-f]{32}\r\n", rest), rest  # as every other answer has one

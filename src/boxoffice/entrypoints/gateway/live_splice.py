@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from boxoffice import metrics
 from boxoffice.config import get_settings
+from boxoffice.entrypoints.gateway import telemetry
 from boxoffice.entrypoints.gateway.direct_answers import DirectAnswers
 from boxoffice.entrypoints.gateway.middleware import EVERY_ANSWER_HEADERS
 from boxoffice.entrypoints.gateway.one_write import HeadWithBody
@@ -39,6 +40,11 @@ def _closing_answer(status: bytes, error: str, code: str, extra_headers: bytes =
     every = b"".join(b"%s: %s\r\n" % header for header in EVERY_ANSWER_HEADERS)
     return (b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%s%sContent-Length: %d\r\nConnection: close\r\n\r\n%s"
             % (status, every, extra_headers, len(body), body))
+
+
+def _with_request_id(answer: bytes) -> bytes:
+    """An edge answer with an X-Request-ID of its own, as every other answer has one."""
+    return answer.replace(b"\r\n", b"\r\nx-request-id: %s\r\n" % telemetry.correlation_id_of(None).encode(), 1)
 
 
 _UNAVAILABLE = _closing_answer(b"503 Service Unavailable", "Live updates are unavailable right now; retry in a moment",
@@ -270,7 +276,7 @@ class LiveSplicingProtocol(DirectAnswers):
         answer, self._refusal = self._refusal, None
         if answer is None or self.transport.is_closing():
             return
-        self.transport.write(answer)
+        self.transport.write(_with_request_id(answer))
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)
@@ -320,7 +326,7 @@ class LiveSplicingProtocol(DirectAnswers):
             upstream, _ = await self.loop.create_connection(
                 lambda: _Upstream(self.transport), realtime.hostname or "127.0.0.1", realtime.port or 80)
         except OSError:
-            self.transport.write(_UNAVAILABLE)
+            self.transport.write(_with_request_id(_UNAVAILABLE))
             self.transport.close()
             return
         if self.transport.is_closing():
