@@ -384,6 +384,8 @@ def control(settings: Settings, action: str, service: str) -> str:
     settled = ("STOPPED", "EXITED", "FATAL") if action == "stop" else ("RUNNING", "STARTING")
     programs = [name for name, state in states.items() if state not in settled]
     if not programs:
+        if action == "start" and "gateway" in states:
+            _wait_serving(settings, supervisor)  # one the supervisor is still starting serves first
         return f"{service} is already {'stopped' if action == 'stop' else 'running'}"
     if action == "stop":
         # A process the supervisor has only just spawned can lose a stop signal before it runs Python

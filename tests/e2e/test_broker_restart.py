@@ -215,8 +215,8 @@ async def test_queued_requests_survive_a_killed_gateway_and_then_a_broker_restar
     gateway killed, then the broker: none was ever decided."""
     programs = Programs(Supervisor(restart_platform.data_dir))
     try:
-        booking_id, status_url = await _queue_a_hold_and_a_payment(client, restart_platform, "K2", "K3")
-        more = [await book(client, EVENT, [f"L{n}"], f"queued_L{n}") for n in range(1, 6)]
+        booking_id, status_url = await _queue_a_hold_and_a_payment(client, restart_platform, "M1", "M2")
+        more = [await book(client, EVENT, [f"N{n}"], f"queued_N{n}") for n in range(1, 6)]
         assert all(answer.status_code == 202 for answer in more), [a.text for a in more]
 
         async def kept() -> bool:
@@ -240,7 +240,7 @@ async def test_queued_requests_survive_a_killed_gateway_and_then_a_broker_restar
         await programs.start("broker")
     finally:
         assert restart_platform.cli("start", "booking").returncode == 0
-    await _both_carried_out(client, booking_id, status_url, "K2", "K3")
+    await _both_carried_out(client, booking_id, status_url, "M1", "M2")
     for answer in more:
         async def decided(url: str = answer.json()["statusUrl"]) -> dict | None:
             body = (await client.get(url)).json()
