@@ -277,7 +277,8 @@ def refuse_a_foreign_data_dir(data: Path) -> None:
             owner = f"uid {facts.st_uid}"
         raise PlatformError(f"{data} belongs to {owner}, not to this user: its files could be theirs. Use a data "
                             "directory of your own (BOXOFFICE_DATA_DIR)")
-    if facts.st_mode & 0o022:
+    # Writable by its group only counts when the group is not the user's own (umask 002 and one group per user).
+    if facts.st_mode & 0o002 or (facts.st_mode & 0o020 and facts.st_gid != os.getegid()):
         raise PlatformError(f"{data} may be written by other users (mode {stat.filemode(facts.st_mode)}): they could "
                             f"put their own password files in it. Make it yours alone (chmod go-w {data}) or use "
                             "another (BOXOFFICE_DATA_DIR)")
