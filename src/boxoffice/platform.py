@@ -179,23 +179,26 @@ def _started_by(supervisor: Supervisor) -> Callable[[], list[int]]:
     return lambda: children_of(supervisor_pid) if supervisor_pid is not None else []
 
 
+_ANOTHER_PORT = "stop that process, or give the platform another port with {setting}"
+
+
 def _refuse_a_taken_port(port: int, supervisor: Supervisor, server: str = "the gateway",
-                         setting: str = "BOXOFFICE_HTTP_PORT") -> None:
-    """Another process listening on the gateway's port would take the buyers' requests (and /health's answer
-    would be its own), one on the realtime port the live connections it relays: said at once rather than taken
-    for a healthy platform."""
+                         advice: str = _ANOTHER_PORT.format(setting="BOXOFFICE_HTTP_PORT")) -> None:
+    """Another process listening on one of the platform's ports (the gateway's would take the buyers' requests,
+    and /health's answer would be its own): said at once rather than taken for a healthy platform."""
     from boxoffice.adapters.listeners import taken_by_another
 
     squatter = taken_by_another(port, _started_by(supervisor))
     if squatter is not None:
-        raise PlatformError(f"port {port} is held by {squatter}, not by {server}, which cannot serve: stop that "
-                            f"process, or give the platform another port with {setting}")
+        raise PlatformError(f"port {port} is held by {squatter}, not by {server}, which cannot serve: {advice}")
 
 
-def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor, timeout: float = 30.0) -> None:
+def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor,
+                       advice: str = "run `up` again (it picks other ports)", timeout: float = 30.0) -> None:
     """Until a process of this platform listens on `port`: one of another user that bound it first (the ports are
-    on the command lines every user can read) would get the services' messages or the mailbox's tickets."""
-    from boxoffice.adapters.listeners import held_by, listening_sockets, see_listeners, taken_by_another
+    on the command lines every user can read) would get the buyers' requests, the services' messages or the
+    mailbox's tickets."""
+    from boxoffice.adapters.listeners import held_by, listening_sockets, see_listeners
 
     if not see_listeners():  # no /proc to tell whose it is: that something listens
         wait_for_port(port, timeout)
@@ -203,34 +206,19 @@ def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor, timeout: 
     ours = _started_by(supervisor)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        squatter = taken_by_another(port, ours)
-        if squatter is not None:
-            raise PlatformError(f"port {port}, picked for {server}, was taken first by {squatter}; run `up` again "
-                                "(it picks other ports)")
+        _refuse_a_taken_port(port, supervisor, server, advice)
         inodes = listening_sockets(port)
         if inodes and held_by(inodes, ours()):
             return
         time.sleep(0.05)
-    raise PlatformError(f"{server} does not listen on port {port} after {timeout:.0f} s")
+    raise PlatformError(f"{server} does not listen on port {port} after {timeout:.0f} s; its log is in "
+                        f"{supervisor.data_dir / 'logs'}")
 
 
-def _wait_serving(settings: Settings, supervisor: Supervisor, timeout: float = 30.0) -> None:
+def _wait_serving(settings: Settings, supervisor: Supervisor) -> None:
     """Until the gateway's own process listens on its port."""
-    from boxoffice.adapters.listeners import held_by, listening_sockets, see_listeners
-
-    if not see_listeners():  # no /proc to tell whose it is: that something listens
-        wait_for_port(settings.http_port, timeout)
-        return
-    ours = _started_by(supervisor)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _refuse_a_taken_port(settings.http_port, supervisor)
-        inodes = listening_sockets(settings.http_port)
-        if inodes and held_by(inodes, ours()):
-            return
-        time.sleep(0.1)
-    raise PlatformError(f"the gateway does not listen on port {settings.http_port} after {timeout:.0f} s; "
-                        f"its log: {settings.data_path / 'logs' / 'gateway.log'}")
+    _wait_held_by_ours(settings.http_port, "the gateway", supervisor,
+                       _ANOTHER_PORT.format(setting="BOXOFFICE_HTTP_PORT"))
 
 
 def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) -> None:
@@ -246,7 +234,8 @@ def wait_healthy(settings: Settings, runtime: Runtime, timeout: float = 90.0) ->
     while time.monotonic() < deadline:
         _refuse_a_taken_port(runtime.http_port, supervisor)
         if runtime.realtime_port:
-            _refuse_a_taken_port(runtime.realtime_port, supervisor, "the realtime service", "BOXOFFICE_REALTIME_PORT")
+            _refuse_a_taken_port(runtime.realtime_port, supervisor, "the realtime service",
+                                 _ANOTHER_PORT.format(setting="BOXOFFICE_REALTIME_PORT"))
         try:
             health = httpx.get(f"{runtime.base_url}/health", timeout=2).json()
             down = [n for n, s in health["services"].items() if s["status"] != "up"]

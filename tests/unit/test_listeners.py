@@ -59,4 +59,4 @@ def test_a_port_held_by_a_process_the_platform_did_not_start_is_named(tmp_path: 
         with pytest.raises(platform.PlatformError, match=rf"port {port} is held by pid {os.getpid()} \(.*, not by "
                                                          r"the realtime service.*BOXOFFICE_REALTIME_PORT"):
             platform._refuse_a_taken_port(port, Supervisor(tmp_path), "the realtime service",  # noqa: SLF001
-                                          "BOXOFFICE_REALTIME_PORT")
+                                          platform._ANOTHER_PORT.format(setting="BOXOFFICE_REALTIME_PORT"))  # noqa: SLF001
