@@ -181,3 +181,19 @@ def test_requests_unanswered_for_a_while_are_kept_once_and_forgotten_once_answer
     assert unanswered.answered_kept() == ["req_2"]
     unanswered.forget_later(["req_2"])  # the delete failed: asked for again
     assert unanswered.answered_kept() == ["req_2"]
+
+
+def test_a_kept_request_sent_again_stays_kept_and_a_forgotten_one_is_not_overdue() -> None:
+    now = [0.0]
+    unanswered = UnansweredRequests(10.0, clock=lambda: now[0])
+    first, second = (Message("seat.reservation.requested", "ev", {}, f"req_{n}") for n in range(2))
+    unanswered.sent(first)
+    now[0] = 2.0
+    unanswered.kept(unanswered.overdue(1.0))
+    unanswered.sent(first)  # written again at a new Kafka epoch: its row is still there
+    unanswered.sent(second)
+    now[0] = 4.0
+    assert unanswered.overdue(1.0) == [second]
+    assert unanswered.not_kept() == [second]
+    now[0] = 20.0  # both past the retention: forgotten, neither overdue nor to be written again
+    assert unanswered.waiting() == [] and unanswered.overdue(1.0) == [] and unanswered.not_kept() == []

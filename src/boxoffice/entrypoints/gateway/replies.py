@@ -33,6 +33,9 @@ class UnansweredRequests:
         # Oldest first. An OrderedDict finds its oldest entry at once; a dict would step over the holes
         # that answered requests leave at its front, on every request.
         self._sent: OrderedDict[str, tuple[float, Message]] = OrderedDict()
+        # Those of them not yet kept in PostgreSQL, also oldest first: a pass for the overdue ones starts at the
+        # first not kept, not behind every one kept during a long outage.
+        self._unkept: OrderedDict[str, tuple[float, Message]] = OrderedDict()
         # Those also kept in PostgreSQL (they were long unanswered), and those of them answered since.
         self._kept: set[str] = set()
         self._answered_kept: list[str] = []
@@ -40,12 +43,17 @@ class UnansweredRequests:
     def sent(self, message: Message) -> None:
         if message.request_id is None or self._retain <= 0:
             return
-        self._sent[message.request_id] = (self._clock(), message)
+        entry = (self._clock(), message)
+        self._sent[message.request_id] = entry
         self._sent.move_to_end(message.request_id)
+        if message.request_id not in self._kept:
+            self._unkept[message.request_id] = entry
+            self._unkept.move_to_end(message.request_id)
         self._forget_old()
 
     def answered(self, request_id: str) -> None:
         self._sent.pop(request_id, None)
+        self._unkept.pop(request_id, None)
         if self._kept and request_id in self._kept:
             self._kept.discard(request_id)
             self._answered_kept.append(request_id)
@@ -54,11 +62,10 @@ class UnansweredRequests:
         """Those unanswered for `seconds` or more and not yet kept in PostgreSQL, oldest first."""
         cutoff = self._clock() - seconds
         found = []
-        for request_id, (sent_at, message) in self._sent.items():
+        for sent_at, message in self._unkept.values():
             if sent_at > cutoff:
                 break
-            if request_id not in self._kept:
-                found.append(message)
+            found.append(message)
         return found
 
     def kept(self, messages: list[Message]) -> None:
@@ -68,6 +75,7 @@ class UnansweredRequests:
                 continue
             if message.request_id in self._sent:
                 self._kept.add(message.request_id)
+                self._unkept.pop(message.request_id, None)
             else:
                 self._answered_kept.append(message.request_id)
 
@@ -86,7 +94,8 @@ class UnansweredRequests:
 
     def not_kept(self) -> list[Message]:
         """Those waiting that are not kept in PostgreSQL yet."""
-        return [message for message in self.waiting() if message.request_id not in self._kept]
+        self._forget_old()
+        return [message for _, message in self._unkept.values()]
 
     def _forget_old(self) -> None:
         cutoff = self._clock() - self._retain
@@ -95,6 +104,7 @@ class UnansweredRequests:
             if oldest_at >= cutoff and len(self._sent) <= self.MOST:
                 return
             forgotten, _ = self._sent.popitem(last=False)
+            self._unkept.pop(forgotten, None)
             self._kept.discard(forgotten)  # its row is too old to be written again (take_unanswered)
 
 
