@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -157,6 +159,40 @@ class Settings(BaseSettings):
                                  + ", ".join(missing))
         return self
 
+    # A URL or address that can never work is refused at once, not retried by every service until `up` gives up.
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if not value:  # unset, or set empty: the embedded server
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a PostgreSQL URL: postgresql://user:password@host:5432/database")
+        _port_of(parts)
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _kafka_addresses(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        for address in value.split(","):
+            host, _, port = address.strip().rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError("must be Kafka brokers as host:port, separated by commas (kafka1:9092,kafka2:9092)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("must be an SMTP URL: smtp://user:password@host:587 (STARTTLS) or smtps://...:465")
+        _port_of(parts)
+        return value
+
     @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -216,6 +252,13 @@ class Settings(BaseSettings):
         return not self.database_url
 
 
+def _port_of(parts: SplitResult) -> None:
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+
+
 def settings_problems(error: ValidationError) -> str:
     """One line per invalid setting, named as the environment spells it; never its value (it may be a secret)."""
     lines = []
@@ -224,6 +267,18 @@ def settings_problems(error: ValidationError) -> str:
         names = [str(part) for part in problem["loc"]]
         lines.append(f"  BOXOFFICE_{names[0].upper()}: {message}" if names else f"  {message}")
     return "boxoffice: invalid settings\n" + "\n".join(lines)
+
+
+def settings_to_stop() -> tuple[Settings, str | None]:
+    """The settings, or where one invalid setting would keep a running platform from being stopped, only its data
+    directory (all that stopping needs), with the problems to say."""
+    try:
+        return Settings(), None
+    except ValidationError as exc:
+        from dotenv import dotenv_values
+
+        data_dir = os.environ.get("BOXOFFICE_DATA_DIR") or dotenv_values(".env").get("BOXOFFICE_DATA_DIR")
+        return Settings.model_construct(data_dir=Path(data_dir or ".boxoffice")), settings_problems(exc)
 
 
 @lru_cache

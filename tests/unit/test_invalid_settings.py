@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def boxoffice(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -27,3 +28,31 @@ def test_settings_that_need_each_other_say_what_is_missing_and_never_a_password(
                      BOXOFFICE_KAFKA_SASL_PASSWORD="hunter2-secret")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "BOXOFFICE_KAFKA_SASL_MECHANISM" in done.stderr and "hunter2-secret" not in done.stderr + done.stdout
+
+
+def test_urls_that_can_never_work_are_refused_at_once_and_their_passwords_never_shown() -> None:
+    done = boxoffice("status", BOXOFFICE_DATABASE_URL="mysql://admin:hunter2-secret@db/x",
+                     BOXOFFICE_KAFKA_BOOTSTRAP="kafka1", BOXOFFICE_SMTP_URL="ftp://mail")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "boxoffice: invalid settings",
+        "  BOXOFFICE_KAFKA_BOOTSTRAP: must be Kafka brokers as host:port, separated by commas "
+        "(kafka1:9092,kafka2:9092)",
+        "  BOXOFFICE_DATABASE_URL: must be a PostgreSQL URL: postgresql://user:password@host:5432/database",
+        "  BOXOFFICE_SMTP_URL: must be an SMTP URL: smtp://user:password@host:587 (STARTTLS) or smtps://...:465"]
+    assert "hunter2-secret" not in done.stderr + done.stdout
+
+
+def test_urls_of_every_shape_the_docs_give_are_taken() -> None:
+    from boxoffice.config import Settings
+
+    settings = Settings(database_url="postgres://u:p@/boxoffice?host=/run/postgresql&port=5433",
+                        kafka_bootstrap="kafka1:9092,[::1]:9093", smtp_url="smtps://u:p@mail:465?verify=false")
+    assert settings.kafka_bootstrap == "kafka1:9092,[::1]:9093"
+    assert Settings(database_url="", kafka_bootstrap="").embedded_database
+
+
+def test_an_invalid_setting_does_not_keep_down_from_stopping_a_platform(tmp_path: Path) -> None:
+    done = boxoffice("down", BOXOFFICE_HOLD_SECONDS="-5", BOXOFFICE_DATA_DIR=str(tmp_path / "none"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "BOXOFFICE_HOLD_SECONDS" in done.stderr and "boxoffice was not running." in done.stdout

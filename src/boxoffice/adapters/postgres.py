@@ -42,6 +42,8 @@ async def create_pool(dsn: str, size: int = 8, attempts: int = 100) -> asyncpg.P
         try:
             pool = await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size, command_timeout=30,
                                              reset=keep_session)
+        except asyncpg.ClientConfigurationError:  # a URL that can never work (an InterfaceError too): not retried
+            raise
         except TRANSIENT_ERRORS as exc:
             if attempt == attempts - 1:
                 raise

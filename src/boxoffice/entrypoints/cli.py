@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from boxoffice.config import SERVICES, get_settings
+from boxoffice.config import SERVICES, get_settings, settings_to_stop
 from boxoffice.domain.text import one_line
 from boxoffice.domain.waiting_room import MAX_ADMIT_PER_MINUTE
 
@@ -173,8 +173,11 @@ def down() -> None:
     """Stop everything started by `up --detach`."""
     from boxoffice import platform
 
+    settings, problems = settings_to_stop()
+    if problems:
+        print(problems + "\n  (stopping anyway: stopping needs only BOXOFFICE_DATA_DIR)", file=sys.stderr)
     with console.status("Stopping services, broker and database..."):
-        stopped = platform.down(get_settings())
+        stopped = platform.down(settings)
     console.print("boxoffice stopped." if stopped else "boxoffice was not running.")
 
 
@@ -262,8 +265,11 @@ def _heartbeats(settings: object) -> tuple[Beats, dict[int, dict[str, object]], 
 def _control(action: str, service: str) -> None:
     from boxoffice import platform
 
+    settings, problems = settings_to_stop() if action == "stop" else (get_settings(), None)
+    if problems:
+        print(problems + "\n  (stopping anyway: stopping needs only BOXOFFICE_DATA_DIR)", file=sys.stderr)
     try:
-        console.print(platform.control(get_settings(), action, service))
+        console.print(platform.control(settings, action, service))
     except platform.PlatformError as exc:
         _fail(str(exc))
 
@@ -313,8 +319,12 @@ def init(demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Create the
     started = time.monotonic()
     from boxoffice.adapters.kafka import client_security
 
-    asyncio.run(platform.initialise(settings.database_url, settings.kafka_bootstrap, settings.partitions,
-                                    demo=demo, kafka_security=client_security(settings)))
+    try:
+        asyncio.run(platform.initialise(settings.database_url, settings.kafka_bootstrap, settings.partitions,
+                                        demo=demo, kafka_security=client_security(settings)))
+    except platform.PlatformError as exc:
+        _fail(str(exc))
+        return
     console.print(f"boxoffice initialised in {time.monotonic() - started:.1f} s: schema migrated, "
                   f"topics with {settings.partitions} partitions{', demo events' if demo else ''}")
 
