@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import stat
 import sys
@@ -153,22 +154,51 @@ async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *
                      kafka_security: dict[str, Any] | None = None) -> None:
     """Schema migrations (with the platform's secrets), topics and the demo events, on a database and broker
     that already exist: what `up` does for the embedded ones and `boxoffice init` for external ones. Idempotent."""
+    import asyncpg
+    from aiokafka.errors import KafkaError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from boxoffice.adapters.catalog_store import create_event
     from boxoffice.adapters.kafka import ensure_topics
     from boxoffice.adapters.postgres import create_pool, migrate
     from boxoffice.demo import demo_events
 
+    unreachable = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError)
+    # The Kafka client logs every failed connection of every try; the retries' own line says it once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     # The pool waits (bounded) for a database that is still starting; the migration then finds it up.
-    pool = await create_pool(database_url, size=2)
     try:
+        pool = await create_pool(database_url, size=2)
         await asyncio.to_thread(migrate, database_url)
-        await ensure_topics(kafka_bootstrap, partitions, security=kafka_security)
+    except unreachable as exc:
+        raise PlatformError(f"the database at {_where(database_url)} could not be prepared: {_reason(exc)}") from None
+    try:
+        try:
+            await ensure_topics(kafka_bootstrap, partitions, security=kafka_security)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise PlatformError(
+                f"the Kafka brokers at {kafka_bootstrap} could not be reached: {_reason(exc)}") from None
         if demo:
             async with pool.acquire() as con:
                 for spec in demo_events():
                     await create_event(con, spec)
     finally:
         await pool.close()
+
+
+def _where(database_url: str) -> str:
+    """Host, port and database of a PostgreSQL URL, never its password."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(database_url)
+    host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+    return f"{host}:{parts.port or 5432}{parts.path or ''}"
+
+
+def _reason(exc: BaseException) -> str:
+    name = type(exc).__name__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
 def _started_by(supervisor: Supervisor) -> Callable[[], list[int]]:
@@ -216,8 +246,10 @@ def _wait_held_by_ours(port: int, server: str, supervisor: Supervisor,
 
 
 def _wait_serving(settings: Settings, supervisor: Supervisor) -> None:
-    """Until the gateway's own process listens on its port."""
-    _wait_held_by_ours(settings.http_port, "the gateway", supervisor,
+    """Until the gateway's own process listens on its port: the one the running platform was started with, which
+    the environment of this command may not name."""
+    runtime = read_runtime(settings)
+    _wait_held_by_ours(runtime.http_port if runtime else settings.http_port, "the gateway", supervisor,
                        _ANOTHER_PORT.format(setting="BOXOFFICE_HTTP_PORT"))
 
 

@@ -379,3 +379,25 @@ def test_a_port_taken_while_the_gateway_was_stopped_is_named_and_not_taken_for_t
         again = platform.cli("start", "gateway")
     assert again.returncode == 0, again.stdout + again.stderr
     assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["services"]["gateway"]["status"] == "up"
+
+
+def test_start_gateway_waits_for_the_running_platforms_port_not_the_shells(platform: RunningPlatform) -> None:
+    """A shell that names only the data directory (BOXOFFICE_HTTP_PORT unset, so 8000 by default) starts the
+    gateway of a platform on another port: `start` waits for that one and says it started."""
+    import subprocess
+    import sys
+
+    env = {name: value for name, value in platform.env.items() if name != "BOXOFFICE_HTTP_PORT"}
+    assert urlsplit(platform.base_url).port != 8000
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "boxoffice", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    assert cli("stop", "gateway").returncode == 0
+    try:
+        started = cli("start", "gateway")
+        assert started.returncode == 0, started.stdout + started.stderr
+    finally:  # the shared platform's gateway serves the tests after this one
+        platform.cli("start", "gateway")
+    assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["services"]["gateway"]["status"] == "up"
