@@ -68,7 +68,8 @@ def _shared(name: str, data_dir: Path, **settings: str) -> Iterator[RunningPlatf
 
 def start_platform(data_dir: Path, **settings: str) -> Iterator[RunningPlatform]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    # Without XDG_RUNTIME_DIR, as for root on a fresh machine (and in CI): up prints no library's warning then.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_") and k != "XDG_RUNTIME_DIR"}
     env |= {"BOXOFFICE_DATA_DIR": str(data_dir), "BOXOFFICE_HTTP_PORT": str(port),
             "BOXOFFICE_BOOKING_REPLY_SECONDS": "5", **settings}
     running = RunningPlatform(f"http://127.0.0.1:{port}", env, data_dir)
@@ -77,6 +78,7 @@ def start_platform(data_dir: Path, **settings: str) -> Iterator[RunningPlatform]
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (data_dir / "logs").glob("*.log"))
         running.cli("down")
         pytest.fail(f"boxoffice up failed:\n{started.stdout}\n{started.stderr}\n{logs}")
+    assert "RuntimeDirWarning" not in started.stdout + started.stderr, started.stderr
     try:
         yield running
     finally:

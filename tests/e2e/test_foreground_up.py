@@ -4,6 +4,7 @@ kept waiting for Ctrl-C, and that Ctrl-C, given after a later `up --detach`, sto
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,3 +36,50 @@ def test_a_foreground_up_ends_when_down_stops_its_platform(tmp_path: Path) -> No
         if up.poll() is None:
             up.terminate()
             up.wait(timeout=60)
+
+
+def _up_in_the_foreground(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    env |= {"BOXOFFICE_DATA_DIR": str(tmp_path / "data"), "BOXOFFICE_HTTP_PORT": str(free_port())}
+    log = tmp_path / "up.txt"
+    with log.open("w") as out:
+        up = subprocess.Popen([sys.executable, "-m", "boxoffice", "up"], env=env, stdout=out,
+                              stderr=subprocess.STDOUT, text=True)
+    return up, log, env
+
+
+def test_closing_the_terminal_of_a_foreground_up_stops_its_platform(tmp_path: Path) -> None:
+    up, log, env = _up_in_the_foreground(tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        while "Press Ctrl-C to stop." not in log.read_text():
+            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        up.send_signal(signal.SIGHUP)
+        assert up.wait(timeout=120) == 0, log.read_text()
+        assert "boxoffice stopped." in log.read_text()
+        assert Supervisor(tmp_path / "data").pid() is None
+    finally:
+        if up.poll() is None:
+            up.terminate()
+            up.wait(timeout=60)
+        subprocess.run([sys.executable, "-m", "boxoffice", "down"], env=env, capture_output=True, timeout=120)
+
+
+def test_a_foreground_up_killed_while_starting_leaves_nothing_running(tmp_path: Path) -> None:
+    up, log, env = _up_in_the_foreground(tmp_path)
+    supervisor = Supervisor(tmp_path / "data")
+    try:
+        deadline = time.monotonic() + 60
+        while supervisor.pid() is None:  # the supervisor runs: the platform is on its way up
+            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=120) != 0, log.read_text()
+        assert "boxoffice stopped before it was up." in log.read_text()
+        assert supervisor.pid() is None
+    finally:
+        if up.poll() is None:
+            up.terminate()
+            up.wait(timeout=60)
+        subprocess.run([sys.executable, "-m", "boxoffice", "down"], env=env, capture_output=True, timeout=120)

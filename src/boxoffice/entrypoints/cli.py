@@ -129,12 +129,22 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
     settings = get_settings()
     started = time.monotonic()
     already = platform.is_running(settings)
+
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # A terminal closed or a kill while starting stops what was started, as Ctrl-C does: nothing comes up later.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _interrupt)
     with console.status("Starting broker, database and services..."):
         try:
             runtime = platform.up(settings)
         except platform.PlatformError as exc:
             _fail(str(exc))
             return
+        except KeyboardInterrupt:
+            console.print("boxoffice stopped before it was up." if not already else "interrupted.")
+            raise typer.Exit(130) from None
     # A platform an earlier `up` started keeps running as it was started: this one neither owns nor restarts it.
     if already:
         console.print(Text(_commands(f"It was already running under {settings.data_path} (started by an earlier "
@@ -153,7 +163,9 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
     def _stop(*_: object) -> None:
         stopping["now"] = True
 
-    signal.signal(signal.SIGTERM, _stop)
+    # Closing the terminal ends the platform with it, like Ctrl-C and a kill.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _stop)
     try:
         while not stopping["now"]:
             time.sleep(0.5)
