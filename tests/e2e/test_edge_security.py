@@ -401,3 +401,14 @@ def test_start_gateway_waits_for_the_running_platforms_port_not_the_shells(platf
     finally:  # the shared platform's gateway serves the tests after this one
         platform.cli("start", "gateway")
     assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["services"]["gateway"]["status"] == "up"
+
+
+def test_the_demo_with_the_gateway_stopped_says_so_in_one_line(platform: RunningPlatform) -> None:
+    assert platform.cli("stop", "gateway").returncode == 0
+    try:
+        demo = platform.cli("demo", timeout=60)
+    finally:  # the shared platform's gateway serves the tests after this one
+        platform.cli("start", "gateway")
+    said = demo.stdout + demo.stderr
+    assert demo.returncode == 1 and "Traceback" not in said, said
+    assert f"the gateway at {platform.base_url} does not answer" in said and "start gateway" in said, said

@@ -486,8 +486,14 @@ def demo() -> None:
         _fail(str(exc))
         return
     assert runtime is not None
-    Demo(runtime.base_url, console, lambda action, name: platform.control(settings, action, name),
-         runtime.mailbox_url).run()
+    import httpx
+
+    try:
+        Demo(runtime.base_url, console, lambda action, name: platform.control(settings, action, name),
+             runtime.mailbox_url).run()
+    except httpx.TransportError as exc:
+        _fail(f"the gateway at {runtime.base_url} does not answer ({type(exc).__name__}); "
+              "`boxoffice status` shows which service is stopped, `boxoffice start gateway` starts it")
 
 
 bench_app = typer.Typer(help="Benchmarks: each prints its settings and figures.", no_args_is_help=True)
