@@ -56,3 +56,13 @@ def test_an_invalid_setting_does_not_keep_down_from_stopping_a_platform(tmp_path
     done = boxoffice("down", BOXOFFICE_HOLD_SECONDS="-5", BOXOFFICE_DATA_DIR=str(tmp_path / "none"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "BOXOFFICE_HOLD_SECONDS" in done.stderr and "boxoffice was not running." in done.stdout
+
+
+def test_dead_letters_of_a_broker_that_cannot_be_reached_is_one_sentence() -> None:
+    from boxoffice.adapters.embedded import free_port
+
+    bootstrap = f"127.0.0.1:{free_port()}"
+    done = boxoffice("dead-letters", BOXOFFICE_KAFKA_BOOTSTRAP=bootstrap)
+    assert done.returncode == 1
+    assert done.stdout.startswith(f"error: cannot reach Kafka at {bootstrap}: is the platform up"), done.stdout
+    assert done.stderr == "", done.stderr  # no client left unclosed, no line per failed connection

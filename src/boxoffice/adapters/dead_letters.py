@@ -102,8 +102,8 @@ async def read_dead_letters(bootstrap: str, topics: list[str] | None = None, *,
     """Every dead letter of the given original topics (all by default), oldest first per topic."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 **(security or {}))
-    await consumer.start()
     try:
+        await consumer.start()
         existing = await consumer.topics()
         wanted = [dead_topic(t) for t in (topics or ALL_TOPICS) if dead_topic(t) in existing]
         partitions = [TopicPartition(t, p) for t in wanted for p in sorted(consumer.partitions_for_topic(t) or ())]
@@ -144,8 +144,8 @@ async def replay(bootstrap: str, letter: DeadLetter, *, security: Mapping[str, A
                             f"{letter.original_bytes} bytes; the whole message is at {letter.topic} partition "
                             f"{letter.partition} offset {letter.offset} while the broker keeps it")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(security or {}))
-    await producer.start()
-    try:
+    try:  # stopped also when it never started: an unreachable broker leaves no client unclosed
+        await producer.start()
         await producer.send_and_wait(letter.topic, letter.value, key=letter.key,
                                      headers=[(REPLAYED_FROM, letter.id.encode())])
     finally:

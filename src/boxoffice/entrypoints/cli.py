@@ -462,9 +462,11 @@ T = TypeVar("T")
 def _with_kafka(work: Coroutine[Any, Any, T], bootstrap: str) -> T:
     """Runs `work`; a broker that cannot be reached is one sentence, not a traceback."""
     import asyncio
+    import logging
 
     from aiokafka.errors import KafkaConnectionError
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # each failed connection; the sentence below says it
     try:
         return asyncio.run(work)
     except KafkaConnectionError:
