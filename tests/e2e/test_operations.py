@@ -122,7 +122,8 @@ def test_up_on_a_running_platform_says_so_and_leaves_it_running(platform: Runnin
     assert "It was already running" in again.stdout and "Press Ctrl-C" not in again.stdout, again.stdout
     # Said first, and the first line of the addresses does not claim a start it did not make.
     assert again.stdout.index("It was already running") < again.stdout.index("boxoffice is up"), again.stdout
-    assert "boxoffice is up (it was already running)" in again.stdout, again.stdout
+    assert "boxoffice is up (embedded Kafka at " in again.stdout, again.stdout
+    assert "; it was already running" in again.stdout, again.stdout
     assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["status"] == "ok"
     still = {name: description for name, state, description in Supervisor(platform.data_dir).status()
              if state == "RUNNING"}

@@ -64,3 +64,11 @@ def test_a_stopped_process_is_not_shown_up_by_its_last_heartbeat(monkeypatch: py
     line = next(line for line in result.output.splitlines() if "booking" in line)
     assert "1.5 s ago (before it stopped)" in line and "(up)" not in line, result.output
     assert "0.2 s ago (up)" in next(line for line in result.output.splitlines() if "payment" in line)
+
+
+def test_a_stopped_program_shows_when_on_the_24_hour_clock() -> None:
+    from boxoffice.entrypoints.cli import _stopped_at
+
+    assert _stopped_at("Dec 07 07:15 PM") == "stopped Dec 07 19:15"
+    assert _stopped_at("Dec 07 12:05 AM") == "stopped Dec 07 00:05"
+    assert _stopped_at("pid 4242, uptime 0:01:02") == "pid 4242, uptime 0:01:02"

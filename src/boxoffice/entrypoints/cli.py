@@ -96,10 +96,10 @@ WHAT_IS_THERE = {
 def print_started(out: Console, runtime: platform_runtime.Runtime, logs: Path, seconds: float, detach: bool,
                   accounts: bool = False, already: bool = False) -> None:
     """What `up` prints once the platform is healthy (the README shows it as it is)."""
-    took = "(it was already running)" if already else f"in {seconds:.1f} s"
-    out.print(f"[bold green]boxoffice is up[/] {took} "
-              f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
-              f"{'embedded' if runtime.embedded_database else 'external'} PostgreSQL)", soft_wrap=True)
+    where = (f"({'embedded' if runtime.embedded_kafka else 'external'} Kafka at {runtime.kafka_bootstrap}, "
+             f"{'embedded' if runtime.embedded_database else 'external'} PostgreSQL)")
+    headline = f"{where}; it was already running" if already else f"in {seconds:.1f} s {where}"
+    out.print(f"[bold green]boxoffice is up[/] {headline}", soft_wrap=True)
     rows = [(WHAT_IS_THERE.get(name, name), f"[link={url}]{url}[/link]") for name, url in runtime.urls().items()]
     rows.append(("logs", str(logs)))
     width = max(len(label) for label, _ in rows) + 2
@@ -216,11 +216,23 @@ def status() -> None:
             beat = {}
         colour = "green" if state == "RUNNING" else "red"
         lag = beat.get("lag")
-        table.add_row(name, f"[{colour}]{state}[/]", description, "" if lag is None else str(lag),
+        table.add_row(name, f"[{colour}]{state}[/]", _stopped_at(description), "" if lag is None else str(lag),
                       _last_heartbeat(beat, running=name in pids))
     console.print(table)
     if unreadable:
         console.print(f"[yellow]heartbeats not shown: {unreadable}[/]", highlight=False)
+
+
+def _stopped_at(description: str) -> str:
+    """The supervisor tells when a program stopped on a 12-hour clock ("Dec 07 07:15 PM"): the 24-hour one of
+    every other time the platform prints."""
+    import datetime
+
+    try:
+        when = datetime.datetime.strptime(description, "%b %d %I:%M %p")
+    except ValueError:
+        return description
+    return f"stopped {when:%b %d %H:%M}"
 
 
 def _last_heartbeat(beat: dict[str, object], running: bool = True) -> str:
