@@ -510,16 +510,31 @@ def demo() -> None:
               "`boxoffice status` shows which service is stopped, `boxoffice start gateway` starts it")
 
 
-bench_app = typer.Typer(help="Benchmarks: each prints its settings and figures.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: each prints its settings and figures. Alone, `bench` runs the hold "
+                                "crowd against raw PostgreSQL, then live connections.")
 app.add_typer(bench_app, name="bench")
 
+# What `boxoffice bench` alone measures (CONTRACT §7): the flash crowd's holds against raw PostgreSQL, then
+# commit-to-browser latency with this many open connections.
+BENCH_LIVE_CONNECTIONS = [100, 1000]
 
-@bench_app.callback()
-def _bench_setup() -> None:
+
+@bench_app.callback(invoke_without_command=True)
+def _bench_setup(context: typer.Context) -> None:
     import gc
 
     # The load generator shares the cores with the platform: keep its garbage collection from skewing figures.
     gc.set_threshold(50_000, 20, 100)
+    if context.invoked_subcommand is not None:
+        return
+    console.print(Text(_commands(
+        "bench: the flash crowd of `boxoffice bench holds`, then `boxoffice bench live --connections "
+        f"{','.join(map(str, BENCH_LIVE_CONNECTIONS))} --seconds 6`; every bench and its settings: "
+        "`boxoffice bench --help`")), soft_wrap=True)
+    bench_holds()
+    from boxoffice.bench import live
+
+    live.run(BENCH_LIVE_CONNECTIONS, 50.0, 6.0, False, console)
 
 
 @bench_app.command("holds")
