@@ -342,8 +342,8 @@ def up(settings: Settings) -> Runtime:
     written.chmod(0o600)
     written.write_text(json.dumps(asdict(runtime), indent=2))
     supervisor.write_config(*_programs(settings, runtime, postgres, broker_port, mailbox))
-    supervisor.start()
     try:
+        supervisor.start()
         if postgres is not None:
             postgres.wait_until_listening()
         if broker_port is not None:
@@ -355,7 +355,7 @@ def up(settings: Settings) -> Runtime:
         supervisor.ctl("start", f"{SERVICE_GROUP}:*", check=True)
         wait_healthy(settings, runtime)
     except BaseException:
-        supervisor.shutdown()
+        supervisor.shutdown(starting=True)
         raise
     return runtime
 

@@ -15,17 +15,9 @@ from boxoffice.adapters.supervisor import Supervisor
 
 
 def test_a_foreground_up_ends_when_down_stops_its_platform(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
-    env |= {"BOXOFFICE_DATA_DIR": str(tmp_path / "data"), "BOXOFFICE_HTTP_PORT": str(free_port())}
-    log = tmp_path / "up.txt"
-    with log.open("w") as out:
-        up = subprocess.Popen([sys.executable, "-m", "boxoffice", "up"], env=env, stdout=out,
-                              stderr=subprocess.STDOUT, text=True)
+    up, log, env = _up_in_the_foreground(tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while "Press Ctrl-C to stop." not in log.read_text():
-            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        _wait_until_up(up, log)
         down = subprocess.run([sys.executable, "-m", "boxoffice", "down"], env=env, capture_output=True, text=True,
                               timeout=120)
         assert down.returncode == 0 and "boxoffice stopped." in down.stdout, down
@@ -48,13 +40,17 @@ def _up_in_the_foreground(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, 
     return up, log, env
 
 
+def _wait_until_up(up: subprocess.Popen[str], log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while "Press Ctrl-C to stop." not in log.read_text():
+        assert up.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+
 def test_closing_the_terminal_of_a_foreground_up_stops_its_platform(tmp_path: Path) -> None:
     up, log, env = _up_in_the_foreground(tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while "Press Ctrl-C to stop." not in log.read_text():
-            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        _wait_until_up(up, log)
         up.send_signal(signal.SIGHUP)
         assert up.wait(timeout=120) == 0, log.read_text()
         assert "boxoffice stopped." in log.read_text()

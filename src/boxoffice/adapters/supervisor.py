@@ -109,10 +109,18 @@ class Supervisor:
                 rows.append((parts[0].split(":")[-1], parts[1], parts[2] if len(parts) > 2 else ""))
         return rows
 
-    def shutdown(self, timeout: float = 60) -> None:
+    def shutdown(self, timeout: float = 60, starting: bool = False) -> None:
+        """Stops supervisord and everything it runs. `starting`: one interrupted while it started may still be on
+        its way to running (it daemonizes): waited for a little, so that it does not come up after this."""
         pid = self.pid()
+        deadline = time.monotonic() + (10 if starting else 0)
+        while pid is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pid = self.pid()
         if pid is None:
             return
+        while starting and not self.socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.ctl("shutdown")
         deadline = time.monotonic() + timeout
         while self.pid() is not None:
