@@ -12,7 +12,7 @@ import copy
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from boxoffice.domain import events
 from boxoffice.domain.allocation import PlacedSeat
@@ -39,6 +39,7 @@ class BookingTables:
     seat_counts: dict[str, SeatCounts] = field(default_factory=dict)
     waitlist_seq: dict[str, int] = field(default_factory=dict)
     cancelled_events: set[str] = field(default_factory=set)
+    hold_times: dict[str, timedelta] = field(default_factory=dict)  # events with a hold time of their own
     layouts: dict[str, list[PlacedSeat]] = field(default_factory=dict)
     waitlist: dict[str, WaitlistEntry] = field(default_factory=dict)
     waitlist_requests: dict[str, str] = field(default_factory=dict)  # join request id → waitlist id
@@ -63,6 +64,8 @@ class BookingTables:
 
     def add_event(self, spec: EventSpec) -> None:
         self.currencies[spec.event_id] = spec.currency
+        if spec.hold_seconds is not None:
+            self.hold_times[spec.event_id] = timedelta(seconds=spec.hold_seconds)
         self.change_seq[spec.event_id] = 0
         self.seat_counts[spec.event_id] = SeatCounts(available=len(spec.seats()))
         for seat in spec.seats():
@@ -76,7 +79,8 @@ class FakeSeats:
         self._t = tables
 
     async def lock(self, event_ids: list[str], seats: list[tuple[str, str]]) -> dict[str, SeatMap]:
-        maps = {e: SeatMap(e, self._t.currencies[e], {}, cancelled=e in self._t.cancelled_events)
+        maps = {e: SeatMap(e, self._t.currencies[e], {}, cancelled=e in self._t.cancelled_events,
+                           hold_time=self._t.hold_times.get(e))
                 for e in event_ids if e in self._t.currencies}
         for event_id, seat_id in seats:
             seat = self._t.seats.get((event_id, seat_id))

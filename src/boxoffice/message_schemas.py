@@ -25,6 +25,7 @@ from pydantic import (
 
 from boxoffice import messages as topics
 from boxoffice.domain import moments
+from boxoffice.domain.catalog import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS
 from boxoffice.domain.text import ONE_LINE, has_control, has_visible, is_mail_address
 from boxoffice.domain.waiting_room import MAX_ADMISSION_MINUTES, MAX_ADMIT_PER_MINUTE
 from boxoffice.messages import MalformedMessage, Message, decode
@@ -301,6 +302,7 @@ class EventCreationRequested(Data):
     bestOrder: Annotated[list[Annotated[str, _bounded(64)]], Field(max_length=MAX_EVENT_SEATS)] = []
     onSale: NewOnSale | None = None
     organiserId: UserId | None = None  # the account that created it, with accounts on
+    holdSeconds: Annotated[int, Field(ge=MIN_HOLD_SECONDS, le=MAX_HOLD_SECONDS)] | None = None
 
     @model_validator(mode="after")
     def _at_most_the_seats_of_an_event(self) -> EventCreationRequested:

@@ -38,8 +38,8 @@ async def list_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
 
 async def get_event(pool: asyncpg.Pool, event_id: str) -> dict[str, Any] | None:
     row = await pool.fetchrow(
-        f"SELECT {_EVENT_COLUMNS} FROM events e JOIN event_availability a USING (event_id) WHERE e.event_id = $1",
-        event_id)
+        f"SELECT {_EVENT_COLUMNS}, e.hold_seconds FROM events e JOIN event_availability a USING (event_id) "
+        "WHERE e.event_id = $1", event_id)
     if row is None:
         return None
     categories = await pool.fetch(
@@ -58,6 +58,7 @@ async def get_event(pool: asyncpg.Pool, event_id: str) -> dict[str, Any] | None:
         **await _cancellation(pool, event_id),
         "onSale": on_sale_view(room) if room else None,
         "queue": queue_figures(room) if room else None,
+        "holdSeconds": row["hold_seconds"],
     }
 
 

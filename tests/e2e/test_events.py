@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -74,6 +76,7 @@ def test_an_explicit_seat_list(client: httpx.Client) -> None:
     {"venue": {"name": "Town Hall", "city": "Bath\x85"}},
     {"rows": [], "seats": [{"seatId": "Z1", "row": "Z", "number": 1, "categoryId": "front"},
                            {"seatId": "Z1b", "row": "Z", "number": 1, "categoryId": "front"}]},  # one place twice
+    {"holdSeconds": 5}, {"holdSeconds": 86_401}, {"holdSeconds": "ten"}, {"holdSeconds": 10.5},
 ])
 def test_bad_events_are_refused_and_nothing_is_created(client: httpx.Client, overrides: dict) -> None:
     body = new_event(**overrides)
@@ -123,3 +126,25 @@ async def test_of_concurrent_creations_of_one_new_id_only_the_one_that_created_i
     (creator,) = [i for i, a in enumerate(answers) if a.status_code == 201]
     assert answers[creator].json()["name"] == stored["name"] == f"Version {creator}"
     assert stored["totalSeats"] == creator + 1
+
+
+def test_an_event_with_a_hold_time_of_its_own_releases_its_holds_then(client: httpx.Client) -> None:
+    """holdSeconds: the organiser's checkout time for this event; the platform's BOXOFFICE_HOLD_SECONDS elsewhere."""
+    body = new_event(holdSeconds=10)
+    created = client.post("/events", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["holdSeconds"] == 10
+    assert client.get("/events/taylor_swift_concert").json()["holdSeconds"] is None
+    held = client.post("/bookings", json={"eventId": body["eventId"], "seatIds": ["A4"], "userId": "quick_fan"})
+    assert held.status_code == 201, held.text
+    asked_at = datetime.now(UTC)
+    expires_at = datetime.fromisoformat(held.json()["expiresAt"])
+    assert timedelta(seconds=8) < expires_at - asked_at <= timedelta(seconds=10)
+    booking_id = held.json()["bookingId"]
+    deadline = time.monotonic() + 40
+    while client.get(f"/bookings/{booking_id}").json()["status"] != "expired":
+        assert time.monotonic() < deadline, client.get(f"/bookings/{booking_id}").text
+        time.sleep(0.2)
+    seats = {s["seatId"]: s["status"] for s in client.get(f"/events/{body['eventId']}/seats").json()}
+    assert seats["A4"] == "AVAILABLE"
+    assert datetime.now(UTC) >= expires_at

@@ -4,6 +4,7 @@ says, what goes to the outbox and when it reaches the relay."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -46,14 +47,14 @@ class Platform:
     """A booking service over fresh in-memory tables, with a clock the test moves."""
 
     def __init__(self, rules: BookingRules | None = None, admissions: AdmissionCheck | None = None,
-                 cards: FakeProvider | None = None) -> None:
+                 cards: FakeProvider | None = None, holds: Deadlines | None = None) -> None:
         self.tables = BookingTables()
         self.tables.add_event(EVENT)
         self.relay = Relay()
         self.now = NOW
         self.units: list[FakeBookingUnitOfWork] = []
         self.service = BookingService(self._unit, self.relay, rules or BookingRules(HOLD, 10), lambda: self.now,
-                                      admissions=admissions, cards=cards)
+                                      admissions=admissions, cards=cards, holds=holds)
 
     def _unit(self) -> FakeBookingUnitOfWork:
         self.units.append(FakeBookingUnitOfWork(self.tables))
@@ -1097,3 +1098,33 @@ async def test_refund_outcomes_the_payment_service_did_not_record_change_nothing
     out = await platform.handle_forged(done)
     assert [m.type for m in out][:2] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
     assert platform.booking(booking_id) is BookingStatus.REFUNDED
+
+
+class Deadlines:
+    """The expiry scheduler's port: the earliest deadline it was told of."""
+
+    def __init__(self) -> None:
+        self.told: list[datetime] = []
+
+    def hold_created(self, expires_at: datetime) -> None:
+        self.told.append(expires_at)
+
+
+async def test_an_event_with_a_hold_time_of_its_own_holds_for_that_long_and_is_released_then() -> None:
+    quick = replace(small_event("ev_quick"), hold_seconds=30)
+    deadlines = Deadlines()
+    platform = Platform(holds=deadlines)
+    platform.tables.add_event(quick)
+    [quick_hold] = await platform.handle(hold_request("fan", "A1", event_id="ev_quick"))
+    [usual_hold] = await platform.handle(hold_request("fan", "A1"))
+    assert quick_hold.data["expiresAt"] == "2030-01-01T12:00:30.000Z"
+    assert platform.tables.bookings[str(quick_hold.data["bookingId"])].expires_at == NOW + timedelta(seconds=30)
+    assert platform.tables.bookings[str(usual_hold.data["bookingId"])].expires_at == NOW + HOLD
+    assert deadlines.told == [NOW + timedelta(seconds=30), NOW + HOLD]  # the scheduler wakes for the quick one
+
+    platform.now = NOW + timedelta(seconds=30)
+    out = await platform.handle(Message(topics.SEAT_RESERVATION_TIMEOUT, "ev_quick",
+                                        {"bookingId": quick_hold.data["bookingId"]}))
+    assert [m.type for m in out] == [topics.SEAT_RELEASED, topics.BOOKING_CANCELLED]
+    assert platform.tables.seats[("ev_quick", "A1")].status is SeatStatus.AVAILABLE
+    assert platform.seat("A1") is SeatStatus.RESERVED  # the other event's hold runs on

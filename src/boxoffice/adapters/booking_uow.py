@@ -9,6 +9,7 @@ booking. A guard that refuses raises, and the transaction is rolled back.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -140,12 +141,13 @@ class PostgresSeats:
 
     async def lock(self, event_ids: list[str], seats: list[tuple[str, str]]) -> dict[str, SeatMap]:
         currencies = await self._con.fetch(
-            "SELECT event_id, currency, status FROM events WHERE event_id = ANY($1)", event_ids)
+            "SELECT event_id, currency, status, hold_seconds FROM events WHERE event_id = ANY($1)", event_ids)
         lock = " FOR UPDATE OF s" if self._seat_check else ""
         rows = await self._con.fetch(_LOCK_SEATS + lock, [e for e, _ in seats], [s for _, s in seats])
         if self._after_lock is not None:
             await self._after_lock()
-        maps = {r["event_id"]: SeatMap(r["event_id"], r["currency"].strip(), {}, cancelled=r["status"] == "cancelled")
+        maps = {r["event_id"]: SeatMap(r["event_id"], r["currency"].strip(), {}, cancelled=r["status"] == "cancelled",
+                                       hold_time=timedelta(seconds=r["hold_seconds"]) if r["hold_seconds"] else None)
                 for r in currencies}
         for r in rows:
             maps[r["event_id"]].seats[r["seat_id"]] = Seat(

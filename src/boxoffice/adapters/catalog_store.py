@@ -17,10 +17,10 @@ async def create_event(con: Connection, spec: EventSpec, request_id: str | None 
     async with con.transaction():
         created = await con.fetchval(
             """INSERT INTO events (event_id, name, venue_name, venue_city, starts_at, currency, seats_available,
-                                   creation_request, organiser_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING RETURNING true""",
+                                   creation_request, organiser_id, hold_seconds)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING RETURNING true""",
             spec.event_id, spec.name, spec.venue_name, spec.venue_city, spec.starts_at, spec.currency, len(seats),
-            request_id, spec.organiser_id)
+            request_id, spec.organiser_id, spec.hold_seconds)
         if not created:
             return False
         await con.executemany(

@@ -8,6 +8,9 @@ from decimal import Decimal
 
 from boxoffice.domain.waiting_room import OnSale
 
+# An event's own hold time (POST /events `holdSeconds`): from a quick demo's to a day's.
+MIN_HOLD_SECONDS, MAX_HOLD_SECONDS = 10, 86_400
+
 
 @dataclass(frozen=True)
 class PriceCategory:
@@ -55,6 +58,8 @@ class EventSpec:
     # The account that created it (with accounts on): it alone of the organisers manages the event. None for an
     # event created without an account (the open demo, `boxoffice up`'s demo events, events from before).
     organiser_id: str | None = None
+    # How long a hold of its seats lasts, in seconds (10 to 86,400); None: the platform's BOXOFFICE_HOLD_SECONDS.
+    hold_seconds: int | None = None
 
     def seats(self) -> list[SeatSpec]:
         prices = {c.category_id: c.price for c in self.categories}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -83,6 +83,8 @@ class SeatMap:
     seating: Seating | None = None
     # The organiser called the event off: every hold is refused.
     cancelled: bool = False
+    # The event's own hold time; None: the booking service's.
+    hold_time: timedelta | None = None
 
     def _called_off(self, request_id: str, user_id: str, seat_ids: list[str]) -> events.ReservationFailed:
         return events.ReservationFailed(request_id=request_id, event_id=self.event_id, user_id=user_id,

@@ -138,8 +138,9 @@ class BookingService:
                 self.decided += len(run)
             else:
                 self.lifecycle_messages += len(run)
-            if self._holds is not None and any(isinstance(event, SeatsReserved) for event, _ in decisions):
-                self._holds.hold_created(decide.now + self._rules.hold)  # holds, and waiting-list offers
+            deadlines = [event.expires_at for event, _ in decisions if isinstance(event, SeatsReserved)]
+            if self._holds is not None and deadlines:
+                self._holds.hold_created(min(deadlines))  # holds, and waiting-list offers
 
     async def _as_a_whole(self, route: Route, run: list[Message], decide: Decide) -> list[Decision]:
         assert route.batch is not None

@@ -23,6 +23,7 @@ def event_to_data(spec: EventSpec) -> dict[str, Any]:
         "bestOrder": list(spec.best_order),
         **({"onSale": on_sale_to_data(spec.on_sale)} if spec.on_sale else {}),
         **({"organiserId": spec.organiser_id} if spec.organiser_id is not None else {}),
+        **({"holdSeconds": spec.hold_seconds} if spec.hold_seconds is not None else {}),
     }
 
 
@@ -50,4 +51,5 @@ def event_from_data(data: dict[str, Any]) -> EventSpec:
         tuple(str(name) for name in data.get("bestOrder") or []),
         on_sale_from_data(data["onSale"]) if data.get("onSale") else None,
         str(data["organiserId"]) if data.get("organiserId") is not None else None,
+        int(data["holdSeconds"]) if data.get("holdSeconds") is not None else None,
     )

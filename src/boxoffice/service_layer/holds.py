@@ -110,13 +110,14 @@ async def _decide(uow: BookingUnitOfWork, commands: list[ReserveSeats],
                 errors.SaleNotOpen.code,
                 f"The sale of event {command.event_id} opens at {iso(not_open[command.event_id])}"))
             continue
+        expires_at = decide.now + (seat_map.hold_time or rules.hold)
         if command.quantity:
             outcomes.append(seat_map.hold_best(command.request_id, command.user_id, command.quantity,
                                                command.category_id, command.section, decide.new_booking_id(),
-                                               decide.now + rules.hold))
+                                               expires_at))
         else:
             outcomes.append(seat_map.hold(command.request_id, command.user_id, list(command.seat_ids),
-                                          decide.new_booking_id(), decide.now + rules.hold))
+                                          decide.new_booking_id(), expires_at))
     holds = [o for o in outcomes if isinstance(o, events.SeatsReserved)]
     if holds:
         await uow.seats.hold(holds)

@@ -187,7 +187,7 @@ async def after_release(uow: BookingUnitOfWork, bookings: Iterable[Booking],
         for entry, block, seat_map in await _promised(uow, event_id, entries):
             seat_map.per_user_limit, seat_map.seats_per_user = cap, dict(owned)
             hold = seat_map.hold(offer_request_id(entry), entry.user_id, list(block.seat_ids),
-                                 decide.new_booking_id(), decide.now + decide.rules.hold)
+                                 decide.new_booking_id(), decide.now + (seat_map.hold_time or decide.rules.hold))
             # The seats were locked AVAILABLE just now and the buyer is under the cap: only a called-off event
             # refuses, and its line has ended.
             if not isinstance(hold, events.SeatsReserved):

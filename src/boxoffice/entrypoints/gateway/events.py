@@ -53,6 +53,7 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
         tuple(body.best_order),
         on_sale_of(body.on_sale),
         organiser_id,
+        body.hold_seconds,
     )
     seat_ids = [s.seat_id for s in spec.seats()]
     if len(seat_ids) > MAX_SEATS_PER_EVENT:

@@ -9,6 +9,7 @@ import pycountry
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from boxoffice.domain.catalog import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS
 from boxoffice.domain.text import CONTROL, MAX_ADDRESS_LENGTH, ONE_LINE, has_control, has_visible, is_mail_address
 from boxoffice.message_schemas import Currency
 
@@ -262,6 +263,8 @@ class EventDetail(EventSummary):
     cancellation: Cancellation | None = Field(None, description="Once called off: how far the cancellation is")
     onSale: OnSaleView | None = None
     queue: QueueFigures | None = None
+    holdSeconds: int | None = Field(None, description="How long a hold of its seats lasts, in seconds, when the "
+                                    "event sets it; null: the platform's BOXOFFICE_HOLD_SECONDS")
 
 
 class SeatView(BaseModel):
@@ -406,6 +409,10 @@ class NewEvent(Strict):
         description="Rows (by label) or seats (by id), best first, for best available; the seats not named "
                     "follow in the map's order")
     on_sale: NewOnSale | None = Field(None, alias="onSale")
+    hold_seconds: int | None = Field(
+        None, alias="holdSeconds", ge=MIN_HOLD_SECONDS, le=MAX_HOLD_SECONDS, examples=[300],
+        description="How long a hold of its seats lasts before it is released, in seconds; unset: the platform's "
+                    "BOXOFFICE_HOLD_SECONDS")
 
 
 def _examples(**named: dict[str, Any]) -> dict[str, Any]:
