@@ -12,6 +12,10 @@ DEMO_EVENT_ID = "taylor_swift_concert"
 # The on-sale demo (CONTRACT §8.1): a waiting room that opens a minute after `up` and admits 600 a minute.
 ONSALE_EVENT_ID = "eras_tour_onsale"
 ONSALE_OPENS_AFTER = timedelta(minutes=1)
+# The demo's hold that runs out (CONTRACT §6.3, "shortened for the demo"): an event whose holds last 20 s, so that
+# `boxoffice demo` shows a release by timeout while the platform keeps BOXOFFICE_HOLD_SECONDS for the others.
+QUICK_HOLD_EVENT_ID = "open_mic_night"
+QUICK_HOLD_SECONDS = 20
 
 
 def demo_events(now: datetime | None = None) -> list[EventSpec]:
@@ -54,5 +58,12 @@ def demo_events(now: datetime | None = None) -> list[EventSpec]:
             datetime(2027, 5, 2, 21, 30, tzinfo=UTC), "USD",
             (PriceCategory("table", "Table", Decimal("45.00")), PriceCategory("bar", "Bar", Decimal("25.00"))),
             tuple(SeatRow(label, "Room", "table" if i < 6 else "bar", 12) for i, label in enumerate(row_labels(8))),
+        ),
+        EventSpec(
+            QUICK_HOLD_EVENT_ID, f"Open Mic Night (holds last {QUICK_HOLD_SECONDS} s)", "The Back Room", "Bristol",
+            datetime(2027, 5, 9, 20, 0, tzinfo=UTC), "USD",
+            (PriceCategory("seat", "Seat", Decimal("10.00")),),
+            tuple(SeatRow(label, "Room", "seat", 10) for label in row_labels(4)),
+            hold_seconds=QUICK_HOLD_SECONDS,
         ),
     ]

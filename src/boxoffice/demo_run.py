@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from boxoffice.demo import DEMO_EVENT_ID
+from boxoffice.demo import DEMO_EVENT_ID, QUICK_HOLD_EVENT_ID
 
 CARD = "4242424242424242"
 LONGEST_WAIT_FOR_EXPIRY = 45.0
@@ -28,21 +28,21 @@ class Demo:
     def step(self, text: str) -> None:
         self.console.print(f"  [cyan]→[/] {text}")
 
-    def seats(self) -> dict[str, str]:
-        return {s["seatId"]: s["status"] for s in self.http.get(f"/events/{DEMO_EVENT_ID}/seats").json()}
+    def seats(self, event_id: str = DEMO_EVENT_ID) -> dict[str, str]:
+        return {s["seatId"]: s["status"] for s in self.http.get(f"/events/{event_id}/seats").json()}
 
-    def free_seats(self, count: int) -> list[str]:
-        free = [seat for seat, status in self.seats().items() if status == "AVAILABLE"]
+    def free_seats(self, count: int, event_id: str = DEMO_EVENT_ID) -> list[str]:
+        free = [seat for seat, status in self.seats(event_id).items() if status == "AVAILABLE"]
         if len(free) < count:
-            raise RuntimeError("the demo event is sold out; restart with a fresh BOXOFFICE_DATA_DIR")
+            raise RuntimeError(f"the demo event {event_id} is sold out; restart with a fresh BOXOFFICE_DATA_DIR")
         return free[:count]
 
-    def post_booking(self, seat: str, user: str) -> httpx.Response:
-        return self.http.post("/bookings", json={"eventId": DEMO_EVENT_ID, "seatIds": [seat], "userId": user})
+    def post_booking(self, seat: str, user: str, event_id: str = DEMO_EVENT_ID) -> httpx.Response:
+        return self.http.post("/bookings", json={"eventId": event_id, "seatIds": [seat], "userId": user})
 
-    def book(self, seat: str, user: str) -> tuple[int, dict[str, Any]]:
+    def book(self, seat: str, user: str, event_id: str = DEMO_EVENT_ID) -> tuple[int, dict[str, Any]]:
         """The hold's outcome: at once, or, when the booking service answered late (202), once it has decided."""
-        answer = self.post_booking(seat, user)
+        answer = self.post_booking(seat, user, event_id)
         body: dict[str, Any] = answer.json()
         if answer.status_code != 202:
             return answer.status_code, body
@@ -120,17 +120,24 @@ class Demo:
             time.sleep(0.3)
         return None
 
-    def abandon(self, seat: str) -> None:
-        _, booking = self.book(seat, "user_walks_away")
+    def abandon(self, _demo_event_seat: str) -> None:
+        # An event whose holds last 20 s (its holdSeconds), or the demo event's if the platform's are as short.
+        event = self.http.get(f"/events/{QUICK_HOLD_EVENT_ID}")
+        event_id = QUICK_HOLD_EVENT_ID if event.status_code == 200 else DEMO_EVENT_ID
+        [seat] = self.free_seats(1, event_id)
+        if event_id == QUICK_HOLD_EVENT_ID:
+            self.step(f"at {event.json()['name']}: its holdSeconds is {event.json()['holdSeconds']}, a checkout time "
+                      "of its own (the other events keep BOXOFFICE_HOLD_SECONDS)")
+        _, booking = self.book(seat, "user_walks_away", event_id)
         expires = datetime.fromisoformat(booking["expiresAt"].replace("Z", "+00:00"))
         left = (expires - datetime.now(UTC)).total_seconds()
-        self.step(f"booked {seat} and did not pay: seat {self.seats()[seat]}, hold ends in {left:.0f} s")
+        self.step(f"booked {seat} and did not pay: seat {self.seats(event_id)[seat]}, hold ends in {left:.0f} s")
         if left > LONGEST_WAIT_FOR_EXPIRY:
             self.step(f"the hold is {left:.0f} s (start the platform with BOXOFFICE_HOLD_SECONDS=20 to watch it "
                       "run out); cancelling instead, which releases the seat the same way")
             answer = self.http.delete(f"/bookings/{booking['bookingId']}")
-            self.step(f"DELETE /bookings/… → {answer.status_code}; seat {seat} is [bold]{self.seats()[seat]}[/]"
-                      f"{self._next_in_line(seat)}")
+            self.step(f"DELETE /bookings/… → {answer.status_code}; seat {seat} is "
+                      f"[bold]{self.seats(event_id)[seat]}[/]{self._next_in_line(seat, event_id)}")
             return
         with self.console.status("waiting for the hold to run out...") as status:
             while (state := self.http.get(f"/bookings/{booking['bookingId']}").json()["status"]) == "pending":
@@ -138,12 +145,12 @@ class Demo:
                               f"{(expires - datetime.now(UTC)).total_seconds():.1f} s left")
                 time.sleep(0.1)
         late = (datetime.now(UTC) - expires).total_seconds()
-        self.step(f"booking {state} {late:.2f} s after the deadline; seat {seat} is [bold]{self.seats()[seat]}[/]"
-                  f"{self._next_in_line(seat)}")
+        self.step(f"booking {state} {late:.2f} s after the deadline; seat {seat} is "
+                  f"[bold]{self.seats(event_id)[seat]}[/]{self._next_in_line(seat, event_id)}")
 
-    def _next_in_line(self, seat: str) -> str:
+    def _next_in_line(self, seat: str, event_id: str = DEMO_EVENT_ID) -> str:
         """A released seat held again at once went to the event's waiting list (CONTRACT §8.3)."""
-        return " (offered to the next on the waiting list)" if self.seats()[seat] == "RESERVED" else ""
+        return " (offered to the next on the waiting list)" if self.seats(event_id)[seat] == "RESERVED" else ""
 
     def outage(self, seat: str) -> None:
         self.step(self.control("stop", "booking") or "booking service stopped")
