@@ -116,4 +116,6 @@ async def test_an_unknown_event_says_so(browser, platform: RunningPlatform) -> N
                                                                 timeout=10_000)
     await expect(page.locator("#connection-status")).to_have_text("Not connected")
     await expect(page.locator("#event-name")).to_have_text("No such event")  # not "Loading…" beside the error
+    await expect(page.locator("#event-meta")).to_be_hidden()  # no lone "·" without a venue and a date
+    await expect(page.locator("main")).not_to_contain_text("·", use_inner_text=True)
     await page.close()

@@ -1,12 +1,14 @@
 """The live monitor in real browsers: three windows follow bookings made elsewhere; a buyer books and pays
-from the page; a hold runs out on screen."""
+from the page; a hold runs out on screen; an unknown event says so."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import httpx
+from playwright.async_api import expect
 
 from tests.platforms import RunningPlatform
 
@@ -22,6 +24,31 @@ async def open_monitor(browser, base_url: str, event: str = EVENT):
 
 async def seat_status(page, seat: str) -> str:
     return await page.get_attribute(f"[data-seat-id='{seat}']", "data-status")
+
+
+async def expect_no_event(page, event: str) -> None:
+    """The header tells that there is no such event, and nothing on it says otherwise."""
+    await expect(page.locator("#event-error")).to_have_text(f"Event “{event}” does not exist.", timeout=10_000)
+    await expect(page.locator("#event-name")).to_have_text("No such event")
+    await expect(page.locator("#connection-status")).to_have_text("Not connected")
+    await expect(page.locator("#event-meta")).to_be_hidden()
+    # Nothing between the heading and the error: no lone "·" without a venue and a date.
+    await expect(page.locator(".overview")).to_have_text(
+        re.compile(rf"^No such event\s+Event “{re.escape(event)}” does not exist\.\s"), use_inner_text=True)
+
+
+async def test_an_unknown_event_says_so_in_the_header(browser, platform: RunningPlatform) -> None:
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(f"{platform.base_url}/?event=no_such_event")
+    await expect_no_event(page, "no_such_event")
+
+    # Picked from the picker after a real event: that event's name, venue and date do not stay on screen.
+    await page.select_option("#event-select", EVENT)
+    await expect(page.locator("#connection-status")).to_have_text("Live", timeout=15_000)
+    await expect(page.locator("#event-meta")).to_be_visible()
+    await page.select_option("#event-select", "no_such_event")
+    await expect_no_event(page, "no_such_event")
+    await page.close()
 
 
 async def test_three_windows_update_without_refresh(browser, platform: RunningPlatform, artifacts: Path) -> None:

@@ -98,7 +98,7 @@ async function loadEvents() {
   fillPicker(state.events, wanted);
   const eventId = wanted || known;
   if (eventId) selectEvent(eventId, false);
-  else showEventError("There are no events yet.");
+  else showNoEvent("No events", "There are no events yet.");
 }
 
 function fillPicker(events, wanted) {
@@ -122,10 +122,10 @@ async function selectEvent(eventId, fromPicker) {
   resetMap(eventId);
   const answer = await api("GET", `/events/${encodeURIComponent(eventId)}`);
   if (state.eventId !== eventId) return;  // another event was picked meanwhile
+  if (answer.status === 404) return showNoEvent("No such event", `Event “${eventId}” does not exist.`);
   if (answer.status !== 200) {
-    showEventError(answer.status === 404 ? `Event “${eventId}” does not exist.` :
-      `Could not load the event (${describeFailure(answer)}).`);
-    if (answer.status !== 404) setTimeout(() => state.eventId === eventId && selectEvent(eventId, false), 3000);
+    showEventError(`Could not load the event (${describeFailure(answer)}).`);
+    setTimeout(() => state.eventId === eventId && selectEvent(eventId, false), 3000);
     return;
   }
   showEventError("");
@@ -178,12 +178,24 @@ function showEventHeader(event) {
   $("event-name").textContent = event.name;
   document.title = `${event.name} — boxoffice live`;
   $("event-venue").textContent = `${event.venue.name}, ${event.venue.city}`;
+  $("event-meta").hidden = false;
   const date = $("event-date");
   date.dateTime = event.startsAt;
   date.textContent = new Date(event.startsAt).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
   $("price-list").textContent = (event.priceCategories || [])
     .map((c) => `${c.name} ${money(c.price, event.currency)}`).join(" · ");
   showBestAvailable(event);
+}
+
+// Nothing to show, and nothing will come: the header says so (not the last event's name, nor "Loading…"), and
+// the badge does not claim to be connecting.
+function showNoEvent(heading, text) {
+  $("event-name").textContent = heading;
+  document.title = `${heading} — boxoffice live`;
+  $("event-meta").hidden = true;
+  $("price-list").textContent = "";
+  setConnection("off");
+  showEventError(text);
 }
 
 function showEventError(text) {
@@ -331,7 +343,8 @@ function setConnection(mode) {
   const node = $("connection-status");
   if (node.dataset.state === mode) return;
   node.dataset.state = mode;
-  node.textContent = { live: "Live", lost: "Connection lost — reconnecting…", connecting: "Connecting…" }[mode];
+  node.textContent = { live: "Live", lost: "Connection lost — reconnecting…", connecting: "Connecting…",
+    off: "Not connected" }[mode];
 }
 
 function onStreamMessage(data) {

@@ -59,6 +59,7 @@ function showEvent(event) {
   $("event-name").textContent = `${event.name} — on sale`;
   document.title = `${event.name} — boxoffice dashboard`;
   $("event-venue").textContent = `${event.venue.name}, ${event.venue.city}`;
+  $("event-meta").hidden = false;
   const date = $("event-date");
   date.dateTime = event.startsAt;
   date.textContent = new Date(event.startsAt).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
