@@ -61,7 +61,8 @@ async def test_the_page_solves_the_proof_of_work_and_joins(browser, proof_platfo
 
 async def test_the_page_of_an_unknown_event_says_so_and_joins_nothing(browser, platform: RunningPlatform) -> None:
     page = await browser.new_page()
-    await page.goto(f"{platform.base_url}/events/no_such_onsale_here/queue")
+    response = await page.goto(f"{platform.base_url}/events/no_such_onsale_here/queue")
+    assert response is not None and response.status == 404  # as the API answers; still the page, which says so
     await page.wait_for_selector("#queue-error:has-text('does not exist')", timeout=15_000)
     assert await page.locator("#queue-state").text_content() == "Not in the queue."  # not "Joining the queue…"
     assert await page.get_attribute("#queue-elsewhere-link", "href") == "/"
@@ -72,7 +73,8 @@ async def test_the_page_of_an_unknown_event_says_so_and_joins_nothing(browser, p
 async def test_the_page_of_an_event_without_a_waiting_room_leads_to_its_seat_map(browser,
                                                                                  platform: RunningPlatform) -> None:
     page = await browser.new_page()
-    await page.goto(f"{platform.base_url}/events/coldplay_world_tour/queue")
+    response = await page.goto(f"{platform.base_url}/events/coldplay_world_tour/queue")
+    assert response is not None and response.status == 200
     await page.wait_for_selector("#queue-elsewhere:visible", timeout=15_000)
     await page.click("#queue-elsewhere-link")
     await page.wait_for_url("**/?event=coldplay_world_tour", timeout=10_000)

@@ -22,7 +22,7 @@ from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import publish_command
 from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, JoiningCaller
 from boxoffice.entrypoints.gateway.live import WEB_DIR
-from boxoffice.entrypoints.gateway.queue_watch import Watcher
+from boxoffice.entrypoints.gateway.queue_watch import DATABASE_AWAY, Watcher
 from boxoffice.entrypoints.gateway.replies import within
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import (
@@ -237,10 +237,24 @@ async def queue_live(event_id: EventPath, queue_token: TokenPath, gw: GatewayDep
 
 
 @router.get("/events/{event_id}/queue", include_in_schema=False)
-async def queue_page(event_id: EventPath) -> Response:
-    """The waiting room page: position, people ahead, progress, estimated wait, live."""
+async def queue_page(event_id: EventPath, gw: GatewayDep) -> Response:
+    """The waiting room page: position, people ahead, progress, estimated wait, live. An unknown event's page
+    answers 404, as its API does, and is the same page: its script tells so and leads to the events. An event
+    without a waiting room gets it too (200), leading to the seat map: a room can be switched on at any time."""
     _check_event_id(event_id)
-    return FileResponse(WEB_DIR / "queue.html", headers={"Cache-Control": "no-cache"})
+    status_code = 404 if await _surely_unknown(gw, event_id) else 200
+    return FileResponse(WEB_DIR / "queue.html", status_code=status_code, headers={"Cache-Control": "no-cache"})
+
+
+async def _surely_unknown(gw: GatewayDep, event_id: str) -> bool:
+    """From the gateway's caches of rooms and seat maps while it can; not known (the database away) is not
+    unknown: the page's script asks again."""
+    if await gw.queue.room(event_id) is not None:
+        return False
+    try:
+        return await gw.seats.seats_of(event_id) is None
+    except DATABASE_AWAY:
+        return False
 
 
 def _on_sale(body: NewOnSale) -> OnSale:
