@@ -1,5 +1,5 @@
-"""The waiting room's page at the gateway: an unknown event's page answers 404, like its API, and is still the
-page (its script says so and leads to the events), under the same policy and headers as every page."""
+"""The waiting room's page and the dashboard at the gateway: an unknown event's page answers 404, like its API, and
+is still the page (its script says so and leads to the events), under the same policy and headers as every page."""
 
 from __future__ import annotations
 
@@ -51,3 +51,13 @@ def test_the_page_answers_404_for_an_unknown_event_only(event_id: str, status: i
 def test_the_page_is_served_when_whether_the_event_exists_cannot_be_read() -> None:
     page = page_client(away=True).get("/events/no_such_event/queue")
     assert page.status_code == 200 and '<p id="queue-elsewhere" hidden>' in page.text  # its script asks again
+
+
+@pytest.mark.parametrize(("event_id", "status"), [(EVENT, 200), (PLAIN_EVENT, 200), ("no_such_event", 404)])
+def test_the_dashboard_answers_404_for_an_unknown_event_only(event_id: str, status: int) -> None:
+    http = page_client()
+    page = http.get(f"/events/{event_id}/dashboard")
+    assert page.status_code == status
+    assert 'src="/static/dashboard.js"' in page.text  # the page itself: its script says the event does not exist
+    assert page_headers(page) == page_headers(http.get(f"/events/{EVENT}/dashboard"))
+    assert page_client(away=True).get(f"/events/{event_id}/dashboard").status_code == 200

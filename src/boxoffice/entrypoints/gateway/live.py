@@ -16,6 +16,7 @@ from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from boxoffice.entrypoints.gateway.deps import GatewayDep
+from boxoffice.entrypoints.gateway.queue_watch import DATABASE_AWAY
 from boxoffice.entrypoints.gateway.responses import error
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody
 from boxoffice.entrypoints.gateway.state import Gateway
@@ -34,11 +35,17 @@ async def monitor() -> Response:
 
 
 @router.get("/events/{event_id}/dashboard", include_in_schema=False)
-async def dashboard(event_id: str) -> Response:
-    """The organiser's view of the sale: sold / held / available over time, rates, revenue, lag, the queue."""
+async def dashboard(event_id: str, gw: GatewayDep) -> Response:
+    """The organiser's view of the sale: sold / held / available over time, rates, revenue, lag, the queue. An
+    unknown event's page answers 404, as its API does, and is the same page: its script says so."""
     if not _EVENT_ID.fullmatch(event_id):
         return error(422, "invalid_id", "Malformed event id")
-    return FileResponse(WEB_DIR / "dashboard.html", headers={"Cache-Control": "no-cache"})
+    try:
+        unknown = await gw.seats.seats_of(event_id) is None
+    except DATABASE_AWAY:  # not known is not unknown: the page's script asks again
+        unknown = False
+    return FileResponse(WEB_DIR / "dashboard.html", status_code=404 if unknown else 200,
+                        headers={"Cache-Control": "no-cache"})
 
 
 _UNAVAILABLE = "Live updates are unavailable right now; retry in a moment"
