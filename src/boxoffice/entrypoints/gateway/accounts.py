@@ -25,7 +25,7 @@ from boxoffice.adapters.kafka import BrokerUnavailable
 from boxoffice.domain.accounts import MAX_PASSWORD_LENGTH, Role, password_problem
 from boxoffice.domain.text import has_control
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE
-from boxoffice.entrypoints.gateway.deps import NO_BODY, GatewayDep, SignedIn, SignedInToken
+from boxoffice.entrypoints.gateway.deps import NO_BODY, Admin, GatewayDep, SignedIn, SignedInToken
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import USER_ID, Email, ErrorBody, Strict
 from boxoffice.entrypoints.gateway.state import Gateway
@@ -254,11 +254,9 @@ async def change_password(request: Request, body: PasswordChange, caller: Signed
             responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
                        422: {"model": ErrorBody}})
 async def set_role(user_id: Annotated[str, Path(max_length=128, pattern=USER_ID)], body: RoleChange,
-                   caller: SignedIn, gw: GatewayDep) -> Response:
+                   caller: Admin, gw: GatewayDep) -> Response:
     """Admins only: make an account a buyer, an organiser or an admin. A change revokes the account's tokens: the
     new role counts from its next sign-in."""
-    if not caller.may_grant_roles:
-        raise ApiError(403, "forbidden", "Only an admin can change roles")
     accounts = gw.access.accounts
     if not await accounts.set_role(user_id, Role(body.role)):
         raise ApiError(404, "user_not_found", f"User {user_id} does not exist")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import orjson
@@ -67,7 +68,41 @@ async def signed_in_token(gw: GatewayDep, credentials: Credentials) -> AccessTok
     return await gw.access.token(credentials)
 
 
+def with_role(may: Callable[[Principal], bool],
+              refusal: str) -> Callable[[Gateway, HTTPAuthorizationCredentials | None], Awaitable[Principal | None]]:
+    """For the organisers' calls: with accounts on, a caller whom `may` lets make the call (401 without a valid
+    token, 403 `refusal` otherwise); None in the open demo. Being a dependency, it refuses before the body is
+    validated (FastAPI raises a dependency's error before the body's): a caller who may not make the call is
+    refused whatever the body, and learns nothing of what the call takes."""
+
+    async def caller(gw: GatewayDep, credentials: Credentials) -> Principal | None:
+        principal = await optional_caller(gw, credentials)
+        if principal is not None and not may(principal):
+            raise ApiError(403, "forbidden", refusal)
+        return principal
+
+    return caller
+
+
+async def admin(gw: GatewayDep, credentials: Credentials) -> Principal:
+    """A signed-in admin (401 without a valid token, 403 for anyone else), before the body is validated."""
+    principal = await signed_in(gw, credentials)
+    if not principal.may_grant_roles:
+        raise ApiError(403, "forbidden", "Only an admin can change roles")
+    return principal
+
+
+creates_events = with_role(lambda p: p.may_create_events, "Creating events needs the organiser role")
+changes_on_sales = with_role(lambda p: p.may_create_events, "Changing an on-sale needs the organiser role")
+cancels_events = with_role(lambda p: p.may_create_events, "Cancelling events needs the organiser role")
+checks_tickets = with_role(lambda p: p.may_check_tickets, "Checking tickets needs the organiser role")
+
 Caller = Annotated[Principal | None, Depends(optional_caller)]
+EventCreator = Annotated[Principal | None, Depends(creates_events)]
+OnSaleChanger = Annotated[Principal | None, Depends(changes_on_sales)]
+EventCanceller = Annotated[Principal | None, Depends(cancels_events)]
+DoorStaff = Annotated[Principal | None, Depends(checks_tickets)]
+Admin = Annotated[Principal, Depends(admin)]
 LimitedCaller = Annotated[Principal | None, Depends(limited_caller)]
 BuyingCaller = Annotated[Principal | None, Depends(buying_caller)]
 JoiningCaller = Annotated[Principal | None, Depends(joining_caller)]

@@ -20,7 +20,7 @@ from boxoffice.domain.waiting_room import OnSale
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_event_organiser
 from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import publish_command
-from boxoffice.entrypoints.gateway.deps import Caller, GatewayDep, JoiningCaller
+from boxoffice.entrypoints.gateway.deps import GatewayDep, JoiningCaller, OnSaleChanger
 from boxoffice.entrypoints.gateway.live import WEB_DIR
 from boxoffice.entrypoints.gateway.queue_watch import DATABASE_AWAY, Watcher
 from boxoffice.entrypoints.gateway.replies import within
@@ -282,13 +282,11 @@ def on_sale_of(body: NewOnSale | None) -> OnSale | None:
 @router.put("/events/{event_id}/onsale", response_model=OnSaleView,
             responses={202: {"description": "Accepted; the waiting room applies it shortly"}, **_ERRORS, **OWNED})
 async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(openapi_examples=ON_SALE_EXAMPLES)],
-                      gw: GatewayDep, caller: Caller) -> Response:
+                      gw: GatewayDep, caller: OnSaleChanger) -> Response:
     """Set or change when the sale opens and its waiting room; `admitPerMinute` may change during the sale,
     `opensAt` only before the room opens. A field left out keeps its value (an event without an on-sale yet needs
     `opensAt`). With accounts on, the event's organiser and admins only."""
     _check_event_id(event_id)
-    if caller is not None and not caller.may_create_events:
-        raise ApiError(403, "forbidden", "Changing an on-sale needs the organiser role")
     await require_event_organiser(gw.pool, caller, event_id)
     if await gw.seats.seats_of(event_id) is None:
         raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
