@@ -441,6 +441,34 @@ async def test_without_a_waiting_room_the_sale_opens_at_its_opening_for_everyone
     assert (seats["A1"], seats["B1"]) == ("AVAILABLE", "RESERVED")
 
 
+async def test_the_opening_of_a_sale_without_a_waiting_room_no_longer_moves_once_buyers_hold_seats(
+        client: httpx.AsyncClient) -> None:
+    """Found from outside: a new opensAt for a sale already open without a waiting room was taken, and the next
+    hold was refused sale_not_open: the sale was closed after the fact."""
+    body = onsale_event()
+    opens_at = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
+    body["onSale"] = {"opensAt": opens_at.isoformat(), "waitingRoom": False}
+    created = await client.post("/events", json=body)
+    assert created.status_code == 201, created.text
+    event_id, shown = body["eventId"], created.json()["onSale"]
+    first = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["A1"], "userId": "on_time"})
+    assert first.status_code == 201, first.text
+
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    for change in ({"opensAt": tomorrow}, {**shown, "opensAt": tomorrow}):
+        moved = await client.put(f"/events/{event_id}/onsale", json=change)
+        assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
+        assert "opensAt" in moved.json()["error"]
+    assert (await client.get(f"/events/{event_id}")).json()["onSale"] == shown
+    # What may change during the sale still does, with the opening as it stands.
+    faster = await client.put(f"/events/{event_id}/onsale", json={"admitPerMinute": 120})
+    assert faster.status_code == 200 and faster.json()["opensAt"] == shown["opensAt"], faster.text
+    second = await client.post("/bookings", json={"eventId": event_id, "seatIds": ["B1"], "userId": "later"})
+    assert second.status_code == 201, second.text
+    seats = {s["seatId"]: s["status"] for s in (await client.get(f"/events/{event_id}/seats")).json()}
+    assert (seats["A1"], seats["B1"]) == ("RESERVED", "RESERVED")
+
+
 async def test_killing_the_waiting_room_mid_sale_loses_no_place_and_gives_none_twice(
         client: httpx.AsyncClient, platform: RunningPlatform) -> None:
     event_id = await create(client, onsale_event(admit_per_minute=60))

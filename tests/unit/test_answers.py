@@ -22,6 +22,8 @@ DOCUMENTED = {
     "waitlist_not_found": 404, "waitlist_ended": 409, "event_cancelled": 409,
     # An on-sale without a waiting room, before its opening.
     "sale_not_open": 409,
+    # A new opensAt once the sale has opened.
+    "sale_open": 409,
     "refund_in_progress": 409, "booking_refunded": 409, "refund_failed": 502,
     # A refund of a booking whose ticket was used at the door.
     "tickets_used": 409,

@@ -94,6 +94,20 @@ def test_a_new_rate_applies_from_the_change_on() -> None:
     assert r.opens_at == OPENS  # an open room's opening does not move
 
 
+def test_a_sale_without_a_waiting_room_is_open_from_its_opening_time_which_then_no_longer_moves() -> None:
+    r = room(enabled=False)
+    assert not r.sale_opened(at(-1)) and r.sale_opened(at(0))
+    r.change(OnSale(at(60), False), at(-1))
+    assert r.opens_at == at(60)  # not yet open: the opening moves
+    r.change(OnSale(at(999), False, 120), at(61))
+    assert r.opens_at == at(60) and r.admit_per_minute == 120  # open: the rest changes, the opening does not
+    # A room that is on is open once it has opened, whatever the time.
+    on = room()
+    assert not on.sale_opened(at(5))
+    on.open([], at(5), random.Random(1))
+    assert on.sale_opened(at(5))
+
+
 def test_an_opening_is_kept_at_the_precision_the_api_shows_so_it_can_be_sent_back() -> None:
     fine = OPENS.replace(microsecond=123456)
     on_sale = OnSale(fine)

@@ -135,6 +135,32 @@ def test_an_open_rooms_rate_changes_with_the_opening_as_read_back_even_when_stor
     assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
 
 
+def test_the_opening_of_a_sale_without_a_waiting_room_no_longer_moves_once_that_time_has_come() -> None:
+    # Found from outside: the opening moved to the future after holds had been taken, and the next hold was
+    # refused sale_not_open, the sale closed after the fact.
+    opens_at = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0)
+    database = Database({**room_row(opens_at, opened=False), "enabled": False})
+    http = client_for(Settings(), database)
+    later = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat()
+    for change in ({"opensAt": later}, {"opensAt": later, "waitingRoom": False}, {"opensAt": later,
+                                                                                  "waitingRoom": True}):
+        moved = http.put(f"/events/{EVENT}/onsale", json=change)
+        assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
+        assert "opensAt" in moved.json()["error"]
+    assert database.room["opens_at"] == opens_at
+    assert not http.app.state.gateway.publisher.published  # type: ignore[attr-defined]
+
+    faster = http.put(f"/events/{EVENT}/onsale", json={"admitPerMinute": 100})
+    assert faster.status_code == 200 and faster.json()["opensAt"] == opens_at.isoformat().replace("+00:00", ".000Z")
+    assert database.room["admit_per_minute"] == 100
+
+    # Before its opening time the sale is not open: its opening still moves.
+    database.room["opens_at"] = datetime.now(UTC) + timedelta(hours=1)
+    moved = http.put(f"/events/{EVENT}/onsale", json={"opensAt": later})
+    assert moved.status_code == 200, moved.text
+    assert database.room["opens_at"] == datetime.fromisoformat(later)
+
+
 def test_joining_again_after_the_admission_ran_out_answers_the_status_the_status_url_gives() -> None:
     database = Database(room_row(datetime.now(UTC) - timedelta(minutes=30), opened=True))
     tokens = QueueTokens(KEY)

@@ -34,6 +34,13 @@ class SaleNotOpen(DomainError):
     code = "sale_not_open"
 
 
+class SaleOpen(DomainError):
+    """A new opening time for a sale that has opened (its waiting room opened, or without one its opening time
+    came): holds were taken, and the sale cannot be closed again after the fact."""
+
+    code = "sale_open"
+
+
 class SoldOut(DomainError):
     """Fewer seats are left (in the category or section asked) than a best-available request wants."""
 

@@ -41,10 +41,17 @@ class OnSale:
         object.__setattr__(self, "opens_at", to_milliseconds(self.opens_at))
 
     def moves_opening(self, opens_at: datetime, opened: bool) -> bool:
-        """Whether these settings would move an opening (`opens_at`) that can no longer move: the room has
-        opened. Compared at the precision the API shows, so a room stored finer (by an older release) still
-        takes its opening as read back."""
+        """Whether these settings would move an opening (`opens_at`) that can no longer move: the sale has
+        opened (`sale_opened`). Compared at the precision the API shows, so a room stored finer (by an older
+        release) still takes its opening as read back."""
         return opened and to_milliseconds(opens_at) != self.opens_at
+
+
+def sale_opened(opens_at: datetime, waiting_room: bool, room_opened: bool, now: datetime) -> bool:
+    """Whether an on-sale's sale has opened, after which its opening no longer moves: its waiting room has
+    opened or, without a waiting room, its opening time has come (holds are taken from then on; moving the
+    opening later would close a sale that buyers already bought in)."""
+    return room_opened or (not waiting_room and now >= opens_at)
 
 
 @dataclass
@@ -82,6 +89,9 @@ class WaitingRoom:
             self.metered_from_position, self.metered_from = self.serving_position, now
         self.last_position += 1
         return self.joined, self.last_position
+
+    def sale_opened(self, now: datetime) -> bool:
+        return sale_opened(self.opens_at, self.enabled, self.opened, now)
 
     def due_to_open(self, now: datetime) -> bool:
         return self.enabled and not self.opened and now >= self.opens_at
@@ -129,8 +139,8 @@ class WaitingRoom:
 
     def change(self, on_sale: OnSale, now: datetime) -> None:
         """New on-sale settings. The rate applies from now (what the old rate allowed so far is admitted
-        first, by the caller's `admit`); the opening time can no longer move once the room has opened."""
-        if not self.opened:
+        first, by the caller's `admit`); the opening time can no longer move once the sale has opened."""
+        if not self.sale_opened(now):
             self.opens_at = on_sale.opens_at
         self.enabled = on_sale.waiting_room
         self.admission_minutes = on_sale.admission_minutes

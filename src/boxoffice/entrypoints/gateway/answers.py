@@ -22,6 +22,7 @@ STATUS: dict[str, int] = {
     errors.SoldOut.code: 409,
     errors.EventCancelled.code: 409,
     errors.SaleNotOpen.code: 409,
+    errors.SaleOpen.code: 409,
     errors.NotEnoughAdjacent.code: 409,
     errors.CategoryNotFound.code: 404,
     errors.WaitlistEntryNotFound.code: 404,

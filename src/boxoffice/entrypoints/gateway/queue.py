@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from boxoffice import views
 from boxoffice.domain import errors, moments, proof_of_work
 from boxoffice.domain.accounts import Principal
-from boxoffice.domain.waiting_room import OnSale
+from boxoffice.domain.waiting_room import OnSale, sale_opened
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_event_organiser
 from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import publish_command
@@ -284,8 +284,9 @@ def on_sale_of(body: NewOnSale | None) -> OnSale | None:
 async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(openapi_examples=ON_SALE_EXAMPLES)],
                       gw: GatewayDep, caller: OnSaleChanger) -> Response:
     """Set or change when the sale opens and its waiting room; `admitPerMinute` may change during the sale,
-    `opensAt` only before the room opens. A field left out keeps its value (an event without an on-sale yet needs
-    `opensAt`). With accounts on, the event's organiser and admins only."""
+    `opensAt` only before the sale opens (409 `sale_open` once the room has opened or, without one, `opensAt`
+    has come). A field left out keeps its value (an event without an on-sale yet needs `opensAt`). With accounts
+    on, the event's organiser and admins only."""
     _check_event_id(event_id)
     await require_event_organiser(gw.pool, caller, event_id)
     if await gw.seats.seats_of(event_id) is None:
@@ -294,8 +295,10 @@ async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(op
         raise refuse(errors.EventCancelled.code, f"Event {event_id} was cancelled by its organiser")
     before = await views.waiting_room(gw.pool, event_id)
     on_sale = _on_sale(_changed(body, before))
-    if before is not None and on_sale.moves_opening(before["opens_at"], before["opened_at"] is not None):
-        raise ApiError(409, "sale_open", f"The waiting room of {event_id} has opened: opensAt can no longer change")
+    if before is not None and on_sale.moves_opening(before["opens_at"], sale_opened(
+            before["opens_at"], before["enabled"], before["opened_at"] is not None, utc_now())):
+        what = "waiting room" if before["opened_at"] is not None else "sale"
+        raise refuse(errors.SaleOpen.code, f"The {what} of {event_id} has opened: opensAt can no longer change")
     wanted = {"opensAt": iso(on_sale.opens_at), "waitingRoom": on_sale.waiting_room,
               "admitPerMinute": on_sale.admit_per_minute, "admissionMinutes": on_sale.admission_minutes}
     await publish_command(gw, Message(ONSALE_CHANGE_REQUESTED, event_id, on_sale_to_data(on_sale),
