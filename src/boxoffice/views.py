@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -73,6 +74,12 @@ async def event_organiser(pool: asyncpg.Pool, event_id: str) -> str | None:
     """The account that created the event; None when it was created without one, or does not exist."""
     return await pool.fetchval(  # type: ignore[no-any-return]
         "SELECT organiser_id FROM events WHERE event_id = $1", event_id)
+
+
+async def event_starts_at(pool: asyncpg.Pool, event_id: str) -> datetime | None:
+    """When the event starts; None when it does not exist."""
+    starts_at: datetime | None = await pool.fetchval("SELECT starts_at FROM events WHERE event_id = $1", event_id)
+    return starts_at
 
 
 async def event_cancelled(pool: asyncpg.Pool, event_id: str) -> bool:

@@ -28,7 +28,7 @@ window.fetch = (url, options) => {
 def onsale_event() -> dict:
     return {
         "eventId": f"monitor_onsale_{uuid.uuid4().hex[:8]}", "name": "On-sale on the monitor",
-        "venue": {"name": "Arena", "city": "Leeds"}, "startsAt": "2027-08-01T19:30:00Z",
+        "venue": {"name": "Arena", "city": "Leeds"}, "startsAt": "2030-08-01T19:30:00Z",
         "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40.0}],
         "rows": [{"row": "A", "seats": 10, "section": "Floor", "categoryId": "std"}],
         "onSale": {"opensAt": LATER, "waitingRoom": True, "admitPerMinute": 600, "admissionMinutes": 10},

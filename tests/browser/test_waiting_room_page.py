@@ -16,7 +16,7 @@ async def create_onsale_event(api: httpx.AsyncClient, prefix: str) -> str:
     event_id = f"{prefix}_{uuid.uuid4().hex[:6]}"
     created = await api.post("/events", json={
         "eventId": event_id, "name": "On-sale in the browser", "venue": {"name": "Arena", "city": "Leeds"},
-        "startsAt": "2027-08-01T19:30:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40}],
+        "startsAt": "2030-08-01T19:30:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 40}],
         "rows": [{"row": "A", "seats": 10, "section": "Floor", "categoryId": "std"}],
         "onSale": {"opensAt": "2030-01-01T00:00:00Z", "admitPerMinute": 600}})
     assert created.status_code == 201, created.text

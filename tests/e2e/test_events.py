@@ -87,6 +87,33 @@ def test_bad_events_are_refused_and_nothing_is_created(client: httpx.Client, ove
         assert client.get(f"/events/{body['eventId']}").status_code == 404
 
 
+def test_a_sale_that_would_open_after_the_event_starts_is_refused_and_nothing_changes(client: httpx.Client) -> None:
+    """Found from outside: an event starting in 30 days whose sale opened in 60 was created."""
+    now = datetime.now(UTC)
+    starts_at = (now + timedelta(days=30)).replace(microsecond=0)
+    for late in (now + timedelta(days=60), starts_at):
+        body = new_event(startsAt=starts_at.isoformat(), onSale={"opensAt": late.isoformat(), "waitingRoom": False})
+        created = client.post("/events", json=body)
+        assert created.status_code == 422 and created.json()["code"] == "validation_error", created.text
+        assert created.json()["error"].startswith("onSale.opensAt: the sale must open before the event starts")
+        assert client.get(f"/events/{body['eventId']}").status_code == 404
+
+    body = new_event(startsAt=starts_at.isoformat(),
+                     onSale={"opensAt": (now + timedelta(days=10)).isoformat(), "waitingRoom": False})
+    created = client.post("/events", json=body)
+    assert created.status_code == 201, created.text
+    on_sale = created.json()["onSale"]
+    for late in (now + timedelta(days=60), starts_at):
+        moved = client.put(f"/events/{body['eventId']}/onsale", json={"opensAt": late.isoformat()})
+        assert moved.status_code == 422 and moved.json()["code"] == "validation_error", moved.text
+        assert moved.json()["error"].startswith("opensAt: the sale must open before the event starts"), moved.text
+    assert client.get(f"/events/{body['eventId']}").json()["onSale"] == on_sale
+    earlier = (now + timedelta(days=5)).replace(microsecond=0)
+    moved = client.put(f"/events/{body['eventId']}/onsale", json={"opensAt": earlier.isoformat()})
+    assert moved.status_code == 200, moved.text
+    assert client.get(f"/events/{body['eventId']}").json()["onSale"]["opensAt"] == moved.json()["opensAt"]
+
+
 def test_the_event_counts_agree_with_the_seat_map_right_after_each_answer(client: httpx.Client) -> None:
     """The counts come from the transaction that moved the seats: read right after a 201 or a cancel's 200,
     they already say what the seat map says (no second of a released seat still counted as reserved)."""

@@ -22,13 +22,14 @@ from aiokafka import AIOKafkaProducer
 from tests.e2e.api_client import wait_for
 from tests.platforms import ADMIN, RunningPlatform, start_platform
 
-LATER = "2030-01-01T00:00:00Z"  # an opening far away: the test opens the room with PUT .../onsale
+# An opening far away, before the events start (2030-08-01): the test opens the room with PUT .../onsale.
+LATER = "2030-01-01T00:00:00Z"
 
 
 def onsale_event(admit_per_minute: int | str = 600, admission_minutes: int = 10, opens_at: str = LATER) -> dict:
     return {
         "eventId": f"onsale_{uuid.uuid4().hex[:8]}", "name": "On-sale day",
-        "venue": {"name": "Arena", "city": "Leeds"}, "startsAt": "2027-08-01T19:30:00Z",
+        "venue": {"name": "Arena", "city": "Leeds"}, "startsAt": "2030-08-01T19:30:00Z",
         "priceCategories": [{"categoryId": "std", "name": "Standard", "price": 50.0}],
         "rows": [{"row": r, "seats": 10, "section": "Floor", "categoryId": "std"} for r in "ABCD"],
         "onSale": {"opensAt": opens_at, "waitingRoom": True, "admitPerMinute": admit_per_minute,

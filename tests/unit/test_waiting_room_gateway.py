@@ -31,10 +31,12 @@ ROOM_ID = "room"  # the fake database's one waiting room is EVENT's
 
 @dataclass
 class Database:
-    """The rows views.waiting_room and views.queue_place read: one room, visitors by queue token."""
+    """The rows views.waiting_room and views.queue_place read: one room, visitors by queue token; and the
+    event's status and start."""
 
     room: dict[str, Any]
     places: dict[str, dict[str, Any]] = field(default_factory=dict)
+    starts_at: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=30))
 
     async def fetchrow(self, query: str, event_id: str, *args: Any) -> dict[str, Any] | None:
         if event_id != EVENT:
@@ -45,9 +47,13 @@ class Database:
             return self.places.get(args[0])
         raise AssertionError(f"unexpected query {query}")
 
-    async def fetchval(self, query: str, event_id: str) -> bool | None:
+    async def fetchval(self, query: str, event_id: str) -> bool | datetime | None:
+        if event_id != EVENT:
+            return None
+        if "SELECT starts_at FROM events" in query:
+            return self.starts_at
         assert "status = 'cancelled' FROM events" in query, query
-        return False if event_id == EVENT else None
+        return False
 
 
 def room_row(opens_at: datetime, opened: bool, admission_minutes: int = 10) -> dict[str, Any]:
@@ -159,6 +165,23 @@ def test_the_opening_of_a_sale_without_a_waiting_room_no_longer_moves_once_that_
     moved = http.put(f"/events/{EVENT}/onsale", json={"opensAt": later})
     assert moved.status_code == 200, moved.text
     assert database.room["opens_at"] == datetime.fromisoformat(later)
+
+
+def test_an_opening_after_the_event_starts_is_refused_and_nothing_changes() -> None:
+    opens_at = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
+    database = Database(room_row(opens_at, opened=False))
+    http = client_for(Settings(), database)
+    starts_at = database.starts_at
+    for late in (starts_at, starts_at + timedelta(days=30)):
+        moved = http.put(f"/events/{EVENT}/onsale", json={"opensAt": late.isoformat()})
+        assert moved.status_code == 422 and moved.json()["code"] == "validation_error", moved.text
+        assert moved.json()["error"].startswith("opensAt: the sale must open before the event starts"), moved.text
+    assert database.room["opens_at"] == opens_at
+    assert not http.app.state.gateway.publisher.published  # type: ignore[attr-defined]
+
+    just_before = (starts_at - timedelta(seconds=1)).replace(microsecond=0)
+    moved = http.put(f"/events/{EVENT}/onsale", json={"opensAt": just_before.isoformat()})
+    assert moved.status_code == 200 and database.room["opens_at"] == just_before, moved.text
 
 
 def test_joining_again_after_the_admission_ran_out_answers_the_status_the_status_url_gives() -> None:

@@ -40,6 +40,11 @@ class OnSale:
         # Kept at the precision GET /events shows, so that the opening read back is the opening stored.
         object.__setattr__(self, "opens_at", to_milliseconds(self.opens_at))
 
+    def opens_before(self, starts_at: datetime) -> bool:
+        """Whether the sale opens before the event starts (at the precision the API shows): an opening at or
+        after the start sells nothing."""
+        return self.opens_at < to_milliseconds(starts_at)
+
     def moves_opening(self, opens_at: datetime, opened: bool) -> bool:
         """Whether these settings would move an opening (`opens_at`) that can no longer move: the sale has
         opened (`sale_opened`). Compared at the precision the API shows, so a room stored finer (by an older

@@ -17,7 +17,7 @@ from boxoffice.domain.catalog import EventSpec, PriceCategory, SeatRow
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, OWNED, require_event_organiser
 from boxoffice.entrypoints.gateway.bookings import ask, publish_command
 from boxoffice.entrypoints.gateway.deps import NO_BODY, EventCanceller, EventCreator, GatewayDep, cancels_events
-from boxoffice.entrypoints.gateway.queue import on_sale_of
+from boxoffice.entrypoints.gateway.queue import check_opening, on_sale_of
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.entrypoints.gateway.schemas import EVENT_EXAMPLES, EVENT_ID, ErrorBody, EventDetail, NewEvent
 from boxoffice.messages import EVENT_CANCELLATION_REQUESTED, EVENT_CREATION_REQUESTED, Message, utc_now
@@ -45,13 +45,16 @@ def _spec(body: NewEvent, organiser_id: str | None) -> EventSpec:
         raise ApiError(422, "validation_error", f"startsAt: {exc}") from None
     if starts_at <= utc_now():
         raise ApiError(422, "validation_error", "startsAt: the event must start in the future")
+    on_sale = on_sale_of(body.on_sale)
+    if on_sale is not None:
+        check_opening(on_sale, starts_at, "onSale.opensAt")
     spec = EventSpec(
         body.event_id, body.name, body.venue.name, body.venue.city, starts_at, body.currency,
         tuple(PriceCategory(c.category_id, c.name, Decimal(str(c.price))) for c in body.price_categories),
         tuple(SeatRow(r.row, r.section, r.category_id, r.seats) for r in body.rows),
         tuple((s.seat_id, s.row, s.number, s.section, s.category_id) for s in body.seats),
         tuple(body.best_order),
-        on_sale_of(body.on_sale),
+        on_sale,
         organiser_id,
         body.hold_seconds,
     )

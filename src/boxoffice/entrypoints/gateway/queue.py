@@ -265,6 +265,13 @@ def _on_sale(body: NewOnSale) -> OnSale:
     return OnSale(opens_at, body.waiting_room, body.admit_per_minute, body.admission_minutes)
 
 
+def check_opening(on_sale: OnSale, starts_at: datetime, field: str) -> None:
+    """422 for an on-sale that opens when the event has started, or later: nothing could be sold."""
+    if not on_sale.opens_before(starts_at):
+        raise ApiError(422, "validation_error", f"{field}: the sale must open before the event starts "
+                       f"(startsAt {iso(starts_at)}; opensAt {iso(on_sale.opens_at)})")
+
+
 def _changed(change: OnSaleChange, before: Any) -> NewOnSale:
     """The on-sale as it will be: what the change sets, the rest as it stands (or the defaults)."""
     asked = change.model_dump(by_alias=True, exclude_none=True)
@@ -299,6 +306,11 @@ async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(op
             before["opens_at"], before["enabled"], before["opened_at"] is not None, utc_now())):
         what = "waiting room" if before["opened_at"] is not None else "sale"
         raise refuse(errors.SaleOpen.code, f"The {what} of {event_id} has opened: opensAt can no longer change")
+    if before is None or on_sale.moves_opening(before["opens_at"], opened=True):
+        # A new opening (one stored by an older release is left as it is when only the rest changes).
+        starts_at = await views.event_starts_at(gw.pool, event_id)
+        if starts_at is not None:
+            check_opening(on_sale, starts_at, "opensAt")
     wanted = {"opensAt": iso(on_sale.opens_at), "waitingRoom": on_sale.waiting_room,
               "admitPerMinute": on_sale.admit_per_minute, "admissionMinutes": on_sale.admission_minutes}
     await publish_command(gw, Message(ONSALE_CHANGE_REQUESTED, event_id, on_sale_to_data(on_sale),
