@@ -93,6 +93,10 @@ def test_a_category_is_kept_to_and_too_few_seats_are_told_apart(client: httpx.Cl
     unknown = client.post("/bookings", json={"eventId": event_id, "quantity": 1, "categoryId": "balcony",
                                              "userId": "cy"})
     assert unknown.status_code == 404 and unknown.json()["code"] == "category_not_found"
+    # Found from outside: a section the event lacks was refused category_not_found.
+    nowhere = client.post("/bookings", json={"eventId": event_id, "quantity": 2, "section": "nope", "userId": "cy"})
+    assert nowhere.status_code == 404 and nowhere.json()["code"] == "section_not_found", nowhere.text
+    assert "section nope" in nowhere.json()["error"]
     seats = {s["seatId"]: s["status"] for s in client.get(f"/events/{event_id}/seats").json()}
     assert seats == {"A1": "AVAILABLE", "A2": "RESERVED", "A3": "AVAILABLE", "B1": "RESERVED", "B2": "RESERVED",
                      "B3": "AVAILABLE"}

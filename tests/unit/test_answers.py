@@ -17,7 +17,7 @@ DOCUMENTED = {
     "booking_already_confirmed": 409, "booking_payment_failed": 409, "payment_in_progress": 409,
     "invalid_transition": 409, "domain_error": 409,
     # CONTRACT §8.2 (best available).
-    "sold_out": 409, "not_enough_adjacent": 409, "category_not_found": 404,
+    "sold_out": 409, "not_enough_adjacent": 409, "category_not_found": 404, "section_not_found": 404,
     # CONTRACT §8.3 (the waiting list).
     "waitlist_not_found": 404, "waitlist_ended": 409, "event_cancelled": 409,
     # An on-sale without a waiting room, before its opening.

@@ -77,6 +77,21 @@ def test_a_category_limits_the_choice_and_an_unknown_one_is_refused():
     assert isinstance(r := s.choose(2, "balcony"), Refusal) and r.code == "category_not_found"
 
 
+def test_an_unknown_section_is_named_as_such_and_an_unknown_category_as_before():
+    # Found from outside: a section the event lacks was refused category_not_found.
+    layout = [("A", "Floor", "vip"), ("B", "Balcony", "std")]
+    seats = [PlacedSeat(f"{row}{n}", section, row, n, category, Decimal("50.00"), i * 4 + n)
+             for i, (row, section, category) in enumerate(layout) for n in range(1, 5)]
+    s = Seating(seats, [p.seat_id for p in seats])
+    for category, section, code in [(None, "nope", "section_not_found"), ("vip", "nope", "section_not_found"),
+                                    ("nope", None, "category_not_found"), ("nope", "Floor", "category_not_found"),
+                                    ("nope", "nope", "category_not_found"),
+                                    ("std", "Floor", "category_not_found")]:  # both exist, never together
+        assert isinstance(r := s.choose(2, category, section), Refusal) and r.code == code, (category, section, r)
+    assert isinstance(r := s.choose(2, section="nope"), Refusal) and r.reason == "This event has no section nope"
+    assert isinstance(b := s.choose(2, "std", "Balcony"), Block) and b.seat_ids == ("B1", "B2")
+
+
 def test_numbers_with_a_gap_are_not_next_to_each_other():
     seats = [PlacedSeat(sid, "Main", "A", n, "std", Decimal(1), i)
              for i, (sid, n) in enumerate([("A1", 1), ("A2", 2), ("A10", 10), ("A11", 11), ("A12", 12)])]

@@ -430,6 +430,17 @@ async def test_a_kept_seating_is_not_read_again_while_its_numbers_follow_on() ->
     assert platform.tables.change_seq[EVENT.event_id] == 6
 
 
+async def test_an_unknown_section_or_category_is_refused_by_name_and_holds_nothing() -> None:
+    platform = Platform()
+    section = Message(topics.SEAT_RESERVATION_REQUESTED, EVENT.event_id,
+                      {"userId": "u", "quantity": 2, "section": "nope"}, "req-section")
+    [no_section, no_category] = await platform.handle(section, best_request("u", 2, "nope"))
+    assert (no_section.type, no_section.data["code"]) == (topics.SEAT_RESERVATION_FAILED, "section_not_found")
+    assert "section nope" in no_section.data["reason"]
+    assert (no_category.type, no_category.data["code"]) == (topics.SEAT_RESERVATION_FAILED, "category_not_found")
+    assert platform.tables.bookings == {}
+
+
 async def test_a_malformed_best_available_request_is_dropped() -> None:
     platform = Platform()
     bad = Message(topics.SEAT_RESERVATION_REQUESTED, EVENT.event_id,

@@ -72,6 +72,8 @@ class Seating:
         for row in self._rows:
             for placed in row.seats:
                 self._row_of[placed.seat_id], self.seat[placed.seat_id] = row, placed
+        self._sections = {s.section for s in self.seat.values()}
+        self._categories = {s.category_id for s in self.seat.values()}
         self._ranked: dict[Filter, list[_Row]] = {}
         self._first_with_room: dict[Filter, int] = {}
         self.free: set[str] = set()
@@ -102,7 +104,7 @@ class Seating:
         wanted = (category_id, section)
         rows = self._rows_for(wanted)
         if not rows:
-            return Refusal(errors.CategoryNotFound.code, f"This event has no seats{_describe(wanted)}")
+            return self._not_found(wanted)
         # Rows in front that are full stay full until a seat is given back: the next choice starts after them.
         first = self._first_with_room.get(wanted, 0)
         while first < len(rows) and rows[first].free == 0:
@@ -120,6 +122,15 @@ class Seating:
             return Refusal(errors.SoldOut.code, f"Sold out: {_count(left)} left{where}, {quantity} asked for")
         return Refusal(errors.NotEnoughAdjacent.code,
                        f"{_count(left)} left{where}, but not {quantity} together in one row")
+
+    def _not_found(self, wanted: Filter) -> Refusal:
+        """Why no seat is of the category and section asked: a section the event lacks is named as such; a
+        category it lacks, or one it has but not in that section, is the category's."""
+        category_id, section = wanted
+        if section is not None and section not in self._sections \
+                and (category_id is None or category_id in self._categories):
+            return Refusal(errors.SectionNotFound.code, f"This event has no section {section}")
+        return Refusal(errors.CategoryNotFound.code, f"This event has no seats{_describe(wanted)}")
 
     def stranded(self) -> list[str]:
         """Free seats whose neighbours on both sides are taken."""

@@ -54,9 +54,15 @@ class NotEnoughAdjacent(DomainError):
 
 
 class CategoryNotFound(DomainError):
-    """A best-available request names a category or section the event has no seats in."""
+    """A best-available request names a category the event has no seats in (or none in the section asked)."""
 
     code = "category_not_found"
+
+
+class SectionNotFound(DomainError):
+    """A best-available request names a section the event does not have."""
+
+    code = "section_not_found"
 
 
 class WaitlistEntryNotFound(DomainError):

@@ -25,6 +25,7 @@ STATUS: dict[str, int] = {
     errors.SaleOpen.code: 409,
     errors.NotEnoughAdjacent.code: 409,
     errors.CategoryNotFound.code: 404,
+    errors.SectionNotFound.code: 404,
     errors.WaitlistEntryNotFound.code: 404,
     errors.WaitlistEntryEnded.code: 409,
     errors.SeatNotFound.code: 404,
