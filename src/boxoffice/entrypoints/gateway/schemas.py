@@ -115,8 +115,9 @@ class WaitlistEntry(BaseModel):
 
 class ConfirmRequest(Strict):
     payment_id: PaymentId = Field(alias="paymentId", examples=["payment_789"])
-    # 0 pays for a free booking; any other booking's amount must match its price (422 amount_mismatch).
-    amount: float = Field(ge=0, lt=1_000_000, examples=[150.00])
+    # 0 pays for a free booking; any other booking's amount must match its price (422 amount_mismatch). NaN and the
+    # infinities (Python's JSON reader takes them) are refused as not finite, not as out of range.
+    amount: float = Field(ge=0, lt=1_000_000, allow_inf_nan=False, examples=[150.00])
     card: CardNumber | None = Field(None, examples=["4242424242424242"],
                                     description="Test card; 4000000000000002 is declined")
 
@@ -289,7 +290,7 @@ class NewVenue(Strict):
 class NewPriceCategory(Strict):
     category_id: CategoryId = Field(alias="categoryId")
     name: Text
-    price: float = Field(ge=0, lt=1_000_000)
+    price: float = Field(ge=0, lt=1_000_000, allow_inf_nan=False)
 
 
 class NewRow(Strict):
