@@ -167,6 +167,19 @@ async def test_bad_joins_are_refused(client: httpx.AsyncClient, path_body: tuple
     assert answer.status_code == status and answer.json()["code"] == code, answer.text
 
 
+async def test_an_entry_for_more_seats_than_the_event_holds_together_is_refused(client: httpx.AsyncClient) -> None:
+    """Found from outside: an entry for five seats of a four-seat event was made, and could never be offered any."""
+    body = small_hall(seats=4)
+    assert (await client.post("/events", json=body)).status_code == 201
+    event_id = body["eventId"]
+    refused = await join(client, event_id, "wl_five", 5)
+    assert refused.status_code == 422 and refused.json()["code"] == "too_many_seats", refused.text
+    assert "at most 4 seats together" in refused.json()["error"]
+    # Nothing was stored: the buyer's next join is a new entry, first in line.
+    four = await join(client, event_id, "wl_five", 4)
+    assert four.status_code == 201 and four.json()["position"] == 1 and four.json()["quantity"] == 4, four.text
+
+
 async def test_unknown_and_malformed_entries(client: httpx.AsyncClient) -> None:
     assert (await client.get("/waitlist/not-a-uuid")).status_code == 422
     unknown = await client.get(f"/waitlist/{uuid.uuid4()}")

@@ -20,6 +20,8 @@ DOCUMENTED = {
     "sold_out": 409, "not_enough_adjacent": 409, "category_not_found": 404, "section_not_found": 404,
     # CONTRACT §8.3 (the waiting list).
     "waitlist_not_found": 404, "waitlist_ended": 409, "event_cancelled": 409,
+    # More seats than one booking takes, or than the event has together in one row (the waiting list).
+    "too_many_seats": 422,
     # An on-sale without a waiting room, before its opening.
     "sale_not_open": 409,
     # A new opensAt once the sale has opened.

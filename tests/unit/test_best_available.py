@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boxoffice.domain import events
-from boxoffice.domain.allocation import Block, PlacedSeat, Refusal, Seating
+from boxoffice.domain.allocation import Block, PlacedSeat, Refusal, Seating, most_together
 from boxoffice.domain.model import Seat, SeatMap, SeatStatus
 
 EXPIRES = datetime(2027, 6, 21, 18, 0, tzinfo=UTC)
@@ -90,6 +90,16 @@ def test_an_unknown_section_is_named_as_such_and_an_unknown_category_as_before()
         assert isinstance(r := s.choose(2, category, section), Refusal) and r.code == code, (category, section, r)
     assert isinstance(r := s.choose(2, section="nope"), Refusal) and r.reason == "This event has no section nope"
     assert isinstance(b := s.choose(2, "std", "Balcony"), Block) and b.seat_ids == ("B1", "B2")
+
+
+def test_the_most_seats_together_counts_every_seat_free_or_not_and_stops_at_a_gap():
+    seats = [PlacedSeat(sid, "Main", row, n, "std", Decimal(1), i)
+             for i, (sid, row, n) in enumerate([("A1", "A", 1), ("A2", "A", 2), ("A10", "A", 10), ("A11", "A", 11),
+                                                ("A12", "A", 12), ("B1", "B", 1), ("B2", "B", 2)])]
+    assert most_together(seats) == 3 and most_together(list(reversed(seats))) == 3
+    assert most_together([]) == 0
+    # Row A of two sections is two rows.
+    assert most_together([PlacedSeat(f"{s}{n}", s, "A", n, "std", Decimal(1), 0) for s in "XY" for n in (1, 2)]) == 2
 
 
 def test_numbers_with_a_gap_are_not_next_to_each_other():

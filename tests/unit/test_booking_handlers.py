@@ -488,6 +488,22 @@ async def test_entries_join_in_order_and_joining_again_keeps_the_place() -> None
     assert once.data == {**twice.data} and len(platform.tables.waitlist) == 3
 
 
+async def test_an_entry_for_more_seats_than_a_row_holds_together_is_refused_and_stores_nothing() -> None:
+    # Found from outside: an entry for five seats of a four-seat event was made, and could never be offered any.
+    platform = Platform()  # rows of ten seats
+    message = join_request("big", 11, request_id="req-big")
+    [refused] = await platform.handle(message)
+    assert refused.type == topics.WAITLIST_UPDATED and refused.request_id == "req-big"
+    assert (refused.data["code"], refused.data["joined"]) == ("too_many_seats", False)
+    assert refused.data["reason"] == ("Event ev_unit has at most 10 seats together in one row: a waiting list "
+                                      "entry for 11 could never be offered seats")
+    assert platform.tables.waitlist == {}
+    [again] = await platform.handle(message)  # redelivered: the same answer
+    assert again.data == refused.data and platform.tables.waitlist == {}
+    whole_row = await joined(platform, "big", 10)
+    assert whole_row.data["position"] == 1 and len(platform.tables.waitlist) == 1
+
+
 async def test_released_seats_go_to_the_first_entry_that_fits_and_never_to_the_crowd() -> None:
     platform = Platform()
     bookings = await sold_out(platform)

@@ -192,6 +192,22 @@ def _matches(seat: PlacedSeat, wanted: Filter) -> bool:
     return (category_id is None or seat.category_id == category_id) and (section is None or seat.section == section)
 
 
+def most_together(seats: Iterable[PlacedSeat]) -> int:
+    """The most seats next to each other in one row (section and row label), free or not: no block of more can
+    ever be chosen."""
+    by_row: dict[tuple[str, str], list[int]] = {}
+    for seat in seats:
+        by_row.setdefault((seat.section, seat.row), []).append(seat.number)
+    most = 0
+    for numbers in by_row.values():
+        numbers.sort()
+        run = 0
+        for i, number in enumerate(numbers):
+            run = run + 1 if i and number == numbers[i - 1] + 1 else 1
+            most = max(most, run)
+    return most
+
+
 def _describe(wanted: Filter) -> str:
     category_id, section = wanted
     parts = ([f"in category {category_id}"] if category_id else []) + ([f"in section {section}"] if section else [])

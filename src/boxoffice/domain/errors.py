@@ -65,6 +65,13 @@ class SectionNotFound(DomainError):
     code = "section_not_found"
 
 
+class TooManySeats(DomainError):
+    """More seats than can ever be had at once: more than one booking may take, or, on the waiting list, more
+    than the event has together in one row (offers are seats together, so such an entry would wait for ever)."""
+
+    code = "too_many_seats"
+
+
 class WaitlistEntryNotFound(DomainError):
     code = "waitlist_not_found"
 

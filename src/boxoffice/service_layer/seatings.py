@@ -10,7 +10,7 @@ guards still refuse a seat a stale seating offered, and the run is then decided 
 
 from __future__ import annotations
 
-from boxoffice.domain.allocation import Seating
+from boxoffice.domain.allocation import Seating, most_together
 from boxoffice.service_layer.booking_ports import SeatRepository
 
 
@@ -20,6 +20,7 @@ class Seatings:
         self._touched: set[str] = set()
         self._numbered: dict[str, tuple[int, int]] = {}  # event → (first, last) change number this run took
         self.reads = 0  # how many times an event's free seats were read (tests and the bench look)
+        self._most_together: dict[str, int] = {}  # an event's layout never changes: read once
 
     def known(self, event_ids: set[str]) -> set[str]:
         return {e for e in event_ids if e in self._known}
@@ -40,6 +41,16 @@ class Seatings:
             self._known[event_id] = current[event_id] = seating
             self._touched.add(event_id)
         return current
+
+    async def most_together(self, seats: SeatRepository, event_id: str) -> int:
+        """The most seats next to each other in one row of the event, free or not: from its kept seating, or
+        its layout read once (a seat map does not change once the event exists)."""
+        most = self._most_together.get(event_id)
+        if most is None:
+            known = self._known.get(event_id)
+            most = most_together(known.seat.values() if known is not None else await seats.layout(event_id))
+            self._most_together[event_id] = most
+        return most
 
     def numbered(self, event_id: str, first: int, last: int) -> None:
         """This run's seat changes of the event took change numbers first..last."""

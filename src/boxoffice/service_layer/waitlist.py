@@ -86,7 +86,8 @@ async def join_waitlist(uow: BookingUnitOfWork, message: Message, decide: Decide
             return []
         refusal = ((errors.EventCancelled.code, closed_line(message.event_id)) if called_off
                    else await _not_admitted(uow, message, user_id, decide)
-                   or await _over_the_cap(uow, message.event_id, user_id, quantity, decide))
+                   or await _over_the_cap(uow, message.event_id, user_id, quantity, decide)
+                   or await _never_together(uow, message.event_id, quantity, decide))
         if refusal is not None:
             refused = WaitlistEntry(waitlist_id, message.event_id, user_id, str(data.get("email") or ""), quantity,
                                     0, WaitlistStatus.EXPIRED)
@@ -118,6 +119,17 @@ async def _over_the_cap(uow: BookingUnitOfWork, event_id: str, user_id: str, qua
     if owned + quantity <= cap:
         return None
     return errors.SeatLimitReached.code, seat_limit_reason(cap, owned)
+
+
+async def _never_together(uow: BookingUnitOfWork, event_id: str, quantity: int,
+                          decide: Decide) -> tuple[str, str] | None:
+    """An entry for more seats than the event has together in one row does not join the line: offers are seats
+    together (domain/waitlist.offers), so it would wait for ever, and keep its buyer waiting."""
+    most = await decide.seatings.most_together(uow.seats, event_id)
+    if quantity <= most:
+        return None
+    return errors.TooManySeats.code, (f"Event {event_id} has at most {most} seats together in one row: a waiting "
+                                      f"list entry for {quantity} could never be offered seats")
 
 
 async def _not_admitted(uow: BookingUnitOfWork, message: Message, user_id: str,

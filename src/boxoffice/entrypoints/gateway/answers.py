@@ -26,6 +26,7 @@ STATUS: dict[str, int] = {
     errors.NotEnoughAdjacent.code: 409,
     errors.CategoryNotFound.code: 404,
     errors.SectionNotFound.code: 404,
+    errors.TooManySeats.code: 422,
     errors.WaitlistEntryNotFound.code: 404,
     errors.WaitlistEntryEnded.code: 409,
     errors.SeatNotFound.code: 404,

@@ -80,7 +80,7 @@ def _what_is_asked(body: BookingRequest, gw: GatewayDep) -> dict[str, Any]:
                                                 "available), not both or neither")
     if body.quantity is not None:
         if body.quantity > most:
-            raise ApiError(422, "too_many_seats", f"At most {most} seats can be booked at once")
+            raise refuse(errors.TooManySeats.code, f"At most {most} seats can be booked at once")
         asked: dict[str, Any] = {"quantity": body.quantity}
         if body.category_id is not None:
             asked["categoryId"] = body.category_id
@@ -92,7 +92,7 @@ def _what_is_asked(body: BookingRequest, gw: GatewayDep) -> dict[str, Any]:
                                                 "not with seatIds")
     assert body.seat_ids is not None
     if len(body.seat_ids) > most:
-        raise ApiError(422, "too_many_seats", f"At most {most} seats can be booked at once")
+        raise refuse(errors.TooManySeats.code, f"At most {most} seats can be booked at once")
     duplicates = sorted({s for s in body.seat_ids if body.seat_ids.count(s) > 1})
     if duplicates:
         raise ApiError(422, "duplicate_seats", f"Seat {', '.join(duplicates)} is listed more than once",

@@ -47,8 +47,8 @@ async def join_waitlist(
     `not_admitted` / `admission_expired` otherwise)."""
     user_id, email = buyer(body, caller, gw)
     if body.quantity > gw.settings.max_seats_per_booking:
-        raise ApiError(422, "too_many_seats",
-                       f"At most {gw.settings.max_seats_per_booking} seats can be booked at once")
+        raise refuse(errors.TooManySeats.code,
+                     f"At most {gw.settings.max_seats_per_booking} seats can be booked at once")
     if await gw.seats.seats_of(event_id) is None:
         raise refuse(errors.EventNotFound.code, f"Event {event_id} does not exist")
     # A called-off event stays so: answered here, also while the booking service is down. A buyer's entry that
