@@ -27,6 +27,9 @@ def fake_platform(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             (settings.data_path / name).mkdir(parents=True)
         (settings.data_path / "pgdata" / "base" / "1").write_bytes(b"\0" * 1024)
         (settings.data_path / "logs" / "booking.log").write_text("booking started\n")
+        for secret in ("postgres.password", "boxoffice.password", "mailbox.key", "supervisord.conf", "runtime.json"):
+            (settings.data_path / secret).write_text("kept 0600\n")
+        (settings.data_path / "pgsocket").mkdir()
         return "runtime"
 
     def down(settings: Settings) -> bool:
@@ -43,7 +46,7 @@ def left_behind(data_dir: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("fails", [False, True])
-def test_the_database_and_the_mailbox_go_and_the_logs_stay(fake_platform: list[str], fails: bool) -> None:
+def test_the_database_the_mailbox_and_the_secrets_go_and_the_logs_stay(fake_platform: list[str], fails: bool) -> None:
     data_dir = fresh_data_dir("boxoffice-test-bench-")
     console = Console(record=True, width=200)
     try:

@@ -14,8 +14,9 @@ from rich.console import Console
 
 from boxoffice.config import Settings
 
-# What a stopped benchmark platform no longer needs: its database and its mailbox, over 100 MB after a run.
-DATA_LEFT_BEHIND = ("pgdata", "mailbox")
+# What a stopped benchmark platform keeps: its logs. Its database and mailbox (over 100 MB after a run), its
+# passwords, keys and supervisor configuration go with it.
+KEPT_AFTER_A_RUN = "logs"
 
 
 def _interrupted(*_: object) -> None:
@@ -28,8 +29,8 @@ def fresh_data_dir(prefix: str = "boxoffice-bench-") -> Path:
 
 @contextlib.contextmanager
 def own_platform(settings: Settings, console: Console) -> Iterator[Any]:
-    """Starts the platform, yields its runtime and stops it, whatever happened. Its database and mailbox go
-    with it; the logs stay, and the last line printed says where."""
+    """Starts the platform, yields its runtime and stops it, whatever happened. Its database, mailbox and secrets
+    go with it; the logs stay, and the last line printed says where."""
     from boxoffice import platform
 
     # A bench stopped with SIGTERM (`kill`, `timeout`) stops its platform too, as on Ctrl-C: without this, the
@@ -43,6 +44,10 @@ def own_platform(settings: Settings, console: Console) -> Iterator[Any]:
         with console.status("stopping the platform..."):
             platform.down(settings)
         signal.signal(signal.SIGTERM, previous)
-        for name in DATA_LEFT_BEHIND:
-            shutil.rmtree(settings.data_path / name, ignore_errors=True)
+        for left in settings.data_path.iterdir():
+            if left.name != KEPT_AFTER_A_RUN:
+                if left.is_dir() and not left.is_symlink():
+                    shutil.rmtree(left, ignore_errors=True)
+                else:
+                    left.unlink(missing_ok=True)
         console.print(f"platform stopped; its logs are in {settings.data_path / 'logs'}")
