@@ -31,8 +31,11 @@ class Demo:
     def seats(self, event_id: str = DEMO_EVENT_ID) -> dict[str, str]:
         return {s["seatId"]: s["status"] for s in self.http.get(f"/events/{event_id}/seats").json()}
 
+    def free_seats_of(self, event_id: str) -> list[str]:
+        return [seat for seat, status in self.seats(event_id).items() if status == "AVAILABLE"]
+
     def free_seats(self, count: int, event_id: str = DEMO_EVENT_ID) -> list[str]:
-        free = [seat for seat, status in self.seats(event_id).items() if status == "AVAILABLE"]
+        free = self.free_seats_of(event_id)
         if len(free) < count:
             raise RuntimeError(f"the demo event {event_id} is sold out; restart with a fresh BOXOFFICE_DATA_DIR")
         return free[:count]
@@ -124,6 +127,10 @@ class Demo:
         # An event whose holds last 20 s (its holdSeconds), or the demo event's if the platform's are as short.
         event = self.http.get(f"/events/{QUICK_HOLD_EVENT_ID}")
         event_id = QUICK_HOLD_EVENT_ID if event.status_code == 200 else DEMO_EVENT_ID
+        if event_id == QUICK_HOLD_EVENT_ID and not self.free_seats_of(event_id):
+            self.step(f"every seat of {QUICK_HOLD_EVENT_ID} is held or sold just now (its holds end within "
+                      f"{event.json()['holdSeconds']} s): this scenario takes a seat of {DEMO_EVENT_ID} instead")
+            event_id = DEMO_EVENT_ID
         [seat] = self.free_seats(1, event_id)
         if event_id == QUICK_HOLD_EVENT_ID:
             self.step(f"at {event.json()['name']}: its holdSeconds is {event.json()['holdSeconds']}, a checkout time "

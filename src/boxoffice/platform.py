@@ -168,7 +168,7 @@ async def initialise(database_url: str, kafka_bootstrap: str, partitions: int, *
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     # The pool waits (bounded) for a database that is still starting; the migration then finds it up.
     try:
-        pool = await create_pool(database_url, size=2)
+        pool = await create_pool(database_url, size=2, attempts=30)  # about 40 s, then it says why
         await asyncio.to_thread(migrate, database_url)
     except unreachable as exc:
         raise PlatformError(f"the database at {_where(database_url)} could not be prepared: {_reason(exc)}") from None

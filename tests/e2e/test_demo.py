@@ -30,3 +30,21 @@ def test_the_demo_runs_its_five_scenarios_and_its_hold_runs_out(demo_platform: R
              httpx.get(f"{demo_platform.base_url}/events/open_mic_night/seats", timeout=10).json()}
     assert seats[ran_out.group(1)] == "AVAILABLE"
     assert httpx.get(f"{demo_platform.base_url}/health", timeout=10).json()["status"] == "ok"
+
+
+def test_the_demo_with_its_quick_event_sold_out_takes_another_seat_and_ends_cleanly(
+        demo_platform: RunningPlatform) -> None:
+    with httpx.Client(base_url=demo_platform.base_url, timeout=30) as client:
+        free = [s["seatId"] for s in client.get("/events/open_mic_night/seats").json() if s["status"] == "AVAILABLE"]
+        for n, start in enumerate(range(0, len(free), 10)):
+            held = client.post("/bookings", json={"eventId": "open_mic_night", "seatIds": free[start:start + 10],
+                                                  "userId": f"fan_{n}"})
+            assert held.status_code == 201, held.text
+            paid = client.put(f"/bookings/{held.json()['bookingId']}/confirm",
+                              json={"paymentId": f"sold_out_{n}", "amount": held.json()["amount"]})
+            assert paid.status_code == 200, paid.text
+    demo = demo_platform.cli("demo", timeout=300)
+    said = demo.stdout + demo.stderr
+    assert demo.returncode == 0 and "Traceback" not in said, said
+    assert "every seat of open_mic_night is held or sold just now" in said, said
+    assert "All five scenarios done" in said, said

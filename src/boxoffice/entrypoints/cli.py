@@ -508,6 +508,8 @@ def demo() -> None:
     except httpx.TransportError as exc:
         _fail(f"the gateway at {runtime.base_url} does not answer ({type(exc).__name__}); "
               "`boxoffice status` shows which service is stopped, `boxoffice start gateway` starts it")
+    except RuntimeError as exc:  # what a scenario could not do (a sold-out demo event, a decision that never came)
+        _fail(str(exc))
 
 
 bench_app = typer.Typer(help="Benchmarks: each prints its settings and figures. Alone, `bench` runs the hold "
