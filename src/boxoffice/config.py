@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -163,13 +163,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgresql_url(cls, value: str | None) -> str | None:
-        if not value:  # unset, or set empty: the embedded server
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise ValueError("must be a PostgreSQL URL: postgresql://user:password@host:5432/database")
-        _port_of(parts)
-        return value
+        return _url_of(value, ("postgresql", "postgres"), "a PostgreSQL URL: postgresql://user:password@host:5432/"
+                       "database", needs_host=False)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -185,13 +180,8 @@ class Settings(BaseSettings):
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
-        if not value:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError("must be an SMTP URL: smtp://user:password@host:587 (STARTTLS) or smtps://...:465")
-        _port_of(parts)
-        return value
+        return _url_of(value, ("smtp", "smtps"), "an SMTP URL: smtp://user:password@host:587 (STARTTLS) or "
+                       "smtps://...:465", needs_host=True)
 
     @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
@@ -252,11 +242,19 @@ class Settings(BaseSettings):
         return not self.database_url
 
 
-def _port_of(parts: SplitResult) -> None:
+def _url_of(value: str | None, schemes: tuple[str, ...], shape: str, needs_host: bool) -> str | None:
+    """`value` if it is such a URL (unset or empty: the embedded server); a PostgreSQL URL may name its host as a
+    socket directory in its query instead."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (needs_host and not parts.hostname):
+        raise ValueError(f"must be {shape}")
     try:
         parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
     except ValueError:
         raise ValueError("has a port that is not a number from 1 to 65535") from None
+    return value
 
 
 def settings_problems(error: ValidationError) -> str:
