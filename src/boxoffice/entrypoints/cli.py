@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from boxoffice.config import SERVICES, get_settings, settings_to_stop
+from boxoffice.config import SERVICES, Settings, get_settings, settings_to_stop
 from boxoffice.domain.text import one_line
 from boxoffice.domain.waiting_room import MAX_ADMIT_PER_MINUTE
 
@@ -185,9 +185,7 @@ def down() -> None:
     """Stop everything started by `up --detach`."""
     from boxoffice import platform
 
-    settings, problems = settings_to_stop()
-    if problems:
-        print(problems + "\n  (stopping anyway: stopping needs only BOXOFFICE_DATA_DIR)", file=sys.stderr)
+    settings = _settings_to_stop()
     with console.status("Stopping services, broker and database..."):
         stopped = platform.down(settings)
     console.print("boxoffice stopped." if stopped else "boxoffice was not running.")
@@ -286,12 +284,18 @@ def _heartbeats(settings: object) -> tuple[Beats, dict[int, dict[str, object]], 
     return beats, by_pid, None
 
 
+def _settings_to_stop() -> Settings:
+    """Stopping needs only the data directory: other settings that are invalid are said, not a refusal."""
+    settings, problems = settings_to_stop()
+    if problems:
+        print(problems + "\n  (stopping anyway: stopping needs only BOXOFFICE_DATA_DIR)", file=sys.stderr)
+    return settings
+
+
 def _control(action: str, service: str) -> None:
     from boxoffice import platform
 
-    settings, problems = settings_to_stop() if action == "stop" else (get_settings(), None)
-    if problems:
-        print(problems + "\n  (stopping anyway: stopping needs only BOXOFFICE_DATA_DIR)", file=sys.stderr)
+    settings = _settings_to_stop() if action == "stop" else get_settings()
     try:
         console.print(platform.control(settings, action, service))
     except platform.PlatformError as exc:
