@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -12,6 +13,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
+from aiosmtplib.email import flatten_message
 
 from boxoffice.adapters.smtp import SmtpTarget
 from boxoffice.domain.tickets import Ticket, TicketSeal
@@ -24,11 +26,13 @@ from boxoffice.messages import (
     WAITLIST_UPDATED,
     Message,
 )
+from boxoffice.service_layer import notifications
 from boxoffice.service_layer.mail import PermanentMailError, TransientMailError, UndeliverableEmails
 from boxoffice.service_layer.notification_handler import NotificationHandler
 from boxoffice.service_layer.notification_ports import StoredBooking
 from boxoffice.service_layer.notifications import (
     CONFIRMATION,
+    MAIL_POLICY,
     RELEASE_KINDS,
     EventInfo,
     SeatLabel,
@@ -122,6 +126,28 @@ def test_confirmation_has_text_html_and_one_inline_qr_per_seat() -> None:
     codes = [SEAL.issue(Ticket("ev", BOOKING, seat)) for seat in ("A1", "A2")]
     assert [p.get_content() for p in images] == [qr_png(code) for code in codes]
     assert all(f"{seat}: {code}" in text for seat, code in zip(("A1", "A2"), codes, strict=True))
+
+
+def _flattened(mail: EmailMessage) -> bytes:
+    """As it goes to the mail server, with its MIME boundaries (random) numbered in the order they appear."""
+    raw = flatten_message(mail)
+    for i, boundary in enumerate(dict.fromkeys(re.findall(rb'boundary="([^"]+)"', raw))):
+        raw = raw.replace(boundary, b"boundary-%d" % i)
+    return raw
+
+
+@pytest.mark.parametrize("kind", [CONFIRMATION, *RELEASE_KINDS.values()])
+def test_emails_built_with_header_classes_made_once_are_what_the_standard_policy_makes(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    event = replace(EVENT, name="Nuit blanche à l'Opéra ☃ " * 6)  # a Subject folded over lines, in UTF-8
+    booking = ended("refunded" if kind == "refund" else "cancelled") if kind != CONFIRMATION else STORED
+    ours = _flattened(render(kind, booking, event, "boxoffice <tickets@boxoffice.test>", NOW, SEAL))
+    monkeypatch.setattr(notifications, "MAIL_POLICY", policy.default)
+    standard = _flattened(render(kind, booking, event, "boxoffice <tickets@boxoffice.test>", NOW, SEAL))
+    assert ours == standard and b"=?utf-8?" in ours
+    assert MAIL_POLICY.header_factory["Subject"] is MAIL_POLICY.header_factory["subject"]
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        EmailMessage(policy=MAIL_POLICY)["Subject"] = "two\nlines"
 
 
 @pytest.mark.parametrize(("reason", "subject", "sentence"), [
