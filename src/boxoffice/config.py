@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,16 @@ KAFKA_PARTITIONS = 12
 EMBEDDED_BROKER_PARTITIONS = 4
 
 SERVICES = ("gateway", "booking", "payment", "catalog", "notification", "realtime", "waitingroom")
+
+
+def _bracketed_ipv6(host: str) -> bool:
+    if not (host.startswith("[") and host.endswith("]")):
+        return False
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return True
 
 
 class Settings(BaseSettings):
@@ -175,6 +186,9 @@ class Settings(BaseSettings):
             host, _, port = address.strip().rpartition(":")
             if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
                 raise ValueError("must be Kafka brokers as host:port, separated by commas (kafka1:9092,kafka2:9092)")
+            if (":" in host or host.startswith("[")) and not _bracketed_ipv6(host):
+                # The Kafka client reads ::1:9092 as the address ::1:9092 on port 9092, not as ::1 on 9092.
+                raise ValueError("an IPv6 address goes in brackets: [::1]:9092")
         return value
 
     @field_validator("smtp_url")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
 
 
 def boxoffice(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -50,6 +54,15 @@ def test_urls_of_every_shape_the_docs_give_are_taken() -> None:
                         kafka_bootstrap="kafka1:9092,[::1]:9093", smtp_url="smtps://u:p@mail:465?verify=false")
     assert settings.kafka_bootstrap == "kafka1:9092,[::1]:9093"
     assert Settings(database_url="", kafka_bootstrap="").embedded_database
+
+
+@pytest.mark.parametrize("bootstrap", ["::1:9092", "kafka1:9092,fe80::1:9093", "[::1:9092", "[not-an-address]:9092"])
+def test_an_ipv6_broker_address_without_brackets_is_refused_rather_than_read_as_another_address(
+        bootstrap: str) -> None:
+    from boxoffice.config import Settings
+
+    with pytest.raises(ValidationError, match=re.escape("an IPv6 address goes in brackets: [::1]:9092")):
+        Settings(kafka_bootstrap=bootstrap)
 
 
 def test_an_invalid_setting_does_not_keep_down_from_stopping_a_platform(tmp_path: Path) -> None:
