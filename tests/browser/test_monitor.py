@@ -91,6 +91,20 @@ async def test_book_and_pay_from_the_page(browser, platform: RunningPlatform) ->
     await page.close()
 
 
+async def test_on_a_phone_the_hold_button_follows_the_seat_map_and_the_activity_comes_last(
+        browser, platform: RunningPlatform) -> None:
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    await page.goto(f"{platform.base_url}/?event={EVENT}")
+    await page.wait_for_selector("#connection-status:has-text('Live')", timeout=15_000)
+    await page.click("[data-seat-id='O5']")
+    boxes = {name: await page.locator(selector).bounding_box()
+             for name, selector in (("map", ".map-area"), ("hold", "#hold-button"), ("activity", ".activity"))}
+    assert boxes["map"]["y"] + boxes["map"]["height"] <= boxes["hold"]["y"] < boxes["activity"]["y"], boxes
+    assert all(box["x"] >= 0 and box["x"] + box["width"] <= 390 for box in boxes.values()), boxes
+    await expect(page.locator("#hold-button")).to_have_text("Hold 1 seat")
+    await page.close()
+
+
 async def test_a_reloaded_page_shows_its_unpaid_hold_again_and_pays_it(browser, platform: RunningPlatform) -> None:
     page = await open_monitor(browser, platform.base_url)
     await page.fill("#user-id", "reloading_buyer")
