@@ -22,6 +22,7 @@ class RoomTables:
     finished: dict[tuple[str, str], datetime] = field(default_factory=dict)
     outbox: list[OutboxRow] = field(default_factory=list)
     cancelled_events: set[str] = field(default_factory=set)
+    events_with_holds: set[str] = field(default_factory=set)
 
 
 class FakeRooms:
@@ -42,6 +43,9 @@ class FakeRooms:
     async def needing_work(self, now: datetime) -> list[str]:
         return sorted(e for e, r in self._t.rooms.items() if r.enabled and (
             (not r.opened and r.opens_at <= now) or (r.opened and r.serving_position < r.last_position)))
+
+    async def seats_held(self, event_id: str) -> bool:
+        return event_id in self._t.events_with_holds
 
     async def called_off(self, event_ids: list[str]) -> set[str]:
         return self._t.cancelled_events & set(event_ids)

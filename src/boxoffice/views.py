@@ -82,6 +82,12 @@ async def event_starts_at(pool: asyncpg.Pool, event_id: str) -> datetime | None:
     return starts_at
 
 
+async def seats_held(pool: asyncpg.Pool, event_id: str) -> bool:
+    """Whether buyers hold or own seats of the event now."""
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM booking_seats WHERE event_id = $1 AND live)",
+                                    event_id))
+
+
 async def event_cancelled(pool: asyncpg.Pool, event_id: str) -> bool:
     return bool(await pool.fetchval("SELECT status = 'cancelled' FROM events WHERE event_id = $1", event_id))
 

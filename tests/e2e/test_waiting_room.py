@@ -143,6 +143,30 @@ async def test_an_on_sale_sent_again_unchanged_after_the_opening_is_accepted_and
     assert moved.status_code == 409 and moved.json()["code"] == "sale_open", moved.text
 
 
+async def test_an_event_selling_since_its_creation_cannot_be_closed_by_a_first_on_sale_opening_later(
+        client: httpx.AsyncClient) -> None:
+    """Found from outside: an event created without an on-sale sells at once; a first on-sale an hour later
+    closed that sale (the next hold 409 sale_not_open) with buyers holding seats in it."""
+    selling, unsold = (onsale_event(), onsale_event())
+    for body in (selling, unsold):
+        del body["onSale"]
+        assert (await client.post("/events", json=body)).status_code == 201
+    held = await client.post("/bookings", json={"eventId": selling["eventId"], "seatIds": ["A1"], "userId": "fan"})
+    assert held.status_code == 201, held.text
+    later = {"opensAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat(), "waitingRoom": False}
+
+    closing = await client.put(f"/events/{selling['eventId']}/onsale", json=later)
+    assert closing.status_code == 409 and closing.json()["code"] == "sale_open", closing.text
+    again = await client.post("/bookings", json={"eventId": selling["eventId"], "seatIds": ["A2"], "userId": "fan"})
+    assert again.status_code == 201, again.text
+    assert (await client.get(f"/events/{selling['eventId']}")).json()["onSale"] is None
+
+    announced = await client.put(f"/events/{unsold['eventId']}/onsale", json=later)  # nobody holds seats yet
+    assert announced.status_code == 200, announced.text
+    early = await client.post("/bookings", json={"eventId": unsold["eventId"], "seatIds": ["A1"], "userId": "fan"})
+    assert early.status_code == 409 and early.json()["code"] == "sale_not_open", early.text
+
+
 async def test_an_open_rooms_rate_changes_with_the_opening_get_shows_though_it_was_given_in_microseconds(
         client: httpx.AsyncClient) -> None:
     """As for the demo's room, which `up` opens a minute after it starts (a moment with microseconds)."""

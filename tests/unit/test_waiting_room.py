@@ -266,6 +266,19 @@ async def test_an_on_sale_change_creates_or_changes_the_room() -> None:
     assert refused[0].data["code"] == "no_waiting_room"
 
 
+@pytest.mark.parametrize("seats_held", [True, False])
+async def test_a_first_on_sale_opening_later_opens_now_once_buyers_hold_seats_in_the_event(seats_held: bool) -> None:
+    """Found from outside: without an on-sale an event sells from its creation; a first on-sale opening an hour
+    later closed that sale for everyone, buyers holding seats in it."""
+    s = Service(RoomTables(events_with_holds={EVENT} if seats_held else set()))
+    s.now = datetime(2029, 12, 31, 9, 0, 0, 123456, tzinfo=UTC)
+    later = s.now + timedelta(hours=1)
+    await s.service([Message(topics.ONSALE_CHANGE_REQUESTED, EVENT, {"opensAt": iso(later), "waitingRoom": False},
+                             "r1")])
+    opening = s.tables.rooms[EVENT].opens_at
+    assert opening == (moments.to_milliseconds(s.now) if seats_held else moments.to_milliseconds(later))
+
+
 async def test_a_room_turned_off_before_a_join_was_asked_takes_no_join_read_ahead_of_the_change() -> None:
     """A join and an on-sale change come on two topics, which Kafka does not order between them: each is
     decided in the order it was asked for."""

@@ -65,6 +65,10 @@ class PostgresRooms:
                ORDER BY event_id""", now)
         return [r["event_id"] for r in rows]
 
+    async def seats_held(self, event_id: str) -> bool:
+        return bool(await self._con.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM booking_seats WHERE event_id = $1 AND live)", event_id))
+
     async def called_off(self, event_ids: list[str]) -> set[str]:
         # KEY SHARE waits only for a cancel (its FOR UPDATE), not for the holds' counter updates of the row.
         rows = await self._con.fetch(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -50,6 +50,14 @@ class OnSale:
         opened (`sale_opened`). Compared at the precision the API shows, so a room stored finer (by an older
         release) still takes its opening as read back."""
         return opened and to_milliseconds(opens_at) != self.opens_at
+
+
+def first_opening(on_sale: OnSale, seats_held: bool, now: datetime) -> OnSale:
+    """An event's first on-sale. Without one the event has sold since it was created: while buyers hold seats in
+    it, an opening later than now would close that sale, so the sale opens now instead."""
+    if seats_held and on_sale.opens_at > now:
+        return replace(on_sale, opens_at=now)
+    return on_sale
 
 
 def sale_opened(opens_at: datetime, waiting_room: bool, room_opened: bool, now: datetime) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from boxoffice import messages as topics
 from boxoffice import metrics
 from boxoffice.domain import errors
-from boxoffice.domain.waiting_room import DEFAULT_ACTIVE_CEILING, WaitingRoom
+from boxoffice.domain.waiting_room import DEFAULT_ACTIVE_CEILING, WaitingRoom, first_opening
 from boxoffice.messages import Message, in_asked_order, iso
 from boxoffice.service_layer.event_creation import on_sale_from_data
 from boxoffice.service_layer.ports import OutboxSink
@@ -218,6 +218,11 @@ class WaitingRoomService:
             room = (await uow.rooms.lock([message.event_id])).get(message.event_id)
             outgoing = []
             if room is None:
+                asked_at = on_sale.opens_at
+                on_sale = first_opening(on_sale, await uow.rooms.seats_held(message.event_id), now)
+                if on_sale.opens_at != asked_at:
+                    log.warning("on-sale of %s asked to open at %s, after buyers took seats: it opens now instead",
+                                message.event_id, iso(asked_at))
                 room = WaitingRoom(message.event_id, on_sale.opens_at, on_sale.admit_per_minute,
                                    on_sale.admission_minutes, on_sale.waiting_room)
                 await uow.rooms.create(room)

@@ -37,6 +37,10 @@ class Rooms(Protocol):
         """Rooms that are due to open, or that have visitors with a place not yet admitted (unlocked)."""
         ...
 
+    async def seats_held(self, event_id: str) -> bool:
+        """Whether buyers hold or own seats of the event now."""
+        ...
+
     async def called_off(self, event_ids: list[str]) -> set[str]:
         """Those of the events their organiser called off; the others cannot be called off until the unit of
         work ends (a cancel waits for the joins placed under it)."""

@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from boxoffice import views
 from boxoffice.domain import errors, moments, proof_of_work
 from boxoffice.domain.accounts import Principal
-from boxoffice.domain.waiting_room import OnSale, sale_opened
+from boxoffice.domain.waiting_room import OnSale, first_opening, sale_opened
 from boxoffice.entrypoints.gateway.access import BODY_TOO_LARGE, LIMITED, OWNED, require_event_organiser
 from boxoffice.entrypoints.gateway.answers import refuse
 from boxoffice.entrypoints.gateway.bookings import publish_command
@@ -292,8 +292,9 @@ async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(op
                       gw: GatewayDep, caller: OnSaleChanger) -> Response:
     """Set or change when the sale opens and its waiting room; `admitPerMinute` may change during the sale,
     `opensAt` only before the sale opens (409 `sale_open` once the room has opened or, without one, `opensAt`
-    has come). A field left out keeps its value (an event without an on-sale yet needs `opensAt`). With accounts
-    on, the event's organiser and admins only."""
+    has come; an event without an on-sale has sold since it was created, and once buyers hold seats in it a
+    later `opensAt` is 409 too). A field left out keeps its value (an event without an on-sale yet needs
+    `opensAt`). With accounts on, the event's organiser and admins only."""
     _check_event_id(event_id)
     await require_event_organiser(gw.pool, caller, event_id)
     if await gw.seats.seats_of(event_id) is None:
@@ -306,6 +307,10 @@ async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(op
             before["opens_at"], before["enabled"], before["opened_at"] is not None, utc_now())):
         what = "waiting room" if before["opened_at"] is not None else "sale"
         raise refuse(errors.SaleOpen.code, f"The {what} of {event_id} has opened: opensAt can no longer change")
+    if before is None and on_sale.opens_at > (now := utc_now()) and first_opening(
+            on_sale, await views.seats_held(gw.pool, event_id), now) != on_sale:
+        raise refuse(errors.SaleOpen.code, f"The sale of {event_id} has been open since the event was created and "
+                     "buyers hold seats in it: opensAt can no longer be later than now")
     if before is None or on_sale.moves_opening(before["opens_at"], opened=True):
         # A new opening (one stored by an older release is left as it is when only the rest changes).
         starts_at = await views.event_starts_at(gw.pool, event_id)
