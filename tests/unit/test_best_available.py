@@ -64,6 +64,14 @@ def test_organisers_best_order_puts_the_middle_first():
     assert isinstance(b := s.choose(3), Block) and set(b.seat_ids) == {"A3", "A4", "A5"}
 
 
+def test_a_row_whose_best_seat_is_taken_no_longer_outranks_the_rows_with_better_seats_free():
+    # Found from outside: with B2 best, then A1, then row C, B2 taken made B3+B4 (ranked last) the choice.
+    order = ["B2", "A1", "C1", "C2", "C3", "C4", "A2", "A3", "A4", "B1", "B3", "B4"]
+    s = seating({"A": 4, "B": 4, "C": 4}, {"B2"}, rank={seat: i for i, seat in enumerate(order)})
+    assert s.choose(2) == Block(("C1", "C2"), 0, 2 + 3)  # against A1+A2's 1 + 6 and B3+B4's 10 + 11
+    assert s.choose(1) == Block(("A1",), 0, 1)
+
+
 def test_sold_out_and_not_together_are_told_apart():
     s = seating({"A": 4, "B": 4}, {"A2", "A4", "B2", "B4"})  # A1, A3, B1, B3 free: four left, no two together
     assert isinstance(r := s.choose(2), Refusal) and r.code == "not_enough_adjacent"
@@ -156,8 +164,12 @@ def test_a_choice_is_free_together_in_one_row_and_the_best_there_is(hall: tuple[
     assert len({s.row for s in chosen}) == 1
     numbers = [s.number for s in chosen]
     assert numbers == list(range(numbers[0], numbers[0] + quantity))  # next to each other
-    assert chosen[0].row == fitting[0]  # the best row with room
-    others = _row_blocks(seats, free, fitting[0], quantity)
+    # What each row with room offers: its block that strands the fewest seats, then of the lowest total rank.
+    offers = {r: min((_stranded_after(seats, free, b), sum(s.rank for s in b))
+                     for b in _row_blocks(seats, free, r, quantity)) for r in fitting}
+    lowest = min(score for _, score in offers.values())
+    assert chosen[0].row == next(r for r in fitting if offers[r][1] == lowest)  # the row with the best block
+    others = _row_blocks(seats, free, chosen[0].row, quantity)
     mine = (_stranded_after(seats, free, chosen), sum(s.rank for s in chosen))
     assert choice.stranded == mine[0]
     # No other block of the row strands fewer seats, or as few with a better rank.

@@ -2,9 +2,10 @@
 
 Each seat has a rank, 0 for the event's best seat (the seat map's order, or the organiser's `bestOrder`).
 Seats are next to each other when they are in one row (section and row label) and their numbers follow.
-A row is as good as its best seat; `choose` takes the best row that has `quantity` free seats together and,
-in that row, the block that leaves no single free seat stranded between taken ones if any block can, then
-the block of the lowest total rank. All or nothing: a request gets its whole block or a reason.
+In each row, the block of `quantity` free seats together that leaves no single free seat stranded between taken
+ones if any block of the row can, then the block of the lowest total rank; of the rows' blocks, the one of the
+lowest total rank, the row with the better best seat on a tie. All or nothing: a request gets its whole block or
+a reason.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Seating:
         self._sections = {s.section for s in self.seat.values()}
         self._categories = {s.category_id for s in self.seat.values()}
         self._ranked: dict[Filter, list[_Row]] = {}
+        self._row_bests: dict[Filter, list[int]] = {}
         self._first_with_room: dict[Filter, int] = {}
         self.free: set[str] = set()
         self.reset(free, seq)
@@ -110,12 +112,19 @@ class Seating:
         while first < len(rows) and rows[first].free == 0:
             first += 1
         self._first_with_room[wanted] = first
-        for row in rows[first:]:
-            if row.free < quantity:
+        bests = self._row_bests[wanted]
+        found: Block | None = None
+        for at in range(first, len(rows)):
+            # Rows come best seat first: no block of this row or a later one ranks under quantity x its best seat.
+            if found is not None and quantity * bests[at] >= found.score:
+                break
+            if rows[at].free < quantity:
                 continue
-            block = self._best_block(row, quantity, wanted)
-            if block is not None:
-                return block
+            block = self._best_block(rows[at], quantity, wanted)
+            if block is not None and (found is None or block.score < found.score):
+                found = block
+        if found is not None:
+            return found
         left = sum(1 for row in rows for s in row.seats if s.seat_id in self.free and _matches(s, wanted))
         where = _describe(wanted)
         if left < quantity:
@@ -144,6 +153,8 @@ class Seating:
         return lonely
 
     def _rows_for(self, wanted: Filter) -> list[_Row]:
+        """The rows with seats of the category and section asked, best seat first (`_row_bests`: that seat's
+        rank, free or not)."""
         ranked = self._ranked.get(wanted)
         if ranked is None:
             best = {id(row): min((s.rank for s in row.seats if _matches(s, wanted)), default=None)
@@ -151,6 +162,7 @@ class Seating:
             ranked = sorted((row for row in self._rows if best[id(row)] is not None),
                             key=lambda row: best[id(row)] or 0)
             self._ranked[wanted] = ranked
+            self._row_bests[wanted] = [best[id(row)] or 0 for row in ranked]
         return ranked
 
     def _best_block(self, row: _Row, quantity: int, wanted: Filter) -> Block | None:
