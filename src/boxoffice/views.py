@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from boxoffice.domain.model import shown_status
 from boxoffice.messages import SEAT_RESERVATION_FAILED, Message, decode, iso
 
 
@@ -139,8 +140,7 @@ async def seat_ids(pool: asyncpg.Pool, event_id: str) -> frozenset[str] | None:
 
 
 def _booking(r: asyncpg.Record) -> dict[str, Any]:
-    # "paying" and "refunding" are internal: to the buyer the booking is as it was until the provider answers.
-    status = {"paying": "pending", "refunding": "confirmed"}.get(r["status"], r["status"])
+    status = shown_status(r["status"])
     return {
         "success": True, "bookingId": str(r["booking_id"]), "eventId": r["event_id"], "userId": r["user_id"],
         "status": status, "seatIds": list(r["seat_ids"]), "amount": float(r["amount"]),

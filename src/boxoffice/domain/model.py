@@ -29,6 +29,16 @@ class BookingStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+_SHOWN = {BookingStatus.PAYING.value: BookingStatus.PENDING.value,
+          BookingStatus.REFUNDING.value: BookingStatus.CONFIRMED.value}
+
+
+def shown_status(status: str) -> str:
+    """A booking's status as the buyer sees it: "paying" and "refunding" are internal, and the booking is as it was
+    until the provider answers."""
+    return _SHOWN.get(status, status)
+
+
 def seat_limit_reason(limit: int, owned: int) -> str:
     """Why a buyer holding `owned` seats of an event gets no more (BOXOFFICE_MAX_SEATS_PER_USER)."""
     return f"At most {limit} seats per buyer for this event; you hold {owned}"

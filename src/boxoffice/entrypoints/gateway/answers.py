@@ -7,6 +7,7 @@ from typing import Any
 
 from boxoffice import messages as topics
 from boxoffice.domain import errors
+from boxoffice.domain.model import shown_status
 from boxoffice.entrypoints.gateway.responses import JSON, ApiError
 from boxoffice.messages import Message
 
@@ -135,7 +136,7 @@ def declined(booking_id: str, reason: str = "Payment declined", **extra: Any) ->
 def not_live(booking_id: str, status: str) -> Answer:
     """The refusal of a command to a booking that is no longer pending."""
     code, what = ENDED[status]
-    return refusal(code, f"Booking {booking_id} {what}", bookingId=booking_id, status=status)
+    return refusal(code, f"Booking {booking_id} {what}", bookingId=booking_id, status=shown_status(status))
 
 
 def confirm_result(booking_id: str, payment_id: str, message: Message) -> Answer:
