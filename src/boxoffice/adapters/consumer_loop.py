@@ -45,6 +45,8 @@ DECIDED_ELSEWHERE = frozenset({"booking_requests_pkey", "bookings_request_id_key
 # How long a rebalance waits for the batch in hand; a handler stuck longer (say, on a database outage)
 # loses its partitions anyway, and what it still decides is refused or replayed by the stores.
 REVOKE_WAIT_SECONDS = 10.0
+# After an assignment, how long the first batch waits for the partitions not read yet (one fetch, as a rule).
+FIRST_READ_SECONDS = 1.0
 
 TRANSIENT = (*TRANSIENT_ERRORS, KafkaError)
 
@@ -127,6 +129,7 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
     watch = watch or RetryWatch()
     commits = OffsetCommits(consumer, watch)
     restarted_logs = restarted_logs or RestartedLogs(consumer)
+    read_since_assigned: set[TopicPartition] = set()
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
         # A rewound partition is read again from its start: the batch in hand is still handled, but its offset
@@ -134,8 +137,13 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
         rewound = set(await restarted_logs.rewind())
         if not batches:
             continue
+        if consumer.assignment() != read_since_assigned:
+            read_since_assigned = set(consumer.assignment())
+            batches = await first_reads(consumer, batches, max_records)
         # No await between getmany and taking the lock: a rebalance that starts now waits for this batch.
         async with busy:
+            assigned = consumer.assignment()
+            batches = {tp: records for tp, records in batches.items() if tp in assigned}
             deliveries: list[Delivery] = []
             malformed: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
             for tp, records in batches.items():
@@ -153,6 +161,26 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
             if await commits.commit({tp: records[-1].offset + 1 for tp, records in batches.items()
                                      if tp not in rewound}):
                 watch.moved_on()
+
+
+async def first_reads(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+                      max_records: int, seconds: float = FIRST_READ_SECONDS,
+                      ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    """The first batch after an assignment, with what the partitions not read yet hold (a partition whose position
+    is still being looked up is left out of the first fetch): what waited in several topics during an outage is
+    then handled as one batch, in the order it was asked for, not a topic's backlog ahead of another's."""
+    deadline = time.monotonic() + seconds
+    count = sum(len(records) for records in batches.values())
+    while count < max_records and (left := deadline - time.monotonic()) > 0:
+        unread = [tp for tp in consumer.assignment() if consumer.highwater(tp) is None]
+        if not unread:
+            break
+        more = await consumer.getmany(*unread, timeout_ms=max(1, int(min(left, 0.1) * 1000)),
+                                      max_records=max_records - count)
+        for tp, records in more.items():
+            batches.setdefault(tp, []).extend(records)
+            count += len(records)
+    return batches
 
 
 class OffsetCommits:
