@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -134,6 +135,19 @@ def _flattened(mail: EmailMessage) -> bytes:
     for i, boundary in enumerate(dict.fromkeys(re.findall(rb'boundary="([^"]+)"', raw))):
         raw = raw.replace(boundary, b"boundary-%d" % i)
     return raw
+
+
+@pytest.mark.parametrize("kind", [CONFIRMATION, *RELEASE_KINDS.values()])
+def test_an_event_name_written_as_an_encoded_word_puts_no_header_or_body_into_the_email(kind: str) -> None:
+    # Found from outside: the library decoded the name as the Subject was set, and wrote its line breaks out.
+    injected = base64.b64encode(b"Gala\r\nBcc: evil@x.com\r\nReply-To: help@evil.example\r\n\r\nPay again").decode()
+    event = replace(EVENT, name=f"=?utf-8?b?{injected}?= =?us-ascii?q?Gala=0D=0AX-Evil:_1?=")
+    booking = ended("refunded" if kind == "refund" else "cancelled") if kind != CONFIRMATION else STORED
+    raw = flatten_message(render(kind, booking, event, "boxoffice <tickets@boxoffice.test>", NOW, SEAL))
+    back = message_from_bytes(raw, policy=policy.default)
+    assert back["Bcc"] is None and back["Reply-To"] is None and back["X-Evil"] is None
+    assert f"= ?utf-8?b?{injected}?=" in str(back["Subject"]) and "\n" not in str(back["Subject"])
+    assert back.get_content_type() == "multipart/alternative"
 
 
 @pytest.mark.parametrize("kind", [CONFIRMATION, *RELEASE_KINDS.values()])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.errors
 import socket
 import ssl
 import time
@@ -98,9 +99,10 @@ class SmtpSender:
         except aiosmtplib.SMTPNotSupported as exc:
             # Only raised for a non-ASCII address to a server without SMTPUTF8: this email, not the server.
             raise PermanentMailError(f"{t.host}:{t.port} cannot take it: {exc}") from exc
-        except ValueError as exc:
+        except (ValueError, email.errors.MessageError) as exc:
             # aiosmtplib refuses an address or header it cannot put on the wire (control characters, white
-            # space, angle brackets): sending it again cannot help.
+            # space, angle brackets), and a newer email library a header it cannot write (HeaderWriteError):
+            # sending it again cannot help.
             raise PermanentMailError(f"cannot be sent as it is: {exc}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
             raise TransientMailError(f"{t.host}:{t.port}: {exc!r}") from exc

@@ -195,7 +195,9 @@ def _readable(event: EventInfo) -> EventInfo:
 
 
 def _subject(template: str, event: EventInfo) -> str:
-    return template.format(event=one_line(event.name, SUBJECT_NAME_LIMIT))
+    # "=?" begins an RFC 2047 encoded word, which the email library decodes as the header is set: a name written
+    # as one would carry its decoded line breaks, and headers or a body after them, into the email.
+    return template.format(event=one_line(event.name, SUBJECT_NAME_LIMIT).replace("=?", "= ?"))
 
 
 def _ticket_filename(seat_id: str) -> str:
