@@ -12,6 +12,7 @@ from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
 
+import aiosmtplib
 import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -185,6 +186,23 @@ async def test_what_a_sender_put_in_a_message_is_served_as_data_not_as_a_page_of
                 answer = await http.get(url)
                 assert answer.headers["x-content-type-options"] == "nosniff", url
                 assert answer.headers["referrer-policy"] == "no-referrer", url
+
+
+async def test_a_message_in_a_character_set_python_does_not_know_is_listed_and_breaks_nothing(tmp_path: Path) -> None:
+    # Found from outside: one such message (any local user can send one) made the list 500 for everyone, for good.
+    async with running_mailbox(tmp_path) as mailbox:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=mailbox.smtp_port)
+        async with smtp:
+            await smtp.sendmail("a@boxoffice.test", ["fan@boxoffice.test"], (
+                b"Subject: bogus\r\nTo: fan@boxoffice.test\r\nMIME-Version: 1.0\r\n"
+                b"Content-Type: text/plain; charset=bogus-xyz\r\n\r\nhi \xff there\r\n"))
+        await SmtpSender(f"smtp://127.0.0.1:{mailbox.smtp_port}").send(hostile_email())
+        async with httpx.AsyncClient(base_url=mailbox.web_url) as http:
+            listed = await http.get("/messages")
+            assert listed.status_code == 200, listed.text
+            bogus = next(m for m in listed.json() if m["subject"] == "bogus")
+            assert bogus["text"].rstrip() == "hi \ufffd there"
+            assert len(listed.json()) == 2 and (await http.get(f"/messages/{bogus['id']}")).status_code == 200
 
 
 async def test_the_mailbox_serves_nothing_without_its_key(tmp_path: Path) -> None:

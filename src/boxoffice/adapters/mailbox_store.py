@@ -10,7 +10,7 @@ import secrets
 import shutil
 import time
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, cast
@@ -76,7 +76,10 @@ class MailStore:
             message = self.parsed(message_id)
             if message is None:
                 return None
-            self._summaries[message_id] = describe(message_id, message)
+            try:
+                self._summaries[message_id] = describe(message_id, message)
+            except Exception as exc:  # noqa: BLE001 - any local user can send it: one message must not break the list
+                self._summaries[message_id] = unreadable(message_id, exc)
         return self._summaries[message_id]
 
     def part(self, message_id: str, content_id: str) -> tuple[bytes, str, str | None] | None:
@@ -107,10 +110,31 @@ def describe(message_id: str, message: EmailMessage) -> dict[str, Any]:
         "subject": str(message.get("Subject", "")),
         "date": _header_date(message),
         "receivedAt": received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "text": text_part.get_content() if text_part else None,
-        "html": html_part.get_content() if html_part else None,
+        "text": _content(text_part),
+        "html": _content(html_part),
         "attachments": attachments,
     }
+
+
+def unreadable(message_id: str, exc: Exception) -> dict[str, Any]:
+    """A message the email library cannot take apart: listed, with its raw form, and why."""
+    received = datetime.fromtimestamp(int(message_id[:20]) / 1e9, UTC)
+    return {"id": message_id, "messageId": None, "from": "", "to": [],
+            "subject": f"(this message could not be read: {type(exc).__name__})", "date": None,
+            "receivedAt": received.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "text": None,
+            "html": None, "attachments": []}
+
+
+def _content(part: MIMEPart | None) -> str | None:
+    """A text part's content; one in a character set Python does not know, or not in the one it names, as UTF-8
+    with what does not decode replaced."""
+    if part is None:
+        return None
+    try:
+        return cast(str, part.get_content())
+    except (LookupError, UnicodeError, ValueError):
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else None
 
 
 def _header_date(message: EmailMessage) -> str | None:
