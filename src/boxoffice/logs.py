@@ -58,7 +58,9 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(line, default=str).decode()
+        # JSON allows U+2028 and U+2029 raw in a string, but readers that split lines as Python's str.splitlines
+        # does would see a record end there: written escaped, as orjson does not.
+        return orjson.dumps(line, default=str).decode().replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def text_format(service: str) -> str:

@@ -73,6 +73,19 @@ def test_exceptions_and_odd_values_stay_one_valid_line(captured) -> None:
     assert line["thing"].startswith("<object object")
 
 
+def test_a_request_id_with_unicode_line_separators_stays_one_line(captured) -> None:
+    # Found from outside: a requestId from a message on a topic carried U+2028 raw into the JSON line, which a
+    # reader splitting as str.splitlines does took for two.
+    logger, lines = captured
+    token = REQUEST_ID.set("req\u2028id\u2029end")
+    try:
+        logger.warning("odd \u2028 message")
+    finally:
+        REQUEST_ID.reset(token)
+    (line,) = lines()
+    assert line["requestId"] == "req\u2028id\u2029end" and line["message"] == "odd \u2028 message"
+
+
 def test_configure_switches_the_root_format() -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
