@@ -8,7 +8,7 @@ close is reported so that the map can be reloaded.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,26 +89,34 @@ class LiveSeatMap:
 
 
 RECENT_IN_SNAPSHOT = 20
+# What the recent activity keeps at most: anyone who can write to the broker can make up events and seat ids, and
+# a page shows a change's first few seats. A booking's seats are far fewer.
+RECENT_EVENTS = 1000
+RECENT_SEATS_PER_CHANGE = 20
 
 
 class RecentChanges:
     """The last changes of every event, kept whether or not anyone watches it yet (a map is loaded on its
     first viewer): a snapshot carries them so that a page opening can show what just happened."""
 
-    def __init__(self, per_event: int = RECENT_IN_SNAPSHOT) -> None:
-        self._per_event = per_event
-        self._by_event: dict[str, dict[int, dict[str, Any]]] = {}
+    def __init__(self, per_event: int = RECENT_IN_SNAPSHOT, events: int = RECENT_EVENTS) -> None:
+        self._per_event, self._events = per_event, events
+        self._by_event: OrderedDict[str, dict[int, dict[str, Any]]] = OrderedDict()  # the last changed last
 
     def record(self, message: Message) -> None:
         seq = message.data.get("seq")
         if message.type not in LIVE_TYPES or not isinstance(seq, int):
             return
         kept = self._by_event.setdefault(message.event_id, {})
+        self._by_event.move_to_end(message.event_id)
+        if len(self._by_event) > self._events:
+            self._by_event.popitem(last=False)
         if seq in kept or (len(kept) >= self._per_event and seq < min(kept)):
             return  # a redelivery, or older than all kept
         kind, _ = LIVE_TYPES[message.type]
         # No booking ids, as in the stream's changes: every watcher is anonymous.
-        change = {"type": kind, "seq": seq, "seatIds": list(message.data.get("seatIds", [])),
+        seat_ids = message.data.get("seatIds", [])
+        change = {"type": kind, "seq": seq, "seatIds": list(seat_ids[:RECENT_SEATS_PER_CHANGE]),
                   "bookingId": None, "at": message.occurred_at}
         if kind == "seat.released":
             change["reason"] = message.data.get("reason")
