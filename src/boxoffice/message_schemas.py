@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -101,7 +101,10 @@ def _mail_address(text: str) -> str:
 # can write to the broker can send them. A name is shown on pages and in email subjects; an address is mailed to;
 # a buyer's id names their bookings.
 ShownName = Annotated[str, _bounded(1024), AfterValidator(_shown)]
-RowLabel = Annotated[str, _bounded(16), AfterValidator(_shown)]
+# As the gateway's: a ticket's code names its seat, and a seat id made of other characters makes tickets that never
+# scan; a row label goes into seat ids and emails.
+RowLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,4}$")]
+NewSeatId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")]
 MailTo = Annotated[str, StringConstraints(max_length=320), AfterValidator(_mail_address)]  # "" for none given
 BuyerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")]
 
@@ -247,12 +250,13 @@ class CommandRejected(Data):
     reason: Reason
 
 
+_PRICE = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")  # as the gateway writes it: no exponent, at most two decimals
+
+
 def _price(text: str) -> str:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError("not a decimal number") from None
-    if not value.is_finite() or not 0 <= value < MAX_PRICE:
+    if not _PRICE.fullmatch(text):
+        raise ValueError("not an amount with at most two decimals")
+    if not Decimal(text) < MAX_PRICE:
         raise ValueError("out of range")
     return text
 
@@ -276,8 +280,8 @@ class NewRow(Data):
 
 
 class NewSeat(Data):
-    seatId: SeatId
-    row: Annotated[str, _bounded(16)]
+    seatId: NewSeatId
+    row: RowLabel
     number: Annotated[int, Field(ge=0, le=MAX_EVENT_SEATS)]
     section: ShownName
     categoryId: Code

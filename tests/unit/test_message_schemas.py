@@ -385,11 +385,17 @@ def category(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("data", "reason"), [
-    (event_data(priceCategories=[category(price="abc")]), "data.priceCategories.0.price: Value error, not a decimal"),
-    (event_data(priceCategories=[category(price="-1")]), "data.priceCategories.0.price: Value error, out of range"),
-    (event_data(priceCategories=[category(price="1e9")]), "data.priceCategories.0.price: Value error, out of range"),
-    (event_data(priceCategories=[category(price="NaN")]), "data.priceCategories.0.price: Value error, out of range"),
-    (event_data(priceCategories=[category(price="Infinity")]), "data.priceCategories.0.price: Value error, out of"),
+    *((event_data(priceCategories=[category(price=price)]),
+       "data.priceCategories.0.price: Value error, not an amount with at most two decimals")
+      # Found from outside: 1e-999999999 passed, and PostgreSQL refused it only after the catalog's retries.
+      for price in ("abc", "-1", "1e9", "NaN", "Infinity", "1e-999999999", "1_0", "1.005", " 1")),
+    (event_data(priceCategories=[category(price="1000000")]), "data.priceCategories.0.price: Value error, out of"),
+    # Found from outside: seats a ticket's code cannot name were sold, and their tickets never scanned.
+    *((event_data(rows=[], seats=[{"seatId": seat_id, "row": row, "number": 1, "section": "Main",
+                                   "categoryId": "std"}]), f"data.seats.0.{field}")
+      for seat_id, row, field in (("S:1 ü<b>", "A", "seatId"), ("S\u202e2", "A", "seatId"), (" ", "A", "seatId"),
+                                  ("A1", "A\r\nPAY@evil.io\r\n", "row"), ("A1", "B\x07", "row"))),
+    (event_data(rows=[{"row": "A\u202e", "section": "Main", "categoryId": "std", "seats": 1}]), "data.rows.0.row"),
     (event_data(priceCategories=[category(price=150.0)]), "data.priceCategories.0.price: Input should be a valid st"),
     (event_data(priceCategories=[]), "data.priceCategories: List should have at least 1 item"),
     (event_data(startsAt="tomorrow"), "data.startsAt: Value error, not an ISO-8601 time"),
