@@ -115,12 +115,12 @@ def _service_env(settings: Settings, runtime: Runtime) -> dict[str, str]:
 def _programs(settings: Settings, runtime: Runtime, postgres: EmbeddedPostgres | None,
               broker_port: int | None, mailbox: MailboxProgram | None) -> tuple[list[Program], list[Program]]:
     infrastructure = []
-    if mailbox is not None:
-        infrastructure.append(Program("mailbox", mailbox.command, 3, True))
+    env = _service_env(settings, runtime)
+    if mailbox is not None:  # with the settings `up` ran with (its log format, its nice)
+        infrastructure.append(Program("mailbox", mailbox.command, 3, True, environment=env))
     if postgres is not None:
         infrastructure.append(Program("postgres", postgres.command(), 1, True, user=pg_run_as_user(),
                                       stopsignal="INT"))
-    env = _service_env(settings, runtime)
     if broker_port is not None:
         # Through our entrypoint, which becomes the broker: each start of it counts a new Kafka epoch.
         infrastructure.append(Program("broker", [sys.executable, "-m", "boxoffice.entrypoints.broker",

@@ -613,7 +613,8 @@ def mailbox(
     from boxoffice.adapters.mailbox import key_in
 
     key = key_in(Path(key_file)) if key_file else None
-    run(Path(directory) if directory else settings.data_path / "mailbox", smtp_port, http_port, http_host, key)
+    run(Path(directory) if directory else settings.data_path / "mailbox", smtp_port, http_port, http_host, key,
+        settings.log_format)
 
 
 @bench_app.command("lifecycle")

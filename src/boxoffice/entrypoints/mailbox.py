@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from pathlib import Path
 
+from boxoffice import logs
 from boxoffice.adapters.mailbox import Mailbox
 
 
@@ -26,8 +26,7 @@ async def serve(directory: Path, smtp_port: int, http_port: int, http_host: str 
 
 
 def run(directory: Path, smtp_port: int, http_port: int, http_host: str = "127.0.0.1",
-        key: str | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s mailbox[%(process)d] %(levelname)s %(name)s: %(message)s")
+        key: str | None = None, log_format: str = "text") -> None:
+    logs.configure("mailbox", log_format)  # the services' lines: BOXOFFICE_LOG_FORMAT=json makes JSON lines
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     asyncio.run(serve(directory.resolve(), smtp_port, http_port, http_host, key))
