@@ -140,8 +140,9 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
         if consumer.assignment() != read_since_assigned:
             read_since_assigned = set(consumer.assignment())
             batches = await first_reads(consumer, batches, max_records)
-        # No await between getmany and taking the lock: a rebalance that starts now waits for this batch.
+        # Otherwise no await between getmany and taking the lock: a rebalance that starts now waits for this batch.
         async with busy:
+            # What a rebalance during the first reads gave up is its next owner's.
             assigned = consumer.assignment()
             batches = {tp: records for tp, records in batches.items() if tp in assigned}
             deliveries: list[Delivery] = []
