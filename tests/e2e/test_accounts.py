@@ -313,7 +313,12 @@ async def test_an_organiser_manages_only_the_events_they_created(
         entered = await client.post("/tickets/verify", json={"ticket": tickets[seat]}, headers=door)
         assert entered.status_code == 200 and entered.json()["status"] == "valid", entered.text
 
-    changed = await client.put(f"/events/{event_id}/onsale", json=on_sale, headers=mine)
-    assert changed.status_code == 200 and changed.json()["opensAt"] == "2027-01-01T00:00:00.000Z", changed.text
+    # Its own organiser gets past the ownership check: an opening later than now would close the sale its buyer
+    # bought in (409 sale_open), one already come is taken.
+    closing = await client.put(f"/events/{event_id}/onsale", json=on_sale, headers=mine)
+    assert closing.status_code == 409 and closing.json()["code"] == "sale_open", closing.text
+    changed = await client.put(f"/events/{event_id}/onsale", json={**on_sale, "opensAt": "2026-01-01T00:00:00Z"},
+                               headers=mine)
+    assert changed.status_code == 200 and changed.json()["opensAt"] == "2026-01-01T00:00:00.000Z", changed.text
     called_off = await client.post(f"/events/{event_id}/cancel", headers=admin)
     assert called_off.status_code == 200 and called_off.json()["status"] == "cancelled", called_off.text
