@@ -72,6 +72,27 @@ def test_a_row_whose_best_seat_is_taken_no_longer_outranks_the_rows_with_better_
     assert s.choose(1) == Block(("A1",), 0, 1)
 
 
+def test_a_rows_block_is_found_again_only_once_the_row_changed(monkeypatch) -> None:
+    # With a bestOrder that mixes rows every choice weighs many rows: 3.4 ms a choice on 10,000 seats in
+    # 200 rows of a shuffled order, before the blocks were kept.
+    order = ["B2", "A1", "C1", "C2", "C3", "C4", "A2", "A3", "A4", "B1", "B3", "B4"]
+    s = seating({"A": 4, "B": 4, "C": 4}, {"B2"}, rank={seat: i for i, seat in enumerate(order)})
+    looked_at: list[str] = []
+    find = Seating._best_block  # noqa: SLF001 - counting how often a row's block is looked for
+
+    def counted(self: Seating, row: object, quantity: int, wanted: object) -> object:
+        looked_at.append(row.seats[0].row)  # type: ignore[attr-defined]
+        return find(self, row, quantity, wanted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Seating, "_best_block", counted)
+    assert s.choose(2) == Block(("C1", "C2"), 0, 2 + 3)
+    assert sorted(looked_at) == ["A", "B", "C"]
+    looked_at.clear()
+    assert s.choose(2) == Block(("C1", "C2"), 0, 2 + 3) and looked_at == []
+    s.take(["C1", "C2"])
+    assert s.choose(2) == Block(("A1", "A2"), 0, 1 + 6) and looked_at == ["C"]  # A's block, kept, beats C3+C4
+
+
 def test_sold_out_and_not_together_are_told_apart():
     s = seating({"A": 4, "B": 4}, {"A2", "A4", "B2", "B4"})  # A1, A3, B1, B3 free: four left, no two together
     assert isinstance(r := s.choose(2), Refusal) and r.code == "not_enough_adjacent"

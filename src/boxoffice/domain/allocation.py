@@ -53,6 +53,7 @@ class _Row:
         # together[i]: seat i and seat i + 1 are next to each other (no gap in the numbering)
         self.together = [b.number == a.number + 1 for a, b in zip(self.seats, self.seats[1:], strict=False)]
         self.free = 0
+        self.version = 0  # moves with every seat taken or given back: the blocks found before are stale
 
     def adjacent(self, i: int) -> bool:
         """Whether seat i and seat i + 1 are next to each other (no gap in the numbering)."""
@@ -77,6 +78,9 @@ class Seating:
         self._categories = {s.category_id for s in self.seat.values()}
         self._ranked: dict[Filter, list[_Row]] = {}
         self._row_bests: dict[Filter, list[int]] = {}
+        # Each row's best block per request shape, while the row stays as it was: a bestOrder that mixes rows makes
+        # every choice weigh many rows, and a row's block is found again only after the row changed.
+        self._blocks: dict[tuple[Filter, int], dict[int, tuple[int, Block | None]]] = {}
         self._first_with_room: dict[Filter, int] = {}
         self.free: set[str] = set()
         self.reset(free, seq)
@@ -86,6 +90,7 @@ class Seating:
         self.free = {s for s in free if s in self.seat}
         for row in self._rows:
             row.free = sum(1 for s in row.seats if s.seat_id in self.free)
+            row.version += 1
         self.seq = seq
 
     def take(self, seat_ids: Iterable[str]) -> None:
@@ -93,12 +98,14 @@ class Seating:
             if seat_id in self.free:
                 self.free.remove(seat_id)
                 self._row_of[seat_id].free -= 1
+                self._row_of[seat_id].version += 1
 
     def give_back(self, seat_ids: Iterable[str]) -> None:
         for seat_id in seat_ids:
             if seat_id in self.seat and seat_id not in self.free:
                 self.free.add(seat_id)
                 self._row_of[seat_id].free += 1
+                self._row_of[seat_id].version += 1
                 self._first_with_room.clear()
 
     def choose(self, quantity: int, category_id: str | None = None, section: str | None = None) -> Block | Refusal:
@@ -113,14 +120,21 @@ class Seating:
             first += 1
         self._first_with_room[wanted] = first
         bests = self._row_bests[wanted]
+        blocks = self._blocks.setdefault((wanted, quantity), {})
         found: Block | None = None
         for at in range(first, len(rows)):
             # Rows come best seat first: no block of this row or a later one ranks under quantity x its best seat.
             if found is not None and quantity * bests[at] >= found.score:
                 break
-            if rows[at].free < quantity:
+            row = rows[at]
+            if row.free < quantity:
                 continue
-            block = self._best_block(rows[at], quantity, wanted)
+            known = blocks.get(id(row))
+            if known is not None and known[0] == row.version:
+                block = known[1]
+            else:
+                block = self._best_block(row, quantity, wanted)
+                blocks[id(row)] = (row.version, block)
             if block is not None and (found is None or block.score < found.score):
                 found = block
         if found is not None:
