@@ -39,6 +39,7 @@ def test_an_organiser_manages_the_events_they_created_and_those_without_an_organ
 
 @pytest.mark.parametrize(("password", "problem"), [
     ("short", "at least 8"), ("x" * 129, "at most 128"), ("        ", "blank"), ("long enough", None),
+    ("        a", "at least 8"), (" pass  ", "at least 8"),  # found from outside: spaces made up the length
     ("12345678", "only digits"), ("20261205", "only digits"), ("password", "too common"),
     ("Password1", "too common"), ("  QWERTYUIOP ", "too common"), ("iloveyou", "too common"),
     ("fan.of.music", "the email"), ("FAN.OF.MUSIC@example.com", "the email"), ("fan.of.music2", None),
@@ -131,7 +132,11 @@ def test_buckets_forget_keys_that_have_refilled():
 
 @pytest.mark.parametrize(("email", "box"), [
     ("fan@example.com", "fan@example.com"), ("Fan+Tour2027@Example.COM", "fan@example.com"),
-    ("a+b+c@x.io", "a@x.io"), (" odd.name@host.example ", "odd.name@host.example")])
+    ("a+b+c@x.io", "a@x.io"), (" odd.name@host.example ", "odd.name@host.example"),
+    # Found from outside: one mailbox confirmed several accounts under spellings of one domain.
+    ("fan@exämple.com", "fan@xn--exmple-cua.com"), ("fan@xn--exmple-cua.com", "fan@xn--exmple-cua.com"),
+    ("fan@\uff45xample.\uff43om", "fan@example.com"), ("fan@exa\u0308mple.com", "fan@xn--exmple-cua.com"),
+    ("\uff46an@Example.com", "fan@example.com")])  # full-width e, c and f
 def test_the_mailbox_of_an_address_ignores_capitals_and_plus_tags(email: str, box: str):
     assert mailbox(email) == box
 

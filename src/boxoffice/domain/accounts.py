@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -73,12 +74,12 @@ MAX_PASSWORD_LENGTH = 128
 
 def password_problem(password: str, email: str = "", common: frozenset[str] = frozenset()) -> str | None:
     """Why a new password is refused, or None. `common` holds the most used passwords, lower-cased."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"password: at least {MIN_PASSWORD_LENGTH} characters"
-    if len(password) > MAX_PASSWORD_LENGTH:
-        return f"password: at most {MAX_PASSWORD_LENGTH} characters"
     if password.strip() == "":
         return "password: must not be blank"
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:  # spaces around a short one add nothing to guess
+        return f"password: at least {MIN_PASSWORD_LENGTH} characters besides spaces at either end"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"password: at most {MAX_PASSWORD_LENGTH} characters"
     if any(unicodedata.category(c) in _UNSEEN for c in password):
         return "password: must not contain control or invisible characters"
     if password.isdigit():
@@ -93,6 +94,9 @@ def password_problem(password: str, email: str = "", common: frozenset[str] = fr
 
 def mailbox(email: str) -> str:
     """The mailbox an address delivers to, as far as can be told from the address: lower-cased, without a
-    `+tag` after the local part (fan+1@example.com and Fan@example.com reach one person)."""
-    local, _, domain = email.strip().lower().rpartition("@")
+    `+tag` after the local part (fan+1@example.com and Fan@example.com reach one person), its domain in the ASCII
+    form DNS looks up (exämple.com is xn--exmple-cua.com; full-width letters are the plain ones)."""
+    local, _, domain = unicodedata.normalize("NFKC", email.strip()).lower().rpartition("@")
+    with contextlib.suppress(UnicodeError):  # otherwise not a host name DNS could look up: kept as written
+        domain = domain.encode("idna").decode("ascii")
     return f"{local.partition('+')[0]}@{domain}"
