@@ -184,7 +184,7 @@ class Settings(BaseSettings):
             return value
         for address in value.split(","):
             host, _, port = address.strip().rpartition(":")
-            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            if not host or any(c.isspace() for c in host) or not port.isdigit() or not 1 <= int(port) <= 65535:
                 raise ValueError("must be Kafka brokers as host:port, separated by commas (kafka1:9092,kafka2:9092)")
             if (":" in host or host.startswith("[")) and not _bracketed_ipv6(host):
                 # The Kafka client reads ::1:9092 as the address ::1:9092 on port 9092, not as ::1 on 9092.

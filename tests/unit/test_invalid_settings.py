@@ -56,6 +56,14 @@ def test_urls_of_every_shape_the_docs_give_are_taken() -> None:
     assert Settings(database_url="", kafka_bootstrap="").embedded_database
 
 
+@pytest.mark.parametrize("bootstrap", ["a b:9092", "kafka1:9092,kafka\t2:9092"])
+def test_a_broker_host_with_white_space_in_it_is_refused(bootstrap: str) -> None:
+    from boxoffice.config import Settings
+
+    with pytest.raises(ValidationError, match="must be Kafka brokers as host:port"):
+        Settings(kafka_bootstrap=bootstrap)
+
+
 @pytest.mark.parametrize("bootstrap", ["::1:9092", "kafka1:9092,fe80::1:9093", "[::1:9092", "[not-an-address]:9092"])
 def test_an_ipv6_broker_address_without_brackets_is_refused_rather_than_read_as_another_address(
         bootstrap: str) -> None:
