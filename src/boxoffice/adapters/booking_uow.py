@@ -140,8 +140,11 @@ class PostgresSeats:
         self._con, self._seat_check, self._after_lock = con, seat_check, after_lock
 
     async def lock(self, event_ids: list[str], seats: list[tuple[str, str]]) -> dict[str, SeatMap]:
+        # KEY SHARE: a first on-sale being set up (which locks the event's row FOR UPDATE) waits for these holds,
+        # or these holds for it, and then read its sale's gate (waiting_rooms.gates, later in this transaction).
         currencies = await self._con.fetch(
-            "SELECT event_id, currency, status, hold_seconds FROM events WHERE event_id = ANY($1)", event_ids)
+            "SELECT event_id, currency, status, hold_seconds FROM events WHERE event_id = ANY($1) FOR KEY SHARE",
+            event_ids)
         lock = " FOR UPDATE OF s" if self._seat_check else ""
         rows = await self._con.fetch(_LOCK_SEATS + lock, [e for e, _ in seats], [s for _, s in seats])
         if self._after_lock is not None:

@@ -66,6 +66,9 @@ class PostgresRooms:
         return [r["event_id"] for r in rows]
 
     async def seats_held(self, event_id: str) -> bool:
+        # The event's row FOR UPDATE first: holds being decided (KEY SHARE on it) finish and are counted, and
+        # holds decided after this unit of work read its room.
+        await self._con.execute("SELECT 1 FROM events WHERE event_id = $1 FOR UPDATE", event_id)
         return bool(await self._con.fetchval(
             "SELECT EXISTS (SELECT 1 FROM booking_seats WHERE event_id = $1 AND live)", event_id))
 

@@ -38,7 +38,8 @@ class Rooms(Protocol):
         ...
 
     async def seats_held(self, event_id: str) -> bool:
-        """Whether buyers hold or own seats of the event now."""
+        """Whether buyers hold or own seats of the event now; no hold of it is decided until the unit of work
+        ends (the holds decided after it see what it wrote)."""
         ...
 
     async def called_off(self, event_ids: list[str]) -> set[str]:

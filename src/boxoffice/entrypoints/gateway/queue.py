@@ -325,6 +325,10 @@ async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(op
         room = await views.waiting_room(gw.pool, event_id)
         if room is not None and views.on_sale_view(room) == wanted:
             return JSON({"success": True, "eventId": event_id, **wanted})
+        if before is None and room is not None and room["opens_at"] < on_sale.opens_at:
+            # Buyers took seats while the first on-sale was decided: the waitingroom service opened the sale now.
+            raise refuse(errors.SaleOpen.code, f"The sale of {event_id} has been open since the event was created "
+                         f"and buyers took seats in it meanwhile: it opens at {iso(room['opens_at'])}")
         await asyncio.sleep(0.05)
     return JSON({"success": False, "status": "queued", "eventId": event_id, "statusUrl": f"/events/{event_id}",
                  "error": "The waiting room has not applied the change yet; it will shortly"}, status_code=202)
