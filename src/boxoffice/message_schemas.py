@@ -103,8 +103,10 @@ def _mail_address(text: str) -> str:
 ShownName = Annotated[str, _bounded(1024), AfterValidator(_shown)]
 # As the gateway's: a ticket's code names its seat, and a seat id made of other characters makes tickets that never
 # scan; a row label goes into seat ids and emails.
-RowLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,4}$")]
-NewSeatId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")]
+SEAT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$"
+ROW_LABEL = r"^[A-Za-z0-9]{1,4}$"
+RowLabel = Annotated[str, StringConstraints(pattern=ROW_LABEL)]
+NewSeatId = Annotated[str, StringConstraints(pattern=SEAT_ID)]
 MailTo = Annotated[str, StringConstraints(max_length=320), AfterValidator(_mail_address)]  # "" for none given
 BuyerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")]
 

@@ -137,14 +137,16 @@ async def consume_forever(consumer: AIOKafkaConsumer, handle: BatchHandler, dead
         rewound = set(await restarted_logs.rewind())
         if not batches:
             continue
-        if consumer.assignment() != read_since_assigned:
-            read_since_assigned = set(consumer.assignment())
+        assigned = consumer.assignment()
+        first = assigned != read_since_assigned
+        if first:
+            read_since_assigned = assigned
             batches = await first_reads(consumer, batches, max_records)
         # Otherwise no await between getmany and taking the lock: a rebalance that starts now waits for this batch.
         async with busy:
-            # What a rebalance during the first reads gave up is its next owner's.
-            assigned = consumer.assignment()
-            batches = {tp: records for tp, records in batches.items() if tp in assigned}
+            if first:  # what a rebalance during the first reads gave up is its next owner's
+                assigned = consumer.assignment()
+                batches = {tp: records for tp, records in batches.items() if tp in assigned}
             deliveries: list[Delivery] = []
             malformed: list[tuple[ConsumerRecord[bytes, bytes], BaseException]] = []
             for tp, records in batches.items():

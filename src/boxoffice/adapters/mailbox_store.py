@@ -101,7 +101,6 @@ def describe(message_id: str, message: EmailMessage) -> dict[str, Any]:
         for part in message.walk()
         if not part.is_multipart() and part is not text_part and part is not html_part
     ]
-    received = datetime.fromtimestamp(int(message_id[:20]) / 1e9, UTC)
     return {
         "id": message_id,
         "messageId": str(message.get("Message-ID", "")) or None,
@@ -109,7 +108,7 @@ def describe(message_id: str, message: EmailMessage) -> dict[str, Any]:
         "to": [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", [])])],
         "subject": str(message.get("Subject", "")),
         "date": _header_date(message),
-        "receivedAt": received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "receivedAt": _received_at(message_id),
         "text": _content(text_part),
         "html": _content(html_part),
         "attachments": attachments,
@@ -118,11 +117,15 @@ def describe(message_id: str, message: EmailMessage) -> dict[str, Any]:
 
 def unreadable(message_id: str, exc: Exception) -> dict[str, Any]:
     """A message the email library cannot take apart: listed, with its raw form, and why."""
-    received = datetime.fromtimestamp(int(message_id[:20]) / 1e9, UTC)
     return {"id": message_id, "messageId": None, "from": "", "to": [],
             "subject": f"(this message could not be read: {type(exc).__name__})", "date": None,
-            "receivedAt": received.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "text": None,
-            "html": None, "attachments": []}
+            "receivedAt": _received_at(message_id), "text": None, "html": None, "attachments": []}
+
+
+def _received_at(message_id: str) -> str:
+    """The moment a message was kept, which its id begins with (nanoseconds since the epoch)."""
+    received = datetime.fromtimestamp(int(message_id[:20]) / 1e9, UTC)
+    return received.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _content(part: MIMEPart | None) -> str | None:

@@ -307,8 +307,7 @@ async def set_on_sale(event_id: EventPath, body: Annotated[OnSaleChange, Body(op
             before["opens_at"], before["enabled"], before["opened_at"] is not None, utc_now())):
         what = "waiting room" if before["opened_at"] is not None else "sale"
         raise refuse(errors.SaleOpen.code, f"The {what} of {event_id} has opened: opensAt can no longer change")
-    if before is None and on_sale.opens_at > (now := utc_now()) and first_opening(
-            on_sale, await views.seats_held(gw.pool, event_id), now) != on_sale:
+    if before is None and first_opening(on_sale, await views.seats_held(gw.pool, event_id), utc_now()) != on_sale:
         raise refuse(errors.SaleOpen.code, f"The sale of {event_id} has been open since the event was created and "
                      "buyers hold seats in it: opensAt can no longer be later than now")
     if before is None or on_sale.moves_opening(before["opens_at"], opened=True):

@@ -11,10 +11,9 @@ from pydantic_core import PydanticCustomError
 
 from boxoffice.domain.catalog import MAX_HOLD_SECONDS, MIN_HOLD_SECONDS
 from boxoffice.domain.text import CONTROL, MAX_ADDRESS_LENGTH, ONE_LINE, has_control, has_visible, is_mail_address
-from boxoffice.message_schemas import Currency
+from boxoffice.message_schemas import ROW_LABEL, SEAT_ID, Currency
 
 EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-SEAT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$"
 USER_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$"
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -279,7 +278,7 @@ class SeatView(BaseModel):
 
 
 CategoryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
-RowLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,4}$")]
+RowLabel = Annotated[str, StringConstraints(pattern=ROW_LABEL)]
 
 
 class NewVenue(Strict):
