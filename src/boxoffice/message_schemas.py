@@ -9,7 +9,6 @@ typed when present; fields it does not name (such as `seq` on other topics) are 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -65,7 +64,7 @@ Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^\x00\r\n]*
 
 def _moment(text: str) -> str:
     try:
-        moment = datetime.fromisoformat(text)
+        moment = moments.from_iso(text)
     except ValueError:
         raise ValueError("not an ISO-8601 time") from None
     if moment.tzinfo is None:

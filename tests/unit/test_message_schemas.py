@@ -399,6 +399,7 @@ def category(**changes: Any) -> dict[str, Any]:
     (event_data(priceCategories=[category(price=150.0)]), "data.priceCategories.0.price: Input should be a valid st"),
     (event_data(priceCategories=[]), "data.priceCategories: List should have at least 1 item"),
     (event_data(startsAt="tomorrow"), "data.startsAt: Value error, not an ISO-8601 time"),
+    (event_data(startsAt="2030-01-01\u00e919:00:00+00:00"), "data.startsAt: Value error, not an ISO-8601 time"),
     (event_data(startsAt="2030-01-01T19:00:00"), "data.startsAt: Value error, no time zone"),
     (event_data(venue={"city": "Testville"}), "data.venue.name: Field required"),
     (event_data(rows=[{"row": "A", "section": "Main", "categoryId": "std", "seats": "10"}]), "data.rows.0.seats"),
