@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,30 @@ from boxoffice.config import Settings
 from boxoffice.domain.tickets import TicketSeal
 
 log = logging.getLogger("boxoffice")
+
+# How long a process's clean stop may take before it exits anyway.
+STOP_GRACE_SECONDS = 5.0
+
+
+@contextlib.contextmanager
+def exits_if_stuck(what: str, seconds: float = STOP_GRACE_SECONDS) -> Iterator[None]:
+    """A stop's clean-up talks to the broker and the database, and may wait for ever on one that died: past
+    `seconds` the process exits, where it is stuck written to stderr, so that the supervisor starts it again
+    rather than keeping a process that decides nothing. A thread's timer, since the event loop may be what
+    waits."""
+    timer = threading.Timer(seconds, _exit_stuck, args=(what, seconds))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _exit_stuck(what: str, seconds: float) -> None:
+    log.error("%s took longer than %g s; exiting. Where it waited:", what, seconds)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    os._exit(1)
 
 
 @dataclass
@@ -76,9 +104,10 @@ async def runtime(settings: Settings, name: str, *, produces: bool,
             await start_with_retry(producer, f"{name} producer")
         yield ServiceRuntime(settings, name, pool, producer)
     finally:
-        if producer is not None:
-            await producer.stop()
-        await pool.close()
+        with exits_if_stuck(f"stopping {name}'s producer and pool"):
+            if producer is not None:
+                await producer.stop()
+            await pool.close()
 
 
 async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: BatchHandler,
@@ -133,9 +162,10 @@ async def run_consumer_service(rt: ServiceRuntime, topics: list[str], handler: B
             task.result()
     finally:
         log.info("%s stopping", rt.name)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await consumer.stop()
-        if own_producer is not None:
-            await own_producer.stop()
+        with exits_if_stuck(f"stopping {rt.name}'s consumer"):
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await consumer.stop()
+            if own_producer is not None:
+                await own_producer.stop()

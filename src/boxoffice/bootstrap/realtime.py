@@ -17,7 +17,7 @@ from boxoffice.adapters.live_store import load_seat_map
 from boxoffice.adapters.outbox import KafkaEpochWatch
 from boxoffice.adapters.sse_server import serve as serve_live
 from boxoffice.adapters.sse_server import serve_handoffs
-from boxoffice.bootstrap import ServiceRuntime, restarted_logs
+from boxoffice.bootstrap import ServiceRuntime, exits_if_stuck, restarted_logs
 from boxoffice.service_layer.live import LIVE_TYPES
 from boxoffice.service_layer.live_hub import LiveHub
 
@@ -67,8 +67,9 @@ async def serve(rt: ServiceRuntime) -> None:
         for task in done:
             task.result()
     finally:
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await consumer.stop()
+        with exits_if_stuck("stopping realtime's consumer"):
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await consumer.stop()

@@ -10,6 +10,7 @@ import signal
 import sys
 
 from boxoffice import logs
+from boxoffice.bootstrap import STOP_GRACE_SECONDS
 from boxoffice.config import Settings, get_settings
 
 
@@ -37,9 +38,6 @@ async def _main(service: str, settings: Settings) -> None:
         loop.add_signal_handler(sig, stop)
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-STOP_GRACE_SECONDS = 5.0
 
 
 def _give_up(task: asyncio.Task[None]) -> None:
