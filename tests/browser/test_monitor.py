@@ -165,3 +165,28 @@ async def test_the_page_tells_its_own_holds_end_though_the_stream_names_no_booki
     assert await seat_status(theirs, "K8") == "RESERVED"
     for page in (mine, theirs):
         await page.close()
+
+
+async def test_the_last_seat_of_a_long_row_can_be_reached_and_picked(browser, platform: RunningPlatform) -> None:
+    """Found from outside: a row wider than the map was cut off at the map's edge, with nothing to scroll (on a
+    phone the demo's 30-seat rows showed 13 seats), and its last seats could not be clicked."""
+    import uuid
+
+    event_id = f"long_rows_{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as api:
+        created = await api.post("/events", json={
+            "eventId": event_id, "name": "Long Rows", "venue": {"name": "Hall", "city": "Leeds"},
+            "startsAt": "2027-09-01T18:00:00Z", "priceCategories": [{"categoryId": "std", "name": "Std", "price": 10}],
+            "rows": [{"row": row, "seats": 120, "section": "Stalls", "categoryId": "std"} for row in "AB"]})
+        assert created.status_code in (201, 202), created.text
+    for width, height in ((1400, 1000), (390, 844)):
+        page = await browser.new_page(viewport={"width": width, "height": height})
+        await page.goto(f"{platform.base_url}/?event={event_id}")
+        await page.wait_for_selector("#connection-status:has-text('Live')", timeout=15_000)
+        seat_map = page.locator("#seat-map")
+        assert await seat_map.evaluate("map => map.scrollWidth > map.clientWidth")
+        await page.click("[data-seat-id='B120']", timeout=5_000)  # scrolled to, then clicked where it is seen
+        await expect(page.locator("[data-seat-id='B120']")).to_have_attribute("aria-pressed", "true")
+        shown, visible = await page.locator("[data-seat-id='B120']").bounding_box(), await seat_map.bounding_box()
+        assert visible["x"] <= shown["x"] and shown["x"] + shown["width"] <= visible["x"] + visible["width"]
+        await page.close()

@@ -472,6 +472,7 @@ function drawRows(drawId, rowIndex, section) {
 
 function drawRow(first, seatIds) {
   const row = makeRow(first.section, first.row);
+  row.node.style.setProperty("--row-seats", seatIds.length);
   for (const seatId of seatIds) row.seats.append(makeSeatButton(state.seats.get(seatId)));
   return row.node;
 }
