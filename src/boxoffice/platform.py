@@ -392,6 +392,19 @@ def _is_instance_of(program: str, service: str) -> bool:
     return base == service and number.isdigit()
 
 
+def _refuse_taken_ports(settings: Settings, supervisor: Supervisor, programs: list[str]) -> None:
+    """Another process on the port of a server about to start would get the buyers' requests (the gateway's)
+    or the live streams the gateway relays (realtime's): named rather than started into a spawn error."""
+    runtime = read_runtime(settings)
+    if runtime is None:
+        return
+    if "gateway" in programs:
+        _refuse_a_taken_port(runtime.http_port, supervisor)
+    if runtime.realtime_port and any(name == "realtime" or _is_instance_of(name, "realtime") for name in programs):
+        _refuse_a_taken_port(runtime.realtime_port, supervisor, "the realtime service",
+                             _ANOTHER_PORT.format(setting="BOXOFFICE_REALTIME_PORT"))
+
+
 def control(settings: Settings, action: str, service: str) -> str:
     """Stops or starts a service (every process of it), or one process of it by program name (`booking-2`)."""
     if service not in SERVICES and not any(_is_instance_of(service, s) for s in SERVICES):
@@ -402,13 +415,19 @@ def control(settings: Settings, action: str, service: str) -> str:
               if name == service or _is_instance_of(name, service)}
     if not states:
         raise PlatformError(f"no program {service!r} runs under the supervisor")
-    # Of a service's processes, only those not already stopped (started) are addressed.
+    # Of a service's processes, only those not already stopped (started) are addressed; one that keeps failing
+    # to start (BACKOFF) is started afresh.
     settled = ("STOPPED", "EXITED", "FATAL") if action == "stop" else ("RUNNING", "STARTING")
     programs = [name for name, state in states.items() if state not in settled]
     if not programs:
         if action == "start" and "gateway" in states:
             _wait_serving(settings, supervisor)  # one the supervisor is still starting serves first
         return f"{service} is already {'stopped' if action == 'stop' else 'running'}"
+    if action == "start":
+        _refuse_taken_ports(settings, supervisor, programs)
+        failing = [name for name in programs if states[name] == "BACKOFF"]
+        if failing:
+            supervisor.ctl("stop", *(f"{SERVICE_GROUP}:{name}" for name in failing))
     if action == "stop":
         # A process the supervisor has only just spawned can lose a stop signal before it runs Python
         # (it still has the supervisor's handlers): let it reach RUNNING first.
@@ -417,6 +436,11 @@ def control(settings: Settings, action: str, service: str) -> str:
                 name in programs and state in ("STARTING", "BACKOFF") for name, state, _ in supervisor.status()):
             time.sleep(0.1)
     result = supervisor.ctl(action, *(f"{SERVICE_GROUP}:{name}" for name in programs))
+    said = (result.stdout + result.stderr).strip()
+    if "ERROR" in said:
+        if action == "start":
+            _refuse_taken_ports(settings, supervisor, programs)  # taken meanwhile: said as such
+        raise PlatformError(f"{said}\n{service} did not {action}: its log is in {settings.data_path / 'logs'}")
     if action == "start" and "gateway" in programs:
         _wait_serving(settings, supervisor)
-    return (result.stdout + result.stderr).strip()
+    return said

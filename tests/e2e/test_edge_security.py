@@ -381,6 +381,37 @@ def test_a_port_taken_while_the_gateway_was_stopped_is_named_and_not_taken_for_t
     assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["services"]["gateway"]["status"] == "up"
 
 
+def test_a_realtime_port_taken_while_realtime_was_stopped_is_named_and_start_fails(
+        platform: RunningPlatform) -> None:
+    """Found from outside, as a local user: bound between `stop realtime` and `start realtime`, the port got the
+    live streams the gateway relays (a made-up seat map reached the browser), while `start` said ERROR (spawn
+    error) and exited 0."""
+    import subprocess
+    import sys
+
+    port = int(str(platform.runtime["realtime_port"]))
+    assert platform.cli("stop", "realtime").returncode == 0
+    try:
+        squatter = subprocess.Popen(
+            [sys.executable, "-c", "import socket, sys, time\n"
+             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+             "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('bound', flush=True)\n"
+             "time.sleep(300)", str(port)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
+            started = platform.cli("start", "realtime")
+            assert started.returncode == 1, started.stdout
+            said = started.stdout + started.stderr
+            assert f"port {port} is held by pid {squatter.pid} (python" in said and "not by the realtime" in said, said
+        finally:
+            squatter.kill()
+            squatter.wait()
+    finally:  # the shared platform's realtime serves the tests after this one
+        again = platform.cli("start", "realtime")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ERROR" not in again.stdout + again.stderr
+
+
 def test_start_gateway_waits_for_the_running_platforms_port_not_the_shells(platform: RunningPlatform) -> None:
     """A shell that names only the data directory (BOXOFFICE_HTTP_PORT unset, so 8000 by default) starts the
     gateway of a platform on another port: `start` waits for that one and says it started."""
