@@ -190,3 +190,24 @@ async def test_the_last_seat_of_a_long_row_can_be_reached_and_picked(browser, pl
         shown, visible = await page.locator("[data-seat-id='B120']").bounding_box(), await seat_map.bounding_box()
         assert visible["x"] <= shown["x"] and shown["x"] + shown["width"] <= visible["x"] + visible["width"]
         await page.close()
+
+
+async def test_the_keyboard_goes_on_to_the_next_step_after_hold_and_pay(browser, platform: RunningPlatform) -> None:
+    """Found from outside: after Hold, Pay or Cancel (buttons that hide or disable themselves) the focus fell to
+    the page itself, and a keyboard user had to Tab from the top again."""
+    page = await open_monitor(browser, platform.base_url)
+    await page.fill("#user-id", "keyboard_buyer")
+    await page.dispatch_event("#user-id", "change")
+    await page.focus("[data-seat-id='O9']")
+    await page.keyboard.press("Enter")
+    await page.focus("#hold-button")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#hold-panel:visible", timeout=10_000)
+    await page.wait_for_function("() => document.activeElement?.id === 'card-number'", timeout=5_000)
+    assert await page.input_value("#card-number") == "4242424242424242"  # the test card, filled in
+    await page.focus("#pay-button")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#booking-result")).to_contain_text("confirmed", timeout=15_000)
+    focused = await page.evaluate("() => document.activeElement?.getAttribute('data-seat-id')")
+    assert focused is not None, await page.evaluate("() => document.activeElement?.outerHTML")
+    await page.close()

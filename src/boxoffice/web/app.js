@@ -1230,6 +1230,14 @@ function startHold(booking) {
   state.countdownTimer = setInterval(tickCountdown, 250);
   const from = booking.fromWaitlist ? " from the waiting list" : "";
   showResult(`Seats ${seatList(booking.seatIds)}${from} held for you. Pay before the time runs out.`, "info");
+  keepFocus($("card-number"));
+}
+
+// A control that hides or disables itself (Hold, Pay, Cancel) would send the keyboard back to the top of the
+// page: the focus goes to the next step instead.
+function keepFocus(next) {
+  const active = document.activeElement;
+  if (!active || active === document.body || active.disabled || active.closest("[hidden]")) next?.focus();
 }
 
 function tickCountdown() {
@@ -1345,6 +1353,7 @@ function finishHold(outcome, detail) {
   const [text, kind] = messages[outcome] || messages.cancelled;
   showResult(text, kind);
   onOfferFinished(hold.bookingId, outcome);
+  keepFocus(state.seats.get(state.focusSeatId)?.el);
 }
 
 function setPanelBusy(busy) {
