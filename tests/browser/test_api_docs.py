@@ -50,3 +50,15 @@ async def test_the_assets_are_served_by_the_gateway(platform: RunningPlatform, a
         assert b"//cdn." not in served.content  # nothing in them asks a CDN for anything
         again = await client.get(f"/static/docs/{asset}", headers={"If-None-Match": served.headers["etag"]})
         assert again.status_code == 304  # a browser keeps its copy
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+async def test_on_a_phone_the_docs_are_drawn_at_the_phones_width(browser, platform: RunningPlatform,
+                                                                path: str) -> None:
+    """Found from outside: without a viewport a phone drew them 980 px wide and shrank them unreadable."""
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        await page.goto(f"{platform.base_url}{path}")
+        assert await page.evaluate("() => window.innerWidth") == 390
+    finally:
+        await page.close()

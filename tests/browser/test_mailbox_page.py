@@ -62,3 +62,21 @@ async def test_the_list_fits_its_pane_and_long_subjects_end_in_an_ellipsis(brows
             assert await detail.evaluate("d => d.scrollWidth <= d.clientWidth"), "the message is wider than its pane"
         finally:
             await page.close()
+
+
+async def test_on_a_phone_the_page_is_drawn_at_the_phones_width_with_the_message_below_the_list(
+        browser, tmp_path: Path) -> None:
+    """Found from outside: without a viewport the phone drew the page 980 px wide and shrank it unreadable."""
+    async with running_mailbox(tmp_path) as mailbox:
+        await SmtpSender(f"smtp://127.0.0.1:{mailbox.smtp_port}").send(ticket_email())
+        page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        try:
+            await page.goto(mailbox.web_url)
+            await page.locator("#rows tr", has_text="Your tickets").click(timeout=10000)
+            await page.locator("#detail h2", has_text="Your tickets for Test event").wait_for(timeout=10000)
+            assert await page.evaluate("() => window.innerWidth") == 390
+            listed, shown = await page.locator("#list").bounding_box(), await page.locator("#detail").bounding_box()
+            assert listed["width"] <= 390 and shown["width"] <= 390
+            assert listed["y"] + listed["height"] <= shown["y"], (listed, shown)
+        finally:
+            await page.close()

@@ -24,6 +24,7 @@ router = APIRouter(include_in_schema=False)
 
 _SWAGGER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>boxoffice API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="/static/docs/favicon.png"><link rel="stylesheet" href="/static/docs/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/static/docs/swagger-ui-bundle.js"></script><script src="/static/swagger-init.js"></script>
@@ -31,6 +32,7 @@ _SWAGGER = """<!doctype html>
 
 _REDOC = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>boxoffice API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="/static/docs/favicon.png"></head>
 <body><redoc spec-url="/openapi.json" disable-search></redoc><script src="/static/docs/redoc.standalone.js"></script>
 </body></html>"""
