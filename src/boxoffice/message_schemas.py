@@ -500,6 +500,9 @@ def _envelope_problem(message: Message, topic: str) -> str | None:
         return "occurredAt is not a string of 1 to 64 characters"
     if type(message.version) is not int:
         return "version is not an integer"
+    if message.version != 1:
+        # A newer producer's message is kept in the dead letters, to replay once this consumer reads it.
+        return f"version is {message.version}: this consumer reads version 1"
     if not isinstance(data, dict):
         return "data is not an object"
     return None

@@ -219,6 +219,8 @@ def test_a_message_of_another_topic_is_refused(topic: str) -> None:
     ("requestId", "req\x00", "requestId is not a string"),
     ("occurredAt", 12, "occurredAt is not a string"), ("occurredAt", HUGE, "occurredAt is not a string"),
     ("version", "1", "version is not an integer"), ("version", True, "version is not an integer"),
+    # Found from outside: a version 2 message was read as version 1 (a hold was granted).
+    ("version", 2, "version is 2: this consumer reads version 1"), ("version", 0, "version is 0"),
 ])
 @pytest.mark.parametrize("topic", ALL_TOPICS)
 def test_a_malformed_envelope_is_refused(topic: str, field: str, value: object, reason: str) -> None:
