@@ -182,13 +182,16 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
 
 @app.command()
 def down() -> None:
-    """Stop everything started by `up --detach`."""
+    """Stop the platform that `up` started under this data directory (detached, or in another terminal)."""
     from boxoffice import platform
 
     settings = _settings_to_stop()
     with console.status("Stopping services, broker and database..."):
         stopped = platform.down(settings)
-    console.print("boxoffice stopped." if stopped else "boxoffice was not running.")
+    # Where it looked: `boxoffice` run from another directory looks under that one's .boxoffice.
+    console.print("boxoffice stopped." if stopped else
+                  f"boxoffice was not running under {settings.data_path.resolve()} (for one started from another "
+                  "directory, set BOXOFFICE_DATA_DIR to its data directory).", soft_wrap=True)
 
 
 @app.command()
