@@ -3,6 +3,8 @@ admission rate, polled while the event is on screen; for an event without one, n
 
 from __future__ import annotations
 
+import re
+
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +76,9 @@ async def test_the_monitor_shows_the_waiting_room_of_an_event_that_has_one(
         await expect(page.locator("#queue-rate")).to_have_text("600")
         opens = page.locator("#queue-opens")
         await expect(opens).to_contain_text("opens")
+        # The page's own time zone, named (a browser's local time, not the UTC the emails show).
+        await expect(opens).to_have_text(re.compile(r"\d \S*(AM|PM)? (UTC|GMT[+-]?\d*|[A-Z]{3,5})$"))
+        await expect(page.locator("#event-date")).to_have_text(re.compile(r" (UTC|GMT[+-]?\d*|[A-Z]{3,5})$"))
         await expect(opens).to_have_attribute("datetime", event["onSale"]["opensAt"])
         await expect(page.locator("#queue-panel .queue-figures")).to_have_attribute("aria-live", "polite")
 

@@ -12,6 +12,9 @@
 // all of that rebuilt (hit-testing, a focus model, an accessible fallback) to save a second at load.
 "use strict";
 
+// An event's start in the page's own time zone, which is named: it is not the venue's (nor the emails' UTC).
+const STARTS_AT_FORMAT = { weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "numeric",
+  minute: "2-digit", timeZoneName: "short" };
 const DEFAULT_EVENT = "taylor_swift_concert";
 const MAX_SELECTED = 10;          // the gateway's per-booking seat limit
 const LOG_LIMIT = 50;
@@ -181,7 +184,7 @@ function showEventHeader(event) {
   $("event-meta").hidden = false;
   const date = $("event-date");
   date.dateTime = event.startsAt;
-  date.textContent = new Date(event.startsAt).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+  date.textContent = new Date(event.startsAt).toLocaleString(undefined, STARTS_AT_FORMAT);
   $("price-list").textContent = (event.priceCategories || [])
     .map((c) => `${c.name} ${money(c.price, event.currency)}`).join(" · ");
   showBestAvailable(event);
@@ -266,7 +269,7 @@ function showQueue(event) {
   const opens = $("queue-opens");
   opens.dateTime = onSale.opensAt;
   setFigure(opens, queue.opened ? "open" : `opens ${new Date(onSale.opensAt).toLocaleString(undefined,
-    { dateStyle: "medium", timeStyle: "medium" })}`);
+    { dateStyle: "medium", timeStyle: "long" })}`);
   setFigure($("queue-size"), queue.size);
   setFigure($("queue-waiting"), queue.waiting);
   setFigure($("queue-serving"), queue.servingPosition);

@@ -5,6 +5,9 @@
 // GET /metrics (platform-wide counters and gauges); the waiting room's figures from GET /events/{id}.
 "use strict";
 
+// An event's start in the page's own time zone, which is named: it is not the venue's (nor the emails' UTC).
+const STARTS_AT_FORMAT = { weekday: "long", year: "numeric", month: "long", day: "numeric", hour: "numeric",
+  minute: "2-digit", timeZoneName: "short" };
 const SAMPLE_MS = 1000;         // one point of the chart a second
 const CHART_POINTS = 600;       // ten minutes on screen
 const RATE_WINDOW_MS = 10_000;  // rates are averaged over the last ten seconds
@@ -62,7 +65,7 @@ function showEvent(event) {
   $("event-meta").hidden = false;
   const date = $("event-date");
   date.dateTime = event.startsAt;
-  date.textContent = new Date(event.startsAt).toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+  date.textContent = new Date(event.startsAt).toLocaleString(undefined, STARTS_AT_FORMAT);
   showRevenue();
   const room = event.onSale?.waitingRoom && event.queue;
   $("queue-panel").hidden = !room;
@@ -73,7 +76,7 @@ function showEvent(event) {
   const rate = event.onSale.admitPerMinute;
   setText("queue-rate", rate === "auto" ? "auto (as the booking side takes them)" : `${rate} a minute`);
   setText("queue-opens", event.queue.opened ? "open" :
-    `opens ${new Date(event.onSale.opensAt).toLocaleTimeString()}`);
+    `opens ${new Date(event.onSale.opensAt).toLocaleTimeString(undefined, { timeZoneName: "short" })}`);
 }
 
 function showError(text) {

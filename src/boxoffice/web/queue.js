@@ -42,7 +42,7 @@ function show(status) {
   $("queue-progress").setAttribute("aria-valuenow", String(done));
   if (status.status === "waiting") {
     $("queue-state").textContent = status.position === null
-      ? `The sale opens at ${new Date(status.opensAt).toLocaleTimeString()}; your place is drawn then.`
+      ? `The sale opens at ${new Date(status.opensAt).toLocaleTimeString(undefined, { timeZoneName: "short" })}; your place is drawn then.`
       : "You are in the queue.";
   } else if (admitted) {
     $("queue-state").textContent = "It is your turn: taking you to the seats…";
