@@ -86,7 +86,8 @@ async def test_the_dashboard_shows_the_waiting_room(browser, platform: RunningPl
                 assert joined.status_code == 201, joined.text
             await expect(page.locator("#queue-size")).to_have_text("2", timeout=10_000)
             await expect(page.locator("#queue-rate")).to_have_text("120 a minute")
-            await expect(page.locator("#queue-opens")).to_have_text(re.compile(r"^opens .* (UTC|GMT[+-]?\d*|[A-Z]{3,5})$"))
+            await expect(page.locator("#queue-opens")).to_have_text(
+                re.compile(r"^opens .* (UTC|GMT[+-]?\d*|[A-Z]{3,5})$"))
             assert refused == []
         finally:
             await context.close()

@@ -4,7 +4,6 @@ admission rate, polled while the event is on screen; for an event without one, n
 from __future__ import annotations
 
 import re
-
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
