@@ -31,6 +31,7 @@ async def test_a_visitor_waits_is_admitted_and_holds_a_seat(browser, platform: R
         await page.goto(f"{platform.base_url}/events/{event_id}/queue")
         await page.wait_for_selector("#queue-state:has-text('your place is drawn then')", timeout=15_000)
         assert await page.text_content("#queue-position") == "drawn at the opening"
+        assert await page.text_content("#queue-wait-label") == "Sale opens in"  # not a wait for a turn yet
 
         opened = await api.put(f"/events/{event_id}/onsale", json={
             "opensAt": datetime.now(UTC).isoformat(), "waitingRoom": True, "admitPerMinute": 600})

@@ -33,6 +33,8 @@ function show(status) {
   const admitted = status.status === "admitted";
   $("queue-position").textContent = status.position ?? "drawn at the opening";
   $("queue-ahead").textContent = status.ahead ?? "–";
+  // Before the draw, the wait is the time until the opening, and says so.
+  $("queue-wait-label").textContent = status.position === null && !admitted ? "Sale opens in" : "Estimated wait";
   $("queue-wait").textContent = admitted ? "0 s" : wait(status.estimatedWaitSeconds);
   const counting = !admitted && status.status === "waiting" && typeof status.estimatedWaitSeconds === "number";
   estimate = counting ? { seconds: status.estimatedWaitSeconds, at: Date.now() } : null;
@@ -41,9 +43,9 @@ function show(status) {
   $("queue-progress-bar").style.width = `${Math.max(0, Math.min(100, done))}%`;
   $("queue-progress").setAttribute("aria-valuenow", String(done));
   if (status.status === "waiting") {
+    const opensAt = new Date(status.opensAt).toLocaleTimeString(undefined, { timeZoneName: "short" });
     $("queue-state").textContent = status.position === null
-      ? `The sale opens at ${new Date(status.opensAt).toLocaleTimeString(undefined, { timeZoneName: "short" })}; your place is drawn then.`
-      : "You are in the queue.";
+      ? `The sale opens at ${opensAt}; your place is drawn then.` : "You are in the queue.";
   } else if (admitted) {
     $("queue-state").textContent = "It is your turn: taking you to the seats…";
     const target = new URL("/", location.origin);
