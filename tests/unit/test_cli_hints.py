@@ -110,3 +110,15 @@ def test_with_accounts_up_shows_the_way_to_a_token_not_a_hold_that_would_be_refu
     cli.print_started(terminal, runtime, Path("/logs"), 6.7, detach=True, accounts=True)
     printed = terminal.export_text()
     assert "curl" not in printed and "/auth/register" in printed and "/auth/token" in printed
+
+
+def test_piped_output_keeps_a_long_sentence_on_one_line() -> None:
+    """Found from outside: `bench` piped to a file broke its sentences at 160 columns."""
+    import subprocess
+    import sys
+
+    sentence = " ".join(["platform stopped; its logs are in /tmp/somewhere"] * 6)
+    printed = subprocess.run(
+        [sys.executable, "-c", f"from boxoffice.entrypoints.cli import console; console.print({sentence!r})"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert printed.stdout == sentence + "\n"

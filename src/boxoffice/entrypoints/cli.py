@@ -34,8 +34,9 @@ typer.core.TyperOption.display_type_rich = _no_value_for_a_flag  # type: ignore[
 
 app = typer.Typer(help="boxoffice: event-driven ticket booking over Kafka and PostgreSQL.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-# Piped or captured output gets wide tables instead of truncated 80-column ones.
-console = Console() if sys.stdout.isatty() else Console(width=160)
+# Piped or captured output gets wide tables instead of truncated 80-column ones, and sentences and commands
+# are not broken into lines (a pipe or a log file has no width to fit).
+console = Console() if sys.stdout.isatty() else Console(width=160, soft_wrap=True)
 
 
 def invoked_as() -> str:
