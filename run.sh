@@ -14,6 +14,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+  # One install serves both `up` and `test` (the tests' tools come with it).
+  echo "Installing boxoffice and its dependencies from PyPI into $venv (once; a minute or two)..." >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -e "$here[test]"
   touch "$stamp"
