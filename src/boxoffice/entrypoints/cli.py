@@ -149,7 +149,7 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
     # A platform an earlier `up` started keeps running as it was started: this one neither owns nor restarts it.
     if already:
         console.print(Text(_commands(f"It was already running under {settings.data_path} (started by an earlier "
-                                     "`boxoffice up`): settings given now do not apply to it. To change them, "
+                                     "`boxoffice up`) and keeps the settings it was started with. To change them, "
                                      "`boxoffice down` first."), style="yellow"), soft_wrap=True, highlight=False)
     print_started(console, runtime, settings.data_path / "logs", time.monotonic() - started, detach or already,
                   accounts=settings.auth_on, already=already)
