@@ -74,12 +74,17 @@ async def test_best_available_holds_seats_together_and_refuses_what_does_not_fit
         await expect(page.locator("#booking-result")).to_contain_text("confirmed", timeout=15_000)
         await expect(button).to_be_enabled()
 
-        # Five front seats are left, but a row has only four: nothing fits together.
-        await page.select_option("#best-quantity", "5")
-        await page.get_by_role("button", name="Find 5 best seats").click()
+        # No more than a row's four are offered; with B2 held by another buyer, four front seats are left
+        # (A4, B1, B3, B4), none four together.
+        assert await page.locator("#best-quantity option").all_text_contents() == ["1", "2", "3", "4"]
+        other = await api.post("/bookings", json={"eventId": event_id, "seatIds": ["B2"], "userId": "other_buyer"})
+        assert other.status_code == 201, other.text
+        await page.wait_for_selector("[data-seat-id='B2'][data-status='RESERVED']", state="attached", timeout=10_000)
+        await page.select_option("#best-quantity", "4")
+        await page.get_by_role("button", name="Find 4 best seats").click()
         result = page.locator("#booking-result[data-kind='error']")
-        await expect(result).to_contain_text("not 5 together", timeout=10_000)
-        again = await api.post("/bookings", json={"eventId": event_id, "quantity": 5, "categoryId": "front",
+        await expect(result).to_contain_text("not 4 together", timeout=10_000)
+        again = await api.post("/bookings", json={"eventId": event_id, "quantity": 4, "categoryId": "front",
                                                   "userId": BUYER})
         assert again.status_code == 409 and again.json()["code"] == "not_enough_adjacent"
         await expect(result).to_have_text(again.json()["error"])
@@ -87,6 +92,6 @@ async def test_best_available_holds_seats_together_and_refuses_what_does_not_fit
         await expect(panel).to_be_hidden()
         await expect(page.locator("#seat-map .seat.mine")).to_have_count(0)
         statuses = await seat_statuses(api, event_id)
-        assert sorted(s for s, status in statuses.items() if status != "AVAILABLE") == sorted(shown)
+        assert sorted(s for s, status in statuses.items() if status != "AVAILABLE") == sorted([*shown, "B2"])
         assert all(statuses[s] == "BOOKED" for s in shown)
     await page.close()

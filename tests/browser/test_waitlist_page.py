@@ -42,6 +42,10 @@ async def test_join_the_waiting_list_of_a_sold_out_event_and_pay_the_offer(
         box = page.locator("#waitlist")
         await expect(box).to_be_visible(timeout=10_000)
         await page.fill("#user-id", BUYER)
+        # Found from outside: 1 to 10 were offered for a hall whose row has 2 seats, and best available stayed on.
+        offered = await page.locator("#waitlist-quantity option").all_text_contents()
+        assert offered == ["1", "2"] == await page.locator("#best-quantity option").all_text_contents(), offered
+        await expect(page.locator("#best-button")).to_be_disabled()
         await page.select_option("#waitlist-quantity", "2")
         await page.get_by_role("button", name="Join the waiting list").click()
 

@@ -425,6 +425,7 @@ function renderMap(seats) {
   const map = $("seat-map");
   map.classList.toggle("compact", seats.length > COMPACT_ABOVE);
   map.replaceChildren();
+  offerQuantitiesUpTo(Math.min(MAX_SELECTED, Math.max(1, ...state.rows.map((row) => row.length))));
   state.focusSeatId = state.seats.has(focusedBefore) ? focusedBefore : (state.order[0] ?? null);
   dropUnavailableSelections();
   drawRows(++state.drawId, 0, null);
@@ -657,6 +658,7 @@ function setCounts(counts) {
   $("progress-booked").style.width = `${sold}%`;
   $("progress-reserved").style.width = `${held}%`;
   showWaitlistBox();
+  updateBestButton();
 }
 
 function formatPercent(value) {
@@ -989,10 +991,26 @@ function showQueueNeeded(eventId, expired) {
 
 function initBestAvailable() {
   const quantity = $("best-quantity");
-  for (let n = 1; n <= MAX_SELECTED; n++) quantity.append(new Option(String(n), String(n)));
+  offerQuantities(quantity, MAX_SELECTED);
   quantity.value = "2";
   quantity.addEventListener("change", updateBestButton);
   $("best-available").addEventListener("submit", (e) => { e.preventDefault(); holdBestAvailable(); });
+}
+
+// Seats together come from one row: no more can be asked of best available or the waiting list than the
+// event's longest row has (the service would refuse it).
+function offerQuantitiesUpTo(most) {
+  for (const id of ["best-quantity", "waitlist-quantity"]) {
+    const quantity = $(id);
+    const wanted = Number(quantity.value) || 2;
+    offerQuantities(quantity, most);
+    quantity.value = String(Math.min(wanted, most));
+  }
+  updateBestButton();
+}
+
+function offerQuantities(select, most) {
+  select.replaceChildren(...Array.from({ length: most }, (_, i) => new Option(String(i + 1), String(i + 1))));
 }
 
 function showBestAvailable(event) {
@@ -1006,7 +1024,8 @@ function updateBestButton() {
   const n = Number($("best-quantity").value);
   const button = $("best-button");
   button.textContent = state.finding ? "Finding…" : `Find ${n} best seat${n === 1 ? "" : "s"}`;
-  button.disabled = !state.event || Boolean(state.holding) || state.finding || Boolean(state.hold) || salesClosed();
+  button.disabled = !state.event || Boolean(state.holding) || state.finding || Boolean(state.hold) || salesClosed()
+    || state.available === 0;  // sold out: the waiting list is what is left
 }
 
 async function holdBestAvailable() {
@@ -1034,7 +1053,7 @@ function waitlistKey(eventId) {
 
 function initWaitlist() {
   const quantity = $("waitlist-quantity");
-  for (let n = 1; n <= MAX_SELECTED; n++) quantity.append(new Option(String(n), String(n)));
+  offerQuantities(quantity, MAX_SELECTED);
   quantity.value = "2";
   $("waitlist").addEventListener("submit", (e) => { e.preventDefault(); joinWaitlist(); });
   $("waitlist-leave").addEventListener("click", leaveWaitlist);
