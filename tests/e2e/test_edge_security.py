@@ -350,34 +350,40 @@ async def test_a_websocket_outlives_the_body_timeout(platform: RunningPlatform) 
                     break
 
 
+def start_with_its_port_taken(platform: RunningPlatform, service: str, port: int) -> str:
+    """Stops `service`, binds its port as another process would, and asks `start`: what it said, having failed.
+    The service is started again after (the shared platform serves the tests after this one)."""
+    import subprocess
+    import sys
+
+    assert platform.cli("stop", service).returncode == 0
+    try:
+        # SO_REUSEADDR, as an attacker would: the port's earlier connections may still be in TIME_WAIT.
+        with subprocess.Popen(
+                [sys.executable, "-c", "import socket, sys, time\n"
+                 "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                 "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('bound', flush=True)\n"
+                 "time.sleep(300)", str(port)], stdout=subprocess.PIPE, text=True) as squatter:
+            try:
+                assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
+                started = platform.cli("start", service)
+                assert started.returncode == 1, started.stdout
+                said = started.stdout + started.stderr
+                assert f"port {port} is held by pid {squatter.pid} (python" in said, said
+                return said
+            finally:
+                squatter.kill()
+    finally:
+        again = platform.cli("start", service)
+        assert again.returncode == 0 and "ERROR" not in again.stdout + again.stderr, again.stdout + again.stderr
+
+
 def test_a_port_taken_while_the_gateway_was_stopped_is_named_and_not_taken_for_the_gateway(
         platform: RunningPlatform) -> None:
     """Another process that binds the gateway's port between `stop gateway` and `start gateway` would take the
     buyers' requests; `start` says so and fails instead of saying the gateway started."""
-    import subprocess
-    import sys
-
-    port = urlsplit(platform.base_url).port
-    assert platform.cli("stop", "gateway").returncode == 0
-    try:
-        # SO_REUSEADDR, as an attacker would: the port's earlier connections may still be in TIME_WAIT.
-        squatter = subprocess.Popen(
-            [sys.executable, "-c", "import socket, sys, time\n"
-             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-             "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('bound', flush=True)\n"
-             "time.sleep(300)", str(port)], stdout=subprocess.PIPE, text=True)
-        try:
-            assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
-            started = platform.cli("start", "gateway")
-            assert started.returncode == 1, started.stdout
-            said = started.stdout + started.stderr
-            assert f"port {port} is held by pid {squatter.pid} (python" in said and "not by the gateway" in said, said
-        finally:
-            squatter.kill()
-            squatter.wait()
-    finally:  # the shared platform's gateway serves the tests after this one
-        again = platform.cli("start", "gateway")
-    assert again.returncode == 0, again.stdout + again.stderr
+    said = start_with_its_port_taken(platform, "gateway", int(str(urlsplit(platform.base_url).port)))
+    assert "not by the gateway" in said, said
     assert httpx.get(f"{platform.base_url}/health", timeout=10).json()["services"]["gateway"]["status"] == "up"
 
 
@@ -386,30 +392,8 @@ def test_a_realtime_port_taken_while_realtime_was_stopped_is_named_and_start_fai
     """Found from outside, as a local user: bound between `stop realtime` and `start realtime`, the port got the
     live streams the gateway relays (a made-up seat map reached the browser), while `start` said ERROR (spawn
     error) and exited 0."""
-    import subprocess
-    import sys
-
-    port = int(str(platform.runtime["realtime_port"]))
-    assert platform.cli("stop", "realtime").returncode == 0
-    try:
-        squatter = subprocess.Popen(
-            [sys.executable, "-c", "import socket, sys, time\n"
-             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-             "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('bound', flush=True)\n"
-             "time.sleep(300)", str(port)], stdout=subprocess.PIPE, text=True)
-        try:
-            assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
-            started = platform.cli("start", "realtime")
-            assert started.returncode == 1, started.stdout
-            said = started.stdout + started.stderr
-            assert f"port {port} is held by pid {squatter.pid} (python" in said and "not by the realtime" in said, said
-        finally:
-            squatter.kill()
-            squatter.wait()
-    finally:  # the shared platform's realtime serves the tests after this one
-        again = platform.cli("start", "realtime")
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "ERROR" not in again.stdout + again.stderr
+    said = start_with_its_port_taken(platform, "realtime", int(str(platform.runtime["realtime_port"])))
+    assert "not by the realtime service" in said, said
 
 
 def test_start_gateway_waits_for_the_running_platforms_port_not_the_shells(platform: RunningPlatform) -> None:
