@@ -305,8 +305,9 @@ def refuse_a_foreign_data_dir(data: Path) -> None:
                             "another (BOXOFFICE_DATA_DIR)")
 
 
-def up(settings: Settings) -> Runtime:
-    """Starts everything under supervisord and returns once every service is healthy."""
+def up(settings: Settings, stopping: Callable[[], None] | None = None) -> Runtime:
+    """Starts everything under supervisord and returns once every service is healthy. Interrupted, it stops what
+    had started (telling `stopping` first: that takes some seconds)."""
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     refuse_a_foreign_data_dir(data)
@@ -355,6 +356,8 @@ def up(settings: Settings) -> Runtime:
         supervisor.ctl("start", f"{SERVICE_GROUP}:*", check=True)
         wait_healthy(settings, runtime)
     except BaseException:
+        if stopping is not None:
+            stopping()
         supervisor.shutdown(starting=True)
         raise
     return runtime

@@ -137,9 +137,9 @@ def up(detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once 
     # A terminal closed or a kill while starting stops what was started, as Ctrl-C does: nothing comes up later.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _interrupt)
-    with console.status("Starting broker, database and services..."):
+    with console.status("Starting broker, database and services...") as starting:
         try:
-            runtime = platform.up(settings)
+            runtime = platform.up(settings, stopping=lambda: starting.update("Stopping what had started..."))
         except platform.PlatformError as exc:
             _fail(str(exc))
             return
