@@ -9,6 +9,7 @@ import random
 import signal
 import socket
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -226,3 +227,59 @@ async def test_the_stream_carries_the_headers_of_every_answer(client: httpx.Asyn
         assert response.headers["content-type"] == "text/event-stream"
         assert (response.headers["x-content-type-options"], response.headers["referrer-policy"],
                 response.headers["x-frame-options"]) == ("nosniff", "no-referrer", "DENY")
+
+
+async def _read_until(reader: asyncio.StreamReader, wanted: bytes, seconds: float = 10) -> bytes:
+    """What the connection sent up to and including `wanted` (TimeoutError if it never comes)."""
+    got = b""
+    async with asyncio.timeout(seconds):
+        while wanted not in got:
+            chunk = await reader.read(65536)
+            assert chunk, f"closed before {wanted!r}: {got[:300]!r}"
+            got += chunk
+    return got
+
+
+@pytest.mark.parametrize("where", ["header", "query"])
+async def test_a_last_event_id_too_long_to_be_a_change_number_gets_a_snapshot(platform: RunningPlatform,
+                                                                            where: str) -> None:
+    """Found from outside: 5,000 digits made the realtime service fail reading it as a number, and the request
+    was never answered (the connection stayed open and silent for good)."""
+    digits = "7" * 5000
+    target = f"/events/{EVENT}/live" + (f"?lastEventId={digits}" if where == "query" else "")
+    header = f"Last-Event-ID: {digits}\r\n" if where == "header" else ""
+    reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(platform.base_url).port)
+    try:
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\n{header}\r\n".encode())
+        got = await _read_until(reader, b"\n\n")
+        assert got.startswith(b"HTTP/1.1 200 OK"), got[:200]
+        assert b'"type":"snapshot"' in got.split(b"\r\n\r\n", 1)[1], got[:400]
+    finally:
+        writer.close()
+
+
+async def test_live_requests_pipelined_on_one_connection_make_one_stream(client: httpx.AsyncClient,
+                                                                        platform: RunningPlatform) -> None:
+    """Found from outside: each live request pipelined behind the first was handed to a realtime process too,
+    so one connection carried many streams (50 requests of 3 KB brought back 3.4 MB): one stream, the rest
+    dropped."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", urlsplit(platform.base_url).port)
+    try:
+        writer.write(f"GET /events/{EVENT}/live HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                     + b"GET /events/jazz_night/live HTTP/1.1\r\nHost: x\r\n\r\n" * 5)
+        got = await _read_until(reader, b"\n\n")
+        seat = random.choice([s for s, status in (await seat_statuses(client, EVENT)).items() if status == "AVAILABLE"])
+        assert (await book(client, EVENT, [seat], "pipelining_watcher")).status_code == 201
+        got += await _read_until(reader, f'"{seat}"'.encode())
+        # The later requests were handed over (or not) in the same turn as the first: by the change, all are in.
+        assert got.count(b"HTTP/1.1 ") == 1 and b'"eventId":"jazz_night"' not in got, got[:2000]
+    finally:
+        writer.close()
+
+
+async def test_an_error_written_by_a_realtime_process_carries_the_headers_of_every_answer(
+        client: httpx.AsyncClient) -> None:
+    missing = await client.get("/events/no_such_event_xyz/live")
+    assert missing.status_code == 404 and missing.json()["code"] == "event_not_found"
+    assert (missing.headers["x-content-type-options"], missing.headers["referrer-policy"],
+            missing.headers["x-frame-options"]) == ("nosniff", "no-referrer", "DENY")

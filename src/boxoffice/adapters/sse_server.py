@@ -35,9 +35,10 @@ HEAD_WITHIN_SECONDS = 10.0
 BACKLOG_LIMIT_BYTES = 1 << 20  # a connection this far behind is dropped and resumes after reconnecting
 _LIVE = re.compile(r"^/events/([A-Za-z0-9][A-Za-z0-9_-]{0,63})/live$")
 # With the headers the gateway puts on every answer (its EVERY_ANSWER_HEADERS): the stream is written here.
+# What every answer of the platform carries (the gateway's middleware adds them to its own).
+_EVERY_ANSWER = b"X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n"
 _SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-             b"X-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
-             b"X-Frame-Options: DENY\r\nConnection: close\r\n\r\n")
+             b"X-Accel-Buffering: no\r\n" + _EVERY_ANSWER + b"Connection: close\r\n\r\n")
 
 
 class TransportSubscriber(Subscriber):
@@ -81,7 +82,7 @@ class LiveConnection(asyncio.Protocol):
             self._started = True
             if self._head_timer is not None:
                 self._head_timer.cancel()
-            self._serving = asyncio.ensure_future(self._serve(self._request.split(b"\r\n\r\n", 1)[0]))
+            self._serving = asyncio.ensure_future(self._serve_or_fail(self._request.split(b"\r\n\r\n", 1)[0]))
         elif len(self._request) > MAX_REQUEST_BYTES:
             self._reply(431, {"success": False, "error": "Request headers too large", "code": "bad_request"})
 
@@ -90,6 +91,16 @@ class LiveConnection(asyncio.Protocol):
             self._head_timer.cancel()
         if self._subscriber is not None:
             self._hub.unsubscribe(self._subscriber)
+
+    async def _serve_or_fail(self, head: bytes) -> None:
+        """A request that fails unforeseen is answered, never left open without a word (its head timer is off)."""
+        try:
+            await self._serve(head)
+        except Exception:
+            log.exception("serving a live request failed")
+            if self._subscriber is None:
+                self._reply(500, {"success": False, "error": "Something went wrong on our side",
+                                  "code": "internal_error"})
 
     async def _serve(self, head: bytes) -> None:
         lines = head.decode("latin-1").split("\r\n")
@@ -108,7 +119,8 @@ class LiveConnection(asyncio.Protocol):
             return
         event_id = match.group(1)
         raw_last = headers.get("last-event-id") or parse_qs(target.query).get("lastEventId", [""])[0]
-        last_seen = int(raw_last) if raw_last.isascii() and raw_last.isdigit() else None
+        # At most a bigint's 19 digits: Python refuses to read an int of over 4,300, and none is that large.
+        last_seen = int(raw_last) if raw_last.isascii() and raw_last.isdigit() and len(raw_last) <= 19 else None
         try:
             seat_map = await self._hub.seat_map(event_id)
         except Exception as exc:  # the database blinked: the browser retries
@@ -135,10 +147,11 @@ class LiveConnection(asyncio.Protocol):
             return
         payload = orjson.dumps(body)
         reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-                  431: "Request Header Fields Too Large",
+                  431: "Request Header Fields Too Large", 500: "Internal Server Error",
                   503: "Service Unavailable"}.get(status, "Error")
-        self._transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                              b"Connection: close\r\n\r\n%s" % (status, reason.encode(), len(payload), payload))
+        self._transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s"
+                              b"Connection: close\r\n\r\n%s"
+                              % (status, reason.encode(), len(payload), _EVERY_ANSWER, payload))
         self._transport.close()
 
 

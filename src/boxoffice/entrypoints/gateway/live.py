@@ -59,7 +59,8 @@ async def _open_stream(gw: Gateway, event_id: str,
         reader, writer = await asyncio.open_connection(target.hostname, target.port)
     except OSError:
         return error(503, "live_unavailable", _UNAVAILABLE, headers={"Retry-After": "2"})
-    resume = f"Last-Event-ID: {last}\r\n" if last.isascii() and last.isdigit() else ""  # "²" is a digit too
+    # "²" is a digit too; more than a bigint's 19 digits is no change number.
+    resume = f"Last-Event-ID: {last}\r\n" if last.isascii() and last.isdigit() and len(last) <= 19 else ""
     writer.write(f"GET /events/{event_id}/live HTTP/1.1\r\nHost: realtime\r\n{resume}\r\n".encode())
     try:
         async with asyncio.timeout(10):

@@ -17,7 +17,7 @@ import asyncio
 import re
 import socket
 import time
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
@@ -49,6 +49,12 @@ def _with_request_id(answer: bytes) -> bytes:
 
 _UNAVAILABLE = _closing_answer(b"503 Service Unavailable", "Live updates are unavailable right now; retry in a moment",
                                "live_unavailable", b"Retry-After: 2\r\n")
+
+
+def resume_after(last_event_id: bytes) -> bytes:
+    """The change number a stream resumes after, passed on only as the realtime service keeps them (a
+    PostgreSQL bigint, at most 19 digits); anything else gets a fresh snapshot."""
+    return last_event_id if last_event_id.isdigit() and len(last_event_id) <= 19 else b""
 
 
 class _Handoff:
@@ -180,8 +186,8 @@ class LiveSplicingProtocol(DirectAnswers):
             self._refuse(_TOO_SLOW)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return  # what is still coming of a refused head is dropped, never parsed or kept
+        if self._refused or self._spliced:
+            return  # what is still coming of a refused head, or after a live request, is dropped
         if self._head_bytes >= 0:
             room = MAX_HEAD_BYTES - self._head_bytes
             # Over the limit unless the head ends within it (the rest of this chunk is body); its end may have
@@ -297,12 +303,15 @@ class LiveSplicingProtocol(DirectAnswers):
     def on_headers_complete(self) -> None:
         self._head_bytes = -1
         self._disarm_head_timer()
+        if self._spliced:
+            return  # a request pipelined behind a live one: the connection is that stream's now
         idle = self.cycle is None or self.cycle.response_complete
         if idle and self.parser.get_method() == b"GET" and _LIVE.match(self.url):
             self._spliced = True
             self._unset_keepalive_if_required()
-            last = dict(self.headers).get(b"last-event-id", b"")
-            self.loop.create_task(self._splice(self.url, last if last.isdigit() else b""))
+            path, _, query = self.url.partition(b"?")
+            last = dict(self.headers).get(b"last-event-id") or parse_qs(query).get(b"lastEventId", [b""])[0]
+            self.loop.create_task(self._splice(path, resume_after(last)))
             return
         cycle = self.cycle
         super().on_headers_complete()
