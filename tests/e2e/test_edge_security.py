@@ -270,6 +270,30 @@ async def _raw_answer(base_url: str, request: bytes, *,
     return status.encode(), headers, body
 
 
+async def test_trailer_fields_of_a_chunked_body_are_neither_headers_nor_kept(edge_platform: RunningPlatform) -> None:
+    """Found from outside: a chunked body's trailer fields were added to the request's headers (an
+    `Idempotency-Key` or `X-Request-ID` sent after the body was applied; a proxy filters only the head), and a
+    stream of them, past the head's 64 KiB limit, grew the gateway's memory 17 times what was sent."""
+    async with httpx.AsyncClient(base_url=edge_platform.base_url, timeout=30) as client:
+        free = [s for s, status in (await seat_statuses(client, EVENT)).items() if status == "AVAILABLE"]
+        key = uuid.uuid4().hex
+        body = json.dumps({"eventId": EVENT, "seatIds": [free[0]], "userId": "trailer_sender"}).encode()
+        before = _gateway_rss_kib(edge_platform)
+        status, headers, _ = await _raw_answer(edge_platform.base_url, (
+            b"POST /bookings HTTP/1.1\r\nHost: boxoffice\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n" % (len(body), body)
+            + b"Idempotency-Key: " + key.encode() + b"\r\nX-Request-ID: from-the-trailer\r\n"
+            + b"a:b\r\n" * 1_000_000 + b"\r\n"))
+        assert status.startswith(b"HTTP/1.1 201 "), status
+        assert headers["x-request-id"] != "from-the-trailer"
+        grown_mib = (_gateway_rss_kib(edge_platform) - before) / 1024
+        assert grown_mib < 30, f"the gateway grew by {grown_mib:.0f} MiB for 5 MiB of trailer fields"
+        # The key in the trailer was not the request's: another hold under it is its own.
+        other = await client.post("/bookings", headers={"Idempotency-Key": key},
+                                  json={"eventId": EVENT, "seatIds": [free[1]], "userId": "trailer_sender"})
+        assert other.status_code == 201, other.text
+
+
 @pytest.mark.parametrize("request_bytes", [
     b"GET /health HTTP/1.1\r\nHost: boxoffice\r\nX-Trace: \x01\r\n\r\n",
     b"NOT HTTP AT ALL\r\n\r\n",

@@ -300,6 +300,13 @@ class LiveSplicingProtocol(DirectAnswers):
         if not self._spliced:
             super().on_message_complete()
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head_bytes == -1:
+            # A chunked body's trailer field: never one of the request's headers (RFC 9110 §6.5.1), and not kept
+            # (a stream of them grew the gateway's memory 17 times what was sent, past the head's 64 KiB).
+            return
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self._head_bytes = -1
         self._disarm_head_timer()
