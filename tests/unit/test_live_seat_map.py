@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from boxoffice import messages as topics
 from boxoffice.messages import Message
-from boxoffice.service_layer.live import LiveSeatMap
+from boxoffice.service_layer.live import LiveSeatMap, change_number
 
 
 def seats(*ids: str) -> list[dict]:
@@ -103,3 +105,12 @@ async def test_changes_that_arrive_together_go_out_in_one_write_per_connection()
         ids = [line for line in watcher.writes[0].split(b"\n") if line.startswith(b"id: ")]
         assert ids == [b"id: 1", b"id: 2", b"id: 3"]
     assert hub.delivered == 9
+
+
+@pytest.mark.parametrize(("given", "number"), [
+    ("0", 0), ("42", 42), ("05", 5), ("9" * 19, 10**19 - 1),
+    ("", None), ("-1", None), ("abc", None), ("²", None), ("١٢", None), ("+5", None), ("5.0", None),
+    ("7" * 20, None), ("7" * 5000, None),  # found from outside: 5,000 digits left a live request unanswered
+])
+def test_a_resume_point_is_a_change_number_of_at_most_19_ascii_digits(given: str, number: int | None) -> None:
+    assert change_number(given) == number

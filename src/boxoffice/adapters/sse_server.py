@@ -23,6 +23,7 @@ import orjson
 
 from boxoffice.adapters.postgres import TRANSIENT_ERRORS
 from boxoffice.logs import Outage
+from boxoffice.service_layer.live import change_number
 from boxoffice.service_layer.live_ports import LiveFeed, Subscriber
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,7 @@ MAX_REQUEST_BYTES = 8192
 HEAD_WITHIN_SECONDS = 10.0
 BACKLOG_LIMIT_BYTES = 1 << 20  # a connection this far behind is dropped and resumes after reconnecting
 _LIVE = re.compile(r"^/events/([A-Za-z0-9][A-Za-z0-9_-]{0,63})/live$")
-# With the headers the gateway puts on every answer (its EVERY_ANSWER_HEADERS): the stream is written here.
-# What every answer of the platform carries (the gateway's middleware adds them to its own).
+# The headers the gateway puts on every answer (its EVERY_ANSWER_HEADERS): the stream and its errors are written here.
 _EVERY_ANSWER = b"X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n"
 _SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
              b"X-Accel-Buffering: no\r\n" + _EVERY_ANSWER + b"Connection: close\r\n\r\n")
@@ -119,8 +119,7 @@ class LiveConnection(asyncio.Protocol):
             return
         event_id = match.group(1)
         raw_last = headers.get("last-event-id") or parse_qs(target.query).get("lastEventId", [""])[0]
-        # At most a bigint's 19 digits: Python refuses to read an int of over 4,300, and none is that large.
-        last_seen = int(raw_last) if raw_last.isascii() and raw_last.isdigit() and len(raw_last) <= 19 else None
+        last_seen = change_number(raw_last)
         try:
             seat_map = await self._hub.seat_map(event_id)
         except Exception as exc:  # the database blinked: the browser retries

@@ -23,6 +23,15 @@ LIVE_TYPES = {
 _COUNTED = {"AVAILABLE": "available", "RESERVED": "reserved", "BOOKED": "booked"}
 
 
+def change_number(last_event_id: str) -> int | None:
+    """The change a stream resumes after, from a `Last-Event-ID` (or `lastEventId`): ASCII digits of at most a
+    PostgreSQL bigint's 19 ("²" is a digit to Python, and it refuses to read an int of over 4,300 digits); None
+    for anything else, which gets a fresh snapshot."""
+    if last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 19:
+        return int(last_event_id)
+    return None
+
+
 @dataclass
 class LiveSeatMap:
     event_id: str

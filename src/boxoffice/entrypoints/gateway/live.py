@@ -20,6 +20,7 @@ from boxoffice.entrypoints.gateway.queue_watch import DATABASE_AWAY
 from boxoffice.entrypoints.gateway.responses import error
 from boxoffice.entrypoints.gateway.schemas import EVENT_ID, ErrorBody
 from boxoffice.entrypoints.gateway.state import Gateway
+from boxoffice.service_layer.live import change_number
 
 router = APIRouter(tags=["live"])
 
@@ -59,8 +60,7 @@ async def _open_stream(gw: Gateway, event_id: str,
         reader, writer = await asyncio.open_connection(target.hostname, target.port)
     except OSError:
         return error(503, "live_unavailable", _UNAVAILABLE, headers={"Retry-After": "2"})
-    # "²" is a digit too; more than a bigint's 19 digits is no change number.
-    resume = f"Last-Event-ID: {last}\r\n" if last.isascii() and last.isdigit() and len(last) <= 19 else ""
+    resume = f"Last-Event-ID: {last}\r\n" if change_number(last) is not None else ""
     writer.write(f"GET /events/{event_id}/live HTTP/1.1\r\nHost: realtime\r\n{resume}\r\n".encode())
     try:
         async with asyncio.timeout(10):

@@ -28,6 +28,7 @@ from boxoffice.entrypoints.gateway import telemetry
 from boxoffice.entrypoints.gateway.direct_answers import DirectAnswers
 from boxoffice.entrypoints.gateway.middleware import EVERY_ANSWER_HEADERS
 from boxoffice.entrypoints.gateway.one_write import HeadWithBody
+from boxoffice.service_layer.live import change_number
 
 _LIVE = re.compile(rb"^/events/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/live(\?[^ ]*)?$")
 BACKLOG_LIMIT_BYTES = 1 << 20
@@ -49,12 +50,6 @@ def _with_request_id(answer: bytes) -> bytes:
 
 _UNAVAILABLE = _closing_answer(b"503 Service Unavailable", "Live updates are unavailable right now; retry in a moment",
                                "live_unavailable", b"Retry-After: 2\r\n")
-
-
-def resume_after(last_event_id: bytes) -> bytes:
-    """The change number a stream resumes after, passed on only as the realtime service keeps them (a
-    PostgreSQL bigint, at most 19 digits); anything else gets a fresh snapshot."""
-    return last_event_id if last_event_id.isdigit() and len(last_event_id) <= 19 else b""
 
 
 class _Handoff:
@@ -318,7 +313,8 @@ class LiveSplicingProtocol(DirectAnswers):
             self._unset_keepalive_if_required()
             path, _, query = self.url.partition(b"?")
             last = dict(self.headers).get(b"last-event-id") or parse_qs(query).get(b"lastEventId", [b""])[0]
-            self.loop.create_task(self._splice(path, resume_after(last)))
+            resume = last if change_number(last.decode("latin-1")) is not None else b""
+            self.loop.create_task(self._splice(path, resume))
             return
         cycle = self.cycle
         super().on_headers_complete()
